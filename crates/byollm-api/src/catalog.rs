@@ -1,0 +1,236 @@
+//! The model catalog (DESIGN §4): every model byollm knows, with its direct-API id,
+//! its Bedrock base model id and the inference profiles built from it
+//! (`reference/aws-facts.md` §6.3), its credit price and its rank for `auto`.
+//!
+//! The data lives in `catalog.json` beside this crate's manifest and is compiled in,
+//! so the server, the policy generator and the emulator all read the same file.
+
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+/// The catalog file, compiled in.
+const CATALOG_JSON: &str = include_str!("../catalog.json");
+
+/// Every known model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// The models, in file order.
+    pub models: Vec<CatalogModel>,
+}
+
+/// Which vendor's API a model speaks natively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    /// Anthropic Messages API.
+    Anthropic,
+    /// OpenAI Chat Completions API.
+    Openai,
+}
+
+/// One model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogModel {
+    /// The public name callers use, e.g. `claude-sonnet-4-6`.
+    pub id: String,
+    /// A name for people.
+    pub display_name: String,
+    /// The vendor family.
+    pub family: Family,
+    /// The id the vendor's own API takes, when it has one.
+    pub direct_api_id: Option<String>,
+    /// How Bedrock serves it, when it does.
+    pub bedrock: Option<BedrockModel>,
+    /// Inference credits per million tokens (direct-API requests only).
+    pub price: Price,
+    /// Higher ranks are preferred by `auto` and tried first on fallback.
+    pub rank: u32,
+}
+
+/// Credit prices.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Credits per million input tokens.
+    pub input_per_mtok: f64,
+    /// Credits per million output tokens.
+    pub output_per_mtok: f64,
+}
+
+/// A model's presence on Bedrock.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BedrockModel {
+    /// The foundation model id, e.g. `anthropic.claude-sonnet-4-6`.
+    pub base_model_id: String,
+    /// The system inference-profile geographies it has (`global`, `us`, `eu`,
+    /// `jp`, `apac`), from Anthropic's table (aws-facts §6.3).
+    pub geos: Vec<String>,
+}
+
+/// One system (cross-Region) inference profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BedrockProfile {
+    /// The profile id, `<geo>.<base-model-id>`.
+    pub id: String,
+    /// Its geography.
+    pub geo: String,
+}
+
+impl Catalog {
+    /// The catalog compiled into this build.
+    pub fn builtin() -> &'static Catalog {
+        static CATALOG: OnceLock<Catalog> = OnceLock::new();
+        CATALOG.get_or_init(|| {
+            #[expect(
+                clippy::expect_used,
+                reason = "the compiled-in file is parsed by a unit test; a bad file cannot ship"
+            )]
+            Catalog::from_json(CATALOG_JSON).expect("catalog.json parses")
+        })
+    }
+
+    /// Parses a catalog document.
+    pub fn from_json(text: &str) -> Result<Catalog, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The model with this public id.
+    pub fn get(&self, model_id: &str) -> Option<&CatalogModel> {
+        self.models.iter().find(|m| m.id == model_id)
+    }
+
+    /// Models ordered by rank, best first.
+    pub fn by_rank(&self) -> Vec<&CatalogModel> {
+        let mut models: Vec<&CatalogModel> = self.models.iter().collect();
+        models.sort_by(|a, b| b.rank.cmp(&a.rank).then_with(|| a.id.cmp(&b.id)));
+        models
+    }
+}
+
+impl BedrockModel {
+    /// Every system inference profile of this model.
+    pub fn profiles(&self) -> Vec<BedrockProfile> {
+        self.geos
+            .iter()
+            .map(|geo| BedrockProfile {
+                id: format!("{geo}.{}", self.base_model_id),
+                geo: geo.clone(),
+            })
+            .collect()
+    }
+
+    /// The profile byollm uses by default from `source_region`: the global profile
+    /// where it exists, else the geographic profile of the region's geography.
+    pub fn default_profile(&self, source_region: &str) -> Option<BedrockProfile> {
+        if self.geos.iter().any(|g| g == "global") {
+            return Some(self.profile("global"));
+        }
+        self.geographic_profile(source_region)
+    }
+
+    /// The geographic (non-global) profile for `source_region`, when the model
+    /// has one there: the fallback when a global profile is refused.
+    pub fn geographic_profile(&self, source_region: &str) -> Option<BedrockProfile> {
+        geos_for_region(source_region)
+            .iter()
+            .find(|geo| self.geos.iter().any(|g| g == *geo))
+            .map(|geo| self.profile(geo))
+    }
+
+    fn profile(&self, geo: &str) -> BedrockProfile {
+        BedrockProfile {
+            id: format!("{geo}.{}", self.base_model_id),
+            geo: geo.to_owned(),
+        }
+    }
+}
+
+/// The geographic profile prefixes a source region may use, most specific first.
+pub fn geos_for_region(region: &str) -> &'static [&'static str] {
+    match region {
+        "ap-northeast-1" | "ap-northeast-3" => &["jp", "apac"],
+        r if r.starts_with("us-gov-") => &["us-gov"],
+        r if r.starts_with("us-") || r.starts_with("ca-") => &["us"],
+        r if r.starts_with("eu-") => &["eu"],
+        r if r.starts_with("ap-") => &["apac"],
+        _ => &[],
+    }
+}
+
+/// The Regions a geographic profile routes to (its destination Regions), which a
+/// permissions policy must allow for the foundation model. `global` routes to every
+/// commercial Region and is granted through the region-less foundation-model ARN
+/// instead (aws-facts §6.1, §6.2), so it has no list here.
+///
+/// These lists are byollm's reading of AWS's published tables; AWS may add Regions,
+/// in which case the generated least-privilege policy is narrower than needed and
+/// Bedrock names the missing destination ARN in its `AccessDeniedException`.
+pub fn destination_regions(geo: &str) -> &'static [&'static str] {
+    match geo {
+        "us" => &["us-east-1", "us-east-2", "us-west-2"],
+        "eu" => &["eu-central-1", "eu-west-1", "eu-west-3", "eu-north-1"],
+        "jp" => &["ap-northeast-1", "ap-northeast-3"],
+        "apac" => &[
+            "ap-northeast-1",
+            "ap-northeast-2",
+            "ap-south-1",
+            "ap-southeast-1",
+            "ap-southeast-2",
+        ],
+        "us-gov" => &["us-gov-east-1", "us-gov-west-1"],
+        _ => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalog_parses_and_ids_are_unique() {
+        let catalog = Catalog::from_json(CATALOG_JSON).unwrap();
+        let mut ids: Vec<&str> = catalog.models.iter().map(|m| m.id.as_str()).collect();
+        ids.sort_unstable();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(before, ids.len(), "duplicate model ids in catalog.json");
+        assert!(catalog.get("claude-sonnet-4-6").is_some());
+    }
+
+    #[test]
+    fn default_profile_prefers_global_then_region_geo() {
+        let catalog = Catalog::builtin();
+        let sonnet = catalog.get("claude-sonnet-4-6").unwrap().bedrock.as_ref().unwrap();
+        assert_eq!(
+            sonnet.default_profile("us-west-2").unwrap().id,
+            "global.anthropic.claude-sonnet-4-6"
+        );
+        assert_eq!(
+            sonnet.geographic_profile("eu-west-1").unwrap().id,
+            "eu.anthropic.claude-sonnet-4-6"
+        );
+        let old = catalog.get("claude-3-7-sonnet").unwrap().bedrock.as_ref().unwrap();
+        assert_eq!(
+            old.default_profile("us-east-1").unwrap().id,
+            "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
+        );
+        assert!(old.default_profile("sa-east-1").is_none());
+    }
+
+    #[test]
+    fn every_geo_in_the_catalog_has_destinations() {
+        for model in &Catalog::builtin().models {
+            for geo in model.bedrock.iter().flat_map(|b| b.geos.iter()) {
+                assert!(
+                    geo == "global" || !destination_regions(geo).is_empty(),
+                    "{}: geo {geo} has no destination regions",
+                    model.id
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! byollm's wire contract: route paths, request and response bodies, the error
+//! body, and the model catalog. Depends on no other byollm crate, so the server,
+//! the clients and the emulator share one definition (DESIGN §6, §10).
+
+pub mod catalog;
+pub mod error;
+pub mod routes;
+pub mod secret;
+pub mod types;
+
+pub use error::{ErrorBody, ErrorDetail};
+pub use secret::SecretValue;

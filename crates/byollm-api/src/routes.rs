@@ -1,0 +1,64 @@
+//! Route paths (DESIGN §3, §6), used by the router, the discovery document and
+//! the clients alike.
+
+/// OIDC discovery document.
+pub const DISCOVERY: &str = "/.well-known/openid-configuration";
+/// The issuer's JSON Web Key Set.
+pub const JWKS: &str = "/.well-known/jwks.json";
+/// Liveness.
+pub const HEALTHZ: &str = "/healthz";
+/// Readiness (the store answers and a signing key is loaded).
+pub const READYZ: &str = "/readyz";
+
+/// The caller's principal and team.
+pub const ME: &str = "/api/v1/me";
+/// The calling member's own settings.
+pub const ME_SETTINGS: &str = "/api/v1/me/settings";
+/// The team's LLM settings.
+pub const TEAM_LLM_SETTINGS: &str = "/api/v1/team/llm-settings";
+/// Team members.
+pub const TEAM_MEMBERS: &str = "/api/v1/team/members";
+/// One team member.
+pub const TEAM_MEMBER: &str = "/api/v1/team/members/{uid}";
+/// API keys.
+pub const API_KEYS: &str = "/api/v1/api-keys";
+/// One API key.
+pub const API_KEY: &str = "/api/v1/api-keys/{id}";
+/// Named agents.
+pub const AGENT_IDENTITIES: &str = "/api/v1/agent/identities";
+/// One named agent.
+pub const AGENT_IDENTITY: &str = "/api/v1/agent/identities/{uid}";
+/// Runs.
+pub const RUNS: &str = "/api/v1/runs";
+/// One run.
+pub const RUN: &str = "/api/v1/runs/{id}";
+/// Finish a run.
+pub const RUN_FINISH: &str = "/api/v1/runs/{id}/finish";
+/// Mint an identity token for a run (its workload token only).
+pub const RUN_IDENTITY_TOKEN: &str = "/api/v1/runs/{id}/identity-token";
+/// Mint an identity token for the calling member.
+pub const IDENTITY_TOKEN: &str = "/api/v1/identity-token";
+/// Usage and credits.
+pub const USAGE: &str = "/api/v1/usage";
+
+/// Routes that need no credentials. Everything else authenticates by default.
+pub const PUBLIC_ROUTES: &[&str] = &[DISCOVERY, JWKS, HEALTHZ, READYZ];
+
+/// Fills a `{param}` placeholder of a route template.
+pub fn fill(template: &str, value: &str) -> String {
+    match (template.find('{'), template.find('}')) {
+        (Some(start), Some(end)) if start < end => {
+            format!("{}{}{}", &template[..start], value, &template[end + 1..])
+        }
+        _ => template.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fill_replaces_the_placeholder() {
+        assert_eq!(super::fill(super::RUN_FINISH, "r1"), "/api/v1/runs/r1/finish");
+        assert_eq!(super::fill(super::ME, "x"), super::ME);
+    }
+}

@@ -1,0 +1,534 @@
+//! Request and response bodies of the HTTP API (DESIGN §6). Request bodies deny
+//! unknown fields, so a typo is a 400 naming the field rather than a silent no-op.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::SecretValue;
+
+/// The audience AWS STS expects (aws-facts §2).
+pub const STS_AUDIENCE: &str = "sts.amazonaws.com";
+
+/// Who an actor is: a member (`user`) or a named agent (`service_account`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorType {
+    /// A team member.
+    User,
+    /// A named agent.
+    ServiceAccount,
+}
+
+impl ActorType {
+    /// The wire and `sub` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorType::User => "user",
+            ActorType::ServiceAccount => "service_account",
+        }
+    }
+}
+
+/// A member's role in a team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Uses the team.
+    Member,
+    /// Configures the team.
+    Admin,
+    /// Owns the team.
+    Owner,
+}
+
+impl Role {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+
+    /// Parses the wire spelling.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "member" => Some(Role::Member),
+            "admin" => Some(Role::Admin),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
+    }
+
+    /// Admins and owners configure the team.
+    pub fn is_admin(self) -> bool {
+        self >= Role::Admin
+    }
+}
+
+/// An actor: `{"type", "uid"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Actor {
+    /// User or named agent.
+    #[serde(rename = "type")]
+    pub actor_type: ActorType,
+    /// The member's or agent's uid.
+    pub uid: String,
+}
+
+// ---------------------------------------------------------------- /me
+
+/// `GET /api/v1/me`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Me {
+    /// What kind of credential called: `member_key`, `agent_key` or `run_token`.
+    pub credential: String,
+    /// The actor the credential acts as.
+    pub actor: Actor,
+    /// The member's role, for member keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// The run, for run workload tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// The team.
+    pub team: TeamInfo,
+}
+
+/// A team.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamInfo {
+    /// The team's uid (it appears in every token subject).
+    pub uid: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// `GET, PUT /api/v1/me/settings`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSettings {
+    /// Route this member through the team's Bedrock when enforcement is
+    /// `respect_user_setting`.
+    pub aws_bedrock_opt_in: bool,
+}
+
+// ---------------------------------------------------------------- settings
+
+/// The team's LLM settings (DESIGN §4, §6). `PUT` replaces the document; a field
+/// left out takes its default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmSettings {
+    /// Per-host settings.
+    pub hosts: Hosts,
+    /// Per-model, per-host settings; a model absent here takes the host defaults.
+    pub models: BTreeMap<String, ModelHosts>,
+    /// When false, a request Bedrock cannot serve never leaves the customer's cloud.
+    pub allow_fallback_outside_cloud: bool,
+    /// `["scoped_principal"]` or `["scoped_principal", "run_id"]`.
+    pub subject_template: Vec<String>,
+    /// Put session tags in identity tokens (needs `sts:TagSession`).
+    pub session_tags: bool,
+    /// Put a source identity in identity tokens (needs `sts:SetSourceIdentity`).
+    pub source_identity: bool,
+    /// Let a run's workload token mint identity tokens (flow 2).
+    pub worker_identity_tokens: bool,
+    /// The audiences tokens may be minted for.
+    pub token_audiences: Vec<String>,
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        Self {
+            hosts: Hosts::default(),
+            models: BTreeMap::new(),
+            allow_fallback_outside_cloud: true,
+            subject_template: vec![SUBJECT_SCOPED_PRINCIPAL.to_owned()],
+            session_tags: false,
+            source_identity: false,
+            worker_identity_tokens: false,
+            token_audiences: vec![STS_AUDIENCE.to_owned()],
+        }
+    }
+}
+
+/// The first, mandatory subject template element.
+pub const SUBJECT_SCOPED_PRINCIPAL: &str = "scoped_principal";
+/// The optional subject template element that appends `:run_id:<run-id>`.
+pub const SUBJECT_RUN_ID: &str = "run_id";
+
+/// Host settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Hosts {
+    /// The team's Amazon Bedrock.
+    pub aws_bedrock: AwsBedrockHost,
+    /// The vendors' own APIs, billed in inference credits.
+    pub direct_api: DirectApiHost,
+}
+
+/// Bedrock host settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsBedrockHost {
+    /// Route through Bedrock at all.
+    pub enabled: bool,
+    /// Whether members must, or may choose to, use Bedrock.
+    pub enforcement: Enforcement,
+    /// The team role, `arn:aws:iam::<account>:role/<name>`.
+    pub role_arn: Option<String>,
+    /// The source Region, e.g. `us-east-1`.
+    pub region: Option<String>,
+    /// New catalog models start disabled on Bedrock.
+    pub opt_out_of_new_models: bool,
+}
+
+/// Bedrock enforcement for members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Enforcement {
+    /// Every member goes through Bedrock while it is enabled.
+    #[default]
+    Enforce,
+    /// Each member opts in (`aws_bedrock_opt_in`).
+    RespectUserSetting,
+}
+
+/// Direct-API host settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectApiHost {
+    /// Allow the vendors' APIs.
+    pub enabled: bool,
+}
+
+impl Default for DirectApiHost {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// One model's host settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelHosts {
+    /// On Bedrock.
+    pub aws_bedrock: ModelBedrock,
+    /// On the direct API.
+    pub direct_api: ModelDirect,
+}
+
+/// A model on Bedrock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelBedrock {
+    /// Route this model through Bedrock.
+    pub enabled: bool,
+    /// Overrides the catalog's inference profile (e.g. `us.` instead of `global.`).
+    pub model_ref: Option<String>,
+}
+
+impl Default for ModelBedrock {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            model_ref: None,
+        }
+    }
+}
+
+/// A model on the direct API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelDirect {
+    /// Allow this model on the direct API.
+    pub enabled: bool,
+}
+
+impl Default for ModelDirect {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+// ---------------------------------------------------------------- members
+
+/// `POST /api/v1/team/members`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberCreate {
+    /// The member's email.
+    pub email: String,
+    /// The member's role.
+    pub role: Role,
+}
+
+/// A member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The member's uid.
+    pub uid: String,
+    /// The member's email.
+    pub email: String,
+    /// The member's role.
+    pub role: Role,
+}
+
+/// `GET /api/v1/team/members`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberList {
+    /// The members.
+    pub members: Vec<Member>,
+}
+
+// ---------------------------------------------------------------- API keys
+
+/// `POST /api/v1/api-keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyCreate {
+    /// A name for people.
+    pub name: String,
+    /// Create the key for this named agent (admins only).
+    #[serde(default)]
+    pub agent_uid: Option<String>,
+}
+
+/// The created key: `key` is shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKeyCreated {
+    /// The key's id (not secret).
+    pub id: String,
+    /// The key itself.
+    pub key: SecretValue,
+    /// Whose key it is.
+    pub owner: Actor,
+}
+
+/// A key as listed: never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyInfo {
+    /// The key's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Whose key it is.
+    pub owner: Actor,
+    /// The first characters of the key, to recognise it.
+    pub prefix: String,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+}
+
+/// `GET /api/v1/api-keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyList {
+    /// The keys.
+    pub api_keys: Vec<ApiKeyInfo>,
+}
+
+// ---------------------------------------------------------------- agents
+
+/// A named agent (service account).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    /// The agent's uid.
+    pub uid: String,
+    /// Its name, unique in the team.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// Whether runs may start for it.
+    pub available: bool,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// The member who created it.
+    pub created_by: String,
+    /// Its default model.
+    pub base_model: Option<String>,
+    /// Per-provider overrides.
+    pub inference_providers: InferenceProviders,
+}
+
+/// Per-provider overrides of a named agent.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InferenceProviders {
+    /// The AWS override.
+    pub aws: AwsOverride,
+}
+
+/// A named agent's AWS override: role and region where set, else the team's;
+/// `disabled` keeps the agent off Bedrock.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsOverride {
+    /// The agent's own role.
+    pub role_arn: Option<String>,
+    /// The agent's own Region.
+    pub region: Option<String>,
+    /// Keep this agent off Bedrock.
+    pub disabled: bool,
+}
+
+/// `GET /api/v1/agent/identities`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentList {
+    /// The agents.
+    pub agents: Vec<Agent>,
+}
+
+// ---------------------------------------------------------------- runs
+
+/// `POST /api/v1/runs`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunCreate {
+    /// Run as this named agent (actor `service_account`); omitted → the caller.
+    #[serde(default)]
+    pub agent_uid: Option<String>,
+    /// The run's prompt.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// The run's model.
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// Run states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Waiting for a worker.
+    Queued,
+    /// Working.
+    Running,
+    /// Done.
+    Finished,
+    /// Ended in failure.
+    Failed,
+    /// Stopped.
+    Cancelled,
+}
+
+impl RunState {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Queued => "queued",
+            RunState::Running => "running",
+            RunState::Finished => "finished",
+            RunState::Failed => "failed",
+            RunState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses the wire spelling.
+    pub fn parse(s: &str) -> Option<RunState> {
+        match s {
+            "queued" => Some(RunState::Queued),
+            "running" => Some(RunState::Running),
+            "finished" => Some(RunState::Finished),
+            "failed" => Some(RunState::Failed),
+            "cancelled" => Some(RunState::Cancelled),
+            _ => None,
+        }
+    }
+
+    /// A run in this state has ended; its workload token is dead.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunState::Finished | RunState::Failed | RunState::Cancelled
+        )
+    }
+}
+
+/// Where a run's Bedrock calls go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BedrockTarget {
+    /// The role assumed for the run.
+    pub role_arn: String,
+    /// The source Region.
+    pub region: String,
+}
+
+/// The created run: `workload_token` is shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunCreated {
+    /// The run's id.
+    pub run_id: String,
+    /// Its state.
+    pub state: RunState,
+    /// Who it runs as.
+    pub actor: Actor,
+    /// The run's credential.
+    pub workload_token: SecretValue,
+    /// The effective AWS config, or null when the run does not use Bedrock.
+    pub bedrock: Option<BedrockTarget>,
+}
+
+/// A run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The run's id.
+    pub run_id: String,
+    /// Its state.
+    pub state: RunState,
+    /// Who it runs as.
+    pub actor: Actor,
+    /// The member or agent that started it.
+    pub triggered_by: Actor,
+    /// Its model.
+    pub model: Option<String>,
+    /// Its prompt.
+    pub prompt: Option<String>,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// When it ended (RFC 3339).
+    pub finished_at: Option<String>,
+    /// The effective AWS config, or null.
+    pub bedrock: Option<BedrockTarget>,
+}
+
+/// `POST /api/v1/runs/{id}/finish`; the body is optional.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunFinish {
+    /// `finished` (default), `failed` or `cancelled`.
+    #[serde(default)]
+    pub state: Option<RunState>,
+}
+
+// ---------------------------------------------------------------- identity tokens
+
+/// `POST /api/v1/identity-token`, `POST /api/v1/runs/{id}/identity-token`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityTokenRequest {
+    /// One of the team's `token_audiences`.
+    pub audience: String,
+    /// Token lifetime, 60 to the configured maximum (default 3600).
+    pub requested_duration_seconds: i64,
+}
+
+/// A minted identity token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdentityTokenResponse {
+    /// The signed JWT.
+    pub token: SecretValue,
+    /// When it expires (RFC 3339).
+    pub expires_at: String,
+    /// The issuer URL (equals the token's `iss`).
+    pub issuer: String,
+}
+
+/// Readiness report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok` or what is wrong.
+    pub status: String,
+}
