@@ -32,7 +32,10 @@ pub enum SetQualifier {
 
 /// The operator without qualifier or `IfExists`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[expect(missing_docs, reason = "each variant is the IAM operator of the same name")]
+#[expect(
+    missing_docs,
+    reason = "each variant is the IAM operator of the same name"
+)]
 pub enum BaseOperator {
     StringEquals,
     StringNotEquals,
@@ -166,7 +169,12 @@ impl BaseOperator {
     pub fn has_wildcards(self) -> bool {
         matches!(
             self,
-            B::StringLike | B::StringNotLike | B::ArnEquals | B::ArnLike | B::ArnNotEquals | B::ArnNotLike
+            B::StringLike
+                | B::StringNotLike
+                | B::ArnEquals
+                | B::ArnLike
+                | B::ArnNotEquals
+                | B::ArnNotLike
         )
     }
 
@@ -244,7 +252,8 @@ impl ConditionOperator {
             Some(r) => (true, r),
             None => (false, rest),
         };
-        let base = BaseOperator::from_name(rest).ok_or_else(|| OperatorError::Unknown(name.to_owned()))?;
+        let base =
+            BaseOperator::from_name(rest).ok_or_else(|| OperatorError::Unknown(name.to_owned()))?;
         if base == B::Null && (if_exists || qualifier.is_some()) {
             return Err(OperatorError::NullQualified(name.to_owned()));
         }
@@ -293,11 +302,15 @@ impl Cidr {
     fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -365,7 +378,11 @@ pub(crate) fn compile_values(
     values: &[String],
     variables: bool,
 ) -> Result<CompiledValues, (usize, String)> {
-    fn all<T>(values: &[String], f: impl Fn(&str) -> Option<T>, what: &str) -> Result<Vec<T>, (usize, String)> {
+    fn all<T>(
+        values: &[String],
+        f: impl Fn(&str) -> Option<T>,
+        what: &str,
+    ) -> Result<Vec<T>, (usize, String)> {
         values
             .iter()
             .enumerate()
@@ -382,8 +399,12 @@ pub(crate) fn compile_values(
             parse_date,
             "a date (ISO 8601 or epoch seconds)",
         )?),
-        ValueType::Bool | ValueType::Null => CompiledValues::Bools(all(values, parse_bool, "`true` or `false`")?),
-        ValueType::Ip => CompiledValues::Cidrs(all(values, Cidr::parse, "an IP address or CIDR block")?),
+        ValueType::Bool | ValueType::Null => {
+            CompiledValues::Bools(all(values, parse_bool, "`true` or `false`")?)
+        }
+        ValueType::Ip => {
+            CompiledValues::Cidrs(all(values, Cidr::parse, "an IP address or CIDR block")?)
+        }
     })
 }
 
@@ -392,7 +413,9 @@ pub(crate) fn compile_values(
 fn matches_any(base: BaseOperator, compiled: &CompiledValues, value: &str, ctx: &Context) -> bool {
     match compiled {
         CompiledValues::Strings(templates) => templates.iter().any(|t| match base {
-            B::StringEquals | B::StringNotEquals | B::BinaryEquals => t.literal(ctx).is_some_and(|l| l == value),
+            B::StringEquals | B::StringNotEquals | B::BinaryEquals => {
+                t.literal(ctx).is_some_and(|l| l == value)
+            }
             B::StringEqualsIgnoreCase | B::StringNotEqualsIgnoreCase => t
                 .literal(ctx)
                 .is_some_and(|l| l.to_lowercase() == value.to_lowercase()),
@@ -441,7 +464,9 @@ pub(crate) fn evaluate(cond: &crate::model::Condition, ctx: &Context) -> bool {
         let present = values.is_some();
         // `"true"` means "the key must be absent"; several values are ORed.
         return match &cond.compiled {
-            CompiledValues::Bools(wants_absent) => wants_absent.iter().any(|&absent| absent != present),
+            CompiledValues::Bools(wants_absent) => {
+                wants_absent.iter().any(|&absent| absent != present)
+            }
             _ => false,
         };
     }
@@ -469,7 +494,11 @@ mod tests {
     #[test]
     fn operator_names_round_trip() {
         for base in ALL {
-            for q in [None, Some(SetQualifier::ForAnyValue), Some(SetQualifier::ForAllValues)] {
+            for q in [
+                None,
+                Some(SetQualifier::ForAnyValue),
+                Some(SetQualifier::ForAllValues),
+            ] {
                 for if_exists in [false, true] {
                     let op = ConditionOperator {
                         qualifier: q,
@@ -498,8 +527,16 @@ mod tests {
         let c = Cidr::parse("203.0.113.0/24").unwrap();
         assert!(c.contains("203.0.113.7".parse().unwrap()));
         assert!(!c.contains("203.0.114.7".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
-        assert!(Cidr::parse("2001:db8::/32").unwrap().contains("2001:db8::1".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse("2001:db8::/32")
+                .unwrap()
+                .contains("2001:db8::1".parse().unwrap())
+        );
         assert!(Cidr::parse("10.0.0.0/33").is_none());
         assert!(Cidr::parse("nope").is_none());
         assert_eq!(parse_date("2020-01-01"), parse_date("2020-01-01T00:00:00Z"));

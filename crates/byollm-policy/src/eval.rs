@@ -240,7 +240,9 @@ pub fn statement_matches(
     request: &Request,
     action_lower: &str,
 ) -> Result<(), Mismatch> {
-    if kind == PolicyKind::Resource && !principal_matches(st.principal.as_ref(), request.principal.as_ref()) {
+    if kind == PolicyKind::Resource
+        && !principal_matches(st.principal.as_ref(), request.principal.as_ref())
+    {
         return Err(Mismatch::Principal);
     }
     let action_ok = match &st.action {
@@ -253,7 +255,9 @@ pub fn statement_matches(
     let resource_ok = match &st.resource {
         None => true,
         Some(ResourceElement::Resource(list)) => list.iter().any(|r| resource_matches(r, request)),
-        Some(ResourceElement::NotResource(list)) => !list.iter().any(|r| resource_matches(r, request)),
+        Some(ResourceElement::NotResource(list)) => {
+            !list.iter().any(|r| resource_matches(r, request))
+        }
     };
     if !resource_ok {
         return Err(Mismatch::Resource);
@@ -280,7 +284,10 @@ fn resource_matches(template: &crate::pattern::Template, request: &Request) -> b
     }
 }
 
-fn principal_matches(element: Option<&PrincipalElement>, caller: Option<&RequestPrincipal>) -> bool {
+fn principal_matches(
+    element: Option<&PrincipalElement>,
+    caller: Option<&RequestPrincipal>,
+) -> bool {
     match element {
         // A resource policy statement without a principal applies to no one.
         None => false,

@@ -206,34 +206,42 @@ pub fn explain_trust(policy: &Policy, opts: &ExplainOptions) -> Explanation {
         };
         let assume = evaluate_one(policy, PolicyKind::Resource, &req);
         req.action = "sts:TagSession".to_owned();
-        let tag_ok = !opts.session_tags || evaluate_one(policy, PolicyKind::Resource, &req).is_allowed();
+        let tag_ok =
+            !opts.session_tags || evaluate_one(policy, PolicyKind::Resource, &req).is_allowed();
         req.action = "sts:SetSourceIdentity".to_owned();
-        let src_ok = !opts.source_identity || evaluate_one(policy, PolicyKind::Resource, &req).is_allowed();
+        let src_ok =
+            !opts.source_identity || evaluate_one(policy, PolicyKind::Resource, &req).is_allowed();
         let allowed = assume.is_allowed();
-        (allowed && tag_ok && src_ok, assume.statements, allowed && !tag_ok, allowed && !src_ok)
+        (
+            allowed && tag_ok && src_ok,
+            assume.statements,
+            allowed && !tag_ok,
+            allowed && !src_ok,
+        )
     };
     let mut missing_tag = false;
     let mut missing_src = false;
-    let mut probe = |subject: SubjectClass, label: String, subs: Vec<String>, aud: &str| -> ProbeResult {
-        let mut admitted = false;
-        let mut statements = Vec::new();
-        for sub in &subs {
-            let (ok, st, no_tag, no_src) = admits(sub, aud);
-            missing_tag |= no_tag;
-            missing_src |= no_src;
-            if (ok && !admitted) || statements.is_empty() {
-                statements = st;
+    let mut probe =
+        |subject: SubjectClass, label: String, subs: Vec<String>, aud: &str| -> ProbeResult {
+            let mut admitted = false;
+            let mut statements = Vec::new();
+            for sub in &subs {
+                let (ok, st, no_tag, no_src) = admits(sub, aud);
+                missing_tag |= no_tag;
+                missing_src |= no_src;
+                if (ok && !admitted) || statements.is_empty() {
+                    statements = st;
+                }
+                admitted |= ok;
             }
-            admitted |= ok;
-        }
-        ProbeResult {
-            subject,
-            label,
-            subjects_tried: subs,
-            admitted,
-            statements,
-        }
-    };
+            ProbeResult {
+                subject,
+                label,
+                subjects_tried: subs,
+                admitted,
+                statements,
+            }
+        };
     let with_runs = |base: String| vec![base.clone(), format!("{base}:run_id:{PROBE_RUN}")];
     let mut probes = vec![
         probe(
@@ -253,9 +261,17 @@ pub fn explain_trust(policy: &Policy, opts: &ExplainOptions) -> Explanation {
     for (actor, uid) in &named {
         let (class, label) = match actor {
             Actor::User => (SubjectClass::NamedUser(uid.clone()), format!("user {uid}")),
-            Actor::Agent => (SubjectClass::NamedAgent(uid.clone()), format!("agent {uid}")),
+            Actor::Agent => (
+                SubjectClass::NamedAgent(uid.clone()),
+                format!("agent {uid}"),
+            ),
         };
-        probes.push(probe(class, label, with_runs(actor_subject(team, *actor, uid)), STS_AUDIENCE));
+        probes.push(probe(
+            class,
+            label,
+            with_runs(actor_subject(team, *actor, uid)),
+            STS_AUDIENCE,
+        ));
         if *actor == Actor::Agent {
             probes.push(probe(
                 SubjectClass::NamedAgentPrefix(uid.clone()),
@@ -295,7 +311,15 @@ pub fn explain_trust(policy: &Policy, opts: &ExplainOptions) -> Explanation {
         with_runs(actor_subject(team, Actor::User, PROBE_USER)),
         "byollm-probe-other-audience",
     ));
-    lint(policy, opts, &probes, &named, missing_tag, missing_src, &mut findings);
+    lint(
+        policy,
+        opts,
+        &probes,
+        &named,
+        missing_tag,
+        missing_src,
+        &mut findings,
+    );
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Explanation {
         issuer: opts.issuer.url().to_owned(),
@@ -313,9 +337,13 @@ fn is_admitted(probes: &[ProbeResult], class: &SubjectClass) -> bool {
 fn summarize(probes: &[ProbeResult], team: &str) -> String {
     let users = is_admitted(probes, &SubjectClass::TeamUsers);
     let agents = is_admitted(probes, &SubjectClass::TeamAgents);
-    let outside = [SubjectClass::OtherTeam, SubjectClass::TeamUidPrefix, SubjectClass::AnySubject]
-        .iter()
-        .any(|c| is_admitted(probes, c));
+    let outside = [
+        SubjectClass::OtherTeam,
+        SubjectClass::TeamUidPrefix,
+        SubjectClass::AnySubject,
+    ]
+    .iter()
+    .any(|c| is_admitted(probes, c));
     let mut s = match (users, agents) {
         (true, true) => format!("Admits every user and every agent of team {team}"),
         (true, false) => format!("Admits every user of team {team}"),
@@ -346,7 +374,11 @@ fn summarize(probes: &[ProbeResult], team: &str) -> String {
 
 /// The account of the policy's `Federated` principal for this issuer, reporting
 /// principals that name another provider.
-fn provider_account(policy: &Policy, issuer: &Issuer, findings: &mut Vec<Finding>) -> Option<String> {
+fn provider_account(
+    policy: &Policy,
+    issuer: &Issuer,
+    findings: &mut Vec<Finding>,
+) -> Option<String> {
     let suffix = format!(":oidc-provider/{}", issuer.host_path());
     let mut account = None;
     for (i, st) in policy.statements.iter().enumerate() {
@@ -454,7 +486,9 @@ fn lint(
                 f(
                     Severity::Warning,
                     "no_sub_condition",
-                    format!("statement #{i} has no condition on {host}:sub, so it does not limit which subjects of the issuer may assume the role"),
+                    format!(
+                        "statement #{i} has no condition on {host}:sub, so it does not limit which subjects of the issuer may assume the role"
+                    ),
                     Some(i),
                 );
             }
@@ -462,7 +496,9 @@ fn lint(
                 f(
                     Severity::Warning,
                     "no_aud_condition",
-                    format!("statement #{i} has no condition on {host}:aud; add StringEquals {{\"{host}:aud\": \"{STS_AUDIENCE}\"}}"),
+                    format!(
+                        "statement #{i} has no condition on {host}:aud; add StringEquals {{\"{host}:aud\": \"{STS_AUDIENCE}\"}}"
+                    ),
                     Some(i),
                 );
             }
@@ -496,16 +532,25 @@ fn lint(
                     format!(
                         "statement #{i}: AWS sets no condition key {} (only :aud, :sub, :azp and :amr of an OIDC provider), so this condition never holds{}",
                         c.key,
-                        if base.is_negated() { " (negated: always holds)" } else { "" }
+                        if base.is_negated() {
+                            " (negated: always holds)"
+                        } else {
+                            ""
+                        }
                     ),
                     Some(i),
                 );
             }
-            if st.effect == Effect::Allow && c.operator.qualifier == Some(SetQualifier::ForAllValues) {
+            if st.effect == Effect::Allow
+                && c.operator.qualifier == Some(SetQualifier::ForAllValues)
+            {
                 f(
                     Severity::Warning,
                     "for_all_values_in_allow",
-                    format!("statement #{i}: {} also holds when {} is absent; AWS advises against ForAllValues with Allow", c.operator, c.key),
+                    format!(
+                        "statement #{i}: {} also holds when {} is absent; AWS advises against ForAllValues with Allow",
+                        c.operator, c.key
+                    ),
                     Some(i),
                 );
             }
@@ -516,18 +561,30 @@ fn lint(
         f(Severity::Error, "admits_any_subject", "admits any subject of the issuer, whatever its team; condition sub on scoped_principal:<team>/…".to_owned(), None);
     }
     if is_admitted(probes, &SubjectClass::OtherTeam) {
-        f(Severity::Error, "admits_other_team", format!("admits members and agents of teams other than {team}"), None);
+        f(
+            Severity::Error,
+            "admits_other_team",
+            format!("admits members and agents of teams other than {team}"),
+            None,
+        );
     }
     if is_admitted(probes, &SubjectClass::TeamUidPrefix) {
         f(
             Severity::Error,
             "admits_team_uid_prefix",
-            format!("admits a team whose uid merely starts with {team}; end the pattern with a slash: scoped_principal:{team}/…"),
+            format!(
+                "admits a team whose uid merely starts with {team}; end the pattern with a slash: scoped_principal:{team}/…"
+            ),
             None,
         );
     }
     if is_admitted(probes, &SubjectClass::WrongAudience) {
-        f(Severity::Error, "admits_wrong_audience", format!("admits tokens minted for an audience other than {STS_AUDIENCE}"), None);
+        f(
+            Severity::Error,
+            "admits_wrong_audience",
+            format!("admits tokens minted for an audience other than {STS_AUDIENCE}"),
+            None,
+        );
     }
     for p in probes {
         if let SubjectClass::NamedAgentPrefix(uid) = &p.subject
@@ -537,7 +594,9 @@ fn lint(
             f(
                 Severity::Error,
                 "admits_agent_uid_prefix",
-                format!("admits agents whose uid merely starts with {uid}; match the exact subject"),
+                format!(
+                    "admits agents whose uid merely starts with {uid}; match the exact subject"
+                ),
                 None,
             );
         }
@@ -551,11 +610,13 @@ fn lint(
             None,
         );
     }
-    if named.iter().any(|(a, _)| *a == Actor::User) && is_admitted(probes, &SubjectClass::TeamUsers) {
+    if named.iter().any(|(a, _)| *a == Actor::User) && is_admitted(probes, &SubjectClass::TeamUsers)
+    {
         f(
             Severity::Warning,
             "wildcard_admits_every_actor",
-            "names particular users, yet also admits every member of the team through a wildcard".to_owned(),
+            "names particular users, yet also admits every member of the team through a wildcard"
+                .to_owned(),
             None,
         );
     }
@@ -579,7 +640,10 @@ fn lint(
         p.admitted
             && matches!(
                 p.subject,
-                SubjectClass::TeamUsers | SubjectClass::TeamAgents | SubjectClass::NamedAgent(_) | SubjectClass::NamedUser(_)
+                SubjectClass::TeamUsers
+                    | SubjectClass::TeamAgents
+                    | SubjectClass::NamedAgent(_)
+                    | SubjectClass::NamedUser(_)
             )
     }) {
         f(
@@ -594,7 +658,9 @@ fn lint(
         f(
             Severity::Warning,
             "trust_policy_size",
-            format!("about {size} characters without whitespace, over IAM's default trust-policy quota of {TRUST_POLICY_DEFAULT_LIMIT}"),
+            format!(
+                "about {size} characters without whitespace, over IAM's default trust-policy quota of {TRUST_POLICY_DEFAULT_LIMIT}"
+            ),
             None,
         );
     }

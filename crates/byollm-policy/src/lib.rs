@@ -22,7 +22,10 @@ pub mod parse;
 mod pattern;
 
 pub use conditions::{BaseOperator, ConditionOperator, SetQualifier};
-pub use eval::{Context, Decision, DecisionKind, Request, RequestPrincipal, StatementRef, evaluate, evaluate_one};
+pub use eval::{
+    Context, Decision, DecisionKind, Request, RequestPrincipal, StatementRef, evaluate,
+    evaluate_one,
+};
 pub use model::{Effect, Policy, PolicyKind, PolicyVersion, Statement};
 pub use parse::{DEFAULT_MAX_BYTES, ParseOptions, PolicyError};
 pub use pattern::Template;

@@ -203,7 +203,8 @@ impl Condition {
     /// A string-operator condition (`StringEquals`, `StringLike`, `Arn…`), as the
     /// generators build them; values may hold `2012-10-17` policy variables.
     pub fn strings(operator: ConditionOperator, key: &str, values: Vec<String>) -> Self {
-        let compiled = CompiledValues::Strings(values.iter().map(|v| Template::new(v, true)).collect());
+        let compiled =
+            CompiledValues::Strings(values.iter().map(|v| Template::new(v, true)).collect());
         Condition {
             operator,
             key: key.to_owned(),

@@ -110,9 +110,12 @@ pub fn parse(bytes: &[u8], options: ParseOptions) -> Result<Policy, PolicyError>
 
 /// Builds a policy from an already-parsed JSON value.
 pub fn from_value(value: &Value, kind: PolicyKind) -> Result<Policy, PolicyError> {
-    let root = value
-        .as_object()
-        .ok_or_else(|| PolicyError::at("$", format!("expected a policy object, found {}", type_name(value))))?;
+    let root = value.as_object().ok_or_else(|| {
+        PolicyError::at(
+            "$",
+            format!("expected a policy object, found {}", type_name(value)),
+        )
+    })?;
     for key in root.keys() {
         if !matches!(key.as_str(), "Version" | "Id" | "Statement") {
             return Err(PolicyError::at(
@@ -144,16 +147,19 @@ pub fn from_value(value: &Value, kind: PolicyKind) -> Result<Policy, PolicyError
         Some(Value::Object(obj)) => vec![parse_statement(obj, "$.Statement", kind, variables)?],
         Some(Value::Array(items)) => {
             if items.is_empty() {
-                return Err(PolicyError::at("$.Statement", "must hold at least one statement"));
+                return Err(PolicyError::at(
+                    "$.Statement",
+                    "must hold at least one statement",
+                ));
             }
             items
                 .iter()
                 .enumerate()
                 .map(|(i, item)| {
                     let path = format!("$.Statement[{i}]");
-                    let obj = item
-                        .as_object()
-                        .ok_or_else(|| PolicyError::at(&path, expected("a statement object", item)))?;
+                    let obj = item.as_object().ok_or_else(|| {
+                        PolicyError::at(&path, expected("a statement object", item))
+                    })?;
                     parse_statement(obj, &path, kind, variables)
                 })
                 .collect::<Result<Vec<_>, _>>()?
@@ -181,15 +187,31 @@ fn parse_statement(
     for key in obj.keys() {
         if !matches!(
             key.as_str(),
-            "Sid" | "Effect" | "Principal" | "NotPrincipal" | "Action" | "NotAction" | "Resource" | "NotResource" | "Condition"
+            "Sid"
+                | "Effect"
+                | "Principal"
+                | "NotPrincipal"
+                | "Action"
+                | "NotAction"
+                | "Resource"
+                | "NotResource"
+                | "Condition"
         ) {
-            return Err(PolicyError::at(&format!("{path}.{key}"), "unknown statement element"));
+            return Err(PolicyError::at(
+                &format!("{path}.{key}"),
+                "unknown statement element",
+            ));
         }
     }
     let sid = match obj.get("Sid") {
         None => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => return Err(PolicyError::at(&format!("{path}.Sid"), expected("a string", other))),
+        Some(other) => {
+            return Err(PolicyError::at(
+                &format!("{path}.Sid"),
+                expected("a string", other),
+            ));
+        }
     };
     let effect = match obj.get("Effect") {
         Some(Value::String(s)) if s == "Allow" => Effect::Allow,
@@ -200,7 +222,12 @@ fn parse_statement(
                 format!("`{s}` is not Allow or Deny"),
             ));
         }
-        Some(other) => return Err(PolicyError::at(&format!("{path}.Effect"), expected("a string", other))),
+        Some(other) => {
+            return Err(PolicyError::at(
+                &format!("{path}.Effect"),
+                expected("a string", other),
+            ));
+        }
         None => return Err(PolicyError::at(path, "missing required element Effect")),
     };
     let principal = match (obj.get("Principal"), obj.get("NotPrincipal")) {
@@ -235,11 +262,20 @@ fn parse_statement(
     let action = match (obj.get("Action"), obj.get("NotAction")) {
         (Some(_), Some(_)) => return Err(PolicyError::at(path, "has both Action and NotAction")),
         (Some(a), None) => ActionElement::Action(parse_actions(a, &format!("{path}.Action"))?),
-        (None, Some(a)) => ActionElement::NotAction(parse_actions(a, &format!("{path}.NotAction"))?),
-        (None, None) => return Err(PolicyError::at(path, "missing required element Action or NotAction")),
+        (None, Some(a)) => {
+            ActionElement::NotAction(parse_actions(a, &format!("{path}.NotAction"))?)
+        }
+        (None, None) => {
+            return Err(PolicyError::at(
+                path,
+                "missing required element Action or NotAction",
+            ));
+        }
     };
     let resource = match (obj.get("Resource"), obj.get("NotResource")) {
-        (Some(_), Some(_)) => return Err(PolicyError::at(path, "has both Resource and NotResource")),
+        (Some(_), Some(_)) => {
+            return Err(PolicyError::at(path, "has both Resource and NotResource"));
+        }
         (Some(r), None) => Some(ResourceElement::Resource(parse_resources(
             r,
             &format!("{path}.Resource"),
@@ -251,7 +287,10 @@ fn parse_statement(
             variables,
         )?)),
         (None, None) if kind == PolicyKind::Identity => {
-            return Err(PolicyError::at(path, "missing required element Resource or NotResource"));
+            return Err(PolicyError::at(
+                path,
+                "missing required element Resource or NotResource",
+            ));
         }
         (None, None) => None,
     };
@@ -274,7 +313,9 @@ fn parse_principals(value: &Value, path: &str) -> Result<Principals, PolicyError
         Value::String(s) if s == "*" => Ok(Principals::Any),
         Value::String(s) => Err(PolicyError::at(
             path,
-            format!("`{s}`: a principal string must be \"*\"; name others as {{\"AWS\": …}}, {{\"Federated\": …}} or {{\"Service\": …}}"),
+            format!(
+                "`{s}`: a principal string must be \"*\"; name others as {{\"AWS\": …}}, {{\"Federated\": …}} or {{\"Service\": …}}"
+            ),
         )),
         Value::Object(obj) => {
             if obj.is_empty() {
@@ -292,7 +333,10 @@ fn parse_principals(value: &Value, path: &str) -> Result<Principals, PolicyError
             }
             Ok(Principals::Typed(entries))
         }
-        other => Err(PolicyError::at(path, expected("\"*\" or a principal object", other))),
+        other => Err(PolicyError::at(
+            path,
+            expected("\"*\" or a principal object", other),
+        )),
     }
 }
 
@@ -301,7 +345,11 @@ fn parse_actions(value: &Value, path: &str) -> Result<Vec<ActionPattern>, Policy
     list.into_iter()
         .enumerate()
         .map(|(i, raw)| {
-            if raw != "*" && !raw.split_once(':').is_some_and(|(svc, name)| !svc.is_empty() && !name.is_empty()) {
+            if raw != "*"
+                && !raw
+                    .split_once(':')
+                    .is_some_and(|(svc, name)| !svc.is_empty() && !name.is_empty())
+            {
                 let at = if matches!(value, Value::Array(_)) {
                     format!("{path}[{i}]")
                 } else {
@@ -318,26 +366,38 @@ fn parse_actions(value: &Value, path: &str) -> Result<Vec<ActionPattern>, Policy
         .collect()
 }
 
-fn parse_resources(value: &Value, path: &str, variables: bool) -> Result<Vec<Template>, PolicyError> {
+fn parse_resources(
+    value: &Value,
+    path: &str,
+    variables: bool,
+) -> Result<Vec<Template>, PolicyError> {
     Ok(string_list(value, path)?
         .iter()
         .map(|r| Template::new(r, variables))
         .collect())
 }
 
-fn parse_conditions(value: &Value, path: &str, variables: bool) -> Result<Vec<Condition>, PolicyError> {
-    let block = value
-        .as_object()
-        .ok_or_else(|| PolicyError::at(path, expected("an object of condition operators", value)))?;
+fn parse_conditions(
+    value: &Value,
+    path: &str,
+    variables: bool,
+) -> Result<Vec<Condition>, PolicyError> {
+    let block = value.as_object().ok_or_else(|| {
+        PolicyError::at(path, expected("an object of condition operators", value))
+    })?;
     let mut out = Vec::new();
     for (op_name, keys) in block {
         let op_path = format!("{path}.{op_name}");
-        let operator = ConditionOperator::parse(op_name).map_err(|e| PolicyError::at(&op_path, e.to_string()))?;
-        let keys = keys
-            .as_object()
-            .ok_or_else(|| PolicyError::at(&op_path, expected("an object of condition keys", keys)))?;
+        let operator = ConditionOperator::parse(op_name)
+            .map_err(|e| PolicyError::at(&op_path, e.to_string()))?;
+        let keys = keys.as_object().ok_or_else(|| {
+            PolicyError::at(&op_path, expected("an object of condition keys", keys))
+        })?;
         if keys.is_empty() {
-            return Err(PolicyError::at(&op_path, "must name at least one condition key"));
+            return Err(PolicyError::at(
+                &op_path,
+                "must name at least one condition key",
+            ));
         }
         for (key, raw_values) in keys {
             let key_path = format!("{op_path}.{key}");
@@ -345,10 +405,15 @@ fn parse_conditions(value: &Value, path: &str, variables: bool) -> Result<Vec<Co
                 return Err(PolicyError::at(&key_path, "condition key is empty"));
             }
             let (values, single) = condition_values(raw_values, &key_path)?;
-            let compiled = compile_values(operator.base, &values, variables).map_err(|(i, msg)| {
-                let at = if single { key_path.clone() } else { format!("{key_path}[{i}]") };
-                PolicyError::at(&at, format!("{msg}, as {} requires", operator.base.name()))
-            })?;
+            let compiled =
+                compile_values(operator.base, &values, variables).map_err(|(i, msg)| {
+                    let at = if single {
+                        key_path.clone()
+                    } else {
+                        format!("{key_path}[{i}]")
+                    };
+                    PolicyError::at(&at, format!("{msg}, as {} requires", operator.base.name()))
+                })?;
             out.push(Condition {
                 operator,
                 key: key.clone(),
@@ -369,7 +434,10 @@ fn condition_values(value: &Value, path: &str) -> Result<(Vec<String>, bool), Po
             Value::String(s) => Ok(s.clone()),
             Value::Number(n) => Ok(n.to_string()),
             Value::Bool(b) => Ok(b.to_string()),
-            other => Err(PolicyError::at(path, expected("a string, number or boolean", other))),
+            other => Err(PolicyError::at(
+                path,
+                expected("a string, number or boolean", other),
+            )),
         }
     }
     match value {
@@ -401,11 +469,17 @@ fn string_list(value: &Value, path: &str) -> Result<Vec<String>, PolicyError> {
                 .enumerate()
                 .map(|(i, v)| match v {
                     Value::String(s) => Ok(s.clone()),
-                    other => Err(PolicyError::at(&format!("{path}[{i}]"), expected("a string", other))),
+                    other => Err(PolicyError::at(
+                        &format!("{path}[{i}]"),
+                        expected("a string", other),
+                    )),
                 })
                 .collect()
         }
-        other => Err(PolicyError::at(path, expected("a string or an array of strings", other))),
+        other => Err(PolicyError::at(
+            path,
+            expected("a string or an array of strings", other),
+        )),
     }
 }
 

@@ -80,8 +80,8 @@ pub(crate) fn glob(pat: &[PChar], text: &str) -> bool {
 }
 
 /// Whether an ARN matches an ARN pattern component by component (the sixth
-/// component, the resource, keeps any further colons). A pattern that is not
-/// ARN-shaped is matched as a plain glob.
+/// component, the resource, keeps any further colons). A pattern with fewer than
+/// six components matches only when it is all `*`.
 pub(crate) fn arn_like(pat: &[PChar], text: &str) -> bool {
     let mut pat_parts: [&[PChar]; 6] = [&[]; 6];
     let mut start = 0usize;
@@ -97,7 +97,7 @@ pub(crate) fn arn_like(pat: &[PChar], text: &str) -> bool {
         }
     }
     if n < 5 {
-        return glob(pat, text);
+        return pat.iter().all(|c| *c == PChar::Star);
     }
     pat_parts[5] = &pat[start..];
     let mut text_parts = text.splitn(6, ':');
@@ -203,7 +203,9 @@ impl Template {
             match seg {
                 Segment::Text(t) => out.push_str(t),
                 Segment::Escaped(c) => out.push(*c),
-                Segment::Var { key_lower, default } => out.push_str(lookup(ctx, key_lower, default)?),
+                Segment::Var { key_lower, default } => {
+                    out.push_str(lookup(ctx, key_lower, default)?)
+                }
             }
         }
         Some(Cow::Owned(out))
@@ -316,10 +318,19 @@ mod tests {
 
     #[test]
     fn arn_like_is_per_component() {
-        assert!(a("arn:aws:bedrock:*::foundation-model/*", "arn:aws:bedrock:us-east-1::foundation-model/x-v1:0"));
-        assert!(a("arn:aws:bedrock:*::foundation-model/*", "arn:aws:bedrock:::foundation-model/x"));
+        assert!(a(
+            "arn:aws:bedrock:*::foundation-model/*",
+            "arn:aws:bedrock:us-east-1::foundation-model/x-v1:0"
+        ));
+        assert!(a(
+            "arn:aws:bedrock:*::foundation-model/*",
+            "arn:aws:bedrock:::foundation-model/x"
+        ));
         // `*` in the region component does not swallow the account component.
-        assert!(!a("arn:aws:bedrock:*:foundation-model/*", "arn:aws:bedrock:us-east-1:123:foundation-model/x"));
+        assert!(!a(
+            "arn:aws:bedrock:*:foundation-model/*",
+            "arn:aws:bedrock:us-east-1:123:foundation-model/x"
+        ));
         assert!(!a("arn:aws:iam::*", "arn:aws:iam::123:role/x"));
         assert!(a("arn:aws:iam::*:role/x", "arn:aws:iam::123:role/x"));
         assert!(!a("arn:aws:iam::123:role/x", "arn:aws:iam:123:role/x"));

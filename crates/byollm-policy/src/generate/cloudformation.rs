@@ -17,14 +17,16 @@ fn json_str(s: &str) -> String {
 /// Indents every line but the first by `n` spaces.
 fn indent_rest(text: &str, n: usize) -> String {
     let pad = " ".repeat(n);
-    text.lines().enumerate().fold(String::new(), |mut out, (i, line)| {
-        if i > 0 {
-            out.push('\n');
-            out.push_str(&pad);
-        }
-        out.push_str(line);
-        out
-    })
+    text.lines()
+        .enumerate()
+        .fold(String::new(), |mut out, (i, line)| {
+            if i > 0 {
+                out.push('\n');
+                out.push_str(&pad);
+            }
+            out.push_str(line);
+            out
+        })
 }
 
 /// Generates the template.
@@ -65,14 +67,29 @@ Resources:
 "#,
     );
     s.push_str(&format!("      Url: {}\n", json_str(t.issuer.url())));
-    s.push_str(&format!("      ClientIdList: [{}]\n", json_str(STS_AUDIENCE)));
+    s.push_str(&format!(
+        "      ClientIdList: [{}]\n",
+        json_str(STS_AUDIENCE)
+    ));
     s.push_str("  ByollmRole:\n    Type: AWS::IAM::Role\n    Properties:\n");
     s.push_str(&format!("      RoleName: {}\n", json_str(&opts.role_name)));
-    s.push_str(&format!("      Description: {}\n", json_str(&opts.description())));
-    s.push_str(&format!("      AssumeRolePolicyDocument: {}\n", indent_rest(&trust, 8)));
+    s.push_str(&format!(
+        "      Description: {}\n",
+        json_str(&opts.description())
+    ));
+    s.push_str(&format!(
+        "      AssumeRolePolicyDocument: {}\n",
+        indent_rest(&trust, 8)
+    ));
     s.push_str("      Policies:\n");
-    s.push_str(&format!("        - PolicyName: {}\n", json_str(&opts.policy_name)));
-    s.push_str(&format!("          PolicyDocument: {}\n", indent_rest(&permissions, 12)));
+    s.push_str(&format!(
+        "        - PolicyName: {}\n",
+        json_str(&opts.policy_name)
+    ));
+    s.push_str(&format!(
+        "          PolicyDocument: {}\n",
+        indent_rest(&permissions, 12)
+    ));
     s.push_str(
         r#"Outputs:
   RoleArn:

@@ -26,7 +26,10 @@ pub const STS_AUDIENCE: &str = "sts.amazonaws.com";
 /// The Bedrock actions the permissions policy grants: InvokeModel also covers
 /// Converse, InvokeModelWithResponseStream also covers ConverseStream
 /// (aws-facts §5.2).
-pub const INVOKE_ACTIONS: [&str; 2] = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"];
+pub const INVOKE_ACTIONS: [&str; 2] = [
+    "bedrock:InvokeModel",
+    "bedrock:InvokeModelWithResponseStream",
+];
 
 /// Why a generator refused its input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,13 +57,17 @@ pub enum GenerateError {
     #[error("invalid scope `{0}`: expected team, users, agents, or user:UID,… / agent:UID,…")]
     Scope(String),
     /// A subject template that the server does not mint.
-    #[error("invalid subject template `{0}`: expected scoped_principal, optionally followed by run_id")]
+    #[error(
+        "invalid subject template `{0}`: expected scoped_principal, optionally followed by run_id"
+    )]
     SubjectTemplate(String),
     /// Not an AWS region name.
     #[error("invalid AWS region `{0}`: expected a name like us-east-1")]
     Region(String),
     /// Not an IAM role (or policy) name.
-    #[error("invalid IAM {what} name `{name}`: 1-{max} characters of letters, digits and + = , . @ _ -")]
+    #[error(
+        "invalid IAM {what} name `{name}`: 1-{max} characters of letters, digits and + = , . @ _ -"
+    )]
     Name {
         /// `role` or `policy`.
         what: &'static str,
@@ -130,7 +137,10 @@ impl Issuer {
 
     /// Whether the host names a port, which IAM advises against.
     pub fn has_port(&self) -> bool {
-        self.host_path.split('/').next().is_some_and(|h| h.contains(':'))
+        self.host_path
+            .split('/')
+            .next()
+            .is_some_and(|h| h.contains(':'))
     }
 
     /// The condition key for a claim, e.g. `issuer.example.com:sub`.
@@ -140,7 +150,10 @@ impl Issuer {
 
     /// The IAM OIDC provider ARN in `account`.
     pub fn provider_arn(&self, account: &AccountId) -> String {
-        format!("arn:aws:iam::{}:oidc-provider/{}", account.0, self.host_path)
+        format!(
+            "arn:aws:iam::{}:oidc-provider/{}",
+            account.0, self.host_path
+        )
     }
 }
 
@@ -174,10 +187,14 @@ impl Region {
     pub fn parse(name: &str) -> Result<Self, GenerateError> {
         let parts: Vec<&str> = name.split('-').collect();
         let ok = parts.len() >= 3
+            && parts.iter().all(|p| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            })
             && parts
-                .iter()
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
-            && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+                .last()
+                .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
         if ok {
             Ok(Region(name.to_owned()))
         } else {
@@ -289,7 +306,10 @@ impl FromStr for TrustScope {
             } else if let Some(uid) = item.strip_prefix("agent:") {
                 (Actor::Agent, uid)
             } else {
-                (current.ok_or_else(|| GenerateError::Scope(s.to_owned()))?, item)
+                (
+                    current.ok_or_else(|| GenerateError::Scope(s.to_owned()))?,
+                    item,
+                )
             };
             validate_uid(actor.cli_name(), uid)?;
             current = Some(actor);
@@ -311,7 +331,10 @@ impl fmt::Display for TrustScope {
             TrustScope::Users => f.write_str("users"),
             TrustScope::Agents => f.write_str("agents"),
             TrustScope::Named(list) => {
-                let items: Vec<String> = list.iter().map(|(a, u)| format!("{}:{u}", a.cli_name())).collect();
+                let items: Vec<String> = list
+                    .iter()
+                    .map(|(a, u)| format!("{}:{u}", a.cli_name()))
+                    .collect();
                 f.write_str(&items.join(","))
             }
         }
@@ -367,7 +390,11 @@ pub const DEFAULT_POLICY_NAME: &str = "byollm-bedrock-invoke";
 
 impl SetupOptions {
     /// Validates the role name and assembles the options.
-    pub fn new(trust: TrustOptions, permissions: PermissionsOptions, role_name: &str) -> Result<Self, GenerateError> {
+    pub fn new(
+        trust: TrustOptions,
+        permissions: PermissionsOptions,
+        role_name: &str,
+    ) -> Result<Self, GenerateError> {
         validate_iam_name("role", role_name, 64)?;
         Ok(SetupOptions {
             trust,
@@ -388,7 +415,11 @@ impl SetupOptions {
 
     /// The role ARN the setup produces (roles are created at path `/`).
     pub fn role_arn(&self) -> String {
-        format!("arn:aws:iam::{}:role/{}", self.trust.account.as_str(), self.role_name)
+        format!(
+            "arn:aws:iam::{}:role/{}",
+            self.trust.account.as_str(),
+            self.role_name
+        )
     }
 
     /// A one-line description for the role.
@@ -413,7 +444,9 @@ mod tests {
     fn scopes_parse() {
         assert_eq!("team".parse::<TrustScope>().unwrap(), TrustScope::Team);
         assert_eq!(
-            "agent:a1,a2,user:u1,agent:a1".parse::<TrustScope>().unwrap(),
+            "agent:a1,a2,user:u1,agent:a1"
+                .parse::<TrustScope>()
+                .unwrap(),
             TrustScope::Named(vec![
                 (Actor::Agent, "a1".into()),
                 (Actor::Agent, "a2".into()),
@@ -436,7 +469,11 @@ mod tests {
         assert!(Issuer::parse("https://x.example.com/?a=b").is_err());
         assert!(Issuer::parse("https://").is_err());
         assert!(Issuer::parse("https://x.example.com/'$(id)").is_err());
-        assert!(Issuer::parse("https://x.example.com:8443").unwrap().has_port());
+        assert!(
+            Issuer::parse("https://x.example.com:8443")
+                .unwrap()
+                .has_port()
+        );
         assert!(AccountId::parse("123456789012").is_ok());
         assert!(AccountId::parse("12345678901").is_err());
         assert!(Region::parse("us-east-1").is_ok());
@@ -445,7 +482,11 @@ mod tests {
         assert!(Region::parse("US-EAST-1").is_err());
         assert!(validate_iam_name("role", "byollm-bedrock", 64).is_ok());
         assert!(validate_iam_name("role", "bad name", 64).is_err());
-        assert!(SubjectTemplate::parse(&["scoped_principal", "run_id"]).unwrap().run_id);
+        assert!(
+            SubjectTemplate::parse(&["scoped_principal", "run_id"])
+                .unwrap()
+                .run_id
+        );
         assert!(SubjectTemplate::parse(&["run_id"]).is_err());
         assert_eq!(shell_quote("a'b"), r"'a'\''b'");
     }

@@ -23,7 +23,10 @@
 
 use super::{AccountId, GenerateError, INVOKE_ACTIONS, Region};
 use crate::conditions::{BaseOperator, ConditionOperator};
-use crate::model::{ActionElement, ActionPattern, Condition, Effect, Policy, PolicyVersion, ResourceElement, Statement};
+use crate::model::{
+    ActionElement, ActionPattern, Condition, Effect, Policy, PolicyVersion, ResourceElement,
+    Statement,
+};
 use crate::pattern::Template;
 
 /// IAM's limit on a role's inline policies, in characters excluding whitespace.
@@ -51,7 +54,9 @@ impl ModelProfile {
     fn validate(&self, source: &Region) -> Result<(), GenerateError> {
         let bad = |why| GenerateError::Model(self.profile_id.clone(), why);
         let id_ok = |s: &str| {
-            !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c))
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c))
         };
         if !id_ok(&self.base_model_id) || !id_ok(&self.profile_id) {
             return Err(bad("unexpected characters in the model or profile id"));
@@ -64,13 +69,21 @@ impl ModelProfile {
         }
         if !self.is_global() {
             if self.destination_regions.is_empty() {
-                return Err(bad("no destination regions known for this geographic profile"));
+                return Err(bad(
+                    "no destination regions known for this geographic profile",
+                ));
             }
             for r in &self.destination_regions {
                 Region::parse(r)?;
             }
-            if !self.destination_regions.iter().any(|r| r == source.as_str()) {
-                return Err(bad("this geographic profile cannot be invoked from the given --region"));
+            if !self
+                .destination_regions
+                .iter()
+                .any(|r| r == source.as_str())
+            {
+                return Err(bad(
+                    "this geographic profile cannot be invoked from the given --region",
+                ));
             }
         }
         Ok(())
@@ -97,7 +110,12 @@ pub struct PermissionsOptions {
     pub grant: Grant,
 }
 
-fn statement(sid: &str, actions: &[&str], resources: Vec<String>, conditions: Vec<Condition>) -> Statement {
+fn statement(
+    sid: &str,
+    actions: &[&str],
+    resources: Vec<String>,
+    conditions: Vec<Condition>,
+) -> Statement {
     Statement {
         sid: Some(sid.to_owned()),
         effect: Effect::Allow,
@@ -111,7 +129,11 @@ fn statement(sid: &str, actions: &[&str], resources: Vec<String>, conditions: Ve
 }
 
 fn string_equals(key: &str, values: Vec<String>) -> Condition {
-    Condition::strings(ConditionOperator::plain(BaseOperator::StringEquals), key, values)
+    Condition::strings(
+        ConditionOperator::plain(BaseOperator::StringEquals),
+        key,
+        values,
+    )
 }
 
 fn push_unique(list: &mut Vec<String>, item: String) {
@@ -122,7 +144,10 @@ fn push_unique(list: &mut Vec<String>, item: String) {
 
 /// The ARN of a system inference profile in `region`.
 pub fn profile_arn(region: &str, account: &AccountId, profile_id: &str) -> String {
-    format!("arn:aws:bedrock:{region}:{}:inference-profile/{profile_id}", account.as_str())
+    format!(
+        "arn:aws:bedrock:{region}:{}:inference-profile/{profile_id}",
+        account.as_str()
+    )
 }
 
 /// The ARN of a foundation model in `region` (empty for the region-less ARN).
@@ -158,7 +183,10 @@ fn broad(account: &AccountId) -> Vec<Statement> {
         ),
         statement(
             "BedrockReadInferenceProfiles",
-            &["bedrock:GetInferenceProfile", "bedrock:ListInferenceProfiles"],
+            &[
+                "bedrock:GetInferenceProfile",
+                "bedrock:ListInferenceProfiles",
+            ],
             vec![
                 format!("arn:aws:bedrock:*:{acct}:inference-profile/*"),
                 format!("arn:aws:bedrock:*:{acct}:application-inference-profile/*"),
@@ -168,7 +196,10 @@ fn broad(account: &AccountId) -> Vec<Statement> {
     ]
 }
 
-fn least_privilege(opts: &PermissionsOptions, models: &[ModelProfile]) -> Result<Vec<Statement>, GenerateError> {
+fn least_privilege(
+    opts: &PermissionsOptions,
+    models: &[ModelProfile],
+) -> Result<Vec<Statement>, GenerateError> {
     if models.is_empty() {
         return Err(GenerateError::Model(
             String::new(),
@@ -186,12 +217,21 @@ fn least_privilege(opts: &PermissionsOptions, models: &[ModelProfile]) -> Result
         let profile = profile_arn(src, &opts.account, &m.profile_id);
         if m.is_global() {
             push_unique(&mut global_profiles, profile);
-            push_unique(&mut global_source_models, foundation_model_arn(src, &m.base_model_id));
-            push_unique(&mut global_models, foundation_model_arn("", &m.base_model_id));
+            push_unique(
+                &mut global_source_models,
+                foundation_model_arn(src, &m.base_model_id),
+            );
+            push_unique(
+                &mut global_models,
+                foundation_model_arn("", &m.base_model_id),
+            );
         } else {
             push_unique(&mut geo_profiles, profile);
             for dest in &m.destination_regions {
-                push_unique(&mut geo_models, foundation_model_arn(dest, &m.base_model_id));
+                push_unique(
+                    &mut geo_models,
+                    foundation_model_arn(dest, &m.base_model_id),
+                );
             }
         }
     }

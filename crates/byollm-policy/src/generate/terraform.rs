@@ -61,11 +61,23 @@ resource "aws_iam_openid_connect_provider" "byollm" {
   count          = var.create_oidc_provider ? 1 : 0
 "#,
     );
-    s.push_str(&format!("  url            = {}\n", hcl_string(t.issuer.url())));
-    s.push_str(&format!("  client_id_list = [{}]\n}}\n\n", hcl_string(STS_AUDIENCE)));
+    s.push_str(&format!(
+        "  url            = {}\n",
+        hcl_string(t.issuer.url())
+    ));
+    s.push_str(&format!(
+        "  client_id_list = [{}]\n}}\n\n",
+        hcl_string(STS_AUDIENCE)
+    ));
     s.push_str("resource \"aws_iam_role\" \"byollm\" {\n");
-    s.push_str(&format!("  name        = {}\n", hcl_string(&opts.role_name)));
-    s.push_str(&format!("  description = {}\n", hcl_string(&opts.description())));
+    s.push_str(&format!(
+        "  name        = {}\n",
+        hcl_string(&opts.role_name)
+    ));
+    s.push_str(&format!(
+        "  description = {}\n",
+        hcl_string(&opts.description())
+    ));
     s.push_str("  assume_role_policy = <<BYOLLM_TRUST_POLICY\n");
     s.push_str(&escape_template(&trust));
     s.push_str("\nBYOLLM_TRUST_POLICY\n\n");

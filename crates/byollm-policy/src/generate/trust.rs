@@ -17,13 +17,13 @@
 //! matches.
 
 use super::{
-    AccountId, Actor, GenerateError, Issuer, STS_AUDIENCE, SubjectTemplate, TrustScope, actor_subject,
-    team_subject_prefix, validate_uid,
+    AccountId, Actor, GenerateError, Issuer, STS_AUDIENCE, SubjectTemplate, TrustScope,
+    actor_subject, team_subject_prefix, validate_uid,
 };
 use crate::conditions::{BaseOperator, ConditionOperator};
 use crate::model::{
-    ActionElement, ActionPattern, Condition, Effect, Policy, PolicyVersion, PrincipalElement, PrincipalType,
-    Principals, Statement,
+    ActionElement, ActionPattern, Condition, Effect, Policy, PolicyVersion, PrincipalElement,
+    PrincipalType, Principals, Statement,
 };
 
 /// What a team's trust policy is generated from.
@@ -84,11 +84,24 @@ impl TrustOptions {
                  use --scope users, agents, or agent:<uid> for a named agent's own role",
                 self.team_uid, self.team_uid
             ),
-            TrustScope::Users => format!("note: scope `users` admits every member of team {}", self.team_uid),
-            TrustScope::Agents => format!("note: scope `agents` admits every named agent of team {}", self.team_uid),
+            TrustScope::Users => format!(
+                "note: scope `users` admits every member of team {}",
+                self.team_uid
+            ),
+            TrustScope::Agents => format!(
+                "note: scope `agents` admits every named agent of team {}",
+                self.team_uid
+            ),
             TrustScope::Named(list) => {
-                let names: Vec<String> = list.iter().map(|(a, u)| format!("{}:{u}", a.cli_name())).collect();
-                format!("note: admits exactly {} of team {}", names.join(", "), self.team_uid)
+                let names: Vec<String> = list
+                    .iter()
+                    .map(|(a, u)| format!("{}:{u}", a.cli_name()))
+                    .collect();
+                format!(
+                    "note: admits exactly {} of team {}",
+                    names.join(", "),
+                    self.team_uid
+                )
             }
         }
     }
@@ -104,8 +117,12 @@ pub fn trust_policy(opts: &TrustOptions) -> Result<Policy, GenerateError> {
     let mut like_subjects = Vec::new();
     match &opts.scope {
         TrustScope::Team => like_subjects.push(format!("{prefix}*")),
-        TrustScope::Users => like_subjects.push(format!("{prefix}{}:*", Actor::User.subject_type())),
-        TrustScope::Agents => like_subjects.push(format!("{prefix}{}:*", Actor::Agent.subject_type())),
+        TrustScope::Users => {
+            like_subjects.push(format!("{prefix}{}:*", Actor::User.subject_type()))
+        }
+        TrustScope::Agents => {
+            like_subjects.push(format!("{prefix}{}:*", Actor::Agent.subject_type()))
+        }
         TrustScope::Named(list) => {
             for (actor, uid) in list {
                 validate_uid(actor.cli_name(), uid)?;

@@ -1,0 +1,11 @@
+//! Integration tests of byollm-policy: evaluator tables and properties, parser
+//! errors, generated trust policies per scope, snapshots of every generated
+//! document, and the explainer.
+
+mod common;
+mod eval_table;
+mod explain;
+mod generated;
+mod parse_errors;
+mod props;
+mod trust_scopes;
