@@ -355,16 +355,17 @@ pub struct Agent {
 
 /// Per-provider overrides of a named agent.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct InferenceProviders {
     /// The AWS override.
     pub aws: AwsOverride,
 }
 
 /// A named agent's AWS override: role and region where set, else the team's;
-/// `disabled` keeps the agent off Bedrock.
+/// `disabled` keeps the agent off Bedrock. A field left out (or `null` in a merge
+/// patch) is unset.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct AwsOverride {
     /// The agent's own role.
     pub role_arn: Option<String>,
@@ -372,6 +373,50 @@ pub struct AwsOverride {
     pub region: Option<String>,
     /// Keep this agent off Bedrock.
     pub disabled: bool,
+}
+
+/// `POST /api/v1/agent/identities`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentCreate {
+    /// Its name, unique in the team.
+    pub name: String,
+    /// What it does.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Whether runs may start for it (default true).
+    #[serde(default)]
+    pub available: Option<bool>,
+    /// Its default model.
+    #[serde(default)]
+    pub base_model: Option<String>,
+    /// Per-provider overrides.
+    #[serde(default)]
+    pub inference_providers: Option<InferenceProviders>,
+}
+
+/// The fields of an agent a merge patch may change, after the patch is applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEditable {
+    /// Its name.
+    pub name: String,
+    /// What it does.
+    #[serde(default)]
+    pub description: String,
+    /// Whether runs may start for it.
+    #[serde(default = "yes")]
+    pub available: bool,
+    /// Its default model.
+    #[serde(default)]
+    pub base_model: Option<String>,
+    /// Per-provider overrides.
+    #[serde(default)]
+    pub inference_providers: InferenceProviders,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `GET /api/v1/agent/identities`.

@@ -1,0 +1,68 @@
+//! The domain's error: each variant maps to one HTTP status at the edge
+//! (DESIGN §6), with a message safe to show the caller and an optional hint.
+
+use crate::store::StoreError;
+use crate::validate::FieldError;
+
+/// What went wrong, in the caller's terms.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// Invalid input (400), naming the field.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// No or bad credentials (401).
+    #[error("missing or invalid credentials")]
+    Unauthenticated,
+    /// Authenticated but not allowed (403).
+    #[error("{message}")]
+    Forbidden {
+        /// What is not allowed.
+        message: String,
+        /// What to do.
+        hint: Option<String>,
+    },
+    /// Unknown object, or another team's (404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Conflict with the current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// A valid request the settings refuse (422).
+    #[error("{message}")]
+    Refused {
+        /// Why.
+        message: String,
+        /// What the admin can change.
+        hint: Option<String>,
+    },
+    /// Something inside failed (500); the detail goes to the log, not the caller.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl CoreError {
+    /// A 403 with a hint.
+    pub fn forbidden(message: impl Into<String>, hint: Option<&str>) -> Self {
+        CoreError::Forbidden {
+            message: message.into(),
+            hint: hint.map(str::to_owned),
+        }
+    }
+
+    /// A 422 with a hint.
+    pub fn refused(message: impl Into<String>, hint: Option<&str>) -> Self {
+        CoreError::Refused {
+            message: message.into(),
+            hint: hint.map(str::to_owned),
+        }
+    }
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => CoreError::Conflict(m),
+            other => CoreError::Internal(other.to_string()),
+        }
+    }
+}

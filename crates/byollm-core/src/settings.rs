@@ -1,0 +1,207 @@
+//! Team LLM settings: validation of the document admins `PUT`, and the
+//! effective-AWS-config resolution of DESIGN §4.
+
+use std::collections::BTreeSet;
+
+use byollm_api::types::{
+    ActorType, AwsOverride, BedrockTarget, Enforcement, LlmSettings, SUBJECT_RUN_ID,
+    SUBJECT_SCOPED_PRINCIPAL,
+};
+
+use crate::validate::{self, FieldError};
+
+/// Most audiences a team may list.
+pub const MAX_AUDIENCES: usize = 10;
+
+/// Checks a settings document before it is stored.
+pub fn validate_llm_settings(s: &LlmSettings) -> Result<(), FieldError> {
+    let bedrock = &s.hosts.aws_bedrock;
+    if let Some(arn) = &bedrock.role_arn {
+        validate::role_arn("hosts.aws_bedrock.role_arn", arn)?;
+    }
+    if let Some(region) = &bedrock.region {
+        validate::region("hosts.aws_bedrock.region", region)?;
+    }
+    if bedrock.enabled {
+        if bedrock.role_arn.is_none() {
+            return Err(FieldError::new(
+                "hosts.aws_bedrock.role_arn",
+                "required while hosts.aws_bedrock.enabled is true; expected \
+                 arn:aws:iam::<12-digit account>:role/<name>",
+            ));
+        }
+        if bedrock.region.is_none() {
+            return Err(FieldError::new(
+                "hosts.aws_bedrock.region",
+                "required while hosts.aws_bedrock.enabled is true; expected a Region like us-east-1",
+            ));
+        }
+    }
+    for (model, hosts) in &s.models {
+        validate::model_id(&format!("models.{model}"), model)?;
+        if let Some(model_ref) = &hosts.aws_bedrock.model_ref {
+            validate::model_ref(&format!("models.{model}.aws_bedrock.model_ref"), model_ref)?;
+        }
+    }
+    let template: Vec<&str> = s.subject_template.iter().map(String::as_str).collect();
+    if template != [SUBJECT_SCOPED_PRINCIPAL] && template != [SUBJECT_SCOPED_PRINCIPAL, SUBJECT_RUN_ID] {
+        return Err(FieldError::new(
+            "subject_template",
+            "expected [\"scoped_principal\"] or [\"scoped_principal\", \"run_id\"]",
+        ));
+    }
+    if s.token_audiences.is_empty() || s.token_audiences.len() > MAX_AUDIENCES {
+        return Err(FieldError::new(
+            "token_audiences",
+            format!("expected 1-{MAX_AUDIENCES} audiences, e.g. [\"sts.amazonaws.com\"]"),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, aud) in s.token_audiences.iter().enumerate() {
+        // IAM client ids are 1–255 characters (aws-facts §2).
+        if aud.is_empty() || aud.len() > 255 || aud.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(FieldError::new(
+                format!("token_audiences[{i}]"),
+                "expected 1-255 characters without spaces, e.g. sts.amazonaws.com",
+            ));
+        }
+        if !seen.insert(aud.as_str()) {
+            return Err(FieldError::new(
+                format!("token_audiences[{i}]"),
+                format!("`{aud}` is listed twice"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks an agent's AWS override.
+pub fn validate_override(o: &AwsOverride) -> Result<(), FieldError> {
+    if let Some(arn) = &o.role_arn {
+        validate::role_arn("inference_providers.aws.role_arn", arn)?;
+    }
+    if let Some(region) = &o.region {
+        validate::region("inference_providers.aws.region", region)?;
+    }
+    Ok(())
+}
+
+/// Why a principal does not use Bedrock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NoBedrock {
+    /// The team has not enabled the Bedrock host.
+    #[error("the team has not enabled AWS Bedrock")]
+    TeamDisabled,
+    /// The named agent's override says `disabled: true`.
+    #[error("this agent's AWS override is disabled")]
+    AgentDisabled,
+    /// Enforcement is `respect_user_setting` and the member has not opted in.
+    #[error("the member has not opted in to AWS Bedrock")]
+    MemberNotOptedIn,
+    /// No role ARN is configured (team or override).
+    #[error("no AWS role ARN is configured")]
+    NoRole,
+    /// No Region is configured (team or override).
+    #[error("no AWS Region is configured")]
+    NoRegion,
+}
+
+/// The effective AWS config for a request (DESIGN §4): a named agent's override
+/// where set (and `disabled: true` keeps it off Bedrock), else the team's; members
+/// take the team's, subject to enforcement and their own opt-in.
+pub fn effective_aws(
+    settings: &LlmSettings,
+    actor: ActorType,
+    agent_override: Option<&AwsOverride>,
+    member_opt_in: bool,
+) -> Result<BedrockTarget, NoBedrock> {
+    let host = &settings.hosts.aws_bedrock;
+    if !host.enabled {
+        return Err(NoBedrock::TeamDisabled);
+    }
+    let (role, region) = match actor {
+        ActorType::ServiceAccount => {
+            let o = agent_override.cloned().unwrap_or_default();
+            if o.disabled {
+                return Err(NoBedrock::AgentDisabled);
+            }
+            (
+                o.role_arn.or_else(|| host.role_arn.clone()),
+                o.region.or_else(|| host.region.clone()),
+            )
+        }
+        ActorType::User => {
+            if host.enforcement == Enforcement::RespectUserSetting && !member_opt_in {
+                return Err(NoBedrock::MemberNotOptedIn);
+            }
+            (host.role_arn.clone(), host.region.clone())
+        }
+    };
+    Ok(BedrockTarget {
+        role_arn: role.ok_or(NoBedrock::NoRole)?,
+        region: region.ok_or(NoBedrock::NoRegion)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use byollm_api::types::ModelHosts;
+
+    use super::*;
+
+    fn enabled() -> LlmSettings {
+        let mut s = LlmSettings::default();
+        s.hosts.aws_bedrock.enabled = true;
+        s.hosts.aws_bedrock.role_arn = Some("arn:aws:iam::123456789012:role/team".into());
+        s.hosts.aws_bedrock.region = Some("us-east-1".into());
+        s
+    }
+
+    #[test]
+    fn defaults_validate_and_enabled_needs_role_and_region() {
+        assert!(validate_llm_settings(&LlmSettings::default()).is_ok());
+        let mut s = enabled();
+        assert!(validate_llm_settings(&s).is_ok());
+        s.hosts.aws_bedrock.region = None;
+        assert_eq!(validate_llm_settings(&s).unwrap_err().field, "hosts.aws_bedrock.region");
+        let mut s = enabled();
+        s.models.insert("nope".into(), ModelHosts::default());
+        assert_eq!(validate_llm_settings(&s).unwrap_err().field, "models.nope");
+        let mut s = enabled();
+        s.subject_template = vec!["run_id".into()];
+        assert_eq!(validate_llm_settings(&s).unwrap_err().field, "subject_template");
+        let mut s = enabled();
+        s.token_audiences = vec!["a".into(), "a".into()];
+        assert_eq!(validate_llm_settings(&s).unwrap_err().field, "token_audiences[1]");
+    }
+
+    #[test]
+    fn effective_config_follows_override_then_team() {
+        let s = enabled();
+        let team = effective_aws(&s, ActorType::ServiceAccount, None, false).unwrap();
+        assert_eq!(team.region, "us-east-1");
+        let o = AwsOverride {
+            role_arn: Some("arn:aws:iam::123456789012:role/agent".into()),
+            region: None,
+            disabled: false,
+        };
+        let agent = effective_aws(&s, ActorType::ServiceAccount, Some(&o), false).unwrap();
+        assert_eq!(agent.role_arn, "arn:aws:iam::123456789012:role/agent");
+        assert_eq!(agent.region, "us-east-1");
+        let off = AwsOverride { disabled: true, ..o };
+        assert_eq!(
+            effective_aws(&s, ActorType::ServiceAccount, Some(&off), false),
+            Err(NoBedrock::AgentDisabled)
+        );
+        // Members ignore agent overrides and follow enforcement.
+        assert!(effective_aws(&s, ActorType::User, None, false).is_ok());
+        let mut r = s.clone();
+        r.hosts.aws_bedrock.enforcement = Enforcement::RespectUserSetting;
+        assert_eq!(effective_aws(&r, ActorType::User, None, false), Err(NoBedrock::MemberNotOptedIn));
+        assert!(effective_aws(&r, ActorType::User, None, true).is_ok());
+        assert_eq!(
+            effective_aws(&LlmSettings::default(), ActorType::User, None, true),
+            Err(NoBedrock::TeamDisabled)
+        );
+    }
+}
