@@ -16,6 +16,9 @@ pub struct ErrorDetail {
     pub code: String,
     /// What went wrong; names the field for invalid input.
     pub message: String,
+    /// The JSON path of the offending field, for invalid input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
     /// What to do about it, when there is something to do.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,

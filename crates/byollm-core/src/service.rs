@@ -822,3 +822,55 @@ mod tests {
         assert_eq!(doc, json!({"a": {"b": "d"}, "e": [1]}));
     }
 }
+
+/// What `byollm admin bootstrap` created.
+#[derive(Debug)]
+pub struct Bootstrapped {
+    /// The new team.
+    pub team_uid: String,
+    /// Its owner.
+    pub owner_uid: String,
+    /// The owner's API key (shown once).
+    pub api_key: SecretValue,
+}
+
+/// Creates a team, its owner and an owner API key directly on the store (offline;
+/// run once per team).
+pub async fn bootstrap_team(
+    store: &Store,
+    clock: &dyn Clock,
+    team_name: &str,
+    owner_email: &str,
+) -> Result<Bootstrapped> {
+    validate::name("team-name", team_name, 100)?;
+    validate::email("owner-email", owner_email)?;
+    let now = clock.now();
+    let team_uid = ids::new_uid();
+    store.insert_team(&team_uid, team_name, now).await?;
+    let owner = MemberRow {
+        uid: ids::new_uid(),
+        team_uid: team_uid.clone(),
+        email: owner_email.to_owned(),
+        role: Role::Owner,
+        aws_bedrock_opt_in: false,
+    };
+    store.insert_member(&owner, now).await?;
+    let key = ids::new_api_key();
+    store
+        .insert_api_key(&ApiKeyRow {
+            id: ids::new_id("key"),
+            team_uid: team_uid.clone(),
+            owner_type: ActorType::User,
+            owner_uid: owner.uid.clone(),
+            name: "bootstrap owner key".to_owned(),
+            key_hash: ids::hash_secret(key.expose_secret()),
+            prefix: ids::visible_prefix(key.expose_secret()),
+            created_at: now,
+        })
+        .await?;
+    Ok(Bootstrapped {
+        team_uid,
+        owner_uid: owner.uid,
+        api_key: SecretValue::from(key),
+    })
+}

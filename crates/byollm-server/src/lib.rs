@@ -1,1 +1,16 @@
-//! byollm server.
+//! The byollm HTTP server (axum): the OIDC issuer's discovery and JWKS, the
+//! tenancy API and the identity-token endpoints (DESIGN §3, §6).
+//!
+//! Authentication wraps the whole router; only the routes in
+//! [`byollm_api::routes::PUBLIC_ROUTES`] pass without credentials. Handlers are
+//! thin: extract, call [`byollm_core::service::Core`], map the error.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+
+pub use app::{App, AppState, Server, router, start};
+pub use config::{FileConfig, ServerConfig};

@@ -1,13 +1,21 @@
-//! The `byollm` binary.
+//! The `byollm` binary: one command for the server, the operator tools, the AWS
+//! setup tooling and (later) the agent runtime, chat, emulator and demo.
 
 mod aws_cmd;
+mod operator;
+mod out;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "byollm", version, about = "Bring your own LLM cloud: OIDC issuer, control plane and inference gateway")]
+#[command(
+    name = "byollm",
+    version,
+    about = "Bring your own LLM cloud: an OIDC issuer, control plane and inference gateway \
+             that runs agents' inference on the customer's Amazon Bedrock"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -15,6 +23,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server: OIDC issuer, tenancy API and identity tokens.
+    Serve(operator::ServeArgs),
+    /// Operator administration on the store (offline).
+    Admin {
+        #[command(subcommand)]
+        cmd: operator::AdminCommand,
+    },
+    /// The issuer's signing keys.
+    Keys {
+        #[command(subcommand)]
+        cmd: operator::KeysCommand,
+    },
     /// AWS setup tooling: policies, setup script, trust explainer, simulator.
     Aws {
         #[command(subcommand)]
@@ -26,12 +46,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Aws { cmd } => aws_cmd::run(cmd),
+        Command::Serve(args) => operator::runtime().and_then(|rt| rt.block_on(operator::serve(args))),
+        Command::Admin { cmd } => operator::runtime().and_then(|rt| rt.block_on(operator::admin(cmd))),
+        Command::Keys { cmd } => operator::runtime().and_then(|rt| rt.block_on(operator::keys(cmd))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            use std::io::Write as _;
-            let _ = writeln!(std::io::stderr().lock(), "error: {err:#}");
+            out::err(&format!("error: {err:#}"));
             ExitCode::FAILURE
         }
     }

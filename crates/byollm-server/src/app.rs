@@ -1,0 +1,234 @@
+//! The application: shared state, the router with its layers, and a running
+//! server with background maintenance and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
+use axum::http::HeaderName;
+use axum::serve::ListenerExt as _;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use byollm_core::clock::Clock;
+use byollm_core::identity::kek::Kek;
+use byollm_core::identity::keyring::Keyring;
+use byollm_core::service::Core;
+use byollm_core::store::Store;
+
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::extract::MAX_BODY_BYTES;
+use crate::{auth, routes};
+
+/// Everything a request handler may use.
+#[derive(Debug)]
+pub struct App {
+    /// The domain.
+    pub core: Arc<Core>,
+}
+
+/// Router state: a cheap handle on the [`App`].
+#[derive(Debug, Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// Headers that carry secrets: marked sensitive before tracing sees them.
+pub const SENSITIVE_HEADERS: &[&str] = &[
+    "x-api-key",
+    "x-byollm-aws-access-key-id",
+    "x-byollm-aws-secret-access-key",
+    "x-byollm-aws-session-token",
+];
+
+/// The full router: every route, authentication by default, body limit, tracing.
+pub fn router(state: AppState) -> Router {
+    let mut sensitive = vec![AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE];
+    sensitive.extend(SENSITIVE_HEADERS.iter().map(|h| HeaderName::from_static(h)));
+    routes::router()
+        .fallback(|| async { ApiError::no_route() })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            // Path only: query strings and headers stay out of the log.
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
+        .with_state(state)
+}
+
+/// Failures starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] byollm_core::store::StoreError),
+    /// The KEK could not be loaded.
+    #[error("key-encryption key: {0}")]
+    Kek(#[from] byollm_core::identity::kek::KekError),
+    /// The keyring could not be loaded.
+    #[error("signing keys: {0}")]
+    Keyring(#[from] byollm_core::identity::keyring::KeyringError),
+    /// The data directory or socket failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the store named by the config (PostgreSQL URL or the data directory's
+/// SQLite), creating the data directory when needed.
+pub async fn open_store(cfg: &ServerConfig) -> Result<Store, StartError> {
+    create_private_dir(&cfg.data_dir)?;
+    Ok(match &cfg.store_url {
+        Some(url) => Store::connect(url).await?,
+        None => Store::open_data_dir(&cfg.data_dir).await?,
+    })
+}
+
+/// Loads the KEK: the configured reference, or the data directory's 0600 file.
+pub fn load_kek(cfg: &ServerConfig) -> Result<Kek, StartError> {
+    create_private_dir(&cfg.data_dir)?;
+    Ok(match &cfg.kek {
+        Some(reference) => Kek::load(reference)?,
+        None => Kek::load_or_create_file(&cfg.data_dir.join("kek"))?,
+    })
+}
+
+/// Creates the data directory readable by its owner only (0700); an existing
+/// directory keeps its mode.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Builds the domain for a config.
+pub async fn build_core(cfg: &ServerConfig, clock: Arc<dyn Clock>) -> Result<Arc<Core>, StartError> {
+    let store = open_store(cfg).await?;
+    let kek = Arc::new(load_kek(cfg)?);
+    let keyring = Keyring::open(
+        store.clone(),
+        kek,
+        clock.clone(),
+        cfg.core.signing_algorithm,
+        cfg.core.max_token_ttl_seconds,
+    )
+    .await?;
+    Ok(Arc::new(Core {
+        store,
+        clock,
+        keyring: Arc::new(keyring),
+        auth: Default::default(),
+        config: cfg.core.clone(),
+    }))
+}
+
+/// How often each replica reloads and maintains the keyring (and purges old rows).
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The domain it serves.
+    pub core: Arc<Core>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Server {
+    /// Stops accepting, lets requests in flight finish, and waits for background
+    /// tasks.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the server has stopped.
+    pub async fn wait(&self) {
+        self.shutdown.cancelled().await;
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+/// Starts the server: binds, serves, and runs keyring maintenance and retention.
+pub async fn start(cfg: &ServerConfig, clock: Arc<dyn Clock>) -> Result<Server, StartError> {
+    let core = build_core(cfg, clock).await?;
+    start_with_core(cfg.listen, core).await
+}
+
+/// Starts a server around an existing domain.
+pub async fn start_with_core(listen: SocketAddr, core: Arc<Core>) -> Result<Server, StartError> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let listener = listener.tap_io(|tcp| {
+        // Nagle's algorithm meeting delayed ACKs costs 40 ms per small response.
+        let _ = tcp.set_nodelay(true);
+    });
+    let app = router(AppState(Arc::new(App { core: core.clone() })));
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let stop = shutdown.clone();
+    tracker.spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    let (stop, maint_core) = (shutdown.clone(), core.clone());
+    tracker.spawn(async move {
+        let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = tick.tick() => maintain(&maint_core).await,
+            }
+        }
+    });
+    Ok(Server {
+        addr,
+        core,
+        shutdown,
+        tracker,
+    })
+}
+
+/// One maintenance pass: keyring lifecycle and retention.
+pub async fn maintain(core: &Core) {
+    if let Err(e) = core.keyring.maintain().await {
+        tracing::warn!(error = %e, "keyring maintenance failed; will retry");
+    }
+    let cutoff = core.clock.now() - core.config.retention_days * 86_400;
+    match core.store.purge_before(cutoff).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(rows = n, "purged rows past retention"),
+        Err(e) => tracing::warn!(error = %e, "retention purge failed; will retry"),
+    }
+}

@@ -1,0 +1,301 @@
+//! Operator commands: `serve`, `admin bootstrap`, `keys rotate|list` (DESIGN §11;
+//! scripts rely on these flags).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+use byollm_core::clock::{Clock, SystemClock, rfc3339};
+use byollm_core::identity::keyring::{Keyring, RotateOutcome};
+use byollm_core::store::Store;
+use byollm_server::config::{FileConfig, ServerConfig};
+
+use crate::out;
+
+/// A multi-threaded runtime for the async commands.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// `$BYOLLM_DATA_DIR`, else `$XDG_DATA_HOME/byollm`, else `~/.local/share/byollm`.
+#[expect(clippy::disallowed_methods, reason = "configuration loading")]
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BYOLLM_DATA_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(xdg).join("byollm");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local").join("share").join("byollm")
+}
+
+/// The KEK reference from `$BYOLLM_KEK`, for offline commands.
+#[expect(clippy::disallowed_methods, reason = "configuration loading")]
+fn kek_from_env() -> Option<String> {
+    std::env::var("BYOLLM_KEK").ok().filter(|v| !v.is_empty())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// `byollm serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// The public issuer URL tokens carry in `iss` (AWS needs https://) [default:
+    /// http://<listen address>, with a warning].
+    #[arg(long, value_name = "URL")]
+    issuer_url: Option<String>,
+    /// Data directory (SQLite store, key-encryption key file) [default:
+    /// $BYOLLM_DATA_DIR, $XDG_DATA_HOME/byollm].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Store URL, e.g. postgres://user@host/db [default: SQLite in the data directory].
+    #[arg(long, value_name = "URL")]
+    store_url: Option<String>,
+    /// Config file (byollm.toml, `version = 1`).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig {
+            version: 1,
+            ..FileConfig::default()
+        },
+    };
+    let mut cfg = ServerConfig::merge(
+        file,
+        args.listen,
+        args.issuer_url,
+        args.data_dir,
+        args.store_url,
+        default_data_dir(),
+    )?;
+    if cfg.kek.is_none() {
+        cfg.kek = kek_from_env();
+    }
+    if let Some(warning) = cfg.issuer_warning() {
+        out::err(&format!("warning: {warning}"));
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let server = byollm_server::start(&cfg, clock)
+        .await
+        .with_context(|| format!("starting the server (data dir {})", cfg.data_dir.display()))?;
+    tracing::info!(addr = %server.addr, issuer = %cfg.core.issuer_url, "byollm listening");
+    out::err(&format!(
+        "byollm listening on http://{} (issuer {})",
+        server.addr, cfg.core.issuer_url
+    ));
+    let stop = server.shutdown_token();
+    tokio::select! {
+        () = shutdown_signal() => {}
+        () = stop.cancelled() => {}
+    }
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Where an offline command finds the store.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Data directory [default: $BYOLLM_DATA_DIR, $XDG_DATA_HOME/byollm].
+    #[arg(long, value_name = "DIR", conflicts_with = "store_url")]
+    data_dir: Option<PathBuf>,
+    /// Store URL, e.g. postgres://user@host/db.
+    #[arg(long, value_name = "URL")]
+    store_url: Option<String>,
+}
+
+impl StoreArgs {
+    fn server_config(&self) -> anyhow::Result<ServerConfig> {
+        let mut cfg = ServerConfig::merge(
+            FileConfig {
+                version: 1,
+                ..FileConfig::default()
+            },
+            None,
+            None,
+            self.data_dir.clone(),
+            self.store_url.clone(),
+            default_data_dir(),
+        )?;
+        cfg.kek = kek_from_env();
+        Ok(cfg)
+    }
+
+    async fn open(&self) -> anyhow::Result<(ServerConfig, Store)> {
+        let cfg = self.server_config()?;
+        let store = byollm_server::app::open_store(&cfg)
+            .await
+            .with_context(|| match &cfg.store_url {
+                Some(_) => "opening the store at --store-url".to_owned(),
+                None => format!("opening the store in {}", cfg.data_dir.display()),
+            })?;
+        Ok((cfg, store))
+    }
+}
+
+/// `byollm admin …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a team, its owner and an owner API key (run once per team).
+    Bootstrap {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The team's name.
+        #[arg(long, value_name = "NAME")]
+        team_name: String,
+        /// The owner's email.
+        #[arg(long, value_name = "EMAIL")]
+        owner_email: String,
+        /// Print {"team_uid", "owner_uid", "api_key"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs an admin command.
+pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
+    match cmd {
+        AdminCommand::Bootstrap {
+            store,
+            team_name,
+            owner_email,
+            json,
+        } => {
+            let (_, store) = store.open().await?;
+            let made = byollm_core::service::bootstrap_team(&store, &SystemClock, &team_name, &owner_email)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                out::json(&serde_json::json!({
+                    "team_uid": made.team_uid,
+                    "owner_uid": made.owner_uid,
+                    "api_key": made.api_key,
+                }))?;
+            } else {
+                out::line(&format!("team_uid:  {}", made.team_uid));
+                out::line(&format!("owner_uid: {}", made.owner_uid));
+                out::line(&format!("api_key:   {}", made.api_key.expose()));
+                out::err("The API key is shown only once: store it now.");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `byollm keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Publish a new signing key; it signs once its pre-publication window has
+    /// passed, and the old key retires then.
+    Rotate {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List the published keys and their lifecycle.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+async fn open_keyring(store_args: &StoreArgs) -> anyhow::Result<Keyring> {
+    let (cfg, store) = store_args.open().await?;
+    let kek = byollm_server::app::load_kek(&cfg)?;
+    Ok(Keyring::open(
+        store,
+        Arc::new(kek),
+        Arc::new(SystemClock),
+        cfg.core.signing_algorithm,
+        cfg.core.max_token_ttl_seconds,
+    )
+    .await?)
+}
+
+/// Runs a keys command.
+pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeysCommand::Rotate { store } => {
+            let ring = open_keyring(&store).await?;
+            match ring.rotate().await? {
+                RotateOutcome::Published { kid, activate_after } => {
+                    out::line(&format!("published {kid}; it starts signing at {}", rfc3339(activate_after)));
+                    out::err(
+                        "Running servers activate it then and retire the old key, which stays \
+                         published until its last token has expired.",
+                    );
+                }
+                RotateOutcome::AlreadyPending { kid, activate_after } => {
+                    out::line(&format!(
+                        "{kid} is already pending; it starts signing at {}",
+                        rfc3339(activate_after)
+                    ));
+                }
+            }
+            Ok(())
+        }
+        KeysCommand::List { store, json } => {
+            let ring = open_keyring(&store).await?;
+            let info = ring.keys().info.clone();
+            if json {
+                out::json(&info)?;
+            } else {
+                out::line(&format!("{:<24} {:<6} {:<8} {:<21} {}", "KID", "ALG", "STATE", "SIGNS FROM", "PUBLISHED UNTIL"));
+                for k in info {
+                    out::line(&format!(
+                        "{:<24} {:<6} {:<8} {:<21} {}",
+                        k.kid,
+                        k.alg,
+                        k.state,
+                        rfc3339(k.activate_after),
+                        k.verify_until.map_or_else(|| "-".to_owned(), rfc3339)
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+}
