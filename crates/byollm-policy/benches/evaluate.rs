@@ -23,7 +23,11 @@ fn statement(i: usize, sub_op: &str, sub: &str) -> String {
 fn policy() -> Policy {
     let mut statements = Vec::new();
     for i in 0..5 {
-        statements.push(statement(i, "StringLike", &format!("\"scoped_principal:team_{i:03}/*\"")));
+        statements.push(statement(
+            i,
+            "StringLike",
+            &format!("\"scoped_principal:team_{i:03}/*\""),
+        ));
     }
     for i in 5..9 {
         statements.push(statement(
@@ -39,7 +43,10 @@ fn policy() -> Policy {
         "StringLike",
         "[\"scoped_principal:team_main/service_account:agt_target\", \"scoped_principal:team_main/service_account:agt_target:run_id:*\"]",
     ));
-    let doc = format!(r#"{{"Version": "2012-10-17", "Statement": [{}]}}"#, statements.join(","));
+    let doc = format!(
+        r#"{{"Version": "2012-10-17", "Statement": [{}]}}"#,
+        statements.join(",")
+    );
     match Policy::parse(&doc, PolicyKind::Resource) {
         Ok(p) => p,
         Err(e) => unreachable!("bench policy parses: {e}"),
@@ -65,7 +72,13 @@ fn bench(c: &mut Criterion) {
     };
     assert!(evaluate_one(&policy, PolicyKind::Resource, &request).is_allowed());
     c.bench_function("trust_policy_10_statements", |b| {
-        b.iter(|| evaluate_one(black_box(&policy), PolicyKind::Resource, black_box(&request)))
+        b.iter(|| {
+            evaluate_one(
+                black_box(&policy),
+                PolicyKind::Resource,
+                black_box(&request),
+            )
+        })
     });
 }
 

@@ -2,6 +2,12 @@
 //! errors, generated trust policies per scope, snapshots of every generated
 //! document, and the explainer.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions fail loudly too"
+)]
+
 mod common;
 mod eval_table;
 mod explain;

@@ -1,13 +1,189 @@
 //! `byollm aws …`: the AWS setup tooling of DESIGN §7 (trust and permissions
 //! policies, setup script, trust explainer, simulator).
+//!
+//! The flags are those of DESIGN §11, which scripts rely on. Policy commands write
+//! exactly the document to stdout, so it can be piped into `aws iam`; notes and
+//! warnings go to stderr. Bad input exits non-zero with a one-line reason (from
+//! `main`). The work itself is in `byollm-policy`; this module parses flags,
+//! resolves `--model` through the model catalog and reads files.
 
-use clap::Subcommand;
+mod inspect;
+mod models;
+mod policies;
+
+use std::io::Write as _;
+
+use clap::{Args, Subcommand, ValueEnum};
 
 /// The `byollm aws` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum AwsCommand {}
+pub enum AwsCommand {
+    /// Print the role trust policy for a team's OIDC subjects (JSON on stdout).
+    TrustPolicy(TrustArgs),
+    /// Print the role's Bedrock permissions policy (JSON on stdout).
+    PermissionsPolicy(PermissionsArgs),
+    /// Print an idempotent setup (bash script of `aws iam` commands, Terraform or
+    /// CloudFormation): OIDC provider, role, trust and permissions policies.
+    SetupScript(SetupArgs),
+    /// Explain which subjects a trust policy admits, with lint findings.
+    ExplainTrust(ExplainArgs),
+    /// Decide one request against a policy file: decision and deciding statements.
+    Simulate(SimulateArgs),
+}
+
+/// The team's identity settings shared by `trust-policy` and `setup-script`.
+#[derive(Debug, Args)]
+pub struct TrustFlags {
+    /// The issuer URL (`server.issuer_url`), e.g. https://byollm.example.com.
+    #[arg(long, value_name = "URL")]
+    issuer: String,
+    /// The team uid.
+    #[arg(long, value_name = "UID")]
+    team: String,
+    /// The AWS account id (12 digits) holding the OIDC provider and the role.
+    #[arg(long, value_name = "ID")]
+    account: String,
+    /// Whom the role admits: team (every member and agent), users, agents, or
+    /// exact actors user:UID,… / agent:UID,… (a named agent's own role).
+    #[arg(long, value_name = "SCOPE", default_value = "team")]
+    scope: String,
+    /// The team's tokens carry session tags (adds sts:TagSession).
+    #[arg(long)]
+    session_tags: bool,
+    /// The team's tokens carry a source identity (adds sts:SetSourceIdentity).
+    #[arg(long)]
+    source_identity: bool,
+    /// The team's subject template: scoped_principal[,run_id].
+    #[arg(long, value_name = "T,…", value_delimiter = ',')]
+    subject_template: Vec<String>,
+}
+
+/// `byollm aws trust-policy`.
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    #[command(flatten)]
+    trust: TrustFlags,
+}
+
+/// `byollm aws permissions-policy`.
+#[derive(Debug, Args)]
+pub struct PermissionsArgs {
+    /// The AWS account id (12 digits).
+    #[arg(long, value_name = "ID")]
+    account: String,
+    /// The region the team calls Bedrock in (the inference profiles' source region).
+    #[arg(long, value_name = "REGION")]
+    region: String,
+    /// Enabled model ids (catalog ids such as claude-sonnet-4-6; ID=GEO or a
+    /// profile id such as us.anthropic.claude-sonnet-4-6 picks the profile).
+    #[arg(long = "model", value_name = "ID", num_args = 1.., value_delimiter = ',')]
+    models: Vec<String>,
+    /// The documented broad policy (every model and inference profile) instead.
+    #[arg(long, conflicts_with = "models")]
+    broad: bool,
+}
+
+/// The output format of `setup-script`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SetupFormat {
+    /// A bash script of `aws iam` commands.
+    Bash,
+    /// A Terraform configuration.
+    Terraform,
+    /// A CloudFormation template (YAML).
+    Cloudformation,
+}
+
+/// `byollm aws setup-script`.
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    #[command(flatten)]
+    trust: TrustFlags,
+    /// The IAM role to create or update.
+    #[arg(long, value_name = "NAME")]
+    role_name: String,
+    /// The region the team calls Bedrock in (required with --model).
+    #[arg(long, value_name = "R")]
+    region: Option<String>,
+    /// Enabled model ids; without any, the broad default permissions.
+    #[arg(long = "model", value_name = "ID", num_args = 1.., value_delimiter = ',')]
+    models: Vec<String>,
+    /// The documented broad permissions policy.
+    #[arg(long, conflicts_with = "models")]
+    broad: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "bash")]
+    format: SetupFormat,
+}
+
+/// `byollm aws explain-trust`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The trust policy file (`-` for stdin).
+    #[arg(value_name = "FILE")]
+    file: String,
+    /// The issuer URL the role should trust.
+    #[arg(long, value_name = "URL")]
+    issuer: String,
+    /// The team uid.
+    #[arg(long, value_name = "UID")]
+    team: String,
+    /// The team sends session tags (checks for sts:TagSession).
+    #[arg(long)]
+    session_tags: bool,
+    /// The team sends a source identity (checks for sts:SetSourceIdentity).
+    #[arg(long)]
+    source_identity: bool,
+    /// Print the explanation as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `byollm aws simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The policy file (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    policy: String,
+    /// The file is a trust (resource) policy rather than an identity policy.
+    #[arg(long)]
+    trust: bool,
+    /// The action, e.g. sts:AssumeRoleWithWebIdentity or bedrock:InvokeModel.
+    #[arg(long, value_name = "ACTION")]
+    action: String,
+    /// The resource ARN (for a role assumption, the role's ARN).
+    #[arg(long, value_name = "ARN")]
+    resource: String,
+    /// The calling principal (trust policies): an ARN, account id or service.
+    #[arg(long, value_name = "ARN")]
+    principal: Option<String>,
+    /// A context key and value; a key given twice is multi-valued.
+    #[arg(long, value_name = "KEY=VALUE", num_args = 1..)]
+    context: Vec<String>,
+    /// Print {"decision", "statements"} as JSON.
+    #[arg(long)]
+    json: bool,
+}
 
 /// Runs one `byollm aws` subcommand.
 pub fn run(cmd: AwsCommand) -> anyhow::Result<()> {
-    match cmd {}
+    let out = match cmd {
+        AwsCommand::TrustPolicy(args) => policies::trust_policy(&args)?,
+        AwsCommand::PermissionsPolicy(args) => policies::permissions_policy(&args)?,
+        AwsCommand::SetupScript(args) => policies::setup_script(&args)?,
+        AwsCommand::ExplainTrust(args) => inspect::explain_trust(&args)?,
+        AwsCommand::Simulate(args) => inspect::simulate(&args)?,
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    if !out.ends_with('\n') {
+        stdout.write_all(b"\n")?;
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Writes a note or warning to stderr.
+fn note(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
 }
