@@ -20,6 +20,12 @@
 //!
 //! `--broad` gives the documented reference policy of BR-IPPRE instead, with the
 //! profile ARNs narrowed to the customer's account.
+//!
+//! An emulator evaluating these policies must supply the request context keys
+//! they test, as Bedrock does: `aws:RequestedRegion` (the region of the call, or
+//! `unspecified` for the region-less check of a global profile) and
+//! `bedrock:InferenceProfileArn` (the profile ARN, on the foundation-model checks
+//! made through a profile).
 
 use super::{AccountId, GenerateError, INVOKE_ACTIONS, Region};
 use crate::conditions::{BaseOperator, ConditionOperator};

@@ -241,3 +241,37 @@ proptest! {
         let _ = Policy::parse(&wrapped.to_string(), PolicyKind::Identity);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// For any valid uids, a named-agent trust policy admits that agent's exact
+    /// subject (with or without a run) and refuses a longer uid, the other actor
+    /// type, a longer team uid and a wrong audience.
+    #[test]
+    fn named_agent_policy_admits_exactly_that_agent(
+        team in "[A-Za-z0-9._@+=-]{1,12}",
+        agent in "[A-Za-z0-9._@+=-]{1,12}",
+        extra in "[A-Za-z0-9._-]{1,3}",
+        run_id in any::<bool>(),
+    ) {
+        use byollm_policy::generate::{AccountId, Issuer, SubjectTemplate, TrustOptions, TrustScope, trust_policy};
+        use crate::common::{ISSUER, ACCOUNT, admits};
+        let mut opts = TrustOptions::new(Issuer::parse(ISSUER).unwrap(), &team, AccountId::parse(ACCOUNT).unwrap()).unwrap();
+        opts.scope = format!("agent:{agent}").parse::<TrustScope>().unwrap();
+        opts.subject_template = SubjectTemplate { run_id };
+        let p = trust_policy(&opts).unwrap();
+        let aud = "sts.amazonaws.com";
+        let exact = format!("scoped_principal:{team}/service_account:{agent}");
+        let with_run = format!("{exact}:run_id:r1");
+        let longer_agent = format!("{exact}{extra}");
+        let as_user = format!("scoped_principal:{team}/user:{agent}");
+        let longer_team = format!("scoped_principal:{team}{extra}/service_account:{agent}");
+        prop_assert!(admits(&p, &exact, aud));
+        prop_assert_eq!(admits(&p, &with_run, aud), run_id);
+        prop_assert!(!admits(&p, &longer_agent, aud));
+        prop_assert!(!admits(&p, &as_user, aud));
+        prop_assert!(!admits(&p, &longer_team, aud));
+        prop_assert!(!admits(&p, &exact, "sts.amazonaws.com.evil"));
+    }
+}
