@@ -460,20 +460,31 @@ impl Store {
 
     // ------------------------------------------------------------ signing keys
 
-    /// The keyring generation and every stored key.
+    /// The keyring generation and every stored key, consistent with each other.
     pub async fn load_keys(&self) -> Result<(i64, Vec<KeyRow>)> {
-        let generation: i64 = sqlx::query("SELECT generation FROM keyring WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        let rows = sqlx::query(
-            "SELECT kid, alg, state, private_key_sealed, created_at, activate_after, retired_at, verify_until \
-             FROM signing_keys ORDER BY created_at, kid",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let keys = rows.iter().map(KeyRow::from_row).collect::<Result<_>>()?;
-        Ok((generation, keys))
+        let generation = || async {
+            let row = sqlx::query("SELECT generation FROM keyring WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?;
+            row.try_get::<i64, _>(0).map_err(StoreError::Db)
+        };
+        loop {
+            // Every key change bumps the generation in the same transaction, and
+            // the generation only grows: reading it before and after the rows and
+            // seeing the same value proves the rows belong to it (under READ
+            // COMMITTED the two reads may otherwise straddle a commit).
+            let before = generation().await?;
+            let rows = sqlx::query(
+                "SELECT kid, alg, state, private_key_sealed, created_at, activate_after, retired_at, verify_until \
+                 FROM signing_keys ORDER BY created_at, kid",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            if generation().await? == before {
+                let keys = rows.iter().map(KeyRow::from_row).collect::<Result<_>>()?;
+                return Ok((before, keys));
+            }
+        }
     }
 
     /// Applies a key-lifecycle change if the keyring is still at `generation`

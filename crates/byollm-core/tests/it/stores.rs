@@ -1,0 +1,71 @@
+//! Test stores: a fresh SQLite file, and a fresh PostgreSQL database per test.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sqlx::Connection as _;
+use byollm_core::store::Store;
+
+/// The environment variable naming a PostgreSQL server for the store tests.
+pub const PG_ENV: &str = "BYOLLM_TEST_POSTGRES_URL";
+
+/// A store under test and what keeps it alive.
+pub struct TestStore {
+    pub store: Store,
+    pub name: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Every engine available here: SQLite always, PostgreSQL when configured.
+pub async fn all() -> Vec<TestStore> {
+    let mut stores = vec![sqlite().await];
+    match pg_url() {
+        Some(url) => stores.push(postgres(&url).await),
+        None => skipped(),
+    }
+    stores
+}
+
+pub async fn sqlite() -> TestStore {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_data_dir(dir.path()).await.unwrap();
+    TestStore {
+        store,
+        name: "sqlite",
+        _dir: Some(dir),
+    }
+}
+
+fn pg_url() -> Option<String> {
+    std::env::var(PG_ENV).ok().filter(|v| !v.is_empty())
+}
+
+fn skipped() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        eprintln!(
+            "\n*** SKIPPED: PostgreSQL store tests: {PG_ENV} is not set. \
+             CI sets it; locally run e.g. {PG_ENV}=postgres://postgres@127.0.0.1/postgres ***\n"
+        );
+    });
+}
+
+/// A new, empty database on the configured server, so tests run in parallel.
+async fn postgres(admin_url: &str) -> TestStore {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    sqlx::any::install_default_drivers();
+    let db = format!(
+        "byollm_test_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    let mut admin = sqlx::AnyConnection::connect(admin_url).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db}")).execute(&mut admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&mut admin).await.unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let store = Store::connect(&format!("{base}/{db}")).await.unwrap();
+    TestStore {
+        store,
+        name: "postgres",
+        _dir: None,
+    }
+}
