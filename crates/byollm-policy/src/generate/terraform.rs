@@ -46,7 +46,7 @@ pub fn terraform(opts: &SetupOptions) -> Result<String, GenerateError> {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.0"
+      version = ">= 5.40"
     }
   }
 }
