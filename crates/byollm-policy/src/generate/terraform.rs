@@ -1,4 +1,5 @@
-//! The setup as Terraform (HashiCorp AWS provider ≥ 5): the OIDC provider, the
+//! The setup as Terraform (HashiCorp AWS provider ≥ 5.40, where `thumbprint_list`
+//! is optional as it is in IAM): the OIDC provider, the
 //! role with its trust policy, the inline permissions policy, and the role ARN as
 //! an output.
 //!
