@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
     sensitive.extend(SENSITIVE_HEADERS.iter().map(|h| HeaderName::from_static(h)));
     routes::router()
         .fallback(|| async { ApiError::no_route() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {

@@ -59,6 +59,15 @@ impl ApiError {
             .with_hint("send an API key or run workload token as `Authorization: Bearer …` or `x-api-key: …`")
     }
 
+    /// A 405 for a known route called with a method it does not serve.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not serve that method",
+        )
+    }
+
     /// A 404 for an unknown route.
     pub fn no_route() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")
