@@ -3,5 +3,6 @@
 //! scan for secrets left on disk or in the logs.
 
 mod authz_matrix;
+mod bad_input;
 mod common;
 mod oidc_e2e;

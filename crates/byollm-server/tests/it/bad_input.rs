@@ -1,0 +1,658 @@
+//! Bad input gets a 4xx naming the field, never a 5xx or a panic: fixed cases
+//! for each kind of mistake, then property tests over the settings and agent
+//! bodies.
+
+use std::cell::Cell;
+
+use axum::http::Method;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use serde_json::{Value, json};
+
+use byollm_api::routes;
+
+use crate::common::{Harness, Resp, STS, TeamFx, mint_body, worker_tokens_on};
+
+const GOOD_ARN: &str = "arn:aws:iam::123456789012:role/byollm-bedrock";
+
+/// Asserts a 400 `invalid_request` naming `field`, with the field in the message.
+#[track_caller]
+fn assert_invalid(r: &Resp, field: &str) {
+    assert_eq!(
+        r.status.as_u16(),
+        400,
+        "expected a 400 naming {field}; got {}",
+        r.body
+    );
+    assert_eq!(r.body["error"]["code"], "invalid_request", "{}", r.body);
+    assert_eq!(r.field(), Some(field), "{}", r.body);
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(field),
+        "message `{message}` does not name {field}"
+    );
+}
+
+async fn setup() -> (Harness, TeamFx) {
+    let h = Harness::new().await;
+    let a = h.team("alpha").await;
+    (h, a)
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_400() {
+    let (h, a) = setup().await;
+    let admin = Some(a.admin.key.as_str());
+    for (body, field) in [
+        (&b"{"[..], "body"),
+        (b"not json", "body"),
+        (b"{} {}", "body"),
+        (b"\xff\xfe", "body"),
+        (
+            b"{\"hosts\": {\"aws_bedrock\": {\"enabled\": tru}}}",
+            "hosts.aws_bedrock.enabled",
+        ),
+        (b"{\"hosts\":", "hosts"),
+    ] {
+        let r = h
+            .send(
+                Method::PUT,
+                routes::TEAM_LLM_SETTINGS,
+                admin,
+                Some(body.to_vec()),
+            )
+            .await;
+        assert_invalid(&r, field);
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("malformed JSON"),
+            "{}",
+            r.body
+        );
+    }
+    // Not an object where one is expected.
+    let r = h
+        .send(
+            Method::POST,
+            routes::IDENTITY_TOKEN,
+            Some(&a.member.key),
+            Some(b"[]".to_vec()),
+        )
+        .await;
+    assert_invalid(&r, "body");
+}
+
+#[tokio::test]
+async fn unknown_fields_are_named() {
+    let (h, a) = setup().await;
+    let admin = Some(a.admin.key.as_str());
+    let r = h
+        .put_settings(&a.admin.key, &json!({"worker_identity_token": true}))
+        .await;
+    assert_invalid(&r, "worker_identity_token");
+    let r = h
+        .put_settings(
+            &a.admin.key,
+            &json!({"hosts": {"aws_bedrock": {"enabled": false, "rolearn": "x"}}}),
+        )
+        .await;
+    assert_invalid(&r, "hosts.aws_bedrock.rolearn");
+    let r = h
+        .post(
+            routes::AGENT_IDENTITIES,
+            admin,
+            &json!({"name": "x", "model": "claude-sonnet-4-6"}),
+        )
+        .await;
+    assert_invalid(&r, "model");
+    let r = h
+        .post(
+            routes::IDENTITY_TOKEN,
+            Some(&a.member.key),
+            &json!({"audience": STS, "requested_duration_seconds": 60, "scope": "x"}),
+        )
+        .await;
+    assert_invalid(&r, "scope");
+    let r = h
+        .post(
+            routes::TEAM_MEMBERS,
+            admin,
+            &json!({"email": "x@example.com", "role": "member", "admin": true}),
+        )
+        .await;
+    assert_invalid(&r, "admin");
+    // A merge patch may not smuggle fields either, even nested.
+    let agent = routes::fill(routes::AGENT_IDENTITY, &a.agent_uid);
+    let r = h
+        .json(
+            Method::PATCH,
+            &agent,
+            admin,
+            &json!({"inference_providers": {"aws": {"role": GOOD_ARN}}}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 400, "{}", r.body);
+    assert!(r.field().unwrap().contains("role"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn wrong_types_are_named() {
+    let (h, a) = setup().await;
+    let admin = Some(a.admin.key.as_str());
+    let r = h
+        .put_settings(
+            &a.admin.key,
+            &json!({"hosts": {"aws_bedrock": {"enabled": "yes"}}}),
+        )
+        .await;
+    assert_invalid(&r, "hosts.aws_bedrock.enabled");
+    let r = h
+        .put_settings(
+            &a.admin.key,
+            &json!({"hosts": {"aws_bedrock": {"enforcement": "always"}}}),
+        )
+        .await;
+    assert_invalid(&r, "hosts.aws_bedrock.enforcement");
+    let r = h
+        .put_settings(&a.admin.key, &json!({"token_audiences": STS}))
+        .await;
+    assert_invalid(&r, "token_audiences");
+    let r = h
+        .put_settings(
+            &a.admin.key,
+            &json!({"models": {"claude-sonnet-4-6": {"direct_api": {"enabled": 1}}}}),
+        )
+        .await;
+    assert_invalid(&r, "models.claude-sonnet-4-6.direct_api.enabled");
+    let r = h
+        .post(
+            routes::IDENTITY_TOKEN,
+            Some(&a.member.key),
+            &json!({"audience": STS, "requested_duration_seconds": "900"}),
+        )
+        .await;
+    assert_invalid(&r, "requested_duration_seconds");
+    let r = h
+        .post(
+            routes::IDENTITY_TOKEN,
+            Some(&a.member.key),
+            &json!({"audience": STS, "requested_duration_seconds": 900.5}),
+        )
+        .await;
+    assert_invalid(&r, "requested_duration_seconds");
+    let r = h
+        .post(
+            routes::TEAM_MEMBERS,
+            admin,
+            &json!({"email": "x@example.com", "role": "root"}),
+        )
+        .await;
+    assert_invalid(&r, "role");
+    let r = h
+        .post(
+            routes::AGENT_IDENTITIES,
+            admin,
+            &json!({"name": "x", "available": "true"}),
+        )
+        .await;
+    assert_invalid(&r, "available");
+    let r = h
+        .json(
+            Method::PUT,
+            routes::ME_SETTINGS,
+            Some(&a.member.key),
+            &json!({"aws_bedrock_opt_in": null}),
+        )
+        .await;
+    assert_invalid(&r, "aws_bedrock_opt_in");
+}
+
+/// PATCH applies the merge patch and then parses the result: a wrong type there
+/// must name the field too, not the offending value.
+#[tokio::test]
+#[ignore = "bug in byollm-core service.rs serde_path_to_error_lite: names the value (`5`) \
+            or `body` instead of the field; see the test report"]
+async fn wrong_types_in_an_agent_patch_are_named() {
+    let (h, a) = setup().await;
+    let agent = routes::fill(routes::AGENT_IDENTITY, &a.agent_uid);
+    let admin = Some(a.admin.key.as_str());
+    for (patch, field) in [
+        (json!({"name": 5}), "name"),
+        (json!({"available": "yes"}), "available"),
+        (json!({"description": ["a"]}), "description"),
+        (
+            json!({"inference_providers": {"aws": {"disabled": "no"}}}),
+            "inference_providers.aws.disabled",
+        ),
+    ] {
+        let r = h.json(Method::PATCH, &agent, admin, &patch).await;
+        assert_invalid(&r, field);
+    }
+}
+
+#[tokio::test]
+async fn missing_required_fields_are_named() {
+    let (h, a) = setup().await;
+    let member = Some(a.member.key.as_str());
+    let admin = Some(a.admin.key.as_str());
+    let r = h
+        .post(
+            routes::IDENTITY_TOKEN,
+            member,
+            &json!({"requested_duration_seconds": 900}),
+        )
+        .await;
+    assert_invalid(&r, "audience");
+    let r = h
+        .post(routes::IDENTITY_TOKEN, member, &json!({"audience": STS}))
+        .await;
+    assert_invalid(&r, "requested_duration_seconds");
+    // An empty body reads as `{}`.
+    let r = h
+        .send(Method::POST, routes::IDENTITY_TOKEN, member, None)
+        .await;
+    assert_invalid(&r, "audience");
+    let r = h
+        .post(
+            routes::TEAM_MEMBERS,
+            admin,
+            &json!({"email": "x@example.com"}),
+        )
+        .await;
+    assert_invalid(&r, "role");
+    let r = h
+        .post(
+            routes::AGENT_IDENTITIES,
+            admin,
+            &json!({"description": "x"}),
+        )
+        .await;
+    assert_invalid(&r, "name");
+    let r = h.post(routes::API_KEYS, member, &json!({})).await;
+    assert_invalid(&r, "name");
+    // The run's own endpoint parses the same body.
+    h.put_settings(&a.admin.key, &worker_tokens_on())
+        .await
+        .expect(200);
+    let path = routes::fill(routes::RUN_IDENTITY_TOKEN, &a.member_run);
+    let r = h
+        .post(
+            &path,
+            Some(&a.member_run_token),
+            &json!({"requested_duration_seconds": 900}),
+        )
+        .await;
+    assert_invalid(&r, "audience");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413() {
+    let (h, a) = setup().await;
+    // Valid JSON just over 1 MiB: the size alone refuses it.
+    let mut big = b"{\"description\": \"".to_vec();
+    big.resize(1024 * 1024 + 1, b'x');
+    big.extend_from_slice(b"\"}");
+    for (method, path, cred) in [
+        (
+            Method::PUT,
+            routes::TEAM_LLM_SETTINGS.to_owned(),
+            &a.admin.key,
+        ),
+        (
+            Method::POST,
+            routes::AGENT_IDENTITIES.to_owned(),
+            &a.admin.key,
+        ),
+        (
+            Method::POST,
+            routes::IDENTITY_TOKEN.to_owned(),
+            &a.member.key,
+        ),
+        (
+            Method::PATCH,
+            routes::fill(routes::AGENT_IDENTITY, &a.agent_uid),
+            &a.admin.key,
+        ),
+    ] {
+        let r = h
+            .send(method.clone(), &path, Some(cred), Some(big.clone()))
+            .await;
+        assert_eq!(r.status.as_u16(), 413, "{method} {path}: {}", r.body);
+        assert_eq!(r.body["error"]["code"], "payload_too_large");
+    }
+    // Just under the limit is read (and then judged on its content).
+    let mut fits = b"{\"name\": \"big\", \"description\": \"".to_vec();
+    fits.resize(1024 * 1024 - 2, b'x');
+    fits.extend_from_slice(b"\"}");
+    let r = h
+        .send(
+            Method::POST,
+            routes::AGENT_IDENTITIES,
+            Some(&a.admin.key),
+            Some(fits),
+        )
+        .await;
+    assert_invalid(&r, "description");
+}
+
+#[tokio::test]
+async fn durations_outside_60_to_3600_are_named() {
+    let (h, a) = setup().await;
+    h.put_settings(&a.admin.key, &worker_tokens_on())
+        .await
+        .expect(200);
+    let run_path = routes::fill(routes::RUN_IDENTITY_TOKEN, &a.member_run);
+    for (path, cred) in [
+        (routes::IDENTITY_TOKEN.to_owned(), &a.member.key),
+        (run_path, &a.member_run_token),
+    ] {
+        for seconds in [59, 3601, 0, -1, i64::MAX] {
+            let r = h.post(&path, Some(cred), &mint_body(STS, seconds)).await;
+            assert_invalid(&r, "requested_duration_seconds");
+        }
+        for seconds in [60, 3600] {
+            h.post(&path, Some(cred), &mint_body(STS, seconds))
+                .await
+                .expect(200);
+        }
+    }
+}
+
+#[tokio::test]
+async fn invalid_arns_and_regions_are_named() {
+    let (h, a) = setup().await;
+    let admin = Some(a.admin.key.as_str());
+    let bedrock = |arn: &str, region: &str| json!({"hosts": {"aws_bedrock": {"enabled": true, "role_arn": arn, "region": region}}});
+    for arn in [
+        "arn:aws:iam::123:role/x",
+        "arn:aws:iam::123456789012:user/x",
+        "arn:aws:sts::123456789012:assumed-role/x/y",
+        "role/x",
+        "",
+    ] {
+        let r = h
+            .put_settings(&a.admin.key, &bedrock(arn, "us-east-1"))
+            .await;
+        assert_invalid(&r, "hosts.aws_bedrock.role_arn");
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("arn:aws:iam::<12-digit account>:role/"),
+            "the expected form is shown: {}",
+            r.body
+        );
+    }
+    for region in ["moon", "US-EAST-1", "us-east", ""] {
+        let r = h
+            .put_settings(&a.admin.key, &bedrock(GOOD_ARN, region))
+            .await;
+        assert_invalid(&r, "hosts.aws_bedrock.region");
+    }
+    // Enabled Bedrock needs both.
+    let r = h
+        .put_settings(
+            &a.admin.key,
+            &json!({"hosts": {"aws_bedrock": {"enabled": true, "region": "us-east-1"}}}),
+        )
+        .await;
+    assert_invalid(&r, "hosts.aws_bedrock.role_arn");
+    h.put_settings(&a.admin.key, &bedrock(GOOD_ARN, "us-east-1"))
+        .await
+        .expect(200);
+
+    // The agent override, on create and on PATCH.
+    let r = h
+        .post(
+            routes::AGENT_IDENTITIES,
+            admin,
+            &json!({"name": "x", "inference_providers": {"aws": {"role_arn": "arn:aws:iam::1:role/x"}}}),
+        )
+        .await;
+    assert_invalid(&r, "inference_providers.aws.role_arn");
+    let r = h
+        .post(
+            routes::AGENT_IDENTITIES,
+            admin,
+            &json!({"name": "x", "inference_providers": {"aws": {"region": "mars-1"}}}),
+        )
+        .await;
+    assert_invalid(&r, "inference_providers.aws.region");
+    let agent = routes::fill(routes::AGENT_IDENTITY, &a.agent_uid);
+    let r = h
+        .json(
+            Method::PATCH,
+            &agent,
+            admin,
+            &json!({"inference_providers": {"aws": {"region": "eu-west"}}}),
+        )
+        .await;
+    assert_invalid(&r, "inference_providers.aws.region");
+    let r = h
+        .json(
+            Method::PATCH,
+            &agent,
+            admin,
+            &json!({"inference_providers": {"aws": {"role_arn": "x"}}}),
+        )
+        .await;
+    assert_invalid(&r, "inference_providers.aws.role_arn");
+    // Nothing was stored by the refused writes.
+    let got = h.get(&agent, admin).await.expect(200);
+    assert_eq!(
+        got.body["inference_providers"]["aws"],
+        json!({"role_arn": null, "region": null, "disabled": false})
+    );
+}
+
+#[tokio::test]
+async fn agent_patch_semantics_and_read_only_fields() {
+    let (h, a) = setup().await;
+    let admin = Some(a.admin.key.as_str());
+    let agent = routes::fill(routes::AGENT_IDENTITY, &a.agent_uid);
+    for field in ["uid", "created_at", "created_by"] {
+        let r = h
+            .json(Method::PATCH, &agent, admin, &json!({field: "x"}))
+            .await;
+        assert_invalid(&r, field);
+    }
+    let r = h.json(Method::PATCH, &agent, admin, &json!([1])).await;
+    assert_eq!(r.status.as_u16(), 400, "{}", r.body);
+
+    // Omitted is unchanged, null clears, nested objects merge.
+    let set = json!({"description": "d", "inference_providers": {"aws": {"role_arn": GOOD_ARN, "region": "us-west-2"}}});
+    h.json(Method::PATCH, &agent, admin, &set).await.expect(200);
+    let r = h
+        .json(
+            Method::PATCH,
+            &agent,
+            admin,
+            &json!({"inference_providers": {"aws": {"region": null}}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["description"], "d");
+    assert_eq!(r.body["inference_providers"]["aws"]["role_arn"], GOOD_ARN);
+    assert_eq!(r.body["inference_providers"]["aws"]["region"], Value::Null);
+    assert_eq!(r.body["uid"], a.agent_uid.as_str());
+    // The name is required; null would clear it.
+    let r = h
+        .json(Method::PATCH, &agent, admin, &json!({"name": null}))
+        .await;
+    assert_invalid(&r, "name");
+    // Path uids are validated.
+    let r = h
+        .get(&routes::fill(routes::AGENT_IDENTITY, "NOT*A*UID"), admin)
+        .await;
+    assert_invalid(&r, "uid");
+}
+
+// ---------------------------------------------------------------- properties
+
+/// Keys that steer generated documents into the real schemas, so the tests reach
+/// past the first unknown field.
+const KEYS: &[&str] = &[
+    "hosts",
+    "aws_bedrock",
+    "direct_api",
+    "enabled",
+    "enforcement",
+    "role_arn",
+    "region",
+    "opt_out_of_new_models",
+    "models",
+    "claude-sonnet-4-6",
+    "aws",
+    "model_ref",
+    "allow_fallback_outside_cloud",
+    "subject_template",
+    "session_tags",
+    "source_identity",
+    "worker_identity_tokens",
+    "token_audiences",
+    "name",
+    "description",
+    "available",
+    "base_model",
+    "inference_providers",
+    "disabled",
+];
+
+const STRINGS: &[&str] = &[
+    GOOD_ARN,
+    "us-east-1",
+    "enforce",
+    "respect_user_setting",
+    "scoped_principal",
+    "run_id",
+    STS,
+    "claude-sonnet-4-6",
+    "us.anthropic.claude-sonnet-4-6",
+    "",
+    "\u{0}",
+];
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        prop::sample::select(STRINGS).prop_map(Value::from),
+        ".{0,24}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        let key = prop_oneof![
+            3 => prop::sample::select(KEYS).prop_map(str::to_owned),
+            1 => ".{0,12}",
+        ];
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(key, inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Raw bodies: generated JSON, mangled JSON, or any bytes.
+fn body() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        4 => json_value().prop_map(|v| serde_json::to_vec(&v).unwrap()),
+        1 => (json_value(), any::<prop::sample::Index>()).prop_map(|(v, cut)| {
+            let bytes = serde_json::to_vec(&v).unwrap();
+            let at = cut.index(bytes.len() + 1);
+            bytes[..at].to_vec()
+        }),
+        1 => prop::collection::vec(any::<u8>(), 0..128),
+    ]
+}
+
+fn check(r: &Resp) -> Result<(), TestCaseError> {
+    let status = r.status.as_u16();
+    prop_assert!(
+        status < 500,
+        "{status}: {}",
+        String::from_utf8_lossy(&r.raw)
+    );
+    if status >= 400 {
+        let code = r.body.pointer("/error/code").and_then(Value::as_str);
+        prop_assert!(
+            code.is_some_and(|c| !c.is_empty()),
+            "{status} without a JSON error code: {}",
+            String::from_utf8_lossy(&r.raw)
+        );
+        prop_assert!(
+            r.body
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .is_some()
+        );
+        if status == 400 {
+            // Present, though it may be `""`: a JSON key can be the empty string.
+            prop_assert!(r.field().is_some(), "400 without a field: {}", r.body);
+        }
+    }
+    Ok(())
+}
+
+/// Runs `cases` generated bodies against one route; returns how many were
+/// accepted (2xx) and refused (4xx), so a test can tell the generator reached
+/// both sides of validation.
+fn fuzz_route(method: Method, route: fn(&TeamFx) -> String, cases: u32) -> (u32, u32) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (h, a) = rt.block_on(setup());
+    let path = route(&a);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let (accepted, refused) = (Cell::new(0), Cell::new(0));
+    let result = runner.run(&body(), |bytes| {
+        let r = rt.block_on(h.send(method.clone(), &path, Some(&a.admin.key), Some(bytes)));
+        match r.status.as_u16() {
+            200..=299 => accepted.set(accepted.get() + 1),
+            400..=499 => refused.set(refused.get() + 1),
+            _ => {}
+        }
+        check(&r)
+    });
+    if let Err(e) = result {
+        panic!("{method} {path}: {e}");
+    }
+    (accepted.get(), refused.get())
+}
+
+#[test]
+fn settings_bodies_never_5xx() {
+    let (accepted, refused) =
+        fuzz_route(Method::PUT, |_| routes::TEAM_LLM_SETTINGS.to_owned(), 128);
+    assert!(
+        accepted > 0 && refused > 0,
+        "accepted {accepted}, refused {refused}"
+    );
+}
+
+#[test]
+fn agent_create_bodies_never_5xx() {
+    let (_, refused) = fuzz_route(Method::POST, |_| routes::AGENT_IDENTITIES.to_owned(), 96);
+    assert!(refused > 0);
+}
+
+#[test]
+fn agent_patch_bodies_never_5xx() {
+    let (accepted, refused) = fuzz_route(
+        Method::PATCH,
+        |a| routes::fill(routes::AGENT_IDENTITY, &a.agent_uid),
+        128,
+    );
+    assert!(
+        accepted > 0 && refused > 0,
+        "accepted {accepted}, refused {refused}"
+    );
+}
