@@ -45,15 +45,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message = inner.to_string();
-        // serde reports a missing or unknown field at the parent's path and names
-        // the field in the message: name it as the field.
-        let named = message.split('`').nth(1).filter(|_| {
-            message.starts_with("missing field") || message.starts_with("unknown field")
-        });
+        // serde reports a missing field at the parent's path and names the field
+        // in the message: name it as the field. (An unknown field's path already
+        // ends with the field.)
+        let named = message
+            .split('`')
+            .nth(1)
+            .filter(|_| message.starts_with("missing field"));
         let field = match (path.as_str(), named) {
             (".", Some(f)) => f.to_owned(),
             (p, Some(f)) => format!("{p}.{f}"),
-            (".", None) => "body".to_owned(),
+            // `?`: the parser stopped before it knew which field it was in.
+            (".", None) | ("?", None) => "body".to_owned(),
             (p, None) => p.to_owned(),
         };
         let message = if inner.is_syntax() || inner.is_eof() {
