@@ -700,7 +700,7 @@ impl Core {
             .into());
         }
         let settings = &s.team.settings;
-        if !settings.token_audiences.iter().any(|a| *a == req.audience) {
+        if !settings.token_audiences.contains(&req.audience) {
             return Err(CoreError::refused(
                 format!("audience `{}` is not one of the team's token audiences", req.audience),
                 Some(&format!(

@@ -2,6 +2,7 @@
 //! setup tooling and (later) the agent runtime, chat, emulator and demo.
 
 mod aws_cmd;
+mod awsim_cmd;
 mod operator;
 mod out;
 
@@ -40,6 +41,8 @@ enum Command {
         #[command(subcommand)]
         cmd: aws_cmd::AwsCommand,
     },
+    /// A strict local AWS emulator (IAM, STS, Bedrock Runtime) and direct-API emulators.
+    Awsim(awsim_cmd::AwsimArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => operator::runtime().and_then(|rt| rt.block_on(operator::serve(args))),
         Command::Admin { cmd } => operator::runtime().and_then(|rt| rt.block_on(operator::admin(cmd))),
         Command::Keys { cmd } => operator::runtime().and_then(|rt| rt.block_on(operator::keys(cmd))),
+        Command::Awsim(args) => operator::runtime().and_then(|rt| rt.block_on(awsim_cmd::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
