@@ -79,7 +79,8 @@ impl Resp {
 
 /// The router driven in process.
 pub struct Harness {
-    pub dir: TempDir,
+    /// Kept so the data directory lives as long as the harness.
+    pub _dir: TempDir,
     pub core: Arc<Core>,
     pub router: axum::Router,
 }
@@ -95,7 +96,11 @@ impl Harness {
         .await
         .unwrap();
         let router = byollm_server::router(AppState(Arc::new(App { core: core.clone() })));
-        Harness { dir, core, router }
+        Harness {
+            _dir: dir,
+            core,
+            router,
+        }
     }
 
     /// Sends raw bytes (or nothing) with an optional bearer credential.

@@ -2,7 +2,15 @@
 //! the issuer end to end over a socket, the authorization matrix, bad input and a
 //! scan for secrets left on disk or in the logs.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions fail loudly too"
+)]
+
 mod authz_matrix;
 mod bad_input;
 mod common;
 mod oidc_e2e;
+mod secrets_scan;
