@@ -1,5 +1,6 @@
-//! Who may call what: every route and method against every kind of caller, and
-//! the minting rules of DESIGN §3 (run tokens, audiences, team isolation).
+//! Who may call what: every route of `byollm_api::routes` and its methods
+//! against every kind of caller, in one printed table; unsupported methods,
+//! credential headers and path parameters.
 
 use std::fmt::Write as _;
 
@@ -8,7 +9,7 @@ use serde_json::{Value, json};
 
 use byollm_api::routes;
 
-use crate::common::{Harness, STS, TeamFx, claims_of, mint_body, worker_tokens_on};
+use crate::common::{Harness, STS, TeamFx, mint_body, two_teams, worker_tokens_on};
 
 /// The callers, in table column order.
 const CALLERS: [&str; 9] = [
@@ -265,18 +266,6 @@ fn matrix() -> Vec<Row> {
     ]
 }
 
-/// Two teams with worker identity tokens on.
-async fn two_teams(h: &Harness) -> (TeamFx, TeamFx) {
-    let a = h.team("alpha").await;
-    let b = h.team("beta").await;
-    for t in [&a, &b] {
-        h.put_settings(&t.admin.key, &worker_tokens_on())
-            .await
-            .expect(200);
-    }
-    (a, b)
-}
-
 #[tokio::test]
 async fn every_route_by_every_caller() {
     let h = Harness::new().await;
@@ -511,507 +500,34 @@ async fn credentials_in_either_header_and_malformed_ones_refused() {
 }
 
 #[tokio::test]
-async fn run_tokens_mint_only_when_enabled_for_their_own_run_and_team_audiences() {
+async fn path_parameters_are_checked() {
     let h = Harness::new().await;
     let a = h.team("alpha").await;
-    let b = h.team("beta").await;
-    let own = routes::fill(routes::RUN_IDENTITY_TOKEN, &a.member_run);
-
-    // Off by default: the server-side broker is the only one that mints for runs.
-    let off = h
-        .post(&own, Some(&a.member_run_token), &mint_body(STS, 600))
-        .await
-        .expect(403);
-    assert_eq!(off.body["error"]["code"], "forbidden");
-    assert!(
-        off.body["error"]["hint"]
-            .as_str()
-            .unwrap()
-            .contains("worker_identity_tokens")
-    );
-    let agent_own = routes::fill(routes::RUN_IDENTITY_TOKEN, &a.agent_run);
-    h.post(&agent_own, Some(&a.agent_run_token), &mint_body(STS, 600))
-        .await
-        .expect(403);
-
-    h.put_settings(&a.admin.key, &worker_tokens_on())
-        .await
-        .expect(200);
-    let t = h
-        .post(&own, Some(&a.member_run_token), &mint_body(STS, 600))
-        .await
-        .expect(200);
-    let c = claims_of(&t.str("/token"));
-    assert_eq!(
-        c["sub"],
-        format!("scoped_principal:{}/user:{}", a.uid, a.member.uid)
-    );
-    assert_eq!(c["run_id"], a.member_run.as_str());
-    let t = h
-        .post(&agent_own, Some(&a.agent_run_token), &mint_body(STS, 600))
-        .await
-        .expect(200);
-    let c = claims_of(&t.str("/token"));
-    assert_eq!(
-        c["sub"],
-        format!("scoped_principal:{}/service_account:{}", a.uid, a.agent_uid)
-    );
-    assert_eq!(c["actor_type"], "service_account");
-
-    // Only its own run: another run of the team is 403, another team's run 404.
-    h.post(&agent_own, Some(&a.member_run_token), &mint_body(STS, 600))
-        .await
-        .expect(403);
-    h.post(&own, Some(&a.agent_run_token), &mint_body(STS, 600))
-        .await
-        .expect(403);
-    let b_run = routes::fill(routes::RUN_IDENTITY_TOKEN, &b.member_run);
-    let nf = h
-        .post(&b_run, Some(&a.member_run_token), &mint_body(STS, 600))
-        .await
-        .expect(404);
-    assert_eq!(nf.body["error"]["code"], "not_found");
-    // Not even the member who started the run may mint with the run's endpoint.
-    h.post(&own, Some(&a.member.key), &mint_body(STS, 600))
-        .await
-        .expect(403);
-
-    // Only the team's audiences.
-    let refused = h
-        .post(
-            &own,
-            Some(&a.member_run_token),
-            &mint_body("api.partner.example", 600),
-        )
-        .await
-        .expect(422);
-    assert_eq!(refused.body["error"]["code"], "refused");
-    h.post(
-        routes::IDENTITY_TOKEN,
-        Some(&a.member.key),
-        &mint_body("api.partner.example", 600),
-    )
-    .await
-    .expect(422);
-    h.put_settings(
-        &a.admin.key,
-        &json!({"worker_identity_tokens": true, "token_audiences": [STS, "api.partner.example"]}),
-    )
-    .await
-    .expect(200);
-    let t = h
-        .post(
-            &own,
-            Some(&a.member_run_token),
-            &mint_body("api.partner.example", 600),
-        )
-        .await
-        .expect(200);
-    assert_eq!(claims_of(&t.str("/token"))["aud"], "api.partner.example");
-    // Team B's audiences are its own.
-    h.put_settings(&b.admin.key, &worker_tokens_on())
-        .await
-        .expect(200);
-    h.post(
-        &b_run,
-        Some(&b.member_run_token),
-        &mint_body("api.partner.example", 600),
-    )
-    .await
-    .expect(422);
-
-    // Turning it off takes effect on the next request.
-    h.put_settings(&a.admin.key, &json!({})).await.expect(200);
-    h.post(&own, Some(&a.member_run_token), &mint_body(STS, 600))
-        .await
-        .expect(403);
-}
-
-#[tokio::test]
-async fn team_a_never_obtains_a_token_naming_team_b() {
-    let h = Harness::new().await;
-    let (a, b) = two_teams(&h).await;
-    h.put_settings(
-        &b.admin.key,
-        &json!({"worker_identity_tokens": true, "subject_template": ["scoped_principal", "run_id"]}),
-    )
-    .await
-    .expect(200);
-    let a_creds = [
-        ("owner", a.owner.key.clone()),
-        ("admin", a.admin.key.clone()),
-        ("member", a.member.key.clone()),
-        ("agent key", a.agent_key.clone()),
-        ("member run", a.member_run_token.clone()),
-        ("agent run", a.agent_run_token.clone()),
-    ];
-    let mut tokens = Vec::new();
-    for (who, cred) in &a_creds {
-        let cred = Some(cred.as_str());
-        // The interactive route: for the caller only.
-        let r = h
-            .post(routes::IDENTITY_TOKEN, cred, &mint_body(STS, 600))
-            .await;
-        if r.status == 200 {
-            tokens.push(r.str("/token"));
-        }
-        // B's runs, by id: 404 whoever asks.
-        for run in [&b.member_run, &b.agent_run] {
-            let r = h
-                .post(
-                    &routes::fill(routes::RUN_IDENTITY_TOKEN, run),
-                    cred,
-                    &mint_body(STS, 600),
-                )
-                .await;
-            assert_eq!(
-                r.status.as_u16(),
-                404,
-                "{who} minting for B's run: {}",
-                r.body
-            );
-        }
-        // A run as B's agent, or a key for it: never.
-        let r = h
-            .post(routes::RUNS, cred, &json!({"agent_uid": b.agent_uid}))
-            .await;
-        assert!(
-            matches!(r.status.as_u16(), 403 | 404),
-            "{who} starting B's agent: {}",
-            r.body
-        );
-        let r = h
-            .post(
-                routes::API_KEYS,
-                cred,
-                &json!({"name": "x", "agent_uid": b.agent_uid}),
-            )
-            .await;
-        assert!(
-            matches!(r.status.as_u16(), 403 | 404),
-            "{who} keying B's agent: {}",
-            r.body
-        );
-        for path in [
-            routes::fill(routes::RUN, &b.member_run),
-            routes::fill(routes::AGENT_IDENTITY, &b.agent_uid),
-        ] {
-            let r = h.get(&path, cred).await;
-            assert_eq!(r.status.as_u16(), 404, "{who} reading {path}");
-        }
-        // Runs it may start, and their tokens' own mints.
-        let r = h.post(routes::RUNS, cred, &json!({})).await;
-        if r.status == 201 {
-            let (id, token) = (r.str("/run_id"), r.str("/workload_token"));
-            let m = h
-                .post(
-                    &routes::fill(routes::RUN_IDENTITY_TOKEN, &id),
-                    Some(&token),
-                    &mint_body(STS, 600),
-                )
-                .await
-                .expect(200);
-            tokens.push(m.str("/token"));
-        }
-    }
-    for (run, token) in [
-        (&a.member_run, &a.member_run_token),
-        (&a.agent_run, &a.agent_run_token),
+    let admin = Some(a.admin.key.as_str());
+    for (path, field) in [
+        (routes::fill(routes::RUN, "NOT*A*UID"), "id"),
+        (routes::fill(routes::AGENT_IDENTITY, "a%2Fb"), "uid"),
+        (routes::fill(routes::RUN_FINISH, &"x".repeat(65)), "id"),
     ] {
-        let m = h
-            .post(
-                &routes::fill(routes::RUN_IDENTITY_TOKEN, run),
-                Some(token),
-                &mint_body(STS, 600),
-            )
-            .await
-            .expect(200);
-        tokens.push(m.str("/token"));
+        let method = if path.ends_with("/finish") {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        let r = h.send(method, &path, admin, None).await;
+        assert_eq!(r.status.as_u16(), 400, "{path}: {}", r.body);
+        assert_eq!(r.field(), Some(field), "{path}: {}", r.body);
     }
-    // owner, admin, member interactive + runs by owner, admin, member, agent key +
-    // the two fixture runs.
-    assert_eq!(tokens.len(), 3 + 4 + 2);
-    let prefix = format!("scoped_principal:{}/", a.uid);
-    for t in &tokens {
-        let c = claims_of(t);
-        let sub = c["sub"].as_str().unwrap();
-        assert!(sub.starts_with(&prefix), "{sub}");
-        assert!(
-            !sub.contains(&b.uid) && !sub.contains(&b.agent_uid),
-            "{sub}"
-        );
-        assert_eq!(c["team_uid"], a.uid.as_str());
-        assert_ne!(c["principal_uid"], b.agent_uid.as_str());
+    // Unknown but well-formed ids, including odd bytes, are plain 404s.
+    for path in [
+        routes::fill(routes::API_KEY, "key_nope"),
+        routes::fill(routes::API_KEY, "%00"),
+        routes::fill(routes::TEAM_MEMBER, "nope"),
+        routes::fill(routes::AGENT_IDENTITY, "nope"),
+    ] {
+        let r = h.send(Method::DELETE, &path, admin, None).await;
+        assert_eq!(r.status.as_u16(), 404, "{path}: {}", r.body);
     }
-}
-
-#[tokio::test]
-async fn another_teams_objects_are_404_and_survive() {
-    let h = Harness::new().await;
-    let (a, b) = two_teams(&h).await;
-    let a_key_id = h
-        .post(
-            routes::API_KEYS,
-            Some(&a.member.key),
-            &json!({"name": "mine"}),
-        )
-        .await
-        .expect(201)
-        .str("/id");
-    let agent = routes::fill(routes::AGENT_IDENTITY, &a.agent_uid);
-    let run = routes::fill(routes::RUN, &a.member_run);
-    let finish = routes::fill(routes::RUN_FINISH, &a.member_run);
-    let key = routes::fill(routes::API_KEY, &a_key_id);
-    let member = routes::fill(routes::TEAM_MEMBER, &a.member.uid);
-    for cred in [&b.owner.key, &b.admin.key, &b.member.key] {
-        let c = Some(cred.as_str());
-        for r in [
-            h.get(&agent, c).await,
-            h.json(
-                Method::PATCH,
-                &agent,
-                c,
-                &json!({"description": "mine now"}),
-            )
-            .await,
-            h.send(Method::DELETE, &agent, c, None).await,
-            h.get(&run, c).await,
-            h.post(&finish, c, &json!({})).await,
-            h.send(Method::DELETE, &key, c, None).await,
-            h.send(Method::DELETE, &member, c, None).await,
-        ] {
-            // A member of B may be refused for its role first; admins and owners
-            // must learn nothing but "not found".
-            if cred == &b.member.key && r.status == 403 {
-                continue;
-            }
-            assert_eq!(r.status.as_u16(), 404, "{}", r.body);
-            assert_eq!(r.body["error"]["code"], "not_found");
-        }
-    }
-    let got = h.get(&agent, Some(&a.admin.key)).await.expect(200);
-    assert_eq!(got.body["description"], "", "B's PATCH changed nothing");
-    assert_eq!(
-        h.get(&run, Some(&a.admin.key)).await.expect(200).body["state"],
-        "running"
-    );
-    h.get(routes::ME, Some(&a.member.key)).await.expect(200);
-    h.get(routes::ME, Some(&a.member_run_token))
-        .await
-        .expect(200);
-    let keys = h
-        .get(routes::API_KEYS, Some(&a.member.key))
-        .await
-        .expect(200);
-    assert!(
-        keys.body["api_keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|k| k["id"] == a_key_id.as_str())
-    );
-}
-
-#[tokio::test]
-async fn revocations_take_effect_at_once() {
-    let h = Harness::new().await;
-    let (a, _b) = two_teams(&h).await;
-
-    // A finished run's token: accepted (and cached) before, refused right after.
-    let own = routes::fill(routes::RUN_IDENTITY_TOKEN, &a.member_run);
-    h.get(routes::ME, Some(&a.member_run_token))
-        .await
-        .expect(200);
-    h.post(&own, Some(&a.member_run_token), &mint_body(STS, 600))
-        .await
-        .expect(200);
-    let done = h
-        .post(
-            &routes::fill(routes::RUN_FINISH, &a.member_run),
-            Some(&a.member.key),
-            &json!({}),
-        )
-        .await
-        .expect(200);
-    assert_eq!(done.body["state"], "finished");
-    assert!(done.body["finished_at"].is_string());
-    h.get(routes::ME, Some(&a.member_run_token))
-        .await
-        .expect(401);
-    h.post(&own, Some(&a.member_run_token), &mint_body(STS, 600))
-        .await
-        .expect(401);
-    h.post(
-        &routes::fill(routes::RUN_FINISH, &a.member_run),
-        Some(&a.member.key),
-        &json!({}),
-    )
-    .await
-    .expect(409);
-
-    // A run that finishes itself, as failed.
-    let (id, token) = h.run(&a.member.key, &json!({})).await;
-    h.get(routes::ME, Some(&token)).await.expect(200);
-    let r = h
-        .post(
-            &routes::fill(routes::RUN_FINISH, &id),
-            Some(&token),
-            &json!({"state": "failed"}),
-        )
-        .await
-        .expect(200);
-    assert_eq!(r.body["state"], "failed");
-    h.get(routes::ME, Some(&token)).await.expect(401);
-
-    // A deleted key.
-    let k = h
-        .post(
-            routes::API_KEYS,
-            Some(&a.member.key),
-            &json!({"name": "short-lived"}),
-        )
-        .await
-        .expect(201);
-    let (kid, key) = (k.str("/id"), k.str("/key"));
-    h.get(routes::ME, Some(&key)).await.expect(200);
-    h.send(
-        Method::DELETE,
-        &routes::fill(routes::API_KEY, &kid),
-        Some(&key),
-        None,
-    )
-    .await
-    .expect(204);
-    h.get(routes::ME, Some(&key)).await.expect(401);
-
-    // A removed member's keys.
-    let m = h
-        .add_member(&a.uid, &a.admin.key, "leaver@example.com", "member")
-        .await;
-    h.get(routes::ME, Some(&m.key)).await.expect(200);
-    h.send(
-        Method::DELETE,
-        &routes::fill(routes::TEAM_MEMBER, &m.uid),
-        Some(&a.admin.key),
-        None,
-    )
-    .await
-    .expect(204);
-    h.get(routes::ME, Some(&m.key)).await.expect(401);
-
-    // A deleted agent's key and its open run's token.
-    h.get(routes::ME, Some(&a.agent_key)).await.expect(200);
-    h.get(routes::ME, Some(&a.agent_run_token))
-        .await
-        .expect(200);
-    h.send(
-        Method::DELETE,
-        &routes::fill(routes::AGENT_IDENTITY, &a.agent_uid),
-        Some(&a.admin.key),
-        None,
-    )
-    .await
-    .expect(204);
-    h.get(routes::ME, Some(&a.agent_key)).await.expect(401);
-    h.get(routes::ME, Some(&a.agent_run_token))
-        .await
-        .expect(401);
-}
-
-#[tokio::test]
-async fn role_rules_within_a_team() {
-    let h = Harness::new().await;
-    let a = h.team("alpha").await;
-    // Only owners add or remove owners; the last owner stays.
-    h.post(
-        routes::TEAM_MEMBERS,
-        Some(&a.admin.key),
-        &json!({"email": "o2@example.com", "role": "owner"}),
-    )
-    .await
-    .expect(403);
-    h.send(
-        Method::DELETE,
-        &routes::fill(routes::TEAM_MEMBER, &a.owner.uid),
-        Some(&a.admin.key),
-        None,
-    )
-    .await
-    .expect(403);
-    h.send(
-        Method::DELETE,
-        &routes::fill(routes::TEAM_MEMBER, &a.owner.uid),
-        Some(&a.owner.key),
-        None,
-    )
-    .await
-    .expect(409);
-    h.post(
-        routes::TEAM_MEMBERS,
-        Some(&a.owner.key),
-        &json!({"email": "o2@example.com", "role": "owner"}),
-    )
-    .await
-    .expect(201);
-    // A duplicate email is a conflict.
-    h.post(
-        routes::TEAM_MEMBERS,
-        Some(&a.owner.key),
-        &json!({"email": "o2@example.com", "role": "member"}),
-    )
-    .await
-    .expect(409);
-    // An agent key starts runs only for its own agent.
-    let other = h
-        .post(
-            routes::AGENT_IDENTITIES,
-            Some(&a.admin.key),
-            &json!({"name": "other"}),
-        )
-        .await
-        .expect(201)
-        .str("/uid");
-    h.post(
-        routes::RUNS,
-        Some(&a.agent_key),
-        &json!({"agent_uid": other}),
-    )
-    .await
-    .expect(403);
-    // An unavailable agent gets no runs.
-    h.json(
-        Method::PATCH,
-        &routes::fill(routes::AGENT_IDENTITY, &other),
-        Some(&a.admin.key),
-        &json!({"available": false}),
-    )
-    .await
-    .expect(200);
-    h.post(
-        routes::RUNS,
-        Some(&a.member.key),
-        &json!({"agent_uid": other}),
-    )
-    .await
-    .expect(422);
-    // A member sees only their own keys; an admin sees the team's.
-    let mine = h
-        .get(routes::API_KEYS, Some(&a.member.key))
-        .await
-        .expect(200);
-    let mine = mine.body["api_keys"].as_array().unwrap().clone();
-    assert!(!mine.is_empty());
-    assert!(
-        mine.iter()
-            .all(|k| k["owner"]["uid"] == a.member.uid.as_str())
-    );
-    assert!(
-        mine.iter().all(|k| k.get("key").is_none()),
-        "keys are never listed"
-    );
-    let all = h
-        .get(routes::API_KEYS, Some(&a.admin.key))
-        .await
-        .expect(200);
-    assert!(all.body["api_keys"].as_array().unwrap().len() > mine.len());
+    let r = h.get(&routes::fill(routes::RUN, "nope"), admin).await;
+    assert_eq!(r.status.as_u16(), 404, "{}", r.body);
 }

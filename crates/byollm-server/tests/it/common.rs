@@ -293,6 +293,18 @@ pub struct TeamFx {
     pub agent_run_token: String,
 }
 
+/// Two teams with worker identity tokens on.
+pub async fn two_teams(h: &Harness) -> (TeamFx, TeamFx) {
+    let a = h.team("alpha").await;
+    let b = h.team("beta").await;
+    for t in [&a, &b] {
+        h.put_settings(&t.admin.key, &worker_tokens_on())
+            .await
+            .expect(200);
+    }
+    (a, b)
+}
+
 /// An identity-token request body.
 pub fn mint_body(audience: &str, seconds: i64) -> Value {
     json!({"audience": audience, "requested_duration_seconds": seconds})

@@ -1,6 +1,7 @@
 //! Integration tests of the byollm server, in one binary (STYLE.md "Tests"):
-//! the issuer end to end over a socket, the authorization matrix, bad input and a
-//! scan for secrets left on disk or in the logs.
+//! the issuer end to end over a socket (and its key rotation), the authorization
+//! matrix, the minting and tenancy rules, bad input, and a scan for secrets left
+//! on disk or in the logs.
 
 #![expect(
     clippy::unwrap_used,
@@ -12,5 +13,7 @@
 mod authz_matrix;
 mod bad_input;
 mod common;
+mod mint_rules;
 mod oidc_e2e;
 mod secrets_scan;
+mod tenancy_rules;
