@@ -1,0 +1,1 @@
+//! Translations between the callers' API formats and Bedrock's.
