@@ -577,3 +577,63 @@ pub struct Health {
     /// `ok` or what is wrong.
     pub status: String,
 }
+
+// ---------------------------------------------------------------- usage
+
+/// `GET /api/v1/usage` query.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    /// One run.
+    #[serde(default)]
+    pub run_id: Option<String>,
+    /// One named agent.
+    #[serde(default)]
+    pub agent_uid: Option<String>,
+    /// One member.
+    #[serde(default)]
+    pub member_uid: Option<String>,
+}
+
+/// `GET /api/v1/usage`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageReport {
+    /// Credits by bucket.
+    pub buckets: CreditBuckets,
+    /// Each gateway request.
+    pub requests: Vec<UsageRequest>,
+}
+
+/// The three credit buckets (DESIGN §5).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct CreditBuckets {
+    /// Direct-API inference (Bedrock costs zero here).
+    pub inference: f64,
+    /// Per cloud run.
+    pub platform: f64,
+    /// Per started minute of a cloud run.
+    pub compute: f64,
+}
+
+/// One gateway request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageRequest {
+    /// The run, if any.
+    pub run_id: Option<String>,
+    /// `user:<uid>` or `service_account:<uid>`.
+    pub principal: String,
+    /// The requested model.
+    pub model: String,
+    /// The route that served it.
+    pub route: String,
+    /// Every attempt and its outcome.
+    pub attempts: serde_json::Value,
+    /// Input tokens.
+    pub input_tokens: i64,
+    /// Output tokens.
+    pub output_tokens: i64,
+    /// Inference credits.
+    pub credits: f64,
+    /// When (RFC 3339).
+    pub created_at: String,
+}

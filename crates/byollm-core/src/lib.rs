@@ -9,6 +9,7 @@
 //! - time comes from a [`clock::Clock`], never from the system directly.
 
 pub mod auth;
+pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -19,6 +20,8 @@ pub mod service;
 pub mod settings;
 pub mod store;
 pub mod sts;
+pub mod sts_sdk;
+pub mod usage;
 pub mod validate;
 
 pub use error::CoreError;

@@ -16,6 +16,8 @@ use byollm_api::SecretValue;
 use secrecy::ExposeSecret as _;
 
 use crate::auth::{AuthCache, CredentialKind, Principal};
+use crate::broker::CredentialsBroker;
+use crate::usage::{self, UsageSink};
 use crate::clock::{Clock, rfc3339};
 use crate::config::CoreConfig;
 use crate::error::CoreError;
@@ -45,6 +47,12 @@ pub struct Core {
     pub auth: AuthCache,
     /// Operator settings.
     pub config: CoreConfig,
+    /// Temporary AWS credentials, in memory only.
+    pub broker: Arc<CredentialsBroker>,
+    /// The usage ledger.
+    pub usage: UsageSink,
+    /// Background work that shutdown waits for (usage writer, streams, refreshes).
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 fn admin_only(p: &Principal) -> Result<()> {
@@ -610,12 +618,66 @@ impl Core {
             return Err(CoreError::Conflict(format!("run already ended ({})", run.state.as_str())));
         }
         self.auth.evict(&[run.token_hash]);
+        // Its credentials die with it (DESIGN §2 flow 1).
+        self.broker.drop_run(&p.team_uid, id);
         let run = self
             .store
             .get_run(&p.team_uid, id)
             .await?
             .ok_or(CoreError::NotFound("run"))?;
         self.run_info(run).await
+    }
+
+    // ------------------------------------------------------------ usage
+
+    /// `GET /api/v1/usage`: members see their own; admins the team's.
+    pub async fn usage(&self, p: &Principal, q: byollm_api::types::UsageQuery) -> Result<byollm_api::types::UsageReport> {
+        use byollm_api::types::{CreditBuckets, UsageReport, UsageRequest};
+        members_only(p)?;
+        for (field, value) in [("run_id", &q.run_id), ("agent_uid", &q.agent_uid), ("member_uid", &q.member_uid)] {
+            if let Some(v) = value {
+                validate::uid(field, v)?;
+            }
+        }
+        let mut filter = crate::store::UsageFilter {
+            run_id: q.run_id,
+            agent_uid: q.agent_uid,
+            member_uid: q.member_uid,
+        };
+        if !p.is_admin() {
+            if filter.member_uid.as_deref().is_some_and(|m| m != p.actor.uid) {
+                return Err(CoreError::forbidden("members see only their own usage", Some("omit member_uid")));
+            }
+            filter.member_uid = Some(p.actor.uid.clone());
+        }
+        // Rows are written in batches off the request path: flush this replica's
+        // queue so a caller reads its own requests.
+        self.usage.flush().await;
+        let rows = self.store.list_usage(&p.team_uid, &filter, 10_000).await?;
+        let runs = self.store.list_runs(&p.team_uid, &filter).await?;
+        let now = self.clock.now();
+        let mut buckets = CreditBuckets::default();
+        let mut requests = Vec::with_capacity(rows.len());
+        for r in rows {
+            let credits = r.inference_microcredits as f64 / 1e6;
+            buckets.inference += credits;
+            requests.push(UsageRequest {
+                run_id: r.run_id,
+                principal: format!("{}:{}", r.actor.actor_type.as_str(), r.actor.uid),
+                model: r.model,
+                route: r.route,
+                attempts: serde_json::from_str(&r.attempts).unwrap_or(serde_json::Value::Null),
+                input_tokens: r.input_tokens,
+                output_tokens: r.output_tokens,
+                credits,
+                created_at: rfc3339(r.created_at),
+            });
+        }
+        for run in runs {
+            buckets.platform += usage::PLATFORM_CREDITS_PER_RUN;
+            buckets.compute += usage::compute_credits(run.finished_at.unwrap_or(now) - run.created_at);
+        }
+        Ok(UsageReport { buckets, requests })
     }
 
     // ------------------------------------------------------------ identity tokens

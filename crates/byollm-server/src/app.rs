@@ -16,7 +16,10 @@ use tokio_util::task::TaskTracker;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
+use byollm_core::broker::CredentialsBroker;
 use byollm_core::clock::Clock;
+use byollm_core::sts_sdk::SdkSts;
+use byollm_core::usage::UsageSink;
 use byollm_core::identity::kek::Kek;
 use byollm_core::identity::keyring::Keyring;
 use byollm_core::service::Core;
@@ -119,6 +122,11 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
+/// Client-side STS call rate (DESIGN §5): steady rate and burst per replica.
+pub const STS_CALLS_PER_SECOND: f64 = 20.0;
+/// Burst of STS calls a replica may make at once.
+pub const STS_BURST: f64 = 100.0;
+
 /// Builds the domain for a config.
 pub async fn build_core(cfg: &ServerConfig, clock: Arc<dyn Clock>) -> Result<Arc<Core>, StartError> {
     let store = open_store(cfg).await?;
@@ -131,12 +139,19 @@ pub async fn build_core(cfg: &ServerConfig, clock: Arc<dyn Clock>) -> Result<Arc
         cfg.core.max_token_ttl_seconds,
     )
     .await?;
+    let sts = Arc::new(SdkSts::new(cfg.upstreams.aws_endpoint_url.clone()));
+    let broker = Arc::new(CredentialsBroker::new(sts, clock.clone(), STS_CALLS_PER_SECOND, STS_BURST));
+    let tasks = TaskTracker::new();
+    let usage = UsageSink::start(store.clone(), &tasks);
     Ok(Arc::new(Core {
         store,
         clock,
         keyring: Arc::new(keyring),
         auth: Default::default(),
         config: cfg.core.clone(),
+        broker,
+        usage,
+        tasks,
     }))
 }
 
@@ -161,6 +176,8 @@ impl Server {
         self.shutdown.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+        self.core.usage.flush().await;
+        self.core.broker.close().await;
     }
 
     /// A token that stops the server when cancelled.

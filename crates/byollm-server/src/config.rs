@@ -132,6 +132,23 @@ pub struct ServerConfig {
     pub kek: Option<String>,
     /// The domain's settings (issuer URL first of all).
     pub core: CoreConfig,
+    /// Upstream endpoints of the gateway.
+    pub upstreams: Upstreams,
+}
+
+/// Where the gateway sends requests (`byollm serve` flags; the emulator in tests).
+#[derive(Debug, Clone, Default)]
+pub struct Upstreams {
+    /// STS and Bedrock endpoint override (`--aws-endpoint-url`).
+    pub aws_endpoint_url: Option<String>,
+    /// Anthropic API base URL without `/v1` (`--direct-anthropic-url`).
+    pub direct_anthropic_url: Option<String>,
+    /// Anthropic API key reference (`--direct-anthropic-key`, `env:`/`file:`).
+    pub direct_anthropic_key: Option<String>,
+    /// OpenAI API base URL without `/v1` (`--direct-openai-url`).
+    pub direct_openai_url: Option<String>,
+    /// OpenAI API key reference (`--direct-openai-key`).
+    pub direct_openai_key: Option<String>,
 }
 
 /// Default listen address.
@@ -187,6 +204,7 @@ impl ServerConfig {
             store_url: store_url.or(file.server.store_url),
             kek: file.identity.kek,
             core,
+            upstreams: Upstreams::default(),
         })
     }
 

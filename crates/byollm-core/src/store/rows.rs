@@ -312,3 +312,69 @@ impl AuditRow {
         })
     }
 }
+
+/// One gateway request in the usage ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    /// Row id.
+    pub id: String,
+    /// Team.
+    pub team_uid: String,
+    /// The run, for cloud runs.
+    pub run_id: Option<String>,
+    /// Who asked.
+    pub actor: Actor,
+    /// The accountable member (the caller, or the run's triggering member).
+    pub member_uid: Option<String>,
+    /// The named agent, for agent actors.
+    pub agent_uid: Option<String>,
+    /// Requested model id.
+    pub model: String,
+    /// The route that served (`aws_bedrock:<ref>@<region>`, `direct_api:<model>`,
+    /// or `none`).
+    pub route: String,
+    /// JSON array of `{route, outcome}` for every attempt.
+    pub attempts: String,
+    /// Input tokens.
+    pub input_tokens: i64,
+    /// Output tokens.
+    pub output_tokens: i64,
+    /// Inference credits × 10⁶.
+    pub inference_microcredits: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl UsageRow {
+    pub(super) fn from_row(r: &AnyRow) -> Result<Self> {
+        Ok(UsageRow {
+            id: col(r, "id")?,
+            team_uid: col(r, "team_uid")?,
+            run_id: col(r, "run_id")?,
+            actor: Actor {
+                actor_type: actor_type(&col::<String>(r, "actor_type")?)?,
+                uid: col(r, "actor_uid")?,
+            },
+            member_uid: col(r, "member_uid")?,
+            agent_uid: col(r, "agent_uid")?,
+            model: col(r, "model")?,
+            route: col(r, "route")?,
+            attempts: col(r, "attempts")?,
+            input_tokens: col(r, "input_tokens")?,
+            output_tokens: col(r, "output_tokens")?,
+            inference_microcredits: col(r, "inference_microcredits")?,
+            created_at: col(r, "created_at")?,
+        })
+    }
+}
+
+/// Which usage to read; every filter is ANDed, all within one team.
+#[derive(Debug, Clone, Default)]
+pub struct UsageFilter {
+    /// One run.
+    pub run_id: Option<String>,
+    /// One named agent (as the actor).
+    pub agent_uid: Option<String>,
+    /// One member (as the accountable member).
+    pub member_uid: Option<String>,
+}
