@@ -656,3 +656,100 @@ fn agent_patch_bodies_never_5xx() {
         "accepted {accepted}, refused {refused}"
     );
 }
+
+#[test]
+fn other_bodies_never_5xx() {
+    for (method, route) in [
+        (
+            Method::POST,
+            (|_| routes::IDENTITY_TOKEN.to_owned()) as fn(&TeamFx) -> String,
+        ),
+        (Method::POST, |_| routes::RUNS.to_owned()),
+        (Method::POST, |_| routes::TEAM_MEMBERS.to_owned()),
+        (Method::POST, |_| routes::API_KEYS.to_owned()),
+        (Method::PUT, |_| routes::ME_SETTINGS.to_owned()),
+        (Method::POST, |a| {
+            routes::fill(routes::RUN_FINISH, &a.agent_run)
+        }),
+    ] {
+        fuzz_route(method, route, 48);
+    }
+}
+
+/// The error bodies people read, as they read them.
+#[tokio::test]
+async fn error_bodies_snapshot() {
+    let (h, a) = setup().await;
+    let unauthenticated = h.get(routes::ME, None).await.expect(401).body;
+    let run_mint = routes::fill(routes::RUN_IDENTITY_TOKEN, &a.member_run);
+    let worker_off = h
+        .post(&run_mint, Some(&a.member_run_token), &mint_body(STS, 600))
+        .await
+        .expect(403)
+        .body;
+    let bad_arn = h
+        .put_settings(
+            &a.admin.key,
+            &json!({"hosts": {"aws_bedrock": {"enabled": true, "role_arn": "arn:aws:iam::123:role/x", "region": "us-east-1"}}}),
+        )
+        .await
+        .expect(400)
+        .body;
+    let wrong_type = h
+        .put_settings(
+            &a.admin.key,
+            &json!({"hosts": {"aws_bedrock": {"enabled": "yes"}}}),
+        )
+        .await
+        .expect(400)
+        .body;
+    let duration = h
+        .post(
+            routes::IDENTITY_TOKEN,
+            Some(&a.member.key),
+            &mint_body(STS, 3601),
+        )
+        .await
+        .expect(400)
+        .body;
+    let audience = h
+        .post(
+            routes::IDENTITY_TOKEN,
+            Some(&a.member.key),
+            &mint_body("example.com", 600),
+        )
+        .await
+        .expect(422)
+        .body;
+    let not_found = h
+        .get(
+            &routes::fill(routes::AGENT_IDENTITY, "nope"),
+            Some(&a.member.key),
+        )
+        .await
+        .expect(404)
+        .body;
+    let too_large = h
+        .send(
+            Method::PUT,
+            routes::TEAM_LLM_SETTINGS,
+            Some(&a.admin.key),
+            Some(vec![b' '; 1024 * 1024 + 1]),
+        )
+        .await
+        .expect(413)
+        .body;
+    insta::assert_json_snapshot!(
+        "error_bodies",
+        json!({
+            "401 no key": unauthenticated,
+            "403 worker tokens off": worker_off,
+            "400 role ARN": bad_arn,
+            "400 wrong type": wrong_type,
+            "400 duration": duration,
+            "422 audience": audience,
+            "404 agent": not_found,
+            "413 body": too_large,
+        })
+    );
+}

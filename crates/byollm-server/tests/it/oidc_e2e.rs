@@ -617,3 +617,128 @@ async fn rotation_over_http_prepublishes_then_switches_kid_and_keeps_old_tokens_
     assert!(verifies_with(&new, &published));
     live.server.shutdown().await;
 }
+
+/// The issuer is configuration: no request header can change what the
+/// discovery document or a token says.
+#[tokio::test]
+async fn host_headers_do_not_change_the_issuer() {
+    let h = crate::common::Harness::new().await;
+    let a = h.team("alpha").await;
+    for host in ["evil.example", "127.0.0.1:1", "issuer.test.evil.example"] {
+        let req = |path: &str, body: Option<Value>| {
+            let mut b = axum::http::Request::builder()
+                .uri(path)
+                .header("host", host)
+                .header("x-forwarded-host", host)
+                .header("x-forwarded-proto", "http")
+                .header("authorization", format!("Bearer {}", a.member.key));
+            match body {
+                Some(v) => {
+                    b = b.method("POST").header("content-type", "application/json");
+                    b.body(axum::body::Body::from(v.to_string())).unwrap()
+                }
+                None => b.body(axum::body::Body::empty()).unwrap(),
+            }
+        };
+        use tower::ServiceExt as _;
+        let r = h
+            .router
+            .clone()
+            .oneshot(req(routes::DISCOVERY, None))
+            .await
+            .unwrap();
+        let d: Value = serde_json::from_slice(
+            &axum::body::to_bytes(r.into_body(), usize::MAX)
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(d["issuer"], ISSUER);
+        assert_eq!(d["jwks_uri"], format!("{ISSUER}{}", routes::JWKS));
+        let r = h
+            .router
+            .clone()
+            .oneshot(req(routes::IDENTITY_TOKEN, Some(mint_body(STS, 60))))
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let m: Value = serde_json::from_slice(
+            &axum::body::to_bytes(r.into_body(), usize::MAX)
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(m["issuer"], ISSUER);
+        assert_eq!(
+            crate::common::claims_of(m["token"].as_str().unwrap())["iss"],
+            ISSUER
+        );
+    }
+}
+
+/// JWKS as published, with the key material redacted.
+#[tokio::test]
+async fn jwks_snapshot() {
+    let h = crate::common::Harness::new().await;
+    let jwks = h.get(routes::JWKS, None).await.expect(200).body;
+    insta::assert_json_snapshot!("jwks", jwks, {
+        ".keys[].kid" => "[kid]",
+        ".keys[].x" => "[x]",
+        ".keys[].y" => "[y]",
+    });
+}
+
+/// Concurrent mints over the socket: each succeeds with its own jti, each is
+/// audited, and all verify against one JWKS fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_mints_are_distinct_and_audited() {
+    let live = Live::start(Algorithm::Es256).await;
+    let core = live.server.core.clone();
+    let team = bootstrap_team(
+        &core.store,
+        core.clock.as_ref(),
+        "Acme",
+        "owner@example.com",
+    )
+    .await
+    .unwrap();
+    let key = team.api_key.expose().to_owned();
+    // Forty requests in flight at once, on two worker threads.
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let req = live
+            .http
+            .post(live.url(routes::IDENTITY_TOKEN))
+            .bearer_auth(&key)
+            .json(&mint_body(STS, 300));
+        set.spawn(async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        });
+    }
+    let results = set.join_all().await;
+    let published = fetch_published(&live).await;
+    let mut jtis = BTreeSet::new();
+    for (status, body) in &results {
+        assert_eq!(*status, 200, "{body}");
+        let (_, claims) = verify(
+            body["token"].as_str().unwrap(),
+            &published,
+            jsonwebtoken::Algorithm::ES256,
+            STS,
+        );
+        jtis.insert(claims["jti"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(jtis.len(), 40);
+    let audited: BTreeSet<String> = core
+        .store
+        .list_audit(&team.team_uid, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.jti)
+        .collect();
+    assert_eq!(audited, jtis);
+    live.server.shutdown().await;
+}
