@@ -310,3 +310,157 @@ async fn removing_a_member_ends_their_runs() {
         .expect(401);
     h.get(routes::ME, Some(&token)).await.expect(401);
 }
+
+/// The `bedrock` of a run is the effective AWS config of DESIGN §4: a named
+/// agent's override where set (`disabled` keeps it off), else the team's; a
+/// member under `respect_user_setting` only once opted in.
+#[tokio::test]
+async fn runs_get_the_effective_aws_config() {
+    const TEAM_ROLE: &str = "arn:aws:iam::123456789012:role/team";
+    const AGENT_ROLE: &str = "arn:aws:iam::210987654321:role/agent";
+    let h = Harness::new().await;
+    let a = h.team("alpha").await;
+    let bedrock = |body: &serde_json::Value| body["bedrock"].clone();
+    let member_run = || async {
+        h.post(routes::RUNS, Some(&a.member.key), &json!({}))
+            .await
+            .expect(201)
+            .body
+    };
+    let agent_run = || async {
+        h.post(
+            routes::RUNS,
+            Some(&a.member.key),
+            &json!({"agent_uid": a.agent_uid}),
+        )
+        .await
+        .expect(201)
+        .body
+    };
+    assert_eq!(
+        bedrock(&member_run().await),
+        json!(null),
+        "Bedrock is off by default"
+    );
+
+    let on = |enforcement: &str| {
+        json!({"hosts": {"aws_bedrock": {"enabled": true, "enforcement": enforcement,
+               "role_arn": TEAM_ROLE, "region": "us-east-1"}}})
+    };
+    h.put_settings(&a.admin.key, &on("enforce"))
+        .await
+        .expect(200);
+    let team_target = json!({"role_arn": TEAM_ROLE, "region": "us-east-1"});
+    assert_eq!(bedrock(&member_run().await), team_target);
+    assert_eq!(bedrock(&agent_run().await), team_target);
+
+    let agent = routes::fill(routes::AGENT_IDENTITY, &a.agent_uid);
+    h.json(
+        Method::PATCH,
+        &agent,
+        Some(&a.admin.key),
+        &json!({"inference_providers": {"aws": {"role_arn": AGENT_ROLE}}}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        bedrock(&agent_run().await),
+        json!({"role_arn": AGENT_ROLE, "region": "us-east-1"})
+    );
+    assert_eq!(
+        bedrock(&member_run().await),
+        team_target,
+        "members ignore agent overrides"
+    );
+    h.json(
+        Method::PATCH,
+        &agent,
+        Some(&a.admin.key),
+        &json!({"inference_providers": {"aws": {"disabled": true}}}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(bedrock(&agent_run().await), json!(null));
+
+    h.put_settings(&a.admin.key, &on("respect_user_setting"))
+        .await
+        .expect(200);
+    let run = member_run().await;
+    assert_eq!(bedrock(&run), json!(null), "not opted in");
+    h.json(
+        Method::PUT,
+        routes::ME_SETTINGS,
+        Some(&a.member.key),
+        &json!({"aws_bedrock_opt_in": true}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        h.get(routes::ME_SETTINGS, Some(&a.member.key))
+            .await
+            .expect(200)
+            .body,
+        json!({"aws_bedrock_opt_in": true})
+    );
+    assert_eq!(bedrock(&member_run().await), team_target);
+    // A run that exists already sees the change on its next read, and an ended
+    // run has no target.
+    let id = run["run_id"].as_str().unwrap();
+    let info = h
+        .get(&routes::fill(routes::RUN, id), Some(&a.member.key))
+        .await
+        .expect(200);
+    assert_eq!(bedrock(&info.body), team_target);
+    h.post(
+        &routes::fill(routes::RUN_FINISH, id),
+        Some(&a.member.key),
+        &json!({}),
+    )
+    .await
+    .expect(200);
+    let info = h
+        .get(&routes::fill(routes::RUN, id), Some(&a.member.key))
+        .await
+        .expect(200);
+    assert_eq!(bedrock(&info.body), json!(null));
+}
+
+/// Keys are shown once, recognisable by their prefix, and listed by prefix only.
+#[tokio::test]
+async fn keys_are_prefixed_and_listed_without_the_secret() {
+    let h = Harness::new().await;
+    let a = h.team("alpha").await;
+    let created = h
+        .post(
+            routes::API_KEYS,
+            Some(&a.member.key),
+            &json!({"name": "laptop"}),
+        )
+        .await
+        .expect(201);
+    let key = created.str("/key");
+    assert!(key.starts_with("byollm_key_"), "{key}");
+    assert!(a.member_run_token.starts_with("byollm_run_"));
+    assert_eq!(
+        created.body["owner"],
+        json!({"type": "user", "uid": a.member.uid})
+    );
+    let listed = h
+        .get(routes::API_KEYS, Some(&a.member.key))
+        .await
+        .expect(200);
+    let text = String::from_utf8_lossy(&listed.raw).into_owned();
+    assert!(
+        !text.contains(&key) && !text.contains(&a.member.key),
+        "a listing shows a key"
+    );
+    let entry = listed.body["api_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == created.body["id"])
+        .unwrap()
+        .clone();
+    assert_eq!(entry["prefix"], key[..16]);
+    assert_eq!(entry["name"], "laptop");
+}
