@@ -1,0 +1,2 @@
+//! Placeholder until the emulator bench lands.
+fn main() {}
