@@ -1,4 +1,19 @@
-//! The inference gateway: providers (Bedrock, Anthropic, OpenAI), routing and
-//! fallback, SSE and event-stream translation (DESIGN §5).
+//! The inference gateway (DESIGN §5): `POST /v1/messages`, `POST
+//! /v1/chat/completions` and `GET /v1/models` on the customer's Bedrock with
+//! brokered short-lived credentials (or the caller's own), falling back to the
+//! vendors' APIs only as the team allows, committing on the first chunk, and
+//! recording a usage row per request.
 
+mod anthropic;
+pub mod bedrock;
+pub mod direct;
+pub mod error;
+pub mod gateway;
+mod models;
+mod openai;
+pub mod plan;
+pub mod sse;
+mod stream;
 pub mod translate;
+
+pub use gateway::{Gateway, GatewayConfig};

@@ -19,7 +19,10 @@ use tower_http::trace::TraceLayer;
 use byollm_core::broker::CredentialsBroker;
 use byollm_core::clock::Clock;
 use byollm_core::sts_sdk::SdkSts;
+use byollm_core::secret_ref::SecretRef;
 use byollm_core::usage::UsageSink;
+use byollm_gateway::direct::DirectEndpoint;
+use byollm_gateway::{Gateway, GatewayConfig};
 use byollm_core::identity::kek::Kek;
 use byollm_core::identity::keyring::Keyring;
 use byollm_core::service::Core;
@@ -35,6 +38,8 @@ use crate::{auth, routes};
 pub struct App {
     /// The domain.
     pub core: Arc<Core>,
+    /// The inference gateway.
+    pub gateway: Arc<Gateway>,
 }
 
 /// Router state: a cheap handle on the [`App`].
@@ -88,6 +93,12 @@ pub enum StartError {
     /// The data directory or socket failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A setting is wrong.
+    #[error("{0}")]
+    Config(String),
+    /// The HTTP client for upstreams could not be built.
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
 }
 
 /// Opens the store named by the config (PostgreSQL URL or the data directory's
@@ -195,19 +206,52 @@ impl Server {
 
 /// Starts the server: binds, serves, and runs keyring maintenance and retention.
 pub async fn start(cfg: &ServerConfig, clock: Arc<dyn Clock>) -> Result<Server, StartError> {
+    let gateway_cfg = gateway_config(cfg)?;
     let core = build_core(cfg, clock).await?;
-    start_with_core(cfg.listen, core).await
+    start_with(cfg.listen, core, gateway_cfg).await
 }
 
-/// Starts a server around an existing domain.
+/// Starts a server around an existing domain, with no upstream overrides.
 pub async fn start_with_core(listen: SocketAddr, core: Arc<Core>) -> Result<Server, StartError> {
+    start_with(listen, core, GatewayConfig::default()).await
+}
+
+/// The gateway settings of a config: upstream URLs, with key references resolved.
+pub fn gateway_config(cfg: &ServerConfig) -> Result<GatewayConfig, StartError> {
+    let endpoint = |url: &Option<String>, key: &Option<String>, flag: &str| -> Result<Option<DirectEndpoint>, StartError> {
+        match (url, key) {
+            (None, None) => Ok(None),
+            (Some(url), Some(key)) => Ok(Some(DirectEndpoint {
+                base_url: url.clone(),
+                key: SecretRef::parse(key)
+                    .and_then(|r| r.resolve())
+                    .map_err(|e| StartError::Config(format!("--{flag}-key: {e}")))?,
+            })),
+            _ => Err(StartError::Config(format!("--{flag}-url and --{flag}-key go together"))),
+        }
+    };
+    let u = &cfg.upstreams;
+    Ok(GatewayConfig {
+        aws_endpoint_url: u.aws_endpoint_url.clone(),
+        direct_anthropic: endpoint(&u.direct_anthropic_url, &u.direct_anthropic_key, "direct-anthropic")?,
+        direct_openai: endpoint(&u.direct_openai_url, &u.direct_openai_key, "direct-openai")?,
+        max_fallback_attempts: None,
+    })
+}
+
+/// Starts a server around an existing domain and gateway settings.
+pub async fn start_with(listen: SocketAddr, core: Arc<Core>, gateway_cfg: GatewayConfig) -> Result<Server, StartError> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let listener = listener.tap_io(|tcp| {
         // Nagle's algorithm meeting delayed ACKs costs 40 ms per small response.
         let _ = tcp.set_nodelay(true);
     });
-    let app = router(AppState(Arc::new(App { core: core.clone() })));
+    let gateway = Arc::new(Gateway::new(core.clone(), gateway_cfg)?);
+    let app = router(AppState(Arc::new(App {
+        core: core.clone(),
+        gateway,
+    })));
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let stop = shutdown.clone();

@@ -68,6 +68,21 @@ pub struct ServeArgs {
     /// Config file (byollm.toml, `version = 1`).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// STS and Bedrock endpoint override (e.g. the emulator, `byollm awsim`).
+    #[arg(long, value_name = "URL")]
+    aws_endpoint_url: Option<String>,
+    /// Anthropic API base URL, without /v1.
+    #[arg(long, value_name = "URL")]
+    direct_anthropic_url: Option<String>,
+    /// Anthropic API key reference: env:NAME or file:PATH.
+    #[arg(long, value_name = "REF")]
+    direct_anthropic_key: Option<String>,
+    /// OpenAI API base URL, without /v1.
+    #[arg(long, value_name = "URL")]
+    direct_openai_url: Option<String>,
+    /// OpenAI API key reference: env:NAME or file:PATH.
+    #[arg(long, value_name = "REF")]
+    direct_openai_key: Option<String>,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -91,6 +106,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if cfg.kek.is_none() {
         cfg.kek = kek_from_env();
     }
+    cfg.upstreams = byollm_server::config::Upstreams {
+        aws_endpoint_url: args.aws_endpoint_url,
+        direct_anthropic_url: args.direct_anthropic_url,
+        direct_anthropic_key: args.direct_anthropic_key,
+        direct_openai_url: args.direct_openai_url,
+        direct_openai_key: args.direct_openai_key,
+    };
     if let Some(warning) = cfg.issuer_warning() {
         out::err(&format!("warning: {warning}"));
     }

@@ -2,6 +2,7 @@
 
 mod agents;
 mod api_keys;
+mod gateway;
 mod health;
 mod identity;
 mod me;
@@ -9,6 +10,7 @@ mod members;
 mod oidc;
 mod runs;
 mod settings;
+mod usage;
 
 use axum::Router;
 
@@ -26,4 +28,6 @@ pub fn router() -> Router<AppState> {
         .merge(agents::router())
         .merge(runs::router())
         .merge(identity::router())
+        .merge(usage::router())
+        .merge(gateway::router())
 }

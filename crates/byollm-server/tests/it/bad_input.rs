@@ -679,6 +679,7 @@ fn other_bodies_never_5xx() {
 /// The error bodies people read, as they read them.
 #[tokio::test]
 async fn error_bodies_snapshot() {
+    let _sorted = crate::common::sorted_snapshots();
     let (h, a) = setup().await;
     let unauthenticated = h.get(routes::ME, None).await.expect(401).body;
     let run_mint = routes::fill(routes::RUN_IDENTITY_TOKEN, &a.member_run);

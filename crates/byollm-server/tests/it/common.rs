@@ -322,6 +322,15 @@ pub fn worker_tokens_on() -> Value {
     json!({"worker_identity_tokens": true})
 }
 
+/// Snapshot settings for this thread's scope: maps sorted, so a serde_json
+/// feature (`preserve_order`) turned on elsewhere in the workspace cannot
+/// reorder a snapshot.
+pub fn sorted_snapshots() -> insta::internals::SettingsBindDropGuard {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_sort_maps(true);
+    settings.bind_to_scope()
+}
+
 /// Now, from the real clock (tests may not read `SystemTime` directly).
 pub fn now() -> i64 {
     SystemClock.now()

@@ -134,6 +134,7 @@ fn redact(claims: &Value, names: &[(&str, &str)]) -> Value {
 
 #[tokio::test]
 async fn member_token_verifies_independently_with_every_claim() {
+    let _sorted = crate::common::sorted_snapshots();
     let live = Live::start(Algorithm::Es256).await;
     let core = &live.server.core;
     let team = bootstrap_team(
@@ -273,6 +274,7 @@ async fn member_token_verifies_independently_with_every_claim() {
 
 #[tokio::test]
 async fn run_token_carries_run_id_session_tags_and_source_identity() {
+    let _sorted = crate::common::sorted_snapshots();
     let live = Live::start(Algorithm::Es256).await;
     let core = &live.server.core;
     let team = bootstrap_team(
@@ -679,6 +681,7 @@ async fn host_headers_do_not_change_the_issuer() {
 /// JWKS as published, with the key material redacted.
 #[tokio::test]
 async fn jwks_snapshot() {
+    let _sorted = crate::common::sorted_snapshots();
     let h = crate::common::Harness::new().await;
     let jwks = h.get(routes::JWKS, None).await.expect(200).body;
     insta::assert_json_snapshot!("jwks", jwks, {

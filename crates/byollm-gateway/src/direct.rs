@@ -1,0 +1,131 @@
+//! The vendors' own APIs over `reqwest`: Anthropic Messages (and Anthropic's
+//! OpenAI-compatible Chat Completions) and OpenAI Chat Completions. Billed in
+//! inference credits; used only as the team's settings allow.
+
+use std::time::Duration;
+
+use byollm_api::catalog::Family;
+use http::HeaderValue;
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::bedrock::Failure;
+use crate::error::ApiFormat;
+
+/// Default `anthropic-version` when the caller sends none.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// One vendor endpoint.
+#[derive(Debug, Clone)]
+pub struct DirectEndpoint {
+    /// Base URL without `/v1`.
+    pub base_url: String,
+    /// The platform's key for it.
+    pub key: SecretString,
+}
+
+/// The direct APIs this server can reach.
+#[derive(Debug)]
+pub struct Direct {
+    http: reqwest::Client,
+    anthropic: Option<DirectEndpoint>,
+    openai: Option<DirectEndpoint>,
+}
+
+impl Direct {
+    /// Clients for the configured endpoints.
+    pub fn new(anthropic: Option<DirectEndpoint>, openai: Option<DirectEndpoint>) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Self { http, anthropic, openai })
+    }
+
+    /// Whether a vendor is configured.
+    pub fn has(&self, family: Family) -> bool {
+        match family {
+            Family::Anthropic => self.anthropic.is_some(),
+            Family::Openai => self.openai.is_some(),
+        }
+    }
+
+    /// Sends a request body in `format` to `family`'s API; returns the response
+    /// once its status is a success.
+    pub async fn send(
+        &self,
+        family: Family,
+        format: ApiFormat,
+        body: Vec<u8>,
+        anthropic_version: Option<&str>,
+        anthropic_beta: Option<&str>,
+    ) -> Result<reqwest::Response, Failure> {
+        let endpoint = match family {
+            Family::Anthropic => self.anthropic.as_ref(),
+            Family::Openai => self.openai.as_ref(),
+        }
+        .ok_or_else(|| Failure::Fallback("direct API not configured on this server".into()))?;
+        let mut key = HeaderValue::from_str(endpoint.key.expose_secret())
+            .map_err(|_| Failure::Fallback("direct API key is not a valid header value".into()))?;
+        key.set_sensitive(true);
+        let base = endpoint.base_url.trim_end_matches('/');
+        let req = match (family, format) {
+            (Family::Anthropic, ApiFormat::Anthropic) => {
+                let mut r = self
+                    .http
+                    .post(format!("{base}/v1/messages"))
+                    .header("x-api-key", key)
+                    .header("anthropic-version", anthropic_version.unwrap_or(ANTHROPIC_VERSION));
+                if let Some(beta) = anthropic_beta {
+                    r = r.header("anthropic-beta", beta);
+                }
+                r
+            }
+            // Anthropic's OpenAI-compatible endpoint and OpenAI itself take the
+            // key as a bearer token.
+            (Family::Anthropic, ApiFormat::OpenAi) | (Family::Openai, _) => {
+                let mut bearer = HeaderValue::from_str(&format!("Bearer {}", endpoint.key.expose_secret()))
+                    .map_err(|_| Failure::Fallback("direct API key is not a valid header value".into()))?;
+                bearer.set_sensitive(true);
+                self.http
+                    .post(format!("{base}/v1/chat/completions"))
+                    .header(http::header::AUTHORIZATION, bearer)
+            }
+        };
+        let resp = req
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Failure::Fallback(format!("direct API unreachable: {}", without_url(&e))))?;
+        let status = resp.status().as_u16();
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let text = resp.text().await.unwrap_or_default();
+        let message = error_message(&text);
+        Err(match status {
+            // The caller's request is wrong: say so, try nothing else.
+            400 | 404 | 413 | 422 => Failure::Client { status, message },
+            // Our key, their rate limits or their outage: another route may serve.
+            _ => Failure::Fallback(format!("direct API {status}: {message}")),
+        })
+    }
+}
+
+/// reqwest errors name the URL; ours carry no secrets, but keep messages short.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(url) = e.url() {
+        s = s.replace(url.as_str(), "");
+    }
+    s
+}
+
+/// The message inside a vendor error body (both vendors use `error.message`).
+fn error_message(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| text.chars().take(300).collect())
+}

@@ -1,0 +1,167 @@
+//! Gateway errors, rendered in the caller's own API error format so SDKs parse
+//! them: Anthropic `{"type":"error","error":{"type","message"}}`, OpenAI
+//! `{"error":{"message","type","code"}}`. Every error that ends a request lists
+//! the attempts made and their causes.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+
+/// Which API the caller speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiFormat {
+    /// Anthropic Messages.
+    Anthropic,
+    /// OpenAI Chat Completions.
+    OpenAi,
+}
+
+/// One try of one route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attempt {
+    /// `aws_bedrock:<ref>@<region>` or `direct_api:<model>`.
+    pub route: String,
+    /// `ok`, or why it failed or was skipped.
+    pub outcome: String,
+}
+
+/// Why a request ended without an answer.
+#[derive(Debug, Clone)]
+pub struct GatewayError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable code (`invalid_request`, `no_route`, `upstream_failed`, …).
+    pub code: &'static str,
+    /// What happened.
+    pub message: String,
+    /// What the admin or caller can change.
+    pub hint: Option<String>,
+    /// Every attempt so far.
+    pub attempts: Vec<Attempt>,
+}
+
+impl GatewayError {
+    /// A caller error (400), never retried elsewhere.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request",
+            message: message.into(),
+            hint: None,
+            attempts: Vec::new(),
+        }
+    }
+
+    /// Settings allow no route (422).
+    pub fn no_route(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "no_route",
+            message: message.into(),
+            hint: Some(hint.into()),
+            attempts: Vec::new(),
+        }
+    }
+
+    fn full_message(&self) -> String {
+        let mut m = self.message.clone();
+        if !self.attempts.is_empty() {
+            m.push_str(" Attempts: ");
+            let list: Vec<String> = self
+                .attempts
+                .iter()
+                .enumerate()
+                .map(|(i, a)| format!("{}. {} → {}", i + 1, a.route, a.outcome))
+                .collect();
+            m.push_str(&list.join("; "));
+            m.push('.');
+        }
+        if let Some(h) = &self.hint {
+            m.push(' ');
+            m.push_str(h);
+        }
+        m
+    }
+
+    /// The body in the caller's format.
+    pub fn body(&self, format: ApiFormat) -> serde_json::Value {
+        let message = self.full_message();
+        match format {
+            ApiFormat::Anthropic => json!({
+                "type": "error",
+                "error": {"type": anthropic_type(self.status), "message": message},
+                "byollm": {"code": self.code, "attempts": self.attempts},
+            }),
+            ApiFormat::OpenAi => json!({
+                "error": {
+                    "message": message,
+                    "type": openai_type(self.status),
+                    "code": self.code,
+                    "param": null,
+                },
+                "byollm": {"attempts": self.attempts},
+            }),
+        }
+    }
+
+    /// The response in the caller's format, with `x-byollm-fallback`.
+    pub fn into_response(self, format: ApiFormat) -> Response {
+        let mut resp = (self.status, Json(self.body(format))).into_response();
+        if let Some(v) = fallback_header(&self.attempts) {
+            resp.headers_mut().insert("x-byollm-fallback", v);
+        }
+        resp
+    }
+}
+
+/// `x-byollm-fallback`: the failed attempts, `route=cause` joined by `, `.
+pub fn fallback_header(attempts: &[Attempt]) -> Option<HeaderValue> {
+    let failed: Vec<String> = attempts
+        .iter()
+        .filter(|a| a.outcome != "ok")
+        .map(|a| format!("{}={}", a.route, a.outcome))
+        .collect();
+    if failed.is_empty() {
+        return None;
+    }
+    // Header values are visible ASCII; causes are our own words but may quote
+    // upstream text, so anything else is replaced.
+    let text: String = failed
+        .join(", ")
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .take(2000)
+        .collect();
+    HeaderValue::from_str(&text).ok()
+}
+
+fn anthropic_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 | 413 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+fn openai_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 | 413 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        _ => "api_error",
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        GatewayError::into_response(self, ApiFormat::OpenAi)
+    }
+}

@@ -1,0 +1,322 @@
+//! Routing (DESIGN §5): which candidates a request may try, in order.
+//!
+//! 1. `auto` → refused when the admin disabled any direct-API model; otherwise the
+//!    highest-ranked model enabled for this team.
+//! 2. For the model, then the next enabled models by rank (at most
+//!    `max_fallback_attempts` models): Bedrock first when the team enabled it, for
+//!    this model, and the effective config is not disabled — the global profile,
+//!    and behind it the geographic profile of the source region, tried only when
+//!    the global one is refused; then the direct API when enabled for the host and
+//!    the model (after a Bedrock failure only if `allow_fallback_outside_cloud`,
+//!    checked when it is tried).
+
+use byollm_api::catalog::{Catalog, CatalogModel, Family};
+use byollm_api::types::{BedrockTarget, LlmSettings, ModelHosts};
+use byollm_core::settings::NoBedrock;
+
+use crate::error::{ApiFormat, GatewayError};
+
+/// Default number of models tried for one request.
+pub const MAX_FALLBACK_ATTEMPTS: usize = 3;
+
+/// One route to try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Candidate {
+    /// The customer's Bedrock.
+    Bedrock {
+        /// The public model id.
+        model: String,
+        /// The profile or model id sent to Bedrock.
+        model_ref: String,
+        /// The source region and role.
+        target: BedrockTarget,
+        /// Tried only when the preceding global profile was refused.
+        geo_fallback: bool,
+    },
+    /// The vendor's own API.
+    Direct {
+        /// The public model id.
+        model: String,
+        /// The id the vendor takes.
+        direct_id: String,
+        /// Which vendor.
+        family: Family,
+    },
+}
+
+impl Candidate {
+    /// The `x-byollm-route` value.
+    pub fn route(&self) -> String {
+        match self {
+            Candidate::Bedrock { model_ref, target, .. } => format!("aws_bedrock:{model_ref}@{}", target.region),
+            Candidate::Direct { model, .. } => format!("direct_api:{model}"),
+        }
+    }
+
+    /// The public model id.
+    pub fn model(&self) -> &str {
+        match self {
+            Candidate::Bedrock { model, .. } | Candidate::Direct { model, .. } => model,
+        }
+    }
+}
+
+/// What the plan needs to know about the caller.
+#[derive(Debug, Clone)]
+pub struct PlanInput<'a> {
+    /// Team settings.
+    pub settings: &'a LlmSettings,
+    /// The effective AWS config (DESIGN §4) or why there is none.
+    pub effective: Result<BedrockTarget, NoBedrock>,
+    /// Which direct APIs this server can reach.
+    pub direct_anthropic: bool,
+    /// Which direct APIs this server can reach.
+    pub direct_openai: bool,
+    /// The caller's API.
+    pub format: ApiFormat,
+    /// Most models to try.
+    pub max_models: usize,
+}
+
+fn hosts<'a>(settings: &'a LlmSettings, model: &str) -> Option<&'a ModelHosts> {
+    settings.models.get(model)
+}
+
+/// Bedrock is enabled for this model (absent models follow `opt_out_of_new_models`).
+pub fn bedrock_enabled(settings: &LlmSettings, model: &CatalogModel) -> bool {
+    model.bedrock.is_some()
+        && match hosts(settings, &model.id) {
+            Some(h) => h.aws_bedrock.enabled,
+            None => !settings.hosts.aws_bedrock.opt_out_of_new_models,
+        }
+}
+
+/// The direct API is enabled for this model.
+pub fn direct_enabled(settings: &LlmSettings, model: &CatalogModel) -> bool {
+    settings.hosts.direct_api.enabled
+        && model.direct_api_id.is_some()
+        && hosts(settings, &model.id).is_none_or(|h| h.direct_api.enabled)
+}
+
+fn serves_format(model: &CatalogModel, format: ApiFormat) -> bool {
+    match format {
+        // Anthropic Messages bodies go to Claude only (InvokeModel or the Anthropic API).
+        ApiFormat::Anthropic => model.family == Family::Anthropic,
+        ApiFormat::OpenAi => true,
+    }
+}
+
+fn candidates_for(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<Candidate>) {
+    let s = input.settings;
+    if s.hosts.aws_bedrock.enabled
+        && bedrock_enabled(s, model)
+        && let (Ok(target), Some(bedrock)) = (&input.effective, &model.bedrock)
+    {
+        let override_ref = hosts(s, &model.id).and_then(|h| h.aws_bedrock.model_ref.clone());
+        match override_ref {
+            Some(model_ref) => out.push(Candidate::Bedrock {
+                model: model.id.clone(),
+                model_ref,
+                target: target.clone(),
+                geo_fallback: false,
+            }),
+            None => {
+                if let Some(p) = bedrock.default_profile(&target.region) {
+                    let global = p.geo == "global";
+                    out.push(Candidate::Bedrock {
+                        model: model.id.clone(),
+                        model_ref: p.id,
+                        target: target.clone(),
+                        geo_fallback: false,
+                    });
+                    if global && let Some(geo) = bedrock.geographic_profile(&target.region) {
+                        out.push(Candidate::Bedrock {
+                            model: model.id.clone(),
+                            model_ref: geo.id,
+                            target: target.clone(),
+                            geo_fallback: true,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let reachable = match model.family {
+        Family::Anthropic => input.direct_anthropic,
+        Family::Openai => input.direct_openai,
+    };
+    if reachable
+        && direct_enabled(s, model)
+        && let Some(direct_id) = &model.direct_api_id
+    {
+        out.push(Candidate::Direct {
+            model: model.id.clone(),
+            direct_id: direct_id.clone(),
+            family: model.family,
+        });
+    }
+}
+
+/// Models enabled for this team on some host, best first.
+pub fn enabled_models<'c>(catalog: &'c Catalog, input: &PlanInput<'_>) -> Vec<&'c CatalogModel> {
+    catalog
+        .by_rank()
+        .into_iter()
+        .filter(|m| serves_format(m, input.format))
+        .filter(|m| {
+            let mut c = Vec::new();
+            candidates_for(input, m, &mut c);
+            !c.is_empty()
+        })
+        .collect()
+}
+
+/// Resolves `auto` to a model id.
+pub fn resolve_auto(catalog: &Catalog, input: &PlanInput<'_>) -> Result<String, GatewayError> {
+    if let Some((id, _)) = input.settings.models.iter().find(|(_, h)| !h.direct_api.enabled) {
+        return Err(GatewayError::no_route(
+            format!("model `auto` is refused because the admin disabled the direct API for `{id}`"),
+            "name a model explicitly",
+        ));
+    }
+    enabled_models(catalog, input)
+        .first()
+        .map(|m| m.id.clone())
+        .ok_or_else(|| GatewayError::no_route("no model is enabled for this team", "an admin can enable a model or host"))
+}
+
+/// The ordered candidates for `model`.
+pub fn plan(catalog: &Catalog, model_id: &str, input: &PlanInput<'_>) -> Result<Vec<Candidate>, GatewayError> {
+    let Some(model) = catalog.get(model_id) else {
+        let known: Vec<&str> = catalog.models.iter().map(|m| m.id.as_str()).collect();
+        return Err(GatewayError::invalid(format!(
+            "unknown model `{model_id}`; expected `auto` or one of {}",
+            known.join(", ")
+        )));
+    };
+    if !serves_format(model, input.format) {
+        return Err(GatewayError::invalid(format!(
+            "model `{model_id}` does not speak the Anthropic Messages API; use POST /v1/chat/completions"
+        )));
+    }
+    let mut out = Vec::new();
+    candidates_for(input, model, &mut out);
+    let mut models = 1;
+    for next in enabled_models(catalog, input) {
+        if models >= input.max_models {
+            break;
+        }
+        if next.id == model.id || next.rank > model.rank {
+            continue;
+        }
+        candidates_for(input, next, &mut out);
+        models += 1;
+    }
+    if out.is_empty() {
+        let why = match &input.effective {
+            Err(reason) if input.settings.hosts.aws_bedrock.enabled => format!(" (Bedrock: {reason})"),
+            _ => String::new(),
+        };
+        return Err(GatewayError::no_route(
+            format!("no route can serve `{model_id}` for this principal{why}"),
+            "an admin can enable the model on AWS Bedrock or the direct API in the team's LLM settings",
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use byollm_api::types::{ModelBedrock, ModelDirect};
+
+    use super::*;
+
+    fn bedrock_team() -> LlmSettings {
+        let mut s = LlmSettings::default();
+        s.hosts.aws_bedrock.enabled = true;
+        s.hosts.aws_bedrock.role_arn = Some("arn:aws:iam::123456789012:role/t".into());
+        s.hosts.aws_bedrock.region = Some("us-east-1".into());
+        s
+    }
+
+    fn input(s: &LlmSettings) -> PlanInput<'_> {
+        PlanInput {
+            settings: s,
+            effective: Ok(BedrockTarget {
+                role_arn: "arn:aws:iam::123456789012:role/t".into(),
+                region: "us-east-1".into(),
+            }),
+            direct_anthropic: true,
+            direct_openai: true,
+            format: ApiFormat::Anthropic,
+            max_models: 1,
+        }
+    }
+
+    #[test]
+    fn global_then_geographic_then_direct() {
+        let s = bedrock_team();
+        let c = plan(Catalog::builtin(), "claude-sonnet-4-6", &input(&s)).unwrap();
+        let routes: Vec<String> = c.iter().map(Candidate::route).collect();
+        assert_eq!(
+            routes,
+            [
+                "aws_bedrock:global.anthropic.claude-sonnet-4-6@us-east-1",
+                "aws_bedrock:us.anthropic.claude-sonnet-4-6@us-east-1",
+                "direct_api:claude-sonnet-4-6"
+            ]
+        );
+    }
+
+    #[test]
+    fn model_ref_override_and_disabled_hosts() {
+        let mut s = bedrock_team();
+        s.models.insert(
+            "claude-sonnet-4-6".into(),
+            ModelHosts {
+                aws_bedrock: ModelBedrock {
+                    enabled: true,
+                    model_ref: Some("us.anthropic.claude-sonnet-4-6".into()),
+                },
+                direct_api: ModelDirect { enabled: false },
+            },
+        );
+        let c = plan(Catalog::builtin(), "claude-sonnet-4-6", &input(&s)).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].route(), "aws_bedrock:us.anthropic.claude-sonnet-4-6@us-east-1");
+        // `auto` is refused once a direct-API model is disabled.
+        assert_eq!(resolve_auto(Catalog::builtin(), &input(&s)).unwrap_err().status.as_u16(), 422);
+    }
+
+    #[test]
+    fn agent_disabled_goes_direct_or_nowhere() {
+        let mut s = bedrock_team();
+        let mut i = input(&s);
+        i.effective = Err(NoBedrock::AgentDisabled);
+        let c = plan(Catalog::builtin(), "claude-sonnet-4-6", &i).unwrap();
+        assert_eq!(c, vec![Candidate::Direct {
+            model: "claude-sonnet-4-6".into(),
+            direct_id: "claude-sonnet-4-6".into(),
+            family: Family::Anthropic
+        }]);
+        s.hosts.direct_api.enabled = false;
+        let mut i = input(&s);
+        i.effective = Err(NoBedrock::AgentDisabled);
+        let e = plan(Catalog::builtin(), "claude-sonnet-4-6", &i).unwrap_err();
+        assert_eq!(e.status.as_u16(), 422);
+        assert!(e.message.contains("agent's AWS override is disabled"), "{}", e.message);
+    }
+
+    #[test]
+    fn next_models_by_rank_and_format() {
+        let s = bedrock_team();
+        let mut i = input(&s);
+        i.max_models = 2;
+        i.direct_anthropic = false;
+        let c = plan(Catalog::builtin(), "claude-sonnet-4-6", &i).unwrap();
+        let models: Vec<&str> = c.iter().map(Candidate::model).collect();
+        assert_eq!(models, ["claude-sonnet-4-6", "claude-sonnet-4-6", "claude-opus-4-5", "claude-opus-4-5"]);
+        assert!(plan(Catalog::builtin(), "gpt-5", &i).unwrap_err().message.contains("chat/completions"));
+        assert_eq!(resolve_auto(Catalog::builtin(), &i).unwrap(), "claude-opus-4-6");
+    }
+}

@@ -1,0 +1,37 @@
+//! The inference routes (DESIGN §5): thin handlers over [`byollm_gateway::Gateway`].
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{get, post};
+use bytes::Bytes;
+
+use crate::app::AppState;
+use crate::extract::Caller;
+
+/// `POST /v1/messages`.
+pub const MESSAGES: &str = "/v1/messages";
+/// `POST /v1/chat/completions`.
+pub const CHAT_COMPLETIONS: &str = "/v1/chat/completions";
+/// `GET /v1/models`.
+pub const MODELS: &str = "/v1/models";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(MESSAGES, post(messages))
+        .route(CHAT_COMPLETIONS, post(chat_completions))
+        .route(MODELS, get(models))
+}
+
+async fn messages(State(state): State<AppState>, Caller(p): Caller, headers: HeaderMap, body: Bytes) -> Response {
+    state.gateway.messages(p, &headers, body).await
+}
+
+async fn chat_completions(State(state): State<AppState>, Caller(p): Caller, headers: HeaderMap, body: Bytes) -> Response {
+    state.gateway.chat_completions(p, &headers, body).await
+}
+
+async fn models(State(state): State<AppState>, Caller(p): Caller, headers: HeaderMap) -> Response {
+    state.gateway.models(p, &headers).await
+}

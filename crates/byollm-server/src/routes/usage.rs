@@ -1,0 +1,34 @@
+//! `GET /api/v1/usage`: credit buckets and requests.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::routing::get;
+
+use byollm_api::routes::USAGE;
+use byollm_api::types::{UsageQuery, UsageReport};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::extract::Caller;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(USAGE, get(usage))
+}
+
+async fn usage(State(state): State<AppState>, Caller(p): Caller, RawQuery(q): RawQuery) -> Result<Json<UsageReport>, ApiError> {
+    let mut query = UsageQuery::default();
+    for pair in q.as_deref().unwrap_or("").split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = (!v.is_empty()).then(|| v.to_owned());
+        match k {
+            "run_id" => query.run_id = v,
+            "agent_uid" => query.agent_uid = v,
+            "member_uid" => query.member_uid = v,
+            other => {
+                return Err(ApiError::invalid(other, "unknown query parameter; expected run_id, agent_uid or member_uid"));
+            }
+        }
+    }
+    Ok(Json(state.core.usage(&p, query).await?))
+}
