@@ -98,13 +98,11 @@ fn as_object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
 }
 
 fn refuse_unsupported(obj: &Map<String, Value>) -> Result<()> {
-    if let Some(n) = get(obj, "n") {
-        if n.as_u64() != Some(1) {
-            return Err(TranslateError::unsupported(
-                "n",
-                "Bedrock returns one choice per request; send n = 1 and repeat the request for more",
-            ));
-        }
+    if get(obj, "n").is_some_and(|n| n.as_u64() != Some(1)) {
+        return Err(TranslateError::unsupported(
+            "n",
+            "Bedrock returns one choice per request; send n = 1 and repeat the request for more",
+        ));
     }
     if get(obj, "logprobs").is_some_and(|v| v != &Value::Bool(false)) {
         return Err(TranslateError::unsupported(
@@ -202,11 +200,8 @@ fn inference_config(
     }
     match get(obj, "stop") {
         None => {}
-        Some(Value::String(s)) => {
-            if !s.is_empty() {
-                b = b.stop_sequences(s.clone());
-            }
-        }
+        Some(Value::String(s)) if s.is_empty() => {}
+        Some(Value::String(s)) => b = b.stop_sequences(s.clone()),
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 let s = item.as_str().ok_or_else(|| {
@@ -517,12 +512,11 @@ fn assistant_content(
     .into_iter()
     .map(ContentBlock::Text)
     .collect();
-    if out.is_empty() {
-        if let Some(refusal) = get_str(m, "refusal", path)? {
-            if !refusal.trim().is_empty() {
-                out.push(ContentBlock::Text(refusal.to_owned()));
-            }
-        }
+    if out.is_empty()
+        && let Some(refusal) = get_str(m, "refusal", path)?
+        && !refusal.trim().is_empty()
+    {
+        out.push(ContentBlock::Text(refusal.to_owned()));
     }
     let calls = match get(m, "tool_calls") {
         None => return Ok(out),
@@ -537,13 +531,13 @@ fn assistant_content(
     for (j, call) in calls.iter().enumerate() {
         let cpath = format!("{path}.tool_calls[{j}]");
         let call = as_object(call, &cpath)?;
-        if let Some(kind) = get_str(call, "type", &cpath)? {
-            if kind != "function" {
-                return Err(TranslateError::unsupported(
-                    format!("{cpath}.type"),
-                    format!("only `function` tool calls are translated (got `{kind}`)"),
-                ));
-            }
+        if let Some(kind) = get_str(call, "type", &cpath)?
+            && kind != "function"
+        {
+            return Err(TranslateError::unsupported(
+                format!("{cpath}.type"),
+                format!("only `function` tool calls are translated (got `{kind}`)"),
+            ));
         }
         let id = require_str(call, "id", &cpath)?;
         let fpath = format!("{cpath}.function");
@@ -654,13 +648,13 @@ fn declared_tools(obj: &Map<String, Value>) -> Result<Vec<(String, Tool)>> {
     for (i, tool) in tools.iter().enumerate() {
         let path = format!("tools[{i}]");
         let tool = as_object(tool, &path)?;
-        if let Some(kind) = get_str(tool, "type", &path)? {
-            if kind != "function" {
-                return Err(TranslateError::unsupported(
-                    format!("{path}.type"),
-                    format!("only `function` tools are translated (got `{kind}`)"),
-                ));
-            }
+        if let Some(kind) = get_str(tool, "type", &path)?
+            && kind != "function"
+        {
+            return Err(TranslateError::unsupported(
+                format!("{path}.type"),
+                format!("only `function` tools are translated (got `{kind}`)"),
+            ));
         }
         let fpath = format!("{path}.function");
         let f = as_object(
