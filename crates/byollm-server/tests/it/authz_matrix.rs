@@ -69,7 +69,8 @@ fn with_body(mut r: Row, body: fn(u32, &TeamFx) -> Value) -> Row {
     r
 }
 
-/// Every route of `byollm_api::routes`, so a new route cannot skip the matrix.
+/// Every route of `byollm_api::routes` (and the gateway's `GET /v1/models`), so a
+/// new route cannot skip the matrix.
 const ALL_ROUTES: &[&str] = &[
     routes::DISCOVERY,
     routes::JWKS,
@@ -90,6 +91,7 @@ const ALL_ROUTES: &[&str] = &[
     routes::RUN_IDENTITY_TOKEN,
     routes::IDENTITY_TOKEN,
     routes::USAGE,
+    "/v1/models",
 ];
 
 fn matrix() -> Vec<Row> {
@@ -255,13 +257,14 @@ fn matrix() -> Vec<Row> {
             ),
             |_, _| mint_body(STS, 600),
         ),
-        // Usage arrives with the credits issue: until then an authenticated caller
-        // gets the JSON 404 of an unknown route, and anyone else still a 401.
+        // Members see their own usage, admins the team's.
+        row(M::GET, routes::USAGE, T::None, MEMBERS_READ),
+        // Keys and run tokens list the models they may use (DESIGN §5).
         row(
             M::GET,
-            routes::USAGE,
+            "/v1/models",
             T::None,
-            [404, 404, 404, 404, 404, 404, 404, 401, 401],
+            [200, 200, 200, 200, 200, 200, 200, 401, 401],
         ),
     ]
 }

@@ -90,13 +90,16 @@ impl Harness {
     /// A harness on a fresh SQLite data directory with the real clock.
     pub async fn new() -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let core = byollm_server::app::build_core(
-            &config(dir.path(), Algorithm::Es256),
-            Arc::new(SystemClock),
-        )
-        .await
-        .unwrap();
-        let router = byollm_server::router(AppState(Arc::new(App { core: core.clone() })));
+        let cfg = config(dir.path(), Algorithm::Es256);
+        let core = byollm_server::app::build_core(&cfg, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let gateway_cfg = byollm_server::app::gateway_config(&cfg).unwrap();
+        let gateway = Arc::new(byollm_gateway::Gateway::new(core.clone(), gateway_cfg).unwrap());
+        let router = byollm_server::router(AppState(Arc::new(App {
+            core: core.clone(),
+            gateway,
+        })));
         Harness {
             _dir: dir,
             core,
