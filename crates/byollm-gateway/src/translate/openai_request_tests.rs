@@ -457,3 +457,46 @@ fn empty_tool_result_sends_no_blank_text() {
     let tr = r.messages[2].content[0].as_tool_result().unwrap();
     assert!(tr.content.is_empty());
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn message() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            "[a-z]{1,5}".prop_map(|t| json!({"role": "system", "content": t})),
+            "[a-z]{1,5}".prop_map(|t| json!({"role": "developer", "content": t})),
+            "[a-z]{1,5}".prop_map(|t| json!({"role": "user", "content": t})),
+            "[a-z]{1,5}".prop_map(|t| json!({"role": "assistant", "content": t})),
+            "[a-z]{1,5}".prop_map(|t| json!({"role": "tool", "tool_call_id": "c", "content": t})),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the order of OpenAI messages after a first user message, the
+        /// Converse conversation starts with user, alternates roles, and keeps every
+        /// piece of content exactly once.
+        #[test]
+        fn merged_conversation_alternates_and_keeps_everything(
+            rest in prop::collection::vec(message(), 0..24)
+        ) {
+            let mut msgs = vec![json!({"role": "user", "content": "first"})];
+            msgs.extend(rest);
+            let r = openai_to_converse(&json!({"messages": msgs}), 64).unwrap();
+
+            prop_assert_eq!(&r.messages[0].role, &ConversationRole::User);
+            for pair in r.messages.windows(2) {
+                prop_assert_ne!(&pair[0].role, &pair[1].role);
+            }
+            let system_in = msgs
+                .iter()
+                .filter(|m| matches!(m["role"].as_str(), Some("system" | "developer")))
+                .count();
+            prop_assert_eq!(r.system.len(), system_in);
+            let blocks_out: usize = r.messages.iter().map(|m| m.content.len()).sum();
+            prop_assert_eq!(blocks_out, msgs.len() - system_in);
+            prop_assert_eq!(r.inference_config.max_tokens, Some(64));
+        }
+    }
+}
