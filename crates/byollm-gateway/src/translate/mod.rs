@@ -11,9 +11,11 @@
 //! another upstream) and names the offending field.
 
 mod document;
+mod openai_messages;
 mod openai_request;
 mod openai_response;
 mod openai_stream;
+mod openai_tools;
 
 pub use document::{document_to_json, json_to_document};
 pub use openai_request::{ConverseRequest, openai_to_converse};

@@ -1,4 +1,8 @@
-use aws_sdk_bedrockruntime::types::ToolResultStatus;
+use aws_sdk_bedrockruntime::types::{
+    ContentBlock, ConversationRole, ImageFormat, ImageSource, ToolChoice, ToolResultContentBlock,
+    ToolResultStatus,
+};
+use serde_json::json;
 
 use super::*;
 use crate::translate::document_to_json;
