@@ -1,0 +1,21 @@
+//! Integration tests of the emulator, driven only through the official AWS SDK
+//! for Rust clients (`aws-sdk-sts`, `aws-sdk-bedrockruntime`) with endpoint
+//! overrides, plus raw HTTP for the direct APIs and the control endpoint. IAM
+//! state is seeded through the library API (the AWS CLI exercises IAM's wire
+//! protocol in `crates/byollm/tests/awsim_cli.rs`).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    clippy::disallowed_methods,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod bedrock;
+mod common;
+mod direct;
+mod e2e;
+mod iam;
+mod sts;
