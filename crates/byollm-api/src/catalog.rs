@@ -204,7 +204,12 @@ mod tests {
     #[test]
     fn default_profile_prefers_global_then_region_geo() {
         let catalog = Catalog::builtin();
-        let sonnet = catalog.get("claude-sonnet-4-6").unwrap().bedrock.as_ref().unwrap();
+        let sonnet = catalog
+            .get("claude-sonnet-4-6")
+            .unwrap()
+            .bedrock
+            .as_ref()
+            .unwrap();
         assert_eq!(
             sonnet.default_profile("us-west-2").unwrap().id,
             "global.anthropic.claude-sonnet-4-6"
@@ -213,7 +218,12 @@ mod tests {
             sonnet.geographic_profile("eu-west-1").unwrap().id,
             "eu.anthropic.claude-sonnet-4-6"
         );
-        let old = catalog.get("claude-3-7-sonnet").unwrap().bedrock.as_ref().unwrap();
+        let old = catalog
+            .get("claude-3-7-sonnet")
+            .unwrap()
+            .bedrock
+            .as_ref()
+            .unwrap();
         assert_eq!(
             old.default_profile("us-east-1").unwrap().id,
             "us.anthropic.claude-3-7-sonnet-20250219-v1:0"

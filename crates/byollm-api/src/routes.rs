@@ -58,7 +58,10 @@ pub fn fill(template: &str, value: &str) -> String {
 mod tests {
     #[test]
     fn fill_replaces_the_placeholder() {
-        assert_eq!(super::fill(super::RUN_FINISH, "r1"), "/api/v1/runs/r1/finish");
+        assert_eq!(
+            super::fill(super::RUN_FINISH, "r1"),
+            "/api/v1/runs/r1/finish"
+        );
         assert_eq!(super::fill(super::ME, "x"), super::ME);
     }
 }

@@ -57,7 +57,9 @@ fn mint(c: &mut Criterion) {
 
 fn credential_hash(c: &mut Criterion) {
     let key = "byollm_key_zvhbswnwd5aud74ulvptqopqoyrwiwvm7hscbpm7ndehynp47fwa";
-    c.bench_function("credential_hash", |b| b.iter(|| ids::hash_secret(black_box(key))));
+    c.bench_function("credential_hash", |b| {
+        b.iter(|| ids::hash_secret(black_box(key)))
+    });
 }
 
 criterion_group!(benches, mint, credential_hash);

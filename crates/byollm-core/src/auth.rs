@@ -136,17 +136,27 @@ impl AuthCache {
         Ok(found.map(|e| e.principal))
     }
 
-    async fn lookup(&self, store: &Store, hash: &str, now: i64) -> Result<Option<Entry>, StoreError> {
+    async fn lookup(
+        &self,
+        store: &Store,
+        hash: &str,
+        now: i64,
+    ) -> Result<Option<Entry>, StoreError> {
         if let Some(key) = store.find_api_key(hash).await? {
             let (kind, role) = match key.owner_type {
                 ActorType::User => {
-                    let Some(member) = store.get_member(&key.team_uid, &key.owner_uid).await? else {
+                    let Some(member) = store.get_member(&key.team_uid, &key.owner_uid).await?
+                    else {
                         return Ok(None);
                     };
                     (CredentialKind::MemberKey, Some(member.role))
                 }
                 ActorType::ServiceAccount => {
-                    if store.get_agent(&key.team_uid, &key.owner_uid).await?.is_none() {
+                    if store
+                        .get_agent(&key.team_uid, &key.owner_uid)
+                        .await?
+                        .is_none()
+                    {
                         return Ok(None);
                     }
                     (CredentialKind::AgentKey, None)

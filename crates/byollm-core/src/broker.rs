@@ -30,8 +30,13 @@ pub const REFRESH_BUFFER_SECONDS: i64 = 300;
 /// Most random spread added to the buffer, so many keys don't refresh together.
 pub const REFRESH_JITTER_SECONDS: i64 = 60;
 /// Credentials closer than this to expiry are not handed out: a request signed
-/// with them could outlive them.
+/// with them could outlive them (scaled down for short sessions).
 pub const MIN_REMAINING_SECONDS: i64 = 15;
+
+/// How close to expiry credentials of this lifetime stop being handed out.
+fn min_remaining(lifetime: i64) -> i64 {
+    MIN_REMAINING_SECONDS.min(lifetime.max(0) / 5)
+}
 
 /// Whose credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,6 +71,8 @@ pub enum BrokerError {
 struct SlotState {
     creds: Option<Arc<TemporaryCredentials>>,
     refresh_at: i64,
+    /// Credentials stop being handed out this long before they expire.
+    min_remaining: i64,
     /// Bumped at the end of every STS attempt.
     attempts: u64,
     last_error: Option<BrokerError>,
@@ -119,13 +126,21 @@ pub fn refresh_time(now: i64, expires_at: i64) -> i64 {
 impl CredentialsBroker {
     /// A broker over an STS exchange, allowing `rate_per_second` STS calls with a
     /// burst of `burst`.
-    pub fn new(sts: Arc<dyn StsExchange>, clock: Arc<dyn Clock>, rate_per_second: f64, burst: f64) -> Self {
+    pub fn new(
+        sts: Arc<dyn StsExchange>,
+        clock: Arc<dyn Clock>,
+        rate_per_second: f64,
+        burst: f64,
+    ) -> Self {
         let now = clock.now();
         Self {
             sts,
             clock,
             slots: Mutex::new(HashMap::new()),
-            bucket: Mutex::new(Bucket { tokens: burst, last: now }),
+            bucket: Mutex::new(Bucket {
+                tokens: burst,
+                last: now,
+            }),
             rate_per_second,
             burst,
             tasks: TaskTracker::new(),
@@ -168,13 +183,18 @@ impl CredentialsBroker {
         {
             let mut st = slot.state.lock();
             if let Some(c) = &st.creds
-                && now < c.expires_at - MIN_REMAINING_SECONDS
+                && now < c.expires_at - st.min_remaining
             {
                 let creds = c.clone();
                 if now >= st.refresh_at && !st.refreshing {
                     // Due: refresh in the background, serve what we have.
                     st.refreshing = true;
-                    let (this, key, slot, name) = (self.clone(), key.clone(), slot.clone(), session_name.to_owned());
+                    let (this, key, slot, name) = (
+                        self.clone(),
+                        key.clone(),
+                        slot.clone(),
+                        session_name.to_owned(),
+                    );
                     self.tasks.spawn(async move {
                         let _flight = slot.flight.lock().await;
                         let _ = this.refresh(&key, &slot, &name, mint).await;
@@ -189,7 +209,7 @@ impl CredentialsBroker {
         {
             let st = slot.state.lock();
             if let Some(c) = &st.creds
-                && self.clock.now() < c.expires_at - MIN_REMAINING_SECONDS
+                && self.clock.now() < c.expires_at - st.min_remaining
             {
                 return Ok(c.clone());
             }
@@ -238,7 +258,9 @@ impl CredentialsBroker {
         st.attempts += 1;
         match &result {
             Ok(creds) => {
-                st.refresh_at = refresh_time(self.clock.now(), creds.expires_at);
+                let now = self.clock.now();
+                st.refresh_at = refresh_time(now, creds.expires_at);
+                st.min_remaining = min_remaining(creds.expires_at - now);
                 st.creds = Some(creds.clone());
                 st.last_error = None;
             }

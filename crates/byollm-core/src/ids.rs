@@ -22,7 +22,10 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     // SystemRandom reads the OS generator; it fails only if the OS has none, and
     // then nothing secure can be made: a zero buffer would be worse than a stop.
     if SystemRandom::new().fill(&mut bytes).is_err() {
-        #[expect(clippy::panic, reason = "no OS randomness: refusing to mint predictable ids")]
+        #[expect(
+            clippy::panic,
+            reason = "no OS randomness: refusing to mint predictable ids"
+        )]
         {
             panic!("the operating system's random number generator failed");
         }
@@ -94,7 +97,10 @@ mod tests {
         let b = new_uid();
         assert_ne!(a, b);
         assert_eq!(a.len(), 20);
-        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
     }
 
     #[test]

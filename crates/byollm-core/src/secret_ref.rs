@@ -49,15 +49,20 @@ impl SecretRef {
     pub fn resolve(&self) -> Result<SecretString, SecretRefError> {
         match self {
             SecretRef::Env(name) => {
-                #[expect(clippy::disallowed_methods, reason = "secret references are config loading")]
-                let value = std::env::var(name).map_err(|_| SecretRefError::MissingEnv(name.clone()))?;
+                #[expect(
+                    clippy::disallowed_methods,
+                    reason = "secret references are config loading"
+                )]
+                let value =
+                    std::env::var(name).map_err(|_| SecretRefError::MissingEnv(name.clone()))?;
                 Ok(SecretString::from(value.trim().to_owned()))
             }
             SecretRef::File(path) => {
-                let value = std::fs::read_to_string(path).map_err(|source| SecretRefError::File {
-                    path: path.clone(),
-                    source,
-                })?;
+                let value =
+                    std::fs::read_to_string(path).map_err(|source| SecretRefError::File {
+                        path: path.clone(),
+                        source,
+                    })?;
                 Ok(SecretString::from(value.trim().to_owned()))
             }
         }
@@ -80,6 +85,9 @@ mod tests {
         let r = SecretRef::parse(&format!("file:{}", path.display())).unwrap();
         assert_eq!(r.resolve().unwrap().expose_secret(), "hunter2");
         let missing = SecretRef::parse("env:BYOLLM_TEST_SURELY_UNSET_VAR").unwrap();
-        assert!(matches!(missing.resolve(), Err(SecretRefError::MissingEnv(_))));
+        assert!(matches!(
+            missing.resolve(),
+            Err(SecretRefError::MissingEnv(_))
+        ));
     }
 }

@@ -7,17 +7,16 @@
 
 use std::sync::Arc;
 
+use byollm_api::SecretValue;
 use byollm_api::types::{
     Actor, ActorType, Agent, AgentCreate, AgentEditable, ApiKeyCreate, ApiKeyCreated, ApiKeyInfo,
     IdentityTokenRequest, IdentityTokenResponse, LlmSettings, Me, Member, MemberCreate,
     MemberSettings, Role, RunCreate, RunCreated, RunFinish, RunInfo, RunState, TeamInfo,
 };
-use byollm_api::SecretValue;
 use secrecy::ExposeSecret as _;
 
 use crate::auth::{AuthCache, CredentialKind, Principal};
 use crate::broker::CredentialsBroker;
-use crate::usage::{self, UsageSink};
 use crate::clock::{Clock, rfc3339};
 use crate::config::CoreConfig;
 use crate::error::CoreError;
@@ -27,6 +26,7 @@ use crate::identity::{MIN_TOKEN_TTL_SECONDS, NBF_BACKDATE_SECONDS, names};
 use crate::ids;
 use crate::settings::{self, NoBedrock};
 use crate::store::{AgentRow, ApiKeyRow, AuditRow, MemberRow, RunRow, Store, TeamRow};
+use crate::usage::{self, UsageSink};
 use crate::validate::{self, FieldError};
 
 type Result<T> = std::result::Result<T, CoreError>;
@@ -71,7 +71,10 @@ fn members_only(p: &Principal) -> Result<()> {
         Ok(())
     } else {
         Err(CoreError::forbidden(
-            format!("a {} cannot do this; use a member's API key", p.kind.as_str()),
+            format!(
+                "a {} cannot do this; use a member's API key",
+                p.kind.as_str()
+            ),
             None,
         ))
     }
@@ -111,10 +114,9 @@ impl Core {
     }
 
     async fn team(&self, uid: &str) -> Result<TeamRow> {
-        self.store
-            .get_team(uid)
-            .await?
-            .ok_or_else(|| CoreError::Internal(format!("team {uid} of an authenticated caller is missing")))
+        self.store.get_team(uid).await?.ok_or_else(|| {
+            CoreError::Internal(format!("team {uid} of an authenticated caller is missing"))
+        })
     }
 
     // ------------------------------------------------------------ me
@@ -148,7 +150,11 @@ impl Core {
     }
 
     /// `PUT /api/v1/me/settings`.
-    pub async fn put_member_settings(&self, p: &Principal, s: MemberSettings) -> Result<MemberSettings> {
+    pub async fn put_member_settings(
+        &self,
+        p: &Principal,
+        s: MemberSettings,
+    ) -> Result<MemberSettings> {
         members_only(p)?;
         self.store
             .set_member_opt_in(&p.team_uid, &p.actor.uid, s.aws_bedrock_opt_in)
@@ -224,7 +230,10 @@ impl Core {
             .ok_or(CoreError::NotFound("member"))?;
         if target.role == Role::Owner {
             if p.role != Some(Role::Owner) {
-                return Err(CoreError::forbidden("only an owner can remove an owner", None));
+                return Err(CoreError::forbidden(
+                    "only an owner can remove an owner",
+                    None,
+                ));
             }
             let owners = self
                 .store
@@ -234,7 +243,9 @@ impl Core {
                 .filter(|m| m.role == Role::Owner)
                 .count();
             if owners <= 1 {
-                return Err(CoreError::Conflict("a team keeps at least one owner".into()));
+                return Err(CoreError::Conflict(
+                    "a team keeps at least one owner".into(),
+                ));
             }
         }
         let hashes = self
@@ -289,7 +300,9 @@ impl Core {
     }
 
     fn key_visible_to(p: &Principal, k: &ApiKeyRow) -> bool {
-        (k.owner_type == p.actor.actor_type && k.owner_uid == p.actor.uid && p.kind != CredentialKind::RunToken)
+        (k.owner_type == p.actor.actor_type
+            && k.owner_uid == p.actor.uid
+            && p.kind != CredentialKind::RunToken)
             || p.is_admin()
     }
 
@@ -325,7 +338,10 @@ impl Core {
             .await?
             .ok_or(CoreError::NotFound("API key"))?;
         if !Self::key_visible_to(p, &key) {
-            return Err(CoreError::forbidden("you may revoke only your own keys", None));
+            return Err(CoreError::forbidden(
+                "you may revoke only your own keys",
+                None,
+            ));
         }
         self.store.delete_api_key(&p.team_uid, id).await?;
         self.auth.evict(&[key.key_hash]);
@@ -335,11 +351,15 @@ impl Core {
     // ------------------------------------------------------------ agents
 
     fn can_read_agents(p: &Principal, uid: Option<&str>) -> Result<()> {
-        let own = p.actor.actor_type == ActorType::ServiceAccount && uid == Some(p.actor.uid.as_str());
+        let own =
+            p.actor.actor_type == ActorType::ServiceAccount && uid == Some(p.actor.uid.as_str());
         if p.is_member() || own {
             Ok(())
         } else {
-            Err(CoreError::forbidden("reading agents needs a member's API key", None))
+            Err(CoreError::forbidden(
+                "reading agents needs a member's API key",
+                None,
+            ))
         }
     }
 
@@ -409,7 +429,12 @@ impl Core {
     }
 
     /// `PATCH /api/v1/agent/identities/{uid}`: a JSON Merge Patch (RFC 7396).
-    pub async fn patch_agent(&self, p: &Principal, uid: &str, patch: serde_json::Value) -> Result<Agent> {
+    pub async fn patch_agent(
+        &self,
+        p: &Principal,
+        uid: &str,
+        patch: serde_json::Value,
+    ) -> Result<Agent> {
         admin_only(p)?;
         validate::uid("uid", uid)?;
         let mut row = self
@@ -418,7 +443,9 @@ impl Core {
             .await?
             .ok_or(CoreError::NotFound("agent"))?;
         let serde_json::Value::Object(fields) = &patch else {
-            return Err(FieldError::new("body", "expected a JSON object (a JSON Merge Patch)").into());
+            return Err(
+                FieldError::new("body", "expected a JSON object (a JSON Merge Patch)").into(),
+            );
         };
         for read_only in ["uid", "created_at", "created_by"] {
             if fields.contains_key(read_only) {
@@ -432,7 +459,8 @@ impl Core {
             base_model: row.agent.base_model.clone(),
             inference_providers: row.agent.inference_providers.clone(),
         };
-        let mut doc = serde_json::to_value(&current).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let mut doc =
+            serde_json::to_value(&current).map_err(|e| CoreError::Internal(e.to_string()))?;
         merge_patch(&mut doc, &patch);
         let edited: AgentEditable = serde_path_to_error_lite(doc)?;
         Self::validate_agent(&edited)?;
@@ -469,14 +497,21 @@ impl Core {
         if let Some(prompt) = &req.prompt
             && prompt.chars().count() > MAX_PROMPT_CHARS
         {
-            return Err(FieldError::new("prompt", format!("expected at most {MAX_PROMPT_CHARS} characters")).into());
+            return Err(FieldError::new(
+                "prompt",
+                format!("expected at most {MAX_PROMPT_CHARS} characters"),
+            )
+            .into());
         }
         let actor = match (p.kind, &req.agent_uid) {
             (CredentialKind::RunToken, _) => {
                 return Err(CoreError::forbidden("a run token cannot start runs", None));
             }
             (CredentialKind::AgentKey, Some(uid)) if *uid != p.actor.uid => {
-                return Err(CoreError::forbidden("an agent key can start runs only for its own agent", None));
+                return Err(CoreError::forbidden(
+                    "an agent key can start runs only for its own agent",
+                    None,
+                ));
             }
             (CredentialKind::AgentKey, _) => p.actor.clone(),
             (CredentialKind::MemberKey, Some(uid)) => {
@@ -505,7 +540,9 @@ impl Core {
             None
         };
         let team = self.team(&p.team_uid).await?;
-        let bedrock = self.effective_bedrock(&team, &actor, agent.as_ref()).await?;
+        let bedrock = self
+            .effective_bedrock(&team, &actor, agent.as_ref())
+            .await?;
         let now = self.clock.now();
         let token = ids::new_workload_token();
         let row = RunRow {
@@ -514,7 +551,9 @@ impl Core {
             actor: actor.clone(),
             triggered_by: p.actor.clone(),
             state: RunState::Running,
-            model: req.model.or_else(|| agent.as_ref().and_then(|a| a.agent.base_model.clone())),
+            model: req
+                .model
+                .or_else(|| agent.as_ref().and_then(|a| a.agent.base_model.clone())),
             prompt: req.prompt,
             token_hash: ids::hash_secret(token.expose_secret()),
             token_expires_at: now + self.config.run_max_age_seconds,
@@ -548,7 +587,9 @@ impl Core {
         let o = agent.map(|a| &a.agent.inference_providers.aws);
         match settings::effective_aws(&team.settings, actor.actor_type, o, opt_in) {
             Ok(t) => Ok(Some(t)),
-            Err(NoBedrock::TeamDisabled | NoBedrock::AgentDisabled | NoBedrock::MemberNotOptedIn) => Ok(None),
+            Err(
+                NoBedrock::TeamDisabled | NoBedrock::AgentDisabled | NoBedrock::MemberNotOptedIn,
+            ) => Ok(None),
             Err(NoBedrock::NoRole | NoBedrock::NoRegion) => Ok(None),
         }
     }
@@ -582,13 +623,16 @@ impl Core {
     async fn run_info(&self, run: RunRow) -> Result<RunInfo> {
         let team = self.team(&run.team_uid).await?;
         let agent = match run.actor.actor_type {
-            ActorType::ServiceAccount => self.store.get_agent(&run.team_uid, &run.actor.uid).await?,
+            ActorType::ServiceAccount => {
+                self.store.get_agent(&run.team_uid, &run.actor.uid).await?
+            }
             ActorType::User => None,
         };
         let bedrock = if run.state.is_terminal() {
             None
         } else {
-            self.effective_bedrock(&team, &run.actor, agent.as_ref()).await?
+            self.effective_bedrock(&team, &run.actor, agent.as_ref())
+                .await?
         };
         Ok(RunInfo {
             run_id: run.uid,
@@ -615,7 +659,10 @@ impl Core {
             .finish_run(&p.team_uid, id, state.as_str(), self.clock.now())
             .await?
         {
-            return Err(CoreError::Conflict(format!("run already ended ({})", run.state.as_str())));
+            return Err(CoreError::Conflict(format!(
+                "run already ended ({})",
+                run.state.as_str()
+            )));
         }
         self.auth.evict(&[run.token_hash]);
         // Its credentials die with it (DESIGN §2 flow 1).
@@ -631,10 +678,18 @@ impl Core {
     // ------------------------------------------------------------ usage
 
     /// `GET /api/v1/usage`: members see their own; admins the team's.
-    pub async fn usage(&self, p: &Principal, q: byollm_api::types::UsageQuery) -> Result<byollm_api::types::UsageReport> {
+    pub async fn usage(
+        &self,
+        p: &Principal,
+        q: byollm_api::types::UsageQuery,
+    ) -> Result<byollm_api::types::UsageReport> {
         use byollm_api::types::{CreditBuckets, UsageReport, UsageRequest};
         members_only(p)?;
-        for (field, value) in [("run_id", &q.run_id), ("agent_uid", &q.agent_uid), ("member_uid", &q.member_uid)] {
+        for (field, value) in [
+            ("run_id", &q.run_id),
+            ("agent_uid", &q.agent_uid),
+            ("member_uid", &q.member_uid),
+        ] {
             if let Some(v) = value {
                 validate::uid(field, v)?;
             }
@@ -645,8 +700,15 @@ impl Core {
             member_uid: q.member_uid,
         };
         if !p.is_admin() {
-            if filter.member_uid.as_deref().is_some_and(|m| m != p.actor.uid) {
-                return Err(CoreError::forbidden("members see only their own usage", Some("omit member_uid")));
+            if filter
+                .member_uid
+                .as_deref()
+                .is_some_and(|m| m != p.actor.uid)
+            {
+                return Err(CoreError::forbidden(
+                    "members see only their own usage",
+                    Some("omit member_uid"),
+                ));
             }
             filter.member_uid = Some(p.actor.uid.clone());
         }
@@ -675,7 +737,8 @@ impl Core {
         }
         for run in runs {
             buckets.platform += usage::PLATFORM_CREDITS_PER_RUN;
-            buckets.compute += usage::compute_credits(run.finished_at.unwrap_or(now) - run.created_at);
+            buckets.compute +=
+                usage::compute_credits(run.finished_at.unwrap_or(now) - run.created_at);
         }
         Ok(UsageReport { buckets, requests })
     }
@@ -683,7 +746,11 @@ impl Core {
     // ------------------------------------------------------------ identity tokens
 
     /// `POST /api/v1/identity-token`: a member mints for themselves (actor `user`).
-    pub async fn mint_for_member(&self, p: &Principal, req: IdentityTokenRequest) -> Result<IdentityTokenResponse> {
+    pub async fn mint_for_member(
+        &self,
+        p: &Principal,
+        req: IdentityTokenRequest,
+    ) -> Result<IdentityTokenResponse> {
         if !p.is_member() {
             return Err(CoreError::forbidden(
                 "only a member's API key mints interactive identity tokens",
@@ -703,7 +770,12 @@ impl Core {
 
     /// `POST /api/v1/runs/{id}/identity-token`: a run's workload token mints for
     /// its own run's actor, and only when the team enabled `worker_identity_tokens`.
-    pub async fn mint_for_run(&self, p: &Principal, run_id: &str, req: IdentityTokenRequest) -> Result<IdentityTokenResponse> {
+    pub async fn mint_for_run(
+        &self,
+        p: &Principal,
+        run_id: &str,
+        req: IdentityTokenRequest,
+    ) -> Result<IdentityTokenResponse> {
         validate::uid("id", run_id)?;
         let run = self
             .store
@@ -764,7 +836,10 @@ impl Core {
         let settings = &s.team.settings;
         if !settings.token_audiences.contains(&req.audience) {
             return Err(CoreError::refused(
-                format!("audience `{}` is not one of the team's token audiences", req.audience),
+                format!(
+                    "audience `{}` is not one of the team's token audiences",
+                    req.audience
+                ),
                 Some(&format!(
                     "use one of {:?}, or an admin can add it to `token_audiences`",
                     settings.token_audiences
@@ -778,7 +853,11 @@ impl Core {
         let now = self.clock.now();
         let source_identity = if settings.source_identity {
             let email = match s.accountable_member {
-                Some(uid) => self.store.get_member(&s.team.uid, uid).await?.map(|m| m.email),
+                Some(uid) => self
+                    .store
+                    .get_member(&s.team.uid, uid)
+                    .await?
+                    .map(|m| m.email),
                 None => None,
             };
             Some(names::source_identity(
@@ -806,9 +885,9 @@ impl Core {
             actor_type: s.actor.actor_type.as_str().to_owned(),
             principal_uid: s.actor.uid.clone(),
             run_id: s.run_id.map(str::to_owned),
-            session_tags: settings
-                .session_tags
-                .then(|| names::session_tags(&s.team.uid, s.actor.actor_type, &s.actor.uid, s.run_id)),
+            session_tags: settings.session_tags.then(|| {
+                names::session_tags(&s.team.uid, s.actor.actor_type, &s.actor.uid, s.run_id)
+            }),
             source_identity,
         };
         let token = jwt::encode(&key, &claims).map_err(|e| CoreError::Internal(e.to_string()))?;
@@ -850,7 +929,10 @@ pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
             if value.is_null() {
                 fields.remove(key);
             } else {
-                merge_patch(fields.entry(key.clone()).or_insert(serde_json::Value::Null), value);
+                merge_patch(
+                    fields.entry(key.clone()).or_insert(serde_json::Value::Null),
+                    value,
+                );
             }
         }
     }

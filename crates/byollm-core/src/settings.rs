@@ -44,7 +44,9 @@ pub fn validate_llm_settings(s: &LlmSettings) -> Result<(), FieldError> {
         }
     }
     let template: Vec<&str> = s.subject_template.iter().map(String::as_str).collect();
-    if template != [SUBJECT_SCOPED_PRINCIPAL] && template != [SUBJECT_SCOPED_PRINCIPAL, SUBJECT_RUN_ID] {
+    if template != [SUBJECT_SCOPED_PRINCIPAL]
+        && template != [SUBJECT_SCOPED_PRINCIPAL, SUBJECT_RUN_ID]
+    {
         return Err(FieldError::new(
             "subject_template",
             "expected [\"scoped_principal\"] or [\"scoped_principal\", \"run_id\"]",
@@ -59,7 +61,10 @@ pub fn validate_llm_settings(s: &LlmSettings) -> Result<(), FieldError> {
     let mut seen = BTreeSet::new();
     for (i, aud) in s.token_audiences.iter().enumerate() {
         // IAM client ids are 1–255 characters (aws-facts §2).
-        if aud.is_empty() || aud.len() > 255 || aud.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        if aud.is_empty()
+            || aud.len() > 255
+            || aud.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
             return Err(FieldError::new(
                 format!("token_audiences[{i}]"),
                 "expected 1-255 characters without spaces, e.g. sts.amazonaws.com",
@@ -163,16 +168,25 @@ mod tests {
         let mut s = enabled();
         assert!(validate_llm_settings(&s).is_ok());
         s.hosts.aws_bedrock.region = None;
-        assert_eq!(validate_llm_settings(&s).unwrap_err().field, "hosts.aws_bedrock.region");
+        assert_eq!(
+            validate_llm_settings(&s).unwrap_err().field,
+            "hosts.aws_bedrock.region"
+        );
         let mut s = enabled();
         s.models.insert("nope".into(), ModelHosts::default());
         assert_eq!(validate_llm_settings(&s).unwrap_err().field, "models.nope");
         let mut s = enabled();
         s.subject_template = vec!["run_id".into()];
-        assert_eq!(validate_llm_settings(&s).unwrap_err().field, "subject_template");
+        assert_eq!(
+            validate_llm_settings(&s).unwrap_err().field,
+            "subject_template"
+        );
         let mut s = enabled();
         s.token_audiences = vec!["a".into(), "a".into()];
-        assert_eq!(validate_llm_settings(&s).unwrap_err().field, "token_audiences[1]");
+        assert_eq!(
+            validate_llm_settings(&s).unwrap_err().field,
+            "token_audiences[1]"
+        );
     }
 
     #[test]
@@ -188,7 +202,10 @@ mod tests {
         let agent = effective_aws(&s, ActorType::ServiceAccount, Some(&o), false).unwrap();
         assert_eq!(agent.role_arn, "arn:aws:iam::123456789012:role/agent");
         assert_eq!(agent.region, "us-east-1");
-        let off = AwsOverride { disabled: true, ..o };
+        let off = AwsOverride {
+            disabled: true,
+            ..o
+        };
         assert_eq!(
             effective_aws(&s, ActorType::ServiceAccount, Some(&off), false),
             Err(NoBedrock::AgentDisabled)
@@ -197,7 +214,10 @@ mod tests {
         assert!(effective_aws(&s, ActorType::User, None, false).is_ok());
         let mut r = s.clone();
         r.hosts.aws_bedrock.enforcement = Enforcement::RespectUserSetting;
-        assert_eq!(effective_aws(&r, ActorType::User, None, false), Err(NoBedrock::MemberNotOptedIn));
+        assert_eq!(
+            effective_aws(&r, ActorType::User, None, false),
+            Err(NoBedrock::MemberNotOptedIn)
+        );
         assert!(effective_aws(&r, ActorType::User, None, true).is_ok());
         assert_eq!(
             effective_aws(&LlmSettings::default(), ActorType::User, None, true),

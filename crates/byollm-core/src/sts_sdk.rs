@@ -65,31 +65,52 @@ fn classify(err: SdkError<AssumeRoleWithWebIdentityError>) -> StsError {
             let e = ctx.into_err();
             let text = message(&e);
             match &e {
-                AssumeRoleWithWebIdentityError::ExpiredTokenException(_) => StsError::ExpiredToken(text),
+                AssumeRoleWithWebIdentityError::ExpiredTokenException(_) => {
+                    StsError::ExpiredToken(text)
+                }
                 AssumeRoleWithWebIdentityError::InvalidIdentityTokenException(_)
-                | AssumeRoleWithWebIdentityError::IdpRejectedClaimException(_) => StsError::InvalidIdentityToken(text),
-                AssumeRoleWithWebIdentityError::IdpCommunicationErrorException(_) => StsError::IdpCommunication(text),
+                | AssumeRoleWithWebIdentityError::IdpRejectedClaimException(_) => {
+                    StsError::InvalidIdentityToken(text)
+                }
+                AssumeRoleWithWebIdentityError::IdpCommunicationErrorException(_) => {
+                    StsError::IdpCommunication(text)
+                }
                 AssumeRoleWithWebIdentityError::MalformedPolicyDocumentException(_)
-                | AssumeRoleWithWebIdentityError::PackedPolicyTooLargeException(_) => StsError::Validation(text),
-                AssumeRoleWithWebIdentityError::RegionDisabledException(_) => StsError::Unavailable(text),
+                | AssumeRoleWithWebIdentityError::PackedPolicyTooLargeException(_) => {
+                    StsError::Validation(text)
+                }
+                AssumeRoleWithWebIdentityError::RegionDisabledException(_) => {
+                    StsError::Unavailable(text)
+                }
                 _ => match e.code() {
                     Some("AccessDenied") => StsError::AccessDenied(text),
-                    Some("ValidationError" | "InvalidParameterValue" | "MissingParameter") => StsError::Validation(text),
-                    Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded") => StsError::Throttled(text),
+                    Some("ValidationError" | "InvalidParameterValue" | "MissingParameter") => {
+                        StsError::Validation(text)
+                    }
+                    Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded") => {
+                        StsError::Throttled(text)
+                    }
                     _ => StsError::Unavailable(text),
                 },
             }
         }
         SdkError::TimeoutError(_) => StsError::Unavailable("timed out".to_owned()),
-        SdkError::DispatchFailure(f) => StsError::Unavailable(format!("could not reach STS: {f:?}")),
-        SdkError::ResponseError(_) => StsError::Unavailable("unreadable response from STS".to_owned()),
+        SdkError::DispatchFailure(f) => {
+            StsError::Unavailable(format!("could not reach STS: {f:?}"))
+        }
+        SdkError::ResponseError(_) => {
+            StsError::Unavailable("unreadable response from STS".to_owned())
+        }
         other => StsError::Unavailable(format!("{other}")),
     }
 }
 
 #[async_trait]
 impl StsExchange for SdkSts {
-    async fn assume_role_with_web_identity(&self, req: AssumeRequest) -> Result<TemporaryCredentials, StsError> {
+    async fn assume_role_with_web_identity(
+        &self,
+        req: AssumeRequest,
+    ) -> Result<TemporaryCredentials, StsError> {
         let out = self
             .client(&req.region)
             .assume_role_with_web_identity()

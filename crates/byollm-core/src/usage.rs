@@ -29,7 +29,9 @@ const QUEUE: usize = 16_384;
 
 /// Inference credits for a request (micro-credits).
 pub fn inference_microcredits(price: &Price, input_tokens: u64, output_tokens: u64) -> i64 {
-    let credits = (input_tokens as f64 * price.input_per_mtok + output_tokens as f64 * price.output_per_mtok) / 1e6;
+    let credits = (input_tokens as f64 * price.input_per_mtok
+        + output_tokens as f64 * price.output_per_mtok)
+        / 1e6;
     (credits * 1e6).round() as i64
 }
 

@@ -28,21 +28,28 @@ impl FieldError {
 }
 
 fn regex(pattern: &str) -> Regex {
-    #[expect(clippy::expect_used, reason = "constant patterns, exercised by the unit tests")]
+    #[expect(
+        clippy::expect_used,
+        reason = "constant patterns, exercised by the unit tests"
+    )]
     Regex::new(pattern).expect("valid constant regex")
 }
 
 // IAM role names are 1–64 of [\w+=,.@-]; paths are /-separated runs of printable
 // ASCII (IAM `CreateRole`, aws-facts §4.1). Partitions: aws, aws-cn, aws-us-gov.
 static ROLE_ARN: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"^arn:aws(?:-cn|-us-gov)?:iam::[0-9]{12}:role/(?:[\x21-\x2E\x30-\x7E]+/)*[\w+=,.@-]{1,64}$")
+    regex(
+        r"^arn:aws(?:-cn|-us-gov)?:iam::[0-9]{12}:role/(?:[\x21-\x2E\x30-\x7E]+/)*[\w+=,.@-]{1,64}$",
+    )
 });
 static REGION: LazyLock<Regex> =
     LazyLock::new(|| regex(r"^[a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-[0-9]{1,2}$"));
 static UID: LazyLock<Regex> = LazyLock::new(|| regex(r"^[a-z0-9][a-z0-9_-]{0,63}$"));
 // Bedrock accepts bare ids `[a-zA-Z0-9-:.]+` and profile/model ARNs (aws-facts §5.2).
 static MODEL_REF: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"^(?:[a-zA-Z0-9][a-zA-Z0-9.:-]{0,255}|arn:aws(?:-[a-z-]+)?:bedrock:[a-z0-9-]*:[0-9]{0,12}:[a-z-]+/[a-zA-Z0-9.:/_-]{1,512})$")
+    regex(
+        r"^(?:[a-zA-Z0-9][a-zA-Z0-9.:-]{0,255}|arn:aws(?:-[a-z-]+)?:bedrock:[a-z0-9-]*:[0-9]{0,12}:[a-z-]+/[a-zA-Z0-9.:/_-]{1,512})$",
+    )
 });
 
 /// Checks an IAM role ARN.
@@ -68,7 +75,10 @@ pub fn region(field: &str, value: &str) -> Result<(), FieldError> {
     } else {
         Err(FieldError::new(
             field,
-            format!("`{}` is not an AWS Region; expected a name like us-east-1", shorten(value)),
+            format!(
+                "`{}` is not an AWS Region; expected a name like us-east-1",
+                shorten(value)
+            ),
         ))
     }
 }
@@ -93,10 +103,18 @@ pub fn model_id(field: &str, value: &str) -> Result<(), FieldError> {
     if Catalog::builtin().get(value).is_some() {
         Ok(())
     } else {
-        let known: Vec<&str> = Catalog::builtin().models.iter().map(|m| m.id.as_str()).collect();
+        let known: Vec<&str> = Catalog::builtin()
+            .models
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect();
         Err(FieldError::new(
             field,
-            format!("unknown model `{}`; expected one of {}", shorten(value), known.join(", ")),
+            format!(
+                "unknown model `{}`; expected one of {}",
+                shorten(value),
+                known.join(", ")
+            ),
         ))
     }
 }
@@ -128,7 +146,10 @@ pub fn email(field: &str, value: &str) -> Result<(), FieldError> {
     } else {
         Err(FieldError::new(
             field,
-            format!("`{}` is not an email address; expected name@example.com", shorten(value)),
+            format!(
+                "`{}` is not an email address; expected name@example.com",
+                shorten(value)
+            ),
         ))
     }
 }
@@ -179,7 +200,10 @@ mod tests {
         ] {
             let err = role_arn("hosts.aws_bedrock.role_arn", bad).unwrap_err();
             assert_eq!(err.field, "hosts.aws_bedrock.role_arn");
-            assert!(err.message.contains("arn:aws:iam::<12-digit account>"), "{bad}");
+            assert!(
+                err.message.contains("arn:aws:iam::<12-digit account>"),
+                "{bad}"
+            );
         }
     }
 
@@ -194,9 +218,20 @@ mod tests {
         assert!(uid("u", "a/b").is_err());
         assert!(uid("u", "*").is_err());
         assert!(model_id("m", "claude-sonnet-4-6").is_ok());
-        assert!(model_id("m", "claude-nope").unwrap_err().message.contains("claude-sonnet-4-6"));
+        assert!(
+            model_id("m", "claude-nope")
+                .unwrap_err()
+                .message
+                .contains("claude-sonnet-4-6")
+        );
         assert!(model_ref("m", "us.anthropic.claude-sonnet-4-6").is_ok());
-        assert!(model_ref("m", "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc").is_ok());
+        assert!(
+            model_ref(
+                "m",
+                "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc"
+            )
+            .is_ok()
+        );
         assert!(model_ref("m", "has space").is_err());
         assert!(email("e", "a@b.c").is_ok());
         assert!(email("e", "a b@c").is_err());

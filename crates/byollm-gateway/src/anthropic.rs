@@ -33,21 +33,30 @@ fn usage_of(v: &Value) -> (Option<u64>, Option<u64>) {
 
 impl Gateway {
     /// Handles `POST /v1/messages`.
-    pub async fn messages(self: &Arc<Self>, p: Principal, headers: &HeaderMap, body: Bytes) -> Response {
+    pub async fn messages(
+        self: &Arc<Self>,
+        p: Principal,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Response {
         let format = ApiFormat::Anthropic;
         let (mut req, model, stream) = match parse_body(&body) {
             Ok(v) => v,
             Err(e) => return e.into_response(format),
         };
         if !req.get("max_tokens").is_some_and(Value::is_u64) {
-            return GatewayError::invalid("max_tokens: required, a positive integer").into_response(format);
+            return GatewayError::invalid("max_tokens: required, a positive integer")
+                .into_response(format);
         }
         let ctx = match self.context(p, headers).await {
             Ok(c) => c,
             Err(e) => return e.into_response(format),
         };
         let model = if model == "auto" {
-            match crate::plan::resolve_auto(byollm_api::catalog::Catalog::builtin(), &self.plan_input(&ctx, format)) {
+            match crate::plan::resolve_auto(
+                byollm_api::catalog::Catalog::builtin(),
+                &self.plan_input(&ctx, format),
+            ) {
                 Ok(m) => m,
                 Err(e) => return e.into_response(format),
             }
@@ -55,18 +64,40 @@ impl Gateway {
             model
         };
         req.remove("stream");
-        let version = headers.get("anthropic-version").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let beta = headers.get("anthropic-beta").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let version = headers
+            .get("anthropic-version")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let beta = headers
+            .get("anthropic-beta")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let req = Arc::new(req);
         let this = self.clone();
         self.route(&ctx, format, &model, move |c, creds, draft, attempts| {
-            let (this, req, version, beta) = (this.clone(), req.clone(), version.clone(), beta.clone());
-            async move { this.try_messages(c, creds, &req, stream, version.as_deref(), beta.as_deref(), draft, attempts).await }
+            let (this, req, version, beta) =
+                (this.clone(), req.clone(), version.clone(), beta.clone());
+            async move {
+                this.try_messages(
+                    c,
+                    creds,
+                    &req,
+                    stream,
+                    version.as_deref(),
+                    beta.as_deref(),
+                    draft,
+                    attempts,
+                )
+                .await
+            }
         })
         .await
     }
 
-    #[expect(clippy::too_many_arguments, reason = "one attempt's inputs, all needed")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one attempt's inputs, all needed"
+    )]
     async fn try_messages(
         &self,
         c: Candidate,
@@ -79,18 +110,30 @@ impl Gateway {
         attempts: Vec<Attempt>,
     ) -> Result<Served, Failure> {
         match &c {
-            Candidate::Bedrock { model_ref, target, .. } => {
+            Candidate::Bedrock {
+                model_ref, target, ..
+            } => {
                 let creds = creds.ok_or_else(|| Failure::Fallback("no credentials".into()))?;
                 let mut body = req.clone();
                 body.remove("model");
-                body.insert("anthropic_version".into(), Value::String(BEDROCK_ANTHROPIC_VERSION.into()));
+                body.insert(
+                    "anthropic_version".into(),
+                    Value::String(BEDROCK_ANTHROPIC_VERSION.into()),
+                );
                 if let Some(beta) = beta {
-                    let list: Vec<Value> = beta.split(',').map(|b| Value::String(b.trim().to_owned())).collect();
+                    let list: Vec<Value> = beta
+                        .split(',')
+                        .map(|b| Value::String(b.trim().to_owned()))
+                        .collect();
                     body.entry("anthropic_beta").or_insert(Value::Array(list));
                 }
-                let bytes = serde_json::to_vec(&body).map_err(|e| Failure::Fallback(e.to_string()))?;
+                let bytes =
+                    serde_json::to_vec(&body).map_err(|e| Failure::Fallback(e.to_string()))?;
                 if !stream {
-                    let out = self.bedrock.invoke(&target.region, &creds, model_ref, bytes).await?;
+                    let out = self
+                        .bedrock
+                        .invoke(&target.region, &creds, model_ref, bytes)
+                        .await?;
                     let v: Value = serde_json::from_slice(&out.body).unwrap_or(Value::Null);
                     let (i, o) = usage_of(&v);
                     return Ok(Served::Whole {
@@ -99,7 +142,10 @@ impl Gateway {
                         output: o.unwrap_or(0),
                     });
                 }
-                let (first, mut rest) = self.bedrock.invoke_stream(&target.region, &creds, model_ref, bytes).await?;
+                let (first, mut rest) = self
+                    .bedrock
+                    .invoke_stream(&target.region, &creds, model_ref, bytes)
+                    .await?;
                 let (frames, body) = stream::channel();
                 let core = self.core.clone();
                 let route = c.route();
@@ -144,14 +190,20 @@ impl Gateway {
                 });
                 Ok(Served::Stream(body))
             }
-            Candidate::Direct { direct_id, family, .. } => {
+            Candidate::Direct {
+                direct_id, family, ..
+            } => {
                 let mut body = req.clone();
                 body.insert("model".into(), Value::String(direct_id.clone()));
                 if stream {
                     body.insert("stream".into(), Value::Bool(true));
                 }
-                let bytes = serde_json::to_vec(&body).map_err(|e| Failure::Fallback(e.to_string()))?;
-                let mut resp = self.direct.send(*family, ApiFormat::Anthropic, bytes, version, beta).await?;
+                let bytes =
+                    serde_json::to_vec(&body).map_err(|e| Failure::Fallback(e.to_string()))?;
+                let mut resp = self
+                    .direct
+                    .send(*family, ApiFormat::Anthropic, bytes, version, beta)
+                    .await?;
                 if !stream {
                     let whole = resp
                         .bytes()
@@ -167,15 +219,21 @@ impl Gateway {
                 }
                 let first = match resp.chunk().await {
                     Ok(Some(b)) => b,
-                    Ok(None) => return Err(Failure::Fallback("direct API stream ended at once".into())),
+                    Ok(None) => {
+                        return Err(Failure::Fallback("direct API stream ended at once".into()));
+                    }
                     Err(e) => return Err(Failure::Fallback(format!("direct API stream: {e}"))),
                 };
                 let (frames, out) = stream::channel();
                 let (core, route) = (self.core.clone(), c.route());
                 let credits_for = {
                     let c = c.clone();
-                    let gw_price = byollm_api::catalog::Catalog::builtin().get(c.model()).map(|m| m.price);
-                    move |i: u64, o: u64| gw_price.map_or(0, |p| byollm_core::usage::inference_microcredits(&p, i, o))
+                    let gw_price = byollm_api::catalog::Catalog::builtin()
+                        .get(c.model())
+                        .map(|m| m.price);
+                    move |i: u64, o: u64| {
+                        gw_price.map_or(0, |p| byollm_core::usage::inference_microcredits(&p, i, o))
+                    }
                 };
                 self.core.tasks.spawn(async move {
                     let mut parser = SseParser::default();

@@ -30,7 +30,9 @@ impl CallCredentials {
         Credentials::new(
             self.access_key_id.clone(),
             self.secret_access_key.expose_secret().to_owned(),
-            self.session_token.as_ref().map(|t| t.expose_secret().to_owned()),
+            self.session_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_owned()),
             None,
             "byollm",
         )
@@ -77,19 +79,35 @@ pub fn classify_code(code: Option<&str>, message: Option<&str>, status: Option<u
             if msg.contains("on-demand throughput") || msg.contains("model identifier is invalid") {
                 Failure::Fallback(format!("model not available: {msg}"))
             } else {
-                Failure::Client { status: 400, message: msg }
+                Failure::Client {
+                    status: 400,
+                    message: msg,
+                }
             }
         }
-        "ExpiredTokenException" | "ExpiredToken" | "UnrecognizedClientException" => Failure::Credentials(msg),
+        "ExpiredTokenException" | "ExpiredToken" | "UnrecognizedClientException" => {
+            Failure::Credentials(msg)
+        }
         "AccessDeniedException" => Failure::AccessDenied(msg),
-        "ThrottlingException" | "ServiceQuotaExceededException" => Failure::Fallback(format!("throttled: {msg}")),
+        "ThrottlingException" | "ServiceQuotaExceededException" => {
+            Failure::Fallback(format!("throttled: {msg}"))
+        }
         "ResourceNotFoundException" => Failure::Fallback(format!("not found: {msg}")),
-        "ModelNotReadyException" | "ModelTimeoutException" | "ModelErrorException" | "ModelStreamErrorException"
-        | "InternalServerException" | "ServiceUnavailableException" => Failure::Fallback(format!("{}: {msg}", code.unwrap_or(""))),
+        "ModelNotReadyException"
+        | "ModelTimeoutException"
+        | "ModelErrorException"
+        | "ModelStreamErrorException"
+        | "InternalServerException"
+        | "ServiceUnavailableException" => {
+            Failure::Fallback(format!("{}: {msg}", code.unwrap_or("")))
+        }
         other => {
             let status = status.unwrap_or(0);
             if (400..500).contains(&status) && status != 429 && status != 403 {
-                Failure::Client { status, message: format!("{other}: {msg}") }
+                Failure::Client {
+                    status,
+                    message: format!("{other}: {msg}"),
+                }
             } else {
                 Failure::Fallback(format!("{other} ({status}): {msg}"))
             }
@@ -209,7 +227,9 @@ impl Bedrock {
         match stream.next().await {
             Some(Ok(first)) => Ok((first, stream)),
             Some(Err(f)) => Err(f),
-            None => Err(Failure::Fallback("stream ended before the first chunk".into())),
+            None => Err(Failure::Fallback(
+                "stream ended before the first chunk".into(),
+            )),
         }
     }
 
@@ -225,7 +245,11 @@ impl Bedrock {
             .converse()
             .model_id(model_ref)
             .set_messages(Some(req.messages))
-            .set_system(if req.system.is_empty() { None } else { Some(req.system) })
+            .set_system(if req.system.is_empty() {
+                None
+            } else {
+                Some(req.system)
+            })
             .inference_config(req.inference_config)
             .set_tool_config(req.tool_config)
             .customize()
@@ -242,13 +266,23 @@ impl Bedrock {
         creds: &CallCredentials,
         model_ref: &str,
         req: ConverseRequest,
-    ) -> Result<(aws_sdk_bedrockruntime::types::ConverseStreamOutput, ConverseEvents), Failure> {
+    ) -> Result<
+        (
+            aws_sdk_bedrockruntime::types::ConverseStreamOutput,
+            ConverseEvents,
+        ),
+        Failure,
+    > {
         let out = self
             .client(region)
             .converse_stream()
             .model_id(model_ref)
             .set_messages(Some(req.messages))
-            .set_system(if req.system.is_empty() { None } else { Some(req.system) })
+            .set_system(if req.system.is_empty() {
+                None
+            } else {
+                Some(req.system)
+            })
             .inference_config(req.inference_config)
             .set_tool_config(req.tool_config)
             .customize()
@@ -260,7 +294,9 @@ impl Bedrock {
         match events.next().await {
             Some(Ok(first)) => Ok((first, events)),
             Some(Err(f)) => Err(f),
-            None => Err(Failure::Fallback("stream ended before the first event".into())),
+            None => Err(Failure::Fallback(
+                "stream ended before the first event".into(),
+            )),
         }
     }
 }
@@ -304,7 +340,9 @@ pub struct ConverseEvents(
 
 impl ConverseEvents {
     /// The next event, an error event, or the end.
-    pub async fn next(&mut self) -> Option<Result<aws_sdk_bedrockruntime::types::ConverseStreamOutput, Failure>> {
+    pub async fn next(
+        &mut self,
+    ) -> Option<Result<aws_sdk_bedrockruntime::types::ConverseStreamOutput, Failure>> {
         match self.0.recv().await {
             Ok(Some(ev)) => Some(Ok(ev)),
             Ok(None) => None,

@@ -33,13 +33,20 @@ pub struct Direct {
 
 impl Direct {
     /// Clients for the configured endpoints.
-    pub fn new(anthropic: Option<DirectEndpoint>, openai: Option<DirectEndpoint>) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        anthropic: Option<DirectEndpoint>,
+        openai: Option<DirectEndpoint>,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
             .connect_timeout(Duration::from_secs(10))
             .build()?;
-        Ok(Self { http, anthropic, openai })
+        Ok(Self {
+            http,
+            anthropic,
+            openai,
+        })
     }
 
     /// Whether a vendor is configured.
@@ -75,7 +82,10 @@ impl Direct {
                     .http
                     .post(format!("{base}/v1/messages"))
                     .header("x-api-key", key)
-                    .header("anthropic-version", anthropic_version.unwrap_or(ANTHROPIC_VERSION));
+                    .header(
+                        "anthropic-version",
+                        anthropic_version.unwrap_or(ANTHROPIC_VERSION),
+                    );
                 if let Some(beta) = anthropic_beta {
                     r = r.header("anthropic-beta", beta);
                 }
@@ -84,8 +94,11 @@ impl Direct {
             // Anthropic's OpenAI-compatible endpoint and OpenAI itself take the
             // key as a bearer token.
             (Family::Anthropic, ApiFormat::OpenAi) | (Family::Openai, _) => {
-                let mut bearer = HeaderValue::from_str(&format!("Bearer {}", endpoint.key.expose_secret()))
-                    .map_err(|_| Failure::Fallback("direct API key is not a valid header value".into()))?;
+                let mut bearer =
+                    HeaderValue::from_str(&format!("Bearer {}", endpoint.key.expose_secret()))
+                        .map_err(|_| {
+                            Failure::Fallback("direct API key is not a valid header value".into())
+                        })?;
                 bearer.set_sensitive(true);
                 self.http
                     .post(format!("{base}/v1/chat/completions"))
@@ -97,7 +110,9 @@ impl Direct {
             .body(body)
             .send()
             .await
-            .map_err(|e| Failure::Fallback(format!("direct API unreachable: {}", without_url(&e))))?;
+            .map_err(|e| {
+                Failure::Fallback(format!("direct API unreachable: {}", without_url(&e)))
+            })?;
         let status = resp.status().as_u16();
         if resp.status().is_success() {
             return Ok(resp);

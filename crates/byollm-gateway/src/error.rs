@@ -131,7 +131,13 @@ pub fn fallback_header(attempts: &[Attempt]) -> Option<HeaderValue> {
     let text: String = failed
         .join(", ")
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .take(2000)
         .collect();
     HeaderValue::from_str(&text).ok()

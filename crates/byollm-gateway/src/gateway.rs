@@ -90,7 +90,11 @@ pub(crate) struct UsageDraft {
 /// A successful upstream answer, before it becomes a response.
 pub(crate) enum Served {
     /// A whole JSON body and its token counts.
-    Whole { body: Bytes, input: u64, output: u64 },
+    Whole {
+        body: Bytes,
+        input: u64,
+        output: u64,
+    },
     /// A stream whose first frames are ready; the pump sends the rest and
     /// records usage when it ends.
     Stream(Body),
@@ -119,7 +123,11 @@ fn internal(e: CoreError) -> GatewayError {
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
 }
 
 impl Gateway {
@@ -128,12 +136,19 @@ impl Gateway {
         Ok(Self {
             bedrock: Bedrock::new(cfg.aws_endpoint_url.clone()),
             direct: Direct::new(cfg.direct_anthropic, cfg.direct_openai)?,
-            max_models: cfg.max_fallback_attempts.unwrap_or(plan::MAX_FALLBACK_ATTEMPTS).max(1),
+            max_models: cfg
+                .max_fallback_attempts
+                .unwrap_or(plan::MAX_FALLBACK_ATTEMPTS)
+                .max(1),
             core,
         })
     }
 
-    pub(crate) async fn context(&self, p: Principal, headers: &HeaderMap) -> Result<Ctx, GatewayError> {
+    pub(crate) async fn context(
+        &self,
+        p: Principal,
+        headers: &HeaderMap,
+    ) -> Result<Ctx, GatewayError> {
         let store = &self.core.store;
         let team = store
             .get_team(&p.team_uid)
@@ -146,7 +161,9 @@ impl Gateway {
                     .get_agent(&p.team_uid, &p.actor.uid)
                     .await
                     .map_err(|e| internal(e.into()))?
-                    .ok_or_else(|| internal(CoreError::forbidden("this agent no longer exists", None)))?,
+                    .ok_or_else(|| {
+                        internal(CoreError::forbidden("this agent no longer exists", None))
+                    })?,
             ),
             ActorType::User => None,
         };
@@ -159,15 +176,21 @@ impl Gateway {
                     .is_some_and(|m| m.aws_bedrock_opt_in),
                 Some(p.actor.uid.clone()),
             ),
-            ActorType::ServiceAccount => (false, agent.as_ref().map(|a| a.agent.created_by.clone())),
+            ActorType::ServiceAccount => {
+                (false, agent.as_ref().map(|a| a.agent.created_by.clone()))
+            }
         };
         if let Some(run_id) = &p.run_id
-            && let Some(run) = store.get_run(&p.team_uid, run_id).await.map_err(|e| internal(e.into()))?
+            && let Some(run) = store
+                .get_run(&p.team_uid, run_id)
+                .await
+                .map_err(|e| internal(e.into()))?
         {
             accountable = self.core.accountable_member(&run).await.map_err(internal)?;
         }
         let override_ = agent.as_ref().map(|a| &a.agent.inference_providers.aws);
-        let mut effective = settings::effective_aws(&team.settings, p.actor.actor_type, override_, opt_in);
+        let mut effective =
+            settings::effective_aws(&team.settings, p.actor.actor_type, override_, opt_in);
         let caller_creds = caller_credentials(headers)?;
         if caller_creds.is_some() {
             // Flow 4: the caller's own credentials stand in for the role; the
@@ -177,7 +200,8 @@ impl Gateway {
                 .or_else(|| effective.as_ref().ok().map(|t| t.region.clone()))
                 .or_else(|| team.settings.hosts.aws_bedrock.region.clone());
             if let Some(r) = &region {
-                byollm_core::validate::region(HDR_REGION, r).map_err(|e| GatewayError::invalid(e.to_string()))?;
+                byollm_core::validate::region(HDR_REGION, r)
+                    .map_err(|e| GatewayError::invalid(e.to_string()))?;
             }
             effective = match (effective, region) {
                 (Ok(_) | Err(NoBedrock::NoRole), Some(region)) => Ok(BedrockTarget {
@@ -210,7 +234,11 @@ impl Gateway {
     }
 
     /// Credentials for a Bedrock candidate: the caller's, or brokered.
-    async fn credentials(&self, ctx: &Ctx, target: &BedrockTarget) -> Result<CallCredentials, String> {
+    async fn credentials(
+        &self,
+        ctx: &Ctx,
+        target: &BedrockTarget,
+    ) -> Result<CallCredentials, String> {
         if let Some(c) = &ctx.caller_creds {
             return Ok(c.clone());
         }
@@ -218,7 +246,9 @@ impl Gateway {
         let session_name = match (&ctx.run_id, ctx.p.actor.actor_type) {
             (Some(run), _) => names::run_session_name(run),
             (None, ActorType::User) => names::user_session_name(&ctx.p.actor.uid),
-            (None, ActorType::ServiceAccount) => names::sts_name(&format!("byollm-agent-{}", ctx.p.actor.uid)),
+            (None, ActorType::ServiceAccount) => {
+                names::sts_name(&format!("byollm-agent-{}", ctx.p.actor.uid))
+            }
         };
         let core = self.core.clone();
         let (team, actor, run_id, accountable) = (
@@ -232,7 +262,12 @@ impl Gateway {
             None => format!("broker:{}:{}", actor.actor_type.as_str(), actor.uid),
         };
         let mint = move || async move {
-            let audience = if team.settings.token_audiences.iter().any(|a| a == STS_AUDIENCE) {
+            let audience = if team
+                .settings
+                .token_audiences
+                .iter()
+                .any(|a| a == STS_AUDIENCE)
+            {
                 STS_AUDIENCE.to_owned()
             } else {
                 return Err(BrokerError::Mint(format!(
@@ -284,7 +319,8 @@ impl Gateway {
             run_id: ctx.run_id.clone(),
             actor: ctx.p.actor.clone(),
             member_uid: ctx.accountable.clone(),
-            agent_uid: (ctx.p.actor.actor_type == ActorType::ServiceAccount).then(|| ctx.p.actor.uid.clone()),
+            agent_uid: (ctx.p.actor.actor_type == ActorType::ServiceAccount)
+                .then(|| ctx.p.actor.uid.clone()),
             model: model.to_owned(),
         }
     }
@@ -301,7 +337,8 @@ impl Gateway {
         F: Fn(Candidate, Option<CallCredentials>, UsageDraft, Vec<Attempt>) -> Fut,
         Fut: std::future::Future<Output = Result<Served, Failure>>,
     {
-        let candidates = match plan::plan(Catalog::builtin(), model, &self.plan_input(ctx, format)) {
+        let candidates = match plan::plan(Catalog::builtin(), model, &self.plan_input(ctx, format))
+        {
             Ok(c) => c,
             Err(e) => return e.into_response(format),
         };
@@ -312,8 +349,14 @@ impl Gateway {
         for c in candidates {
             let route = c.route();
             match &c {
-                Candidate::Bedrock { geo_fallback: true, model, .. } if global_denied.as_deref() != Some(model) => continue,
-                Candidate::Direct { .. } if bedrock_failed && !ctx.team.settings.allow_fallback_outside_cloud => {
+                Candidate::Bedrock {
+                    geo_fallback: true,
+                    model,
+                    ..
+                } if global_denied.as_deref() != Some(model) => continue,
+                Candidate::Direct { .. }
+                    if bedrock_failed && !ctx.team.settings.allow_fallback_outside_cloud =>
+                {
                     attempts.push(Attempt {
                         route,
                         outcome: "skipped: allow_fallback_outside_cloud is false".into(),
@@ -327,13 +370,22 @@ impl Gateway {
                 Candidate::Bedrock { target, .. } => match self.credentials(ctx, target).await {
                     Err(cause) => Err(Failure::Fallback(cause)),
                     Ok(creds) => {
-                        let first = try_one(c.clone(), Some(creds), draft.clone(), attempts.clone()).await;
+                        let first =
+                            try_one(c.clone(), Some(creds), draft.clone(), attempts.clone()).await;
                         match first {
                             // Expired or unrecognised: new credentials, one more try.
                             Err(Failure::Credentials(_)) if ctx.caller_creds.is_none() => {
                                 self.core.broker.invalidate(&self.broker_key(ctx, target));
                                 match self.credentials(ctx, target).await {
-                                    Ok(creds) => try_one(c.clone(), Some(creds), draft.clone(), attempts.clone()).await,
+                                    Ok(creds) => {
+                                        try_one(
+                                            c.clone(),
+                                            Some(creds),
+                                            draft.clone(),
+                                            attempts.clone(),
+                                        )
+                                        .await
+                                    }
                                     Err(cause) => Err(Failure::Fallback(cause)),
                                 }
                             }
@@ -341,15 +393,23 @@ impl Gateway {
                         }
                     }
                 },
-                Candidate::Direct { .. } => try_one(c.clone(), None, draft.clone(), attempts.clone()).await,
+                Candidate::Direct { .. } => {
+                    try_one(c.clone(), None, draft.clone(), attempts.clone()).await
+                }
             };
             match result {
                 Ok(served) => {
-                    attempts.push(Attempt { route: route.clone(), outcome: "ok".into() });
+                    attempts.push(Attempt {
+                        route: route.clone(),
+                        outcome: "ok".into(),
+                    });
                     return self.respond(served, &route, &attempts, &c, draft).await;
                 }
                 Err(Failure::Client { status, message }) => {
-                    attempts.push(Attempt { route, outcome: format!("client error {status}") });
+                    attempts.push(Attempt {
+                        route,
+                        outcome: format!("client error {status}"),
+                    });
                     self.record(&draft, "none", &attempts, 0, 0, 0).await;
                     let mut e = GatewayError::invalid(message);
                     e.status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -358,14 +418,22 @@ impl Gateway {
                     return e.into_response(format);
                 }
                 Err(f) => {
-                    if let Candidate::Bedrock { geo_fallback, model, .. } = &c {
+                    if let Candidate::Bedrock {
+                        geo_fallback,
+                        model,
+                        ..
+                    } = &c
+                    {
                         bedrock_failed = true;
                         if matches!(f, Failure::AccessDenied(_)) && !geo_fallback {
                             global_denied = Some(model.clone());
                         }
                     }
                     tracing::info!(route = %route, cause = %f.cause(), "attempt failed; trying the next route");
-                    attempts.push(Attempt { route, outcome: f.cause() });
+                    attempts.push(Attempt {
+                        route,
+                        outcome: f.cause(),
+                    });
                 }
             }
         }
@@ -386,21 +454,41 @@ impl Gateway {
         .into_response(format)
     }
 
-    async fn respond(&self, served: Served, route: &str, attempts: &[Attempt], c: &Candidate, draft: UsageDraft) -> Response {
+    async fn respond(
+        &self,
+        served: Served,
+        route: &str,
+        attempts: &[Attempt],
+        c: &Candidate,
+        draft: UsageDraft,
+    ) -> Response {
         let mut resp = match served {
-            Served::Whole { body, input, output } => {
+            Served::Whole {
+                body,
+                input,
+                output,
+            } => {
                 let credits = self.credits(c, input, output);
-                self.record(&draft, route, attempts, input, output, credits).await;
+                self.record(&draft, route, attempts, input, output, credits)
+                    .await;
                 let mut r = Response::new(Body::from(body));
-                r.headers_mut()
-                    .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
                 r
             }
             Served::Stream(body) => {
                 let mut r = Response::new(body);
                 let h = r.headers_mut();
-                h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-                h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                h.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream"),
+                );
+                h.insert(
+                    http::header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-cache"),
+                );
                 r
             }
         };
@@ -417,9 +505,9 @@ impl Gateway {
     pub(crate) fn credits(&self, c: &Candidate, input: u64, output: u64) -> i64 {
         match c {
             Candidate::Bedrock { .. } => 0,
-            Candidate::Direct { model, .. } => Catalog::builtin()
-                .get(model)
-                .map_or(0, |m| usage::inference_microcredits(&m.price, input, output)),
+            Candidate::Direct { model, .. } => Catalog::builtin().get(model).map_or(0, |m| {
+                usage::inference_microcredits(&m.price, input, output)
+            }),
         }
     }
 
@@ -433,7 +521,16 @@ impl Gateway {
         output: u64,
         microcredits: i64,
     ) {
-        record_usage(&self.core, draft, route, attempts, input, output, microcredits).await;
+        record_usage(
+            &self.core,
+            draft,
+            route,
+            attempts,
+            input,
+            output,
+            microcredits,
+        )
+        .await;
     }
 }
 
@@ -473,7 +570,8 @@ fn caller_credentials(headers: &HeaderMap) -> Result<Option<CallCredentials>, Ga
         (Some(ak), Some(sk)) => Ok(Some(CallCredentials {
             access_key_id: ak.to_owned(),
             secret_access_key: secrecy::SecretString::from(sk.to_owned()),
-            session_token: header(headers, HDR_SESSION_TOKEN).map(|t| secrecy::SecretString::from(t.to_owned())),
+            session_token: header(headers, HDR_SESSION_TOKEN)
+                .map(|t| secrecy::SecretString::from(t.to_owned())),
         })),
         _ => Err(GatewayError::invalid(format!(
             "{HDR_ACCESS_KEY} and {HDR_SECRET_KEY} go together; send both (and {HDR_SESSION_TOKEN} for temporary credentials)"
@@ -482,8 +580,11 @@ fn caller_credentials(headers: &HeaderMap) -> Result<Option<CallCredentials>, Ga
 }
 
 /// Parses a request body as a JSON object and reads `model` and `stream`.
-pub(crate) fn parse_body(bytes: &[u8]) -> Result<(serde_json::Map<String, Value>, String, bool), GatewayError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| GatewayError::invalid(format!("body: malformed JSON: {e}")))?;
+pub(crate) fn parse_body(
+    bytes: &[u8],
+) -> Result<(serde_json::Map<String, Value>, String, bool), GatewayError> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| GatewayError::invalid(format!("body: malformed JSON: {e}")))?;
     let Value::Object(map) = value else {
         return Err(GatewayError::invalid("body: expected a JSON object"));
     };

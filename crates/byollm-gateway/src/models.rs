@@ -26,10 +26,20 @@ impl Gateway {
         for m in Catalog::builtin().by_rank() {
             let mut single = input.clone();
             single.max_models = 1;
-            let Ok(candidates) = plan::plan(Catalog::builtin(), &m.id, &single) else { continue };
+            let Ok(candidates) = plan::plan(Catalog::builtin(), &m.id, &single) else {
+                continue;
+            };
             let routes: Vec<String> = candidates
                 .iter()
-                .filter(|c| !matches!(c, Candidate::Bedrock { geo_fallback: true, .. }))
+                .filter(|c| {
+                    !matches!(
+                        c,
+                        Candidate::Bedrock {
+                            geo_fallback: true,
+                            ..
+                        }
+                    )
+                })
                 .map(Candidate::route)
                 .collect();
             data.push(json!({
@@ -43,8 +53,14 @@ impl Gateway {
                 "routes": routes,
             }));
         }
-        let first = data.first().and_then(|d| d["id"].as_str()).map(str::to_owned);
-        let last = data.last().and_then(|d| d["id"].as_str()).map(str::to_owned);
+        let first = data
+            .first()
+            .and_then(|d| d["id"].as_str())
+            .map(str::to_owned);
+        let last = data
+            .last()
+            .and_then(|d| d["id"].as_str())
+            .map(str::to_owned);
         Json(json!({"object": "list", "data": data, "has_more": false, "first_id": first, "last_id": last})).into_response()
     }
 }

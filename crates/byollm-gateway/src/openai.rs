@@ -21,12 +21,20 @@ use crate::stream;
 use crate::translate::{self, OpenAiStream};
 
 fn openai_usage(v: &Value) -> (Option<u64>, Option<u64>) {
-    (v["usage"]["prompt_tokens"].as_u64(), v["usage"]["completion_tokens"].as_u64())
+    (
+        v["usage"]["prompt_tokens"].as_u64(),
+        v["usage"]["completion_tokens"].as_u64(),
+    )
 }
 
 impl Gateway {
     /// Handles `POST /v1/chat/completions`.
-    pub async fn chat_completions(self: &Arc<Self>, p: Principal, headers: &HeaderMap, body: Bytes) -> Response {
+    pub async fn chat_completions(
+        self: &Arc<Self>,
+        p: Principal,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Response {
         let format = ApiFormat::OpenAi;
         let (req, model, stream) = match parse_body(&body) {
             Ok(v) => v,
@@ -37,24 +45,37 @@ impl Gateway {
             Err(e) => return e.into_response(format),
         };
         let model = if model == "auto" {
-            match crate::plan::resolve_auto(byollm_api::catalog::Catalog::builtin(), &self.plan_input(&ctx, format)) {
+            match crate::plan::resolve_auto(
+                byollm_api::catalog::Catalog::builtin(),
+                &self.plan_input(&ctx, format),
+            ) {
                 Ok(m) => m,
                 Err(e) => return e.into_response(format),
             }
         } else {
             model
         };
-        let include_usage = req["stream_options"]["include_usage"].as_bool().unwrap_or(false);
+        let include_usage = req
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let req = Arc::new(req);
         let this = self.clone();
         self.route(&ctx, format, &model, move |c, creds, draft, attempts| {
             let (this, req) = (this.clone(), req.clone());
-            async move { this.try_chat(c, creds, &req, stream, include_usage, draft, attempts).await }
+            async move {
+                this.try_chat(c, creds, &req, stream, include_usage, draft, attempts)
+                    .await
+            }
         })
         .await
     }
 
-    #[expect(clippy::too_many_arguments, reason = "one attempt's inputs, all needed")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one attempt's inputs, all needed"
+    )]
     async fn try_chat(
         &self,
         c: Candidate,
@@ -68,12 +89,24 @@ impl Gateway {
         let id = format!("chatcmpl-{}", ids::new_uid());
         let created = self.core.clock.now();
         match &c {
-            Candidate::Bedrock { model_ref, target, model, .. } => {
+            Candidate::Bedrock {
+                model_ref,
+                target,
+                model,
+                ..
+            } => {
                 let creds = creds.ok_or_else(|| Failure::Fallback("no credentials".into()))?;
-                let converse = translate::openai_to_converse(&Value::Object(req.clone()), DEFAULT_MAX_TOKENS)
-                    .map_err(|e| Failure::Client { status: 400, message: e.to_string() })?;
+                let converse =
+                    translate::openai_to_converse(&Value::Object(req.clone()), DEFAULT_MAX_TOKENS)
+                        .map_err(|e| Failure::Client {
+                            status: 400,
+                            message: e.to_string(),
+                        })?;
                 if !stream {
-                    let out = self.bedrock.converse(&target.region, &creds, model_ref, converse).await?;
+                    let out = self
+                        .bedrock
+                        .converse(&target.region, &creds, model_ref, converse)
+                        .await?;
                     let (input, output) = translate::usage_of(&out);
                     let body = translate::converse_to_openai(&out, model, &id, created);
                     return Ok(Served::Whole {
@@ -82,7 +115,10 @@ impl Gateway {
                         output,
                     });
                 }
-                let (first, mut rest) = self.bedrock.converse_stream(&target.region, &creds, model_ref, converse).await?;
+                let (first, mut rest) = self
+                    .bedrock
+                    .converse_stream(&target.region, &creds, model_ref, converse)
+                    .await?;
                 let (frames, body) = stream::channel();
                 let (core, route) = (self.core.clone(), c.route());
                 let mut tr = OpenAiStream::new(model, &id, created, include_usage);
@@ -118,19 +154,27 @@ impl Gateway {
                 });
                 Ok(Served::Stream(body))
             }
-            Candidate::Direct { direct_id, family, .. } => {
+            Candidate::Direct {
+                direct_id, family, ..
+            } => {
                 let mut body = req.clone();
                 body.insert("model".into(), Value::String(direct_id.clone()));
                 if stream {
                     // Ask for usage so the request can be billed; the extra chunk is
                     // dropped below when the caller did not ask for it.
-                    let opts = body.entry("stream_options").or_insert_with(|| Value::Object(Default::default()));
+                    let opts = body
+                        .entry("stream_options")
+                        .or_insert_with(|| Value::Object(Default::default()));
                     if let Some(o) = opts.as_object_mut() {
                         o.insert("include_usage".into(), Value::Bool(true));
                     }
                 }
-                let bytes = serde_json::to_vec(&body).map_err(|e| Failure::Fallback(e.to_string()))?;
-                let mut resp = self.direct.send(*family, ApiFormat::OpenAi, bytes, None, None).await?;
+                let bytes =
+                    serde_json::to_vec(&body).map_err(|e| Failure::Fallback(e.to_string()))?;
+                let mut resp = self
+                    .direct
+                    .send(*family, ApiFormat::OpenAi, bytes, None, None)
+                    .await?;
                 if !stream {
                     let whole = resp
                         .bytes()
@@ -146,12 +190,16 @@ impl Gateway {
                 }
                 let first = match resp.chunk().await {
                     Ok(Some(b)) => b,
-                    Ok(None) => return Err(Failure::Fallback("direct API stream ended at once".into())),
+                    Ok(None) => {
+                        return Err(Failure::Fallback("direct API stream ended at once".into()));
+                    }
                     Err(e) => return Err(Failure::Fallback(format!("direct API stream: {e}"))),
                 };
                 let (frames, out) = stream::channel();
                 let (core, route) = (self.core.clone(), c.route());
-                let price = byollm_api::catalog::Catalog::builtin().get(c.model()).map(|m| m.price);
+                let price = byollm_api::catalog::Catalog::builtin()
+                    .get(c.model())
+                    .map(|m| m.price);
                 self.core.tasks.spawn(async move {
                     let mut parser = SseParser::default();
                     let (mut input, mut output) = (0, 0);

@@ -48,7 +48,9 @@ impl Candidate {
     /// The `x-byollm-route` value.
     pub fn route(&self) -> String {
         match self {
-            Candidate::Bedrock { model_ref, target, .. } => format!("aws_bedrock:{model_ref}@{}", target.region),
+            Candidate::Bedrock {
+                model_ref, target, ..
+            } => format!("aws_bedrock:{model_ref}@{}", target.region),
             Candidate::Direct { model, .. } => format!("direct_api:{model}"),
         }
     }
@@ -173,7 +175,12 @@ pub fn enabled_models<'c>(catalog: &'c Catalog, input: &PlanInput<'_>) -> Vec<&'
 
 /// Resolves `auto` to a model id.
 pub fn resolve_auto(catalog: &Catalog, input: &PlanInput<'_>) -> Result<String, GatewayError> {
-    if let Some((id, _)) = input.settings.models.iter().find(|(_, h)| !h.direct_api.enabled) {
+    if let Some((id, _)) = input
+        .settings
+        .models
+        .iter()
+        .find(|(_, h)| !h.direct_api.enabled)
+    {
         return Err(GatewayError::no_route(
             format!("model `auto` is refused because the admin disabled the direct API for `{id}`"),
             "name a model explicitly",
@@ -182,11 +189,20 @@ pub fn resolve_auto(catalog: &Catalog, input: &PlanInput<'_>) -> Result<String, 
     enabled_models(catalog, input)
         .first()
         .map(|m| m.id.clone())
-        .ok_or_else(|| GatewayError::no_route("no model is enabled for this team", "an admin can enable a model or host"))
+        .ok_or_else(|| {
+            GatewayError::no_route(
+                "no model is enabled for this team",
+                "an admin can enable a model or host",
+            )
+        })
 }
 
 /// The ordered candidates for `model`.
-pub fn plan(catalog: &Catalog, model_id: &str, input: &PlanInput<'_>) -> Result<Vec<Candidate>, GatewayError> {
+pub fn plan(
+    catalog: &Catalog,
+    model_id: &str,
+    input: &PlanInput<'_>,
+) -> Result<Vec<Candidate>, GatewayError> {
     let Some(model) = catalog.get(model_id) else {
         let known: Vec<&str> = catalog.models.iter().map(|m| m.id.as_str()).collect();
         return Err(GatewayError::invalid(format!(
@@ -214,7 +230,9 @@ pub fn plan(catalog: &Catalog, model_id: &str, input: &PlanInput<'_>) -> Result<
     }
     if out.is_empty() {
         let why = match &input.effective {
-            Err(reason) if input.settings.hosts.aws_bedrock.enabled => format!(" (Bedrock: {reason})"),
+            Err(reason) if input.settings.hosts.aws_bedrock.enabled => {
+                format!(" (Bedrock: {reason})")
+            }
             _ => String::new(),
         };
         return Err(GatewayError::no_route(
@@ -283,9 +301,18 @@ mod tests {
         );
         let c = plan(Catalog::builtin(), "claude-sonnet-4-6", &input(&s)).unwrap();
         assert_eq!(c.len(), 1);
-        assert_eq!(c[0].route(), "aws_bedrock:us.anthropic.claude-sonnet-4-6@us-east-1");
+        assert_eq!(
+            c[0].route(),
+            "aws_bedrock:us.anthropic.claude-sonnet-4-6@us-east-1"
+        );
         // `auto` is refused once a direct-API model is disabled.
-        assert_eq!(resolve_auto(Catalog::builtin(), &input(&s)).unwrap_err().status.as_u16(), 422);
+        assert_eq!(
+            resolve_auto(Catalog::builtin(), &input(&s))
+                .unwrap_err()
+                .status
+                .as_u16(),
+            422
+        );
     }
 
     #[test]
@@ -294,17 +321,24 @@ mod tests {
         let mut i = input(&s);
         i.effective = Err(NoBedrock::AgentDisabled);
         let c = plan(Catalog::builtin(), "claude-sonnet-4-6", &i).unwrap();
-        assert_eq!(c, vec![Candidate::Direct {
-            model: "claude-sonnet-4-6".into(),
-            direct_id: "claude-sonnet-4-6".into(),
-            family: Family::Anthropic
-        }]);
+        assert_eq!(
+            c,
+            vec![Candidate::Direct {
+                model: "claude-sonnet-4-6".into(),
+                direct_id: "claude-sonnet-4-6".into(),
+                family: Family::Anthropic
+            }]
+        );
         s.hosts.direct_api.enabled = false;
         let mut i = input(&s);
         i.effective = Err(NoBedrock::AgentDisabled);
         let e = plan(Catalog::builtin(), "claude-sonnet-4-6", &i).unwrap_err();
         assert_eq!(e.status.as_u16(), 422);
-        assert!(e.message.contains("agent's AWS override is disabled"), "{}", e.message);
+        assert!(
+            e.message.contains("agent's AWS override is disabled"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -315,8 +349,24 @@ mod tests {
         i.direct_anthropic = false;
         let c = plan(Catalog::builtin(), "claude-sonnet-4-6", &i).unwrap();
         let models: Vec<&str> = c.iter().map(Candidate::model).collect();
-        assert_eq!(models, ["claude-sonnet-4-6", "claude-sonnet-4-6", "claude-opus-4-5", "claude-opus-4-5"]);
-        assert!(plan(Catalog::builtin(), "gpt-5", &i).unwrap_err().message.contains("chat/completions"));
-        assert_eq!(resolve_auto(Catalog::builtin(), &i).unwrap(), "claude-opus-4-6");
+        assert_eq!(
+            models,
+            [
+                "claude-sonnet-4-6",
+                "claude-sonnet-4-6",
+                "claude-opus-4-5",
+                "claude-opus-4-5"
+            ]
+        );
+        assert!(
+            plan(Catalog::builtin(), "gpt-5", &i)
+                .unwrap_err()
+                .message
+                .contains("chat/completions")
+        );
+        assert_eq!(
+            resolve_auto(Catalog::builtin(), &i).unwrap(),
+            "claude-opus-4-6"
+        );
     }
 }

@@ -72,8 +72,14 @@ mod tests {
         assert_eq!(
             ev,
             vec![
-                SseEvent { event: Some("message_start".into()), data: "{\"a\":1}".into() },
-                SseEvent { event: None, data: "x".into() },
+                SseEvent {
+                    event: Some("message_start".into()),
+                    data: "{\"a\":1}".into()
+                },
+                SseEvent {
+                    event: None,
+                    data: "x".into()
+                },
             ]
         );
     }

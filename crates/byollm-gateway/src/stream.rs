@@ -23,6 +23,8 @@ impl Frames {
 /// A body fed through [`Frames`].
 pub fn channel() -> (Frames, Body) {
     let (tx, rx) = mpsc::channel(DEPTH);
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
     (Frames(tx), Body::from_stream(stream))
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use axum::http::HeaderName;
+use axum::http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use axum::serve::ListenerExt as _;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -18,15 +18,15 @@ use tower_http::trace::TraceLayer;
 
 use byollm_core::broker::CredentialsBroker;
 use byollm_core::clock::Clock;
-use byollm_core::sts_sdk::SdkSts;
+use byollm_core::identity::kek::Kek;
+use byollm_core::identity::keyring::Keyring;
 use byollm_core::secret_ref::SecretRef;
+use byollm_core::service::Core;
+use byollm_core::store::Store;
+use byollm_core::sts_sdk::SdkSts;
 use byollm_core::usage::UsageSink;
 use byollm_gateway::direct::DirectEndpoint;
 use byollm_gateway::{Gateway, GatewayConfig};
-use byollm_core::identity::kek::Kek;
-use byollm_core::identity::keyring::Keyring;
-use byollm_core::service::Core;
-use byollm_core::store::Store;
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
@@ -68,12 +68,17 @@ pub fn router(state: AppState) -> Router {
     routes::router()
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            // Path only: query strings and headers stay out of the log.
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                // Path only: query strings and headers stay out of the log.
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
         .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
         .with_state(state)
 }
@@ -139,7 +144,10 @@ pub const STS_CALLS_PER_SECOND: f64 = 20.0;
 pub const STS_BURST: f64 = 100.0;
 
 /// Builds the domain for a config.
-pub async fn build_core(cfg: &ServerConfig, clock: Arc<dyn Clock>) -> Result<Arc<Core>, StartError> {
+pub async fn build_core(
+    cfg: &ServerConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<Core>, StartError> {
     let store = open_store(cfg).await?;
     let kek = Arc::new(load_kek(cfg)?);
     let keyring = Keyring::open(
@@ -151,7 +159,12 @@ pub async fn build_core(cfg: &ServerConfig, clock: Arc<dyn Clock>) -> Result<Arc
     )
     .await?;
     let sts = Arc::new(SdkSts::new(cfg.upstreams.aws_endpoint_url.clone()));
-    let broker = Arc::new(CredentialsBroker::new(sts, clock.clone(), STS_CALLS_PER_SECOND, STS_BURST));
+    let broker = Arc::new(CredentialsBroker::new(
+        sts,
+        clock.clone(),
+        STS_CALLS_PER_SECOND,
+        STS_BURST,
+    ));
     let tasks = TaskTracker::new();
     let usage = UsageSink::start(store.clone(), &tasks);
     Ok(Arc::new(Core {
@@ -218,7 +231,10 @@ pub async fn start_with_core(listen: SocketAddr, core: Arc<Core>) -> Result<Serv
 
 /// The gateway settings of a config: upstream URLs, with key references resolved.
 pub fn gateway_config(cfg: &ServerConfig) -> Result<GatewayConfig, StartError> {
-    let endpoint = |url: &Option<String>, key: &Option<String>, flag: &str| -> Result<Option<DirectEndpoint>, StartError> {
+    let endpoint = |url: &Option<String>,
+                    key: &Option<String>,
+                    flag: &str|
+     -> Result<Option<DirectEndpoint>, StartError> {
         match (url, key) {
             (None, None) => Ok(None),
             (Some(url), Some(key)) => Ok(Some(DirectEndpoint {
@@ -227,21 +243,45 @@ pub fn gateway_config(cfg: &ServerConfig) -> Result<GatewayConfig, StartError> {
                     .and_then(|r| r.resolve())
                     .map_err(|e| StartError::Config(format!("--{flag}-key: {e}")))?,
             })),
-            _ => Err(StartError::Config(format!("--{flag}-url and --{flag}-key go together"))),
+            _ => Err(StartError::Config(format!(
+                "--{flag}-url and --{flag}-key go together"
+            ))),
         }
     };
     let u = &cfg.upstreams;
     Ok(GatewayConfig {
         aws_endpoint_url: u.aws_endpoint_url.clone(),
-        direct_anthropic: endpoint(&u.direct_anthropic_url, &u.direct_anthropic_key, "direct-anthropic")?,
+        direct_anthropic: endpoint(
+            &u.direct_anthropic_url,
+            &u.direct_anthropic_key,
+            "direct-anthropic",
+        )?,
         direct_openai: endpoint(&u.direct_openai_url, &u.direct_openai_key, "direct-openai")?,
         max_fallback_attempts: None,
     })
 }
 
 /// Starts a server around an existing domain and gateway settings.
-pub async fn start_with(listen: SocketAddr, core: Arc<Core>, gateway_cfg: GatewayConfig) -> Result<Server, StartError> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+pub async fn start_with(
+    listen: SocketAddr,
+    core: Arc<Core>,
+    gateway_cfg: GatewayConfig,
+) -> Result<Server, StartError> {
+    serve_on(
+        tokio::net::TcpListener::bind(listen).await?,
+        core,
+        gateway_cfg,
+    )
+    .await
+}
+
+/// Serves on a listener bound beforehand (when the address must be known before
+/// the server is built, e.g. to point an emulator's `--resolve` at it).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    core: Arc<Core>,
+    gateway_cfg: GatewayConfig,
+) -> Result<Server, StartError> {
     let addr = listener.local_addr()?;
     let listener = listener.tap_io(|tcp| {
         // Nagle's algorithm meeting delayed ACKs costs 40 ms per small response.

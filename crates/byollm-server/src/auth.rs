@@ -16,11 +16,17 @@ pub const X_API_KEY: &str = "x-api-key";
 
 /// The credential in `Authorization: Bearer …` or `x-api-key: …`.
 pub fn presented_credential(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(value) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let (scheme, rest) = value.split_once(' ')?;
         return scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim());
     }
-    headers.get(X_API_KEY).and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get(X_API_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 /// The middleware.

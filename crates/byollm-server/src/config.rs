@@ -113,7 +113,10 @@ impl FileConfig {
     pub fn parse(text: &str) -> Result<FileConfig, String> {
         let cfg: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         if cfg.version != 1 {
-            return Err(format!("`version = {}` is not supported; expected `version = 1`", cfg.version));
+            return Err(format!(
+                "`version = {}` is not supported; expected `version = 1`",
+                cfg.version
+            ));
         }
         Ok(cfg)
     }
@@ -188,19 +191,25 @@ impl ServerConfig {
         }
         if let Some(age) = file.runs.max_age_seconds {
             if age < 60 {
-                return Err(ConfigError::Invalid("runs.max_age_seconds: expected at least 60".into()));
+                return Err(ConfigError::Invalid(
+                    "runs.max_age_seconds: expected at least 60".into(),
+                ));
             }
             core.run_max_age_seconds = age;
         }
         if let Some(days) = file.retention.days {
             if days < 1 {
-                return Err(ConfigError::Invalid("retention.days: expected at least 1".into()));
+                return Err(ConfigError::Invalid(
+                    "retention.days: expected at least 1".into(),
+                ));
             }
             core.retention_days = days;
         }
         Ok(ServerConfig {
             listen,
-            data_dir: data_dir.or(file.server.data_dir).unwrap_or(default_data_dir),
+            data_dir: data_dir
+                .or(file.server.data_dir)
+                .unwrap_or(default_data_dir),
             store_url: store_url.or(file.server.store_url),
             kek: file.identity.kek,
             core,
@@ -227,7 +236,9 @@ fn check_issuer_url(url: &str) -> Result<(), ConfigError> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| ConfigError::Invalid(format!("--issuer-url `{url}`: expected an http(s):// URL")))?;
+        .ok_or_else(|| {
+            ConfigError::Invalid(format!("--issuer-url `{url}`: expected an http(s):// URL"))
+        })?;
     if rest.is_empty() || rest.contains(['?', '#', ' ']) {
         return Err(ConfigError::Invalid(format!(
             "--issuer-url `{url}`: expected scheme and host, with no query or fragment"
@@ -249,13 +260,22 @@ mod tests {
     #[test]
     fn file_config_is_strict() {
         assert!(FileConfig::parse("version = 1").is_ok());
-        assert!(FileConfig::parse("version = 2").unwrap_err().contains("version = 1"));
-        assert!(FileConfig::parse("version = 1\n[server]\nlisten_addr = \"x\"").unwrap_err().contains("listen_addr"));
+        assert!(
+            FileConfig::parse("version = 2")
+                .unwrap_err()
+                .contains("version = 1")
+        );
+        assert!(
+            FileConfig::parse("version = 1\n[server]\nlisten_addr = \"x\"")
+                .unwrap_err()
+                .contains("listen_addr")
+        );
         let cfg = FileConfig::parse(
             "version = 1\n[server]\nissuer_url = \"https://id.example.com\"\n[identity]\nsigning_algorithm = \"RS256\"",
         )
         .unwrap();
-        let merged = ServerConfig::merge(cfg, None, None, None, None, PathBuf::from("/tmp/x")).unwrap();
+        let merged =
+            ServerConfig::merge(cfg, None, None, None, None, PathBuf::from("/tmp/x")).unwrap();
         assert_eq!(merged.core.issuer_url, "https://id.example.com");
         assert_eq!(merged.core.signing_algorithm, Algorithm::Rs256);
         assert!(merged.issuer_warning().is_none());
@@ -264,11 +284,23 @@ mod tests {
     #[test]
     fn issuer_urls_are_checked() {
         let m = |u: &str| {
-            ServerConfig::merge(FileConfig::default(), None, Some(u.into()), None, None, PathBuf::new())
+            ServerConfig::merge(
+                FileConfig::default(),
+                None,
+                Some(u.into()),
+                None,
+                None,
+                PathBuf::new(),
+            )
         };
         assert!(m("https://a.example.com/").is_err());
         assert!(m("ftp://a").is_err());
         assert!(m("https://a.example.com?x").is_err());
-        assert!(m("http://127.0.0.1:8080").unwrap().issuer_warning().is_some());
+        assert!(
+            m("http://127.0.0.1:8080")
+                .unwrap()
+                .issuer_warning()
+                .is_some()
+        );
     }
 }

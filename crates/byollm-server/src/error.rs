@@ -55,8 +55,14 @@ impl ApiError {
 
     /// A 401.
     pub fn unauthenticated() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "missing or invalid credentials")
-            .with_hint("send an API key or run workload token as `Authorization: Bearer …` or `x-api-key: …`")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "missing or invalid credentials",
+        )
+        .with_hint(
+            "send an API key or run workload token as `Authorization: Bearer …` or `x-api-key: …`",
+        )
     }
 
     /// A 405 for a known route called with a method it does not serve.
@@ -86,7 +92,11 @@ impl From<CoreError> for ApiError {
                     None => e,
                 }
             }
-            CoreError::NotFound(what) => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found")),
+            CoreError::NotFound(what) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} not found"),
+            ),
             CoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             CoreError::Refused { message, hint } => {
                 let e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", message);
@@ -97,7 +107,11 @@ impl From<CoreError> for ApiError {
             }
             CoreError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
             }
         }
     }

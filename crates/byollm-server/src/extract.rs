@@ -34,7 +34,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 ApiError::invalid("body", "could not read the request body")
             }
         })?;
-        parse_json(if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes }).map(ApiJson)
+        parse_json(if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        })
+        .map(ApiJson)
     }
 }
 
@@ -66,7 +71,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         };
         ApiError::invalid(field, message)
     })?;
-    de.end().map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))?;
+    de.end()
+        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))?;
     Ok(value)
 }
 

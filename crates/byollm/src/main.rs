@@ -49,10 +49,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Aws { cmd } => aws_cmd::run(cmd),
-        Command::Serve(args) => operator::runtime().and_then(|rt| rt.block_on(operator::serve(args))),
-        Command::Admin { cmd } => operator::runtime().and_then(|rt| rt.block_on(operator::admin(cmd))),
-        Command::Keys { cmd } => operator::runtime().and_then(|rt| rt.block_on(operator::keys(cmd))),
-        Command::Awsim(args) => operator::runtime().and_then(|rt| rt.block_on(awsim_cmd::run(args))),
+        Command::Serve(args) => {
+            operator::runtime().and_then(|rt| rt.block_on(operator::serve(args)))
+        }
+        Command::Admin { cmd } => {
+            operator::runtime().and_then(|rt| rt.block_on(operator::admin(cmd)))
+        }
+        Command::Keys { cmd } => {
+            operator::runtime().and_then(|rt| rt.block_on(operator::keys(cmd)))
+        }
+        Command::Awsim(args) => {
+            operator::runtime().and_then(|rt| rt.block_on(awsim_cmd::run(args)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,7 +17,9 @@ use crate::out;
 
 /// A multi-threaded runtime for the async commands.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// `$BYOLLM_DATA_DIR`, else `$XDG_DATA_HOME/byollm`, else `~/.local/share/byollm`.
@@ -138,13 +140,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -225,9 +228,14 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
             json,
         } => {
             let (_, store) = store.open().await?;
-            let made = byollm_core::service::bootstrap_team(&store, &SystemClock, &team_name, &owner_email)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let made = byollm_core::service::bootstrap_team(
+                &store,
+                &SystemClock,
+                &team_name,
+                &owner_email,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             if json {
                 out::json(&serde_json::json!({
                     "team_uid": made.team_uid,
@@ -283,14 +291,23 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Rotate { store } => {
             let ring = open_keyring(&store).await?;
             match ring.rotate().await? {
-                RotateOutcome::Published { kid, activate_after } => {
-                    out::line(&format!("published {kid}; it starts signing at {}", rfc3339(activate_after)));
+                RotateOutcome::Published {
+                    kid,
+                    activate_after,
+                } => {
+                    out::line(&format!(
+                        "published {kid}; it starts signing at {}",
+                        rfc3339(activate_after)
+                    ));
                     out::err(
                         "Running servers activate it then and retire the old key, which stays \
                          published until its last token has expired.",
                     );
                 }
-                RotateOutcome::AlreadyPending { kid, activate_after } => {
+                RotateOutcome::AlreadyPending {
+                    kid,
+                    activate_after,
+                } => {
                     out::line(&format!(
                         "{kid} is already pending; it starts signing at {}",
                         rfc3339(activate_after)
@@ -305,7 +322,10 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             if json {
                 out::json(&info)?;
             } else {
-                out::line(&format!("{:<24} {:<6} {:<8} {:<21} {}", "KID", "ALG", "STATE", "SIGNS FROM", "PUBLISHED UNTIL"));
+                out::line(&format!(
+                    "{:<24} {:<6} {:<8} {:<21} {}",
+                    "KID", "ALG", "STATE", "SIGNS FROM", "PUBLISHED UNTIL"
+                ));
                 for k in info {
                     out::line(&format!(
                         "{:<24} {:<6} {:<8} {:<21} {}",

@@ -44,7 +44,11 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
     /// Session tags, when the team enables them.
-    #[serde(rename = "https://aws.amazon.com/tags", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "https://aws.amazon.com/tags",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub session_tags: Option<SessionTags>,
     /// The accountable human, when the team enables source identity.
     #[serde(

@@ -161,11 +161,17 @@ mod tests {
         }
         let sealed = kek.seal(b"private key", b"kid-1").unwrap();
         assert!(!sealed.contains("private key"));
-        assert_eq!(kek.open(&sealed, b"kid-1").unwrap().as_slice(), b"private key");
+        assert_eq!(
+            kek.open(&sealed, b"kid-1").unwrap().as_slice(),
+            b"private key"
+        );
         assert!(kek.open(&sealed, b"kid-2").is_err(), "aad binds the row");
         // The same file loads the same key.
         let again = Kek::load_or_create_file(&path).unwrap();
-        assert_eq!(again.open(&sealed, b"kid-1").unwrap().as_slice(), b"private key");
+        assert_eq!(
+            again.open(&sealed, b"kid-1").unwrap().as_slice(),
+            b"private key"
+        );
         let other = Kek::from_secret(&SecretString::from("00".repeat(32))).unwrap();
         assert!(other.open(&sealed, b"kid-1").is_err());
         assert!(Kek::from_secret(&SecretString::from("abcd")).is_err());

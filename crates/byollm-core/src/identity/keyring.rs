@@ -179,7 +179,12 @@ impl Keyring {
         Err(KeyringError::Contended)
     }
 
-    fn new_key_row(&self, state: KeyState, now: i64, activate_after: i64) -> Result<KeyRow, KeyringError> {
+    fn new_key_row(
+        &self,
+        state: KeyState,
+        now: i64,
+        activate_after: i64,
+    ) -> Result<KeyRow, KeyringError> {
         let (key, der) = SigningKey::generate(self.algorithm)?;
         let sealed = self.kek.seal(&der, key.kid().as_bytes())?;
         Ok(KeyRow {
@@ -204,18 +209,27 @@ impl Keyring {
         let has_active = rows.iter().any(|k| k.state == KeyState::Active);
         let verify_until = now + self.max_token_ttl + RETIRE_LEEWAY_SECONDS;
         if let Some(next) = due {
-            change.update.push((next.kid.clone(), KeyState::Active, None, None));
+            change
+                .update
+                .push((next.kid.clone(), KeyState::Active, None, None));
             for old in rows.iter().filter(|k| {
-                k.kid != next.kid && matches!(k.state, KeyState::Active | KeyState::Pending) && k.activate_after <= now
+                k.kid != next.kid
+                    && matches!(k.state, KeyState::Active | KeyState::Pending)
+                    && k.activate_after <= now
             }) {
-                change
-                    .update
-                    .push((old.kid.clone(), KeyState::Retired, Some(now), Some(verify_until)));
+                change.update.push((
+                    old.kid.clone(),
+                    KeyState::Retired,
+                    Some(now),
+                    Some(verify_until),
+                ));
             }
         } else if !has_active {
             // First start on an empty store: nobody can have cached a JWKS without
             // this key, so it may sign at once.
-            change.insert.push(self.new_key_row(KeyState::Active, now, now)?);
+            change
+                .insert
+                .push(self.new_key_row(KeyState::Active, now, now)?);
         }
         for gone in rows
             .iter()

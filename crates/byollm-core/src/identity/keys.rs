@@ -3,13 +3,13 @@
 
 use std::fmt;
 
+use aws_lc_rs::digest;
 use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair,
 };
-use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -130,8 +130,8 @@ impl SigningKey {
                 )
             }
             Algorithm::Rs256 => {
-                let pair =
-                    RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generate("RS256"))?;
+                let pair = RsaKeyPair::generate(KeySize::Rsa2048)
+                    .map_err(|_| KeyError::Generate("RS256"))?;
                 Zeroizing::new(
                     pair.as_der()
                         .map_err(|_| KeyError::Generate("RS256"))?
@@ -140,7 +140,8 @@ impl SigningKey {
                 )
             }
         };
-        let key = SigningKey::from_pkcs8(alg, &der).map_err(|_| KeyError::Generate(alg.as_str()))?;
+        let key =
+            SigningKey::from_pkcs8(alg, &der).map_err(|_| KeyError::Generate(alg.as_str()))?;
         Ok((key, der))
     }
 
@@ -180,14 +181,22 @@ impl SigningKey {
                     crv: None,
                     x: None,
                     y: None,
-                    n: Some(URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero())),
-                    e: Some(URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero())),
+                    n: Some(
+                        URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+                    ),
+                    e: Some(
+                        URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+                    ),
                 };
                 (Inner::Rsa(pair), jwk)
             }
         };
         jwk.kid = thumbprint(&jwk);
-        let header = format!(r#"{{"alg":"{}","kid":"{}","typ":"JWT"}}"#, alg.as_str(), jwk.kid);
+        let header = format!(
+            r#"{{"alg":"{}","kid":"{}","typ":"JWT"}}"#,
+            alg.as_str(),
+            jwk.kid
+        );
         Ok(SigningKey {
             alg,
             inner,
@@ -259,7 +268,11 @@ mod tests {
         for alg in [Algorithm::Es256, Algorithm::Rs256] {
             let (key, der) = SigningKey::generate(alg).unwrap();
             let again = SigningKey::from_pkcs8(alg, &der).unwrap();
-            assert_eq!(key.kid(), again.kid(), "kid is a thumbprint of the public key");
+            assert_eq!(
+                key.kid(),
+                again.kid(),
+                "kid is a thumbprint of the public key"
+            );
             assert_eq!(key.kid().len(), 22);
             let sig = key.sign(b"payload").unwrap();
             assert_eq!(sig.len(), if alg == Algorithm::Es256 { 64 } else { 256 });

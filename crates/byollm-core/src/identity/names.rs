@@ -18,7 +18,10 @@ pub fn subject(
     run_id: Option<&str>,
     template: &[String],
 ) -> String {
-    let mut sub = format!("scoped_principal:{team_uid}/{}:{principal_uid}", actor.as_str());
+    let mut sub = format!(
+        "scoped_principal:{team_uid}/{}:{principal_uid}",
+        actor.as_str()
+    );
     if let Some(run) = run_id
         && template.iter().any(|t| t == SUBJECT_RUN_ID)
     {
@@ -37,7 +40,10 @@ fn allowed(c: char) -> bool {
 /// `raw`: other characters become `-`; a longer name keeps its start and ends
 /// with a hash of the whole, so distinct inputs stay distinct.
 pub fn sts_name(raw: &str) -> String {
-    let mut name: String = raw.chars().map(|c| if allowed(c) { c } else { '-' }).collect();
+    let mut name: String = raw
+        .chars()
+        .map(|c| if allowed(c) { c } else { '-' })
+        .collect();
     if name.len() > 64 {
         let hash = hex::encode(&digest::digest(&digest::SHA256, raw.as_bytes()).as_ref()[..6]);
         name.truncate(64 - 1 - hash.len());
@@ -80,8 +86,14 @@ pub fn session_tags(
 ) -> SessionTags {
     let mut tags = BTreeMap::new();
     tags.insert("byollm-team".to_owned(), vec![team_uid.to_owned()]);
-    tags.insert("byollm-actor-type".to_owned(), vec![actor.as_str().to_owned()]);
-    tags.insert("byollm-principal".to_owned(), vec![principal_uid.to_owned()]);
+    tags.insert(
+        "byollm-actor-type".to_owned(),
+        vec![actor.as_str().to_owned()],
+    );
+    tags.insert(
+        "byollm-principal".to_owned(),
+        vec![principal_uid.to_owned()],
+    );
     if let Some(run) = run_id {
         tags.insert("byollm-run".to_owned(), vec![run.to_owned()]);
     }
@@ -127,8 +139,14 @@ mod tests {
         assert_eq!(long.len(), 64);
         assert_ne!(long, sts_name(&"x".repeat(101)));
         assert_eq!(sts_name(""), "--");
-        assert_eq!(source_identity(Some("ann@example.com"), "u1"), "ann@example.com");
-        assert_eq!(source_identity(Some("ann smith@example.com"), "u1"), "byollm-user-u1");
+        assert_eq!(
+            source_identity(Some("ann@example.com"), "u1"),
+            "ann@example.com"
+        );
+        assert_eq!(
+            source_identity(Some("ann smith@example.com"), "u1"),
+            "byollm-user-u1"
+        );
     }
 
     proptest! {

@@ -61,7 +61,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 fn map_unique(e: sqlx::Error, what: &str) -> StoreError {
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what.to_owned()),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(what.to_owned())
+        }
         _ => StoreError::Db(e),
     }
 }
@@ -94,10 +96,18 @@ impl Store {
             // concurrent writers (replicas' maintenance, the CLI) wait, not fail.
             pool = pool.max_connections(8).after_connect(|conn, _| {
                 Box::pin(async move {
-                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA journal_mode = WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout = 10000")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA foreign_keys = ON")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA synchronous = NORMAL")
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             });
@@ -126,14 +136,16 @@ impl Store {
     pub async fn insert_team(&self, uid: &str, name: &str, now: i64) -> Result<()> {
         let settings = serde_json::to_string(&LlmSettings::default())
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query("INSERT INTO teams (uid, name, llm_settings, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(uid)
-            .bind(name)
-            .bind(settings)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| map_unique(e, "team exists"))?;
+        sqlx::query(
+            "INSERT INTO teams (uid, name, llm_settings, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(uid)
+        .bind(name)
+        .bind(settings)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| map_unique(e, "team exists"))?;
         Ok(())
     }
 
@@ -148,7 +160,8 @@ impl Store {
 
     /// Replaces a team's LLM settings.
     pub async fn put_settings(&self, team_uid: &str, settings: &LlmSettings) -> Result<()> {
-        let text = serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let text =
+            serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query("UPDATE teams SET llm_settings = $1 WHERE uid = $2")
             .bind(text)
             .bind(team_uid)
@@ -214,11 +227,13 @@ impl Store {
         .iter()
         .map(|r| r.try_get::<String, _>(0))
         .collect::<std::result::Result<_, _>>()?;
-        sqlx::query("DELETE FROM api_keys WHERE team_uid = $1 AND owner_type = 'user' AND owner_uid = $2")
-            .bind(team_uid)
-            .bind(uid)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM api_keys WHERE team_uid = $1 AND owner_type = 'user' AND owner_uid = $2",
+        )
+        .bind(team_uid)
+        .bind(uid)
+        .execute(&mut *tx)
+        .await?;
         let done = sqlx::query("DELETE FROM members WHERE team_uid = $1 AND uid = $2")
             .bind(team_uid)
             .bind(uid)
@@ -274,10 +289,12 @@ impl Store {
 
     /// A team's named agents, oldest first.
     pub async fn list_agents(&self, team_uid: &str) -> Result<Vec<AgentRow>> {
-        let rows = sqlx::query(&format!("{AGENT_SELECT} WHERE team_uid = $1 ORDER BY created_at, uid"))
-            .bind(team_uid)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "{AGENT_SELECT} WHERE team_uid = $1 ORDER BY created_at, uid"
+        ))
+        .bind(team_uid)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(AgentRow::from_row).collect()
     }
 
@@ -302,7 +319,12 @@ impl Store {
 
     /// Removes an agent and its keys and cancels its open runs; returns the hashes
     /// of the keys and run tokens that died, for the credential cache.
-    pub async fn delete_agent(&self, team_uid: &str, uid: &str, now: i64) -> Result<Option<Vec<String>>> {
+    pub async fn delete_agent(
+        &self,
+        team_uid: &str,
+        uid: &str,
+        now: i64,
+    ) -> Result<Option<Vec<String>>> {
         let mut tx = self.pool.begin().await?;
         let mut hashes: Vec<String> = Vec::new();
         for sql in [
@@ -310,7 +332,12 @@ impl Store {
             "SELECT token_hash FROM runs WHERE team_uid = $1 AND actor_type = 'service_account' AND actor_uid = $2 \
              AND state IN ('queued', 'running')",
         ] {
-            for r in sqlx::query(sql).bind(team_uid).bind(uid).fetch_all(&mut *tx).await? {
+            for r in sqlx::query(sql)
+                .bind(team_uid)
+                .bind(uid)
+                .fetch_all(&mut *tx)
+                .await?
+            {
                 hashes.push(r.try_get::<String, _>(0)?);
             }
         }
@@ -361,10 +388,12 @@ impl Store {
 
     /// A team's keys, all of them or one owner's.
     pub async fn list_api_keys(&self, team_uid: &str) -> Result<Vec<ApiKeyRow>> {
-        let rows = sqlx::query(&format!("{KEY_SELECT} WHERE team_uid = $1 ORDER BY created_at, id"))
-            .bind(team_uid)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "{KEY_SELECT} WHERE team_uid = $1 ORDER BY created_at, id"
+        ))
+        .bind(team_uid)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(ApiKeyRow::from_row).collect()
     }
 
@@ -444,7 +473,13 @@ impl Store {
     }
 
     /// Ends a run unless it already ended; true when this call ended it.
-    pub async fn finish_run(&self, team_uid: &str, uid: &str, state: &str, now: i64) -> Result<bool> {
+    pub async fn finish_run(
+        &self,
+        team_uid: &str,
+        uid: &str,
+        state: &str,
+        now: i64,
+    ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE runs SET state = $1, finished_at = $2 WHERE team_uid = $3 AND uid = $4 \
              AND state IN ('queued', 'running')",
@@ -494,11 +529,13 @@ impl Store {
         // The CAS is the transaction's first statement, so on SQLite it takes the
         // write lock before anything is read, and on PostgreSQL a racing updater
         // blocks on the row and then sees the new generation.
-        let won = sqlx::query("UPDATE keyring SET generation = generation + 1 WHERE id = 1 AND generation = $1")
-            .bind(generation)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+        let won = sqlx::query(
+            "UPDATE keyring SET generation = generation + 1 WHERE id = 1 AND generation = $1",
+        )
+        .bind(generation)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
             == 1;
         if !won {
             tx.rollback().await?;
@@ -606,7 +643,12 @@ impl Store {
     }
 
     /// A team's usage rows matching `filter`, oldest first (at most `limit`).
-    pub async fn list_usage(&self, team_uid: &str, filter: &UsageFilter, limit: i64) -> Result<Vec<UsageRow>> {
+    pub async fn list_usage(
+        &self,
+        team_uid: &str,
+        filter: &UsageFilter,
+        limit: i64,
+    ) -> Result<Vec<UsageRow>> {
         let rows = sqlx::query(
             "SELECT id, team_uid, run_id, actor_type, actor_uid, member_uid, agent_uid, model, route, attempts, \
              input_tokens, output_tokens, inference_microcredits, created_at FROM usage_requests \
@@ -641,13 +683,12 @@ impl Store {
 
     /// Deletes finished runs, usage and audit rows older than `cutoff` (retention).
     pub async fn purge_before(&self, cutoff: i64) -> Result<u64> {
-        let runs = sqlx::query(
-            "DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < $1",
-        )
-        .bind(cutoff)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let runs =
+            sqlx::query("DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < $1")
+                .bind(cutoff)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         let audit = sqlx::query("DELETE FROM token_audit WHERE iat < $1")
             .bind(cutoff)
             .execute(&self.pool)

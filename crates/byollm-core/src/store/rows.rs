@@ -2,9 +2,7 @@
 
 use sqlx::any::AnyRow;
 
-use byollm_api::types::{
-    Actor, ActorType, Agent, InferenceProviders, LlmSettings, Role, RunState,
-};
+use byollm_api::types::{Actor, ActorType, Agent, InferenceProviders, LlmSettings, Role, RunState};
 
 use super::{Result, StoreError, col};
 use crate::clock::rfc3339;
@@ -38,7 +36,8 @@ impl TeamRow {
         Ok(TeamRow {
             uid: col(r, "uid")?,
             name: col(r, "name")?,
-            settings: serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            settings: serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         })
     }
 }
@@ -100,7 +99,8 @@ impl AgentRow {
     }
 
     pub(super) fn providers_json(&self) -> Result<String> {
-        serde_json::to_string(&self.agent.inference_providers).map_err(|e| StoreError::Corrupt(e.to_string()))
+        serde_json::to_string(&self.agent.inference_providers)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 }
 

@@ -51,11 +51,17 @@ fn claims(now: i64) -> Claims {
 /// Verifies with RustCrypto through `jsonwebtoken`, the key chosen by `kid` from
 /// the published set, as a relying party would.
 fn verifies(token: &str, published: &[Jwk]) -> bool {
-    let Ok(header) = jsonwebtoken::decode_header(token) else { return false };
-    let Some(jwk) = published.iter().find(|k| Some(&k.kid) == header.kid.as_ref()) else {
+    let Ok(header) = jsonwebtoken::decode_header(token) else {
         return false;
     };
-    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(serde_json::to_value(jwk).unwrap()).unwrap();
+    let Some(jwk) = published
+        .iter()
+        .find(|k| Some(&k.kid) == header.kid.as_ref())
+    else {
+        return false;
+    };
+    let jwk: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(serde_json::to_value(jwk).unwrap()).unwrap();
     let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
     let mut validation = jsonwebtoken::Validation::new(header.alg);
     validation.set_audience(&["sts.amazonaws.com"]);
@@ -70,21 +76,35 @@ async fn rotation_prepublishes_activates_and_retires() {
             let clock = FakeClock::new(T0);
             // A fresh store per algorithm: reuse the engine's store only once.
             let fresh = stores::sqlite().await;
-            let store = if alg == Algorithm::Es256 { &t.store } else { &fresh.store };
+            let store = if alg == Algorithm::Es256 {
+                &t.store
+            } else {
+                &fresh.store
+            };
             let ring = ring(store, &clock, alg).await;
             let k1 = ring.signer().unwrap();
             assert_eq!(k1.alg(), alg);
             let old = jwt::encode(&k1, &claims(clock.now())).unwrap();
-            assert!(verifies(old.expose_secret(), &ring.keys().jwks), "{}", t.name);
+            assert!(
+                verifies(old.expose_secret(), &ring.keys().jwks),
+                "{}",
+                t.name
+            );
 
-            let RotateOutcome::Published { kid: k2, activate_after } = ring.rotate().await.unwrap() else {
+            let RotateOutcome::Published {
+                kid: k2,
+                activate_after,
+            } = ring.rotate().await.unwrap()
+            else {
                 panic!("first rotation publishes");
             };
             assert_eq!(activate_after, T0 + PREPUBLISH_SECONDS);
             // Published before it signs.
             assert_eq!(ring.signer().unwrap().kid(), k1.kid());
             assert!(ring.keys().jwks.iter().any(|k| k.kid == k2));
-            assert!(matches!(ring.rotate().await.unwrap(), RotateOutcome::AlreadyPending { kid, .. } if kid == k2));
+            assert!(
+                matches!(ring.rotate().await.unwrap(), RotateOutcome::AlreadyPending { kid, .. } if kid == k2)
+            );
 
             clock.advance(PREPUBLISH_SECONDS);
             ring.maintain().await.unwrap();
@@ -94,9 +114,19 @@ async fn rotation_prepublishes_activates_and_retires() {
             let header = jsonwebtoken::decode_header(new.expose_secret()).unwrap();
             assert_eq!(header.kid.as_deref(), Some(k2.as_str()));
             // The old token still verifies: its key is retired, still published.
-            assert!(verifies(old.expose_secret(), &ring.keys().jwks), "{}", t.name);
+            assert!(
+                verifies(old.expose_secret(), &ring.keys().jwks),
+                "{}",
+                t.name
+            );
             assert!(verifies(new.expose_secret(), &ring.keys().jwks));
-            let retired = ring.keys().info.iter().find(|k| k.kid == k1.kid()).cloned().unwrap();
+            let retired = ring
+                .keys()
+                .info
+                .iter()
+                .find(|k| k.kid == k1.kid())
+                .cloned()
+                .unwrap();
             assert_eq!(retired.state, "retired");
             let until = retired.verify_until.unwrap();
             assert_eq!(until, clock.now() + MAX_TTL + RETIRE_LEEWAY_SECONDS);
@@ -107,7 +137,11 @@ async fn rotation_prepublishes_activates_and_retires() {
             assert!(verifies(old.expose_secret(), &ring.keys().jwks));
             clock.set(until);
             ring.maintain().await.unwrap();
-            assert!(!verifies(old.expose_secret(), &ring.keys().jwks), "{}: removed", t.name);
+            assert!(
+                !verifies(old.expose_secret(), &ring.keys().jwks),
+                "{}: removed",
+                t.name
+            );
             assert_eq!(ring.keys().jwks.len(), 1);
         }
     }
@@ -123,7 +157,12 @@ async fn racing_rotations_leave_exactly_one_active_key() {
             replicas.push(ring(&t.store, &clock, Algorithm::Es256).await);
         }
         let (_, rows) = t.store.load_keys().await.unwrap();
-        assert_eq!(rows.iter().filter(|k| k.state == KeyState::Active).count(), 1, "{}: one first key", t.name);
+        assert_eq!(
+            rows.iter().filter(|k| k.state == KeyState::Active).count(),
+            1,
+            "{}: one first key",
+            t.name
+        );
 
         let rotations = replicas.iter().flat_map(|r| [r.rotate(), r.rotate()]);
         let outcomes = futures::future::join_all(rotations).await;
@@ -131,16 +170,31 @@ async fn racing_rotations_leave_exactly_one_active_key() {
             .iter()
             .filter(|o| matches!(o, Ok(RotateOutcome::Published { .. })))
             .count();
-        assert_eq!(published, 1, "{}: exactly one rotation publishes: {outcomes:?}", t.name);
+        assert_eq!(
+            published, 1,
+            "{}: exactly one rotation publishes: {outcomes:?}",
+            t.name
+        );
         let (_, rows) = t.store.load_keys().await.unwrap();
-        assert_eq!(rows.iter().filter(|k| k.state == KeyState::Pending).count(), 1);
+        assert_eq!(
+            rows.iter().filter(|k| k.state == KeyState::Pending).count(),
+            1
+        );
 
         clock.advance(PREPUBLISH_SECONDS);
         let results = futures::future::join_all(replicas.iter().map(|r| r.maintain())).await;
         assert!(results.iter().all(Result::is_ok), "{results:?}");
         let (_, rows) = t.store.load_keys().await.unwrap();
-        assert_eq!(rows.iter().filter(|k| k.state == KeyState::Active).count(), 1, "{}: {rows:?}", t.name);
-        assert_eq!(rows.iter().filter(|k| k.state == KeyState::Retired).count(), 1);
+        assert_eq!(
+            rows.iter().filter(|k| k.state == KeyState::Active).count(),
+            1,
+            "{}: {rows:?}",
+            t.name
+        );
+        assert_eq!(
+            rows.iter().filter(|k| k.state == KeyState::Retired).count(),
+            1
+        );
         let active = rows.iter().find(|k| k.state == KeyState::Active).unwrap();
         for r in &replicas {
             assert_eq!(

@@ -2,8 +2,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sqlx::Connection as _;
 use byollm_core::store::Store;
+use sqlx::Connection as _;
 
 /// The environment variable naming a PostgreSQL server for the store tests.
 pub const PG_ENV: &str = "BYOLLM_TEST_POSTGRES_URL";
@@ -59,8 +59,14 @@ async fn postgres(admin_url: &str) -> TestStore {
         N.fetch_add(1, Ordering::SeqCst)
     );
     let mut admin = sqlx::AnyConnection::connect(admin_url).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {db}")).execute(&mut admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&mut admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     let (base, _) = admin_url.rsplit_once('/').unwrap();
     let store = Store::connect(&format!("{base}/{db}")).await.unwrap();
     TestStore {

@@ -14,15 +14,28 @@ async fn tenancy_round_trips_and_scoping() {
     for t in stores::all().await {
         let s = &t.store;
         let clock = FakeClock::new(1_800_000_000);
-        let a = bootstrap_team(s, &clock, "Team A", "owner@a.example").await.unwrap();
-        let b = bootstrap_team(s, &clock, "Team B", "owner@b.example").await.unwrap();
+        let a = bootstrap_team(s, &clock, "Team A", "owner@a.example")
+            .await
+            .unwrap();
+        let b = bootstrap_team(s, &clock, "Team B", "owner@b.example")
+            .await
+            .unwrap();
         assert_ne!(a.team_uid, b.team_uid, "{}", t.name);
 
         // The owner key authenticates by hash; the key itself is not stored.
-        let found = s.find_api_key(&ids::hash_secret(a.api_key.expose())).await.unwrap().unwrap();
+        let found = s
+            .find_api_key(&ids::hash_secret(a.api_key.expose()))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(found.team_uid, a.team_uid);
         assert_eq!(found.owner_uid, a.owner_uid);
-        assert!(s.find_api_key(&ids::hash_secret("byollm_key_nope")).await.unwrap().is_none());
+        assert!(
+            s.find_api_key(&ids::hash_secret("byollm_key_nope"))
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         // Members: unique email per team, but the same email may be in two teams.
         let m = MemberRow {
@@ -33,17 +46,35 @@ async fn tenancy_round_trips_and_scoping() {
             aws_bedrock_opt_in: false,
         };
         s.insert_member(&m, 1).await.unwrap();
-        let dup = MemberRow { uid: ids::new_uid(), ..m.clone() };
-        assert!(matches!(s.insert_member(&dup, 1).await, Err(StoreError::Conflict(_))), "{}", t.name);
+        let dup = MemberRow {
+            uid: ids::new_uid(),
+            ..m.clone()
+        };
+        assert!(
+            matches!(s.insert_member(&dup, 1).await, Err(StoreError::Conflict(_))),
+            "{}",
+            t.name
+        );
         let other_team = MemberRow {
             uid: ids::new_uid(),
             team_uid: b.team_uid.clone(),
             ..m.clone()
         };
         s.insert_member(&other_team, 1).await.unwrap();
-        assert!(s.get_member(&b.team_uid, &m.uid).await.unwrap().is_none(), "scoped by team");
-        s.set_member_opt_in(&a.team_uid, &m.uid, true).await.unwrap();
-        assert!(s.get_member(&a.team_uid, &m.uid).await.unwrap().unwrap().aws_bedrock_opt_in);
+        assert!(
+            s.get_member(&b.team_uid, &m.uid).await.unwrap().is_none(),
+            "scoped by team"
+        );
+        s.set_member_opt_in(&a.team_uid, &m.uid, true)
+            .await
+            .unwrap();
+        assert!(
+            s.get_member(&a.team_uid, &m.uid)
+                .await
+                .unwrap()
+                .unwrap()
+                .aws_bedrock_opt_in
+        );
 
         // Agents with an override; JSON column round trip; team scoping.
         let agent = AgentRow {
@@ -66,15 +97,33 @@ async fn tenancy_round_trips_and_scoping() {
             },
         };
         s.insert_agent(&agent, 1_800_000_000).await.unwrap();
-        let got = s.get_agent(&a.team_uid, &agent.agent.uid).await.unwrap().unwrap();
-        assert_eq!(got.agent.inference_providers, agent.agent.inference_providers);
+        let got = s
+            .get_agent(&a.team_uid, &agent.agent.uid)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            got.agent.inference_providers,
+            agent.agent.inference_providers
+        );
         assert_eq!(got.agent.created_at, "2027-01-15T08:00:00Z");
-        assert!(s.get_agent(&b.team_uid, &agent.agent.uid).await.unwrap().is_none());
+        assert!(
+            s.get_agent(&b.team_uid, &agent.agent.uid)
+                .await
+                .unwrap()
+                .is_none()
+        );
         let same_name = AgentRow {
-            agent: Agent { uid: ids::new_uid(), ..agent.agent.clone() },
+            agent: Agent {
+                uid: ids::new_uid(),
+                ..agent.agent.clone()
+            },
             ..agent.clone()
         };
-        assert!(matches!(s.insert_agent(&same_name, 1).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            s.insert_agent(&same_name, 1).await,
+            Err(StoreError::Conflict(_))
+        ));
 
         // An agent key and a run; deleting the agent kills both.
         let key = ids::new_api_key();
@@ -92,8 +141,14 @@ async fn tenancy_round_trips_and_scoping() {
         let run = RunRow {
             uid: ids::new_uid(),
             team_uid: a.team_uid.clone(),
-            actor: Actor { actor_type: ActorType::ServiceAccount, uid: agent.agent.uid.clone() },
-            triggered_by: Actor { actor_type: ActorType::User, uid: a.owner_uid.clone() },
+            actor: Actor {
+                actor_type: ActorType::ServiceAccount,
+                uid: agent.agent.uid.clone(),
+            },
+            triggered_by: Actor {
+                actor_type: ActorType::User,
+                uid: a.owner_uid.clone(),
+            },
             state: RunState::Running,
             model: None,
             prompt: Some("hello".into()),
@@ -103,15 +158,40 @@ async fn tenancy_round_trips_and_scoping() {
             finished_at: None,
         };
         s.insert_run(&run).await.unwrap();
-        assert_eq!(s.find_run_by_token(&run.token_hash).await.unwrap().unwrap().uid, run.uid);
+        assert_eq!(
+            s.find_run_by_token(&run.token_hash)
+                .await
+                .unwrap()
+                .unwrap()
+                .uid,
+            run.uid
+        );
         assert!(s.get_run(&b.team_uid, &run.uid).await.unwrap().is_none());
-        assert!(s.delete_agent(&b.team_uid, &agent.agent.uid, 9).await.unwrap().is_none(), "other team cannot delete");
-        let dead = s.delete_agent(&a.team_uid, &agent.agent.uid, 9).await.unwrap().unwrap();
-        assert!(dead.contains(&key_row.key_hash) && dead.contains(&run.token_hash), "{dead:?}");
+        assert!(
+            s.delete_agent(&b.team_uid, &agent.agent.uid, 9)
+                .await
+                .unwrap()
+                .is_none(),
+            "other team cannot delete"
+        );
+        let dead = s
+            .delete_agent(&a.team_uid, &agent.agent.uid, 9)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            dead.contains(&key_row.key_hash) && dead.contains(&run.token_hash),
+            "{dead:?}"
+        );
         assert!(s.find_api_key(&key_row.key_hash).await.unwrap().is_none());
         let cancelled = s.get_run(&a.team_uid, &run.uid).await.unwrap().unwrap();
         assert_eq!(cancelled.state, RunState::Cancelled);
-        assert!(!s.finish_run(&a.team_uid, &run.uid, "finished", 10).await.unwrap(), "already ended");
+        assert!(
+            !s.finish_run(&a.team_uid, &run.uid, "finished", 10)
+                .await
+                .unwrap(),
+            "already ended"
+        );
 
         // Retention purges ended runs.
         assert!(s.purge_before(100).await.unwrap() >= 1);

@@ -1,10 +1,10 @@
 //! Named agents (`/api/v1/agent/identities`), PATCH as a JSON Merge Patch.
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::Json;
 
 use byollm_api::routes::{AGENT_IDENTITIES, AGENT_IDENTITY};
 use byollm_api::types::{Agent, AgentCreate, AgentList};
@@ -19,7 +19,10 @@ pub fn router() -> Router<AppState> {
         .route(AGENT_IDENTITY, get(one).patch(patch).delete(remove))
 }
 
-async fn list(State(state): State<AppState>, Caller(p): Caller) -> Result<Json<AgentList>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<AgentList>, ApiError> {
     Ok(Json(AgentList {
         agents: state.core.list_agents(&p).await?,
     }))
@@ -30,10 +33,17 @@ async fn create(
     Caller(p): Caller,
     ApiJson(body): ApiJson<AgentCreate>,
 ) -> Result<(StatusCode, Json<Agent>), ApiError> {
-    Ok((StatusCode::CREATED, Json(state.core.create_agent(&p, body).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.core.create_agent(&p, body).await?),
+    ))
 }
 
-async fn one(State(state): State<AppState>, Caller(p): Caller, Path(uid): Path<String>) -> Result<Json<Agent>, ApiError> {
+async fn one(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(uid): Path<String>,
+) -> Result<Json<Agent>, ApiError> {
     Ok(Json(state.core.get_agent(&p, &uid).await?))
 }
 
@@ -46,7 +56,11 @@ async fn patch(
     Ok(Json(state.core.patch_agent(&p, &uid, body).await?))
 }
 
-async fn remove(State(state): State<AppState>, Caller(p): Caller, Path(uid): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(uid): Path<String>,
+) -> Result<StatusCode, ApiError> {
     state.core.delete_agent(&p, &uid).await?;
     Ok(StatusCode::NO_CONTENT)
 }

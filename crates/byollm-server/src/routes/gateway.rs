@@ -24,11 +24,21 @@ pub fn router() -> Router<AppState> {
         .route(MODELS, get(models))
 }
 
-async fn messages(State(state): State<AppState>, Caller(p): Caller, headers: HeaderMap, body: Bytes) -> Response {
+async fn messages(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     state.gateway.messages(p, &headers, body).await
 }
 
-async fn chat_completions(State(state): State<AppState>, Caller(p): Caller, headers: HeaderMap, body: Bytes) -> Response {
+async fn chat_completions(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     state.gateway.chat_completions(p, &headers, body).await
 }
 

@@ -1,10 +1,10 @@
 //! Liveness and readiness.
 
+use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::Json;
 
 use byollm_api::routes::{HEALTHZ, READYZ};
 use byollm_api::types::Health;
@@ -18,16 +18,33 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".into() })
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
 /// Ready when the store answers and a signing key is loaded.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     if state.core.store.ping().await.is_err() {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "store unavailable".into() }));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "store unavailable".into(),
+            }),
+        );
     }
     if state.core.keyring.signer().is_none() {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "no active signing key".into() }));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "no active signing key".into(),
+            }),
+        );
     }
-    (StatusCode::OK, Json(Health { status: "ok".into() }))
+    (
+        StatusCode::OK,
+        Json(Health {
+            status: "ok".into(),
+        }),
+    )
 }

@@ -1,9 +1,9 @@
 //! `POST /api/v1/identity-token`: a member mints a token for themselves.
 
+use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
-use axum::Json;
 
 use byollm_api::routes::IDENTITY_TOKEN;
 use byollm_api::types::{IdentityTokenRequest, IdentityTokenResponse};

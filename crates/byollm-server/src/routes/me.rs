@@ -1,9 +1,9 @@
 //! `GET /api/v1/me` and the member's own settings.
 
+use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use axum::Json;
 
 use byollm_api::routes::{ME, ME_SETTINGS};
 use byollm_api::types::{Me, MemberSettings};
@@ -22,7 +22,10 @@ async fn me(State(state): State<AppState>, Caller(p): Caller) -> Result<Json<Me>
     Ok(Json(state.core.me(&p).await?))
 }
 
-async fn get_settings(State(state): State<AppState>, Caller(p): Caller) -> Result<Json<MemberSettings>, ApiError> {
+async fn get_settings(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<MemberSettings>, ApiError> {
     Ok(Json(state.core.member_settings(&p).await?))
 }
 

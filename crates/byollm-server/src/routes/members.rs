@@ -1,10 +1,10 @@
 //! Team members.
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
-use axum::Json;
 
 use byollm_api::routes::{TEAM_MEMBER, TEAM_MEMBERS};
 use byollm_api::types::{Member, MemberCreate, MemberList};
@@ -19,7 +19,10 @@ pub fn router() -> Router<AppState> {
         .route(TEAM_MEMBER, delete(remove))
 }
 
-async fn list(State(state): State<AppState>, Caller(p): Caller) -> Result<Json<MemberList>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<MemberList>, ApiError> {
     Ok(Json(MemberList {
         members: state.core.list_members(&p).await?,
     }))
@@ -30,10 +33,17 @@ async fn create(
     Caller(p): Caller,
     ApiJson(body): ApiJson<MemberCreate>,
 ) -> Result<(StatusCode, Json<Member>), ApiError> {
-    Ok((StatusCode::CREATED, Json(state.core.create_member(&p, body).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.core.create_member(&p, body).await?),
+    ))
 }
 
-async fn remove(State(state): State<AppState>, Caller(p): Caller, Path(uid): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(uid): Path<String>,
+) -> Result<StatusCode, ApiError> {
     state.core.delete_member(&p, &uid).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,12 +1,12 @@
 //! OIDC discovery and JWKS (DESIGN §3), served from memory with a deliberate
 //! `Cache-Control` whose max-age is shorter than the key pre-publication window.
 
+use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::header::CACHE_CONTROL;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Json;
 use serde_json::json;
 
 use byollm_api::routes::{DISCOVERY, JWKS};
@@ -21,7 +21,10 @@ pub fn router() -> Router<AppState> {
 }
 
 fn cache_control() -> (axum::http::HeaderName, String) {
-    (CACHE_CONTROL, format!("public, max-age={JWKS_MAX_AGE_SECONDS}"))
+    (
+        CACHE_CONTROL,
+        format!("public, max-age={JWKS_MAX_AGE_SECONDS}"),
+    )
 }
 
 async fn discovery(State(state): State<AppState>) -> impl IntoResponse {

@@ -1,14 +1,16 @@
 //! Runs: create (workload token shown once), get, finish, and the run's own
 //! identity-token endpoint.
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::Json;
 
 use byollm_api::routes::{RUN, RUN_FINISH, RUN_IDENTITY_TOKEN, RUNS};
-use byollm_api::types::{IdentityTokenRequest, IdentityTokenResponse, RunCreate, RunCreated, RunFinish, RunInfo};
+use byollm_api::types::{
+    IdentityTokenRequest, IdentityTokenResponse, RunCreate, RunCreated, RunFinish, RunInfo,
+};
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -27,10 +29,17 @@ async fn create(
     Caller(p): Caller,
     ApiJson(body): ApiJson<RunCreate>,
 ) -> Result<(StatusCode, Json<RunCreated>), ApiError> {
-    Ok((StatusCode::CREATED, Json(state.core.create_run(&p, body).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.core.create_run(&p, body).await?),
+    ))
 }
 
-async fn one(State(state): State<AppState>, Caller(p): Caller, Path(id): Path<String>) -> Result<Json<RunInfo>, ApiError> {
+async fn one(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RunInfo>, ApiError> {
     Ok(Json(state.core.get_run(&p, &id).await?))
 }
 

@@ -1,9 +1,9 @@
 //! `GET, PUT /api/v1/team/llm-settings`.
 
+use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use axum::Json;
 
 use byollm_api::routes::TEAM_LLM_SETTINGS;
 use byollm_api::types::LlmSettings;
@@ -16,7 +16,10 @@ pub fn router() -> Router<AppState> {
     Router::new().route(TEAM_LLM_SETTINGS, get(get_settings).put(put_settings))
 }
 
-async fn get_settings(State(state): State<AppState>, Caller(p): Caller) -> Result<Json<LlmSettings>, ApiError> {
+async fn get_settings(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<LlmSettings>, ApiError> {
     Ok(Json(state.core.llm_settings(&p).await?))
 }
 

@@ -16,9 +16,18 @@ pub fn router() -> Router<AppState> {
     Router::new().route(USAGE, get(usage))
 }
 
-async fn usage(State(state): State<AppState>, Caller(p): Caller, RawQuery(q): RawQuery) -> Result<Json<UsageReport>, ApiError> {
+async fn usage(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    RawQuery(q): RawQuery,
+) -> Result<Json<UsageReport>, ApiError> {
     let mut query = UsageQuery::default();
-    for pair in q.as_deref().unwrap_or("").split('&').filter(|s| !s.is_empty()) {
+    for pair in q
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|s| !s.is_empty())
+    {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let v = (!v.is_empty()).then(|| v.to_owned());
         match k {
@@ -26,7 +35,10 @@ async fn usage(State(state): State<AppState>, Caller(p): Caller, RawQuery(q): Ra
             "agent_uid" => query.agent_uid = v,
             "member_uid" => query.member_uid = v,
             other => {
-                return Err(ApiError::invalid(other, "unknown query parameter; expected run_id, agent_uid or member_uid"));
+                return Err(ApiError::invalid(
+                    other,
+                    "unknown query parameter; expected run_id, agent_uid or member_uid",
+                ));
             }
         }
     }

@@ -1,0 +1,295 @@
+//! One issuer+gateway and one emulator, wired to each other.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_core::clock::SystemClock;
+use byollm_core::config::CoreConfig;
+use byollm_server::config::{ServerConfig, Upstreams};
+use byollm_server::{Server, app};
+
+pub const ISSUER_HOST: &str = "issuer.test";
+pub const ISSUER: &str = "https://issuer.test";
+pub const ACCOUNT: &str = "123456789012";
+
+pub struct Env {
+    pub server: Server,
+    pub sim: Awsim,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub team: String,
+    pub owner: String,
+    pub owner_key: String,
+    pub role_arn: String,
+    _dir: tempfile::TempDir,
+}
+
+pub fn trust_policy(sub_pattern: &str) -> String {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{ISSUER_HOST}")},
+            "Action": ["sts:AssumeRoleWithWebIdentity", "sts:TagSession", "sts:SetSourceIdentity"],
+            "Condition": {
+                "StringEquals": {format!("{ISSUER_HOST}:aud"): "sts.amazonaws.com"},
+                "StringLike": {format!("{ISSUER_HOST}:sub"): sub_pattern}
+            }
+        }]
+    })
+    .to_string()
+}
+
+pub const BROAD_PERMISSIONS: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+ "Action":["bedrock:InvokeModel","bedrock:InvokeModelWithResponseStream"],
+ "Resource":["arn:aws:bedrock:*::foundation-model/*","arn:aws:bedrock:*:*:inference-profile/*"]}]}"#;
+
+impl Env {
+    /// A team whose role admits every actor of the team, Bedrock on in us-east-1,
+    /// the direct APIs configured (and allowed by default).
+    pub async fn start() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sim = Awsim::start(AwsimConfig {
+            resolve: vec![(ISSUER_HOST.into(), addr)],
+            ..AwsimConfig::default()
+        })
+        .await
+        .unwrap();
+        let key_file = dir.path().join("direct-key");
+        std::fs::write(&key_file, sim.direct_api_key()).unwrap();
+        let key_ref = format!("file:{}", key_file.display());
+        let cfg = ServerConfig {
+            listen: addr,
+            data_dir: dir.path().join("data"),
+            store_url: None,
+            kek: None,
+            core: CoreConfig::new(ISSUER),
+            upstreams: Upstreams {
+                aws_endpoint_url: Some(sim.endpoint_url()),
+                direct_anthropic_url: Some(format!("{}/anthropic", sim.endpoint_url())),
+                direct_anthropic_key: Some(key_ref.clone()),
+                direct_openai_url: Some(format!("{}/openai", sim.endpoint_url())),
+                direct_openai_key: Some(key_ref),
+            },
+        };
+        let gw = app::gateway_config(&cfg).unwrap();
+        let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();
+        let boot = byollm_core::service::bootstrap_team(
+            &core.store,
+            &SystemClock,
+            "Acme",
+            "owner@acme.example",
+        )
+        .await
+        .unwrap();
+        let server = app::serve_on(listener, core, gw).await.unwrap();
+        sim.create_oidc_provider(ISSUER, &["sts.amazonaws.com"])
+            .unwrap();
+        let role_arn = sim
+            .create_role(
+                "byollm-team",
+                &trust_policy(&format!("scoped_principal:{}/*", boot.team_uid)),
+                None,
+            )
+            .unwrap();
+        sim.put_role_policy("byollm-team", "bedrock", BROAD_PERMISSIONS)
+            .unwrap();
+        let env = Env {
+            base: format!("http://{addr}"),
+            server,
+            sim,
+            http: reqwest::Client::new(),
+            team: boot.team_uid,
+            owner: boot.owner_uid,
+            owner_key: boot.api_key.expose().to_owned(),
+            role_arn,
+            _dir: dir,
+        };
+        env.put_settings(json!({
+            "hosts": {"aws_bedrock": {"enabled": true, "role_arn": env.role_arn, "region": "us-east-1"}}
+        }))
+        .await;
+        env
+    }
+
+    pub async fn put_settings(&self, settings: Value) {
+        let r = self
+            .http
+            .put(format!("{}/api/v1/team/llm-settings", self.base))
+            .bearer_auth(&self.owner_key)
+            .json(&settings)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    }
+
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn create_agent(&self, name: &str, aws: Option<Value>) -> String {
+        let mut body = json!({"name": name});
+        if let Some(aws) = aws {
+            body["inference_providers"] = json!({"aws": aws});
+        }
+        let (s, v) = self
+            .api(
+                reqwest::Method::POST,
+                "/api/v1/agent/identities",
+                &self.owner_key,
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["uid"].as_str().unwrap().to_owned()
+    }
+
+    /// Starts a run for an agent; returns (run id, workload token).
+    pub async fn start_run(&self, agent: Option<&str>) -> (String, String) {
+        let body = match agent {
+            Some(a) => json!({"agent_uid": a, "prompt": "hi"}),
+            None => json!({"prompt": "hi"}),
+        };
+        let (s, v) = self
+            .api(
+                reqwest::Method::POST,
+                "/api/v1/runs",
+                &self.owner_key,
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        (
+            v["run_id"].as_str().unwrap().to_owned(),
+            v["workload_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// POSTs an inference request; returns status, headers and body text.
+    pub async fn infer(&self, path: &str, key: &str, body: Value) -> Reply {
+        self.infer_with(path, key, body, &[]).await
+    }
+
+    pub async fn infer_with(
+        &self,
+        path: &str,
+        key: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("x-api-key", key)
+            .json(&body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        Reply {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    pub async fn usage(&self, query: &str) -> Value {
+        let (s, v) = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/api/v1/usage{query}"),
+                &self.owner_key,
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    pub fn _dir_path(&self) -> std::path::PathBuf {
+        self._dir.path().to_owned()
+    }
+
+    pub fn sts_calls(&self) -> u64 {
+        self.sim.call_count("sts:AssumeRoleWithWebIdentity")
+    }
+
+    pub async fn stop(self) {
+        self.server.shutdown().await;
+        self.sim.shutdown().await;
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// SSE events as (event name, data JSON).
+    pub fn events(&self) -> Vec<(Option<String>, String)> {
+        let mut out = Vec::new();
+        for block in self.text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+            let mut name = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    name = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data.push_str(v);
+                }
+            }
+            out.push((name, data));
+        }
+        out
+    }
+}
+
+pub fn messages_body(model: &str, text: &str, stream: bool) -> Value {
+    json!({"model": model, "max_tokens": 64, "stream": stream,
+           "messages": [{"role": "user", "content": text}]})
+}
+
+pub fn chat_body(model: &str, text: &str, stream: bool) -> Value {
+    json!({"model": model, "stream": stream, "messages": [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": text}]})
+}

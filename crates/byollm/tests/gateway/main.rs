@@ -1,0 +1,18 @@
+//! End-to-end tests of the inference gateway against the emulator, through real
+//! sockets: byollm's issuer and gateway on one port, `byollm-awsim` (IAM, STS,
+//! Bedrock and the direct APIs) on another, verifying tokens over HTTP.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    clippy::disallowed_methods,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod agent_runs;
+mod fallback;
+mod harness;
+mod interactive;
+mod refresh;
