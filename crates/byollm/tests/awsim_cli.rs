@@ -1,0 +1,343 @@
+//! The setup script of `byollm aws setup-script` runs unmodified with the real AWS
+//! CLI against `byollm awsim` (the built binary), twice (it is idempotent); the
+//! role it creates then admits the intended team's member and refuses another
+//! team's, and the least-privilege permissions policy it puts lets the admitted
+//! session call Bedrock for the enabled model only.
+//!
+//! Needs the `aws` CLI (`pip install awscli`). Without it the test fails when `CI`
+//! is set and prints a loud SKIP otherwise.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    clippy::disallowed_methods,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+
+use byollm_core::clock::SystemClock;
+use byollm_core::config::CoreConfig;
+use byollm_server::ServerConfig;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const ISSUER: &str = "https://issuer.test";
+const ACCOUNT: &str = "210987654321";
+const ADMIN_KEY_ID: &str = "AKIACLITESTADMIN0001";
+const ADMIN_SECRET: &str = "cliTestAdminSecretAccessKey0000000000000";
+const ROLE: &str = "byollm-bedrock";
+
+/// Kills the emulator when the test ends, however it ends.
+struct Emulator(Child);
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn aws_cli_present() -> bool {
+    Command::new("aws")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Starts `byollm awsim` on a free port; returns it and its endpoint URL.
+fn start_emulator(issuer_addr: std::net::SocketAddr) -> (Emulator, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_byollm"))
+        .args([
+            "awsim",
+            "--listen",
+            "127.0.0.1:0",
+            "--account-id",
+            ACCOUNT,
+            "--admin-access-key-id",
+            ADMIN_KEY_ID,
+            "--admin-secret-access-key",
+            ADMIN_SECRET,
+            "--resolve",
+            &format!("issuer.test={issuer_addr}"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let emulator = Emulator(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("awsim exited before listening")
+            .unwrap();
+        if let Some(url) = line.strip_prefix("awsim listening on ") {
+            break url.to_owned();
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (emulator, url)
+}
+
+/// Runs the AWS CLI (or bash) with the emulator's environment and nothing of the
+/// developer's own AWS configuration.
+fn aws_env(cmd: &mut Command, endpoint: &str, key_id: &str, secret: &str, token: Option<&str>) {
+    cmd.env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", key_id)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/nonexistent/awsim-cli-test")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/awsim-cli-test")
+        .env("AWS_PAGER", "")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_REGION")
+        .stdin(Stdio::null());
+    match token {
+        Some(t) => cmd.env("AWS_SESSION_TOKEN", t),
+        None => cmd.env_remove("AWS_SESSION_TOKEN"),
+    };
+}
+
+fn admin_aws(endpoint: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new("aws");
+    cmd.args(args);
+    aws_env(&mut cmd, endpoint, ADMIN_KEY_ID, ADMIN_SECRET, None);
+    cmd.output().unwrap()
+}
+
+/// POSTs JSON over a plain TCP connection (no HTTP client in this crate's
+/// dependencies) and returns the parsed body.
+async fn post_json(addr: std::net::SocketAddr, path: &str, bearer: &str, body: &Value) -> Value {
+    let body = body.to_string();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {bearer}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = Vec::new();
+    stream.read_to_end(&mut resp).await.unwrap();
+    let text = String::from_utf8(resp).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
+    serde_json::from_str(body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_script_runs_with_the_aws_cli_against_the_emulator() {
+    if !aws_cli_present() {
+        if std::env::var_os("CI").is_some() {
+            panic!("the aws CLI is required in CI (pip install awscli)");
+        }
+        eprintln!(
+            "\n*** SKIP setup_script_runs_with_the_aws_cli_against_the_emulator: no `aws` CLI on PATH (pip install awscli) ***\n"
+        );
+        return;
+    }
+
+    // The issuer, with two teams.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_owned(),
+        store_url: None,
+        kek: None,
+        core: CoreConfig::new(ISSUER),
+        upstreams: Default::default(),
+    };
+    let server = byollm_server::start(&cfg, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let clock = server.core.clock.clone();
+    let team_a = byollm_core::service::bootstrap_team(
+        &server.core.store,
+        clock.as_ref(),
+        "alpha",
+        "owner@alpha.test",
+    )
+    .await
+    .unwrap();
+    let team_b = byollm_core::service::bootstrap_team(
+        &server.core.store,
+        clock.as_ref(),
+        "beta",
+        "owner@beta.test",
+    )
+    .await
+    .unwrap();
+
+    let (_emulator, endpoint) = start_emulator(server.addr);
+
+    // The script, generated by the binary.
+    let script = Command::new(env!("CARGO_BIN_EXE_byollm"))
+        .args([
+            "aws",
+            "setup-script",
+            "--issuer",
+            ISSUER,
+            "--team",
+            &team_a.team_uid,
+            "--account",
+            ACCOUNT,
+            "--role-name",
+            ROLE,
+            "--region",
+            "us-east-1",
+            "--model",
+            "claude-sonnet-4-6",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        script.status.success(),
+        "{}",
+        String::from_utf8_lossy(&script.stderr)
+    );
+    let script_path = dir.path().join("setup.sh");
+    std::fs::write(&script_path, &script.stdout).unwrap();
+
+    // Twice: the second run finds everything in place and updates it.
+    let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/{ROLE}");
+    for run in 1..=2 {
+        let mut cmd = Command::new("bash");
+        cmd.arg(&script_path);
+        aws_env(&mut cmd, &endpoint, ADMIN_KEY_ID, ADMIN_SECRET, None);
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "run {run} failed:\n{stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            role_arn,
+            "run {run}"
+        );
+        if run == 1 {
+            assert!(stderr.contains("created OIDC provider"), "{stderr}");
+            assert!(stderr.contains("created role"), "{stderr}");
+        } else {
+            assert!(
+                stderr.contains("exists and accepts sts.amazonaws.com"),
+                "{stderr}"
+            );
+            assert!(stderr.contains("updated the trust policy"), "{stderr}");
+        }
+    }
+    // IAM holds exactly one provider and the role with its inline policy.
+    let list = admin_aws(&endpoint, &["iam", "list-open-id-connect-providers"]);
+    let list: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(
+        list["OpenIDConnectProviderList"].as_array().unwrap().len(),
+        1
+    );
+    let policies = admin_aws(
+        &endpoint,
+        &["iam", "list-role-policies", "--role-name", ROLE],
+    );
+    let policies: Value = serde_json::from_slice(&policies.stdout).unwrap();
+    assert_eq!(policies["PolicyNames"], json!(["byollm-bedrock-invoke"]));
+
+    // Tokens for each team's owner.
+    let mint = |key: String| {
+        let addr = server.addr;
+        async move {
+            post_json(
+                addr,
+                "/api/v1/identity-token",
+                &key,
+                &json!({"audience": "sts.amazonaws.com", "requested_duration_seconds": 900}),
+            )
+            .await["token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let token_a = mint(team_a.api_key.expose().to_owned()).await;
+    let token_b = mint(team_b.api_key.expose().to_owned()).await;
+    let assume = |token: &str| {
+        admin_aws(
+            &endpoint,
+            &[
+                "sts",
+                "assume-role-with-web-identity",
+                "--role-arn",
+                &role_arn,
+                "--role-session-name",
+                "byollm-user-test",
+                "--web-identity-token",
+                token,
+            ],
+        )
+    };
+
+    // Team A's owner is admitted…
+    let ok = assume(&token_a);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let creds: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    let sub = format!(
+        "scoped_principal:{}/user:{}",
+        team_a.team_uid, team_a.owner_uid
+    );
+    assert_eq!(creds["SubjectFromWebIdentityToken"], sub.as_str());
+    // …team B's is refused.
+    let refused = assume(&token_b);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("An error occurred (AccessDenied) when calling the AssumeRoleWithWebIdentity operation: Not authorized to perform sts:AssumeRoleWithWebIdentity"),
+        "{stderr}"
+    );
+
+    // The admitted session may converse with the enabled model, not another.
+    let c = &creds["Credentials"];
+    let converse = |model: &str| {
+        let mut cmd = Command::new("aws");
+        cmd.args([
+            "bedrock-runtime",
+            "converse",
+            "--model-id",
+            model,
+            "--messages",
+            r#"[{"role":"user","content":[{"text":"hello from the cli"}]}]"#,
+        ]);
+        aws_env(
+            &mut cmd,
+            &endpoint,
+            c["AccessKeyId"].as_str().unwrap(),
+            c["SecretAccessKey"].as_str().unwrap(),
+            c["SessionToken"].as_str(),
+        );
+        cmd.output().unwrap()
+    };
+    let out = converse("global.anthropic.claude-sonnet-4-6");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        reply["output"]["message"]["content"][0]["text"],
+        "hello from the cli"
+    );
+    let out = converse("global.anthropic.claude-opus-4-6-v1");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("(AccessDeniedException)"), "{stderr}");
+
+    server.shutdown().await;
+}
