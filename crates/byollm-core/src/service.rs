@@ -250,7 +250,7 @@ impl Core {
         }
         let hashes = self
             .store
-            .delete_member(&p.team_uid, uid)
+            .delete_member(&p.team_uid, uid, self.clock.now())
             .await?
             .ok_or(CoreError::NotFound("member"))?;
         self.auth.evict(&hashes);
@@ -332,6 +332,7 @@ impl Core {
 
     /// `DELETE /api/v1/api-keys/{id}`: the caller's own key; admins any of the team's.
     pub async fn delete_api_key(&self, p: &Principal, id: &str) -> Result<()> {
+        validate::uid("id", id)?;
         let key = self
             .store
             .get_api_key(&p.team_uid, id)
@@ -365,9 +366,7 @@ impl Core {
 
     fn validate_agent(e: &AgentEditable) -> Result<()> {
         validate::name("name", &e.name, 100)?;
-        if e.description.chars().count() > 2000 {
-            return Err(FieldError::new("description", "expected at most 2000 characters").into());
-        }
+        validate::free_text("description", &e.description, 2000)?;
         if let Some(model) = &e.base_model {
             validate::model_id("base_model", model)?;
         }
@@ -462,7 +461,7 @@ impl Core {
         let mut doc =
             serde_json::to_value(&current).map_err(|e| CoreError::Internal(e.to_string()))?;
         merge_patch(&mut doc, &patch);
-        let edited: AgentEditable = serde_path_to_error_lite(doc)?;
+        let edited: AgentEditable = validate::from_json_value(doc)?;
         Self::validate_agent(&edited)?;
         row.agent.name = edited.name;
         row.agent.description = edited.description;
@@ -494,14 +493,8 @@ impl Core {
         if let Some(model) = &req.model {
             validate::model_id("model", model)?;
         }
-        if let Some(prompt) = &req.prompt
-            && prompt.chars().count() > MAX_PROMPT_CHARS
-        {
-            return Err(FieldError::new(
-                "prompt",
-                format!("expected at most {MAX_PROMPT_CHARS} characters"),
-            )
-            .into());
+        if let Some(prompt) = &req.prompt {
+            validate::free_text("prompt", prompt, MAX_PROMPT_CHARS)?;
         }
         let actor = match (p.kind, &req.agent_uid) {
             (CredentialKind::RunToken, _) => {
@@ -936,18 +929,6 @@ pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
             }
         }
     }
-}
-
-/// Deserializes a patched document, naming the first bad field.
-fn serde_path_to_error_lite<T: serde::de::DeserializeOwned>(doc: serde_json::Value) -> Result<T> {
-    serde_json::from_value(doc).map_err(|e| {
-        let msg = e.to_string();
-        let field = msg
-            .split('`')
-            .nth(1)
-            .map_or_else(|| "body".to_owned(), str::to_owned);
-        CoreError::Invalid(FieldError::new(field, msg))
-    })
 }
 
 #[cfg(test)]

@@ -167,6 +167,49 @@ pub fn name(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
     }
 }
 
+/// Checks free text (descriptions, prompts): no NUL or other control characters
+/// except newline, carriage return and tab (PostgreSQL text cannot hold NUL).
+pub fn free_text(field: &str, value: &str, max_chars: usize) -> Result<(), FieldError> {
+    if value.chars().count() > max_chars {
+        return Err(FieldError::new(
+            field,
+            format!("expected at most {max_chars} characters"),
+        ));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(FieldError::new(
+            field,
+            "contains a control character; only text, newlines and tabs are allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// Deserializes a JSON value, naming the path of the first field that fails.
+pub fn from_json_value<T: serde::de::DeserializeOwned>(
+    doc: serde_json::Value,
+) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(doc).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // serde reports a missing field at the parent's path and names it in the
+        // message; an unknown field's path already ends with it.
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next());
+        let field = match (path.as_str(), missing) {
+            (".", Some(f)) => f.to_owned(),
+            (p, Some(f)) => format!("{p}.{f}"),
+            (".", None) => "body".to_owned(),
+            (p, None) => p.to_owned(),
+        };
+        FieldError::new(field, message)
+    })
+}
+
 /// Cuts a value for echoing in an error message.
 fn shorten(value: &str) -> String {
     let mut s: String = value.chars().take(80).filter(|c| !c.is_control()).collect();

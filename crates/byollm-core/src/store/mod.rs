@@ -214,22 +214,42 @@ impl Store {
         rows.iter().map(MemberRow::from_row).collect()
     }
 
-    /// Removes a member and their API keys; returns the removed keys' hashes.
-    pub async fn delete_member(&self, team_uid: &str, uid: &str) -> Result<Option<Vec<String>>> {
+    /// Removes a member, their API keys, and cancels the runs they act in;
+    /// returns the hashes of the keys and run tokens that died, for the cache.
+    pub async fn delete_member(
+        &self,
+        team_uid: &str,
+        uid: &str,
+        now: i64,
+    ) -> Result<Option<Vec<String>>> {
         let mut tx = self.pool.begin().await?;
-        let hashes: Vec<String> = sqlx::query(
+        let mut hashes: Vec<String> = Vec::new();
+        for sql in [
             "SELECT key_hash FROM api_keys WHERE team_uid = $1 AND owner_type = 'user' AND owner_uid = $2",
-        )
-        .bind(team_uid)
-        .bind(uid)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>(0))
-        .collect::<std::result::Result<_, _>>()?;
+            "SELECT token_hash FROM runs WHERE team_uid = $1 AND actor_type = 'user' AND actor_uid = $2 \
+             AND state IN ('queued', 'running')",
+        ] {
+            for r in sqlx::query(sql)
+                .bind(team_uid)
+                .bind(uid)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                hashes.push(r.try_get::<String, _>(0)?);
+            }
+        }
         sqlx::query(
             "DELETE FROM api_keys WHERE team_uid = $1 AND owner_type = 'user' AND owner_uid = $2",
         )
+        .bind(team_uid)
+        .bind(uid)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE runs SET state = 'cancelled', finished_at = $1 WHERE team_uid = $2 \
+             AND actor_type = 'user' AND actor_uid = $3 AND state IN ('queued', 'running')",
+        )
+        .bind(now)
         .bind(team_uid)
         .bind(uid)
         .execute(&mut *tx)

@@ -212,8 +212,6 @@ async fn wrong_types_are_named() {
 /// PATCH applies the merge patch and then parses the result: a wrong type there
 /// must name the field too, not the offending value.
 #[tokio::test]
-#[ignore = "bug in byollm-core service.rs serde_path_to_error_lite: names the value (`5`) \
-            or `body` instead of the field; see the test report"]
 async fn wrong_types_in_an_agent_patch_are_named() {
     let (h, a) = setup().await;
     let agent = routes::fill(routes::AGENT_IDENTITY, &a.agent_uid);

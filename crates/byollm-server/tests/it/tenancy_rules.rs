@@ -284,8 +284,6 @@ async fn role_rules_within_a_team() {
 /// `revocations_take_effect_at_once`), and so must the workload tokens of their
 /// open runs, or a removed member's sandbox keeps minting `user:<them>` tokens.
 #[tokio::test]
-#[ignore = "bug in byollm-core store/mod.rs Store::delete_member: the member's open \
-            runs are not cancelled, so their workload tokens live on; see the test report"]
 async fn removing_a_member_ends_their_runs() {
     let h = Harness::new().await;
     let (a, _b) = two_teams(&h).await;
