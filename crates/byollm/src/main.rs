@@ -1,8 +1,12 @@
 //! The `byollm` binary: one command for the server, the operator tools, the AWS
 //! setup tooling and (later) the agent runtime, chat, emulator and demo.
 
+mod agent_cmd;
 mod aws_cmd;
 mod awsim_cmd;
+mod chat_cmd;
+mod demo_cmd;
+mod http_cmd;
 mod operator;
 mod out;
 
@@ -43,24 +47,36 @@ enum Command {
     },
     /// A strict local AWS emulator (IAM, STS, Bedrock Runtime) and direct-API emulators.
     Awsim(awsim_cmd::AwsimArgs),
+    /// The cloud-run worker.
+    Agent {
+        #[command(subcommand)]
+        cmd: agent_cmd::AgentCommand,
+    },
+    /// An interactive terminal agent against the gateway.
+    Chat(chat_cmd::ChatArgs),
+    /// Start the emulator and the server on loopback and show the whole system working.
+    Demo(demo_cmd::DemoArgs),
+    #[command(flatten)]
+    Http(http_cmd::HttpCommand),
+}
+
+/// Runs an async command on a fresh multi-threaded runtime.
+fn block<F: std::future::Future<Output = anyhow::Result<()>>>(fut: F) -> anyhow::Result<()> {
+    operator::runtime()?.block_on(fut)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Aws { cmd } => aws_cmd::run(cmd),
-        Command::Serve(args) => {
-            operator::runtime().and_then(|rt| rt.block_on(operator::serve(args)))
-        }
-        Command::Admin { cmd } => {
-            operator::runtime().and_then(|rt| rt.block_on(operator::admin(cmd)))
-        }
-        Command::Keys { cmd } => {
-            operator::runtime().and_then(|rt| rt.block_on(operator::keys(cmd)))
-        }
-        Command::Awsim(args) => {
-            operator::runtime().and_then(|rt| rt.block_on(awsim_cmd::run(args)))
-        }
+        Command::Serve(args) => block(operator::serve(args)),
+        Command::Admin { cmd } => block(operator::admin(cmd)),
+        Command::Keys { cmd } => block(operator::keys(cmd)),
+        Command::Awsim(args) => block(awsim_cmd::run(args)),
+        Command::Agent { cmd } => block(agent_cmd::run(cmd)),
+        Command::Chat(args) => block(chat_cmd::run(args)),
+        Command::Demo(args) => block(demo_cmd::run(args)),
+        Command::Http(cmd) => block(http_cmd::run(cmd)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

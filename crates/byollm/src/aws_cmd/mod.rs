@@ -7,6 +7,8 @@
 //! `main`). The work itself is in `byollm-policy`; this module parses flags,
 //! resolves `--model` through the model catalog and reads files.
 
+mod credential_process;
+mod doctor;
 mod inspect;
 mod models;
 mod policies;
@@ -29,6 +31,12 @@ pub enum AwsCommand {
     ExplainTrust(ExplainArgs),
     /// Decide one request against a policy file: decision and deciding statements.
     Simulate(SimulateArgs),
+    /// Diagnose a team's (or one agent's) AWS setup end to end and name the first
+    /// failing step with its evidence and the fix.
+    Doctor(doctor::DoctorArgs),
+    /// Print the run's AWS credentials in `credential_process` format (for an AWS
+    /// config profile inside a sandbox).
+    CredentialProcess(credential_process::CredentialProcessArgs),
 }
 
 /// The team's identity settings shared by `trust-policy` and `setup-script`.
@@ -168,6 +176,10 @@ pub struct SimulateArgs {
 /// Runs one `byollm aws` subcommand.
 pub fn run(cmd: AwsCommand) -> anyhow::Result<()> {
     let out = match cmd {
+        AwsCommand::Doctor(args) => return crate::operator::runtime()?.block_on(doctor::run(args)),
+        AwsCommand::CredentialProcess(args) => {
+            return crate::operator::runtime()?.block_on(credential_process::run(args));
+        }
         AwsCommand::TrustPolicy(args) => policies::trust_policy(&args)?,
         AwsCommand::PermissionsPolicy(args) => policies::permissions_policy(&args)?,
         AwsCommand::SetupScript(args) => policies::setup_script(&args)?,
