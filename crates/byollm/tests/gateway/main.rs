@@ -15,4 +15,5 @@ mod agent_runs;
 mod fallback;
 mod harness;
 mod interactive;
+mod python_sdks;
 mod refresh;

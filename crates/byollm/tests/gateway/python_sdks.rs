@@ -1,0 +1,76 @@
+//! The official Python `openai` and `anthropic` SDKs, pointed at the gateway,
+//! stream a reply and read usage (CI installs them from PyPI).
+
+use crate::harness::Env;
+
+const SCRIPT: &str = r#"
+import os, openai, anthropic
+base, key = os.environ["BYOLLM_GW"], os.environ["BYOLLM_KEY"]
+
+oc = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0)
+stream = oc.chat.completions.create(
+    model="claude-sonnet-4-6",
+    messages=[{"role": "user", "content": "hello from the openai sdk"}],
+    stream=True, stream_options={"include_usage": True})
+text, usage = "", None
+for chunk in stream:
+    if chunk.choices:
+        text += chunk.choices[0].delta.content or ""
+    if chunk.usage:
+        usage = chunk.usage
+assert "hello from the openai sdk" in text, text
+assert usage is not None and usage.prompt_tokens > 0 and usage.completion_tokens > 0, usage
+done = oc.chat.completions.create(model="claude-sonnet-4-6",
+    messages=[{"role": "user", "content": "plain"}])
+assert done.usage.completion_tokens > 0 and done.choices[0].message.content
+
+ac = anthropic.Anthropic(base_url=base, api_key=key, max_retries=0)
+with ac.messages.stream(model="claude-sonnet-4-6", max_tokens=64,
+        messages=[{"role": "user", "content": "hello from the anthropic sdk"}]) as s:
+    streamed = "".join(s.text_stream)
+    final = s.get_final_message()
+assert "hello from the anthropic sdk" in streamed, streamed
+assert final.usage.input_tokens > 0 and final.usage.output_tokens > 0, final.usage
+print("python sdks ok")
+"#;
+
+fn sdks_installed() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import openai, anthropic"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[tokio::test]
+async fn openai_and_anthropic_python_sdks_stream_and_read_usage() {
+    if !sdks_installed() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install the Python openai and anthropic packages"
+        );
+        eprintln!("\n*** SKIPPED: Python openai/anthropic SDK test: pip install openai anthropic ***\n");
+        return;
+    }
+    let env = Env::start().await;
+    let base = env.base.clone();
+    let key = env.owner_key.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args(["-c", SCRIPT])
+            .env("BYOLLM_GW", base)
+            .env("BYOLLM_KEY", key)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("python sdks ok"));
+    let usage = env.usage("").await;
+    let requests = usage["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 3, "{usage}");
+    assert!(requests.iter().all(|r| r["route"].as_str().unwrap().starts_with("aws_bedrock:")));
+    env.stop().await;
+}
