@@ -1,0 +1,265 @@
+//! Gateway overhead and load (performance targets S1, S1b, S2, S4, S5 of
+//! `reference/performance.md`), everything on loopback in one process: the
+//! emulator as upstream (real SigV4 and event-stream framing, zero added delay),
+//! byollm's server with the gateway, and the load generator.
+//!
+//! Run: `cargo bench -p byollm --bench gateway` (about a minute; `BENCH_QUICK=1`
+//! for a smoke run). Raw results go to `target/bench-gateway.json`.
+//!
+//! - S1/S1b: one request at a time, gateway and direct interleaved A B A B;
+//!   added latency = gateway − direct per pair; median of 3 repetitions.
+//!   Direct calls use the AWS SDK with the emulator's admin credentials.
+//! - S2: open-loop constant arrival rate; latency from each request's scheduled
+//!   send time (so queueing is counted, not hidden).
+//! - S4/S5: idle streams held open through the gateway; RSS growth per stream
+//!   (an upper bound: the process also holds the emulator's and the client's
+//!   side of each stream).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods,
+    reason = "benchmark code"
+)]
+
+#[path = "../tests/gateway/harness.rs"]
+#[allow(dead_code, reason = "shared with the tests; the bench uses part of it")]
+mod harness;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_bedrockruntime::primitives::Blob;
+use aws_sdk_bedrockruntime::types::{ContentBlock, ConversationRole, Message};
+use serde_json::{Value, json};
+
+use harness::{Env, chat_body, messages_body};
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn summary(mut v: Vec<f64>) -> Value {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json!({"n": v.len(), "p50_us": pct(&v, 0.5), "p90_us": pct(&v, 0.9), "p99_us": pct(&v, 0.99), "p999_us": pct(&v, 0.999)})
+}
+
+fn direct_client(env: &Env) -> aws_sdk_bedrockruntime::Client {
+    let (ak, sk) = env.sim.admin_credentials();
+    let cfg = aws_sdk_bedrockruntime::Config::builder()
+        .behavior_version(aws_sdk_bedrockruntime::config::BehaviorVersion::latest())
+        .region(aws_sdk_bedrockruntime::config::Region::new("us-east-1"))
+        .endpoint_url(env.sim.endpoint_url())
+        .credentials_provider(aws_credential_types::Credentials::new(ak, sk, None, None, "bench"))
+        .retry_config(aws_sdk_bedrockruntime::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_bedrockruntime::Client::from_conf(cfg)
+}
+
+async fn gateway_call(env: &Env, http: &reqwest::Client, path: &str, body: &Value) -> f64 {
+    let t = Instant::now();
+    let r = http
+        .post(format!("{}{path}", env.base))
+        .header("x-api-key", &env.owner_key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let _ = r.bytes().await.unwrap();
+    t.elapsed().as_secs_f64() * 1e6
+}
+
+/// Pairs of (gateway, direct) latencies, interleaved.
+async fn pairs(env: &Env, n: usize, openai: bool) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let http = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let direct = direct_client(env);
+    let anth = messages_body("claude-sonnet-4-6", "hello", false);
+    let chat = chat_body("claude-sonnet-4-6", "hello", false);
+    let raw = serde_json::to_vec(&json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hello"}]}))
+    .unwrap();
+    let (mut g, mut d, mut added) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n + 50 {
+        let gw = if openai {
+            gateway_call(env, &http, "/v1/chat/completions", &chat).await
+        } else {
+            gateway_call(env, &http, "/v1/messages", &anth).await
+        };
+        let t = Instant::now();
+        if openai {
+            direct
+                .converse()
+                .model_id("global.anthropic.claude-sonnet-4-6")
+                .messages(
+                    Message::builder()
+                        .role(ConversationRole::User)
+                        .content(ContentBlock::Text("hello".into()))
+                        .build()
+                        .unwrap(),
+                )
+                .send()
+                .await
+                .unwrap();
+        } else {
+            direct
+                .invoke_model()
+                .model_id("global.anthropic.claude-sonnet-4-6")
+                .content_type("application/json")
+                .body(Blob::new(raw.clone()))
+                .send()
+                .await
+                .unwrap();
+        }
+        let dr = t.elapsed().as_secs_f64() * 1e6;
+        if i >= 50 {
+            g.push(gw);
+            d.push(dr);
+            added.push(gw - dr);
+        }
+    }
+    (g, d, added)
+}
+
+async fn open_loop(env: &Arc<Env>, rate: f64, seconds: f64) -> Value {
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(4096)
+        .build()
+        .unwrap();
+    let body = Arc::new(messages_body("claude-sonnet-4-6", "hello", false));
+    let total = (rate * seconds) as usize;
+    let start = Instant::now() + Duration::from_millis(50);
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        let scheduled = start + Duration::from_secs_f64(i as f64 / rate);
+        let (env, http, body) = (env.clone(), http.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(scheduled.into()).await;
+            let r = http
+                .post(format!("{}/v1/messages", env.base))
+                .header("x-api-key", &env.owner_key)
+                .json(&*body)
+                .send()
+                .await;
+            let ok = match r {
+                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            (ok, scheduled.elapsed().as_secs_f64() * 1e6)
+        }));
+    }
+    let mut lat = Vec::with_capacity(total);
+    let mut errors = 0;
+    for t in tasks {
+        let (ok, us) = t.await.unwrap();
+        if ok {
+            lat.push(us);
+        } else {
+            errors += 1;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut s = summary(lat);
+    s["rate_target"] = json!(rate);
+    s["achieved_rps"] = json!(total as f64 / elapsed);
+    s["errors"] = json!(errors);
+    s
+}
+
+fn rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn idle_streams(env: &Arc<Env>, n: usize) -> Value {
+    let http = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    // Every stream sends its first events, then idles.
+    env.sim.faults().set_stream_event_delay(Duration::from_secs(20));
+    let before = rss_kb();
+    let body = messages_body("claude-sonnet-4-6", "hold the line", true);
+    let mut held = Vec::new();
+    let mut ttft = Vec::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
+        let opened = futures::future::join_all(chunk.iter().map(|_| {
+            let (http, body, env) = (http.clone(), body.clone(), env.clone());
+            async move {
+                let t = Instant::now();
+                let mut r = http
+                    .post(format!("{}/v1/messages", env.base))
+                    .header("x-api-key", &env.owner_key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let first = r.chunk().await.unwrap();
+                assert!(first.is_some());
+                (r, t.elapsed().as_secs_f64() * 1e6)
+            }
+        }))
+        .await;
+        for (r, t) in opened {
+            held.push(r);
+            ttft.push(t);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kb();
+    let per_stream = (after.saturating_sub(before)) as f64 * 1024.0 / n as f64;
+    drop(held);
+    env.sim.faults().set_stream_event_delay(Duration::ZERO);
+    json!({"streams": n, "rss_before_kb": before, "rss_after_kb": after,
+           "bytes_per_stream_upper_bound": per_stream, "time_to_first_chunk": summary(ttft)})
+}
+
+fn main() {
+    let quick = std::env::var_os("BENCH_QUICK").is_some();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let env = Arc::new(Env::start().await);
+        let n = if quick { 200 } else { 2000 };
+        let mut s1 = Vec::new();
+        let mut s1b = Vec::new();
+        for rep in 0..3 {
+            let (g, d, a) = pairs(&env, n, false).await;
+            let r = json!({"rep": rep, "gateway": summary(g), "direct": summary(d), "added": summary(a)});
+            println!("S1  rep {rep}: added {}", r["added"]);
+            s1.push(r);
+            let (g, d, a) = pairs(&env, n, true).await;
+            let r = json!({"rep": rep, "gateway": summary(g), "direct": summary(d), "added": summary(a)});
+            println!("S1b rep {rep}: added {}", r["added"]);
+            s1b.push(r);
+        }
+        let mut s2 = Vec::new();
+        let rates: &[f64] = if quick { &[500.0, 1000.0] } else { &[1000.0, 2500.0, 5000.0, 7500.0, 10000.0] };
+        for &rate in rates {
+            let r = open_loop(&env, rate, if quick { 1.0 } else { 3.0 }).await;
+            println!("S2  {rate} rps: {r}");
+            s2.push(r);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let s5 = idle_streams(&env, if quick { 100 } else { 1024 }).await;
+        println!("S4/S5: {s5}");
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
+            .unwrap_or_default();
+        let report = json!({"nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "cpu": cpu, "quick": quick, "s1": s1, "s1b": s1b, "s2": s2, "s4_s5": s5});
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench-gateway.json");
+        std::fs::write(path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+        println!("raw results: target/bench-gateway.json");
+    });
+}
