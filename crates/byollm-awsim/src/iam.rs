@@ -344,7 +344,8 @@ impl Inner {
             created: self.clock.unix(),
             policies: Default::default(),
         };
-        iam.roles.insert(name.to_lowercase(), role.clone());
+        iam.roles
+            .insert(name.to_lowercase(), Arc::new(role.clone()));
         Ok(role)
     }
 
@@ -364,7 +365,7 @@ impl Inner {
             .roles
             .get_mut(&name.to_lowercase())
             .ok_or_else(|| no_such_role(name))?;
-        f(role)
+        f(Arc::make_mut(role))
     }
 
     pub(crate) fn put_role_policy(
@@ -388,6 +389,18 @@ impl Inner {
                 },
             );
             Ok(())
+        })
+    }
+
+    pub(crate) fn delete_role_policy(&self, role: &str, policy_name: &str) -> Result<(), AwsError> {
+        self.with_role(Some(role), |r| {
+            r.policies.remove(policy_name).map(|_| ()).ok_or_else(|| {
+                AwsError::new(
+                    404,
+                    "NoSuchEntity",
+                    format!("The role policy with name {policy_name} cannot be found."),
+                )
+            })
         })
     }
 

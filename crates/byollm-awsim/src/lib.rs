@@ -330,21 +330,7 @@ impl Awsim {
 
     /// `DeleteRolePolicy`.
     pub fn delete_role_policy(&self, role: &str, policy_name: &str) -> Result<(), AwsError> {
-        let mut iam = self.inner.account.iam.write();
-        let r = iam.roles.get_mut(&role.to_lowercase()).ok_or_else(|| {
-            AwsError::new(
-                404,
-                "NoSuchEntity",
-                format!("The role with name {role} cannot be found."),
-            )
-        })?;
-        r.policies.remove(policy_name).map(|_| ()).ok_or_else(|| {
-            AwsError::new(
-                404,
-                "NoSuchEntity",
-                format!("The role policy with name {policy_name} cannot be found."),
-            )
-        })
+        self.inner.delete_role_policy(role, policy_name)
     }
 
     /// `DeleteRole` (fails while inline policies remain, as IAM does).

@@ -100,7 +100,7 @@ pub struct Iam {
     /// Providers by `host_path`.
     pub providers: BTreeMap<String, Provider>,
     /// Roles by lower-cased name (IAM names are case-insensitively unique).
-    pub roles: BTreeMap<String, Role>,
+    pub roles: BTreeMap<String, Arc<Role>>,
 }
 
 /// The whole account.
@@ -124,7 +124,7 @@ impl Account {
     }
 
     /// The role named `name` (case-insensitively).
-    pub fn role(&self, name: &str) -> Option<Role> {
+    pub fn role(&self, name: &str) -> Option<Arc<Role>> {
         self.iam.read().roles.get(&name.to_lowercase()).cloned()
     }
 

@@ -2,7 +2,8 @@
 //! token validation of aws-facts §2 and the trust evaluation of §3, and
 //! `GetCallerIdentity` for signed callers.
 //!
-//! Order of checks: parameters (`ValidationError`), throttling, the token's form,
+//! Order of checks (after the front door's throttling and injected faults):
+//! parameters (`ValidationError`), the token's form,
 //! algorithm and issuer, the provider by exact `iss`, the issuer's keys by exact
 //! `kid`, the signature, the claims (`aud` in the client ids, integer
 //! `exp`/`iat`, 5 minutes of grace after `exp`), session tags and source
@@ -292,8 +293,7 @@ impl Inner {
         };
         let extras = token_extras(c)?;
 
-        // 5. Throttling (after the cheap checks, before the expensive decision).
-        // 6. The role and its trust policy.
+        // 5. The role and its trust policy.
         let role = self
             .role_by_arn(role_arn)
             .ok_or_else(|| AwsError::new(403, "AccessDenied", NOT_AUTHORIZED))?;
@@ -345,7 +345,7 @@ impl Inner {
             ));
         }
 
-        // 7. Credentials.
+        // 6. Credentials.
         let mut expiration = now + duration;
         if let Some(cap) = self.faults.credential_lifetime() {
             expiration = expiration.min(now + i64::try_from(cap.as_secs()).unwrap_or(i64::MAX));
@@ -365,7 +365,7 @@ impl Inner {
     }
 
     /// Finds a role by ARN in this account.
-    fn role_by_arn(&self, arn: &str) -> Option<crate::state::Role> {
+    fn role_by_arn(&self, arn: &str) -> Option<Arc<crate::state::Role>> {
         let rest = arn.strip_prefix(&format!("arn:aws:iam::{}:role/", self.account.id))?;
         let name = rest.rsplit('/').next()?;
         self.account.role(name).filter(|r| r.arn == arn)
