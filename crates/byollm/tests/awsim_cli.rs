@@ -341,3 +341,50 @@ async fn setup_script_runs_with_the_aws_cli_against_the_emulator() {
 
     server.shutdown().await;
 }
+
+#[test]
+fn awsim_flags_refuse_bad_input_with_one_line() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_byollm"))
+            .arg("awsim")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["--listen", "127.0.0.1:0", "--resolve", "issuer.test"][..],
+        &["--listen", "127.0.0.1:0", "--account-id", "12"][..],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-access-key-id",
+            "AKIAONLYTHEID0000000",
+        ][..],
+        &["--listen", "nowhere"][..],
+        &[][..],
+    ] {
+        let out = run(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.trim().is_empty(), "{args:?}");
+    }
+    let out = run(&["--listen", "127.0.0.1:0", "--account-id", "12"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("account id must be 12 digits"), "{stderr}");
+    let help = run(&["--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--listen",
+        "--account-id",
+        "--admin-access-key-id",
+        "--admin-secret-access-key",
+        "--direct-api-key",
+        "--region",
+        "--resolve",
+    ] {
+        assert!(text.contains(flag), "{flag} missing from --help");
+    }
+}

@@ -555,3 +555,53 @@ async fn conversation_rules() {
             .starts_with("A conversation must alternate between user and assistant roles.")
     );
 }
+
+#[tokio::test]
+async fn invoke_stream_fault_and_paced_events() {
+    use aws_sdk_bedrockruntime::types::error::ResponseStreamError;
+    let w = World::new().await;
+    let c = w.bedrock("us-east-1").await;
+    w.sim
+        .faults()
+        .set_stream_event_delay(std::time::Duration::from_millis(5));
+    w.sim.faults().fail_stream_after(
+        "bedrock:InvokeModelWithResponseStream",
+        1,
+        "ModelTimeoutException",
+        1,
+    );
+    let mut out = c
+        .invoke_model_with_response_stream()
+        .model_id(SONNET45_US)
+        .content_type("application/json")
+        .body(Blob::new(anthropic_body("slow and steady")))
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(
+        out.body.recv().await.unwrap(),
+        Some(ResponseStream::Chunk(_))
+    ));
+    let err = out.body.recv().await.unwrap_err().into_service_error();
+    assert!(
+        matches!(err, ResponseStreamError::ModelTimeoutException(_)),
+        "{err:?}"
+    );
+    // Paced, whole stream afterwards.
+    let mut out = c
+        .invoke_model_with_response_stream()
+        .model_id(SONNET45_US)
+        .content_type("application/json")
+        .body(Blob::new(anthropic_body("slow and steady")))
+        .send()
+        .await
+        .unwrap();
+    let mut n = 0;
+    while out.body.recv().await.unwrap().is_some() {
+        n += 1;
+    }
+    // message_start, content_block_start, 3 deltas, content_block_stop,
+    // message_delta, message_stop.
+    assert_eq!(n, 8);
+    assert_eq!(w.sim.call_count("bedrock:InvokeModelWithResponseStream"), 2);
+}
