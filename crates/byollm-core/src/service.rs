@@ -53,6 +53,9 @@ pub struct Core {
     pub usage: UsageSink,
     /// Background work that shutdown waits for (usage writer, streams, refreshes).
     pub tasks: tokio_util::task::TaskTracker,
+    /// Bumped by every write that can change how a request routes (settings,
+    /// agents, members, runs), so caches on this replica drop at once.
+    pub epoch: std::sync::atomic::AtomicU64,
 }
 
 fn admin_only(p: &Principal) -> Result<()> {
@@ -105,6 +108,16 @@ pub struct MintSubject<'a> {
 }
 
 impl Core {
+    /// Marks routing-relevant state as changed (see [`Core::epoch`]).
+    pub fn bump(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The current epoch.
+    pub fn current_epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Authenticates a presented key or token.
     pub async fn authenticate(&self, presented: &str) -> Result<Principal> {
         self.auth
@@ -159,6 +172,7 @@ impl Core {
         self.store
             .set_member_opt_in(&p.team_uid, &p.actor.uid, s.aws_bedrock_opt_in)
             .await?;
+        self.bump();
         Ok(s)
     }
 
@@ -175,6 +189,7 @@ impl Core {
         admin_only(p)?;
         settings::validate_llm_settings(&s)?;
         self.store.put_settings(&p.team_uid, &s).await?;
+        self.bump();
         Ok(s)
     }
 
@@ -254,6 +269,7 @@ impl Core {
             .await?
             .ok_or(CoreError::NotFound("member"))?;
         self.auth.evict(&hashes);
+        self.bump();
         Ok(())
     }
 
@@ -469,6 +485,7 @@ impl Core {
         row.agent.base_model = edited.base_model;
         row.agent.inference_providers = edited.inference_providers;
         self.store.update_agent(&row).await?;
+        self.bump();
         Ok(row.agent)
     }
 
@@ -483,6 +500,7 @@ impl Core {
             .await?
             .ok_or(CoreError::NotFound("agent"))?;
         self.auth.evict(&hashes);
+        self.bump();
         Ok(())
     }
 
@@ -658,6 +676,7 @@ impl Core {
             )));
         }
         self.auth.evict(&[run.token_hash]);
+        self.bump();
         // Its credentials die with it (DESIGN §2 flow 1).
         self.broker.drop_run(&p.team_uid, id);
         let run = self

@@ -26,6 +26,19 @@ pub struct CallCredentials {
 }
 
 impl CallCredentials {
+    /// A digest of all three parts, to key caches without holding the secret.
+    fn fingerprint(&self) -> String {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        ctx.update(self.access_key_id.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(self.secret_access_key.expose_secret().as_bytes());
+        ctx.update(&[0]);
+        if let Some(t) = &self.session_token {
+            ctx.update(t.expose_secret().as_bytes());
+        }
+        hex::encode(ctx.finish())
+    }
+
     fn sdk(&self) -> Credentials {
         Credentials::new(
             self.access_key_id.clone(),
@@ -130,11 +143,19 @@ fn classify_op<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Fail
     classify(err, err.raw_response().map(|r| r.status().as_u16()))
 }
 
-/// Bedrock clients.
+/// Most cached clients; past this the cache starts over (credentials rotate
+/// hourly, so old entries are dead weight anyway).
+const MAX_CLIENTS: usize = 4096;
+
+/// Bedrock clients: one per (region, access key), all sharing one HTTP
+/// connection pool, so a request neither rebuilds SDK configuration nor opens a
+/// connection.
 #[derive(Debug)]
 pub struct Bedrock {
     endpoint_url: Option<String>,
-    clients: Mutex<HashMap<String, aws_sdk_bedrockruntime::Client>>,
+    http: aws_sdk_bedrockruntime::config::SharedHttpClient,
+    /// (region, credentials fingerprint) → client.
+    clients: Mutex<HashMap<(String, String), aws_sdk_bedrockruntime::Client>>,
 }
 
 /// An InvokeModel response.
@@ -147,18 +168,37 @@ pub struct Invoked {
 impl Bedrock {
     /// Bedrock at AWS, or at `endpoint_url` (the emulator).
     pub fn new(endpoint_url: Option<String>) -> Self {
+        use aws_smithy_http_client::tls;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .build_https();
         Self {
             endpoint_url,
+            http,
             clients: Mutex::new(HashMap::new()),
         }
     }
 
-    fn client(&self, region: &str) -> aws_sdk_bedrockruntime::Client {
-        self.clients
-            .lock()
-            .entry(region.to_owned())
+    fn client(&self, region: &str, creds: &CallCredentials) -> aws_sdk_bedrockruntime::Client {
+        // Keyed by every part of the credentials, not the access key id alone: a
+        // caller who knows someone's key id (not secret) must never be served a
+        // client built with that someone's secret.
+        let key = (region.to_owned(), creds.fingerprint());
+        let mut clients = self.clients.lock();
+        if let Some(c) = clients.get(&key) {
+            return c.clone();
+        }
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients
+            .entry(key)
             .or_insert_with(|| {
                 let mut cfg = aws_sdk_bedrockruntime::Config::builder()
+                    .http_client(self.http.clone())
+                    .credentials_provider(creds.sdk())
                     .behavior_version(aws_sdk_bedrockruntime::config::BehaviorVersion::latest())
                     .region(Region::new(region.to_owned()))
                     .retry_config(aws_sdk_bedrockruntime::config::retry::RetryConfig::disabled())
@@ -173,10 +213,6 @@ impl Bedrock {
             .clone()
     }
 
-    fn creds_override(creds: &CallCredentials) -> aws_sdk_bedrockruntime::config::Builder {
-        aws_sdk_bedrockruntime::config::Builder::default().credentials_provider(creds.sdk())
-    }
-
     /// `InvokeModel` with an Anthropic Messages body.
     pub async fn invoke(
         &self,
@@ -186,14 +222,12 @@ impl Bedrock {
         body: Vec<u8>,
     ) -> Result<Invoked, Failure> {
         let out = self
-            .client(region)
+            .client(region, creds)
             .invoke_model()
             .model_id(model_ref)
             .content_type("application/json")
             .accept("application/json")
             .body(Blob::new(body))
-            .customize()
-            .config_override(Self::creds_override(creds))
             .send()
             .await
             .map_err(|e| classify_op(&e))?;
@@ -212,14 +246,12 @@ impl Bedrock {
         body: Vec<u8>,
     ) -> Result<(Vec<u8>, InvokeStream), Failure> {
         let out = self
-            .client(region)
+            .client(region, creds)
             .invoke_model_with_response_stream()
             .model_id(model_ref)
             .content_type("application/json")
             .accept("application/json")
             .body(Blob::new(body))
-            .customize()
-            .config_override(Self::creds_override(creds))
             .send()
             .await
             .map_err(|e| classify_op(&e))?;
@@ -241,7 +273,7 @@ impl Bedrock {
         model_ref: &str,
         req: ConverseRequest,
     ) -> Result<aws_sdk_bedrockruntime::operation::converse::ConverseOutput, Failure> {
-        self.client(region)
+        self.client(region, creds)
             .converse()
             .model_id(model_ref)
             .set_messages(Some(req.messages))
@@ -252,8 +284,6 @@ impl Bedrock {
             })
             .inference_config(req.inference_config)
             .set_tool_config(req.tool_config)
-            .customize()
-            .config_override(Self::creds_override(creds))
             .send()
             .await
             .map_err(|e| classify_op(&e))
@@ -274,7 +304,7 @@ impl Bedrock {
         Failure,
     > {
         let out = self
-            .client(region)
+            .client(region, creds)
             .converse_stream()
             .model_id(model_ref)
             .set_messages(Some(req.messages))
@@ -285,8 +315,6 @@ impl Bedrock {
             })
             .inference_config(req.inference_config)
             .set_tool_config(req.tool_config)
-            .customize()
-            .config_override(Self::creds_override(creds))
             .send()
             .await
             .map_err(|e| classify_op(&e))?;

@@ -56,10 +56,26 @@ pub struct GatewayConfig {
     pub max_fallback_attempts: Option<usize>,
 }
 
+/// How long a caller's resolved settings are reused without a store read. A
+/// write on this replica invalidates at once; other replicas see it within this.
+pub const CONTEXT_TTL_SECONDS: i64 = 1;
+const MAX_CONTEXTS: usize = 100_000;
+
+/// The store's view of a caller, cached briefly.
+#[derive(Debug)]
+struct Base {
+    team: TeamRow,
+    accountable: Option<String>,
+    effective: Result<BedrockTarget, NoBedrock>,
+    epoch: u64,
+    at: i64,
+}
+
 /// The gateway.
 #[derive(Debug)]
 pub struct Gateway {
     pub(crate) core: Arc<Core>,
+    contexts: parking_lot::Mutex<std::collections::HashMap<String, Arc<Base>>>,
     pub(crate) bedrock: Bedrock,
     pub(crate) direct: Direct,
     max_models: usize,
@@ -140,15 +156,22 @@ impl Gateway {
                 .max_fallback_attempts
                 .unwrap_or(plan::MAX_FALLBACK_ATTEMPTS)
                 .max(1),
+            contexts: Default::default(),
             core,
         })
     }
 
-    pub(crate) async fn context(
-        &self,
-        p: Principal,
-        headers: &HeaderMap,
-    ) -> Result<Ctx, GatewayError> {
+    /// What the store says about a caller, cached per credential for at most
+    /// [`CONTEXT_TTL_SECONDS`] and dropped at once by any write on this replica.
+    async fn base(&self, p: &Principal) -> Result<Arc<Base>, GatewayError> {
+        let epoch = self.core.current_epoch();
+        let now = self.core.clock.now();
+        if let Some(b) = self.contexts.lock().get(&p.credential_hash)
+            && b.epoch == epoch
+            && now - b.at < CONTEXT_TTL_SECONDS
+        {
+            return Ok(b.clone());
+        }
         let store = &self.core.store;
         let team = store
             .get_team(&p.team_uid)
@@ -188,9 +211,37 @@ impl Gateway {
         {
             accountable = self.core.accountable_member(&run).await.map_err(internal)?;
         }
-        let override_ = agent.as_ref().map(|a| &a.agent.inference_providers.aws);
-        let mut effective =
-            settings::effective_aws(&team.settings, p.actor.actor_type, override_, opt_in);
+        let override_ = agent.map(|a| a.agent.inference_providers.aws);
+        let effective = settings::effective_aws(
+            &team.settings,
+            p.actor.actor_type,
+            override_.as_ref(),
+            opt_in,
+        );
+        let base = Arc::new(Base {
+            team,
+            accountable,
+            effective,
+            epoch,
+            at: now,
+        });
+        let mut cache = self.contexts.lock();
+        if cache.len() >= MAX_CONTEXTS {
+            cache.clear();
+        }
+        cache.insert(p.credential_hash.clone(), base.clone());
+        Ok(base)
+    }
+
+    pub(crate) async fn context(
+        &self,
+        p: Principal,
+        headers: &HeaderMap,
+    ) -> Result<Ctx, GatewayError> {
+        let base = self.base(&p).await?;
+        let team = base.team.clone();
+        let accountable = base.accountable.clone();
+        let mut effective = base.effective.clone();
         let caller_creds = caller_credentials(headers)?;
         if caller_creds.is_some() {
             // Flow 4: the caller's own credentials stand in for the role; the

@@ -176,6 +176,7 @@ pub async fn build_core(
         broker,
         usage,
         tasks,
+        epoch: Default::default(),
     }))
 }
 
