@@ -3,6 +3,8 @@
 //! the clients and the emulator share one definition (DESIGN §6, §10).
 
 pub mod catalog;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod error;
 pub mod routes;
 pub mod secret;

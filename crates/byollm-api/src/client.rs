@@ -1,0 +1,419 @@
+//! A typed client for the HTTP API (DESIGN §6), one method per route, built on the
+//! wire types of [`crate::types`] and the paths of [`crate::routes`].
+//!
+//! The credential (a member or agent API key, or a run's workload token) is held
+//! as a secret: it is sent as `Authorization: Bearer …` with the header marked
+//! sensitive, and neither the client's `Debug` nor its errors ever contain it.
+//! A non-2xx answer becomes [`ClientError::Api`] carrying the server's
+//! [`ErrorBody`] (code, message, field, hint), so callers can show the hint.
+
+use std::fmt;
+
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ErrorBody, ErrorDetail};
+use crate::routes;
+use crate::types::{
+    Agent, AgentCreate, AgentList, ApiKeyCreate, ApiKeyCreated, ApiKeyList, Health,
+    IdentityTokenRequest, IdentityTokenResponse, LlmSettings, Me, Member, MemberCreate, MemberList,
+    MemberSettings, RunCreate, RunCreated, RunFinish, RunInfo, UsageQuery, UsageReport,
+};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server could not be reached, or the connection broke.
+    #[error("cannot reach {url}: {source}")]
+    Transport {
+        /// The URL called.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with an error body.
+    #[error("{status}: {} ({}){}", .body.error.message, .body.error.code, hint_suffix(&.body.error))]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The server's error body.
+        body: ErrorBody,
+    },
+    /// The server answered something that is not the expected body.
+    #[error("unexpected answer from {url} (HTTP {status}): {detail}")]
+    Unexpected {
+        /// The URL called.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// The base URL or credential cannot be used.
+    #[error("{0}")]
+    Config(String),
+}
+
+fn hint_suffix(e: &ErrorDetail) -> String {
+    e.hint
+        .as_deref()
+        .map(|h| format!("; hint: {h}"))
+        .unwrap_or_default()
+}
+
+impl ClientError {
+    /// The HTTP status, when the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } | ClientError::Unexpected { status, .. } => {
+                Some(*status)
+            }
+            _ => None,
+        }
+    }
+
+    /// The server's error code (`forbidden`, `not_found`, …), when it sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { body, .. } => Some(&body.error.code),
+            _ => None,
+        }
+    }
+}
+
+/// A client for one server and one credential.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    key: Option<SecretString>,
+    http: reqwest::Client,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("key", &self.key.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8080`)
+    /// authenticating with `key` (an API key or a run workload token).
+    pub fn new(base_url: &str, key: Option<SecretString>) -> Result<Self, ClientError> {
+        let base = base_url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::Config(format!(
+                "server URL `{base_url}` must start with http:// or https://"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| ClientError::Config(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Client { base, key, http })
+    }
+
+    /// The same server with another credential (e.g. a run's workload token).
+    pub fn with_key(&self, key: SecretString) -> Self {
+        Client {
+            base: self.base.clone(),
+            key: Some(key),
+            http: self.http.clone(),
+        }
+    }
+
+    /// The server's base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with the credential attached (marked sensitive).
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(key) = &self.key
+            && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
+        {
+            value.set_sensitive(true);
+            req = req.header(AUTHORIZATION, value);
+        }
+        req
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        let text = self.send_text(req, path).await?;
+        serde_json::from_str(&text.1).map_err(|e| ClientError::Unexpected {
+            url: self.url(path),
+            status: text.0,
+            detail: format!("not the expected JSON: {e}"),
+        })
+    }
+
+    async fn send_text(
+        &self,
+        req: reqwest::RequestBuilder,
+        path: &str,
+    ) -> Result<(u16, String), ClientError> {
+        let url = self.url(path);
+        let resp = req.send().await.map_err(|source| ClientError::Transport {
+            url: url.clone(),
+            source,
+        })?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|source| ClientError::Transport {
+            url: url.clone(),
+            source,
+        })?;
+        if status.is_success() {
+            return Ok((status.as_u16(), text));
+        }
+        Err(match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => ClientError::Api {
+                status: status.as_u16(),
+                body,
+            },
+            Err(_) => ClientError::Unexpected {
+                url,
+                status: status.as_u16(),
+                detail: text.chars().take(300).collect(),
+            },
+        })
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send(self.request(Method::GET, path), path).await
+    }
+
+    async fn with_body<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.send(self.request(method, path).json(body), path).await
+    }
+
+    async fn delete(&self, path: &str) -> Result<(), ClientError> {
+        let (status, _) = self
+            .send_text(self.request(Method::DELETE, path), path)
+            .await?;
+        if status == StatusCode::NO_CONTENT.as_u16() || status == StatusCode::OK.as_u16() {
+            Ok(())
+        } else {
+            Err(ClientError::Unexpected {
+                url: self.url(path),
+                status,
+                detail: "expected 204 No Content".to_owned(),
+            })
+        }
+    }
+
+    // ------------------------------------------------------------ public routes
+
+    /// `GET /.well-known/openid-configuration`.
+    pub async fn discovery(&self) -> Result<serde_json::Value, ClientError> {
+        self.get(routes::DISCOVERY).await
+    }
+
+    /// `GET /.well-known/jwks.json`.
+    pub async fn jwks(&self) -> Result<serde_json::Value, ClientError> {
+        self.get(routes::JWKS).await
+    }
+
+    /// `GET /readyz`.
+    pub async fn ready(&self) -> Result<Health, ClientError> {
+        self.get(routes::READYZ).await
+    }
+
+    // ------------------------------------------------------------ me
+
+    /// `GET /api/v1/me`.
+    pub async fn me(&self) -> Result<Me, ClientError> {
+        self.get(routes::ME).await
+    }
+
+    /// `GET /api/v1/me/settings`.
+    pub async fn my_settings(&self) -> Result<MemberSettings, ClientError> {
+        self.get(routes::ME_SETTINGS).await
+    }
+
+    /// `PUT /api/v1/me/settings`.
+    pub async fn put_my_settings(
+        &self,
+        settings: &MemberSettings,
+    ) -> Result<MemberSettings, ClientError> {
+        self.with_body(Method::PUT, routes::ME_SETTINGS, settings)
+            .await
+    }
+
+    // ------------------------------------------------------------ settings
+
+    /// `GET /api/v1/team/llm-settings`.
+    pub async fn llm_settings(&self) -> Result<LlmSettings, ClientError> {
+        self.get(routes::TEAM_LLM_SETTINGS).await
+    }
+
+    /// `PUT /api/v1/team/llm-settings` (replaces the document).
+    pub async fn put_llm_settings(
+        &self,
+        settings: &LlmSettings,
+    ) -> Result<LlmSettings, ClientError> {
+        self.with_body(Method::PUT, routes::TEAM_LLM_SETTINGS, settings)
+            .await
+    }
+
+    // ------------------------------------------------------------ members
+
+    /// `GET /api/v1/team/members`.
+    pub async fn members(&self) -> Result<MemberList, ClientError> {
+        self.get(routes::TEAM_MEMBERS).await
+    }
+
+    /// `POST /api/v1/team/members`.
+    pub async fn create_member(&self, member: &MemberCreate) -> Result<Member, ClientError> {
+        self.with_body(Method::POST, routes::TEAM_MEMBERS, member)
+            .await
+    }
+
+    /// `DELETE /api/v1/team/members/{uid}`.
+    pub async fn delete_member(&self, uid: &str) -> Result<(), ClientError> {
+        self.delete(&routes::fill(routes::TEAM_MEMBER, uid)).await
+    }
+
+    // ------------------------------------------------------------ API keys
+
+    /// `GET /api/v1/api-keys`.
+    pub async fn api_keys(&self) -> Result<ApiKeyList, ClientError> {
+        self.get(routes::API_KEYS).await
+    }
+
+    /// `POST /api/v1/api-keys` (the key is in the answer, once).
+    pub async fn create_api_key(&self, key: &ApiKeyCreate) -> Result<ApiKeyCreated, ClientError> {
+        self.with_body(Method::POST, routes::API_KEYS, key).await
+    }
+
+    /// `DELETE /api/v1/api-keys/{id}`.
+    pub async fn revoke_api_key(&self, id: &str) -> Result<(), ClientError> {
+        self.delete(&routes::fill(routes::API_KEY, id)).await
+    }
+
+    // ------------------------------------------------------------ agents
+
+    /// `GET /api/v1/agent/identities`.
+    pub async fn agents(&self) -> Result<AgentList, ClientError> {
+        self.get(routes::AGENT_IDENTITIES).await
+    }
+
+    /// `POST /api/v1/agent/identities`.
+    pub async fn create_agent(&self, agent: &AgentCreate) -> Result<Agent, ClientError> {
+        self.with_body(Method::POST, routes::AGENT_IDENTITIES, agent)
+            .await
+    }
+
+    /// `GET /api/v1/agent/identities/{uid}`.
+    pub async fn agent(&self, uid: &str) -> Result<Agent, ClientError> {
+        self.get(&routes::fill(routes::AGENT_IDENTITY, uid)).await
+    }
+
+    /// `PATCH /api/v1/agent/identities/{uid}` with a JSON Merge Patch (RFC 7396):
+    /// an omitted field is unchanged, `null` clears it.
+    pub async fn patch_agent(
+        &self,
+        uid: &str,
+        patch: &serde_json::Value,
+    ) -> Result<Agent, ClientError> {
+        self.with_body(
+            Method::PATCH,
+            &routes::fill(routes::AGENT_IDENTITY, uid),
+            patch,
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/agent/identities/{uid}`.
+    pub async fn delete_agent(&self, uid: &str) -> Result<(), ClientError> {
+        self.delete(&routes::fill(routes::AGENT_IDENTITY, uid))
+            .await
+    }
+
+    // ------------------------------------------------------------ runs
+
+    /// `POST /api/v1/runs` (the workload token is in the answer, once).
+    pub async fn create_run(&self, run: &RunCreate) -> Result<RunCreated, ClientError> {
+        self.with_body(Method::POST, routes::RUNS, run).await
+    }
+
+    /// `GET /api/v1/runs/{id}`.
+    pub async fn run(&self, id: &str) -> Result<RunInfo, ClientError> {
+        self.get(&routes::fill(routes::RUN, id)).await
+    }
+
+    /// `POST /api/v1/runs/{id}/finish`.
+    pub async fn finish_run(&self, id: &str, finish: &RunFinish) -> Result<RunInfo, ClientError> {
+        self.with_body(Method::POST, &routes::fill(routes::RUN_FINISH, id), finish)
+            .await
+    }
+
+    /// `POST /api/v1/runs/{id}/identity-token` (call with the run's workload token).
+    pub async fn run_identity_token(
+        &self,
+        id: &str,
+        req: &IdentityTokenRequest,
+    ) -> Result<IdentityTokenResponse, ClientError> {
+        self.with_body(
+            Method::POST,
+            &routes::fill(routes::RUN_IDENTITY_TOKEN, id),
+            req,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/identity-token` (a member's key).
+    pub async fn identity_token(
+        &self,
+        req: &IdentityTokenRequest,
+    ) -> Result<IdentityTokenResponse, ClientError> {
+        self.with_body(Method::POST, routes::IDENTITY_TOKEN, req)
+            .await
+    }
+
+    // ------------------------------------------------------------ usage, models
+
+    /// `GET /api/v1/usage`.
+    pub async fn usage(&self, query: &UsageQuery) -> Result<UsageReport, ClientError> {
+        let mut pairs = Vec::new();
+        for (name, value) in [
+            ("run_id", &query.run_id),
+            ("agent_uid", &query.agent_uid),
+            ("member_uid", &query.member_uid),
+        ] {
+            if let Some(v) = value {
+                pairs.push((name, v.as_str()));
+            }
+        }
+        let req = self.request(Method::GET, routes::USAGE).query(&pairs);
+        self.send(req, routes::USAGE).await
+    }
+
+    /// `GET /v1/models`: the models this principal may use, with the host each
+    /// would take.
+    pub async fn models(&self) -> Result<serde_json::Value, ClientError> {
+        self.get(MODELS).await
+    }
+}
+
+/// `GET /v1/models` (the gateway's route; the server owns its constant).
+pub const MODELS: &str = "/v1/models";

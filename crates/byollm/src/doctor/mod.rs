@@ -1,0 +1,248 @@
+//! The doctor (`byollm aws doctor`, DESIGN §7): walks a team's (or one named
+//! agent's) path to Bedrock — the server and its settings, issuer discovery,
+//! JWKS, an identity token, STS `AssumeRoleWithWebIdentity`, and a one-token
+//! Bedrock call in the configured region with the configured inference profile —
+//! and names the first failing step with its evidence and the fix.
+//!
+//! STS answers opaquely (`Not authorized to perform
+//! sts:AssumeRoleWithWebIdentity`), so when credentials that may read IAM are
+//! given, the doctor reads the OIDC providers, the role's trust policy, its
+//! maximum session duration and its inline policies, and decides the failed
+//! request again with `byollm-policy` (the evaluator the emulator uses) to say
+//! which condition refused it. Without them it reports what STS and Bedrock said
+//! and lists the possible causes.
+//!
+//! Secrets: the API key, workload tokens, identity tokens and AWS credentials
+//! are never part of the report; the token's decoded claims (`iss`, `aud`,
+//! `sub`) are.
+
+mod bedrock;
+pub mod iam;
+mod sts;
+mod trust;
+mod walk;
+
+use serde::Serialize;
+
+pub use walk::{Options, decode_jwt, diagnose};
+
+/// A step of the walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepName {
+    /// The server answers the key; the team's (and agent's) AWS settings.
+    Server,
+    /// `/.well-known/openid-configuration`.
+    Discovery,
+    /// `/.well-known/jwks.json`.
+    Jwks,
+    /// An identity token for the actor.
+    Token,
+    /// STS `AssumeRoleWithWebIdentity`.
+    Sts,
+    /// A one-token Bedrock call.
+    Bedrock,
+}
+
+impl StepName {
+    /// The name as printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepName::Server => "server",
+            StepName::Discovery => "discovery",
+            StepName::Jwks => "jwks",
+            StepName::Token => "token",
+            StepName::Sts => "sts",
+            StepName::Bedrock => "bedrock",
+        }
+    }
+}
+
+/// How a step went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// It worked.
+    Ok,
+    /// It failed (the diagnosis says why).
+    Failed,
+    /// It was not run (an earlier step failed, or it could not be run).
+    Skipped,
+}
+
+/// The cause the doctor names. Stable snake_case codes (`--json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The server did not answer.
+    ServerUnreachable,
+    /// The server refused the API key.
+    ApiKeyRefused,
+    /// The agent is not in this team.
+    AgentNotFound,
+    /// Bedrock is off for the team, or its role or region is missing.
+    BedrockNotConfigured,
+    /// The agent's override says `disabled: true`.
+    AgentBedrockDisabled,
+    /// The issuer URL is not `https://` (AWS requires it).
+    IssuerNotHttps,
+    /// The discovery document or JWKS is unusable.
+    DiscoveryBroken,
+    /// The server refused to mint the token.
+    TokenRefused,
+    /// The agent's token cannot be minted here and IAM cannot be read.
+    AgentNotTestable,
+    /// No IAM OIDC provider for the issuer.
+    OidcProviderMissing,
+    /// A provider exists for a different spelling of the issuer (trailing
+    /// slash, `http://`, case).
+    IssuerMismatch,
+    /// AWS could not fetch the issuer's keys.
+    JwksUnreachable,
+    /// The token's audience is not in the provider's client id list.
+    AudienceNotInClientIds,
+    /// The role does not exist.
+    RoleMissing,
+    /// The trust policy does not trust this issuer's provider.
+    ProviderNotTrusted,
+    /// The trust policy's `aud` condition refuses the token's audience.
+    AudienceNotAdmitted,
+    /// The trust policy's `sub` condition refuses the token's subject.
+    SubNotAdmitted,
+    /// STS refused the assumption; without IAM access the condition is unknown.
+    TrustPolicyRefused,
+    /// The token carries session tags and the trust policy lacks `sts:TagSession`.
+    MissingTagSession,
+    /// The token carries a source identity and the trust policy lacks
+    /// `sts:SetSourceIdentity`.
+    MissingSetSourceIdentity,
+    /// The requested session is longer than the role's `MaxSessionDuration`.
+    DurationAboveRoleMax,
+    /// The token was expired when STS saw it (clock skew).
+    TokenExpired,
+    /// STS or Bedrock throttled the call.
+    Throttled,
+    /// STS failed otherwise.
+    StsFailed,
+    /// The permissions policy does not allow the model in a region it needs.
+    ModelPermissionMissing,
+    /// The account has no access to the model (model access not enabled).
+    ModelNotEnabled,
+    /// The model id cannot be invoked on demand; an inference profile is needed.
+    NeedsInferenceProfile,
+    /// The model id or profile does not exist in the region.
+    ModelNotAvailable,
+    /// Bedrock failed otherwise.
+    BedrockFailed,
+}
+
+impl Cause {
+    /// The stable code.
+    pub fn code(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+/// One step's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// Which step.
+    pub step: StepName,
+    /// How it went.
+    pub status: Status,
+    /// What was seen.
+    pub detail: String,
+}
+
+/// The first failure, explained.
+#[derive(Debug, Clone, Serialize)]
+pub struct Diagnosis {
+    /// The failing step.
+    pub step: StepName,
+    /// The cause.
+    pub cause: Cause,
+    /// One line: what is wrong.
+    pub summary: String,
+    /// What was seen (AWS's answer, the policy statement, the values compared).
+    pub evidence: Vec<String>,
+    /// What to change.
+    pub fix: String,
+}
+
+/// The doctor's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// What was checked: `team <uid>` or `agent <uid>`.
+    pub target: String,
+    /// The role and region checked, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// The region, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Each step in order.
+    pub steps: Vec<Step>,
+    /// The first failure, or `None` when everything worked.
+    pub diagnosis: Option<Diagnosis>,
+    /// Warnings that are not failures.
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// Whether every step worked.
+    pub fn healthy(&self) -> bool {
+        self.diagnosis.is_none()
+    }
+
+    /// The cause, if any.
+    pub fn cause(&self) -> Option<Cause> {
+        self.diagnosis.as_ref().map(|d| d.cause)
+    }
+
+    /// The report for people.
+    pub fn to_text(&self) -> String {
+        let mut s = format!("byollm aws doctor: {}", self.target);
+        if let (Some(role), Some(region)) = (&self.role_arn, &self.region) {
+            s.push_str(&format!(" (role {role}, region {region})"));
+        }
+        s.push('\n');
+        for step in &self.steps {
+            let mark = match step.status {
+                Status::Ok => "ok  ",
+                Status::Failed => "FAIL",
+                Status::Skipped => "skip",
+            };
+            s.push_str(&format!(
+                "  [{mark}] {:<9} {}\n",
+                step.step.as_str(),
+                step.detail
+            ));
+        }
+        match &self.diagnosis {
+            None => s.push_str("\nEverything works: the path to Bedrock is healthy.\n"),
+            Some(d) => {
+                s.push_str(&format!(
+                    "\nDiagnosis ({} step): {}\n  cause: {}\n",
+                    d.step.as_str(),
+                    d.summary,
+                    d.cause.code()
+                ));
+                for e in &d.evidence {
+                    s.push_str(&format!("  evidence: {e}\n"));
+                }
+                s.push_str(&format!("  fix: {}\n", d.fix));
+            }
+        }
+        for n in &self.notes {
+            s.push_str(&format!("note: {n}\n"));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,540 @@
+//! The walk: each step either records its success and hands the next one what
+//! it needs, or returns the [`Diagnosis`] that ends the walk.
+
+use base64::Engine as _;
+use byollm_api::client::{Client, ClientError};
+use byollm_api::types::{
+    IdentityTokenRequest, LlmSettings, RunCreate, RunFinish, RunState, STS_AUDIENCE,
+};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::Value;
+
+use super::bedrock::bedrock_check;
+use super::iam::{Iam, IamCredentials};
+use super::{Cause, Diagnosis, Report, Status, Step, StepName};
+
+/// Lifetime of the identity token the doctor mints: enough for one STS call.
+const TOKEN_SECONDS: i64 = 300;
+
+/// What the doctor checks and with what.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The server's base URL.
+    pub server: String,
+    /// A member's API key (an admin's, for `--agent`).
+    pub api_key: SecretString,
+    /// Check this named agent instead of the team.
+    pub agent: Option<String>,
+    /// STS and Bedrock endpoint override (the emulator).
+    pub aws_endpoint_url: Option<String>,
+    /// IAM endpoint override (defaults to `aws_endpoint_url`, else IAM's).
+    pub iam_endpoint_url: Option<String>,
+    /// Credentials that may read IAM, for the precise diagnoses.
+    pub iam: Option<IamCredentials>,
+    /// `DurationSeconds` asked of STS (the broker asks for 3600).
+    pub duration_seconds: i32,
+    /// The model to call (default: the highest-ranked Claude model the team routes
+    /// through Bedrock).
+    pub model: Option<String>,
+}
+
+/// What the server step learned.
+#[derive(Debug, Clone)]
+pub(super) struct Ctx {
+    pub team_uid: String,
+    pub settings: LlmSettings,
+    pub role_arn: String,
+    pub region: String,
+    pub audience: String,
+    pub agent: Option<String>,
+}
+
+/// A minted token and its decoded claims.
+#[derive(Debug)]
+pub(super) struct Minted {
+    pub token: SecretString,
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub tags: bool,
+    pub source_identity: bool,
+}
+
+pub(super) struct Walk<'a> {
+    pub(super) opts: &'a Options,
+    pub(super) client: Client,
+    steps: Vec<Step>,
+    notes: Vec<String>,
+    pub(super) iam: Option<Iam>,
+    pub(super) run: Option<String>,
+    role_arn: Option<String>,
+    region: Option<String>,
+}
+
+/// Runs the doctor and returns its report (it never fails: a failure is the
+/// report's diagnosis).
+pub async fn diagnose(opts: &Options) -> Report {
+    let target = match &opts.agent {
+        Some(a) => format!("agent {a}"),
+        None => "team".to_owned(),
+    };
+    let client = match Client::new(&opts.server, Some(opts.api_key.clone())) {
+        Ok(c) => c,
+        Err(e) => {
+            return Report {
+                target,
+                role_arn: None,
+                region: None,
+                steps: vec![],
+                diagnosis: Some(Diagnosis {
+                    step: StepName::Server,
+                    cause: Cause::ServerUnreachable,
+                    summary: e.to_string(),
+                    evidence: vec![],
+                    fix: "pass --server http(s)://HOST:PORT".to_owned(),
+                }),
+                notes: vec![],
+            };
+        }
+    };
+    let iam_endpoint = opts
+        .iam_endpoint_url
+        .clone()
+        .or_else(|| opts.aws_endpoint_url.clone());
+    let mut w = Walk {
+        opts,
+        client,
+        steps: Vec::new(),
+        notes: Vec::new(),
+        iam: opts
+            .iam
+            .clone()
+            .map(|c| Iam::new(iam_endpoint.as_deref(), c)),
+        run: None,
+        role_arn: None,
+        region: None,
+    };
+    let diagnosis = w.walk().await.err();
+    if let Some(d) = &diagnosis {
+        w.steps.push(Step {
+            step: d.step,
+            status: Status::Failed,
+            detail: d.summary.clone(),
+        });
+    }
+    let all = [
+        StepName::Server,
+        StepName::Discovery,
+        StepName::Jwks,
+        StepName::Token,
+        StepName::Sts,
+        StepName::Bedrock,
+    ];
+    for name in all {
+        if !w.steps.iter().any(|s| s.step == name) {
+            w.steps.push(Step {
+                step: name,
+                status: Status::Skipped,
+                detail: "not reached".to_owned(),
+            });
+        }
+    }
+    w.steps
+        .sort_by_key(|s| all.iter().position(|n| *n == s.step).unwrap_or(all.len()));
+    if let Some(run) = w.run.take() {
+        let finish = RunFinish {
+            state: Some(RunState::Cancelled),
+        };
+        match w.client.finish_run(&run, &finish).await {
+            Ok(_) => w.notes.push(format!(
+                "the doctor started run {run} for the agent (to mint its token) and cancelled it"
+            )),
+            Err(e) => w
+                .notes
+                .push(format!("could not cancel the doctor's run {run}: {e}")),
+        }
+    }
+    Report {
+        target,
+        role_arn: w.role_arn,
+        region: w.region,
+        steps: w.steps,
+        diagnosis,
+        notes: w.notes,
+    }
+}
+
+pub(super) fn fail(
+    step: StepName,
+    cause: Cause,
+    summary: impl Into<String>,
+    evidence: Vec<String>,
+    fix: impl Into<String>,
+) -> Diagnosis {
+    Diagnosis {
+        step,
+        cause,
+        summary: summary.into(),
+        evidence,
+        fix: fix.into(),
+    }
+}
+
+fn server_error(step: StepName, what: &str, e: &ClientError) -> Diagnosis {
+    match e {
+        ClientError::Transport { .. } | ClientError::Config(_) => fail(
+            step,
+            Cause::ServerUnreachable,
+            format!("{what}: {e}"),
+            vec![],
+            "check --server (or BYOLLM_SERVER) and that `byollm serve` is running there",
+        ),
+        ClientError::Api { status: 401, .. } => fail(
+            step,
+            Cause::ApiKeyRefused,
+            format!("{what}: the server refused the API key"),
+            vec![e.to_string()],
+            "set BYOLLM_API_KEY to a member's API key of the team (an admin's for --agent)",
+        ),
+        _ => fail(
+            step,
+            Cause::TokenRefused,
+            format!("{what}: {e}"),
+            vec![],
+            "see the server's message and hint above",
+        ),
+    }
+}
+
+impl Walk<'_> {
+    pub(super) fn ok(&mut self, step: StepName, detail: impl Into<String>) {
+        self.steps.push(Step {
+            step,
+            status: Status::Ok,
+            detail: detail.into(),
+        });
+    }
+
+    pub(super) fn skip(&mut self, step: StepName, detail: impl Into<String>) {
+        self.steps.push(Step {
+            step,
+            status: Status::Skipped,
+            detail: detail.into(),
+        });
+    }
+
+    async fn walk(&mut self) -> Result<(), Diagnosis> {
+        let ctx = self.server_step().await?;
+        let issuer = self.discovery_step().await?;
+        let kids = self.jwks_step().await?;
+        let minted = self.token_step(&ctx, &issuer, &kids).await?;
+        let creds = self.sts_step(&ctx, minted.as_ref()).await?;
+        match creds {
+            Some(creds) => {
+                let detail = bedrock_check(self.opts, &ctx, &creds).await?;
+                self.ok(StepName::Bedrock, detail);
+            }
+            None => self.skip(
+                StepName::Bedrock,
+                "no credentials to call Bedrock with (see the sts step)",
+            ),
+        }
+        Ok(())
+    }
+
+    async fn server_step(&mut self) -> Result<Ctx, Diagnosis> {
+        let s = StepName::Server;
+        let me = self
+            .client
+            .me()
+            .await
+            .map_err(|e| server_error(s, "GET /api/v1/me", &e))?;
+        let settings = self
+            .client
+            .llm_settings()
+            .await
+            .map_err(|e| server_error(s, "GET /api/v1/team/llm-settings", &e))?;
+        let bedrock = &settings.hosts.aws_bedrock;
+        let (mut role_arn, mut region) = (bedrock.role_arn.clone(), bedrock.region.clone());
+        let mut who = format!("team {} ({})", me.team.name, me.team.uid);
+        if let Some(uid) = &self.opts.agent {
+            let agent = self.client.agent(uid).await.map_err(|e| match e.status() {
+                Some(404) => fail(
+                    s,
+                    Cause::AgentNotFound,
+                    format!("agent {uid} is not an agent of team {}", me.team.uid),
+                    vec![e.to_string()],
+                    "list the team's agents with `byollm agents list`",
+                ),
+                _ => server_error(s, "GET /api/v1/agent/identities/{uid}", &e),
+            })?;
+            let aws = &agent.inference_providers.aws;
+            if aws.disabled {
+                return Err(fail(
+                    s,
+                    Cause::AgentBedrockDisabled,
+                    format!(
+                        "agent {} ({uid}) has Bedrock disabled by its override",
+                        agent.name
+                    ),
+                    vec!["inference_providers.aws.disabled = true".to_owned()],
+                    format!(
+                        "byollm agents update {uid} --aws-disabled false (PATCH \
+                         {{\"inference_providers\":{{\"aws\":{{\"disabled\":false}}}}}})"
+                    ),
+                ));
+            }
+            if aws.role_arn.is_some() {
+                role_arn.clone_from(&aws.role_arn);
+            }
+            if aws.region.is_some() {
+                region.clone_from(&aws.region);
+            }
+            who = format!("agent {} ({uid}) of {who}", agent.name);
+        }
+        let (Some(role_arn), Some(region), true) = (role_arn, region, bedrock.enabled) else {
+            return Err(fail(
+                s,
+                Cause::BedrockNotConfigured,
+                "Bedrock is not enabled for the team, or its role ARN or region is not set",
+                vec![format!(
+                    "hosts.aws_bedrock = {{enabled: {}, role_arn: {:?}, region: {:?}}}",
+                    bedrock.enabled, bedrock.role_arn, bedrock.region
+                )],
+                "byollm settings set --bedrock on --role-arn ARN --region REGION (an admin's key)",
+            ));
+        };
+        let audience = if settings.token_audiences.iter().any(|a| a == STS_AUDIENCE) {
+            STS_AUDIENCE.to_owned()
+        } else {
+            let first = settings
+                .token_audiences
+                .first()
+                .cloned()
+                .unwrap_or_default();
+            self.notes.push(format!(
+                "the team's token_audiences do not include {STS_AUDIENCE}; trying {first}"
+            ));
+            first
+        };
+        self.role_arn = Some(role_arn.clone());
+        self.region = Some(region.clone());
+        self.ok(s, format!("{who}: Bedrock role {role_arn} in {region}"));
+        Ok(Ctx {
+            team_uid: me.team.uid,
+            settings,
+            role_arn,
+            region,
+            audience,
+            agent: self.opts.agent.clone(),
+        })
+    }
+
+    async fn discovery_step(&mut self) -> Result<String, Diagnosis> {
+        let s = StepName::Discovery;
+        let doc = self
+            .client
+            .discovery()
+            .await
+            .map_err(|e| server_error(s, "GET /.well-known/openid-configuration", &e))?;
+        let issuer = doc
+            .get("issuer")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let jwks_uri = doc
+            .get("jwks_uri")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !issuer.starts_with("https://") {
+            return Err(fail(
+                s,
+                Cause::IssuerNotHttps,
+                format!("the issuer is `{issuer}`; AWS accepts only https:// issuers"),
+                vec![format!("discovery document: issuer = {issuer}")],
+                "serve the issuer over https and start the server with --issuer-url \
+                 https://HOST (server.issuer_url); then register exactly that URL as the IAM OIDC provider",
+            ));
+        }
+        if !jwks_uri.starts_with("https://") {
+            return Err(fail(
+                s,
+                Cause::DiscoveryBroken,
+                format!("the discovery document's jwks_uri is `{jwks_uri}`"),
+                vec![],
+                "AWS fetches the keys from jwks_uri over https; fix server.issuer_url",
+            ));
+        }
+        if issuer.ends_with('/') {
+            self.notes.push(
+                "the issuer URL ends with `/`: the IAM provider URL and the trust policy's \
+                 condition keys must end with `/` too"
+                    .to_owned(),
+            );
+        }
+        self.ok(s, format!("issuer {issuer}, jwks_uri {jwks_uri}"));
+        Ok(issuer)
+    }
+
+    async fn jwks_step(&mut self) -> Result<Vec<String>, Diagnosis> {
+        let s = StepName::Jwks;
+        let jwks = self
+            .client
+            .jwks()
+            .await
+            .map_err(|e| server_error(s, "GET /.well-known/jwks.json", &e))?;
+        const AWS_ALGS: [&str; 6] = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"];
+        let keys: Vec<(String, String)> = jwks
+            .get("keys")
+            .and_then(Value::as_array)
+            .map(|ks| {
+                ks.iter()
+                    .map(|k| {
+                        let field = |n: &str| {
+                            k.get(n)
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned()
+                        };
+                        (field("kid"), field("alg"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let usable: Vec<String> = keys
+            .iter()
+            .filter(|(_, alg)| AWS_ALGS.contains(&alg.as_str()))
+            .map(|(kid, _)| kid.clone())
+            .collect();
+        if usable.is_empty() {
+            return Err(fail(
+                s,
+                Cause::DiscoveryBroken,
+                "the JWKS has no key AWS can verify (RS/ES 256/384/512)",
+                vec![format!("keys: {keys:?}")],
+                "rotate to an ES256 or RS256 key: byollm keys rotate",
+            ));
+        }
+        let algs: Vec<&str> = keys.iter().map(|(_, a)| a.as_str()).collect();
+        self.ok(s, format!("{} key(s): {}", keys.len(), algs.join(", ")));
+        Ok(usable)
+    }
+
+    async fn token_step(
+        &mut self,
+        ctx: &Ctx,
+        issuer: &str,
+        kids: &[String],
+    ) -> Result<Option<Minted>, Diagnosis> {
+        let s = StepName::Token;
+        let req = IdentityTokenRequest {
+            audience: ctx.audience.clone(),
+            requested_duration_seconds: TOKEN_SECONDS,
+        };
+        let minted = match &ctx.agent {
+            None => self
+                .client
+                .identity_token(&req)
+                .await
+                .map_err(|e| server_error(s, "POST /api/v1/identity-token", &e))?,
+            Some(agent) => {
+                let run = self
+                    .client
+                    .create_run(&RunCreate {
+                        agent_uid: Some(agent.clone()),
+                        prompt: Some("byollm aws doctor: checking the agent's AWS setup".into()),
+                        model: None,
+                    })
+                    .await
+                    .map_err(|e| server_error(s, "POST /api/v1/runs", &e))?;
+                self.run = Some(run.run_id.clone());
+                let worker = self
+                    .client
+                    .with_key(SecretString::from(run.workload_token.expose().to_owned()));
+                match worker.run_identity_token(&run.run_id, &req).await {
+                    Ok(t) => t,
+                    Err(e) if e.status() == Some(403) => {
+                        self.skip(
+                            s,
+                            format!(
+                                "the team's worker_identity_tokens is off, so only the server's \
+                                 broker mints the agent's tokens ({e})"
+                            ),
+                        );
+                        return Ok(None);
+                    }
+                    Err(e) => {
+                        return Err(server_error(s, "POST /api/v1/runs/{id}/identity-token", &e));
+                    }
+                }
+            }
+        };
+        let token = SecretString::from(minted.token.expose().to_owned());
+        let (header, claims) = decode_jwt(token.expose_secret()).ok_or_else(|| {
+            fail(
+                s,
+                Cause::TokenRefused,
+                "the server returned a token that is not a JWT",
+                vec![],
+                "report this as a bug",
+            )
+        })?;
+        let text = |v: &Value, n: &str| {
+            v.get(n)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let m = Minted {
+            iss: text(&claims, "iss"),
+            aud: text(&claims, "aud"),
+            sub: text(&claims, "sub"),
+            tags: claims.get("https://aws.amazon.com/tags").is_some(),
+            source_identity: claims
+                .get("https://aws.amazon.com/source_identity")
+                .is_some(),
+            token,
+        };
+        let kid = text(&header, "kid");
+        if m.iss != issuer || !kids.contains(&kid) {
+            return Err(fail(
+                s,
+                Cause::DiscoveryBroken,
+                "the token does not match the discovery document",
+                vec![format!(
+                    "token iss {} kid {kid}; discovery issuer {issuer}",
+                    m.iss
+                )],
+                "restart the server so it serves its current keys; check server.issuer_url",
+            ));
+        }
+        let mut extras = Vec::new();
+        if m.tags {
+            extras.push("session tags");
+        }
+        if m.source_identity {
+            extras.push("a source identity");
+        }
+        let extras = if extras.is_empty() {
+            String::new()
+        } else {
+            format!(", carries {}", extras.join(" and "))
+        };
+        self.ok(s, format!("sub {}, aud {}{extras}", m.sub, m.aud));
+        Ok(Some(m))
+    }
+}
+
+/// Decodes a JWT's header and claims without verifying it (the doctor only reads
+/// what the server minted).
+pub fn decode_jwt(token: &str) -> Option<(Value, Value)> {
+    let mut parts = token.split('.');
+    let (h, p) = (parts.next()?, parts.next()?);
+    let dec = |s: &str| -> Option<Value> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s.trim_end_matches('='))
+            .ok()?;
+        serde_json::from_slice(&bytes).ok()
+    };
+    Some((dec(h)?, dec(p)?))
+}
