@@ -416,7 +416,7 @@ async fn names_a_team_without_bedrock_and_a_refused_key() {
     let report = diagnose(&opts(&stack, false)).await;
     assert_cause(&report, Cause::BedrockNotConfigured, StepName::Server);
     let mut o = opts(&stack, false);
-    o.api_key = SecretString::from("byk_not_a_real_key_000000000000".to_owned());
+    o.api_key = SecretString::from("byollm_key_not_a_real_key_000000000000".to_owned());
     let report = diagnose(&o).await;
     assert_cause(&report, Cause::ApiKeyRefused, StepName::Server);
     stack.shutdown().await;

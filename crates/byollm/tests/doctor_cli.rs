@@ -1,0 +1,133 @@
+//! `byollm aws doctor` as a command: against a server and the emulator started
+//! in this test, it names a missing OIDC provider (exit 1, JSON report), then
+//! passes every step once the provider exists (exit 0, text report). The
+//! per-cause tests call the doctor's core directly (`src/doctor/tests.rs`).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    clippy::disallowed_methods,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use std::sync::Arc;
+
+use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_core::clock::SystemClock;
+use byollm_core::config::CoreConfig;
+use byollm_server::app;
+use byollm_server::config::{ServerConfig, Upstreams};
+use serde_json::{Value, json};
+
+const ISSUER: &str = "https://issuer.doctor.test";
+
+async fn doctor(base: &str, key: &str, sim: &Awsim, extra: &[&str]) -> (i32, String, String) {
+    let (ak, sk) = sim.admin_credentials();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_byollm"))
+        .args(["aws", "doctor", "--server", base, "--aws-endpoint-url"])
+        .arg(sim.endpoint_url())
+        .args(extra)
+        .env("BYOLLM_API_KEY", key)
+        .env("AWS_ACCESS_KEY_ID", ak)
+        .env("AWS_SECRET_ACCESS_KEY", sk)
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("RUST_LOG", "off")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_command_names_the_cause_and_exits_accordingly() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sim = Awsim::start(AwsimConfig {
+        resolve: vec![("issuer.doctor.test".into(), addr)],
+        ..AwsimConfig::default()
+    })
+    .await
+    .unwrap();
+    let cfg = ServerConfig {
+        listen: addr,
+        data_dir: dir.path().join("data"),
+        store_url: None,
+        kek: None,
+        core: CoreConfig::new(ISSUER),
+        upstreams: Upstreams {
+            aws_endpoint_url: Some(sim.endpoint_url()),
+            ..Upstreams::default()
+        },
+    };
+    let gw = app::gateway_config(&cfg).unwrap();
+    let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();
+    let boot =
+        byollm_core::service::bootstrap_team(&core.store, &SystemClock, "Acme", "o@acme.example")
+            .await
+            .unwrap();
+    let server = app::serve_on(listener, core, gw).await.unwrap();
+    let base = format!("http://{addr}");
+    let key = boot.api_key.expose().to_owned();
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Federated": format!("arn:aws:iam::{}:oidc-provider/issuer.doctor.test", sim.account_id())},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {"issuer.doctor.test:aud": "sts.amazonaws.com"},
+                      "StringLike": {"issuer.doctor.test:sub": format!("scoped_principal:{}/*", boot.team_uid)}}}]});
+    let role = sim.create_role("team", &trust.to_string(), None).unwrap();
+    sim.put_role_policy(
+        "team",
+        "bedrock",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+        "Action":"bedrock:InvokeModel","Resource":["arn:aws:bedrock:*::foundation-model/*",
+        "arn:aws:bedrock:*:*:inference-profile/*"]}]}"#,
+    )
+    .unwrap();
+    let r = reqwest::Client::new()
+        .put(format!("{base}/api/v1/team/llm-settings"))
+        .bearer_auth(&key)
+        .json(&json!({"hosts": {"aws_bedrock": {"enabled": true, "role_arn": role, "region": "us-east-1"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+
+    let (code, stdout, stderr) = doctor(&base, &key, &sim, &["--json"]).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        report["diagnosis"]["cause"], "oidc_provider_missing",
+        "{stdout}"
+    );
+    assert_eq!(report["diagnosis"]["step"], "sts");
+    assert!(
+        stderr.contains("the doctor found a problem: oidc_provider_missing"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains(&key) && !stderr.contains(&key));
+
+    sim.create_oidc_provider(ISSUER, &["sts.amazonaws.com"])
+        .unwrap();
+    let (code, stdout, stderr) = doctor(&base, &key, &sim, &[]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("[ok  ] bedrock"), "{stdout}");
+    assert!(stdout.contains("Everything works"), "{stdout}");
+
+    // Without the key the command says how to give it.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_byollm"))
+        .args(["aws", "doctor", "--server", &base])
+        .env_remove("BYOLLM_API_KEY")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BYOLLM_API_KEY"));
+    server.shutdown().await;
+    sim.shutdown().await;
+}
