@@ -57,7 +57,9 @@ fn direct_client(env: &Env) -> aws_sdk_bedrockruntime::Client {
         .behavior_version(aws_sdk_bedrockruntime::config::BehaviorVersion::latest())
         .region(aws_sdk_bedrockruntime::config::Region::new("us-east-1"))
         .endpoint_url(env.sim.endpoint_url())
-        .credentials_provider(aws_credential_types::Credentials::new(ak, sk, None, None, "bench"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            ak, sk, None, None, "bench",
+        ))
         .retry_config(aws_sdk_bedrockruntime::config::retry::RetryConfig::disabled())
         .build();
     aws_sdk_bedrockruntime::Client::from_conf(cfg)
@@ -79,12 +81,17 @@ async fn gateway_call(env: &Env, http: &reqwest::Client, path: &str, body: &Valu
 
 /// Pairs of (gateway, direct) latencies, interleaved.
 async fn pairs(env: &Env, n: usize, openai: bool) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    let http = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
     let direct = direct_client(env);
     let anth = messages_body("claude-sonnet-4-6", "hello", false);
     let chat = chat_body("claude-sonnet-4-6", "hello", false);
-    let raw = serde_json::to_vec(&json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64,
-        "messages": [{"role": "user", "content": "hello"}]}))
+    let raw = serde_json::to_vec(
+        &json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hello"}]}),
+    )
     .unwrap();
     let (mut g, mut d, mut added) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..n + 50 {
@@ -184,40 +191,49 @@ fn rss_kb() -> u64 {
 }
 
 async fn idle_streams(env: &Arc<Env>, n: usize) -> Value {
-    let http = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
-    // Every stream sends its first events, then idles.
-    env.sim.faults().set_stream_event_delay(Duration::from_secs(20));
-    let before = rss_kb();
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
+    // Time to first chunk, one stream at a time, with no upstream delay.
     let body = messages_body("claude-sonnet-4-6", "hold the line", true);
-    let mut held = Vec::new();
     let mut ttft = Vec::new();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
-        let opened = futures::future::join_all(chunk.iter().map(|_| {
+    for _ in 0..200 {
+        let t = Instant::now();
+        let mut r = http
+            .post(format!("{}/v1/messages", env.base))
+            .header("x-api-key", &env.owner_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.chunk().await.unwrap().is_some());
+        ttft.push(t.elapsed().as_secs_f64() * 1e6);
+        while r.chunk().await.unwrap().is_some() {}
+    }
+    // Streams held open and idle: the upstream waits before every event.
+    env.sim
+        .faults()
+        .set_stream_event_delay(Duration::from_secs(30));
+    let before = rss_kb();
+    let held: Vec<_> = (0..n)
+        .map(|_| {
             let (http, body, env) = (http.clone(), body.clone(), env.clone());
-            async move {
-                let t = Instant::now();
-                let mut r = http
-                    .post(format!("{}/v1/messages", env.base))
+            tokio::spawn(async move {
+                http.post(format!("{}/v1/messages", env.base))
                     .header("x-api-key", &env.owner_key)
                     .json(&body)
                     .send()
                     .await
-                    .unwrap();
-                let first = r.chunk().await.unwrap();
-                assert!(first.is_some());
-                (r, t.elapsed().as_secs_f64() * 1e6)
-            }
-        }))
-        .await;
-        for (r, t) in opened {
-            held.push(r);
-            ttft.push(t);
-        }
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let after = rss_kb();
     let per_stream = (after.saturating_sub(before)) as f64 * 1024.0 / n as f64;
-    drop(held);
+    for h in held {
+        h.abort();
+    }
     env.sim.faults().set_stream_event_delay(Duration::ZERO);
     json!({"streams": n, "rss_before_kb": before, "rss_after_kb": after,
            "bytes_per_stream_upper_bound": per_stream, "time_to_first_chunk": summary(ttft)})
@@ -225,7 +241,11 @@ async fn idle_streams(env: &Arc<Env>, n: usize) -> Value {
 
 fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let env = Arc::new(Env::start().await);
         let n = if quick { 200 } else { 2000 };
@@ -258,8 +278,11 @@ fn main() {
             .unwrap_or_default();
         let report = json!({"nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             "cpu": cpu, "quick": quick, "s1": s1, "s1b": s1b, "s2": s2, "s4_s5": s5});
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench-gateway.json");
-        std::fs::write(path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+        let dir = std::env::var("CARGO_TARGET_DIR")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target").to_owned());
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = format!("{dir}/bench-gateway.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
         println!("raw results: target/bench-gateway.json");
     });
 }
