@@ -156,13 +156,11 @@ impl KeyFetcher {
     }
 
     /// Where `url` is really fetched: `https://HOST[:port]/p` becomes
-    /// `http://ADDR:PORT/p` when HOST (or HOST:port) is in the `--resolve` table;
-    /// otherwise the URL itself (this build has no TLS client, so an unresolved
-    /// `https://` issuer is unreachable, as an offline STS would find it).
-    pub fn effective_url(&self, url: &str) -> String {
-        let Some(rest) = url.strip_prefix("https://") else {
-            return url.to_owned();
-        };
+    /// `http://ADDR:PORT/p` when HOST (or HOST:port) is in the `--resolve` table.
+    /// Anything else is unreachable: the emulator is offline by design and never
+    /// looks a name up or leaves the machine.
+    pub fn effective_url(&self, url: &str) -> Option<String> {
+        let rest = url.strip_prefix("https://")?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -172,7 +170,6 @@ impl KeyFetcher {
             .iter()
             .find(|(h, _)| h == authority || h == host)
             .map(|(_, addr)| format!("http://{addr}{path}"))
-            .unwrap_or_else(|| url.to_owned())
     }
 
     /// The keys of `issuer`: cached unless older than the TTL or `refresh`.
@@ -232,7 +229,11 @@ impl KeyFetcher {
     }
 
     async fn get_json(&self, url: &str) -> Result<Value, FetchError> {
-        let target = self.effective_url(url);
+        let target = self.effective_url(url).ok_or_else(|| {
+            FetchError(format!(
+                "{url}: not an https:// URL with a --resolve entry for its host"
+            ))
+        })?;
         let resp = self
             .http
             .get(&target)
