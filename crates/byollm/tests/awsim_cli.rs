@@ -388,3 +388,189 @@ fn awsim_flags_refuse_bad_input_with_one_line() {
         assert!(text.contains(flag), "{flag} missing from --help");
     }
 }
+
+/// The IAM operations the setup script does not reach, through the AWS CLI.
+#[test]
+fn iam_operations_with_the_aws_cli() {
+    if !aws_cli_present() {
+        if std::env::var_os("CI").is_some() {
+            panic!("the aws CLI is required in CI (pip install awscli)");
+        }
+        eprintln!(
+            "\n*** SKIP iam_operations_with_the_aws_cli: no `aws` CLI on PATH (pip install awscli) ***\n"
+        );
+        return;
+    }
+    let unused: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let (_emulator, endpoint) = start_emulator(unused);
+    let aws = |args: &[&str]| admin_aws(&endpoint, args);
+    let ok = |args: &[&str]| {
+        let out = aws(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null)
+    };
+    let err = |args: &[&str]| {
+        let out = aws(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let provider = ok(&[
+        "iam",
+        "create-open-id-connect-provider",
+        "--url",
+        "https://issuer.test/tenant/",
+        "--client-id-list",
+        "sts.amazonaws.com",
+    ])["OpenIDConnectProviderArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        provider,
+        format!("arn:aws:iam::{ACCOUNT}:oidc-provider/issuer.test/tenant/")
+    );
+    ok(&[
+        "iam",
+        "add-client-id-to-open-id-connect-provider",
+        "--open-id-connect-provider-arn",
+        &provider,
+        "--client-id",
+        "api://other",
+    ]);
+    let got = ok(&[
+        "iam",
+        "get-open-id-connect-provider",
+        "--open-id-connect-provider-arn",
+        &provider,
+    ]);
+    assert_eq!(got["Url"], "issuer.test/tenant/");
+    assert_eq!(
+        got["ClientIDList"],
+        json!(["sts.amazonaws.com", "api://other"])
+    );
+    assert!(
+        err(&[
+            "iam",
+            "create-open-id-connect-provider",
+            "--url",
+            "https://issuer.test/tenant/",
+            "--client-id-list",
+            "x"
+        ])
+        .contains("(EntityAlreadyExists)")
+    );
+
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Federated": provider}, "Action": "sts:AssumeRoleWithWebIdentity"}]})
+    .to_string();
+    let role = ok(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "r1",
+        "--path",
+        "/byollm/",
+        "--assume-role-policy-document",
+        &trust,
+        "--max-session-duration",
+        "7200",
+    ]);
+    assert_eq!(
+        role["Role"]["Arn"],
+        format!("arn:aws:iam::{ACCOUNT}:role/byollm/r1")
+    );
+    assert_eq!(
+        role["Role"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Federated"],
+        provider.as_str()
+    );
+    ok(&[
+        "iam",
+        "update-role",
+        "--role-name",
+        "r1",
+        "--max-session-duration",
+        "43200",
+    ]);
+    assert_eq!(
+        ok(&["iam", "get-role", "--role-name", "R1"])["Role"]["MaxSessionDuration"],
+        43200
+    );
+    let perms = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"bedrock:InvokeModel","Resource":"*"}]}"#;
+    ok(&[
+        "iam",
+        "put-role-policy",
+        "--role-name",
+        "r1",
+        "--policy-name",
+        "p1",
+        "--policy-document",
+        perms,
+    ]);
+    let got = ok(&[
+        "iam",
+        "get-role-policy",
+        "--role-name",
+        "r1",
+        "--policy-name",
+        "p1",
+    ]);
+    assert_eq!(
+        got["PolicyDocument"]["Statement"][0]["Action"],
+        "bedrock:InvokeModel"
+    );
+    assert!(
+        err(&[
+            "iam",
+            "put-role-policy",
+            "--role-name",
+            "r1",
+            "--policy-name",
+            "p2",
+            "--policy-document",
+            "{\"Statement\": []}"
+        ])
+        .contains("(MalformedPolicyDocument)")
+    );
+    assert!(err(&["iam", "delete-role", "--role-name", "r1"]).contains("(DeleteConflict)"));
+    ok(&[
+        "iam",
+        "delete-role-policy",
+        "--role-name",
+        "r1",
+        "--policy-name",
+        "p1",
+    ]);
+    assert_eq!(
+        ok(&["iam", "list-role-policies", "--role-name", "r1"])["PolicyNames"],
+        json!([])
+    );
+    ok(&["iam", "delete-role", "--role-name", "r1"]);
+    assert!(err(&["iam", "get-role", "--role-name", "r1"])
+        .contains("An error occurred (NoSuchEntity) when calling the GetRole operation: The role with name r1 cannot be found."));
+    ok(&[
+        "iam",
+        "delete-open-id-connect-provider",
+        "--open-id-connect-provider-arn",
+        &provider,
+    ]);
+    assert_eq!(
+        ok(&["iam", "list-open-id-connect-providers"])["OpenIDConnectProviderList"],
+        json!([])
+    );
+
+    // Wrong secret, unknown key.
+    let mut cmd = Command::new("aws");
+    cmd.args(["iam", "list-open-id-connect-providers"]);
+    aws_env(&mut cmd, &endpoint, ADMIN_KEY_ID, "wrong", None);
+    let out = cmd.output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(SignatureDoesNotMatch)"));
+    let mut cmd = Command::new("aws");
+    cmd.args(["iam", "list-open-id-connect-providers"]);
+    aws_env(&mut cmd, &endpoint, "AKIAUNKNOWNKEY000000", "x", None);
+    let out = cmd.output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(InvalidClientTokenId)"));
+}
