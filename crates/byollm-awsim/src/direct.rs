@@ -314,22 +314,32 @@ impl Inner {
                 }
                 _ => {}
             }
-            if role == "user" {
+            // A tool result is what the model answers next, as a user turn is.
+            if role == "user" || role == "tool" {
                 last_user = mine.join(" ");
             }
             texts.extend(mine);
         }
+        let tools: Vec<String> = v
+            .get("tools")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.pointer("/function/name").and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect();
         let max = v
             .get("max_completion_tokens")
             .or_else(|| v.get("max_tokens"))
             .and_then(Value::as_u64)
             .unwrap_or(4096);
-        let r = llm::respond(texts.iter().map(String::as_str), &last_user, max);
-        let finish = if r.stop == Stop::MaxTokens {
-            "length"
-        } else {
-            "stop"
+        let r = llm::respond(texts.iter().map(String::as_str), &last_user, max, &tools);
+        let finish = match r.stop {
+            Stop::MaxTokens => "length",
+            Stop::ToolUse => "tool_calls",
+            Stop::EndTurn => "stop",
         };
+        let call_id = format!("call_{}", random_chars(24, UPPER_ALNUM));
         let id = format!("chatcmpl-{}", random_chars(24, UPPER_ALNUM));
         let created = self.clock.unix();
         let usage = json!({
@@ -342,7 +352,12 @@ impl Inner {
                 StatusCode::OK,
                 &json!({
                     "id": id, "object": "chat.completion", "created": created, "model": model,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": r.text(), "refusal": null},
+                    "choices": [{"index": 0, "message": match &r.tool {
+                                    Some(t) => json!({"role": "assistant", "content": null, "refusal": null,
+                                        "tool_calls": [{"id": call_id, "type": "function",
+                                            "function": {"name": t.name, "arguments": t.input.to_string()}}]}),
+                                    None => json!({"role": "assistant", "content": r.text(), "refusal": null}),
+                                 },
                                  "logprobs": null, "finish_reason": finish}],
                     "usage": usage,
                 }),
@@ -355,10 +370,23 @@ impl Inner {
                        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
             )
         };
-        let mut chunks = vec![chunk(
-            json!({"role": "assistant", "content": ""}),
-            Value::Null,
-        )];
+        let mut chunks = match &r.tool {
+            Some(t) => vec![
+                chunk(
+                    json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": call_id,
+                           "type": "function", "function": {"name": t.name, "arguments": ""}}]}),
+                    Value::Null,
+                ),
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": t.input.to_string()}}]}),
+                    Value::Null,
+                ),
+            ],
+            None => vec![chunk(
+                json!({"role": "assistant", "content": ""}),
+                Value::Null,
+            )],
+        };
         for p in &r.pieces {
             chunks.push(chunk(json!({"content": p}), Value::Null));
         }

@@ -38,6 +38,11 @@
 //! `bedrock:InvokeModelWithResponseStream`, `anthropic:Messages`,
 //! `openai:ChatCompletions`.
 //!
+//! Every endpoint answers with the deterministic model of [`llm`]: an echo of
+//! the last user text with honest token counts (one token per word), cut at the
+//! request's max tokens, or a tool call when the last user text is
+//! `/tool NAME ARGS…` and NAME is a declared tool.
+//!
 //! The admin credentials act as the account's administrator: they may call IAM,
 //! `GetCallerIdentity` and Bedrock (no policy applies to them). Sessions from
 //! `AssumeRoleWithWebIdentity` are held to their role's inline policies.

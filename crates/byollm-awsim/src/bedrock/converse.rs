@@ -14,7 +14,7 @@ use crate::error::AwsError;
 use crate::eventstream;
 use crate::faults::FailRule;
 use crate::llm::{self, Reply, Stop};
-use crate::util::{padding, uuid};
+use crate::util::{UPPER_ALNUM, padding, random_chars, uuid};
 
 /// When `inferenceConfig.maxTokens` is absent (AWS uses the model's maximum).
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -135,10 +135,19 @@ pub fn reply(body: &[u8]) -> Result<Reply, AwsError> {
             }
         },
     };
+    let tools: Vec<String> = v
+        .pointer("/toolConfig/tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.pointer("/toolSpec/name").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect();
     Ok(llm::respond(
         texts.iter().map(String::as_str),
         &last_user,
         max_tokens,
+        &tools,
     ))
 }
 
@@ -146,7 +155,12 @@ fn stop_reason(s: Stop) -> &'static str {
     match s {
         Stop::EndTurn => "end_turn",
         Stop::MaxTokens => "max_tokens",
+        Stop::ToolUse => "tool_use",
     }
+}
+
+fn tool_use_id() -> String {
+    format!("tooluse_{}", random_chars(22, UPPER_ALNUM))
 }
 
 fn usage(r: &Reply) -> Value {
@@ -160,8 +174,14 @@ fn usage(r: &Reply) -> Value {
 /// `Converse`.
 pub fn converse(body: &[u8]) -> Result<Response, AwsError> {
     let r = reply(body)?;
+    let content = match &r.tool {
+        Some(t) => {
+            json!([{"toolUse": {"toolUseId": tool_use_id(), "name": t.name, "input": t.input}}])
+        }
+        None => json!([{"text": r.text()}]),
+    };
     let out = json!({
-        "output": {"message": {"role": "assistant", "content": [{"text": r.text()}]}},
+        "output": {"message": {"role": "assistant", "content": content}},
         "stopReason": stop_reason(r.stop),
         "usage": usage(&r),
         "metrics": {"latencyMs": 1},
@@ -192,6 +212,18 @@ pub fn converse_stream(
         eventstream::event(name, payload.to_string().as_bytes())
     };
     let mut frames = vec![ev("messageStart", json!({"role": "assistant"}))];
+    if let Some(t) = &r.tool {
+        // Tool blocks, unlike text, open with contentBlockStart; the input
+        // arrives as a JSON string.
+        frames.push(ev(
+            "contentBlockStart",
+            json!({"contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": tool_use_id(), "name": t.name}}}),
+        ));
+        frames.push(ev(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": t.input.to_string()}}}),
+        ));
+    }
     for piece in &r.pieces {
         frames.push(ev(
             "contentBlockDelta",

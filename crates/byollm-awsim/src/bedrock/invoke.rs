@@ -137,10 +137,19 @@ pub fn anthropic_reply(v: &Value, bedrock: bool) -> Result<Reply, AwsError> {
         }
         texts.extend(mine);
     }
+    let tools: Vec<String> = obj
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("name").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect();
     Ok(llm::respond(
         texts.iter().map(String::as_str),
         &last_user,
         max_tokens,
+        &tools,
     ))
 }
 
@@ -149,7 +158,18 @@ pub fn stop_reason(s: Stop) -> &'static str {
     match s {
         Stop::EndTurn => "end_turn",
         Stop::MaxTokens => "max_tokens",
+        Stop::ToolUse => "tool_use",
     }
+}
+
+fn tool_use_id(id: &str) -> String {
+    // Bedrock's ids carry `bdrk`, like its message ids.
+    let prefix = if id.starts_with("msg_bdrk_") {
+        "toolu_bdrk_"
+    } else {
+        "toolu_"
+    };
+    format!("{prefix}{}", random_chars(24, UPPER_ALNUM))
 }
 
 fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, AwsError> {
@@ -186,7 +206,10 @@ pub fn message_json(id: &str, model: &str, r: &Reply) -> Value {
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": r.text()}],
+        "content": match &r.tool {
+            Some(t) => json!([{"type": "tool_use", "id": tool_use_id(id), "name": t.name, "input": t.input}]),
+            None => json!([{"type": "text", "text": r.text()}]),
+        },
         "stop_reason": stop_reason(r.stop),
         "stop_sequence": null,
         "usage": {"input_tokens": r.input_tokens, "output_tokens": r.output_tokens},
@@ -202,10 +225,23 @@ pub fn anthropic_events(id: &str, model: &str, r: &Reply) -> Vec<(String, Value)
             "content": [], "stop_reason": null, "stop_sequence": null,
             "usage": {"input_tokens": r.input_tokens, "output_tokens": 1}}}),
     )];
-    out.push((
-        "content_block_start".to_owned(),
-        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-    ));
+    if let Some(t) = &r.tool {
+        out.push((
+            "content_block_start".to_owned(),
+            json!({"type": "content_block_start", "index": 0,
+                   "content_block": {"type": "tool_use", "id": tool_use_id(id), "name": t.name, "input": {}}}),
+        ));
+        out.push((
+            "content_block_delta".to_owned(),
+            json!({"type": "content_block_delta", "index": 0,
+                   "delta": {"type": "input_json_delta", "partial_json": t.input.to_string()}}),
+        ));
+    } else {
+        out.push((
+            "content_block_start".to_owned(),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ));
+    }
     for p in &r.pieces {
         out.push((
             "content_block_delta".to_owned(),

@@ -605,3 +605,102 @@ async fn invoke_stream_fault_and_paced_events() {
     assert_eq!(n, 8);
     assert_eq!(w.sim.call_count("bedrock:InvokeModelWithResponseStream"), 2);
 }
+
+#[tokio::test]
+async fn tool_use_on_request() {
+    use aws_sdk_bedrockruntime::types::{
+        ContentBlockDelta, ContentBlockStart, Tool, ToolConfiguration, ToolInputSchema,
+        ToolSpecification,
+    };
+    use aws_smithy_types::Document;
+    let w = World::new().await;
+    let c = w.bedrock("us-east-1").await;
+    let schema = Document::Object(
+        [("type".to_owned(), Document::String("object".into()))]
+            .into_iter()
+            .collect(),
+    );
+    let tools = ToolConfiguration::builder()
+        .tools(Tool::ToolSpec(
+            ToolSpecification::builder()
+                .name("lookup")
+                .input_schema(ToolInputSchema::Json(schema))
+                .build()
+                .unwrap(),
+        ))
+        .build()
+        .unwrap();
+    let out = c
+        .converse()
+        .model_id(SONNET46_GLOBAL)
+        .messages(user("/tool lookup the weather"))
+        .tool_config(tools.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.stop_reason(), &StopReason::ToolUse);
+    let call = out.output().unwrap().as_message().unwrap().content()[0]
+        .as_tool_use()
+        .unwrap()
+        .clone();
+    assert_eq!(call.name(), "lookup");
+    let Document::Object(input) = call.input() else {
+        panic!("{:?}", call.input())
+    };
+    assert_eq!(input["args"], Document::String("the weather".into()));
+
+    let mut resp = c
+        .converse_stream()
+        .model_id(SONNET46_GLOBAL)
+        .messages(user("/tool lookup rain"))
+        .tool_config(tools)
+        .send()
+        .await
+        .unwrap();
+    let (mut name, mut input, mut stop) = (String::new(), String::new(), None);
+    while let Some(ev) = resp.stream.recv().await.unwrap() {
+        match ev {
+            ConverseStreamOutput::ContentBlockStart(s) => {
+                if let Some(ContentBlockStart::ToolUse(t)) = s.start() {
+                    name = t.name().to_owned();
+                }
+            }
+            ConverseStreamOutput::ContentBlockDelta(d) => {
+                if let Some(ContentBlockDelta::ToolUse(t)) = d.delta() {
+                    input.push_str(t.input());
+                }
+            }
+            ConverseStreamOutput::MessageStop(m) => stop = Some(m.stop_reason().clone()),
+            _ => {}
+        }
+    }
+    assert_eq!(name, "lookup");
+    assert_eq!(
+        serde_json::from_str::<Value>(&input).unwrap(),
+        json!({"args": "rain"})
+    );
+    assert_eq!(stop, Some(StopReason::ToolUse));
+
+    // InvokeModel with Anthropic tools.
+    let body = json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50,
+        "tools": [{"name": "lookup", "input_schema": {"type": "object"}}],
+        "messages": [{"role": "user", "content": "/tool lookup snow"}]});
+    let out = c
+        .invoke_model()
+        .model_id(SONNET46_GLOBAL)
+        .content_type("application/json")
+        .body(Blob::new(body.to_string()))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(out.body().as_ref()).unwrap();
+    assert_eq!(v["stop_reason"], "tool_use");
+    assert_eq!(v["content"][0]["type"], "tool_use");
+    assert_eq!(v["content"][0]["input"], json!({"args": "snow"}));
+    assert!(
+        v["content"][0]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("toolu_bdrk_")
+    );
+}

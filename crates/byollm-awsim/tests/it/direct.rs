@@ -231,3 +231,69 @@ async fn control_endpoint() {
         "ok"
     );
 }
+
+#[tokio::test]
+async fn openai_tool_calls_and_results() {
+    let sim = sim().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/openai/v1/chat/completions", sim.endpoint_url());
+    let tools = json!([{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]);
+    let body = json!({"model": "gpt-5", "tools": tools,
+                      "messages": [{"role": "user", "content": "/tool lookup fog"}]});
+    let v: Value = http
+        .post(&url)
+        .bearer_auth(sim.direct_api_key())
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    let call = &v["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "lookup");
+    assert_eq!(call["function"]["arguments"], "{\"args\":\"fog\"}");
+    // The tool's result is echoed next.
+    let body = json!({"model": "gpt-5", "tools": tools, "messages": [
+        {"role": "user", "content": "/tool lookup fog"},
+        {"role": "assistant", "content": null, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "thick fog"}]});
+    let v: Value = http
+        .post(&url)
+        .bearer_auth(sim.direct_api_key())
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "thick fog");
+    // Streaming: the call arrives in tool_calls deltas.
+    let body = json!({"model": "gpt-5", "tools": tools, "stream": true,
+                      "messages": [{"role": "user", "content": "/tool lookup fog"}]});
+    let text = http
+        .post(&url)
+        .bearer_auth(sim.direct_api_key())
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let args: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(args, "{\"args\":\"fog\"}");
+    assert!(text.contains("\"finish_reason\":\"tool_calls\""));
+}
