@@ -4,7 +4,8 @@
 //! body parsed and answered.
 //!
 //! Bounded and loopback only: `cargo bench -p byollm-awsim --bench converse`
-//! runs (1) 3,000 sequential requests (c=1) for latency, (2) an open-loop
+//! runs (0) 500 sequential AssumeRoleWithWebIdentity calls (the client signs a
+//! fresh ES256 token each time), (1) 3,000 sequential Converse requests (c=1), (2) an open-loop
 //! constant-arrival run at 5,000 requests/s for 2 s with latency measured from
 //! each request's *intended* send time (no coordinated omission; also from the
 //! actual send, since tokio's timer paces arrivals on a 1 ms grid), and (3) a
@@ -138,6 +139,16 @@ async fn run() {
          "Resource": "arn:aws:bedrock:::foundation-model/anthropic.claude-sonnet-4-6",
          "Condition": {"StringEquals": {"aws:RequestedRegion": "unspecified", "bedrock:InferenceProfileArn": profile}}}]}).to_string()).unwrap();
     let (akid, secret, token) = session(&sim, &key).await;
+
+    // AssumeRoleWithWebIdentity, one at a time: ES256 verification against the
+    // cached JWKS and the trust policy (the JWKS is fetched once, above).
+    let mut sts_lat = Vec::with_capacity(500);
+    for _ in 0..500 {
+        let t = Instant::now();
+        let _ = session(&sim, &key).await;
+        sts_lat.push(t.elapsed());
+    }
+    let sts_sequential = percentiles(sts_lat);
 
     // One signed Converse request (a ~1 KiB body).
     let path = "/model/global.anthropic.claude-sonnet-4-6/converse";
@@ -283,6 +294,7 @@ async fn run() {
         "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "cpu": cpu,
         "sequential_c1": sequential,
+        "assume_role_with_web_identity_c1_including_token_signing": sts_sequential,
         "open_loop": open_loop,
         "closed_loop": closed,
         "converse_calls": sim.call_count("bedrock:Converse"),
@@ -298,3 +310,5 @@ async fn run() {
     );
     sim.shutdown().await;
 }
+// Last recorded run (2026-11-26, 2-core AMD EPYC shared with other builds; load
+// average ≈ 2.3): `benches/converse-results.json`.

@@ -1,5 +1,5 @@
 //! SigV4 verification of `Authorization: AWS4-HMAC-SHA256 …` requests
-//! (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html).
+//! (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html>).
 //!
 //! Rules kept here: the canonical URI is the wire path with each segment
 //! URI-encoded *again* (every service but S3, aws-facts §5.1); the canonical
