@@ -585,6 +585,62 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// Streams the rest of an upstream through `relay` on a background task
+    /// (shutdown waits for it) and records usage when it ends.
+    pub(crate) fn spawn_stream<U, R>(
+        &self,
+        first: U::Item,
+        upstream: U,
+        relay: R,
+        c: &Candidate,
+        draft: UsageDraft,
+        mut attempts: Vec<Attempt>,
+    ) -> Served
+    where
+        U: crate::relay::Upstream,
+        R: crate::relay::Relay<Item = U::Item>,
+    {
+        let (frames, body) = crate::stream::channel();
+        let core = self.core.clone();
+        let route = c.route();
+        let price = match c {
+            Candidate::Bedrock { .. } => None,
+            Candidate::Direct { model, .. } => Catalog::builtin().get(model).map(|m| m.price),
+        };
+        self.core.tasks.spawn(async move {
+            let (outcome, relay) = crate::relay::pump(first, upstream, relay, frames).await;
+            let (input, output) = relay.usage();
+            let credits = price.map_or(0, |p| usage::inference_microcredits(&p, input, output));
+            attempts.push(Attempt {
+                route: route.clone(),
+                outcome,
+            });
+            record_usage(&core, &draft, &route, &attempts, input, output, credits).await;
+        });
+        Served::Stream(body)
+    }
+}
+
+/// The first chunk of a vendor stream: the commit point.
+pub(crate) async fn first_chunk(resp: &mut reqwest::Response) -> Result<Bytes, Failure> {
+    match resp.chunk().await {
+        Ok(Some(b)) => Ok(b),
+        Ok(None) => Err(Failure::Fallback("direct API stream ended at once".into())),
+        Err(e) => Err(Failure::Fallback(format!("direct API stream: {e}"))),
+    }
+}
+
+/// A vendor's whole JSON response.
+pub(crate) async fn whole_body(resp: reqwest::Response) -> Result<(Bytes, Value), Failure> {
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| Failure::Fallback(format!("direct API body: {e}")))?;
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Ok((bytes, v))
+}
+
 /// Queues a usage row (also used by stream pumps when a stream ends).
 pub(crate) async fn record_usage(
     core: &Core,

@@ -12,6 +12,7 @@ pub mod gateway;
 mod models;
 mod openai;
 pub mod plan;
+mod relay;
 pub mod sse;
 mod stream;
 pub mod translate;

@@ -14,18 +14,12 @@ use byollm_core::ids;
 
 use crate::bedrock::{CallCredentials, Failure};
 use crate::error::{ApiFormat, Attempt};
-use crate::gateway::{DEFAULT_MAX_TOKENS, Gateway, Served, UsageDraft, parse_body, record_usage};
+use crate::gateway::{
+    DEFAULT_MAX_TOKENS, Gateway, Served, UsageDraft, first_chunk, parse_body, whole_body,
+};
 use crate::plan::Candidate;
-use crate::sse::{self, SseParser};
-use crate::stream;
+use crate::relay::{OpenAiFromConverse, OpenAiPassthrough, openai_usage};
 use crate::translate::{self, OpenAiStream};
-
-fn openai_usage(v: &Value) -> (Option<u64>, Option<u64>) {
-    (
-        v["usage"]["prompt_tokens"].as_u64(),
-        v["usage"]["completion_tokens"].as_u64(),
-    )
-}
 
 impl Gateway {
     /// Handles `POST /v1/chat/completions`.
@@ -115,44 +109,13 @@ impl Gateway {
                         output,
                     });
                 }
-                let (first, mut rest) = self
+                let (first, rest) = self
                     .bedrock
                     .converse_stream(&target.region, &creds, model_ref, converse)
                     .await?;
-                let (frames, body) = stream::channel();
-                let (core, route) = (self.core.clone(), c.route());
-                let mut tr = OpenAiStream::new(model, &id, created, include_usage);
-                self.core.tasks.spawn(async move {
-                    let mut next: Option<Result<_, Failure>> = Some(Ok(first));
-                    let mut attempts = attempts;
-                    let mut outcome = "ok".to_owned();
-                    'pump: while let Some(item) = next.take() {
-                        match item {
-                            Ok(ev) => {
-                                for chunk in tr.on_event(&ev) {
-                                    if !frames.send(sse::data(&chunk.to_string())).await {
-                                        outcome = "client disconnected".into();
-                                        break 'pump;
-                                    }
-                                }
-                            }
-                            Err(f) => {
-                                outcome = format!("failed mid-stream: {}", f.cause());
-                                let err = serde_json::json!({"error": {"message": format!("upstream failed mid-stream: {}", f.cause()), "type": "api_error", "code": "upstream_stream_error"}});
-                                let _ = frames.send(sse::data(&err.to_string())).await;
-                                break;
-                            }
-                        }
-                        next = rest.next().await;
-                    }
-                    if outcome == "ok" {
-                        let _ = frames.send(Bytes::from_static(sse::DONE)).await;
-                    }
-                    let (input, output) = tr.usage().unwrap_or((0, 0));
-                    attempts.push(Attempt { route: route.clone(), outcome });
-                    record_usage(&core, &draft, &route, &attempts, input, output, 0).await;
-                });
-                Ok(Served::Stream(body))
+                let relay =
+                    OpenAiFromConverse(OpenAiStream::new(model, &id, created, include_usage));
+                Ok(self.spawn_stream(first, rest, relay, &c, draft, attempts))
             }
             Candidate::Direct {
                 direct_id, family, ..
@@ -161,7 +124,7 @@ impl Gateway {
                 body.insert("model".into(), Value::String(direct_id.clone()));
                 if stream {
                     // Ask for usage so the request can be billed; the extra chunk is
-                    // dropped below when the caller did not ask for it.
+                    // dropped when the caller did not ask for it.
                     let opts = body
                         .entry("stream_options")
                         .or_insert_with(|| Value::Object(Default::default()));
@@ -176,73 +139,23 @@ impl Gateway {
                     .send(*family, ApiFormat::OpenAi, bytes, None, None)
                     .await?;
                 if !stream {
-                    let whole = resp
-                        .bytes()
-                        .await
-                        .map_err(|e| Failure::Fallback(format!("direct API body: {e}")))?;
-                    let v: Value = serde_json::from_slice(&whole).unwrap_or(Value::Null);
+                    let (body, v) = whole_body(resp).await?;
                     let (i, o) = openai_usage(&v);
                     return Ok(Served::Whole {
-                        body: whole,
+                        body,
                         input: i.unwrap_or(0),
                         output: o.unwrap_or(0),
                     });
                 }
-                let first = match resp.chunk().await {
-                    Ok(Some(b)) => b,
-                    Ok(None) => {
-                        return Err(Failure::Fallback("direct API stream ended at once".into()));
-                    }
-                    Err(e) => return Err(Failure::Fallback(format!("direct API stream: {e}"))),
-                };
-                let (frames, out) = stream::channel();
-                let (core, route) = (self.core.clone(), c.route());
-                let price = byollm_api::catalog::Catalog::builtin()
-                    .get(c.model())
-                    .map(|m| m.price);
-                self.core.tasks.spawn(async move {
-                    let mut parser = SseParser::default();
-                    let (mut input, mut output) = (0, 0);
-                    let mut next = Some(first);
-                    let mut attempts = attempts;
-                    let mut outcome = "ok".to_owned();
-                    'pump: while let Some(bytes) = next.take() {
-                        for ev in parser.push(&bytes) {
-                            if ev.data == "[DONE]" {
-                                if !frames.send(Bytes::from_static(sse::DONE)).await {
-                                    outcome = "client disconnected".into();
-                                    break 'pump;
-                                }
-                                continue;
-                            }
-                            let Ok(v) = serde_json::from_str::<Value>(&ev.data) else { continue };
-                            let (i, o) = openai_usage(&v);
-                            input = i.unwrap_or(input);
-                            output = o.unwrap_or(output);
-                            let usage_only = v["choices"].as_array().is_some_and(Vec::is_empty) && !v["usage"].is_null();
-                            if usage_only && !include_usage {
-                                continue;
-                            }
-                            if !frames.send(sse::data(&ev.data)).await {
-                                outcome = "client disconnected".into();
-                                break 'pump;
-                            }
-                        }
-                        next = match resp.chunk().await {
-                            Ok(b) => b,
-                            Err(e) => {
-                                outcome = format!("failed mid-stream: {e}");
-                                let err = serde_json::json!({"error": {"message": "upstream failed mid-stream", "type": "api_error", "code": "upstream_stream_error"}});
-                                let _ = frames.send(sse::data(&err.to_string())).await;
-                                None
-                            }
-                        };
-                    }
-                    let credits = price.map_or(0, |p| byollm_core::usage::inference_microcredits(&p, input, output));
-                    attempts.push(Attempt { route: route.clone(), outcome });
-                    record_usage(&core, &draft, &route, &attempts, input, output, credits).await;
-                });
-                Ok(Served::Stream(out))
+                let first = first_chunk(&mut resp).await?;
+                Ok(self.spawn_stream(
+                    first,
+                    resp,
+                    OpenAiPassthrough::new(include_usage),
+                    &c,
+                    draft,
+                    attempts,
+                ))
             }
         }
     }
