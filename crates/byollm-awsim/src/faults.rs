@@ -25,6 +25,14 @@ pub fn scope_matches(scope: &str, operation: &str) -> bool {
             .is_some_and(|(service, _)| service == scope)
 }
 
+/// The Bedrock base model id of a catalog id (or the id itself).
+fn base_model_id(model: &str) -> String {
+    byollm_api::catalog::Catalog::builtin()
+        .get(model)
+        .and_then(|m| m.bedrock.as_ref())
+        .map_or_else(|| model.to_owned(), |b| b.base_model_id.clone())
+}
+
 /// A failure to inject into the next calls of an operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailRule {
@@ -182,22 +190,23 @@ impl Faults {
     }
 
     /// Disables a Bedrock model (its base model id, e.g.
-    /// `anthropic.claude-sonnet-4-6`) for requests whose source region is `region`:
+    /// `anthropic.claude-sonnet-4-6`, or its catalog id, e.g. `claude-sonnet-4-6`)
+    /// for requests whose source region is `region`:
     /// they get `AccessDeniedException` "You don't have access to the model with the
     /// specified model ID.", as an account without model access does.
-    pub fn disable_model(&self, region: &str, base_model_id: &str) {
+    pub fn disable_model(&self, region: &str, model: &str) {
         self.state
             .lock()
             .disabled
-            .insert((region.to_owned(), base_model_id.to_owned()));
+            .insert((region.to_owned(), base_model_id(model)));
     }
 
     /// Re-enables a model disabled with [`Faults::disable_model`].
-    pub fn enable_model(&self, region: &str, base_model_id: &str) {
+    pub fn enable_model(&self, region: &str, model: &str) {
         self.state
             .lock()
             .disabled
-            .remove(&(region.to_owned(), base_model_id.to_owned()));
+            .remove(&(region.to_owned(), base_model_id(model)));
     }
 
     /// Caps the lifetime of credentials issued from now on (their `Expiration` is

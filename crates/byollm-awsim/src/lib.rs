@@ -166,6 +166,21 @@ pub fn parse_resolve(s: &str) -> Result<(String, SocketAddr), String> {
     Ok((host.to_owned(), addr))
 }
 
+/// `xx-name-N` or `xx-gov-name-N`, lower-case.
+fn region_name_ok(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    let (Some(first), Some(last)) = (parts.first(), parts.last()) else {
+        return false;
+    };
+    (3..=4).contains(&parts.len())
+        && first.len() == 2
+        && parts.iter().all(|p| !p.is_empty())
+        && last.bytes().all(|b| b.is_ascii_digit())
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
 /// State shared by every handler.
 #[derive(Debug)]
 pub(crate) struct Inner {
@@ -216,6 +231,11 @@ impl Awsim {
             return Err(StartError::Config(
                 "at least one region is needed".to_owned(),
             ));
+        }
+        if let Some(bad) = cfg.regions.iter().find(|r| !region_name_ok(r)) {
+            return Err(StartError::Config(format!(
+                "{bad:?} is not a region name (e.g. us-east-1)"
+            )));
         }
         let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
         let addr = listener.local_addr()?;

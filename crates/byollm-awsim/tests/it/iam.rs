@@ -68,3 +68,41 @@ async fn iam_validation_and_errors() {
     sim.delete_role_policy("agent", "p").unwrap();
     sim.delete_role("agent").unwrap();
 }
+
+#[tokio::test]
+async fn configuration_is_validated() {
+    for cfg in [
+        AwsimConfig {
+            account_id: "12".into(),
+            ..AwsimConfig::default()
+        },
+        AwsimConfig {
+            regions: vec![],
+            ..AwsimConfig::default()
+        },
+        AwsimConfig {
+            regions: vec!["US-EAST-1".into()],
+            ..AwsimConfig::default()
+        },
+        AwsimConfig {
+            admin_access_key_id: "ASIAAAAAAAAAAAAAAAAA".into(),
+            ..AwsimConfig::default()
+        },
+    ] {
+        assert!(Awsim::start(cfg).await.is_err());
+    }
+    let sim = Awsim::start(AwsimConfig {
+        regions: vec!["us-gov-west-1".into(), "eu-west-3".into()],
+        ..AwsimConfig::default()
+    })
+    .await
+    .unwrap();
+    sim.faults().disable_model("eu-west-3", "claude-sonnet-4-6");
+    assert_eq!(
+        sim.faults().view().disabled_models,
+        vec![(
+            "eu-west-3".to_owned(),
+            "anthropic.claude-sonnet-4-6".to_owned()
+        )]
+    );
+}
