@@ -1,12 +1,652 @@
-//! The admin CLI over HTTP: team settings, models, agents, API keys, runs, usage.
+//! The admin CLI over HTTP: team settings, models, agents with their AWS
+//! override, API keys, runs, usage and members — the same things the HTTP API
+//! does (DESIGN §6), through the typed client (`byollm_api::client`).
+//!
+//! Every command takes `--server URL` (or `BYOLLM_SERVER`, default
+//! `http://127.0.0.1:8080`) and reads the API key from `BYOLLM_API_KEY` (never a
+//! flag, so it stays out of shell history and process lists). Output is a table
+//! for people, or the server's JSON with `--json` for scripts. A new API key or a
+//! run's workload token is shown exactly once, when it is created, as the API
+//! does; nothing else secret is ever printed.
 
-use clap::Subcommand;
+#[path = "http_cmd/settings.rs"]
+mod settings;
+#[path = "http_cmd/table.rs"]
+mod table;
+
+use anyhow::{Context as _, bail};
+use byollm_api::client::Client;
+use byollm_api::types::{
+    Agent, AgentCreate, ApiKeyCreate, AwsOverride, InferenceProviders, MemberCreate,
+    MemberSettings, Role, RunCreate, RunFinish, RunInfo, RunState, UsageQuery,
+};
+use clap::{Args, Subcommand};
+use secrecy::SecretString;
+use serde_json::{Map, Value, json};
+
+use crate::out;
+use table::Table;
+
+/// Where to connect and how to print.
+#[derive(Debug, Args)]
+pub struct Conn {
+    /// The byollm server (the key comes from BYOLLM_API_KEY).
+    #[arg(
+        long,
+        global = true,
+        env = "BYOLLM_SERVER",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    server: String,
+    /// Print the server's JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
 
 /// Commands that talk to a running server.
 #[derive(Debug, Subcommand)]
-pub enum HttpCommand {}
+pub enum HttpCommand {
+    /// Who the key acts as; `--bedrock-opt-in` sets the member's own opt-in.
+    Me {
+        #[command(flatten)]
+        conn: Conn,
+        /// Route your requests through the team's Bedrock when enforcement is
+        /// `respect_user_setting`.
+        #[arg(long, value_name = "on|off", value_parser = settings::parse_switch)]
+        bedrock_opt_in: Option<bool>,
+    },
+    /// The team's LLM settings (read: members; write: admins).
+    Settings {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: settings::SettingsCommand,
+    },
+    /// The models this key may use, with the route each would take first.
+    Models {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Named agents and their AWS override.
+    Agents {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: AgentsCommand,
+    },
+    /// API keys (your own; admins also manage agents' keys).
+    ApiKeys {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: KeysCommand,
+    },
+    /// Cloud runs.
+    Runs {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: RunsCommand,
+    },
+    /// Credits (inference, platform, compute) and requests with their routes.
+    Usage {
+        #[command(flatten)]
+        conn: Conn,
+        /// One run.
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+        /// One named agent.
+        #[arg(long, value_name = "UID")]
+        agent: Option<String>,
+        /// One member.
+        #[arg(long, value_name = "UID")]
+        member: Option<String>,
+    },
+    /// Team members (admins).
+    Members {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: MembersCommand,
+    },
+}
+
+/// `byollm agents …`.
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// List the team's agents.
+    List,
+    /// Show one agent.
+    Get {
+        /// The agent's uid.
+        uid: String,
+    },
+    /// Create an agent.
+    Create {
+        /// Its name.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        fields: AgentFields,
+    },
+    /// Change an agent (JSON Merge Patch: only the flags given change; `null`
+    /// clears a field).
+    Update {
+        /// The agent's uid.
+        uid: String,
+        /// A new name.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        fields: AgentFields,
+    },
+    /// Delete an agent.
+    Delete {
+        /// The agent's uid.
+        uid: String,
+    },
+}
+
+/// The optional agent fields shared by create and update.
+#[derive(Debug, Args)]
+pub struct AgentFields {
+    /// What it does.
+    #[arg(long)]
+    description: Option<String>,
+    /// Its default model (`null` clears it on update).
+    #[arg(long, value_name = "ID")]
+    base_model: Option<String>,
+    /// Whether runs may start for it.
+    #[arg(long, value_name = "true|false")]
+    available: Option<bool>,
+    /// The agent's own IAM role (`null` clears it: the team's role applies).
+    #[arg(long, value_name = "ARN")]
+    aws_role_arn: Option<String>,
+    /// The agent's own Bedrock region (`null` clears it).
+    #[arg(long, value_name = "REGION")]
+    aws_region: Option<String>,
+    /// Keep this agent off Bedrock.
+    #[arg(long, value_name = "true|false")]
+    aws_disabled: Option<bool>,
+}
+
+/// `byollm api-keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List keys (never the keys themselves: id, name, owner, prefix).
+    List,
+    /// Create a key; it is printed once.
+    Create {
+        /// A name to recognise it by.
+        #[arg(long)]
+        name: String,
+        /// A key for this named agent (admins).
+        #[arg(long, value_name = "UID")]
+        agent: Option<String>,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        /// The key's id.
+        id: String,
+    },
+}
+
+/// `byollm runs …`.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Start a run (for yourself, or for a named agent); its workload token is
+    /// printed once.
+    Create {
+        /// Run as this named agent.
+        #[arg(long, value_name = "UID")]
+        agent: Option<String>,
+        /// The run's prompt.
+        #[arg(long)]
+        prompt: Option<String>,
+        /// The run's model.
+        #[arg(long, value_name = "ID")]
+        model: Option<String>,
+    },
+    /// Show a run.
+    Get {
+        /// The run id.
+        id: String,
+    },
+    /// End a run (its token dies and its credentials are dropped).
+    Finish {
+        /// The run id.
+        id: String,
+        /// finished (default), failed or cancelled.
+        #[arg(long, value_name = "STATE")]
+        state: Option<String>,
+    },
+}
+
+/// `byollm members …`.
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// List members.
+    List,
+    /// Add a member.
+    Add {
+        /// Their email.
+        #[arg(long)]
+        email: String,
+        /// member, admin or owner.
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+    /// Remove a member (their runs are cancelled).
+    Remove {
+        /// The member's uid.
+        uid: String,
+    },
+}
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the API key is read from the environment, never from a flag"
+)]
+fn api_key() -> anyhow::Result<SecretString> {
+    std::env::var("BYOLLM_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .map(SecretString::from)
+        .context("set BYOLLM_API_KEY to your byollm API key")
+}
+
+fn client(conn: &Conn) -> anyhow::Result<Client> {
+    Ok(Client::new(&conn.server, Some(api_key()?))?)
+}
 
 /// Runs one.
 pub async fn run(cmd: HttpCommand) -> anyhow::Result<()> {
-    match cmd {}
+    match cmd {
+        HttpCommand::Me {
+            conn,
+            bedrock_opt_in,
+        } => me(&conn, bedrock_opt_in).await,
+        HttpCommand::Settings { conn, cmd } => settings::run(&client(&conn)?, conn.json, cmd).await,
+        HttpCommand::Models { conn } => models(&conn).await,
+        HttpCommand::Agents { conn, cmd } => agents(&conn, cmd).await,
+        HttpCommand::ApiKeys { conn, cmd } => keys(&conn, cmd).await,
+        HttpCommand::Runs { conn, cmd } => runs(&conn, cmd).await,
+        HttpCommand::Usage {
+            conn,
+            run,
+            agent,
+            member,
+        } => {
+            usage(
+                &conn,
+                UsageQuery {
+                    run_id: run,
+                    agent_uid: agent,
+                    member_uid: member,
+                },
+            )
+            .await
+        }
+        HttpCommand::Members { conn, cmd } => members(&conn, cmd).await,
+    }
+}
+
+async fn me(conn: &Conn, opt_in: Option<bool>) -> anyhow::Result<()> {
+    let c = client(conn)?;
+    if let Some(on) = opt_in {
+        c.put_my_settings(&MemberSettings {
+            aws_bedrock_opt_in: on,
+        })
+        .await?;
+    }
+    let me = c.me().await?;
+    if conn.json {
+        return out::json(&me);
+    }
+    let mut t = Table::new(&["field", "value"]);
+    t.row(["team", &format!("{} ({})", me.team.name, me.team.uid)]);
+    t.row(["credential", &me.credential]);
+    t.row([
+        "actor",
+        &format!("{} {}", me.actor.actor_type.as_str(), me.actor.uid),
+    ]);
+    if let Some(role) = me.role {
+        t.row(["role", role.as_str()]);
+        let s = c.my_settings().await?;
+        t.row(["aws_bedrock_opt_in", &s.aws_bedrock_opt_in.to_string()]);
+    }
+    if let Some(run) = &me.run_id {
+        t.row(["run", run]);
+    }
+    t.print();
+    Ok(())
+}
+
+async fn models(conn: &Conn) -> anyhow::Result<()> {
+    let v = client(conn)?.models().await?;
+    if conn.json {
+        return out::json(&v);
+    }
+    let mut t = Table::new(&["model", "name", "routes (in order)"]);
+    for m in v
+        .get("data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let routes: Vec<&str> = m
+            .get("routes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let s = |n: &str| m.get(n).and_then(Value::as_str).unwrap_or_default();
+        t.row([s("id"), s("display_name"), &routes.join(", ")]);
+    }
+    t.print();
+    Ok(())
+}
+
+fn agent_table(agents: &[Agent]) -> Table {
+    let mut t = Table::new(&[
+        "uid",
+        "name",
+        "available",
+        "base_model",
+        "aws role",
+        "aws region",
+        "aws disabled",
+    ]);
+    for a in agents {
+        let aws = &a.inference_providers.aws;
+        t.row([
+            a.uid.as_str(),
+            &a.name,
+            &a.available.to_string(),
+            a.base_model.as_deref().unwrap_or("-"),
+            aws.role_arn.as_deref().unwrap_or("(team's)"),
+            aws.region.as_deref().unwrap_or("(team's)"),
+            &aws.disabled.to_string(),
+        ]);
+    }
+    t
+}
+
+/// `null` clears; anything else is the value.
+fn nullable(v: &str) -> Value {
+    if v == "null" {
+        Value::Null
+    } else {
+        Value::String(v.to_owned())
+    }
+}
+
+async fn agents(conn: &Conn, cmd: AgentsCommand) -> anyhow::Result<()> {
+    let c = client(conn)?;
+    let agent = match cmd {
+        AgentsCommand::List => {
+            let list = c.agents().await?;
+            if conn.json {
+                return out::json(&list);
+            }
+            agent_table(&list.agents).print();
+            return Ok(());
+        }
+        AgentsCommand::Get { uid } => c.agent(&uid).await?,
+        AgentsCommand::Create { name, fields } => {
+            let aws = AwsOverride {
+                role_arn: fields.aws_role_arn.filter(|v| v != "null"),
+                region: fields.aws_region.filter(|v| v != "null"),
+                disabled: fields.aws_disabled.unwrap_or(false),
+            };
+            c.create_agent(&AgentCreate {
+                name,
+                description: fields.description,
+                available: fields.available,
+                base_model: fields.base_model.filter(|v| v != "null"),
+                inference_providers: Some(InferenceProviders { aws }),
+            })
+            .await?
+        }
+        AgentsCommand::Update { uid, name, fields } => {
+            let mut patch = Map::new();
+            if let Some(n) = name {
+                patch.insert("name".into(), json!(n));
+            }
+            if let Some(d) = fields.description {
+                patch.insert("description".into(), json!(d));
+            }
+            if let Some(m) = &fields.base_model {
+                patch.insert("base_model".into(), nullable(m));
+            }
+            if let Some(a) = fields.available {
+                patch.insert("available".into(), json!(a));
+            }
+            let mut aws = Map::new();
+            if let Some(r) = &fields.aws_role_arn {
+                aws.insert("role_arn".into(), nullable(r));
+            }
+            if let Some(r) = &fields.aws_region {
+                aws.insert("region".into(), nullable(r));
+            }
+            if let Some(d) = fields.aws_disabled {
+                aws.insert("disabled".into(), json!(d));
+            }
+            if !aws.is_empty() {
+                patch.insert("inference_providers".into(), json!({"aws": aws}));
+            }
+            if patch.is_empty() {
+                bail!("nothing to change: give at least one flag (see --help)");
+            }
+            c.patch_agent(&uid, &Value::Object(patch)).await?
+        }
+        AgentsCommand::Delete { uid } => {
+            c.delete_agent(&uid).await?;
+            out::err(&format!("deleted agent {uid}"));
+            return Ok(());
+        }
+    };
+    if conn.json {
+        return out::json(&agent);
+    }
+    agent_table(std::slice::from_ref(&agent)).print();
+    Ok(())
+}
+
+async fn keys(conn: &Conn, cmd: KeysCommand) -> anyhow::Result<()> {
+    let c = client(conn)?;
+    match cmd {
+        KeysCommand::List => {
+            let list = c.api_keys().await?;
+            if conn.json {
+                return out::json(&list);
+            }
+            let mut t = Table::new(&["id", "name", "owner", "prefix", "created_at"]);
+            for k in &list.api_keys {
+                t.row([
+                    k.id.as_str(),
+                    &k.name,
+                    &format!("{} {}", k.owner.actor_type.as_str(), k.owner.uid),
+                    &k.prefix,
+                    &k.created_at,
+                ]);
+            }
+            t.print();
+        }
+        KeysCommand::Create { name, agent } => {
+            let created = c
+                .create_api_key(&ApiKeyCreate {
+                    name,
+                    agent_uid: agent,
+                })
+                .await?;
+            if conn.json {
+                return out::json(&created);
+            }
+            out::err(&format!(
+                "created key {} for {} {}; it is shown once, store it now:",
+                created.id,
+                created.owner.actor_type.as_str(),
+                created.owner.uid
+            ));
+            out::line(created.key.expose());
+        }
+        KeysCommand::Revoke { id } => {
+            c.revoke_api_key(&id).await?;
+            out::err(&format!("revoked key {id}"));
+        }
+    }
+    Ok(())
+}
+
+fn run_table(r: &RunInfo) -> Table {
+    let mut t = Table::new(&["field", "value"]);
+    t.row(["run", r.run_id.as_str()]);
+    t.row(["state", r.state.as_str()]);
+    t.row([
+        "actor",
+        &format!("{} {}", r.actor.actor_type.as_str(), r.actor.uid),
+    ]);
+    t.row([
+        "triggered_by",
+        &format!(
+            "{} {}",
+            r.triggered_by.actor_type.as_str(),
+            r.triggered_by.uid
+        ),
+    ]);
+    t.row(["model", r.model.as_deref().unwrap_or("-")]);
+    t.row(["created_at", &r.created_at]);
+    t.row(["finished_at", r.finished_at.as_deref().unwrap_or("-")]);
+    let bedrock = r
+        .bedrock
+        .as_ref()
+        .map(|b| format!("{} in {}", b.role_arn, b.region))
+        .unwrap_or_else(|| "none (not routed through Bedrock)".into());
+    t.row(["bedrock", &bedrock]);
+    t
+}
+
+async fn runs(conn: &Conn, cmd: RunsCommand) -> anyhow::Result<()> {
+    let c = client(conn)?;
+    let info = match cmd {
+        RunsCommand::Create {
+            agent,
+            prompt,
+            model,
+        } => {
+            let run = c
+                .create_run(&RunCreate {
+                    agent_uid: agent,
+                    prompt,
+                    model,
+                })
+                .await?;
+            if conn.json {
+                return out::json(&run);
+            }
+            out::err(&format!(
+                "started run {} ({}) as {} {}; its workload token is shown once \
+                 (give it to the worker as BYOLLM_WORKLOAD_TOKEN):",
+                run.run_id,
+                run.state.as_str(),
+                run.actor.actor_type.as_str(),
+                run.actor.uid
+            ));
+            out::line(run.workload_token.expose());
+            return Ok(());
+        }
+        RunsCommand::Get { id } => c.run(&id).await?,
+        RunsCommand::Finish { id, state } => {
+            let state = match state.as_deref() {
+                None => None,
+                Some(s) => Some(
+                    RunState::parse(s)
+                        .filter(|s| s.is_terminal())
+                        .with_context(|| {
+                            format!("--state {s}: expected finished, failed or cancelled")
+                        })?,
+                ),
+            };
+            c.finish_run(&id, &RunFinish { state }).await?
+        }
+    };
+    if conn.json {
+        return out::json(&info);
+    }
+    run_table(&info).print();
+    Ok(())
+}
+
+async fn usage(conn: &Conn, q: UsageQuery) -> anyhow::Result<()> {
+    let report = client(conn)?.usage(&q).await?;
+    if conn.json {
+        return out::json(&report);
+    }
+    let b = report.buckets;
+    let mut t = Table::new(&["bucket", "credits"]);
+    t.row(["inference", &format!("{:.4}", b.inference)]);
+    t.row(["platform", &format!("{:.4}", b.platform)]);
+    t.row(["compute", &format!("{:.4}", b.compute)]);
+    t.print();
+    out::line("");
+    let mut t = Table::new(&[
+        "created_at",
+        "run",
+        "principal",
+        "model",
+        "route",
+        "in",
+        "out",
+        "credits",
+    ]);
+    for r in &report.requests {
+        t.row([
+            r.created_at.as_str(),
+            r.run_id.as_deref().unwrap_or("-"),
+            &r.principal,
+            &r.model,
+            &r.route,
+            &r.input_tokens.to_string(),
+            &r.output_tokens.to_string(),
+            &format!("{:.4}", r.credits),
+        ]);
+    }
+    t.print();
+    Ok(())
+}
+
+async fn members(conn: &Conn, cmd: MembersCommand) -> anyhow::Result<()> {
+    let c = client(conn)?;
+    let list = match cmd {
+        MembersCommand::List => {
+            let list = c.members().await?;
+            if conn.json {
+                return out::json(&list);
+            }
+            list.members
+        }
+        MembersCommand::Add { email, role } => {
+            let role = Role::parse(&role)
+                .with_context(|| format!("--role {role}: expected member, admin or owner"))?;
+            let member = c.create_member(&MemberCreate { email, role }).await?;
+            if conn.json {
+                return out::json(&member);
+            }
+            vec![member]
+        }
+        MembersCommand::Remove { uid } => {
+            c.delete_member(&uid).await?;
+            out::err(&format!("removed member {uid}"));
+            return Ok(());
+        }
+    };
+    let mut t = Table::new(&["uid", "email", "role"]);
+    for m in &list {
+        t.row([m.uid.as_str(), &m.email, m.role.as_str()]);
+    }
+    t.print();
+    Ok(())
 }

@@ -32,8 +32,9 @@ fn bedrock_enabled(settings: &LlmSettings, id: &str) -> bool {
     }
 }
 
-/// `--model`, else the highest-ranked Claude model the team routes through
-/// Bedrock; with its profile.
+/// `--model`, else the highest-ranked Claude model the team names in its
+/// settings and routes through Bedrock, else the highest-ranked one it routes
+/// there; with its profile.
 pub(super) fn choose_model(
     settings: &LlmSettings,
     wanted: Option<&str>,
@@ -44,15 +45,25 @@ pub(super) fn choose_model(
         Some(id) => catalog
             .get(id)
             .ok_or_else(|| format!("{id} is not in the model catalog"))?,
-        None => catalog
-            .by_rank()
-            .into_iter()
-            .find(|m| {
-                m.family == Family::Anthropic
-                    && m.bedrock.is_some()
-                    && bedrock_enabled(settings, &m.id)
-            })
-            .ok_or("the team routes no Claude model through Bedrock")?,
+        None => {
+            let usable: Vec<_> = catalog
+                .by_rank()
+                .into_iter()
+                .filter(|m| {
+                    m.family == Family::Anthropic
+                        && m.bedrock.is_some()
+                        && bedrock_enabled(settings, &m.id)
+                })
+                .collect();
+            // A model the admin named in the settings is the one the team uses
+            // (and the one a least-privilege policy grants).
+            usable
+                .iter()
+                .find(|m| settings.models.contains_key(&m.id))
+                .or(usable.first())
+                .copied()
+                .ok_or("the team routes no Claude model through Bedrock")?
+        }
     };
     let bedrock = model
         .bedrock
