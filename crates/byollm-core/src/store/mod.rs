@@ -15,7 +15,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row as _};
 
-use byollm_api::types::LlmSettings;
+use byollm_api::types::{ActorType, LlmSettings};
 
 pub use rows::*;
 
@@ -222,45 +222,7 @@ impl Store {
         uid: &str,
         now: i64,
     ) -> Result<Option<Vec<String>>> {
-        let mut tx = self.pool.begin().await?;
-        let mut hashes: Vec<String> = Vec::new();
-        for sql in [
-            "SELECT key_hash FROM api_keys WHERE team_uid = $1 AND owner_type = 'user' AND owner_uid = $2",
-            "SELECT token_hash FROM runs WHERE team_uid = $1 AND actor_type = 'user' AND actor_uid = $2 \
-             AND state IN ('queued', 'running')",
-        ] {
-            for r in sqlx::query(sql)
-                .bind(team_uid)
-                .bind(uid)
-                .fetch_all(&mut *tx)
-                .await?
-            {
-                hashes.push(r.try_get::<String, _>(0)?);
-            }
-        }
-        sqlx::query(
-            "DELETE FROM api_keys WHERE team_uid = $1 AND owner_type = 'user' AND owner_uid = $2",
-        )
-        .bind(team_uid)
-        .bind(uid)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE runs SET state = 'cancelled', finished_at = $1 WHERE team_uid = $2 \
-             AND actor_type = 'user' AND actor_uid = $3 AND state IN ('queued', 'running')",
-        )
-        .bind(now)
-        .bind(team_uid)
-        .bind(uid)
-        .execute(&mut *tx)
-        .await?;
-        let done = sqlx::query("DELETE FROM members WHERE team_uid = $1 AND uid = $2")
-            .bind(team_uid)
-            .bind(uid)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok((done.rows_affected() == 1).then_some(hashes))
+        self.delete_actor(team_uid, ActorType::User, uid, now).await
     }
 
     /// Sets a member's Bedrock opt-in.
@@ -345,15 +307,35 @@ impl Store {
         uid: &str,
         now: i64,
     ) -> Result<Option<Vec<String>>> {
+        self.delete_actor(team_uid, ActorType::ServiceAccount, uid, now)
+            .await
+    }
+
+    /// Removes a member or an agent in one transaction: its API keys go, the runs
+    /// it acts in are cancelled, and the hashes of every key and run token that
+    /// died are returned; `None` when the actor did not exist in the team.
+    async fn delete_actor(
+        &self,
+        team_uid: &str,
+        actor: ActorType,
+        uid: &str,
+        now: i64,
+    ) -> Result<Option<Vec<String>>> {
+        let kind = actor.as_str();
+        let table = match actor {
+            ActorType::User => "members",
+            ActorType::ServiceAccount => "agents",
+        };
         let mut tx = self.pool.begin().await?;
         let mut hashes: Vec<String> = Vec::new();
         for sql in [
-            "SELECT key_hash FROM api_keys WHERE team_uid = $1 AND owner_type = 'service_account' AND owner_uid = $2",
-            "SELECT token_hash FROM runs WHERE team_uid = $1 AND actor_type = 'service_account' AND actor_uid = $2 \
+            "SELECT key_hash FROM api_keys WHERE team_uid = $1 AND owner_type = $2 AND owner_uid = $3",
+            "SELECT token_hash FROM runs WHERE team_uid = $1 AND actor_type = $2 AND actor_uid = $3 \
              AND state IN ('queued', 'running')",
         ] {
             for r in sqlx::query(sql)
                 .bind(team_uid)
+                .bind(kind)
                 .bind(uid)
                 .fetch_all(&mut *tx)
                 .await?
@@ -361,25 +343,31 @@ impl Store {
                 hashes.push(r.try_get::<String, _>(0)?);
             }
         }
-        sqlx::query("DELETE FROM api_keys WHERE team_uid = $1 AND owner_type = 'service_account' AND owner_uid = $2")
-            .bind(team_uid)
-            .bind(uid)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM api_keys WHERE team_uid = $1 AND owner_type = $2 AND owner_uid = $3",
+        )
+        .bind(team_uid)
+        .bind(kind)
+        .bind(uid)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "UPDATE runs SET state = 'cancelled', finished_at = $1 WHERE team_uid = $2 \
-             AND actor_type = 'service_account' AND actor_uid = $3 AND state IN ('queued', 'running')",
+             AND actor_type = $3 AND actor_uid = $4 AND state IN ('queued', 'running')",
         )
         .bind(now)
+        .bind(team_uid)
+        .bind(kind)
+        .bind(uid)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(&format!(
+            "DELETE FROM {table} WHERE team_uid = $1 AND uid = $2"
+        ))
         .bind(team_uid)
         .bind(uid)
         .execute(&mut *tx)
         .await?;
-        let done = sqlx::query("DELETE FROM agents WHERE team_uid = $1 AND uid = $2")
-            .bind(team_uid)
-            .bind(uid)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok((done.rows_affected() == 1).then_some(hashes))
     }
