@@ -57,7 +57,7 @@ fn check_role_name(name: Option<&str>, field: &str, v: &mut Vec<String>) {
         Some(n)
             if !n
                 .chars()
-                .all(|c| c.is_alphanumeric() || "_+=,.@-".contains(c)) =>
+                .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)) =>
         {
             v.push(violation(
                 Some(n),
@@ -80,7 +80,7 @@ fn check_policy_name(name: Option<&str>, v: &mut Vec<String>) {
         Some(n)
             if !n
                 .chars()
-                .all(|c| c.is_alphanumeric() || "_+=,.@-".contains(c)) =>
+                .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)) =>
         {
             v.push(violation(
                 Some(n),
