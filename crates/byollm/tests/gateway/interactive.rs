@@ -142,3 +142,98 @@ async fn caller_credentials_skip_sts_and_are_never_kept() {
     }
     env.stop().await;
 }
+
+#[tokio::test]
+async fn openai_models_go_to_the_openai_api_and_are_billed() {
+    let env = Env::start().await;
+    for stream in [false, true] {
+        let r = env
+            .infer(
+                "/v1/chat/completions",
+                &env.owner_key,
+                chat_body("gpt-5", "direct to openai", stream),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.header("x-byollm-route"), Some("direct_api:gpt-5"));
+        if stream {
+            let events = r.events();
+            assert_eq!(events.last().unwrap().1, "[DONE]");
+            // The caller did not ask for usage: the chunk the gateway requested
+            // for billing is not passed on.
+            assert!(
+                events
+                    .iter()
+                    .all(|(_, d)| d == "[DONE]" || !d.contains("\"choices\":[]")),
+                "{}",
+                r.text
+            );
+        } else {
+            assert!(
+                r.json()["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .contains("direct to openai")
+            );
+        }
+    }
+    let usage = env.usage("").await;
+    let reqs = usage["requests"].as_array().unwrap();
+    assert_eq!(reqs.len(), 2);
+    assert!(
+        reqs.iter()
+            .all(|r| r["credits"].as_f64().unwrap() > 0.0
+                && r["output_tokens"].as_i64().unwrap() > 0),
+        "{usage}"
+    );
+    assert_eq!(env.sts_calls(), 0, "no AWS for OpenAI models");
+    // /v1/messages is for Claude only.
+    let r = env
+        .infer(
+            "/v1/messages",
+            &env.owner_key,
+            messages_body("gpt-5", "x", false),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("chat/completions"));
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn models_lists_what_the_principal_may_use_with_its_first_route() {
+    let env = Env::start().await;
+    let (s, v) = env
+        .api(reqwest::Method::GET, "/v1/models", &env.owner_key, None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let data = v["data"].as_array().unwrap();
+    let sonnet = data
+        .iter()
+        .find(|m| m["id"] == "claude-sonnet-4-6")
+        .unwrap();
+    assert_eq!(
+        sonnet["routes"][0],
+        "aws_bedrock:global.anthropic.claude-sonnet-4-6@us-east-1"
+    );
+    assert_eq!(sonnet["routes"][1], "direct_api:claude-sonnet-4-6");
+    let gpt = data.iter().find(|m| m["id"] == "gpt-5").unwrap();
+    assert_eq!(gpt["routes"], json!(["direct_api:gpt-5"]));
+    env.put_settings(json!({"hosts": {"aws_bedrock": {"enabled": true, "role_arn": env.role_arn, "region": "us-east-1"},
+        "direct_api": {"enabled": false}}}))
+    .await;
+    let (_, v) = env
+        .api(reqwest::Method::GET, "/v1/models", &env.owner_key, None)
+        .await;
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"claude-sonnet-4-6") && !ids.contains(&"gpt-5"),
+        "{ids:?}"
+    );
+    env.stop().await;
+}
