@@ -60,36 +60,41 @@ pub type Decoded = (Vec<(String, String)>, Vec<u8>, usize);
 /// Decodes one message from the front of `buf`, checking both CRCs. For tests
 /// and tools.
 pub fn decode(buf: &[u8]) -> Result<Decoded, String> {
-    let be32 = |b: &[u8]| -> u32 { u32::from_be_bytes([b[0], b[1], b[2], b[3]]) };
-    if buf.len() < 16 {
-        return Err("short message".into());
+    let short = || "truncated message".to_owned();
+    let be32 = |at: usize| -> Result<u32, String> {
+        let b = buf.get(at..at + 4).ok_or_else(short)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let total = usize::try_from(be32(0)?).map_err(|e| e.to_string())?;
+    let hlen = usize::try_from(be32(4)?).map_err(|e| e.to_string())?;
+    if total < 16 + hlen || buf.len() < total {
+        return Err(short());
     }
-    let total = be32(&buf[0..4]) as usize;
-    let hlen = be32(&buf[4..8]) as usize;
-    if buf.len() < total || total < 16 + hlen {
-        return Err("truncated message".into());
-    }
-    if crc32fast::hash(&buf[..8]) != be32(&buf[8..12]) {
+    if crc32fast::hash(&buf[..8]) != be32(8)? {
         return Err("prelude CRC mismatch".into());
     }
-    if crc32fast::hash(&buf[..total - 4]) != be32(&buf[total - 4..total]) {
+    if crc32fast::hash(&buf[..total - 4]) != be32(total - 4)? {
         return Err("message CRC mismatch".into());
     }
+    let section = &buf[12..12 + hlen];
     let mut headers = vec![];
-    let mut i = 12;
-    while i < 12 + hlen {
-        let n = usize::from(buf[i]);
-        let name = String::from_utf8_lossy(&buf[i + 1..i + 1 + n]).into_owned();
+    let mut i = 0;
+    while i < section.len() {
+        let n = usize::from(*section.get(i).ok_or_else(short)?);
+        let name = section.get(i + 1..i + 1 + n).ok_or_else(short)?;
         i += 1 + n;
-        let ty = buf[i];
-        i += 1;
+        let ty = *section.get(i).ok_or_else(short)?;
         if ty != 7 {
             return Err(format!("unsupported header type {ty}"));
         }
-        let len = usize::from(u16::from_be_bytes([buf[i], buf[i + 1]]));
-        let value = String::from_utf8_lossy(&buf[i + 2..i + 2 + len]).into_owned();
-        i += 2 + len;
-        headers.push((name, value));
+        let len = section.get(i + 1..i + 3).ok_or_else(short)?;
+        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        let value = section.get(i + 3..i + 3 + len).ok_or_else(short)?;
+        i += 3 + len;
+        headers.push((
+            String::from_utf8_lossy(name).into_owned(),
+            String::from_utf8_lossy(value).into_owned(),
+        ));
     }
     Ok((headers, buf[12 + hlen..total - 4].to_vec(), total))
 }
@@ -108,5 +113,8 @@ mod tests {
         let mut bad = m.clone();
         bad[20] ^= 1;
         assert!(decode(&bad).is_err());
+        for cut in 0..m.len() {
+            assert!(decode(&m[..cut]).is_err());
+        }
     }
 }
