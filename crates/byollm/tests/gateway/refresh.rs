@@ -59,3 +59,40 @@ async fn a_run_outliving_its_credentials_refreshes_once_per_window_without_failu
     assert_eq!(env.sts_calls(), 2, "after {n} requests");
     env.stop().await;
 }
+
+#[tokio::test]
+async fn credentials_aws_says_expired_are_replaced_at_once() {
+    let env = Env::start().await;
+    let agent = env.create_agent("expiring", None).await;
+    let (_, token) = env.start_run(Some(&agent)).await;
+    let r = env
+        .infer(
+            "/v1/messages",
+            &token,
+            messages_body("claude-haiku-4-5", "one", false),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(env.sts_calls(), 1);
+    // AWS now says the session expired (clock skew, revoked session…): the
+    // gateway assumes the role again and the request still succeeds on Bedrock.
+    env.sim.expire_sessions();
+    let r = env
+        .infer(
+            "/v1/messages",
+            &token,
+            messages_body("claude-haiku-4-5", "two", false),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        r.header("x-byollm-route")
+            .unwrap()
+            .starts_with("aws_bedrock:"),
+        "{:?}",
+        r.header("x-byollm-route")
+    );
+    assert!(r.header("x-byollm-fallback").is_none());
+    assert_eq!(env.sts_calls(), 2);
+    env.stop().await;
+}
