@@ -27,13 +27,12 @@ use crate::types::{
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server could not be reached, or the connection broke.
-    #[error("cannot reach {url}: {source}")]
+    #[error("cannot reach {url}: {detail}")]
     Transport {
         /// The URL called.
         url: String,
-        /// The transport error.
-        #[source]
-        source: reqwest::Error,
+        /// The transport error and its causes, innermost last.
+        detail: String,
     },
     /// The server answered with an error body.
     #[error("{status}: {} ({}){}", .body.error.message, .body.error.code, hint_suffix(&.body.error))]
@@ -56,6 +55,24 @@ pub enum ClientError {
     /// The base URL or credential cannot be used.
     #[error("{0}")]
     Config(String),
+}
+
+/// A transport error with its whole chain of causes (reqwest's own message only
+/// says "error sending request"; the reason is in its sources).
+fn transport(url: &str, e: &reqwest::Error) -> ClientError {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+    }
+    ClientError::Transport {
+        url: url.to_owned(),
+        detail: parts.join(": "),
+    }
 }
 
 fn hint_suffix(e: &ErrorDetail) -> String {
@@ -168,15 +185,9 @@ impl Client {
         path: &str,
     ) -> Result<(u16, String), ClientError> {
         let url = self.url(path);
-        let resp = req.send().await.map_err(|source| ClientError::Transport {
-            url: url.clone(),
-            source,
-        })?;
+        let resp = req.send().await.map_err(|e| transport(&url, &e))?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|source| ClientError::Transport {
-            url: url.clone(),
-            source,
-        })?;
+        let text = resp.text().await.map_err(|e| transport(&url, &e))?;
         if status.is_success() {
             return Ok((status.as_u16(), text));
         }

@@ -171,6 +171,17 @@ impl Walk<'_> {
                 evidence,
                 "synchronise the server's clock (NTP)",
             )),
+            StsError::Unavailable(_) | StsError::IdpCommunication(_) => Err(fail(
+                s,
+                Cause::StsFailed,
+                "STS could not be reached or did not answer",
+                evidence,
+                format!(
+                    "check that this machine reaches https://sts.{}.amazonaws.com (proxy, firewall, \
+                     DNS), or pass --aws-endpoint-url; AWS's own IdP errors are often transient",
+                    ctx.region
+                ),
+            )),
             _ => Err(fail(
                 s,
                 Cause::StsFailed,
