@@ -28,6 +28,8 @@ use crate::util::{UPPER_ALNUM, random_chars};
 pub const ANTHROPIC_OP: &str = "anthropic:Messages";
 /// The fault/counter name of the OpenAI endpoint.
 pub const OPENAI_OP: &str = "openai:ChatCompletions";
+/// Counter and fault scope of Anthropic's OpenAI-compatible endpoint.
+pub const ANTHROPIC_COMPAT_OP: &str = "anthropic:ChatCompletions";
 
 fn json_resp(status: StatusCode, v: &Value) -> Response {
     let mut r = (status, v.to_string()).into_response();
@@ -224,8 +226,13 @@ impl Inner {
         sse(chunks, self.faults.stream_event_delay())
     }
 
-    /// `POST /openai/v1/chat/completions`.
-    pub(crate) fn openai_chat(&self, headers: &HeaderMap, body: &[u8]) -> Response {
+    /// `POST /openai/v1/chat/completions`, and Anthropic's OpenAI-compatible
+    /// `POST /anthropic/v1/chat/completions` (Claude models, same wire format).
+    pub(crate) fn openai_chat(&self, headers: &HeaderMap, body: &[u8], family: Family) -> Response {
+        let op = match family {
+            Family::Openai => OPENAI_OP,
+            Family::Anthropic => ANTHROPIC_COMPAT_OP,
+        };
         let auth = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
@@ -245,7 +252,7 @@ impl Inner {
                 "Incorrect API key provided.",
             );
         }
-        if let Some(rule) = self.faults.take_failure(OPENAI_OP, false) {
+        if let Some(rule) = self.faults.take_failure(op, false) {
             let (s, k, m) = openai_fault(&rule);
             return openai_error(s, k, None, &m);
         }
@@ -266,7 +273,7 @@ impl Inner {
                     "you must provide a model parameter",
                 );
             }
-            Some(m) if !model_known(m, Family::Openai) => {
+            Some(m) if !model_known(m, family) => {
                 return openai_error(
                     404,
                     "invalid_request_error",

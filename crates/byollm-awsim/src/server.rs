@@ -8,6 +8,7 @@
 //! | `POST /model/{modelId}/{converse,converse-stream,invoke,invoke-with-response-stream}` | Bedrock Runtime |
 //! | `POST /anthropic/v1/messages`, `GET /anthropic/v1/models` | Anthropic direct API |
 //! | `POST /openai/v1/chat/completions`, `GET /openai/v1/models` | OpenAI direct API |
+//! | `POST /anthropic/v1/chat/completions` | Anthropic's OpenAI-compatible endpoint |
 //! | `/_awsim/…` | control: faults, counters, health (see [`crate::control`]) |
 
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use byollm_api::catalog::Family;
 use crate::Inner;
 use crate::auth::{Caller, Dialect};
 use crate::bedrock::{self, Op, json_error};
-use crate::direct::{self, ANTHROPIC_OP, OPENAI_OP};
+use crate::direct::{self, ANTHROPIC_COMPAT_OP, ANTHROPIC_OP, OPENAI_OP};
 use crate::error::AwsError;
 use crate::iam;
 use crate::query::{IAM_NS, Params, STS_NS, error};
@@ -141,7 +142,14 @@ pub(crate) async fn dispatch(State(inner): State<Arc<Inner>>, req: Request<Body>
             if let Err(r) = inner.gate_direct(OPENAI_OP).await {
                 return r;
             }
-            inner.openai_chat(&parts.headers, &body)
+            inner.openai_chat(&parts.headers, &body, Family::Openai)
+        }
+        (Method::POST, "/anthropic/v1/chat/completions") => {
+            inner.faults.count(ANTHROPIC_COMPAT_OP);
+            if let Err(r) = inner.gate_direct(ANTHROPIC_COMPAT_OP).await {
+                return r;
+            }
+            inner.openai_chat(&parts.headers, &body, Family::Anthropic)
         }
         (Method::GET, "/anthropic/v1/models") => inner.direct_models(Family::Anthropic),
         (Method::GET, "/openai/v1/models") => inner.direct_models(Family::Openai),

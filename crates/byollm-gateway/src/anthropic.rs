@@ -104,7 +104,11 @@ impl Gateway {
             } => {
                 let creds = creds.ok_or_else(|| Failure::Fallback("no credentials".into()))?;
                 let mut body = req.clone();
+                // Bedrock takes the model in the path and refuses keys its
+                // Anthropic body does not define (aws-facts §5.5): `metadata`
+                // (a caller tag for Anthropic's own API) is dropped, not sent.
                 body.remove("model");
+                body.remove("metadata");
                 body.insert(
                     "anthropic_version".into(),
                     Value::String(BEDROCK_ANTHROPIC_VERSION.into()),

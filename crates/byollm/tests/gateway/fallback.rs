@@ -181,3 +181,31 @@ async fn failure_after_the_first_byte_ends_the_stream_without_a_second_call() {
     );
     env.stop().await;
 }
+
+#[tokio::test]
+async fn openai_format_claude_falls_back_to_anthropics_openai_compatible_endpoint() {
+    let env = Env::start().await;
+    env.sim
+        .faults()
+        .fail_next("bedrock:ConverseStream", "ServiceUnavailableException", 1);
+    let r = env
+        .infer(
+            "/v1/chat/completions",
+            &env.owner_key,
+            crate::harness::chat_body("claude-sonnet-4-6", "compat please", true),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.header("x-byollm-route"),
+        Some("direct_api:claude-sonnet-4-6")
+    );
+    assert!(
+        r.text.contains("\"compat \"") && r.text.contains("\"please\""),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.events().last().unwrap().1, "[DONE]");
+    assert_eq!(env.sim.call_count("anthropic:ChatCompletions"), 1);
+    env.stop().await;
+}
