@@ -18,6 +18,7 @@
 
 mod bedrock;
 pub mod iam;
+mod lint;
 mod sts;
 mod trust;
 mod walk;

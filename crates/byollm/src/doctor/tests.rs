@@ -360,12 +360,29 @@ async fn checks_one_agent_against_its_own_role() {
             .await
             .unwrap();
     }
+    // The team role (scope team) also admits the agents that have their own role.
+    let report = diagnose(&opts(&stack, true)).await;
+    assert!(report.healthy(), "{}", report.to_text());
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("admits every agent of the team") && n.contains(&bot.uid)),
+        "{}",
+        report.to_text()
+    );
+
     // Worker tokens off (the default): the agent's trust is decided offline.
     let mut o = opts(&stack, true);
     o.agent = Some(bot.uid.clone());
     let report = diagnose(&o).await;
     assert!(report.healthy(), "{}", report.to_text());
     assert!(report.notes.iter().any(|n| n.contains("cancelled")));
+    assert!(
+        !report.notes.iter().any(|n| n.contains("warning")),
+        "{:?}",
+        report.notes
+    );
     o.agent = Some(other.uid.clone());
     let report = diagnose(&o).await;
     assert_cause(&report, Cause::SubNotAdmitted, StepName::Sts);
@@ -395,6 +412,33 @@ async fn checks_one_agent_against_its_own_role() {
         report.to_text().contains("StringEquals"),
         "{}",
         report.to_text()
+    );
+
+    // An agent's own role that admits the whole team is flagged.
+    let wide = stack
+        .create_role(&RoleSpec {
+            name: "byollm-wide",
+            ..team_role()
+        })
+        .unwrap();
+    owner
+        .patch_agent(
+            &bot.uid,
+            &json!({"inference_providers": {"aws": {"role_arn": wide}}}),
+        )
+        .await
+        .unwrap();
+    let mut w = opts(&stack, true);
+    w.agent = Some(bot.uid.clone());
+    let report = diagnose(&w).await;
+    assert!(report.healthy(), "{}", report.to_text());
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("own role") && n.contains("--scope agent:")),
+        "{:?}",
+        report.notes
     );
 
     // An override that disables Bedrock for the agent.

@@ -47,6 +47,8 @@ pub(super) struct Ctx {
     pub region: String,
     pub audience: String,
     pub agent: Option<String>,
+    /// The role is the agent's own (its override), not the team's.
+    pub own_role: bool,
 }
 
 /// A minted token and its decoded claims.
@@ -64,7 +66,7 @@ pub(super) struct Walk<'a> {
     pub(super) opts: &'a Options,
     pub(super) client: Client,
     steps: Vec<Step>,
-    notes: Vec<String>,
+    pub(super) notes: Vec<String>,
     pub(super) iam: Option<Iam>,
     pub(super) run: Option<String>,
     role_arn: Option<String>,
@@ -226,6 +228,7 @@ impl Walk<'_> {
     async fn walk(&mut self) -> Result<(), Diagnosis> {
         let ctx = self.server_step().await?;
         let issuer = self.discovery_step().await?;
+        self.trust_notes(&ctx, &issuer).await;
         let kids = self.jwks_step().await?;
         let minted = self.token_step(&ctx, &issuer, &kids).await?;
         let creds = self.sts_step(&ctx, minted.as_ref()).await?;
@@ -256,6 +259,7 @@ impl Walk<'_> {
             .map_err(|e| server_error(s, "GET /api/v1/team/llm-settings", &e))?;
         let bedrock = &settings.hosts.aws_bedrock;
         let (mut role_arn, mut region) = (bedrock.role_arn.clone(), bedrock.region.clone());
+        let mut own_role = false;
         let mut who = format!("team {} ({})", me.team.name, me.team.uid);
         if let Some(uid) = &self.opts.agent {
             let agent = self.client.agent(uid).await.map_err(|e| match e.status() {
@@ -286,6 +290,7 @@ impl Walk<'_> {
             }
             if aws.role_arn.is_some() {
                 role_arn.clone_from(&aws.role_arn);
+                own_role = true;
             }
             if aws.region.is_some() {
                 region.clone_from(&aws.region);
@@ -327,6 +332,7 @@ impl Walk<'_> {
             region,
             audience,
             agent: self.opts.agent.clone(),
+            own_role,
         })
     }
 
