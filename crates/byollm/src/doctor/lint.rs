@@ -42,6 +42,19 @@ impl Walk<'_> {
                 let Some(e) = self.explained(&ctx.role_arn, &issuer, ctx).await else {
                     return;
                 };
+                // Only a role that admits this agent can be too broad for it; a role
+                // that refuses it is the diagnosis's business, not a warning's.
+                let admits_it = e.probes.iter().any(|p| {
+                    p.admitted
+                        && match &p.subject {
+                            SubjectClass::NamedAgent(u) => u == agent,
+                            SubjectClass::TeamAgents => true,
+                            _ => false,
+                        }
+                });
+                if !admits_it {
+                    return;
+                }
                 let extra: Vec<&str> = e
                     .probes
                     .iter()
