@@ -428,3 +428,47 @@ impl Client {
 
 /// `GET /v1/models` (the gateway's route; the server owns its constant).
 pub const MODELS: &str = "/v1/models";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_key_and_urls_are_checked() {
+        let c = Client::new(
+            "http://127.0.0.1:8080/",
+            Some(SecretString::from("byollm_key_secret".to_owned())),
+        )
+        .unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("byollm_key_secret"), "{debug}");
+        assert_eq!(c.base_url(), "http://127.0.0.1:8080");
+        let worker = c.with_key(SecretString::from("byollm_run_secret".to_owned()));
+        assert!(!format!("{worker:?}").contains("byollm_run_secret"));
+        assert!(matches!(
+            Client::new("127.0.0.1:8080", None),
+            Err(ClientError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn api_errors_show_message_code_and_hint() {
+        let e = ClientError::Api {
+            status: 403,
+            body: ErrorBody {
+                error: ErrorDetail {
+                    code: "forbidden".into(),
+                    message: "worker identity tokens are disabled for this team".into(),
+                    field: None,
+                    hint: Some("an admin can enable them".into()),
+                },
+            },
+        };
+        assert_eq!(
+            e.to_string(),
+            "403: worker identity tokens are disabled for this team (forbidden); hint: an admin can enable them"
+        );
+        assert_eq!(e.status(), Some(403));
+        assert_eq!(e.code(), Some("forbidden"));
+    }
+}
