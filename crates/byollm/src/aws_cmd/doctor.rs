@@ -35,7 +35,7 @@ pub struct DoctorArgs {
     /// Check this named agent (its override role and region) instead of the team.
     #[arg(long, value_name = "UID")]
     agent: Option<String>,
-    /// STS and Bedrock endpoint override, e.g. the emulator's http://127.0.0.1:4566.
+    /// STS, Bedrock (and IAM) endpoint override, e.g. the emulator's http://127.0.0.1:4566.
     #[arg(long, value_name = "URL")]
     aws_endpoint_url: Option<String>,
     /// IAM endpoint override (defaults to --aws-endpoint-url, else IAM's global endpoint).
@@ -44,7 +44,8 @@ pub struct DoctorArgs {
     /// DurationSeconds to request from STS (the server's broker asks for 3600).
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     duration: i32,
-    /// The model to call (default: the team's highest-ranked Claude model on Bedrock).
+    /// The model to call (default: the highest-ranked Claude model the team names in
+    /// its settings for Bedrock, else the highest-ranked one it routes there).
     #[arg(long, value_name = "ID")]
     model: Option<String>,
     /// Print the report as JSON.
