@@ -465,3 +465,39 @@ async fn names_a_team_without_bedrock_and_a_refused_key() {
     assert_cause(&report, Cause::ApiKeyRefused, StepName::Server);
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn names_an_aud_condition_and_a_foreign_provider_in_the_trust_policy() {
+    let (stack, _) = healthy().await;
+    let account = stack.account().to_owned();
+    let trust = |provider: &str, aud: &str| {
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Federated": format!("arn:aws:iam::{account}:oidc-provider/{provider}")},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {"issuer.byollm.test:aud": aud},
+                          "StringLike": {"issuer.byollm.test:sub": "scoped_principal:*"}}}]})
+        .to_string()
+    };
+    stack
+        .sim
+        .update_assume_role_policy("byollm-team", &trust("issuer.byollm.test", "my-app"))
+        .unwrap();
+    let report = diagnose(&opts(&stack, true)).await;
+    assert_cause(&report, Cause::AudienceNotAdmitted, StepName::Sts);
+    assert!(
+        report.to_text().contains("\"my-app\""),
+        "{}",
+        report.to_text()
+    );
+
+    stack
+        .sim
+        .update_assume_role_policy(
+            "byollm-team",
+            &trust("token.actions.githubusercontent.com", "sts.amazonaws.com"),
+        )
+        .unwrap();
+    let report = diagnose(&opts(&stack, true)).await;
+    assert_cause(&report, Cause::ProviderNotTrusted, StepName::Sts);
+    stack.shutdown().await;
+}
