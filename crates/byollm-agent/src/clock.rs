@@ -97,8 +97,8 @@ pub fn rfc3339(unix_ms: i64) -> String {
 
 /// Parses RFC 3339 into Unix milliseconds.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .ok()?;
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
@@ -123,6 +123,9 @@ mod tests {
     #[test]
     fn rfc3339_round_trips() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(parse_rfc3339("2026-11-26T08:00:00Z"), Some(1_795_680_000_000));
+        assert_eq!(
+            parse_rfc3339("2026-11-26T08:00:00Z"),
+            Some(1_795_680_000_000)
+        );
     }
 }

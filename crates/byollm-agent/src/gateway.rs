@@ -80,7 +80,8 @@ pub async fn stream_turn(
         .iter()
         .map(|m| json!({"role": m.role, "content": m.text}))
         .collect();
-    let body = json!({"model": model, "max_tokens": MAX_TOKENS, "stream": true, "messages": messages});
+    let body =
+        json!({"model": model, "max_tokens": MAX_TOKENS, "stream": true, "messages": messages});
     let mut req = server
         .request(reqwest::Method::POST, "/v1/messages")
         .header("anthropic-version", "2023-06-01")
@@ -163,7 +164,9 @@ fn handle_event(
             if let Some(r) = v["delta"]["stop_reason"].as_str() {
                 reply.stop_reason = Some(r.to_owned());
             }
-            reply.usage.1 = v["usage"]["output_tokens"].as_u64().unwrap_or(reply.usage.1);
+            reply.usage.1 = v["usage"]["output_tokens"]
+                .as_u64()
+                .unwrap_or(reply.usage.1);
         }
         "error" => {
             let msg = v["error"]["message"]

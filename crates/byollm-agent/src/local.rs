@@ -227,7 +227,10 @@ impl LocalChain {
         let conf = loader.load().await;
         self.state().region = conf.region().map(|r| r.to_string());
         let provider = conf.credentials_provider().ok_or_else(|| {
-            LocalError::Missing(format!("no AWS credential chain for {}", describe(&self.cfg)))
+            LocalError::Missing(format!(
+                "no AWS credential chain for {}",
+                describe(&self.cfg)
+            ))
         })?;
         let creds = provider.provide_credentials().await.map_err(|e| {
             let detail = error_text(&e);
@@ -252,7 +255,9 @@ impl LocalChain {
         Ok(AwsCredentials {
             access_key_id: creds.access_key_id().to_owned(),
             secret_access_key: SecretString::from(creds.secret_access_key().to_owned()),
-            session_token: creds.session_token().map(|t| SecretString::from(t.to_owned())),
+            session_token: creds
+                .session_token()
+                .map(|t| SecretString::from(t.to_owned())),
             expires_at_ms,
         })
     }

@@ -471,6 +471,12 @@ impl OidcManaged {
     /// tokens (nothing later would change that).
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), OidcError> {
         loop {
+            if matches!(
+                self.state().last_error,
+                Some(OidcError::WorkerTokensDisabled)
+            ) {
+                return Err(OidcError::WorkerTokensDisabled);
+            }
             let now = self.inner.clock.now_ms();
             // Wake at least daily, so a far-off due time is re-read.
             let due = self.next_due(now).min(now + 86_400_000);
@@ -479,7 +485,9 @@ impl OidcManaged {
                 () = self.inner.clock.sleep_until(due) => {}
             }
             match self.refresh_due().await {
-                Err(OidcError::WorkerTokensDisabled) => return Err(OidcError::WorkerTokensDisabled),
+                Err(OidcError::WorkerTokensDisabled) => {
+                    return Err(OidcError::WorkerTokensDisabled);
+                }
                 Err(e) => tracing::warn!(error = %e, "credential refresh failed; backing off"),
                 Ok(()) => {}
             }
@@ -546,7 +554,10 @@ mod tests {
     fn refresh_is_ahead_of_expiry_and_scales_with_lifetime() {
         for _ in 0..100 {
             let r = refresh_time(0, 3_600_000);
-            assert!((3_600_000 - 360_000..=3_600_000 - 300_000).contains(&r), "{r}");
+            assert!(
+                (3_600_000 - 360_000..=3_600_000 - 300_000).contains(&r),
+                "{r}"
+            );
             let r = refresh_time(0, 10_000);
             assert!((7_000..=8_000).contains(&r), "{r}");
         }

@@ -125,7 +125,10 @@ impl ServerClient {
         req
     }
 
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ServerError> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ServerError> {
         let resp = req.send().await.map_err(|e| ServerError::Unreachable {
             base: self.base.clone(),
             detail: without_url(&e),
