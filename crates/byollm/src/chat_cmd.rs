@@ -1,12 +1,265 @@
-//! `byollm chat`: the interactive terminal agent.
+//! `byollm chat`: an interactive terminal agent against the gateway.
+//!
+//! Multi-turn, streaming, `--model`. Credentials:
+//! - default: the member's OIDC role, brokered by the server (flow 3); nothing
+//!   AWS-shaped on this machine;
+//! - `--client-credentials`: mint the member's identity token and call STS here,
+//!   then send the short-lived credentials with each request;
+//! - `--aws-profile NAME`: the member's own AWS credentials from that profile
+//!   (SSO, `credential_process`, files; `--auth-refresh CMD` runs when they are
+//!   missing or expired), sent with each request (flow 4).
+//!
+//! Every reply is followed by the route that served it (`x-byollm-route`) and
+//! the credential state; failures are explained in a line or two. The API key
+//! comes from `BYOLLM_API_KEY` only (a flag would land in shell history) and is
+//! never printed.
 
+use std::io::Write as _;
+use std::sync::Arc;
+
+use anyhow::Context as _;
 use clap::Args;
+use secrecy::SecretString;
+use tokio::io::AsyncBufReadExt as _;
+
+use byollm_agent::gateway::{CallerCredentials, Message, TurnError, stream_turn};
+use byollm_agent::sts::user_session_name;
+use byollm_agent::{
+    CredentialState, CredentialStatus, LocalChain, LocalChainConfig, OidcConfig, OidcManaged,
+    ServerClient, SystemClock, TokenSource,
+};
 
 /// `byollm chat` flags.
 #[derive(Debug, Args)]
-pub struct ChatArgs {}
+pub struct ChatArgs {
+    /// The byollm server (the key comes from BYOLLM_API_KEY).
+    #[arg(
+        long,
+        env = "BYOLLM_SERVER",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    server: String,
+    /// The model.
+    #[arg(long, default_value = "claude-sonnet-4-6")]
+    model: String,
+    /// Mint your identity token and call STS on this machine; send the
+    /// short-lived credentials with each request.
+    #[arg(long, conflicts_with = "aws_profile")]
+    client_credentials: bool,
+    /// Use your own AWS credentials from this profile (`default` for the
+    /// default chain), sent with each request.
+    #[arg(long, value_name = "NAME")]
+    aws_profile: Option<String>,
+    /// Run this when local credentials are missing or expired, e.g.
+    /// "aws sso login --profile dev" (split on spaces).
+    #[arg(long, value_name = "CMD", requires = "aws_profile")]
+    auth_refresh: Option<String>,
+    /// The Bedrock region for your own credentials (default: the profile's).
+    #[arg(long, value_name = "REGION")]
+    region: Option<String>,
+    /// STS endpoint override for --client-credentials (e.g. the emulator).
+    #[arg(long, env = "BYOLLM_AWS_ENDPOINT_URL", value_name = "URL")]
+    aws_endpoint_url: Option<String>,
+}
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the API key is read from the environment, never from a flag"
+)]
+fn api_key() -> anyhow::Result<SecretString> {
+    std::env::var("BYOLLM_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .map(SecretString::from)
+        .context(
+            "set BYOLLM_API_KEY to your byollm API key (it is not taken as a flag, \
+             so it stays out of your shell history)",
+        )
+}
+
+/// Where the credentials of each request come from.
+enum Creds {
+    Server,
+    Client(OidcManaged),
+    Local {
+        chain: LocalChain,
+        region: Option<String>,
+    },
+}
+
+impl Creds {
+    fn status(&self) -> CredentialStatus {
+        match self {
+            Creds::Server => CredentialStatus::new(
+                CredentialState::Disabled,
+                "none on this machine: the server brokers the team's OIDC role for you",
+            ),
+            Creds::Client(m) => m.status(),
+            Creds::Local { chain, .. } => chain.status(),
+        }
+    }
+
+    async fn for_request(&self) -> Result<Option<CallerCredentials>, String> {
+        match self {
+            Creds::Server => Ok(None),
+            Creds::Client(m) => m
+                .credentials()
+                .await
+                .map(|creds| {
+                    Some(CallerCredentials {
+                        creds,
+                        region: Some(m.config().region.clone()),
+                    })
+                })
+                .map_err(|e| e.to_string()),
+            Creds::Local { chain, region } => chain
+                .credentials()
+                .await
+                .map(|creds| {
+                    Some(CallerCredentials {
+                        creds,
+                        region: region.clone().or_else(|| chain.region()),
+                    })
+                })
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+fn write_out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
 
 /// Runs the chat.
-pub async fn run(_args: ChatArgs) -> anyhow::Result<()> {
-    anyhow::bail!("chat is not built yet")
+pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
+    let server = ServerClient::new(&args.server, api_key()?)?;
+    let me = server
+        .me()
+        .await
+        .context("checking the API key with the server")?;
+    let creds = if args.client_credentials {
+        let settings = server.llm_settings().await?;
+        let bedrock = &settings.hosts.aws_bedrock;
+        let (Some(role), Some(region)) = (&bedrock.role_arn, &bedrock.region) else {
+            anyhow::bail!(
+                "--client-credentials needs the team's Bedrock role and region, and the team has none \
+                 configured; drop the flag to let the server route you"
+            );
+        };
+        let mut cfg = OidcConfig::new(
+            role,
+            args.region.as_deref().unwrap_or(region),
+            &user_session_name(&me.actor.uid),
+        );
+        cfg.sts_endpoint_url = args.aws_endpoint_url.clone();
+        cfg.keep_credentials = false;
+        Creds::Client(OidcManaged::new(
+            server.clone(),
+            TokenSource::Member,
+            cfg,
+            Arc::new(SystemClock),
+        ))
+    } else if let Some(profile) = &args.aws_profile {
+        let cfg = LocalChainConfig {
+            profile: (profile != "default").then(|| profile.clone()),
+            refresh_command: args
+                .auth_refresh
+                .as_ref()
+                .map(|c| c.split_whitespace().map(str::to_owned).collect()),
+            ..LocalChainConfig::default()
+        };
+        Creds::Local {
+            chain: LocalChain::new(cfg, Arc::new(SystemClock)),
+            region: args.region.clone(),
+        }
+    } else {
+        Creds::Server
+    };
+    write_out(&format!(
+        "byollm chat: {} as {} in team {}, model {}\ncredentials: {}\n\
+         Type a message and press Enter; /status shows the credentials, /exit quits.\n",
+        server.base(),
+        me.actor.uid,
+        me.team.name,
+        args.model,
+        creds.status()
+    ));
+    let mut conversation: Vec<Message> = Vec::new();
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        write_out("> ");
+        let Some(line) = lines.next_line().await? else {
+            write_out("\n");
+            return Ok(());
+        };
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "/exit" | "/quit" => return Ok(()),
+            "/status" => {
+                write_out(&format!("credentials: {}\n", creds.status()));
+                continue;
+            }
+            _ => {}
+        }
+        let caller = match creds.for_request().await {
+            Ok(c) => c,
+            Err(e) => {
+                write_out(&format!(
+                    "error: no AWS credentials for this request: {e}\n"
+                ));
+                continue;
+            }
+        };
+        conversation.push(Message {
+            role: "user",
+            text: line.to_owned(),
+        });
+        let result = stream_turn(
+            &server,
+            &args.model,
+            &conversation,
+            caller.as_ref(),
+            write_out,
+        )
+        .await;
+        match result {
+            Ok(reply) => {
+                let fallback = reply
+                    .fallback
+                    .as_deref()
+                    .map(|f| format!(" (fell back after: {f})"))
+                    .unwrap_or_default();
+                write_out(&format!(
+                    "\n[route: {}{fallback} · credentials: {}]\n",
+                    reply.route.as_deref().unwrap_or("unknown"),
+                    creds.status().state.as_str()
+                ));
+                conversation.push(Message {
+                    role: "assistant",
+                    text: reply.text,
+                });
+            }
+            Err(e) => {
+                conversation.pop();
+                write_out(&format!("\n{}\n", explain(&e)));
+            }
+        }
+    }
+}
+
+/// A failure in a line or two.
+fn explain(e: &TurnError) -> String {
+    match e {
+        TurnError::Refused { status: 401, .. } => {
+            "error: the server refused the API key (check BYOLLM_API_KEY)".to_owned()
+        }
+        TurnError::Refused {
+            status, message, ..
+        } => format!("error ({status}): {message}"),
+        other => format!("error: {other}"),
+    }
 }
