@@ -33,6 +33,12 @@ pub const REFRESH_JITTER_SECONDS: i64 = 60;
 /// with them could outlive them (scaled down for short sessions).
 pub const MIN_REMAINING_SECONDS: i64 = 15;
 
+/// After a failed role assumption, requests for the same key get the same error
+/// for this long instead of another STS call: a misconfigured role must not turn
+/// steady traffic into steady STS traffic. Short, so a fixed trust policy is
+/// picked up quickly.
+pub const FAILURE_HOLD_SECONDS: i64 = 5;
+
 /// How close to expiry credentials of this lifetime stop being handed out.
 fn min_remaining(lifetime: i64) -> i64 {
     MIN_REMAINING_SECONDS.min(lifetime.max(0) / 5)
@@ -76,6 +82,7 @@ struct SlotState {
     /// Bumped at the end of every STS attempt.
     attempts: u64,
     last_error: Option<BrokerError>,
+    last_error_at: i64,
     refreshing: bool,
 }
 
@@ -203,6 +210,12 @@ impl CredentialsBroker {
                 }
                 return Ok(creds);
             }
+            if st.creds.is_none()
+                && let Some(e) = &st.last_error
+                && now - st.last_error_at < FAILURE_HOLD_SECONDS
+            {
+                return Err(e.clone());
+            }
             seen_attempts = st.attempts;
         }
         let _flight = slot.flight.lock().await;
@@ -264,7 +277,10 @@ impl CredentialsBroker {
                 st.creds = Some(creds.clone());
                 st.last_error = None;
             }
-            Err(e) => st.last_error = Some(e.clone()),
+            Err(e) => {
+                st.last_error = Some(e.clone());
+                st.last_error_at = self.clock.now();
+            }
         }
         result
     }

@@ -397,6 +397,8 @@ impl Gateway {
         let mut attempts: Vec<Attempt> = Vec::new();
         let mut bedrock_failed = false;
         let mut global_denied: Option<String> = None;
+        // A role that could not be assumed is not tried again for the next model.
+        let mut no_credentials: Vec<(BedrockTarget, String)> = Vec::new();
         for c in candidates {
             let route = c.route();
             match &c {
@@ -417,34 +419,48 @@ impl Gateway {
                 _ => {}
             }
             global_denied = None;
-            let result = match &c {
-                Candidate::Bedrock { target, .. } => match self.credentials(ctx, target).await {
-                    Err(cause) => Err(Failure::Fallback(cause)),
-                    Ok(creds) => {
-                        let first =
-                            try_one(c.clone(), Some(creds), draft.clone(), attempts.clone()).await;
-                        match first {
-                            // Expired or unrecognised: new credentials, one more try.
-                            Err(Failure::Credentials(_)) if ctx.caller_creds.is_none() => {
-                                self.core.broker.invalidate(&self.broker_key(ctx, target));
-                                match self.credentials(ctx, target).await {
-                                    Ok(creds) => {
-                                        try_one(
-                                            c.clone(),
-                                            Some(creds),
-                                            draft.clone(),
-                                            attempts.clone(),
-                                        )
-                                        .await
+            let known_failure = match &c {
+                Candidate::Bedrock { target, .. } => no_credentials
+                    .iter()
+                    .find(|(t, _)| t == target)
+                    .map(|(_, cause)| cause.clone()),
+                Candidate::Direct { .. } => None,
+            };
+            let result = match (&c, known_failure) {
+                (Candidate::Bedrock { .. }, Some(cause)) => Err(Failure::Fallback(cause)),
+                (Candidate::Bedrock { target, .. }, None) => {
+                    match self.credentials(ctx, target).await {
+                        Err(cause) => {
+                            no_credentials.push((target.clone(), cause.clone()));
+                            Err(Failure::Fallback(cause))
+                        }
+                        Ok(creds) => {
+                            let first =
+                                try_one(c.clone(), Some(creds), draft.clone(), attempts.clone())
+                                    .await;
+                            match first {
+                                // Expired or unrecognised: new credentials, one more try.
+                                Err(Failure::Credentials(_)) if ctx.caller_creds.is_none() => {
+                                    self.core.broker.invalidate(&self.broker_key(ctx, target));
+                                    match self.credentials(ctx, target).await {
+                                        Ok(creds) => {
+                                            try_one(
+                                                c.clone(),
+                                                Some(creds),
+                                                draft.clone(),
+                                                attempts.clone(),
+                                            )
+                                            .await
+                                        }
+                                        Err(cause) => Err(Failure::Fallback(cause)),
                                     }
-                                    Err(cause) => Err(Failure::Fallback(cause)),
                                 }
+                                other => other,
                             }
-                            other => other,
                         }
                     }
-                },
-                Candidate::Direct { .. } => {
+                }
+                (Candidate::Direct { .. }, _) => {
                     try_one(c.clone(), None, draft.clone(), attempts.clone()).await
                 }
             };

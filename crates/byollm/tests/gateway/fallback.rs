@@ -39,6 +39,8 @@ async fn refused_role_assumption_falls_back_to_the_direct_api_only_when_allowed(
         "{fb}"
     );
     assert_eq!(direct_calls(&env), 1);
+    // The refused role is tried once per request, not once per fallback model.
+    assert_eq!(env.sts_calls(), 1);
     // Direct-API fallback is billed in inference credits.
     let usage = env.usage("").await;
     assert!(
@@ -66,6 +68,9 @@ async fn refused_role_assumption_falls_back_to_the_direct_api_only_when_allowed(
     );
     assert!(msg.contains("role assumption failed"), "{msg}");
     assert_eq!(direct_calls(&env), 1, "nothing reached the direct API");
+    // Within the failure hold the broker answers from its last failure: steady
+    // traffic on a misconfigured role is not steady STS traffic.
+    assert_eq!(env.sts_calls(), 1);
     env.stop().await;
 }
 
