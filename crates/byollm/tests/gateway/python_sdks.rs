@@ -48,7 +48,9 @@ async fn openai_and_anthropic_python_sdks_stream_and_read_usage() {
             std::env::var_os("CI").is_none(),
             "CI must install the Python openai and anthropic packages"
         );
-        eprintln!("\n*** SKIPPED: Python openai/anthropic SDK test: pip install openai anthropic ***\n");
+        eprintln!(
+            "\n*** SKIPPED: Python openai/anthropic SDK test: pip install openai anthropic ***\n"
+        );
         return;
     }
     let env = Env::start().await;
@@ -71,6 +73,10 @@ async fn openai_and_anthropic_python_sdks_stream_and_read_usage() {
     let usage = env.usage("").await;
     let requests = usage["requests"].as_array().unwrap();
     assert_eq!(requests.len(), 3, "{usage}");
-    assert!(requests.iter().all(|r| r["route"].as_str().unwrap().starts_with("aws_bedrock:")));
+    assert!(
+        requests
+            .iter()
+            .all(|r| r["route"].as_str().unwrap().starts_with("aws_bedrock:"))
+    );
     env.stop().await;
 }
