@@ -372,8 +372,23 @@ impl OidcManaged {
                     .await
             }
         };
-        out.map_err(|e| match (&self.inner.source, e.status()) {
-            (TokenSource::Run { .. }, Some(403)) => OidcError::WorkerTokensDisabled,
+        out.map_err(|e| match (&self.inner.source, &e) {
+            // The server's 403 for this case names the setting (DESIGN §3).
+            (
+                TokenSource::Run { .. },
+                ServerError::Api {
+                    status: 403,
+                    message,
+                    hint,
+                    ..
+                },
+            ) if message.contains("worker identity tokens")
+                || hint
+                    .as_deref()
+                    .is_some_and(|h| h.contains("worker_identity_tokens")) =>
+            {
+                OidcError::WorkerTokensDisabled
+            }
             _ => OidcError::Mint(e),
         })
     }
