@@ -254,6 +254,11 @@ impl OidcManaged {
         self.state().mints
     }
 
+    /// Consecutive failed attempts since the last success.
+    pub fn failures(&self) -> u32 {
+        self.state().failures
+    }
+
     /// Times the token file was written.
     pub fn token_writes(&self) -> u64 {
         self.state().token_writes

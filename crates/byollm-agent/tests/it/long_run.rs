@@ -16,8 +16,7 @@ use crate::harness::Env;
 #[tokio::test]
 async fn a_worker_keeps_inferring_across_short_sessions_with_one_sts_call_per_window() {
     let env = Env::start(None, true).await;
-    // 8-second sessions: each refresh is due 1.6–2.4 s before expiry, so a
-    // 15-second run needs exactly three (the fourth would be due at ≥ 16.8 s).
+    // 8-second sessions: each refresh is due 20–30 % of the lifetime ahead.
     env.sim
         .faults()
         .set_credential_lifetime(Some(Duration::from_secs(8)));
@@ -78,13 +77,22 @@ async fn a_worker_keeps_inferring_across_short_sessions_with_one_sts_call_per_wi
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(n > 30, "only {n} requests");
-    keys.dedup();
-    assert_eq!(keys.len(), 3, "three credential windows");
-    assert_eq!(env.sts_calls(), 3, "one STS call per window");
-    // The gateway used the worker's credentials: its own broker never called STS.
-    assert!(env.server.core.broker.is_empty());
     stop.cancel();
     tracker.close();
     tracker.wait().await;
+    // Whatever the last refresh produced is in hand too.
+    keys.push(managed.credentials().await.unwrap().access_key_id);
+    keys.dedup();
+    // 15 s of 7–8 s sessions (STS expirations are whole seconds) refreshed
+    // 20–30 % ahead: at least three windows, at most four, and every STS call
+    // made credentials that requests then used — none wasted, none repeated.
+    assert!((3..=4).contains(&keys.len()), "{} windows", keys.len());
+    assert_eq!(
+        env.sts_calls(),
+        keys.len() as u64,
+        "one STS call per window"
+    );
+    // The gateway used the worker's credentials: its own broker never called STS.
+    assert!(env.server.core.broker.is_empty());
     env.stop().await;
 }

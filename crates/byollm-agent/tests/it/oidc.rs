@@ -90,11 +90,9 @@ async fn a_failed_refresh_backs_off_serves_the_old_credentials_and_recovers() {
         .faults()
         .fail_next("sts:AssumeRoleWithWebIdentity", "ServiceUnavailable", 3);
     clock.set_ms(first.expires_at_ms.unwrap() - 290_000);
-    eventually("the first failed refresh", || env.sts_calls() == 2).await;
-    eventually("the failure to be recorded", || {
-        managed.status().message.contains("last refresh failed")
-    })
-    .await;
+    eventually("the first failed refresh", || managed.failures() == 1).await;
+    assert_eq!(env.sts_calls(), 2);
+    assert!(managed.status().message.contains("last refresh failed"));
     // The old credentials still serve; no retry before the backoff ends.
     let status = managed.status();
     assert_eq!(status.state, CredentialState::Loaded, "{status}");
@@ -107,14 +105,19 @@ async fn a_failed_refresh_backs_off_serves_the_old_credentials_and_recovers() {
 
     // 1 s, then 2 s, then 4 s of backoff (each drawn from its upper half).
     clock.advance_ms(1_000);
-    eventually("the second attempt", || env.sts_calls() == 3).await;
+    eventually("the second attempt", || managed.failures() == 2).await;
+    assert_eq!(env.sts_calls(), 3);
     clock.advance_ms(2_000);
-    eventually("the third attempt", || env.sts_calls() == 4).await;
+    eventually("the third attempt", || managed.failures() == 3).await;
+    assert_eq!(env.sts_calls(), 4);
     clock.advance_ms(1_500);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(env.sts_calls(), 4, "the third backoff is at least 2 s");
     clock.advance_ms(2_500);
-    eventually("the recovery", || env.sts_calls() == 5).await;
+    eventually("the recovery", || {
+        env.sts_calls() == 5 && managed.failures() == 0
+    })
+    .await;
     generation.wait_for(|g| *g >= 2).await.unwrap();
     let fresh = managed.credentials().await.unwrap();
     assert_ne!(fresh.access_key_id, first.access_key_id);
