@@ -57,6 +57,28 @@ pub enum TurnError {
     Unreachable(String),
 }
 
+impl TurnError {
+    /// Whether AWS refused the caller's credentials as expired or unknown: get
+    /// new ones and try once more, rather than retrying the same ones.
+    pub fn is_expired_credentials(&self) -> bool {
+        let TurnError::Refused {
+            message, fallback, ..
+        } = self
+        else {
+            return false;
+        };
+        let text = format!("{message} {}", fallback.as_deref().unwrap_or_default());
+        [
+            "ExpiredToken",
+            "security token included in the request is expired",
+            "UnrecognizedClient",
+            "security token included in the request is invalid",
+        ]
+        .iter()
+        .any(|needle| text.contains(needle))
+    }
+}
+
 /// Caller credentials sent with a request (flow 4, or a worker's own STS
 /// credentials in flow 2).
 #[derive(Debug, Clone)]

@@ -127,6 +127,13 @@ impl LocalChain {
         self.state().status = CredentialStatus::new(state, message);
     }
 
+    /// Forgets the cached credentials (AWS said they expired or were not
+    /// recognised): the next call reloads, running the auth-refresh command if
+    /// the chain still has nothing valid.
+    pub fn invalidate(&self) {
+        self.state().creds = None;
+    }
+
     /// Valid credentials: cached ones while they last, else loaded, running
     /// the auth-refresh command first when they are missing or expired.
     pub async fn credentials(&self) -> Result<AwsCredentials, LocalError> {

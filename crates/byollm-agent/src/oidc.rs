@@ -285,6 +285,13 @@ impl OidcManaged {
         }
     }
 
+    /// Forgets the current credentials, so the next [`OidcManaged::credentials`]
+    /// obtains new ones: for when AWS said they expired or were not recognised
+    /// (user-needs 1: re-mint, never retry the same credentials).
+    pub fn invalidate_credentials(&self) {
+        self.state().creds = None;
+    }
+
     /// A valid identity token (for the token file, or a caller's own STS call).
     pub async fn identity_token(&self) -> Result<SecretString, OidcError> {
         let _flight = self.inner.flight.lock().await;

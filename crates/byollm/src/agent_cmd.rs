@@ -279,20 +279,9 @@ async fn agent_loop(
         text: prompt.to_owned(),
     }];
     for turn in 1..=MAX_TURNS {
-        let caller = match aws {
-            Some(a) => Some(CallerCredentials {
-                creds: a.managed.credentials().await?,
-                region: run.bedrock.as_ref().map(|b| b.region.clone()),
-            }),
-            None => None,
-        };
-        let reply = stream_turn(server, model, &conversation, caller.as_ref(), |t| {
-            let mut stdout = std::io::stdout().lock();
-            let _ = stdout.write_all(t.as_bytes());
-            let _ = stdout.flush();
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("model turn {turn}: {e}"))?;
+        let reply = worker_turn(server, model, &conversation, aws, run)
+            .await
+            .map_err(|e| anyhow::anyhow!("model turn {turn}: {e}"))?;
         out::line("");
         out::err(&format!(
             "[turn {turn}: route {}{}; credentials: {}]",
@@ -321,6 +310,43 @@ async fn agent_loop(
         });
     }
     Ok(())
+}
+
+/// One model turn; with the worker's own credentials, an expired or unknown
+/// credentials refusal gets new credentials and one more try.
+async fn worker_turn(
+    server: &ServerClient,
+    model: &str,
+    conversation: &[Message],
+    aws: Option<&WorkerAws>,
+    run: &byollm_api::types::RunInfo,
+) -> anyhow::Result<byollm_agent::gateway::Reply> {
+    let print = |t: &str| {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(t.as_bytes());
+        let _ = stdout.flush();
+    };
+    for attempt in 0..2 {
+        let caller = match aws {
+            Some(a) => Some(CallerCredentials {
+                creds: a.managed.credentials().await?,
+                region: run.bedrock.as_ref().map(|b| b.region.clone()),
+            }),
+            None => None,
+        };
+        match stream_turn(server, model, conversation, caller.as_ref(), print).await {
+            Err(e) if attempt == 0 && e.is_expired_credentials() => {
+                if let Some(a) = aws {
+                    a.managed.invalidate_credentials();
+                    out::err("note: AWS refused the credentials as expired; re-minting");
+                } else {
+                    return Err(e.into());
+                }
+            }
+            other => return Ok(other?),
+        }
+    }
+    anyhow::bail!("AWS refused the new credentials too")
 }
 
 async fn run_child(

@@ -100,6 +100,14 @@ impl Creds {
         }
     }
 
+    fn invalidate(&self) {
+        match self {
+            Creds::Server => {}
+            Creds::Client(m) => m.invalidate_credentials(),
+            Creds::Local { chain, .. } => chain.invalidate(),
+        }
+    }
+
     async fn for_request(&self) -> Result<Option<CallerCredentials>, String> {
         match self {
             Creds::Server => Ok(None),
@@ -205,27 +213,11 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
             }
             _ => {}
         }
-        let caller = match creds.for_request().await {
-            Ok(c) => c,
-            Err(e) => {
-                write_out(&format!(
-                    "error: no AWS credentials for this request: {e}\n"
-                ));
-                continue;
-            }
-        };
         conversation.push(Message {
             role: "user",
             text: line.to_owned(),
         });
-        let result = stream_turn(
-            &server,
-            &args.model,
-            &conversation,
-            caller.as_ref(),
-            write_out,
-        )
-        .await;
+        let result = turn(&server, &args.model, &conversation, &creds).await;
         match result {
             Ok(reply) => {
                 let fallback = reply
@@ -245,10 +237,37 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
             }
             Err(e) => {
                 conversation.pop();
-                write_out(&format!("\n{}\n", explain(&e)));
+                write_out(&format!("\n{e}\n"));
             }
         }
     }
+}
+
+/// One turn with this request's credentials. When AWS refuses them as
+/// expired or unknown, they are dropped, obtained again, and the turn is tried
+/// once more (never the same credentials twice).
+async fn turn(
+    server: &ServerClient,
+    model: &str,
+    conversation: &[Message],
+    creds: &Creds,
+) -> Result<byollm_agent::gateway::Reply, String> {
+    for attempt in 0..2 {
+        let caller = creds
+            .for_request()
+            .await
+            .map_err(|e| format!("error: no AWS credentials for this request: {e}"))?;
+        match stream_turn(server, model, conversation, caller.as_ref(), write_out).await {
+            Err(e) if attempt == 0 && caller.is_some() && e.is_expired_credentials() => {
+                creds.invalidate();
+                write_out(
+                    "(AWS refused the credentials as expired; getting new ones and trying again)\n",
+                );
+            }
+            other => return other.map_err(|e| explain(&e)),
+        }
+    }
+    Err("error: AWS refused the new credentials too".to_owned())
 }
 
 /// A failure in a line or two.

@@ -245,3 +245,49 @@ async fn failures_are_explained_in_a_line() {
     assert!(out.contains("error (4"), "{out}");
     env.stop().await;
 }
+
+#[tokio::test]
+async fn credentials_refused_as_expired_are_replaced_and_the_turn_retried() {
+    use tokio::io::AsyncBufReadExt as _;
+    let env = Env::start(false).await;
+    let mut cmd = env.byollm(&[
+        "chat",
+        "--model",
+        "claude-haiku-4-5",
+        "--client-credentials",
+    ]);
+    cmd.env("BYOLLM_API_KEY", &env.owner_key)
+        .env("BYOLLM_AWS_ENDPOINT_URL", env.sim.endpoint_url())
+        .stdin(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    let mut read_until = async |needle: &str, seen: &mut String| {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while !seen.contains(needle) {
+                let line = lines.next_line().await.unwrap().expect("chat ended early");
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {needle:?} in:\n{seen}"));
+    };
+    stdin.write_all(b"before\n").await.unwrap();
+    read_until("[route:", &mut seen).await;
+    assert_eq!(env.sts_calls(), 1);
+    // AWS revokes every session: the next request's credentials are refused.
+    env.sim.expire_sessions();
+    stdin.write_all(b"after\n").await.unwrap();
+    read_until("refused the credentials as expired", &mut seen).await;
+    seen.clear();
+    read_until("[route:", &mut seen).await;
+    assert!(seen.contains("[route: aws_bedrock:"), "{seen}");
+    assert!(seen.contains("after"), "{seen}");
+    assert_eq!(env.sts_calls(), 2, "one new STS call for the retry");
+    drop(stdin);
+    let status = child.wait().await.unwrap();
+    assert!(status.success());
+    env.stop().await;
+}
