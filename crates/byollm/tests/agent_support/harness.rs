@@ -1,149 +1,49 @@
 //! One issuer+gateway and one emulator wired to each other, for the agent
 //! runtime's command-line tests (adapted from tests/gateway/harness.rs).
 
+use std::ops::Deref;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use byollm_awsim::{Awsim, AwsimConfig};
-use byollm_core::clock::SystemClock;
-use byollm_core::config::CoreConfig;
-use byollm_server::config::{ServerConfig, Upstreams};
-use byollm_server::{Server, app};
+#[path = "../gateway/harness.rs"]
+mod base;
 
-pub const ISSUER_HOST: &str = "issuer.test";
-pub const ISSUER: &str = "https://issuer.test";
-pub const ACCOUNT: &str = "123456789012";
+pub use base::{ACCOUNT, ISSUER, ISSUER_HOST};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_byollm");
 
-pub struct Env {
-    pub server: Server,
-    pub sim: Awsim,
-    pub base: String,
-    pub http: reqwest::Client,
-    pub owner: String,
-    pub owner_key: String,
-    pub role_arn: String,
-    pub dir: tempfile::TempDir,
-}
+/// The gateway tests' stack, with the calls the command-line tests need.
+pub struct Env(base::Env);
 
-fn trust_policy(sub_pattern: &str) -> String {
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Federated": format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{ISSUER_HOST}")},
-            "Action": ["sts:AssumeRoleWithWebIdentity", "sts:TagSession", "sts:SetSourceIdentity"],
-            "Condition": {
-                "StringEquals": {format!("{ISSUER_HOST}:aud"): "sts.amazonaws.com"},
-                "StringLike": {format!("{ISSUER_HOST}:sub"): sub_pattern}
-            }
-        }]
-    })
-    .to_string()
+impl Deref for Env {
+    type Target = base::Env;
+    fn deref(&self) -> &base::Env {
+        &self.0
+    }
 }
-
-const BROAD_PERMISSIONS: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
- "Action":["bedrock:InvokeModel","bedrock:InvokeModelWithResponseStream"],
- "Resource":["arn:aws:bedrock:*::foundation-model/*","arn:aws:bedrock:*:*:inference-profile/*"]}]}"#;
 
 impl Env {
     /// A team whose role admits every actor of the team, Bedrock on in
     /// us-east-1, no direct API, worker identity tokens as given.
     pub async fn start(worker_tokens: bool) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let sim = Awsim::start(AwsimConfig {
-            resolve: vec![(ISSUER_HOST.into(), addr)],
-            ..AwsimConfig::default()
-        })
-        .await
-        .unwrap();
-        let cfg = ServerConfig {
-            listen: addr,
-            data_dir: dir.path().join("data"),
-            store_url: None,
-            kek: None,
-            core: CoreConfig::new(ISSUER),
-            upstreams: Upstreams {
-                aws_endpoint_url: Some(sim.endpoint_url()),
-                direct_anthropic_url: None,
-                direct_anthropic_key: None,
-                direct_openai_url: None,
-                direct_openai_key: None,
-            },
-        };
-        let gw = app::gateway_config(&cfg).unwrap();
-        let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();
-        let boot = byollm_core::service::bootstrap_team(
-            &core.store,
-            &SystemClock,
-            "Acme",
-            "owner@acme.example",
-        )
-        .await
-        .unwrap();
-        let server = app::serve_on(listener, core, gw).await.unwrap();
-        sim.create_oidc_provider(ISSUER, &["sts.amazonaws.com"])
-            .unwrap();
-        let role_arn = sim
-            .create_role(
-                "byollm-team",
-                &trust_policy(&format!("scoped_principal:{}/*", boot.team_uid)),
-                None,
-            )
-            .unwrap();
-        sim.put_role_policy("byollm-team", "bedrock", BROAD_PERMISSIONS)
-            .unwrap();
-        let env = Env {
-            base: format!("http://{addr}"),
-            server,
-            sim,
-            http: reqwest::Client::new(),
-            owner: boot.owner_uid,
-            owner_key: boot.api_key.expose().to_owned(),
-            role_arn,
-            dir,
-        };
-        let (s, v) = env
-            .api(
-                reqwest::Method::PUT,
-                "/api/v1/team/llm-settings",
-                Some(json!({
-                    "hosts": {"aws_bedrock": {"enabled": true, "role_arn": env.role_arn, "region": "us-east-1"},
-                              "direct_api": {"enabled": false}},
-                    "worker_identity_tokens": worker_tokens,
-                })),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        env
+        Env(base::Env::start_with(json!({
+            "hosts": {"direct_api": {"enabled": false}},
+            "worker_identity_tokens": worker_tokens,
+        }))
+        .await)
     }
 
+    /// An owner-authenticated API call.
     pub async fn api(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.owner_key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        self.0.api(method, path, &self.0.owner_key, body).await
     }
 
     /// Starts a run for a new named agent; returns (run id, workload token).
@@ -198,13 +98,8 @@ impl Env {
         cmd
     }
 
-    pub fn sts_calls(&self) -> u64 {
-        self.sim.call_count("sts:AssumeRoleWithWebIdentity")
-    }
-
     pub async fn stop(self) {
-        self.server.shutdown().await;
-        self.sim.shutdown().await;
+        self.0.stop().await;
     }
 }
 

@@ -24,7 +24,7 @@ pub struct Env {
     pub owner: String,
     pub owner_key: String,
     pub role_arn: String,
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 pub fn trust_policy(sub_pattern: &str) -> String {
@@ -51,6 +51,12 @@ impl Env {
     /// A team whose role admits every actor of the team, Bedrock on in us-east-1,
     /// the direct APIs configured (and allowed by default).
     pub async fn start() -> Env {
+        Env::start_with(json!({})).await
+    }
+
+    /// The same, with `extra` merged into the team's LLM settings (top-level keys
+    /// replace; `hosts.aws_bedrock` always points at the team role).
+    pub async fn start_with(extra: Value) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -108,12 +114,23 @@ impl Env {
             owner: boot.owner_uid,
             owner_key: boot.api_key.expose().to_owned(),
             role_arn,
-            _dir: dir,
+            dir,
         };
-        env.put_settings(json!({
+        let mut settings = json!({
             "hosts": {"aws_bedrock": {"enabled": true, "role_arn": env.role_arn, "region": "us-east-1"}}
-        }))
-        .await;
+        });
+        if let (Some(doc), Value::Object(extra)) = (settings.as_object_mut(), extra) {
+            for (k, v) in extra {
+                if k == "hosts" {
+                    if let Some(direct) = v.get("direct_api") {
+                        doc["hosts"]["direct_api"] = direct.clone();
+                    }
+                } else {
+                    doc.insert(k, v);
+                }
+            }
+        }
+        env.put_settings(settings).await;
         env
     }
 
@@ -232,10 +249,6 @@ impl Env {
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         v
-    }
-
-    pub fn _dir_path(&self) -> std::path::PathBuf {
-        self._dir.path().to_owned()
     }
 
     pub fn sts_calls(&self) -> u64 {

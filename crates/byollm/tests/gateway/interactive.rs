@@ -129,10 +129,7 @@ async fn caller_credentials_skip_sts_and_are_never_kept() {
 
     // Nothing of them in the database.
     env.server.core.usage.flush().await;
-    let data_dir = env.server.core.store.clone();
-    drop(data_dir);
-    let dir = env._dir_path();
-    for entry in std::fs::read_dir(dir.join("data")).unwrap() {
+    for entry in std::fs::read_dir(env.dir.path().join("data")).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         assert!(
