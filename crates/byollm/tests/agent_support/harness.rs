@@ -11,8 +11,6 @@ use serde_json::{Value, json};
 #[path = "../gateway/harness.rs"]
 mod base;
 
-pub use base::{ACCOUNT, ISSUER, ISSUER_HOST};
-
 pub const BIN: &str = env!("CARGO_BIN_EXE_byollm");
 
 /// The gateway tests' stack, with the calls the command-line tests need.
