@@ -11,6 +11,7 @@
 //!   Direct calls use the AWS SDK with the emulator's admin credentials.
 //! - S2: open-loop constant arrival rate; latency from each request's scheduled
 //!   send time (so queueing is counted, not hidden).
+//! - S6: the identity-token endpoint under the same open-loop generator.
 //! - S4/S5: idle streams held open through the gateway; RSS growth per stream
 //!   (an upper bound: the process also holds the emulator's and the client's
 //!   side of each stream).
@@ -135,13 +136,19 @@ async fn pairs(env: &Env, n: usize, openai: bool) -> (Vec<f64>, Vec<f64>, Vec<f6
     (g, d, added)
 }
 
-async fn open_loop(env: &Arc<Env>, rate: f64, seconds: f64) -> Value {
+async fn open_loop(
+    env: &Arc<Env>,
+    path: &'static str,
+    body: Value,
+    rate: f64,
+    seconds: f64,
+) -> Value {
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(4096)
         .build()
         .unwrap();
-    let body = Arc::new(messages_body("claude-sonnet-4-6", "hello", false));
+    let body = Arc::new(body);
     let total = (rate * seconds) as usize;
     let start = Instant::now() + Duration::from_millis(50);
     let mut tasks = Vec::with_capacity(total);
@@ -151,7 +158,7 @@ async fn open_loop(env: &Arc<Env>, rate: f64, seconds: f64) -> Value {
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(scheduled.into()).await;
             let r = http
-                .post(format!("{}/v1/messages", env.base))
+                .post(format!("{}{path}", env.base))
                 .header("x-api-key", &env.owner_key)
                 .json(&*body)
                 .send()
@@ -264,9 +271,20 @@ fn main() {
         let mut s2 = Vec::new();
         let rates: &[f64] = if quick { &[500.0, 1000.0] } else { &[1000.0, 2500.0, 5000.0, 7500.0, 10000.0] };
         for &rate in rates {
-            let r = open_loop(&env, rate, if quick { 1.0 } else { 3.0 }).await;
+            let body = messages_body("claude-sonnet-4-6", "hello", false);
+            let r = open_loop(&env, "/v1/messages", body, rate, if quick { 1.0 } else { 3.0 }).await;
             println!("S2  {rate} rps: {r}");
             s2.push(r);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        // S6: the identity-token endpoint (ES256 signing, audit row per token).
+        let mut s6 = Vec::new();
+        let mint_rates: &[f64] = if quick { &[500.0] } else { &[1000.0, 2500.0, 5000.0] };
+        for &rate in mint_rates {
+            let body = json!({"audience": "sts.amazonaws.com", "requested_duration_seconds": 900});
+            let r = open_loop(&env, "/api/v1/identity-token", body, rate, if quick { 1.0 } else { 2.0 }).await;
+            println!("S6  {rate} mints/s: {r}");
+            s6.push(r);
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let s5 = idle_streams(&env, if quick { 100 } else { 1024 }).await;
@@ -277,7 +295,7 @@ fn main() {
             .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
             .unwrap_or_default();
         let report = json!({"nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-            "cpu": cpu, "quick": quick, "s1": s1, "s1b": s1b, "s2": s2, "s4_s5": s5});
+            "cpu": cpu, "quick": quick, "s1": s1, "s1b": s1b, "s2": s2, "s4_s5": s5, "s6": s6});
         let dir = std::env::var("CARGO_TARGET_DIR")
             .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target").to_owned());
         std::fs::create_dir_all(&dir).unwrap();
