@@ -24,7 +24,7 @@ use crate::identity::jwt::{self, Claims};
 use crate::identity::keyring::Keyring;
 use crate::identity::{MIN_TOKEN_TTL_SECONDS, NBF_BACKDATE_SECONDS, names};
 use crate::ids;
-use crate::settings::{self, NoBedrock};
+use crate::settings;
 use crate::store::{AgentRow, ApiKeyRow, AuditRow, MemberRow, RunRow, Store, TeamRow};
 use crate::usage::{self, UsageSink};
 use crate::validate::{self, FieldError};
@@ -596,13 +596,9 @@ impl Core {
             ActorType::ServiceAccount => false,
         };
         let o = agent.map(|a| &a.agent.inference_providers.aws);
-        match settings::effective_aws(&team.settings, actor.actor_type, o, opt_in) {
-            Ok(t) => Ok(Some(t)),
-            Err(
-                NoBedrock::TeamDisabled | NoBedrock::AgentDisabled | NoBedrock::MemberNotOptedIn,
-            ) => Ok(None),
-            Err(NoBedrock::NoRole | NoBedrock::NoRegion) => Ok(None),
-        }
+        // Any reason for no Bedrock (disabled, not opted in, unconfigured) means
+        // the run has no Bedrock target; the gateway explains the reason per request.
+        Ok(settings::effective_aws(&team.settings, actor.actor_type, o, opt_in).ok())
     }
 
     async fn visible_run(&self, p: &Principal, id: &str) -> Result<RunRow> {

@@ -118,7 +118,13 @@ impl Direct {
             return Ok(resp);
         }
         let text = resp.text().await.unwrap_or_default();
-        let message = error_message(&text);
+        // A vendor's words about the platform's own key (OpenAI quotes part of
+        // it) must not reach callers, headers or usage rows: say it in ours.
+        let message = if matches!(status, 401 | 403) {
+            "the vendor refused this server's API key".to_owned()
+        } else {
+            error_message(&text)
+        };
         Err(match status {
             // The caller's request is wrong: say so, try nothing else.
             400 | 404 | 413 | 422 => Failure::Client { status, message },

@@ -165,9 +165,3 @@ fn openai_type(status: StatusCode) -> &'static str {
         _ => "api_error",
     }
 }
-
-impl IntoResponse for GatewayError {
-    fn into_response(self) -> Response {
-        GatewayError::into_response(self, ApiFormat::OpenAi)
-    }
-}

@@ -64,7 +64,7 @@ const MAX_CONTEXTS: usize = 100_000;
 /// The store's view of a caller, cached briefly.
 #[derive(Debug)]
 struct Base {
-    team: TeamRow,
+    team: Arc<TeamRow>,
     accountable: Option<String>,
     effective: Result<BedrockTarget, NoBedrock>,
     epoch: u64,
@@ -85,7 +85,7 @@ pub struct Gateway {
 #[derive(Debug)]
 pub(crate) struct Ctx {
     pub p: Principal,
-    pub team: TeamRow,
+    pub team: Arc<TeamRow>,
     pub run_id: Option<String>,
     pub accountable: Option<String>,
     pub caller_creds: Option<CallCredentials>,
@@ -219,7 +219,7 @@ impl Gateway {
             opt_in,
         );
         let base = Arc::new(Base {
-            team,
+            team: Arc::new(team),
             accountable,
             effective,
             epoch,
@@ -239,7 +239,7 @@ impl Gateway {
         headers: &HeaderMap,
     ) -> Result<Ctx, GatewayError> {
         let base = self.base(&p).await?;
-        let team = base.team.clone();
+        let team = Arc::clone(&base.team);
         let accountable = base.accountable.clone();
         let mut effective = base.effective.clone();
         let caller_creds = caller_credentials(headers)?;
@@ -303,7 +303,7 @@ impl Gateway {
         };
         let core = self.core.clone();
         let (team, actor, run_id, accountable) = (
-            ctx.team.clone(),
+            Arc::clone(&ctx.team),
             ctx.p.actor.clone(),
             ctx.run_id.clone(),
             ctx.accountable.clone(),

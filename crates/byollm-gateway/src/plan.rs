@@ -217,16 +217,21 @@ pub fn plan(
     }
     let mut out = Vec::new();
     candidates_for(input, model, &mut out);
+    // The next models by rank, each planned once; a model with no route does
+    // not count against the limit.
     let mut models = 1;
-    for next in enabled_models(catalog, input) {
+    for next in catalog.by_rank() {
         if models >= input.max_models {
             break;
         }
-        if next.id == model.id || next.rank > model.rank {
+        if next.id == model.id || next.rank > model.rank || !serves_format(next, input.format) {
             continue;
         }
+        let before = out.len();
         candidates_for(input, next, &mut out);
-        models += 1;
+        if out.len() > before {
+            models += 1;
+        }
     }
     if out.is_empty() {
         let why = match &input.effective {
