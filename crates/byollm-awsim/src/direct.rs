@@ -200,7 +200,7 @@ impl Inner {
             o.remove("stream");
             o.remove("metadata");
         }
-        let r = match anthropic_reply(&rest, false) {
+        let r = match anthropic_reply(&rest, None) {
             Ok(r) => r,
             Err(e) => return anthropic_error(400, "invalid_request_error", &e.message),
         };

@@ -2,6 +2,9 @@
 //! the deterministic reply, and the stream events
 //! `messageStart → contentBlockDelta* → contentBlockStop → messageStop → metadata`
 //! (no `contentBlockStart` for text), each payload with `"p"` padding.
+//! `inferenceConfig.maxTokens` defaults to the model's output limit, as the
+//! service model documents ("The default value is the maximum allowed value for
+//! the model that you are using"), and more than the limit is refused.
 
 use std::time::Duration;
 
@@ -9,15 +12,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::models::max_tokens_exceeded;
 use super::{Op, stream_response};
 use crate::error::AwsError;
 use crate::eventstream;
 use crate::faults::FailRule;
 use crate::llm::{self, Reply, Stop};
 use crate::util::{UPPER_ALNUM, padding, random_chars, uuid};
-
-/// When `inferenceConfig.maxTokens` is absent (AWS uses the model's maximum).
-pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 fn invalid(msg: impl Into<String>) -> AwsError {
     AwsError::new(400, "ValidationException", msg)
@@ -58,8 +59,9 @@ fn block_texts(block: &Value, out: &mut Vec<String>) -> Result<(), AwsError> {
     Ok(())
 }
 
-/// Parses a Converse body into the reply.
-pub fn reply(body: &[u8]) -> Result<Reply, AwsError> {
+/// Parses a Converse body into the reply; `max_output` is the model's
+/// output-token limit.
+pub fn reply(body: &[u8], max_output: u64) -> Result<Reply, AwsError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         AwsError::new(
             400,
@@ -125,8 +127,9 @@ pub fn reply(body: &[u8]) -> Result<Reply, AwsError> {
         ));
     }
     let max_tokens = match v.pointer("/inferenceConfig/maxTokens") {
-        None => DEFAULT_MAX_TOKENS,
+        None => max_output,
         Some(n) => match n.as_u64() {
+            Some(n) if n > max_output => return Err(max_tokens_exceeded(max_output)),
             Some(n) if n >= 1 => n,
             _ => {
                 return Err(invalid(format!(
@@ -172,8 +175,8 @@ fn usage(r: &Reply) -> Value {
 }
 
 /// `Converse`.
-pub fn converse(body: &[u8]) -> Result<Response, AwsError> {
-    let r = reply(body)?;
+pub fn converse(body: &[u8], max_output: u64) -> Result<Response, AwsError> {
+    let r = reply(body, max_output)?;
     let content = match &r.tool {
         Some(t) => {
             json!([{"toolUse": {"toolUseId": tool_use_id(), "name": t.name, "input": t.input}}])
@@ -201,10 +204,11 @@ pub fn converse(body: &[u8]) -> Result<Response, AwsError> {
 /// `ConverseStream`.
 pub fn converse_stream(
     body: &[u8],
+    max_output: u64,
     failure: Option<FailRule>,
     delay: Duration,
 ) -> Result<Response, AwsError> {
-    let r = reply(body)?;
+    let r = reply(body, max_output)?;
     let mut seq = 0usize;
     let mut ev = |name: &str, mut payload: Value| {
         seq += 1;

@@ -1,8 +1,12 @@
 //! `InvokeModel` and `InvokeModelWithResponseStream` with Anthropic Messages
-//! bodies (aws-facts §5.5): `anthropic_version` must be `bedrock-2023-05-31`,
-//! `max_tokens` and `messages` are required, and keys Bedrock does not take
-//! (`model`, `stream`, …) are refused as extraneous. Streams carry `chunk` events
-//! whose `bytes` are base64 Anthropic stream events, the last one with
+//! bodies (aws-facts §5.5): the body passes Bedrock's schema
+//! ([`super::anthropic_schema`]: `anthropic_version` must be
+//! `bedrock-2023-05-31`, `max_tokens` and `messages` are required, keys Bedrock
+//! does not take are extraneous, types and block kinds are checked), then the
+//! model's output limit. Optional members take the service model's defaults: no
+//! `Content-Type` is `application/json`, no `Accept` (`X-Amzn-Bedrock-Accept`
+//! when streaming) is `application/json`. Streams carry `chunk` events whose
+//! `bytes` are base64 Anthropic stream events, the last one with
 //! `amazon-bedrock-invocationMetrics`.
 
 use std::time::Duration;
@@ -13,7 +17,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use super::models::Resolved;
+pub use super::anthropic_schema::BEDROCK_ANTHROPIC_VERSION;
+use super::anthropic_schema::{self, malformed};
+use super::models::{Resolved, max_output_tokens, max_tokens_exceeded};
 use super::{Op, stream_response};
 use crate::error::AwsError;
 use crate::eventstream;
@@ -21,32 +27,13 @@ use crate::faults::FailRule;
 use crate::llm::{self, Reply, Stop};
 use crate::util::{UPPER_ALNUM, padding, random_chars, uuid};
 
-/// The only `anthropic_version` Bedrock accepts in a body.
-pub const BEDROCK_ANTHROPIC_VERSION: &str = "bedrock-2023-05-31";
-
-/// Keys of an Anthropic body on Bedrock.
-const ALLOWED_KEYS: [&str; 12] = [
-    "anthropic_version",
-    "anthropic_beta",
-    "max_tokens",
-    "messages",
-    "system",
-    "temperature",
-    "top_p",
-    "top_k",
-    "tools",
-    "tool_choice",
-    "stop_sequences",
-    "thinking",
-];
-
-fn malformed(what: &str) -> AwsError {
-    AwsError::new(
-        400,
-        "ValidationException",
-        format!("Malformed input request: {what}, please reformat your input and try again."),
-    )
-}
+/// The one MIME type Anthropic models take and produce, and the service
+/// model's default for `contentType` and `accept` on both operations
+/// ("The default value is application/json": aws-sdk-js
+/// `clients/bedrockruntime.d.ts`, generated from the Bedrock Runtime model;
+/// botocore's `bedrock-runtime/2023-09-30/service-2.json` keeps the `accept`
+/// sentence and leaves `contentType` optional).
+const JSON: &str = "application/json";
 
 /// Text of an Anthropic `content` (string or blocks).
 fn content_texts(content: &Value, out: &mut Vec<String>) {
@@ -78,26 +65,14 @@ fn content_texts(content: &Value, out: &mut Vec<String>) {
 }
 
 /// Parses an Anthropic Messages body (Bedrock's or the direct API's) into the
-/// reply. `bedrock` applies Bedrock's extra rules.
-pub fn anthropic_reply(v: &Value, bedrock: bool) -> Result<Reply, AwsError> {
+/// reply. `bedrock` is the model's output-token limit when the body came to
+/// Bedrock: its schema and the limit apply.
+pub fn anthropic_reply(v: &Value, bedrock: Option<u64>) -> Result<Reply, AwsError> {
     let obj = v
         .as_object()
         .ok_or_else(|| malformed("#: expected type: JSONObject"))?;
-    if bedrock {
-        if let Some(k) = obj.keys().find(|k| !ALLOWED_KEYS.contains(&k.as_str())) {
-            return Err(malformed(&format!(
-                "#: extraneous key [{k}] is not permitted"
-            )));
-        }
-        match obj.get("anthropic_version") {
-            None => return Err(malformed("#: required key [anthropic_version] not found")),
-            Some(Value::String(s)) if s == BEDROCK_ANTHROPIC_VERSION => {}
-            Some(other) => {
-                return Err(malformed(&format!(
-                    "#/anthropic_version: {other} is not a valid enum value"
-                )));
-            }
-        }
+    if bedrock.is_some() {
+        anthropic_schema::check(obj)?;
     }
     let max_tokens = match obj.get("max_tokens") {
         None => return Err(malformed("#: required key [max_tokens] not found")),
@@ -145,6 +120,12 @@ pub fn anthropic_reply(v: &Value, bedrock: bool) -> Result<Reply, AwsError> {
         .filter_map(|t| t.get("name").and_then(Value::as_str))
         .map(str::to_owned)
         .collect();
+    // The model's limit, after the schema: the body is well-formed by now.
+    if let Some(limit) = bedrock
+        && max_tokens > limit
+    {
+        return Err(max_tokens_exceeded(limit));
+    }
     Ok(llm::respond(
         texts.iter().map(String::as_str),
         &last_user,
@@ -172,29 +153,39 @@ fn tool_use_id(id: &str) -> String {
     format!("{prefix}{}", random_chars(24, UPPER_ALNUM))
 }
 
+/// The body as JSON, after the `Content-Type` check: absent is the default
+/// `application/json`; anything else is refused as Bedrock refuses it [obs]
+/// (aws/aws-sdk-ruby#3033: an SDK that stopped sending `application/json`;
+/// tedder/requests-aws4auth#71: `application/json; charset=utf-8` refused until
+/// the charset was dropped). The Rust SDK sends `application/octet-stream` when
+/// `content_type` is unset (a blob payload's protocol default), which is such a
+/// type; boto3 sends no header at all, which is the default.
 fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, AwsError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !ct.starts_with("application/json") {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE)
+        && !ct.as_bytes().eq_ignore_ascii_case(JSON.as_bytes())
+    {
         return Err(AwsError::new(
             400,
             "ValidationException",
-            "The model only accepts application/json as the Content-Type; you must specify application/json.",
+            "The provided Content Type is invalid or not supported for this model",
         ));
     }
     serde_json::from_slice(body).map_err(|_| malformed("#: the body is not valid JSON"))
 }
 
+/// The `Accept` check (`name` is the operation's header): absent is the default
+/// `application/json`; `*/*` leaves the choice to the service. Anything else is
+/// refused with Bedrock's wording ("The provided Accept Type is invalid or not
+/// supported for this model", seen from a client that sent no
+/// `application/json`).
 fn accepts_json(headers: &HeaderMap, name: &str) -> Result<(), AwsError> {
-    match headers.get(name).and_then(|v| v.to_str().ok()) {
+    match headers.get(name).map(HeaderValue::as_bytes) {
         None => Ok(()),
-        Some(a) if a.starts_with("application/json") || a.starts_with("*/*") => Ok(()),
-        Some(a) => Err(AwsError::new(
+        Some(a) if a.eq_ignore_ascii_case(JSON.as_bytes()) || a == b"*/*" => Ok(()),
+        Some(_) => Err(AwsError::new(
             400,
             "ValidationException",
-            format!("The model cannot produce {a}; accept application/json."),
+            "The provided Accept Type is invalid or not supported for this model",
         )),
     }
 }
@@ -264,15 +255,15 @@ pub fn anthropic_events(id: &str, model: &str, r: &Reply) -> Vec<(String, Value)
 /// `InvokeModel`.
 pub fn invoke(m: &Resolved, headers: &HeaderMap, body: &[u8]) -> Result<Response, AwsError> {
     accepts_json(headers, "accept")?;
-    let r = anthropic_reply(&parse_body(headers, body)?, true)?;
+    let r = anthropic_reply(
+        &parse_body(headers, body)?,
+        Some(max_output_tokens(m.bedrock)),
+    )?;
     let id = format!("msg_bdrk_{}", random_chars(24, UPPER_ALNUM));
     let out = message_json(&id, &m.model_name, &r);
     let mut resp = (StatusCode::OK, out.to_string()).into_response();
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
     h.insert(
         "x-amzn-bedrock-input-token-count",
         HeaderValue::from(r.input_tokens),
@@ -297,7 +288,10 @@ pub fn invoke_stream(
     delay: Duration,
 ) -> Result<Response, AwsError> {
     accepts_json(headers, "x-amzn-bedrock-accept")?;
-    let r = anthropic_reply(&parse_body(headers, body)?, true)?;
+    let r = anthropic_reply(
+        &parse_body(headers, body)?,
+        Some(max_output_tokens(m.bedrock)),
+    )?;
     let id = format!("msg_bdrk_{}", random_chars(24, UPPER_ALNUM));
     let events = anthropic_events(&id, &m.model_name, &r);
     let last = events.len().saturating_sub(1);
@@ -322,6 +316,6 @@ pub fn invoke_stream(
         frames,
         failure,
         delay,
-        &[("x-amzn-bedrock-content-type", "application/json")],
+        &[("x-amzn-bedrock-content-type", JSON)],
     ))
 }

@@ -10,6 +10,7 @@
 //! resource refused), on-demand support (`ValidationException`), model access
 //! (the `disable_model` knob), then the body.
 
+pub mod anthropic_schema;
 pub mod converse;
 pub mod invoke;
 pub mod models;
@@ -256,9 +257,10 @@ impl Inner {
             None
         };
         let delay = self.faults.stream_event_delay();
+        let max_output = models::max_output_tokens(resolved.bedrock);
         match op {
-            Op::Converse => converse::converse(body),
-            Op::ConverseStream => converse::converse_stream(body, failure, delay),
+            Op::Converse => converse::converse(body, max_output),
+            Op::ConverseStream => converse::converse_stream(body, max_output, failure, delay),
             Op::InvokeModel => invoke::invoke(&resolved, headers, body),
             Op::InvokeModelWithResponseStream => {
                 invoke::invoke_stream(&resolved, headers, body, failure, delay)

@@ -15,6 +15,8 @@
 //!   `bedrock:InferenceProfileArn` and `aws:RequestedRegion` = that region); a
 //!   global profile needs the profile ARN, the foundation-model ARN in the source
 //!   region and the region-less ARN with `aws:RequestedRegion` = `unspecified`.
+//! - Each model's output limit ([`max_output_tokens`]): a request asking for
+//!   more is refused, and Converse without `maxTokens` gets the limit.
 
 use byollm_api::catalog::{
     BedrockModel, Catalog, CatalogModel, destination_regions, geos_for_region,
@@ -71,6 +73,53 @@ pub fn offered_in(b: &BedrockModel, region: &str) -> bool {
     b.geos
         .iter()
         .any(|g| g == "global" || destination_regions(g).contains(&region))
+}
+
+/// The most output tokens a model produces, by base model id (Anthropic's model
+/// pages, platform.claude.com/docs/en/models/<model>/overview, "Max output";
+/// Claude Opus 4.5 confirmed by the API's own refusal "max_tokens: 128001 >
+/// 64000, which is the maximum allowed number of output tokens for
+/// claude-opus-4-5-20251101", anthropics/claude-code#24451). Sonnet 3.7's
+/// 128K needs a beta header; without it the limit is 64K. Kept here, not in the
+/// catalog: only the emulated Bedrock enforces it, and a unit test holds every
+/// catalog Bedrock model to having an entry.
+const MAX_OUTPUT_TOKENS: [(&str, u64); 7] = [
+    ("anthropic.claude-opus-4-6-v1", 128_000),
+    ("anthropic.claude-sonnet-4-6", 128_000),
+    ("anthropic.claude-opus-4-5-20251101-v1:0", 64_000),
+    ("anthropic.claude-sonnet-4-5-20250929-v1:0", 64_000),
+    ("anthropic.claude-haiku-4-5-20251001-v1:0", 64_000),
+    ("anthropic.claude-sonnet-4-20250514-v1:0", 64_000),
+    ("anthropic.claude-3-7-sonnet-20250219-v1:0", 64_000),
+];
+
+/// A model with no entry in the table gets the smallest limit Bedrock has
+/// refused Claude requests with (4096, vercel/ai#2772).
+const FALLBACK_MAX_OUTPUT_TOKENS: u64 = 4096;
+
+/// The model's output-token limit: the most `max_tokens` / `maxTokens` Bedrock
+/// accepts, and what Converse uses when `maxTokens` is absent (the service
+/// model: "The default value is the maximum allowed value for the model").
+pub fn max_output_tokens(b: &BedrockModel) -> u64 {
+    MAX_OUTPUT_TOKENS
+        .iter()
+        .find(|(id, _)| *id == b.base_model_id)
+        .map_or(FALLBACK_MAX_OUTPUT_TOKENS, |(_, n)| *n)
+}
+
+/// Bedrock's refusal of a `max_tokens` above the model's limit, the same for
+/// Converse, ConverseStream and Anthropic bodies on InvokeModel [obs]:
+/// vercel/ai#2772 and BerriAI/litellm#5656 ("The maximum tokens you requested
+/// exceeds the model limit of 4096. Try again with a maximum tokens value that
+/// is lower than 4096."), charmbracelet/crush#946 (Bedrock's Messages API).
+pub fn max_tokens_exceeded(limit: u64) -> AwsError {
+    AwsError::new(
+        400,
+        "ValidationException",
+        format!(
+            "The maximum tokens you requested exceeds the model limit of {limit}. Try again with a maximum tokens value that is lower than {limit}."
+        ),
+    )
 }
 
 /// Whether the model can be invoked without a profile.
@@ -175,6 +224,21 @@ impl Resolved {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_catalog_bedrock_model_has_an_output_limit() {
+        for m in &Catalog::builtin().models {
+            if let Some(b) = &m.bedrock {
+                assert!(
+                    MAX_OUTPUT_TOKENS
+                        .iter()
+                        .any(|(id, _)| *id == b.base_model_id),
+                    "{} has no output-token limit",
+                    b.base_model_id
+                );
+            }
+        }
+    }
 
     #[test]
     fn resolution() {
