@@ -2,10 +2,16 @@
 //! RS/ES 256/384/512 signature against a JWK chosen by exact `kid`, and the
 //! issuer's keys fetched over HTTP (discovery document, then `jwks_uri`) with a
 //! timeout and a small cache.
+//!
+//! Invariant: an unknown `kid` fetches an issuer's keys again at most once per
+//! [`REFETCH_COOLDOWN`], so tokens with made-up `kid`s cannot make the emulator
+//! hammer an issuer (STS, too, fails when it makes "too many requests to the
+//! IdP", aws-facts §2). Every fetch is counted ([`KeyFetcher::fetch_count`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
@@ -120,6 +126,14 @@ pub fn verify_with(jwk: &Map<String, Value>, alg: &str, token: &Token) -> bool {
     }
 }
 
+/// How long after a successful fetch an unknown `kid` may trigger the next one.
+/// AWS does not document STS's figure; 30 s is the default of a widely used
+/// verifier, jose's `createRemoteJWKSet` `cooldownDuration` ("Time in
+/// milliseconds after a successful fetch before a missing key can trigger
+/// another fetch. Defaults to 30000"). A key published within that time is
+/// found once it has passed, or when the cache's TTL runs out.
+pub const REFETCH_COOLDOWN: Duration = Duration::from_secs(30);
+
 /// An issuer's keys (JWK objects).
 pub type Keys = Arc<Vec<Map<String, Value>>>;
 
@@ -134,6 +148,7 @@ pub struct KeyFetcher {
     resolve: Vec<(String, SocketAddr)>,
     ttl_secs: f64,
     cache: Mutex<HashMap<String, (f64, Keys)>>,
+    fetches: AtomicU64,
 }
 
 impl KeyFetcher {
@@ -152,6 +167,7 @@ impl KeyFetcher {
             resolve,
             ttl_secs: ttl.as_secs_f64(),
             cache: Mutex::new(HashMap::new()),
+            fetches: AtomicU64::new(0),
         }
     }
 
@@ -172,18 +188,21 @@ impl KeyFetcher {
             .map(|(_, addr)| format!("http://{addr}{path}"))
     }
 
-    /// The keys of `issuer`: cached unless older than the TTL or `refresh`.
+    /// The keys of `issuer` at `now` (Unix seconds) and whether they came from
+    /// the cache: cached keys younger than the TTL are reused; `refresh` (an
+    /// unknown `kid`) fetches anew only when they are at least
+    /// [`REFETCH_COOLDOWN`] old.
     pub async fn keys(
         &self,
         issuer: &str,
         now: f64,
         refresh: bool,
     ) -> Result<(Keys, bool), FetchError> {
-        if !refresh
-            && let Some((at, keys)) = self.cache.lock().get(issuer)
-            && now - at < self.ttl_secs
-        {
-            return Ok((keys.clone(), true));
+        if let Some((at, keys)) = self.cache.lock().get(issuer) {
+            let age = now - at;
+            if age < self.ttl_secs && (!refresh || age < REFETCH_COOLDOWN.as_secs_f64()) {
+                return Ok((keys.clone(), true));
+            }
         }
         let keys = Arc::new(self.fetch(issuer).await?);
         self.cache
@@ -192,12 +211,18 @@ impl KeyFetcher {
         Ok((keys, false))
     }
 
+    /// How many times an issuer's keys were fetched (successfully or not).
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
     /// Forgets every cached key set.
     pub fn clear(&self) {
         self.cache.lock().clear();
     }
 
     async fn fetch(&self, issuer: &str) -> Result<Vec<Map<String, Value>>, FetchError> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
         let discovery_url = format!(
             "{}/.well-known/openid-configuration",
             issuer.trim_end_matches('/')

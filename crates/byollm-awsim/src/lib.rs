@@ -396,6 +396,13 @@ impl Awsim {
             .map(|s| (**s).clone())
     }
 
+    /// How many times issuers' keys were fetched (discovery document and JWKS,
+    /// successful or not), for tests of the cache and the unknown-`kid`
+    /// cool-down.
+    pub fn jwks_fetch_count(&self) -> u64 {
+        self.inner.keys.fetch_count()
+    }
+
     /// Forgets every cached JWKS.
     pub fn clear_jwks_cache(&self) {
         self.inner.keys.clear();

@@ -221,21 +221,19 @@ impl Inner {
                 .find(|k| k.get("kid").and_then(Value::as_str).map(str::to_owned) == kid)
                 .cloned()
         };
-        let (keys, cached) = self
-            .keys
-            .keys(&iss, self.clock.unix_f64(), false)
-            .await
-            .map_err(|e| {
-                tracing::debug!(issuer = %iss, error = %e.0, "JWKS fetch failed");
-                invalid_token(KEY_RETRIEVAL)
-            })?;
+        let now_f64 = self.clock.unix_f64();
+        let (keys, cached) = self.keys.keys(&iss, now_f64, false).await.map_err(|e| {
+            tracing::debug!(issuer = %iss, error = %e.0, "JWKS fetch failed");
+            invalid_token(KEY_RETRIEVAL)
+        })?;
         let jwk = match find(&keys) {
             Some(k) => k,
-            // An unknown kid may be a key published after the cache was filled.
+            // An unknown kid may be a key published after the cache was filled
+            // (refetched at most once per cool-down, see `jwt`).
             None if cached => {
                 let (keys, _) = self
                     .keys
-                    .keys(&iss, self.clock.unix_f64(), true)
+                    .keys(&iss, now_f64, true)
                     .await
                     .map_err(|_| invalid_token(KEY_RETRIEVAL))?;
                 find(&keys).ok_or_else(|| invalid_token(KEY_RETRIEVAL))?

@@ -4,7 +4,8 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
 use aws_lc_rs::rand::SystemRandom;
@@ -149,16 +150,39 @@ pub fn claims(sub: &str) -> Value {
            "exp": now + 600, "jti": format!("jti-{now}")})
 }
 
+/// The emulator's clock in tests: real time plus an offset the test moves
+/// forward, so cool-downs and TTLs pass without sleeping.
+#[derive(Debug, Default)]
+pub struct TestClock {
+    ahead_secs: AtomicU64,
+}
+
+impl TestClock {
+    pub fn advance(&self, by: Duration) {
+        self.ahead_secs.fetch_add(by.as_secs(), Ordering::SeqCst);
+    }
+}
+
+impl byollm_awsim::Clock for TestClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now() + Duration::from_secs(self.ahead_secs.load(Ordering::SeqCst))
+    }
+}
+
 /// An OIDC issuer served over plain HTTP whose JWKS the test controls.
 pub struct FakeIssuer {
     pub addr: SocketAddr,
     pub jwks: Arc<Mutex<Vec<Value>>>,
+    /// GETs of the JWKS document so far.
+    pub jwks_hits: Arc<AtomicU64>,
 }
 
 impl FakeIssuer {
     pub async fn start(issuer: &'static str, keys: &[&Key]) -> FakeIssuer {
         let jwks = Arc::new(Mutex::new(keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()));
         let j = jwks.clone();
+        let jwks_hits = Arc::new(AtomicU64::new(0));
+        let hits = jwks_hits.clone();
         let app = axum::Router::new()
             .route(
                 "/.well-known/openid-configuration",
@@ -173,6 +197,7 @@ impl FakeIssuer {
             .route(
                 "/.well-known/jwks.json",
                 get(move || {
+                    hits.fetch_add(1, Ordering::SeqCst);
                     let keys = j.lock().clone();
                     async move { Json(json!({"keys": keys})) }
                 }),
@@ -180,7 +205,11 @@ impl FakeIssuer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        FakeIssuer { addr, jwks }
+        FakeIssuer {
+            addr,
+            jwks,
+            jwks_hits,
+        }
     }
 }
 
@@ -213,6 +242,8 @@ pub const BROAD: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow
 /// admitting ALICE with the broad policy.
 pub struct World {
     pub sim: Awsim,
+    /// The emulator's clock.
+    pub clock: Arc<TestClock>,
     pub key: Key,
     pub issuer: FakeIssuer,
     pub role_arn: String,
@@ -223,8 +254,10 @@ impl World {
     pub async fn new() -> World {
         let key = Key::ec("ES256", Some("k1"));
         let issuer = FakeIssuer::start(FAKE_ISSUER, &[&key]).await;
+        let clock = Arc::new(TestClock::default());
         let sim = Awsim::start(AwsimConfig {
             resolve: vec![(FAKE_HOST.to_owned(), issuer.addr)],
+            clock: clock.clone(),
             ..AwsimConfig::default()
         })
         .await
@@ -241,6 +274,7 @@ impl World {
         let sts = sts_client(&sim);
         World {
             sim,
+            clock,
             key,
             issuer,
             role_arn,

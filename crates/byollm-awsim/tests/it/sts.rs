@@ -213,9 +213,11 @@ async fn unknown_kid_and_unreachable_jwks() {
             .await,
     );
     assert_eq!(msg, KEY_RETRIEVAL);
-    // A key published later is found by refetching on the unknown kid.
+    // A key published later is found by refetching on the unknown kid, once the
+    // refetch cool-down since the last fetch has passed.
     w.assume(&w.token(ALICE)).await.unwrap();
     w.issuer.jwks.lock().push(other.jwk());
+    w.clock.advance(byollm_awsim::jwt::REFETCH_COOLDOWN);
     w.assume(&other.sign(&claims(ALICE))).await.unwrap();
     // The JWKS fault.
     w.sim.faults().set_jwks_unreachable(true);
@@ -223,6 +225,38 @@ async fn unknown_kid_and_unreachable_jwks() {
     assert_eq!(msg, KEY_RETRIEVAL);
     w.sim.faults().set_jwks_unreachable(false);
     w.assume(&w.token(ALICE)).await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_kid_refetch_is_throttled() {
+    let w = World::new().await;
+    let hits = || w.issuer.jwks_hits.load(std::sync::atomic::Ordering::SeqCst);
+    let later = Key::ec("ES256", Some("k2"));
+    // A flood of tokens with a kid the issuer does not publish: the first call
+    // fetches the keys, the rest are refused from the cache.
+    for _ in 0..5 {
+        let (_, msg, _) = fail(w.assume(&later.sign(&claims(ALICE))).await);
+        assert_eq!(msg, KEY_RETRIEVAL);
+    }
+    assert_eq!((hits(), w.sim.jwks_fetch_count()), (1, 1));
+    // The key is published: still refused until the cool-down has passed.
+    w.issuer.jwks.lock().push(later.jwk());
+    w.clock
+        .advance(byollm_awsim::jwt::REFETCH_COOLDOWN - std::time::Duration::from_secs(1));
+    let (_, msg, _) = fail(w.assume(&later.sign(&claims(ALICE))).await);
+    assert_eq!(msg, KEY_RETRIEVAL);
+    assert_eq!(hits(), 1);
+    w.clock.advance(std::time::Duration::from_secs(1));
+    w.assume(&later.sign(&claims(ALICE))).await.unwrap();
+    assert_eq!(hits(), 2);
+    // The cool-down counts from that fetch: another unknown kid waits again.
+    let stranger = Key::ec("ES256", Some("k3"));
+    for _ in 0..3 {
+        let (_, msg, _) = fail(w.assume(&stranger.sign(&claims(ALICE))).await);
+        assert_eq!(msg, KEY_RETRIEVAL);
+    }
+    w.assume(&w.token(ALICE)).await.unwrap();
+    assert_eq!((hits(), w.sim.jwks_fetch_count()), (2, 2));
 }
 
 #[tokio::test]
