@@ -128,8 +128,19 @@ fn model_known(name: &str, family: Family) -> bool {
 }
 
 impl Inner {
+    /// Whether `given` is the direct-API key, compared in constant time over
+    /// SHA-256 digests so that neither the first differing byte nor the key's
+    /// length shows in the response time.
     fn direct_key_ok(&self, given: Option<&str>) -> bool {
-        !self.cfg.direct_api_key.is_empty() && given == Some(self.cfg.direct_api_key.as_str())
+        let (Some(given), false) = (given, self.cfg.direct_api_key.is_empty()) else {
+            return false;
+        };
+        let digest = |s: &str| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes());
+        aws_lc_rs::constant_time::verify_slices_are_equal(
+            digest(given).as_ref(),
+            digest(&self.cfg.direct_api_key).as_ref(),
+        )
+        .is_ok()
     }
 
     /// `GET /anthropic/v1/models` or `GET /openai/v1/models`.

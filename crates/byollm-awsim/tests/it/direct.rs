@@ -297,3 +297,49 @@ async fn openai_tool_calls_and_results() {
     assert_eq!(args, "{\"args\":\"fog\"}");
     assert!(text.contains("\"finish_reason\":\"tool_calls\""));
 }
+
+#[tokio::test]
+async fn direct_api_key_near_misses_are_refused() {
+    // The key is compared in constant time (over digests, so its length does
+    // not show either); timing is not asserted here, only that no near miss
+    // gets through on either API.
+    let sim = sim().await;
+    let http = reqwest::Client::new();
+    let key = sim.direct_api_key().to_owned();
+    let mut flipped = key.clone().into_bytes();
+    flipped[key.len() / 2] ^= 1;
+    let flipped = String::from_utf8(flipped).unwrap();
+    let near = [
+        key[..key.len() - 1].to_owned(),
+        format!("{key}x"),
+        flipped,
+        key.to_uppercase(),
+        String::new(),
+    ];
+    let anthropic = format!("{}/anthropic/v1/messages", sim.endpoint_url());
+    let openai = format!("{}/openai/v1/chat/completions", sim.endpoint_url());
+    let a_body = json!({"model": "claude-sonnet-4-6", "max_tokens": 5,
+                        "messages": [{"role": "user", "content": "hi"}]});
+    let o_body = json!({"model": "gpt-5", "messages": [{"role": "user", "content": "hi"}]});
+    let status = |r: reqwest::Response| r.status().as_u16();
+    for k in near.iter().map(String::as_str).chain([key.as_str()]) {
+        let want = if k == key { 200 } else { 401 };
+        let a = http
+            .post(&anthropic)
+            .header("x-api-key", k)
+            .header("anthropic-version", "2023-06-01")
+            .json(&a_body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(a), want, "x-api-key {k:?}");
+        let o = http
+            .post(&openai)
+            .bearer_auth(k)
+            .json(&o_body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(o), want, "bearer {k:?}");
+    }
+}
