@@ -11,9 +11,11 @@ use serde_json::Value;
 
 use byollm_core::auth::Principal;
 
-use crate::bedrock::{CallCredentials, Failure};
-use crate::error::{ApiFormat, Attempt, GatewayError};
-use crate::gateway::{Gateway, Served, UsageDraft, first_chunk, parse_body, whole_body};
+use crate::attempt::{Call, Served};
+use crate::direct::{first_chunk, whole_body};
+use crate::error::{ApiFormat, GatewayError};
+use crate::gateway::{Gateway, parse_body};
+use crate::outcome::{FailReason, Failure};
 use crate::plan::Candidate;
 use crate::relay::{AnthropicFromBedrock, AnthropicPassthrough, anthropic_usage};
 
@@ -63,46 +65,31 @@ impl Gateway {
             .map(str::to_owned);
         let req = Arc::new(req);
         let this = self.clone();
-        self.route(&ctx, format, &model, move |c, creds, draft, attempts| {
+        self.run_plan(&ctx, format, &model, move |call| {
             let (this, req, version, beta) =
                 (this.clone(), req.clone(), version.clone(), beta.clone());
             async move {
-                this.try_messages(
-                    c,
-                    creds,
-                    &req,
-                    stream,
-                    version.as_deref(),
-                    beta.as_deref(),
-                    draft,
-                    attempts,
-                )
-                .await
+                this.try_messages(call, &req, stream, version.as_deref(), beta.as_deref())
+                    .await
             }
         })
         .await
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one attempt's inputs, all needed"
-    )]
+    /// One attempt of `POST /v1/messages` on `call`'s route.
     async fn try_messages(
         &self,
-        c: Candidate,
-        creds: Option<CallCredentials>,
+        call: Call,
         req: &serde_json::Map<String, Value>,
         stream: bool,
         version: Option<&str>,
         beta: Option<&str>,
-        draft: UsageDraft,
-        attempts: Vec<Attempt>,
     ) -> Result<Served, Failure> {
-        match &c {
+        match &call.candidate {
             Candidate::Bedrock {
                 model_ref, target, ..
             } => {
-                let creds = creds.ok_or_else(|| Failure::Fallback("no credentials".into()))?;
+                let creds = call.creds.as_ref().ok_or(FailReason::NoCredentials)?;
                 let mut body = req.clone();
                 // Bedrock takes the model in the path and refuses keys its
                 // Anthropic body does not define (aws-facts §5.5): `metadata`
@@ -121,11 +108,11 @@ impl Gateway {
                     body.entry("anthropic_beta").or_insert(Value::Array(list));
                 }
                 let bytes =
-                    serde_json::to_vec(&body).map_err(|e| Failure::Fallback(e.to_string()))?;
+                    serde_json::to_vec(&body).map_err(|e| FailReason::Encode(e.to_string()))?;
                 if !stream {
                     let out = self
                         .bedrock
-                        .invoke(&target.region, &creds, model_ref, bytes)
+                        .invoke(&target.region, creds, model_ref, bytes)
                         .await?;
                     let v: Value = serde_json::from_slice(&out.body).unwrap_or(Value::Null);
                     let (i, o) = anthropic_usage(&v);
@@ -137,16 +124,9 @@ impl Gateway {
                 }
                 let (first, rest) = self
                     .bedrock
-                    .invoke_stream(&target.region, &creds, model_ref, bytes)
+                    .invoke_stream(&target.region, creds, model_ref, bytes)
                     .await?;
-                Ok(self.spawn_stream(
-                    first,
-                    rest,
-                    AnthropicFromBedrock::default(),
-                    &c,
-                    draft,
-                    attempts,
-                ))
+                Ok(self.spawn_stream(first, rest, AnthropicFromBedrock::default(), call))
             }
             Candidate::Direct {
                 direct_id, family, ..
@@ -157,7 +137,7 @@ impl Gateway {
                     body.insert("stream".into(), Value::Bool(true));
                 }
                 let bytes =
-                    serde_json::to_vec(&body).map_err(|e| Failure::Fallback(e.to_string()))?;
+                    serde_json::to_vec(&body).map_err(|e| FailReason::Encode(e.to_string()))?;
                 let mut resp = self
                     .direct
                     .send(*family, ApiFormat::Anthropic, bytes, version, beta)
@@ -172,14 +152,7 @@ impl Gateway {
                     });
                 }
                 let first = first_chunk(&mut resp).await?;
-                Ok(self.spawn_stream(
-                    first,
-                    resp,
-                    AnthropicPassthrough::default(),
-                    &c,
-                    draft,
-                    attempts,
-                ))
+                Ok(self.spawn_stream(first, resp, AnthropicPassthrough::default(), call))
             }
         }
     }

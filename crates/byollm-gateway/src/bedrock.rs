@@ -12,6 +12,7 @@ use aws_sdk_bedrockruntime::primitives::Blob;
 use parking_lot::Mutex;
 use secrecy::{ExposeSecret as _, SecretString};
 
+use crate::outcome::{FailReason, Failure};
 use crate::translate::ConverseRequest;
 
 /// Credentials for one Bedrock call: brokered, or the caller's own (flow 4).
@@ -52,90 +53,65 @@ impl CallCredentials {
     }
 }
 
-/// How a Bedrock call failed, by what the gateway does next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// The request itself is wrong: answer the caller, try nothing else.
-    Client {
-        /// HTTP status to return.
-        status: u16,
-        /// Bedrock's message.
-        message: String,
-    },
-    /// The credentials expired or were not recognised: get new ones and retry.
-    Credentials(String),
-    /// Access denied (a region-deny policy on a global profile, a missing grant).
-    AccessDenied(String),
-    /// Anything else worth trying another route for.
-    Fallback(String),
-}
-
-impl Failure {
-    /// A short cause for attempt lists and headers.
-    pub fn cause(&self) -> String {
-        match self {
-            Failure::Client { status, message } => format!("client error {status}: {message}"),
-            Failure::Credentials(m) => format!("credentials refused: {m}"),
-            Failure::AccessDenied(m) => format!("access denied: {m}"),
-            Failure::Fallback(m) => m.clone(),
-        }
-    }
-}
-
 /// Maps a Bedrock error (aws-facts §5.7) to a [`Failure`].
 pub fn classify_code(code: Option<&str>, message: Option<&str>, status: Option<u16>) -> Failure {
     let msg = message.unwrap_or("").to_owned();
-    match code.unwrap_or("") {
+    let code = code.unwrap_or("");
+    let reason = match code {
         "ValidationException" => {
             // The model id is wrong for this account or region: a routing matter,
             // not the caller's request.
             if msg.contains("on-demand throughput") || msg.contains("model identifier is invalid") {
-                Failure::Fallback(format!("model not available: {msg}"))
+                FailReason::ModelNotAvailable(msg)
             } else {
-                Failure::Client {
+                return Failure::Client {
                     status: 400,
                     message: msg,
-                }
+                };
             }
         }
         "ExpiredTokenException" | "ExpiredToken" | "UnrecognizedClientException" => {
-            Failure::Credentials(msg)
+            FailReason::CredentialsRefused(msg)
         }
-        "AccessDeniedException" => Failure::AccessDenied(msg),
-        "ThrottlingException" | "ServiceQuotaExceededException" => {
-            Failure::Fallback(format!("throttled: {msg}"))
-        }
-        "ResourceNotFoundException" => Failure::Fallback(format!("not found: {msg}")),
+        "AccessDeniedException" => FailReason::AccessDenied(msg),
+        "ThrottlingException" | "ServiceQuotaExceededException" => FailReason::Throttled(msg),
+        "ResourceNotFoundException" => FailReason::NotFound(msg),
         "ModelNotReadyException"
         | "ModelTimeoutException"
         | "ModelErrorException"
         | "ModelStreamErrorException"
         | "InternalServerException"
-        | "ServiceUnavailableException" => {
-            Failure::Fallback(format!("{}: {msg}", code.unwrap_or("")))
-        }
+        | "ServiceUnavailableException" => FailReason::Unavailable {
+            code: code.to_owned(),
+            message: msg,
+        },
         other => {
             let status = status.unwrap_or(0);
             if (400..500).contains(&status) && status != 429 && status != 403 {
-                Failure::Client {
+                return Failure::Client {
                     status,
                     message: format!("{other}: {msg}"),
-                }
-            } else {
-                Failure::Fallback(format!("{other} ({status}): {msg}"))
+                };
+            }
+            FailReason::Unrecognised {
+                code: other.to_owned(),
+                status,
+                message: msg,
             }
         }
-    }
+    };
+    Failure::Fallback(reason)
 }
 
 fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, status: Option<u16>) -> Failure {
-    match err {
-        SdkError::ServiceError(_) => classify_code(err.code(), err.message(), status),
-        SdkError::TimeoutError(_) => Failure::Fallback("timed out".into()),
-        SdkError::DispatchFailure(_) => Failure::Fallback("Bedrock unreachable".into()),
-        SdkError::ResponseError(_) => Failure::Fallback("unreadable response from Bedrock".into()),
-        _ => Failure::Fallback(format!("{err}")),
-    }
+    let reason = match err {
+        SdkError::ServiceError(_) => return classify_code(err.code(), err.message(), status),
+        SdkError::TimeoutError(_) => FailReason::TimedOut,
+        SdkError::DispatchFailure(_) => FailReason::BedrockUnreachable,
+        SdkError::ResponseError(_) => FailReason::UnreadableResponse,
+        _ => FailReason::Sdk(format!("{err}")),
+    };
+    Failure::Fallback(reason)
 }
 
 /// Classifies an operation error, with the HTTP status when there is one.
@@ -259,9 +235,7 @@ impl Bedrock {
         match stream.next().await {
             Some(Ok(first)) => Ok((first, stream)),
             Some(Err(f)) => Err(f),
-            None => Err(Failure::Fallback(
-                "stream ended before the first chunk".into(),
-            )),
+            None => Err(FailReason::NoFirstChunk.into()),
         }
     }
 
@@ -322,9 +296,7 @@ impl Bedrock {
         match events.next().await {
             Some(Ok(first)) => Ok((first, events)),
             Some(Err(f)) => Err(f),
-            None => Err(Failure::Fallback(
-                "stream ended before the first event".into(),
-            )),
+            None => Err(FailReason::NoFirstEvent.into()),
         }
     }
 }
@@ -376,5 +348,59 @@ impl ConverseEvents {
             Ok(None) => None,
             Err(e) => Some(Err(classify(&e, None))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cause(code: &str, message: &str, status: u16) -> String {
+        classify_code(Some(code), Some(message), Some(status)).to_string()
+    }
+
+    /// What moves to the next route and in which words (aws-facts §5.7).
+    #[test]
+    fn classification_and_its_words() {
+        assert_eq!(cause("ThrottlingException", "slow", 429), "throttled: slow");
+        assert_eq!(
+            cause(
+                "ValidationException",
+                "The provided model identifier is invalid.",
+                400
+            ),
+            "model not available: The provided model identifier is invalid."
+        );
+        assert_eq!(
+            cause("ModelTimeoutException", "late", 408),
+            "ModelTimeoutException: late"
+        );
+        assert_eq!(
+            cause("ResourceNotFoundException", "gone", 404),
+            "not found: gone"
+        );
+        assert_eq!(
+            cause("ExpiredTokenException", "old", 403),
+            "credentials refused: old"
+        );
+        assert_eq!(
+            cause("AccessDeniedException", "no", 403),
+            "access denied: no"
+        );
+        assert_eq!(cause("Weird", "x", 502), "Weird (502): x");
+        assert_eq!(
+            classify_code(Some("ValidationException"), Some("bad role"), Some(400)),
+            Failure::Client {
+                status: 400,
+                message: "bad role".into()
+            }
+        );
+        assert_eq!(
+            classify_code(Some("Weird"), Some("x"), Some(409)),
+            Failure::Client {
+                status: 409,
+                message: "Weird: x".into()
+            }
+        );
     }
 }

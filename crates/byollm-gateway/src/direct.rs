@@ -5,11 +5,13 @@
 use std::time::Duration;
 
 use byollm_api::catalog::Family;
+use bytes::Bytes;
 use http::HeaderValue;
 use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::Value;
 
-use crate::bedrock::Failure;
 use crate::error::ApiFormat;
+use crate::outcome::{FailReason, Failure};
 
 /// Default `anthropic-version` when the caller sends none.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -71,9 +73,9 @@ impl Direct {
             Family::Anthropic => self.anthropic.as_ref(),
             Family::Openai => self.openai.as_ref(),
         }
-        .ok_or_else(|| Failure::Fallback("direct API not configured on this server".into()))?;
+        .ok_or(FailReason::DirectNotConfigured)?;
         let mut key = HeaderValue::from_str(endpoint.key.expose_secret())
-            .map_err(|_| Failure::Fallback("direct API key is not a valid header value".into()))?;
+            .map_err(|_| FailReason::DirectKeyInvalid)?;
         key.set_sensitive(true);
         let base = endpoint.base_url.trim_end_matches('/');
         let req = match (family, format) {
@@ -96,9 +98,7 @@ impl Direct {
             (Family::Anthropic, ApiFormat::OpenAi) | (Family::Openai, _) => {
                 let mut bearer =
                     HeaderValue::from_str(&format!("Bearer {}", endpoint.key.expose_secret()))
-                        .map_err(|_| {
-                            Failure::Fallback("direct API key is not a valid header value".into())
-                        })?;
+                        .map_err(|_| FailReason::DirectKeyInvalid)?;
                 bearer.set_sensitive(true);
                 self.http
                     .post(format!("{base}/v1/chat/completions"))
@@ -110,9 +110,7 @@ impl Direct {
             .body(body)
             .send()
             .await
-            .map_err(|e| {
-                Failure::Fallback(format!("direct API unreachable: {}", without_url(&e)))
-            })?;
+            .map_err(|e| FailReason::DirectUnreachable(without_url(&e)))?;
         let status = resp.status().as_u16();
         if resp.status().is_success() {
             return Ok(resp);
@@ -129,9 +127,29 @@ impl Direct {
             // The caller's request is wrong: say so, try nothing else.
             400 | 404 | 413 | 422 => Failure::Client { status, message },
             // Our key, their rate limits or their outage: another route may serve.
-            _ => Failure::Fallback(format!("direct API {status}: {message}")),
+            _ => FailReason::DirectStatus { status, message }.into(),
         })
     }
+}
+
+/// The first chunk of a vendor stream: the commit point.
+pub(crate) async fn first_chunk(resp: &mut reqwest::Response) -> Result<Bytes, Failure> {
+    match resp.chunk().await {
+        Ok(Some(b)) => Ok(b),
+        Ok(None) => Err(FailReason::DirectStreamEmpty.into()),
+        Err(e) => Err(FailReason::DirectStream(e.to_string()).into()),
+    }
+}
+
+/// A vendor's whole JSON response, as bytes and parsed (`null` when it is not
+/// JSON: the bytes still go to the caller).
+pub(crate) async fn whole_body(resp: reqwest::Response) -> Result<(Bytes, Value), Failure> {
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| FailReason::DirectBody(e.to_string()))?;
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Ok((bytes, v))
 }
 
 /// reqwest errors name the URL; ours carry no secrets, but keep messages short.

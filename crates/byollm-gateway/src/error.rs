@@ -9,6 +9,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
 
+use byollm_core::CoreError;
+
+use crate::outcome::OK;
+
 /// Which API the caller speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApiFormat {
@@ -23,7 +27,7 @@ pub enum ApiFormat {
 pub struct Attempt {
     /// `aws_bedrock:<ref>@<region>` or `direct_api:<model>`.
     pub route: String,
-    /// `ok`, or why it failed or was skipped.
+    /// [`OK`], or why it failed or was skipped (words from [`crate::outcome`]).
     pub outcome: String,
 }
 
@@ -62,6 +66,44 @@ impl GatewayError {
             message: message.into(),
             hint: Some(hint.into()),
             attempts: Vec::new(),
+        }
+    }
+
+    /// A domain error met while resolving the caller: a refusal of any kind
+    /// means this caller may not proceed (403, with the domain's message), except
+    /// an internal failure (500, detail logged here, never sent). Not a general
+    /// `From<CoreError>`: elsewhere a `CoreError` category has its own status.
+    pub fn forbidden_or_internal(e: CoreError) -> Self {
+        match e {
+            CoreError::Internal(detail) => {
+                tracing::error!(%detail, "gateway internal error");
+                Self {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    code: "internal",
+                    message: "internal error".into(),
+                    hint: None,
+                    attempts: Vec::new(),
+                }
+            }
+            other => Self {
+                status: StatusCode::FORBIDDEN,
+                code: "forbidden",
+                message: other.to_string(),
+                hint: None,
+                attempts: Vec::new(),
+            },
+        }
+    }
+
+    /// The upstream rejected the request itself (its status, 400 when that is
+    /// not a valid status): nothing else was tried after it.
+    pub fn upstream_rejected(status: u16, message: String, attempts: Vec<Attempt>) -> Self {
+        Self {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            code: "upstream_rejected_request",
+            message,
+            hint: None,
+            attempts,
         }
     }
 
@@ -120,7 +162,7 @@ impl GatewayError {
 pub fn fallback_header(attempts: &[Attempt]) -> Option<HeaderValue> {
     let failed: Vec<String> = attempts
         .iter()
-        .filter(|a| a.outcome != "ok")
+        .filter(|a| a.outcome != OK)
         .map(|a| format!("{}={}", a.route, a.outcome))
         .collect();
     if failed.is_empty() {

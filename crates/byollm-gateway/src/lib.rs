@@ -5,12 +5,16 @@
 //! recording a usage row per request.
 
 mod anthropic;
+mod attempt;
 pub mod bedrock;
+mod caller;
+mod credentials;
 pub mod direct;
 pub mod error;
 pub mod gateway;
 mod models;
 mod openai;
+pub mod outcome;
 pub mod plan;
 mod relay;
 pub mod sse;

@@ -12,11 +12,11 @@ use serde_json::Value;
 use byollm_core::auth::Principal;
 use byollm_core::ids;
 
-use crate::bedrock::{CallCredentials, Failure};
-use crate::error::{ApiFormat, Attempt};
-use crate::gateway::{
-    DEFAULT_MAX_TOKENS, Gateway, Served, UsageDraft, first_chunk, parse_body, whole_body,
-};
+use crate::attempt::{Call, Served};
+use crate::direct::{first_chunk, whole_body};
+use crate::error::ApiFormat;
+use crate::gateway::{DEFAULT_MAX_TOKENS, Gateway, parse_body};
+use crate::outcome::{FailReason, Failure};
 use crate::plan::Candidate;
 use crate::relay::{OpenAiFromConverse, OpenAiPassthrough, openai_usage};
 use crate::translate::{self, OpenAiStream};
@@ -56,40 +56,31 @@ impl Gateway {
             .unwrap_or(false);
         let req = Arc::new(req);
         let this = self.clone();
-        self.route(&ctx, format, &model, move |c, creds, draft, attempts| {
+        self.run_plan(&ctx, format, &model, move |call| {
             let (this, req) = (this.clone(), req.clone());
-            async move {
-                this.try_chat(c, creds, &req, stream, include_usage, draft, attempts)
-                    .await
-            }
+            async move { this.try_chat(call, &req, stream, include_usage).await }
         })
         .await
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one attempt's inputs, all needed"
-    )]
+    /// One attempt of `POST /v1/chat/completions` on `call`'s route.
     async fn try_chat(
         &self,
-        c: Candidate,
-        creds: Option<CallCredentials>,
+        call: Call,
         req: &serde_json::Map<String, Value>,
         stream: bool,
         include_usage: bool,
-        draft: UsageDraft,
-        attempts: Vec<Attempt>,
     ) -> Result<Served, Failure> {
         let id = format!("chatcmpl-{}", ids::new_uid());
         let created = self.core.clock.now();
-        match &c {
+        match &call.candidate {
             Candidate::Bedrock {
                 model_ref,
                 target,
                 model,
                 ..
             } => {
-                let creds = creds.ok_or_else(|| Failure::Fallback("no credentials".into()))?;
+                let creds = call.creds.as_ref().ok_or(FailReason::NoCredentials)?;
                 let converse =
                     translate::openai_to_converse(&Value::Object(req.clone()), DEFAULT_MAX_TOKENS)
                         .map_err(|e| Failure::Client {
@@ -99,7 +90,7 @@ impl Gateway {
                 if !stream {
                     let out = self
                         .bedrock
-                        .converse(&target.region, &creds, model_ref, converse)
+                        .converse(&target.region, creds, model_ref, converse)
                         .await?;
                     let (input, output) = translate::usage_of(&out);
                     let body = translate::converse_to_openai(&out, model, &id, created);
@@ -111,11 +102,11 @@ impl Gateway {
                 }
                 let (first, rest) = self
                     .bedrock
-                    .converse_stream(&target.region, &creds, model_ref, converse)
+                    .converse_stream(&target.region, creds, model_ref, converse)
                     .await?;
                 let relay =
                     OpenAiFromConverse(OpenAiStream::new(model, &id, created, include_usage));
-                Ok(self.spawn_stream(first, rest, relay, &c, draft, attempts))
+                Ok(self.spawn_stream(first, rest, relay, call))
             }
             Candidate::Direct {
                 direct_id, family, ..
@@ -133,7 +124,7 @@ impl Gateway {
                     }
                 }
                 let bytes =
-                    serde_json::to_vec(&body).map_err(|e| Failure::Fallback(e.to_string()))?;
+                    serde_json::to_vec(&body).map_err(|e| FailReason::Encode(e.to_string()))?;
                 let mut resp = self
                     .direct
                     .send(*family, ApiFormat::OpenAi, bytes, None, None)
@@ -148,14 +139,7 @@ impl Gateway {
                     });
                 }
                 let first = first_chunk(&mut resp).await?;
-                Ok(self.spawn_stream(
-                    first,
-                    resp,
-                    OpenAiPassthrough::new(include_usage),
-                    &c,
-                    draft,
-                    attempts,
-                ))
+                Ok(self.spawn_stream(first, resp, OpenAiPassthrough::new(include_usage), call))
             }
         }
     }

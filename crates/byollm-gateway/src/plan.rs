@@ -55,6 +55,16 @@ impl Candidate {
         }
     }
 
+    /// Whether this route leaves the customer's cloud: after an in-cloud
+    /// failure such a route is tried only when the team allows
+    /// (`allow_fallback_outside_cloud`).
+    pub fn leaves_cloud(&self) -> bool {
+        match self {
+            Candidate::Bedrock { .. } => false,
+            Candidate::Direct { .. } => true,
+        }
+    }
+
     /// The public model id.
     pub fn model(&self) -> &str {
         match self {

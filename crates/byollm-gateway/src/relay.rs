@@ -9,7 +9,8 @@ use std::future::Future;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::bedrock::{ConverseEvents, Failure, InvokeStream};
+use crate::bedrock::{ConverseEvents, InvokeStream};
+use crate::outcome::{Failure, StreamEnd};
 use crate::sse::{self, SseParser};
 use crate::stream::Frames;
 use crate::translate::OpenAiStream;
@@ -27,7 +28,7 @@ impl Upstream for InvokeStream {
     async fn next(&mut self) -> Option<Result<Vec<u8>, String>> {
         InvokeStream::next(self)
             .await
-            .map(|r| r.map_err(|f: Failure| f.cause()))
+            .map(|r| r.map_err(|f: Failure| f.to_string()))
     }
 }
 
@@ -36,7 +37,7 @@ impl Upstream for ConverseEvents {
     async fn next(&mut self) -> Option<Result<Self::Item, String>> {
         ConverseEvents::next(self)
             .await
-            .map(|r| r.map_err(|f: Failure| f.cause()))
+            .map(|r| r.map_err(|f: Failure| f.to_string()))
     }
 }
 
@@ -63,46 +64,46 @@ pub(crate) trait Relay: Send + 'static {
     fn usage(&self) -> (u64, u64);
 }
 
-/// Pumps `first` and the rest of `up` through `relay` into `frames`; returns the
-/// outcome for the attempt list and the relay (for its token counts).
+/// Pumps `first` and the rest of `up` through `relay` into `frames`; returns how
+/// the stream ended and the relay (for its token counts).
 pub(crate) async fn pump<U, R>(
     first: U::Item,
     mut up: U,
     mut relay: R,
     frames: Frames,
-) -> (String, R)
+) -> (StreamEnd, R)
 where
     U: Upstream,
     R: Relay<Item = U::Item>,
 {
     let mut next: Option<Result<U::Item, String>> = Some(Ok(first));
-    let mut outcome = "ok".to_owned();
+    let mut end = StreamEnd::Completed;
     'pump: while let Some(item) = next.take() {
         match item {
             Ok(item) => {
                 for frame in relay.frames(item) {
                     if !frames.send(frame).await {
-                        outcome = "client disconnected".into();
+                        end = StreamEnd::ClientGone;
                         break 'pump;
                     }
                 }
             }
             Err(cause) => {
-                outcome = format!("failed mid-stream: {cause}");
                 let _ = frames.send(relay.error_frame(&cause)).await;
+                end = StreamEnd::BrokeMidStream(cause);
                 break;
             }
         }
         next = up.next().await;
     }
-    if outcome == "ok" {
+    if end == StreamEnd::Completed {
         for frame in relay.end_frames() {
             if !frames.send(frame).await {
                 break;
             }
         }
     }
-    (outcome, relay)
+    (end, relay)
 }
 
 fn anthropic_error(cause: &str) -> Bytes {

@@ -1,0 +1,447 @@
+//! The attempt loop (DESIGN §5 rules 2–4): walk the plan's candidates in order,
+//! turn each into an [`AttemptOutcome`], and let [`Walk::after`] decide from it
+//! whether to try the next candidate, commit, or stop.
+//!
+//! - A candidate is skipped, not tried, when a rule says so ([`Walk::skip`]): a
+//!   geographic profile unless its global profile was just refused with access
+//!   denied; a route out of the cloud after an in-cloud failure unless the team
+//!   allows it.
+//! - A role that could not be assumed is not asked again in the same request.
+//! - Brokered credentials refused by Bedrock are renewed once, on the same route.
+//! - The first answer (for a stream, its first chunk) commits; a client error
+//!   stops (it would fail everywhere); anything else tries the next candidate.
+//!
+//! Every attempt that is listed is listed once, in order, with the words from
+//! [`crate::outcome`].
+
+use std::future::Future;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+
+use byollm_api::catalog::Catalog;
+use byollm_api::types::BedrockTarget;
+
+use crate::bedrock::CallCredentials;
+use crate::caller::Ctx;
+use crate::error::{ApiFormat, Attempt, GatewayError, fallback_header};
+use crate::gateway::{Gateway, UsageDraft, credits};
+use crate::outcome::{AttemptOutcome, FailReason, Failure, RoleRefused, SkipReason};
+use crate::plan::{self, Candidate};
+
+/// The `route` of a usage row when nothing served.
+pub(crate) const NO_ROUTE: &str = "none";
+
+/// A successful upstream answer, before it becomes a response.
+pub(crate) enum Served {
+    /// A whole JSON body and its token counts.
+    Whole {
+        body: Bytes,
+        input: u64,
+        output: u64,
+    },
+    /// A stream whose first frames are ready; the pump sends the rest and
+    /// records usage when it ends.
+    Stream(Body),
+}
+
+/// One upstream call, as a provider (`try_messages`, `try_chat`) receives it.
+pub(crate) struct Call {
+    pub candidate: Candidate,
+    /// Present for Bedrock candidates, absent for the direct APIs.
+    pub creds: Option<CallCredentials>,
+    /// The usage row a stream records when it ends.
+    pub draft: UsageDraft,
+    /// The attempts before this one, for that usage row.
+    pub attempts: Vec<Attempt>,
+}
+
+/// What the walk through the plan has learnt so far in one request.
+#[derive(Default)]
+struct Walk {
+    /// Listed attempts, in order.
+    attempts: Vec<Attempt>,
+    /// A candidate inside the customer's cloud failed: routes out of it now
+    /// need `allow_fallback_outside_cloud`.
+    cloud_failed: bool,
+    /// The model whose global profile was just refused with access denied;
+    /// only its geographic profile may run next.
+    global_denied: Option<String>,
+    /// Roles that could not be assumed in this request, and why.
+    refused_roles: Vec<(BedrockTarget, RoleRefused)>,
+}
+
+/// What to do after an attempt.
+enum Step {
+    /// Try the next candidate.
+    TryNext,
+    /// Answer with this.
+    Commit(Served),
+    /// Stop with this error (its attempts included).
+    Stop(GatewayError),
+}
+
+impl Walk {
+    /// Why `c` is passed over without a call, if it is.
+    fn skip(&self, c: &Candidate, allow_outside_cloud: bool) -> Option<SkipReason> {
+        match c {
+            Candidate::Bedrock {
+                geo_fallback: true,
+                model,
+                ..
+            } if self.global_denied.as_deref() != Some(model) => Some(SkipReason::GlobalNotDenied),
+            _ if c.leaves_cloud() && self.cloud_failed && !allow_outside_cloud => {
+                Some(SkipReason::StayInCloud)
+            }
+            _ => None,
+        }
+    }
+
+    /// Why `target`'s role could not be assumed earlier in this request.
+    fn refused_role(&self, target: &BedrockTarget) -> Option<&RoleRefused> {
+        self.refused_roles
+            .iter()
+            .find(|(t, _)| t == target)
+            .map(|(_, refused)| refused)
+    }
+
+    /// Lists the attempt, learns from it, and says what comes next.
+    fn after(&mut self, c: &Candidate, outcome: AttemptOutcome) -> Step {
+        if let Some(text) = outcome.listed() {
+            self.attempts.push(Attempt {
+                route: c.route(),
+                outcome: text,
+            });
+        }
+        match outcome {
+            AttemptOutcome::Skipped(_) => Step::TryNext,
+            AttemptOutcome::Served(served) => Step::Commit(served),
+            AttemptOutcome::ClientError { status, message } => {
+                let attempts = std::mem::take(&mut self.attempts);
+                Step::Stop(GatewayError::upstream_rejected(status, message, attempts))
+            }
+            AttemptOutcome::RoleRefused(refused) => {
+                if let Candidate::Bedrock { target, .. } = c
+                    && self.refused_role(target).is_none()
+                {
+                    self.refused_roles.push((target.clone(), refused));
+                }
+                self.failed(c, false);
+                Step::TryNext
+            }
+            AttemptOutcome::Failed(reason) => {
+                self.failed(c, matches!(reason, FailReason::AccessDenied(_)));
+                Step::TryNext
+            }
+        }
+    }
+
+    /// Learns from a tried candidate that failed (its attempt already listed).
+    fn failed(&mut self, c: &Candidate, access_denied: bool) {
+        // Only the geographic profile right after a refused global one may run.
+        self.global_denied = match c {
+            Candidate::Bedrock {
+                geo_fallback: false,
+                model,
+                ..
+            } if access_denied => Some(model.clone()),
+            _ => None,
+        };
+        if !c.leaves_cloud() {
+            self.cloud_failed = true;
+        }
+        if let Some(a) = self.attempts.last() {
+            tracing::info!(route = %a.route, cause = %a.outcome, "attempt failed; trying the next route");
+        }
+    }
+
+    /// The error when no candidate served (502, every attempt listed).
+    fn exhausted(self, model: &str, allow_outside_cloud: bool) -> GatewayError {
+        let hint = if self.cloud_failed && !allow_outside_cloud {
+            "The team keeps requests inside its cloud (allow_fallback_outside_cloud is false); an admin can fix \
+             the AWS role or permissions (see `byollm aws doctor`), or allow the direct API."
+        } else {
+            "An admin can check the AWS role and permissions with `byollm aws doctor`, or enable another model or host."
+        };
+        GatewayError {
+            status: StatusCode::BAD_GATEWAY,
+            code: "no_upstream_succeeded",
+            message: format!("no route could serve `{model}`."),
+            hint: Some(hint.into()),
+            attempts: self.attempts,
+        }
+    }
+}
+
+impl Gateway {
+    /// Runs the plan for `model`: tries its candidates in order with `call`
+    /// (the caller format's provider dispatch) and answers.
+    pub(crate) async fn run_plan<F, Fut>(
+        &self,
+        ctx: &Ctx,
+        format: ApiFormat,
+        model: &str,
+        call: F,
+    ) -> Response
+    where
+        F: Fn(Call) -> Fut,
+        Fut: Future<Output = Result<Served, Failure>>,
+    {
+        let candidates = match plan::plan(Catalog::builtin(), model, &self.plan_input(ctx, format))
+        {
+            Ok(c) => c,
+            Err(e) => return e.into_response(format),
+        };
+        let draft = UsageDraft::new(ctx, model);
+        let allow_outside_cloud = ctx.team.settings.allow_fallback_outside_cloud;
+        let mut walk = Walk::default();
+        for c in candidates {
+            let outcome = match walk.skip(&c, allow_outside_cloud) {
+                Some(why) => AttemptOutcome::Skipped(why),
+                None => self.attempt(ctx, &c, &walk, &draft, &call).await,
+            };
+            match walk.after(&c, outcome) {
+                Step::TryNext => {}
+                Step::Commit(served) => {
+                    return self.respond(served, &c, &walk.attempts, draft).await;
+                }
+                Step::Stop(e) => {
+                    draft
+                        .record(&self.core, NO_ROUTE, &e.attempts, 0, 0, 0)
+                        .await;
+                    return e.into_response(format);
+                }
+            }
+        }
+        let e = walk.exhausted(model, allow_outside_cloud);
+        draft
+            .record(&self.core, NO_ROUTE, &e.attempts, 0, 0, 0)
+            .await;
+        e.into_response(format)
+    }
+
+    /// Tries one candidate that no rule skipped: the dispatch to providers.
+    async fn attempt<F, Fut>(
+        &self,
+        ctx: &Ctx,
+        c: &Candidate,
+        walk: &Walk,
+        draft: &UsageDraft,
+        call: &F,
+    ) -> AttemptOutcome
+    where
+        F: Fn(Call) -> Fut,
+        Fut: Future<Output = Result<Served, Failure>>,
+    {
+        let call_with = |creds| Call {
+            candidate: c.clone(),
+            creds,
+            draft: draft.clone(),
+            attempts: walk.attempts.clone(),
+        };
+        match c {
+            Candidate::Bedrock { target, .. } => {
+                if let Some(refused) = walk.refused_role(target) {
+                    return AttemptOutcome::RoleRefused(refused.clone());
+                }
+                let creds = match self.bedrock_credentials(ctx, target).await {
+                    Ok(creds) => creds,
+                    Err(refused) => return AttemptOutcome::RoleRefused(refused),
+                };
+                match call(call_with(Some(creds))).await {
+                    // Expired or unrecognised brokered credentials: new ones, one
+                    // more try on the same route.
+                    Err(Failure::Fallback(FailReason::CredentialsRefused(_)))
+                        if ctx.caller_creds.is_none() =>
+                    {
+                        self.forget_bedrock_credentials(ctx, target);
+                        match self.bedrock_credentials(ctx, target).await {
+                            Ok(creds) => call(call_with(Some(creds))).await.into(),
+                            Err(refused) => AttemptOutcome::RoleRefused(refused),
+                        }
+                    }
+                    other => other.into(),
+                }
+            }
+            Candidate::Direct { .. } => call(call_with(None)).await.into(),
+        }
+    }
+
+    /// The committed answer, with `x-byollm-route` (the last attempt's route)
+    /// and `x-byollm-fallback`; a whole body records its usage row here, a
+    /// stream when it ends.
+    async fn respond(
+        &self,
+        served: Served,
+        c: &Candidate,
+        attempts: &[Attempt],
+        draft: UsageDraft,
+    ) -> Response {
+        let route = attempts.last().map_or("", |a| a.route.as_str());
+        let mut resp = match served {
+            Served::Whole {
+                body,
+                input,
+                output,
+            } => {
+                let credits = credits(c, input, output);
+                draft
+                    .record(&self.core, route, attempts, input, output, credits)
+                    .await;
+                let mut r = Response::new(Body::from(body));
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                r
+            }
+            Served::Stream(body) => {
+                let mut r = Response::new(body);
+                let h = r.headers_mut();
+                h.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream"),
+                );
+                h.insert(
+                    http::header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-cache"),
+                );
+                r
+            }
+        };
+        if let Ok(v) = HeaderValue::from_str(route) {
+            resp.headers_mut().insert("x-byollm-route", v);
+        }
+        if let Some(v) = fallback_header(attempts) {
+            resp.headers_mut().insert("x-byollm-fallback", v);
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use byollm_api::types::LlmSettings;
+    use byollm_core::broker::BrokerError;
+
+    use super::*;
+    use crate::outcome::OK;
+    use crate::plan::PlanInput;
+
+    /// Global profile, geographic profile, direct API (DESIGN §5 rule 2).
+    fn candidates() -> Vec<Candidate> {
+        let mut s = LlmSettings::default();
+        s.hosts.aws_bedrock.enabled = true;
+        let input = PlanInput {
+            settings: &s,
+            effective: Ok(BedrockTarget {
+                role_arn: "arn:aws:iam::123456789012:role/t".into(),
+                region: "us-east-1".into(),
+            }),
+            direct_anthropic: true,
+            direct_openai: true,
+            format: ApiFormat::Anthropic,
+            max_models: 1,
+        };
+        let c = plan::plan(Catalog::builtin(), "claude-sonnet-4-6", &input).unwrap();
+        assert_eq!(c.len(), 3);
+        c
+    }
+
+    fn served() -> AttemptOutcome {
+        AttemptOutcome::Served(Served::Whole {
+            body: Bytes::new(),
+            input: 0,
+            output: 0,
+        })
+    }
+
+    fn outcomes(walk: &Walk) -> Vec<&str> {
+        walk.attempts.iter().map(|a| a.outcome.as_str()).collect()
+    }
+
+    #[test]
+    fn denied_global_profile_opens_the_geographic_one_only() {
+        let [global, geo, direct] = <[Candidate; 3]>::try_from(candidates()).unwrap();
+        let mut walk = Walk::default();
+        assert_eq!(walk.skip(&global, true), None);
+        let denied = AttemptOutcome::Failed(FailReason::AccessDenied("scp".into()));
+        assert!(matches!(walk.after(&global, denied), Step::TryNext));
+        assert_eq!(walk.skip(&geo, false), None);
+        let throttled = AttemptOutcome::Failed(FailReason::Throttled("slow".into()));
+        assert!(matches!(walk.after(&geo, throttled), Step::TryNext));
+        // In-cloud failures keep the request inside the cloud when the team says so.
+        assert_eq!(walk.skip(&direct, true), None);
+        let skip = walk.skip(&direct, false).unwrap();
+        assert_eq!(skip, SkipReason::StayInCloud);
+        assert!(matches!(
+            walk.after(&direct, AttemptOutcome::Skipped(skip)),
+            Step::TryNext
+        ));
+        assert_eq!(
+            outcomes(&walk),
+            [
+                "access denied: scp",
+                "throttled: slow",
+                "skipped: allow_fallback_outside_cloud is false"
+            ]
+        );
+        let e = walk.exhausted("claude-sonnet-4-6", false);
+        assert_eq!(e.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(e.code, "no_upstream_succeeded");
+        assert!(e.hint.unwrap().contains("inside its cloud"));
+        assert_eq!(
+            e.attempts[1].route,
+            "aws_bedrock:us.anthropic.claude-sonnet-4-6@us-east-1"
+        );
+    }
+
+    #[test]
+    fn other_failures_skip_the_geographic_profile_silently() {
+        let [global, geo, direct] = <[Candidate; 3]>::try_from(candidates()).unwrap();
+        let mut walk = Walk::default();
+        let refused = AttemptOutcome::RoleRefused(RoleRefused(BrokerError::RateLimited));
+        assert!(matches!(walk.after(&global, refused), Step::TryNext));
+        let Candidate::Bedrock { target, .. } = &global else {
+            unreachable!()
+        };
+        // Remembered: the same role is not asked again in this request.
+        assert!(walk.refused_role(target).is_some());
+        let skip = walk.skip(&geo, true).unwrap();
+        assert_eq!(skip, SkipReason::GlobalNotDenied);
+        assert!(matches!(
+            walk.after(&geo, AttemptOutcome::Skipped(skip)),
+            Step::TryNext
+        ));
+        assert_eq!(walk.skip(&direct, true), None);
+        assert!(matches!(walk.after(&direct, served()), Step::Commit(_)));
+        assert_eq!(
+            outcomes(&walk),
+            [
+                "role assumption failed: too many STS calls from this server; try again shortly",
+                OK
+            ]
+        );
+        assert_eq!(walk.attempts[1].route, "direct_api:claude-sonnet-4-6");
+    }
+
+    #[test]
+    fn a_client_error_stops_with_every_attempt() {
+        let [global, ..] = <[Candidate; 3]>::try_from(candidates()).unwrap();
+        let mut walk = Walk::default();
+        let rejected = AttemptOutcome::ClientError {
+            status: 413,
+            message: "too big".into(),
+        };
+        let Step::Stop(e) = walk.after(&global, rejected) else {
+            panic!("a client error must stop the walk")
+        };
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(e.code, "upstream_rejected_request");
+        assert_eq!(e.message, "too big");
+        assert_eq!(e.attempts.len(), 1);
+        assert_eq!(e.attempts[0].outcome, "client error 413");
+    }
+}

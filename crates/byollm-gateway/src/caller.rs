@@ -1,0 +1,209 @@
+//! Who is asking (DESIGN §4): the caller's team, the member accountable for
+//! the request and the effective AWS config, read from the store and cached per
+//! credential; and the caller's own AWS credentials (flow 4) from request
+//! headers, used for that one request and never stored or logged.
+//!
+//! A cached entry is reused only while the store's epoch is the one it was read
+//! at (any write on this replica bumps it) and for at most
+//! [`CONTEXT_TTL_SECONDS`] (other replicas' writes).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+
+use byollm_api::types::{ActorType, BedrockTarget};
+use byollm_core::CoreError;
+use byollm_core::auth::Principal;
+use byollm_core::settings::{self, NoBedrock};
+use byollm_core::store::TeamRow;
+
+use crate::bedrock::CallCredentials;
+use crate::error::GatewayError;
+use crate::gateway::{
+    CONTEXT_TTL_SECONDS, Gateway, HDR_ACCESS_KEY, HDR_REGION, HDR_SECRET_KEY, HDR_SESSION_TOKEN,
+};
+
+/// Most callers cached; past this the cache starts over.
+const MAX_STORED_CALLERS: usize = 100_000;
+
+/// The store's view of a caller: what every request with the same credential
+/// shares.
+#[derive(Debug)]
+struct StoredCaller {
+    team: Arc<TeamRow>,
+    accountable: Option<String>,
+    effective: Result<BedrockTarget, NoBedrock>,
+    /// The store epoch it was read at.
+    epoch: u64,
+    /// When it was read (clock seconds).
+    at: i64,
+}
+
+/// Stored callers by credential hash.
+#[derive(Debug, Default)]
+pub(crate) struct StoredCallers(parking_lot::Mutex<HashMap<String, Arc<StoredCaller>>>);
+
+/// Who is asking, and what the team says about it: one request's view.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub p: Principal,
+    pub team: Arc<TeamRow>,
+    pub run_id: Option<String>,
+    /// The member the request is accounted to (a run's trigger, an agent's creator).
+    pub accountable: Option<String>,
+    /// The caller's own AWS credentials (flow 4), which replace brokered ones.
+    pub caller_creds: Option<CallCredentials>,
+    pub effective: Result<BedrockTarget, NoBedrock>,
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+impl Gateway {
+    /// What the store says about a caller, cached per credential for at most
+    /// [`CONTEXT_TTL_SECONDS`] and dropped at once by any write on this replica.
+    async fn stored_caller(&self, p: &Principal) -> Result<Arc<StoredCaller>, GatewayError> {
+        let epoch = self.core.current_epoch();
+        let now = self.core.clock.now();
+        if let Some(b) = self.callers.0.lock().get(&p.credential_hash)
+            && b.epoch == epoch
+            && now - b.at < CONTEXT_TTL_SECONDS
+        {
+            return Ok(b.clone());
+        }
+        let store = &self.core.store;
+        let forbidden_or_internal = GatewayError::forbidden_or_internal;
+        let team = store
+            .get_team(&p.team_uid)
+            .await
+            .map_err(|e| forbidden_or_internal(e.into()))?
+            .ok_or_else(|| {
+                forbidden_or_internal(CoreError::Internal("caller's team is missing".into()))
+            })?;
+        let agent = match p.actor.actor_type {
+            ActorType::ServiceAccount => Some(
+                store
+                    .get_agent(&p.team_uid, &p.actor.uid)
+                    .await
+                    .map_err(|e| forbidden_or_internal(e.into()))?
+                    .ok_or_else(|| {
+                        forbidden_or_internal(CoreError::forbidden(
+                            "this agent no longer exists",
+                            None,
+                        ))
+                    })?,
+            ),
+            ActorType::User => None,
+        };
+        let (opt_in, mut accountable) = match p.actor.actor_type {
+            ActorType::User => (
+                store
+                    .get_member(&p.team_uid, &p.actor.uid)
+                    .await
+                    .map_err(|e| forbidden_or_internal(e.into()))?
+                    .is_some_and(|m| m.aws_bedrock_opt_in),
+                Some(p.actor.uid.clone()),
+            ),
+            ActorType::ServiceAccount => {
+                (false, agent.as_ref().map(|a| a.agent.created_by.clone()))
+            }
+        };
+        if let Some(run_id) = &p.run_id
+            && let Some(run) = store
+                .get_run(&p.team_uid, run_id)
+                .await
+                .map_err(|e| forbidden_or_internal(e.into()))?
+        {
+            accountable = self
+                .core
+                .accountable_member(&run)
+                .await
+                .map_err(forbidden_or_internal)?;
+        }
+        let override_ = agent.map(|a| a.agent.inference_providers.aws);
+        let effective = settings::effective_aws(
+            &team.settings,
+            p.actor.actor_type,
+            override_.as_ref(),
+            opt_in,
+        );
+        let stored = Arc::new(StoredCaller {
+            team: Arc::new(team),
+            accountable,
+            effective,
+            epoch,
+            at: now,
+        });
+        let mut cache = self.callers.0.lock();
+        if cache.len() >= MAX_STORED_CALLERS {
+            cache.clear();
+        }
+        cache.insert(p.credential_hash.clone(), stored.clone());
+        Ok(stored)
+    }
+
+    /// One request's view of its caller: the stored caller, with the caller's
+    /// own credentials and region (flow 4) when the headers carry them.
+    pub(crate) async fn context(
+        &self,
+        p: Principal,
+        headers: &HeaderMap,
+    ) -> Result<Ctx, GatewayError> {
+        let stored = self.stored_caller(&p).await?;
+        let team = Arc::clone(&stored.team);
+        let accountable = stored.accountable.clone();
+        let mut effective = stored.effective.clone();
+        let caller_creds = caller_credentials(headers)?;
+        if caller_creds.is_some() {
+            // Flow 4: the caller's own credentials stand in for the role; the
+            // region comes from the caller, else the effective or team region.
+            let region = header(headers, HDR_REGION)
+                .map(str::to_owned)
+                .or_else(|| effective.as_ref().ok().map(|t| t.region.clone()))
+                .or_else(|| team.settings.hosts.aws_bedrock.region.clone());
+            if let Some(r) = &region {
+                byollm_core::validate::region(HDR_REGION, r)
+                    .map_err(|e| GatewayError::invalid(e.to_string()))?;
+            }
+            effective = match (effective, region) {
+                (Ok(_) | Err(NoBedrock::NoRole), Some(region)) => Ok(BedrockTarget {
+                    role_arn: "caller-credentials".into(),
+                    region,
+                }),
+                (Err(NoBedrock::NoRegion), None) | (Ok(_), None) => Err(NoBedrock::NoRegion),
+                (Err(e), _) => Err(e),
+            };
+        }
+        Ok(Ctx {
+            run_id: p.run_id.clone(),
+            p,
+            team,
+            accountable,
+            caller_creds,
+            effective,
+        })
+    }
+}
+
+fn caller_credentials(headers: &HeaderMap) -> Result<Option<CallCredentials>, GatewayError> {
+    let ak = header(headers, HDR_ACCESS_KEY);
+    let sk = header(headers, HDR_SECRET_KEY);
+    match (ak, sk) {
+        (None, None) => Ok(None),
+        (Some(ak), Some(sk)) => Ok(Some(CallCredentials {
+            access_key_id: ak.to_owned(),
+            secret_access_key: secrecy::SecretString::from(sk.to_owned()),
+            session_token: header(headers, HDR_SESSION_TOKEN)
+                .map(|t| secrecy::SecretString::from(t.to_owned())),
+        })),
+        _ => Err(GatewayError::invalid(format!(
+            "{HDR_ACCESS_KEY} and {HDR_SECRET_KEY} go together; send both (and {HDR_SESSION_TOKEN} for temporary credentials)"
+        ))),
+    }
+}

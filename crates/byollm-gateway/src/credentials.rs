@@ -1,0 +1,105 @@
+//! Credentials for a Bedrock candidate: the caller's own (flow 4), or brokered
+//! for the caller by assuming the candidate's role with an identity token the
+//! server mints for itself (DESIGN §5). The broker caches, refreshes and
+//! single-flights; this module only says whose credentials and how to mint.
+
+use std::sync::Arc;
+
+use byollm_api::types::{ActorType, BedrockTarget, IdentityTokenRequest, STS_AUDIENCE};
+use byollm_core::broker::{BrokerError, BrokerKey};
+use byollm_core::identity::names;
+use byollm_core::service::MintSubject;
+
+use crate::bedrock::CallCredentials;
+use crate::caller::Ctx;
+use crate::gateway::{BROKER_TOKEN_TTL_SECONDS, Gateway};
+use crate::outcome::RoleRefused;
+
+impl Gateway {
+    /// Credentials for a Bedrock candidate: the caller's, or brokered.
+    pub(crate) async fn bedrock_credentials(
+        &self,
+        ctx: &Ctx,
+        target: &BedrockTarget,
+    ) -> Result<CallCredentials, RoleRefused> {
+        if let Some(c) = &ctx.caller_creds {
+            return Ok(c.clone());
+        }
+        let key = broker_key(ctx, target);
+        let session_name = match (&ctx.run_id, ctx.p.actor.actor_type) {
+            (Some(run), _) => names::run_session_name(run),
+            (None, ActorType::User) => names::user_session_name(&ctx.p.actor.uid),
+            (None, ActorType::ServiceAccount) => {
+                names::sts_name(&format!("byollm-agent-{}", ctx.p.actor.uid))
+            }
+        };
+        let core = self.core.clone();
+        let (team, actor, run_id, accountable) = (
+            Arc::clone(&ctx.team),
+            ctx.p.actor.clone(),
+            ctx.run_id.clone(),
+            ctx.accountable.clone(),
+        );
+        let requested_by = match &run_id {
+            Some(r) => format!("broker:run:{r}"),
+            None => format!("broker:{}:{}", actor.actor_type.as_str(), actor.uid),
+        };
+        let mint = move || async move {
+            let audience = if team
+                .settings
+                .token_audiences
+                .iter()
+                .any(|a| a == STS_AUDIENCE)
+            {
+                STS_AUDIENCE.to_owned()
+            } else {
+                return Err(BrokerError::Mint(format!(
+                    "the team's token_audiences do not include {STS_AUDIENCE}"
+                )));
+            };
+            let subject = MintSubject {
+                team: &team,
+                actor: &actor,
+                run_id: run_id.as_deref(),
+                accountable_member: accountable.as_deref(),
+                requested_by,
+            };
+            let req = IdentityTokenRequest {
+                audience,
+                requested_duration_seconds: BROKER_TOKEN_TTL_SECONDS,
+            };
+            core.mint(&subject, &req)
+                .await
+                .map(|m| secrecy::SecretString::from(m.response.token.expose().to_owned()))
+                .map_err(|e| BrokerError::Mint(e.to_string()))
+        };
+        let creds = self
+            .core
+            .broker
+            .credentials(&key, &session_name, mint)
+            .await
+            .map_err(RoleRefused)?;
+        Ok(CallCredentials {
+            access_key_id: creds.access_key_id.clone(),
+            secret_access_key: creds.secret_access_key.clone(),
+            session_token: Some(creds.session_token.clone()),
+        })
+    }
+
+    /// Drops the brokered credentials for this caller and target, so the next
+    /// [`Gateway::bedrock_credentials`] assumes the role afresh.
+    pub(crate) fn forget_bedrock_credentials(&self, ctx: &Ctx, target: &BedrockTarget) {
+        self.core.broker.invalidate(&broker_key(ctx, target));
+    }
+}
+
+/// The broker's cache key: whose credentials, for which role, region and run.
+fn broker_key(ctx: &Ctx, target: &BedrockTarget) -> BrokerKey {
+    BrokerKey {
+        team_uid: ctx.team.uid.clone(),
+        actor: ctx.p.actor.clone(),
+        role_arn: target.role_arn.clone(),
+        region: target.region.clone(),
+        run_id: ctx.run_id.clone(),
+    }
+}
