@@ -165,14 +165,14 @@ impl Gateway {
     /// [`CONTEXT_TTL_SECONDS`] and dropped at once by any write on this replica.
     async fn base(&self, p: &Principal) -> Result<Arc<Base>, GatewayError> {
         let epoch = self.core.current_epoch();
-        let now = self.core.clock.now();
+        let now = self.core.clock().now();
         if let Some(b) = self.contexts.lock().get(&p.credential_hash)
             && b.epoch == epoch
             && now - b.at < CONTEXT_TTL_SECONDS
         {
             return Ok(b.clone());
         }
-        let store = &self.core.store;
+        let store = self.core.store();
         let team = store
             .get_team(&p.team_uid)
             .await
@@ -343,7 +343,7 @@ impl Gateway {
         };
         let creds = self
             .core
-            .broker
+            .broker()
             .credentials(&key, &session_name, mint)
             .await
             .map_err(|e| format!("role assumption failed: {e}"))?;
@@ -441,7 +441,7 @@ impl Gateway {
                             match first {
                                 // Expired or unrecognised: new credentials, one more try.
                                 Err(Failure::Credentials(_)) if ctx.caller_creds.is_none() => {
-                                    self.core.broker.invalidate(&self.broker_key(ctx, target));
+                                    self.core.broker().invalidate(&self.broker_key(ctx, target));
                                     match self.credentials(ctx, target).await {
                                         Ok(creds) => {
                                             try_one(
@@ -624,7 +624,7 @@ impl Gateway {
             Candidate::Bedrock { .. } => None,
             Candidate::Direct { model, .. } => Catalog::builtin().get(model).map(|m| m.price),
         };
-        self.core.tasks.spawn(async move {
+        self.core.tasks().spawn(async move {
             let (outcome, relay) = crate::relay::pump(first, upstream, relay, frames).await;
             let (input, output) = relay.usage();
             let credits = price.map_or(0, |p| usage::inference_microcredits(&p, input, output));
@@ -680,9 +680,9 @@ pub(crate) async fn record_usage(
         input_tokens: i64::try_from(input).unwrap_or(i64::MAX),
         output_tokens: i64::try_from(output).unwrap_or(i64::MAX),
         inference_microcredits: microcredits,
-        created_at: core.clock.now(),
+        created_at: core.clock().now(),
     };
-    core.usage.record(row).await;
+    core.usage_sink().record(row).await;
 }
 
 fn caller_credentials(headers: &HeaderMap) -> Result<Option<CallCredentials>, GatewayError> {

@@ -81,7 +81,7 @@ impl Gateway {
         attempts: Vec<Attempt>,
     ) -> Result<Served, Failure> {
         let id = format!("chatcmpl-{}", ids::new_uid());
-        let created = self.core.clock.now();
+        let created = self.core.clock().now();
         match &c {
             Candidate::Bedrock {
                 model_ref,
