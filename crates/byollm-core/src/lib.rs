@@ -9,12 +9,14 @@
 //! - time comes from a [`clock::Clock`], never from the system directly.
 
 pub mod auth;
+pub mod authz;
 pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod identity;
 pub mod ids;
+pub mod merge_patch;
 pub mod secret_ref;
 pub mod service;
 pub mod settings;

@@ -70,14 +70,14 @@ impl Gateway {
     /// [`CONTEXT_TTL_SECONDS`] and dropped at once by any write on this replica.
     async fn stored_caller(&self, p: &Principal) -> Result<Arc<StoredCaller>, GatewayError> {
         let epoch = self.core.current_epoch();
-        let now = self.core.clock.now();
+        let now = self.core.clock().now();
         if let Some(b) = self.callers.0.lock().get(&p.credential_hash)
             && b.epoch == epoch
             && now - b.at < CONTEXT_TTL_SECONDS
         {
             return Ok(b.clone());
         }
-        let store = &self.core.store;
+        let store = self.core.store();
         let forbidden_or_internal = GatewayError::forbidden_or_internal;
         let team = store
             .get_team(&p.team_uid)

@@ -75,7 +75,7 @@ impl Gateway {
         };
         let creds = self
             .core
-            .broker
+            .broker()
             .credentials(&key, &session_name, mint)
             .await
             .map_err(RoleRefused)?;
@@ -89,7 +89,7 @@ impl Gateway {
     /// Drops the brokered credentials for this caller and target, so the next
     /// [`Gateway::bedrock_credentials`] assumes the role afresh.
     pub(crate) fn forget_bedrock_credentials(&self, ctx: &Ctx, target: &BedrockTarget) {
-        self.core.broker.invalidate(&broker_key(ctx, target));
+        self.core.broker().invalidate(&broker_key(ctx, target));
     }
 }
 

@@ -114,9 +114,9 @@ impl UsageDraft {
             input_tokens: i64::try_from(input).unwrap_or(i64::MAX),
             output_tokens: i64::try_from(output).unwrap_or(i64::MAX),
             inference_microcredits: microcredits,
-            created_at: core.clock.now(),
+            created_at: core.clock().now(),
         };
-        core.usage.record(row).await;
+        core.usage_sink().record(row).await;
     }
 }
 
@@ -173,7 +173,7 @@ impl Gateway {
             Candidate::Bedrock { .. } => None,
             Candidate::Direct { model, .. } => Catalog::builtin().get(model).map(|m| m.price),
         };
-        self.core.tasks.spawn(async move {
+        self.core.tasks().spawn(async move {
             let (end, relay) = crate::relay::pump(first, upstream, relay, frames).await;
             let (input, output) = relay.usage();
             let credits = price.map_or(0, |p| usage::inference_microcredits(&p, input, output));

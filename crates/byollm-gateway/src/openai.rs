@@ -72,7 +72,7 @@ impl Gateway {
         include_usage: bool,
     ) -> Result<Served, Failure> {
         let id = format!("chatcmpl-{}", ids::new_uid());
-        let created = self.core.clock.now();
+        let created = self.core.clock().now();
         match &call.candidate {
             Candidate::Bedrock {
                 model_ref,

@@ -167,17 +167,15 @@ pub async fn build_core(
     ));
     let tasks = TaskTracker::new();
     let usage = UsageSink::start(store.clone(), &tasks);
-    Ok(Arc::new(Core {
+    Ok(Arc::new(Core::new(
         store,
         clock,
-        keyring: Arc::new(keyring),
-        auth: Default::default(),
-        config: cfg.core.clone(),
+        Arc::new(keyring),
+        cfg.core.clone(),
         broker,
         usage,
         tasks,
-        epoch: Default::default(),
-    }))
+    )))
 }
 
 /// How often each replica reloads and maintains the keyring (and purges old rows).
@@ -201,8 +199,8 @@ impl Server {
         self.shutdown.cancel();
         self.tracker.close();
         self.tracker.wait().await;
-        self.core.usage.flush().await;
-        self.core.broker.close().await;
+        self.core.usage_sink().flush().await;
+        self.core.broker().close().await;
     }
 
     /// A token that stops the server when cancelled.
@@ -325,11 +323,11 @@ pub async fn serve_on(
 
 /// One maintenance pass: keyring lifecycle and retention.
 pub async fn maintain(core: &Core) {
-    if let Err(e) = core.keyring.maintain().await {
+    if let Err(e) = core.keyring().maintain().await {
         tracing::warn!(error = %e, "keyring maintenance failed; will retry");
     }
-    let cutoff = core.clock.now() - core.config.retention_days * 86_400;
-    match core.store.purge_before(cutoff).await {
+    let cutoff = core.clock().now() - core.config().retention_days * 86_400;
+    match core.store().purge_before(cutoff).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(rows = n, "purged rows past retention"),
         Err(e) => tracing::warn!(error = %e, "retention purge failed; will retry"),

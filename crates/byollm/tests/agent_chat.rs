@@ -181,7 +181,7 @@ async fn client_credentials_call_sts_on_the_client_and_send_them_per_request() {
     assert!(out.contains("credentials: loaded:"), "{out}");
     // One client-side STS call for both turns; the server kept nothing.
     assert_eq!(env.sts_calls(), 1);
-    assert!(env.server.core.broker.is_empty());
+    assert!(env.server.core.broker().is_empty());
     env.stop().await;
 }
 

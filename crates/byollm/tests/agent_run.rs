@@ -76,7 +76,7 @@ async fn the_aws_cli_in_the_worker_assumes_the_run_role_through_the_token_file()
     assert!(out.stdout.contains("hello from the run"), "{}", out.stdout);
     assert!(out.stderr.contains("route aws_bedrock:"), "{}", out.stderr);
     assert!(out.stderr.contains("the worker's own"), "{}", out.stderr);
-    assert!(env.server.core.broker.is_empty());
+    assert!(env.server.core.broker().is_empty());
     // The worker's STS call and the CLI's own, from the token file.
     assert_eq!(env.sts_calls(), 2);
     assert_eq!(env.run_state(&run_id).await, "finished");

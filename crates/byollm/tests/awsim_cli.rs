@@ -158,9 +158,9 @@ async fn setup_script_runs_with_the_aws_cli_against_the_emulator() {
     let server = byollm_server::start(&cfg, Arc::new(SystemClock))
         .await
         .unwrap();
-    let clock = server.core.clock.clone();
+    let clock = server.core.clock().clone();
     let team_a = byollm_core::service::bootstrap_team(
-        &server.core.store,
+        server.core.store(),
         clock.as_ref(),
         "alpha",
         "owner@alpha.test",
@@ -168,7 +168,7 @@ async fn setup_script_runs_with_the_aws_cli_against_the_emulator() {
     .await
     .unwrap();
     let team_b = byollm_core::service::bootstrap_team(
-        &server.core.store,
+        server.core.store(),
         clock.as_ref(),
         "beta",
         "owner@beta.test",

@@ -69,7 +69,7 @@ async fn the_doctor_command_names_the_cause_and_exits_accordingly() {
     let gw = app::gateway_config(&cfg).unwrap();
     let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();
     let boot =
-        byollm_core::service::bootstrap_team(&core.store, &SystemClock, "Acme", "o@acme.example")
+        byollm_core::service::bootstrap_team(core.store(), &SystemClock, "Acme", "o@acme.example")
             .await
             .unwrap();
     let server = app::serve_on(listener, core, gw).await.unwrap();

@@ -108,7 +108,7 @@ impl Env {
         let gw = app::gateway_config(&cfg).unwrap();
         let core = app::build_core(&cfg, core_clock.clone()).await.unwrap();
         let boot = byollm_core::service::bootstrap_team(
-            &core.store,
+            core.store(),
             core_clock.as_ref(),
             "Acme",
             "owner@acme.example",

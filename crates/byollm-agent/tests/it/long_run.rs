@@ -93,6 +93,6 @@ async fn a_worker_keeps_inferring_across_short_sessions_with_one_sts_call_per_wi
         "one STS call per window"
     );
     // The gateway used the worker's credentials: its own broker never called STS.
-    assert!(env.server.core.broker.is_empty());
+    assert!(env.server.core.broker().is_empty());
     env.stop().await;
 }

@@ -30,8 +30,8 @@ async fn byollm_issuer_token_to_bedrock() {
         .await
         .unwrap();
     let made = byollm_core::service::bootstrap_team(
-        &server.core.store,
-        server.core.clock.as_ref(),
+        server.core.store(),
+        server.core.clock().as_ref(),
         "acme",
         "owner@acme.test",
     )

@@ -25,7 +25,7 @@ async fn healthz() -> Json<Health> {
 
 /// Ready when the store answers and a signing key is loaded.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    if state.core.store.ping().await.is_err() {
+    if state.core.store().ping().await.is_err() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(Health {
@@ -33,7 +33,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
             }),
         );
     }
-    if state.core.keyring.signer().is_none() {
+    if state.core.keyring().signer().is_none() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(Health {

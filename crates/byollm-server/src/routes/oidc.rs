@@ -28,8 +28,8 @@ fn cache_control() -> (axum::http::HeaderName, String) {
 }
 
 async fn discovery(State(state): State<AppState>) -> impl IntoResponse {
-    let issuer = &state.core.config.issuer_url;
-    let keys = state.core.keyring.keys();
+    let issuer = &state.core.config().issuer_url;
+    let keys = state.core.keyring().keys();
     let mut algs: Vec<&str> = keys.jwks.iter().map(|k| k.alg.as_str()).collect();
     algs.sort_unstable();
     algs.dedup();
@@ -51,6 +51,6 @@ async fn discovery(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
-    let keys = state.core.keyring.keys();
+    let keys = state.core.keyring().keys();
     ([cache_control()], Json(json!({ "keys": keys.jwks })))
 }

@@ -1,5 +1,6 @@
 //! Who may call what: every route of `byollm_api::routes` and its methods
-//! against every kind of caller, in one printed table; unsupported methods,
+//! against every kind of caller, in one printed table, each cell checked against
+//! the rule of the route's action (`byollm_core::authz`); unsupported methods,
 //! credential headers and path parameters.
 
 use std::fmt::Write as _;
@@ -8,7 +9,10 @@ use axum::http::Method;
 use serde_json::{Value, json};
 
 use byollm_api::routes;
+use byollm_core::authz;
+use byollm_server::routes::action_of;
 
+use crate::authz_table::{Object, api_route_constants, needs_no_action};
 use crate::common::{Harness, STS, TeamFx, mint_body, two_teams, worker_tokens_on};
 
 /// The callers, in table column order.
@@ -280,6 +284,30 @@ async fn every_route_by_every_caller() {
             "{route} is missing from the matrix"
         );
     }
+    for route in api_route_constants() {
+        assert!(
+            ALL_ROUTES.contains(&route.as_str()),
+            "{route} of byollm_api::routes is missing from ALL_ROUTES"
+        );
+    }
+    // Every authenticated API route has an action, and every action's route a row.
+    for r in &rows {
+        assert!(
+            needs_no_action(r.template) || action_of(&r.method, r.template).is_some(),
+            "{} {} has no action in byollm_server::routes::ACTIONS",
+            r.method,
+            r.template
+        );
+    }
+    for (method, template, action) in byollm_server::routes::ACTIONS {
+        assert!(
+            rows.iter()
+                .any(|r| r.method == *method && r.template == *template),
+            "{method} {template} ({action:?}) has no row in the matrix"
+        );
+    }
+    // Cells that disagree with the rule of their route's action.
+    let mut disagreements = Vec::new();
 
     let mut table = String::new();
     let _ = write!(table, "{:<7} {:<46}", "", "");
@@ -353,6 +381,13 @@ async fn every_route_by_every_caller() {
                 Some(p) => routes::fill(r.template, p),
                 None => r.template.to_owned(),
             };
+            let object = match action_of(&r.method, r.template) {
+                Some(action) => Some((
+                    action,
+                    Object::of(&h, &a, action, param.as_deref(), r.body.map(|f| f(0, &a))).await,
+                )),
+                None => None,
+            };
             let cred: Option<&str> = match col {
                 0 => Some(&a.owner.key),
                 1 => Some(&a.admin.key),
@@ -364,9 +399,37 @@ async fn every_route_by_every_caller() {
                 7 => None,
                 _ => Some(GARBAGE),
             };
+            // What the rule says, asked before the call (which may end the
+            // credential, as finishing a run does). Unauthenticated columns are
+            // the auth layer's, not a rule's.
+            let allowed = match (&object, cred) {
+                (Some((action, object)), Some(c)) if col < 7 => {
+                    let p = h.core.authenticate(c).await.unwrap();
+                    Some((*action, authz::allows(&p, *action, object.target())))
+                }
+                _ => None,
+            };
             let body = r.body.map(|f| serde_json::to_vec(&f(n, &a)).unwrap());
             let resp = h.send(r.method.clone(), &path, cred, body).await;
             let got = resp.status.as_u16();
+            // Allowed: never a 403. Refused: a 403, or a 404 when the object is
+            // not the caller's team's. A 2xx needs the rule; a 403 needs its refusal.
+            if let Some((action, allowed)) = allowed {
+                let agrees = if allowed {
+                    expected != 403
+                } else {
+                    expected == 403 || expected == 404
+                };
+                if !agrees {
+                    disagreements.push(format!(
+                        "{} {label} as {}: expected {expected} but {action:?} ({:?}) {}",
+                        r.method,
+                        CALLERS[col],
+                        action.rule(),
+                        if allowed { "allows" } else { "refuses" }
+                    ));
+                }
+            }
             if got == expected {
                 let _ = write!(table, " {got:>11}");
             } else {
@@ -392,6 +455,11 @@ async fn every_route_by_every_caller() {
     assert!(
         failures == 0,
         "{failures} cells differ (!actual≠expected):\n{table}"
+    );
+    assert!(
+        disagreements.is_empty(),
+        "the matrix and byollm_core::authz disagree:\n{}",
+        disagreements.join("\n")
     );
 }
 

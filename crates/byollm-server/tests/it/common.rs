@@ -161,7 +161,7 @@ impl Harness {
     pub async fn insert_member_key(&self, team_uid: &str, member_uid: &str) -> String {
         let key = ids::new_api_key().expose_secret().to_owned();
         self.core
-            .store
+            .store()
             .insert_api_key(&ApiKeyRow {
                 id: ids::new_id("key"),
                 team_uid: team_uid.to_owned(),
@@ -170,7 +170,7 @@ impl Harness {
                 name: "test key".to_owned(),
                 key_hash: ids::hash_secret(&key),
                 prefix: ids::visible_prefix(&key),
-                created_at: self.core.clock.now(),
+                created_at: self.core.clock().now(),
             })
             .await
             .unwrap();
@@ -213,8 +213,8 @@ impl Harness {
     /// of the member and a run of the agent.
     pub async fn team(&self, name: &str) -> TeamFx {
         let b = bootstrap_team(
-            &self.core.store,
-            self.core.clock.as_ref(),
+            self.core.store(),
+            self.core.clock().as_ref(),
             name,
             &format!("owner@{name}.test"),
         )

@@ -11,6 +11,7 @@
 )]
 
 mod authz_matrix;
+mod authz_table;
 mod bad_input;
 mod common;
 mod mint_rules;

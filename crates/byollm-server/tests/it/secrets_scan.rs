@@ -101,8 +101,8 @@ async fn no_secret_in_the_data_dir_or_the_logs() {
     let mut secrets: Vec<(String, String)> = Vec::new();
 
     let team = bootstrap_team(
-        &core.store,
-        core.clock.as_ref(),
+        core.store(),
+        core.clock().as_ref(),
         "Acme",
         "owner@example.com",
     )
@@ -244,7 +244,7 @@ async fn no_secret_in_the_data_dir_or_the_logs() {
     assert_eq!(s, 200);
 
     // A rotation seals a second private key; maintenance runs as on a timer.
-    core.keyring.rotate().await.unwrap();
+    core.keyring().rotate().await.unwrap();
     byollm_server::app::maintain(&core).await;
 
     // The private keys, opened with the KEK from the data directory, and the KEK.
@@ -256,7 +256,7 @@ async fn no_secret_in_the_data_dir_or_the_logs() {
         "the default KEK file holds 32 bytes as hex"
     );
     let kek = Kek::load_or_create_file(&live.dir.path().join("kek")).unwrap();
-    let (_, keys) = core.store.load_keys().await.unwrap();
+    let (_, keys) = core.store().load_keys().await.unwrap();
     assert_eq!(keys.len(), 2, "the active key and the pending one");
     let mut binary: Vec<(String, Vec<u8>)> = vec![
         ("KEK (hex)".into(), kek_text.clone().into_bytes()),

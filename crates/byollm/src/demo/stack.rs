@@ -109,9 +109,13 @@ impl Stack {
         };
         let gateway = app::gateway_config(&cfg)?;
         let core = app::build_core(&cfg, Arc::new(SystemClock)).await?;
-        let boot =
-            byollm_core::service::bootstrap_team(&core.store, &SystemClock, team_name, owner_email)
-                .await?;
+        let boot = byollm_core::service::bootstrap_team(
+            core.store(),
+            &SystemClock,
+            team_name,
+            owner_email,
+        )
+        .await?;
         let server = app::serve_on(listener, core, gateway).await?;
         Ok(Stack {
             sim,

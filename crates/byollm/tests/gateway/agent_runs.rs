@@ -95,7 +95,7 @@ async fn agent_run_streams_through_bedrock_with_one_sts_call_and_no_inference_cr
     let audit = env
         .server
         .core
-        .store
+        .store()
         .list_audit(&env.team, 10)
         .await
         .unwrap();

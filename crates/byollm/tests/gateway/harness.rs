@@ -86,7 +86,7 @@ impl Env {
         let gw = app::gateway_config(&cfg).unwrap();
         let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();
         let boot = byollm_core::service::bootstrap_team(
-            &core.store,
+            core.store(),
             &SystemClock,
             "Acme",
             "owner@acme.example",

@@ -37,7 +37,7 @@ async fn member_uses_the_oidc_role_with_actor_user() {
     let audit = env
         .server
         .core
-        .store
+        .store()
         .list_audit(&env.team, 10)
         .await
         .unwrap();
@@ -113,7 +113,7 @@ async fn caller_credentials_skip_sts_and_are_never_kept() {
         0,
         "no role assumption with caller credentials"
     );
-    assert!(env.server.core.broker.is_empty());
+    assert!(env.server.core.broker().is_empty());
     assert_eq!(env.sim.call_count("bedrock:InvokeModel"), 1);
 
     // Half a pair is a clear 400.
@@ -128,7 +128,7 @@ async fn caller_credentials_skip_sts_and_are_never_kept() {
     assert_eq!(r.status, 400, "{}", r.text);
 
     // Nothing of them in the database.
-    env.server.core.usage.flush().await;
+    env.server.core.usage_sink().flush().await;
     for entry in std::fs::read_dir(env.dir.path().join("data")).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         let text = String::from_utf8_lossy(&bytes);

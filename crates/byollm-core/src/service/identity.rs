@@ -1,0 +1,204 @@
+//! Identity tokens (DESIGN §3): a member mints for themselves, a run's workload
+//! token for its own run, and the server-side broker through [`Core::mint`].
+//!
+//! Invariants: every minted token has an audit row (never the token itself); its
+//! lifetime is within the operator's bounds and its audience one of the team's.
+
+use byollm_api::SecretValue;
+use byollm_api::types::{Actor, ActorType, IdentityTokenRequest, IdentityTokenResponse};
+
+use super::runs::run_target;
+use super::{Core, Result};
+use crate::auth::Principal;
+use crate::authz::{self, Action, Target};
+use crate::clock::rfc3339;
+use crate::error::CoreError;
+use crate::identity::jwt::{self, Claims};
+use crate::identity::{MIN_TOKEN_TTL_SECONDS, NBF_BACKDATE_SECONDS, names};
+use crate::ids;
+use crate::store::{AuditRow, RunRow, TeamRow};
+use crate::validate::{self, FieldError};
+
+/// A minted token and the metadata audited for it.
+#[derive(Debug)]
+pub struct Minted {
+    /// The response body.
+    pub response: IdentityTokenResponse,
+    /// Its claims (for callers that need them, such as the broker).
+    pub claims: Claims,
+}
+
+/// What a token is minted for.
+#[derive(Debug, Clone)]
+pub struct MintSubject<'a> {
+    /// The team.
+    pub team: &'a TeamRow,
+    /// The actor.
+    pub actor: &'a Actor,
+    /// The run, if any.
+    pub run_id: Option<&'a str>,
+    /// The accountable human's member uid (for source identity), if known.
+    pub accountable_member: Option<&'a str>,
+    /// How the audit log names who asked.
+    pub requested_by: String,
+}
+
+impl Core {
+    /// `POST /api/v1/identity-token`: a member mints for themselves (actor `user`).
+    pub async fn mint_for_member(
+        &self,
+        p: &Principal,
+        req: IdentityTokenRequest,
+    ) -> Result<IdentityTokenResponse> {
+        authz::check(p, Action::MintForMember, Target::Team)?;
+        let team = self.team(&p.team_uid).await?;
+        let subject = MintSubject {
+            team: &team,
+            actor: &p.actor,
+            run_id: None,
+            accountable_member: Some(&p.actor.uid),
+            requested_by: p.audit_name(),
+        };
+        Ok(self.mint(&subject, &req).await?.response)
+    }
+
+    /// `POST /api/v1/runs/{id}/identity-token`: a run's workload token mints for
+    /// its own run's actor, and only when the team enabled `worker_identity_tokens`.
+    pub async fn mint_for_run(
+        &self,
+        p: &Principal,
+        run_id: &str,
+        req: IdentityTokenRequest,
+    ) -> Result<IdentityTokenResponse> {
+        validate::uid("id", run_id)?;
+        let run = self
+            .store
+            .get_run(&p.team_uid, run_id)
+            .await?
+            .ok_or(CoreError::NotFound("run"))?;
+        authz::check(p, Action::MintForRun, run_target(&run))?;
+        let team = self.team(&p.team_uid).await?;
+        if !team.settings.worker_identity_tokens {
+            return Err(CoreError::forbidden(
+                "worker identity tokens are disabled for this team",
+                Some(
+                    "the server-side broker serves this run's AWS calls; an admin can set \
+                     `worker_identity_tokens: true` in the team's LLM settings",
+                ),
+            ));
+        }
+        let accountable = self.accountable_member(&run).await?;
+        let subject = MintSubject {
+            team: &team,
+            actor: &run.actor,
+            run_id: Some(run_id),
+            accountable_member: accountable.as_deref(),
+            requested_by: p.audit_name(),
+        };
+        Ok(self.mint(&subject, &req).await?.response)
+    }
+
+    /// The human accountable for a run: its triggering member, or the member who
+    /// created the agent that triggered it.
+    pub async fn accountable_member(&self, run: &RunRow) -> Result<Option<String>> {
+        Ok(match run.triggered_by.actor_type {
+            ActorType::User => Some(run.triggered_by.uid.clone()),
+            ActorType::ServiceAccount => self
+                .store
+                .get_agent(&run.team_uid, &run.triggered_by.uid)
+                .await?
+                .map(|a| a.agent.created_by),
+        })
+    }
+
+    /// Mints an identity token (DESIGN §3) and writes its audit row. Shared by the
+    /// HTTP endpoints and the server-side broker.
+    pub async fn mint(&self, s: &MintSubject<'_>, req: &IdentityTokenRequest) -> Result<Minted> {
+        let max = self.config.max_token_ttl_seconds;
+        if !(MIN_TOKEN_TTL_SECONDS..=max).contains(&req.requested_duration_seconds) {
+            return Err(FieldError::new(
+                "requested_duration_seconds",
+                format!("expected {MIN_TOKEN_TTL_SECONDS} to {max} seconds"),
+            )
+            .into());
+        }
+        let settings = &s.team.settings;
+        if !settings.token_audiences.contains(&req.audience) {
+            return Err(CoreError::refused(
+                format!(
+                    "audience `{}` is not one of the team's token audiences",
+                    req.audience
+                ),
+                Some(&format!(
+                    "use one of {:?}, or an admin can add it to `token_audiences`",
+                    settings.token_audiences
+                )),
+            ));
+        }
+        let key = self
+            .keyring
+            .signer()
+            .ok_or_else(|| CoreError::Internal("no active signing key".into()))?;
+        let now = self.clock.now();
+        let source_identity = if settings.source_identity {
+            let email = match s.accountable_member {
+                Some(uid) => self
+                    .store
+                    .get_member(&s.team.uid, uid)
+                    .await?
+                    .map(|m| m.email),
+                None => None,
+            };
+            Some(names::source_identity(
+                email.as_deref(),
+                s.accountable_member.unwrap_or(&s.actor.uid),
+            ))
+        } else {
+            None
+        };
+        let claims = Claims {
+            iss: self.config.issuer_url.clone(),
+            sub: names::subject(
+                &s.team.uid,
+                s.actor.actor_type,
+                &s.actor.uid,
+                s.run_id,
+                &settings.subject_template,
+            ),
+            aud: req.audience.clone(),
+            iat: now,
+            nbf: now - NBF_BACKDATE_SECONDS,
+            exp: now + req.requested_duration_seconds,
+            jti: ids::new_uid(),
+            team_uid: s.team.uid.clone(),
+            actor_type: s.actor.actor_type.as_str().to_owned(),
+            principal_uid: s.actor.uid.clone(),
+            run_id: s.run_id.map(str::to_owned),
+            session_tags: settings.session_tags.then(|| {
+                names::session_tags(&s.team.uid, s.actor.actor_type, &s.actor.uid, s.run_id)
+            }),
+            source_identity,
+        };
+        let token = jwt::encode(&key, &claims).map_err(|e| CoreError::Internal(e.to_string()))?;
+        self.store
+            .insert_audit(&AuditRow {
+                jti: claims.jti.clone(),
+                team_uid: s.team.uid.clone(),
+                sub: claims.sub.clone(),
+                aud: claims.aud.clone(),
+                kid: key.kid().to_owned(),
+                iat: claims.iat,
+                exp: claims.exp,
+                requested_by: s.requested_by.clone(),
+            })
+            .await?;
+        Ok(Minted {
+            response: IdentityTokenResponse {
+                token: SecretValue::from(token),
+                expires_at: rfc3339(claims.exp),
+                issuer: self.config.issuer_url.clone(),
+            },
+            claims,
+        })
+    }
+}

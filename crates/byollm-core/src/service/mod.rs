@@ -1,0 +1,140 @@
+//! The domain operations behind the HTTP API (DESIGN §6), one module per area.
+//! Handlers extract, call one of these, and map the error.
+//!
+//! Rules kept everywhere: objects are looked up within the caller's team, so
+//! another team's object is `NotFound`; who may do what is decided by
+//! [`crate::authz`] only, never by a check written in an operation; run tokens
+//! act only for their own run.
+
+mod agents;
+mod api_keys;
+mod identity;
+mod runs;
+mod team;
+mod usage;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{AuthCache, Principal};
+use crate::broker::CredentialsBroker;
+use crate::clock::Clock;
+use crate::config::CoreConfig;
+use crate::error::CoreError;
+use crate::identity::keyring::Keyring;
+use crate::store::{Store, TeamRow};
+use crate::usage::UsageSink;
+
+pub use identity::{MintSubject, Minted};
+pub use runs::MAX_PROMPT_CHARS;
+pub use team::{Bootstrapped, bootstrap_team};
+
+type Result<T> = std::result::Result<T, CoreError>;
+
+/// The domain: store, clock, keyring, credential cache and configuration.
+///
+/// Built once per replica by [`Core::new`]; its parts are reached through
+/// accessors so that nothing outside the domain can swap one of them, and the
+/// credential cache and the routing epoch stay the domain's own.
+#[derive(Debug)]
+pub struct Core {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    keyring: Arc<Keyring>,
+    auth: AuthCache,
+    config: CoreConfig,
+    broker: Arc<CredentialsBroker>,
+    usage: UsageSink,
+    tasks: TaskTracker,
+    /// Bumped by every write that can change how a request routes (settings,
+    /// agents, members, runs), so caches on this replica drop at once.
+    epoch: AtomicU64,
+}
+
+impl Core {
+    /// The domain over its parts. `usage` must write to `store`, and its writer
+    /// task must run on `tasks`, so that shutdown waits for it.
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        keyring: Arc<Keyring>,
+        config: CoreConfig,
+        broker: Arc<CredentialsBroker>,
+        usage: UsageSink,
+        tasks: TaskTracker,
+    ) -> Core {
+        Core {
+            store,
+            clock,
+            keyring,
+            auth: AuthCache::default(),
+            config,
+            broker,
+            usage,
+            tasks,
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// The store (reads and writes of the gateway, maintenance, fixtures).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The replica's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The issuer's signing keys (JWKS, maintenance, readiness).
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
+    }
+
+    /// The operator's settings.
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    /// Temporary AWS credentials, in memory only.
+    pub fn broker(&self) -> &Arc<CredentialsBroker> {
+        &self.broker
+    }
+
+    /// The usage ledger's writer.
+    pub fn usage_sink(&self) -> &UsageSink {
+        &self.usage
+    }
+
+    /// Background work that shutdown waits for (usage writer, streams, refreshes).
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
+    /// Marks routing-relevant state as changed (see [`Core::current_epoch`]).
+    fn bump(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The routing epoch: it changes with every write that can change how a
+    /// request routes, so a cache keyed by it drops at once on this replica.
+    pub fn current_epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Authenticates a presented key or token.
+    pub async fn authenticate(&self, presented: &str) -> Result<Principal> {
+        self.auth
+            .authenticate(&self.store, self.clock.as_ref(), presented)
+            .await?
+            .ok_or(CoreError::Unauthenticated)
+    }
+
+    async fn team(&self, uid: &str) -> Result<TeamRow> {
+        self.store.get_team(uid).await?.ok_or_else(|| {
+            CoreError::Internal(format!("team {uid} of an authenticated caller is missing"))
+        })
+    }
+}

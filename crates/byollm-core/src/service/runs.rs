@@ -1,0 +1,199 @@
+//! Runs: started by a member (for themselves or an agent) or by an agent key
+//! (for its own agent), each with a workload token shown once; read and finished
+//! under [`Action::ReadRun`] and [`Action::FinishRun`].
+//!
+//! Invariant: finishing a run kills its workload token and its cached AWS
+//! credentials on this replica at once (DESIGN §2 flow 1).
+
+use byollm_api::SecretValue;
+use byollm_api::types::{
+    Actor, ActorType, BedrockTarget, RunCreate, RunCreated, RunFinish, RunInfo, RunState,
+};
+use secrecy::ExposeSecret as _;
+
+use super::{Core, Result};
+use crate::auth::Principal;
+use crate::authz::{self, Action, Target};
+use crate::clock::rfc3339;
+use crate::error::CoreError;
+use crate::ids;
+use crate::settings;
+use crate::store::{AgentRow, RunRow, TeamRow};
+use crate::validate::{self, FieldError};
+
+/// Longest run prompt kept, in characters.
+pub const MAX_PROMPT_CHARS: usize = 100_000;
+
+impl Core {
+    /// `POST /api/v1/runs`.
+    pub async fn create_run(&self, p: &Principal, req: RunCreate) -> Result<RunCreated> {
+        if let Some(model) = &req.model {
+            validate::model_id("model", model)?;
+        }
+        if let Some(prompt) = &req.prompt {
+            validate::free_text("prompt", prompt, MAX_PROMPT_CHARS)?;
+        }
+        let agent_uid = req.agent_uid.as_deref();
+        authz::check(p, Action::CreateRun, Target::NewRun { agent_uid })?;
+        // A named agent's key always acts as its agent; a member as themselves
+        // unless they name an agent.
+        let actor = match agent_uid {
+            Some(uid) if p.is_member() => {
+                validate::uid("agent_uid", uid)?;
+                Actor {
+                    actor_type: ActorType::ServiceAccount,
+                    uid: uid.to_owned(),
+                }
+            }
+            _ => p.actor.clone(),
+        };
+        let agent = if actor.actor_type == ActorType::ServiceAccount {
+            let agent = self
+                .store
+                .get_agent(&p.team_uid, &actor.uid)
+                .await?
+                .ok_or(CoreError::NotFound("agent"))?;
+            if !agent.agent.available {
+                return Err(CoreError::refused(
+                    format!("agent `{}` is not available", agent.agent.name),
+                    Some("an admin can set `available: true` on the agent"),
+                ));
+            }
+            Some(agent)
+        } else {
+            None
+        };
+        let team = self.team(&p.team_uid).await?;
+        let bedrock = self
+            .effective_bedrock(&team, &actor, agent.as_ref())
+            .await?;
+        let now = self.clock.now();
+        let token = ids::new_workload_token();
+        let row = RunRow {
+            uid: ids::new_uid(),
+            team_uid: p.team_uid.clone(),
+            actor: actor.clone(),
+            triggered_by: p.actor.clone(),
+            state: RunState::Running,
+            model: req
+                .model
+                .or_else(|| agent.as_ref().and_then(|a| a.agent.base_model.clone())),
+            prompt: req.prompt,
+            token_hash: ids::hash_secret(token.expose_secret()),
+            token_expires_at: now + self.config.run_max_age_seconds,
+            created_at: now,
+            finished_at: None,
+        };
+        self.store.insert_run(&row).await?;
+        Ok(RunCreated {
+            run_id: row.uid,
+            state: row.state,
+            actor,
+            workload_token: SecretValue::from(token),
+            bedrock,
+        })
+    }
+
+    async fn effective_bedrock(
+        &self,
+        team: &TeamRow,
+        actor: &Actor,
+        agent: Option<&AgentRow>,
+    ) -> Result<Option<BedrockTarget>> {
+        let opt_in = match actor.actor_type {
+            ActorType::User => self
+                .store
+                .get_member(&team.uid, &actor.uid)
+                .await?
+                .is_some_and(|m| m.aws_bedrock_opt_in),
+            ActorType::ServiceAccount => false,
+        };
+        let o = agent.map(|a| &a.agent.inference_providers.aws);
+        // Any reason for no Bedrock (disabled, not opted in, unconfigured) means
+        // the run has no Bedrock target; the gateway explains the reason per request.
+        Ok(settings::effective_aws(&team.settings, actor.actor_type, o, opt_in).ok())
+    }
+
+    /// The run `id` of the caller's team, if `action` on it is allowed.
+    async fn run_for(&self, p: &Principal, action: Action, id: &str) -> Result<RunRow> {
+        validate::uid("id", id)?;
+        let run = self
+            .store
+            .get_run(&p.team_uid, id)
+            .await?
+            .ok_or(CoreError::NotFound("run"))?;
+        authz::check(p, action, run_target(&run))?;
+        Ok(run)
+    }
+
+    /// `GET /api/v1/runs/{id}`.
+    pub async fn get_run(&self, p: &Principal, id: &str) -> Result<RunInfo> {
+        let run = self.run_for(p, Action::ReadRun, id).await?;
+        self.run_info(run).await
+    }
+
+    async fn run_info(&self, run: RunRow) -> Result<RunInfo> {
+        let team = self.team(&run.team_uid).await?;
+        let agent = match run.actor.actor_type {
+            ActorType::ServiceAccount => {
+                self.store.get_agent(&run.team_uid, &run.actor.uid).await?
+            }
+            ActorType::User => None,
+        };
+        let bedrock = if run.state.is_terminal() {
+            None
+        } else {
+            self.effective_bedrock(&team, &run.actor, agent.as_ref())
+                .await?
+        };
+        Ok(RunInfo {
+            run_id: run.uid,
+            state: run.state,
+            actor: run.actor,
+            triggered_by: run.triggered_by,
+            model: run.model,
+            prompt: run.prompt,
+            created_at: rfc3339(run.created_at),
+            finished_at: run.finished_at.map(rfc3339),
+            bedrock,
+        })
+    }
+
+    /// `POST /api/v1/runs/{id}/finish`: the workload token dies at once.
+    pub async fn finish_run(&self, p: &Principal, id: &str, req: RunFinish) -> Result<RunInfo> {
+        let run = self.run_for(p, Action::FinishRun, id).await?;
+        let state = req.state.unwrap_or(RunState::Finished);
+        if !state.is_terminal() {
+            return Err(FieldError::new("state", "expected finished, failed or cancelled").into());
+        }
+        if !self
+            .store
+            .finish_run(&p.team_uid, id, state.as_str(), self.clock.now())
+            .await?
+        {
+            return Err(CoreError::Conflict(format!(
+                "run already ended ({})",
+                run.state.as_str()
+            )));
+        }
+        self.auth.evict(&[run.token_hash]);
+        self.bump();
+        // Its credentials die with it (DESIGN §2 flow 1).
+        self.broker.drop_run(&p.team_uid, id);
+        let run = self
+            .store
+            .get_run(&p.team_uid, id)
+            .await?
+            .ok_or(CoreError::NotFound("run"))?;
+        self.run_info(run).await
+    }
+}
+
+/// A stored run as the rules see it.
+pub(super) fn run_target(run: &RunRow) -> Target<'_> {
+    Target::Run {
+        id: &run.uid,
+        actor: &run.actor,
+        triggered_by: &run.triggered_by,
+    }
+}

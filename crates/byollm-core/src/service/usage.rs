@@ -1,0 +1,76 @@
+//! Usage and credits: members read their own, admins the team's (any member's,
+//! agent's or run's).
+//!
+//! Invariant: a caller reads its own requests, even those still queued for the
+//! batched writer on this replica.
+
+use byollm_api::types::{CreditBuckets, UsageQuery, UsageReport, UsageRequest};
+
+use super::{Core, Result};
+use crate::auth::Principal;
+use crate::authz::{self, Action, Target};
+use crate::clock::rfc3339;
+use crate::store::UsageFilter;
+use crate::usage::{PLATFORM_CREDITS_PER_RUN, compute_credits};
+use crate::validate;
+
+/// Most request rows one report lists.
+const MAX_REPORT_ROWS: i64 = 10_000;
+
+impl Core {
+    /// `GET /api/v1/usage`: members see their own; admins the team's.
+    pub async fn usage(&self, p: &Principal, q: UsageQuery) -> Result<UsageReport> {
+        authz::check(p, Action::ReadUsage, Target::Team)?;
+        for (field, value) in [
+            ("run_id", &q.run_id),
+            ("agent_uid", &q.agent_uid),
+            ("member_uid", &q.member_uid),
+        ] {
+            if let Some(v) = value {
+                validate::uid(field, v)?;
+            }
+        }
+        let mut filter = UsageFilter {
+            run_id: q.run_id,
+            agent_uid: q.agent_uid,
+            member_uid: q.member_uid,
+        };
+        if let Some(member) = &filter.member_uid {
+            authz::check(p, Action::ReadMemberUsage, Target::Member(member))?;
+        }
+        if !authz::allows(p, Action::ReadTeamUsage, Target::Team) {
+            filter.member_uid = Some(p.actor.uid.clone());
+        }
+        // Rows are written in batches off the request path: flush this replica's
+        // queue so a caller reads its own requests.
+        self.usage.flush().await;
+        let rows = self
+            .store
+            .list_usage(&p.team_uid, &filter, MAX_REPORT_ROWS)
+            .await?;
+        let runs = self.store.list_runs(&p.team_uid, &filter).await?;
+        let now = self.clock.now();
+        let mut buckets = CreditBuckets::default();
+        let mut requests = Vec::with_capacity(rows.len());
+        for r in rows {
+            let credits = r.inference_microcredits as f64 / 1e6;
+            buckets.inference += credits;
+            requests.push(UsageRequest {
+                run_id: r.run_id,
+                principal: format!("{}:{}", r.actor.actor_type.as_str(), r.actor.uid),
+                model: r.model,
+                route: r.route,
+                attempts: serde_json::from_str(&r.attempts).unwrap_or(serde_json::Value::Null),
+                input_tokens: r.input_tokens,
+                output_tokens: r.output_tokens,
+                credits,
+                created_at: rfc3339(r.created_at),
+            });
+        }
+        for run in runs {
+            buckets.platform += PLATFORM_CREDITS_PER_RUN;
+            buckets.compute += compute_credits(run.finished_at.unwrap_or(now) - run.created_at);
+        }
+        Ok(UsageReport { buckets, requests })
+    }
+}
