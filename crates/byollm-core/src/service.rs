@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use byollm_api::SecretValue;
+use byollm_api::clock::{Clock, rfc3339};
 use byollm_api::types::{
     Actor, ActorType, Agent, AgentCreate, AgentEditable, ApiKeyCreate, ApiKeyCreated, ApiKeyInfo,
     IdentityTokenRequest, IdentityTokenResponse, LlmSettings, Me, Member, MemberCreate,
@@ -17,7 +18,6 @@ use secrecy::ExposeSecret as _;
 
 use crate::auth::{AuthCache, CredentialKind, Principal};
 use crate::broker::CredentialsBroker;
-use crate::clock::{Clock, rfc3339};
 use crate::config::CoreConfig;
 use crate::error::CoreError;
 use crate::identity::jwt::{self, Claims};

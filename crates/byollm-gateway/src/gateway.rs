@@ -14,11 +14,11 @@ use byollm_api::catalog::{Catalog, Family};
 use byollm_api::types::{ActorType, BedrockTarget, IdentityTokenRequest, STS_AUDIENCE};
 use byollm_core::auth::Principal;
 use byollm_core::broker::{BrokerError, BrokerKey};
-use byollm_core::identity::names;
 use byollm_core::service::{Core, MintSubject};
 use byollm_core::settings::{self, NoBedrock};
 use byollm_core::store::{TeamRow, UsageRow};
 use byollm_core::{CoreError, ids, usage};
+use byollm_federation::aws::names;
 
 use crate::bedrock::{Bedrock, CallCredentials, Failure};
 use crate::direct::{Direct, DirectEndpoint};
