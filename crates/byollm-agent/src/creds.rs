@@ -5,7 +5,8 @@ use std::fmt;
 use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::clock::rfc3339;
+use byollm_api::clock::rfc3339_ms;
+use byollm_federation::aws::TemporaryCredentials;
 
 /// The gateway's caller-credential headers (DESIGN §5, flow 4).
 pub const HDR_ACCESS_KEY: &str = "x-byollm-aws-access-key-id";
@@ -53,7 +54,7 @@ impl AwsCredentials {
             doc.insert("SessionToken".into(), token.expose_secret().into());
         }
         if let Some(exp) = self.expires_at_ms {
-            doc.insert("Expiration".into(), rfc3339(exp).into());
+            doc.insert("Expiration".into(), rfc3339_ms(exp).into());
         }
         serde_json::Value::Object(doc).to_string()
     }
@@ -87,6 +88,17 @@ impl AwsCredentials {
     /// Whether these credentials are still good for `margin_ms` from `now_ms`.
     pub fn valid_for(&self, now_ms: i64, margin_ms: i64) -> bool {
         self.expires_at_ms.is_none_or(|e| e - margin_ms > now_ms)
+    }
+}
+
+impl From<TemporaryCredentials> for AwsCredentials {
+    fn from(c: TemporaryCredentials) -> Self {
+        Self {
+            access_key_id: c.access_key_id,
+            secret_access_key: c.secret_access_key,
+            session_token: Some(c.session_token),
+            expires_at_ms: Some(c.expires_at_ms),
+        }
     }
 }
 

@@ -6,8 +6,9 @@
 
 use serde_json::{Value, json};
 
+use byollm_api::client::Client;
+
 use crate::creds::AwsCredentials;
-use crate::server::ServerClient;
 
 /// `max_tokens` sent with every request (Bedrock reserves quota for it).
 pub const MAX_TOKENS: u32 = 1024;
@@ -92,7 +93,7 @@ pub struct CallerCredentials {
 /// Streams one turn of `conversation` to `model`; `on_text` gets each text
 /// delta as it arrives.
 pub async fn stream_turn(
-    server: &ServerClient,
+    server: &Client,
     model: &str,
     conversation: &[Message],
     caller: Option<&CallerCredentials>,

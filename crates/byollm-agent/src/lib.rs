@@ -2,10 +2,11 @@
 //! worker or a terminal client, kept fresh, and handed to tools.
 //!
 //! - [`OidcManaged`]: an identity token from the byollm server (a run's workload
-//!   token, or a member's API key), exchanged with STS
-//!   `AssumeRoleWithWebIdentity`; refreshed ahead of the credentials' own expiry
-//!   with jitter and backoff, never on a fixed timer; an `ExpiredToken` answer
-//!   means "mint again now".
+//!   token, or a member's API key, through `byollm_api::client::Client`),
+//!   exchanged with STS `AssumeRoleWithWebIdentity` by `byollm-federation`, on
+//!   its refresh policy: ahead of the credentials' own expiry with jitter and
+//!   backoff, never on a fixed timer; an `ExpiredToken` answer means "mint again
+//!   now".
 //! - [`LocalChain`]: the member's own credentials from the AWS default chain or a
 //!   named profile (SSO, `credential_process`, env, files), with an
 //!   auth-refresh command run when they are missing or expired.
@@ -15,21 +16,16 @@
 //!
 //! Invariants: secrets are [`secrecy::SecretString`] from the moment they are
 //! parsed, so `Debug` and errors never show them; time is read through a
-//! [`Clock`], so refresh is testable with a [`FakeClock`]; AWS SDK types stay in
-//! this crate. No server or store dependency (DESIGN §10).
+//! [`byollm_api::clock::Clock`], so refresh is testable with its `FakeClock`;
+//! AWS SDK types stay in this crate and `byollm-federation`. No server or store
+//! dependency (DESIGN §10).
 
-pub mod clock;
 pub mod creds;
 pub mod gateway;
 pub mod local;
 pub mod oidc;
-pub mod server;
 pub mod sink;
-pub mod sts;
 
-pub use clock::{Clock, FakeClock, SystemClock};
 pub use creds::{AwsCredentials, CredentialState, CredentialStatus};
 pub use local::{LocalChain, LocalChainConfig, LocalError};
 pub use oidc::{OidcConfig, OidcError, OidcManaged, TokenSource};
-pub use server::{ServerClient, ServerError};
-pub use sts::{Sts, StsError};

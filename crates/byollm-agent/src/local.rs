@@ -17,7 +17,8 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use secrecy::SecretString;
 
-use crate::clock::Clock;
+use byollm_api::clock::Clock;
+
 use crate::creds::{AwsCredentials, CredentialState, CredentialStatus, humanize_remaining};
 
 /// Credentials closer than this to expiry count as expired: a request signed

@@ -2,7 +2,8 @@
 //! variant of flow 4) from an identity token minted by the byollm server and
 //! exchanged with STS `AssumeRoleWithWebIdentity`.
 //!
-//! Refresh rules (user-needs 1, 9, 13):
+//! Refresh rules (user-needs 1, 9, 13) are `byollm_federation::refresh`'s,
+//! the same the server's broker follows:
 //! - Each credential is refreshed at `expires_at − buffer − jitter`, computed
 //!   from its own expiry (the buffer and jitter scale down for short sessions);
 //!   never on a fixed timer. The background loop ([`OidcManaged::run`]) sleeps
@@ -15,6 +16,11 @@
 //!   and call again at once, never a retry of the same token.
 //! - With a token file configured, the identity token is kept fresh the same
 //!   way and written atomically (mode 0600) before the previous one expires.
+//!
+//! The identity token comes from the server through the one API client
+//! ([`byollm_api::client::Client`]); a 403 naming `worker_identity_tokens`
+//! becomes [`OidcError::WorkerTokensDisabled`], so a worker falls back to the
+//! server-side broker.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,23 +29,16 @@ use secrecy::SecretString;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Clock;
-use crate::creds::{AwsCredentials, CredentialState, CredentialStatus, humanize_remaining};
-use crate::server::{IdentityToken, ServerClient, ServerError};
-use crate::sink;
-use crate::sts::{AssumeRequest, Sts, StsError};
+use byollm_api::client::{Client, ClientError};
+use byollm_api::clock::{Clock, parse_rfc3339_ms};
+use byollm_api::routes::{self, fill};
+use byollm_api::types::IdentityTokenRequest;
+use byollm_federation::ExchangeError;
+use byollm_federation::aws::{AssumeRole, AwsExchange, Sts};
+use byollm_federation::refresh::{self, Recovery, Schedule};
 
-/// Most time before expiry at which a refresh is due.
-pub const REFRESH_BUFFER_MS: i64 = 300_000;
-/// Most random spread added to the buffer.
-pub const REFRESH_JITTER_MS: i64 = 60_000;
-/// First backoff after a failure; it doubles per failure.
-pub const BACKOFF_BASE_MS: i64 = 1_000;
-/// Longest backoff.
-pub const BACKOFF_MAX_MS: i64 = 60_000;
-/// Credentials closer than this to expiry are not handed out (a request signed
-/// with them could outlive them); scaled down for short sessions.
-pub const MIN_REMAINING_MS: i64 = 15_000;
+use crate::creds::{AwsCredentials, CredentialState, CredentialStatus, humanize_remaining};
+use crate::sink;
 
 /// Whose identity token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,12 +102,12 @@ pub enum OidcError {
          the server-side broker serves the run's inference instead"
     )]
     WorkerTokensDisabled,
-    /// Minting failed.
+    /// Minting failed (shared, so the error can be kept and shown again).
     #[error("could not mint an identity token: {0}")]
-    Mint(ServerError),
+    Mint(Arc<ClientError>),
     /// STS refused or failed.
     #[error("STS AssumeRoleWithWebIdentity failed: {0}")]
-    Sts(StsError),
+    Sts(ExchangeError),
     /// The token file could not be written.
     #[error("could not write the token file: {0}")]
     TokenFile(String),
@@ -125,9 +124,23 @@ pub enum OidcError {
 #[derive(Debug, Clone)]
 struct Held<T> {
     value: T,
+    schedule: Schedule,
+}
+
+impl<T> Held<T> {
+    /// `value`, obtained at `now_ms`, expiring at `expires_at_ms`.
+    fn new(value: T, now_ms: i64, expires_at_ms: i64) -> Self {
+        Self {
+            value,
+            schedule: Schedule::new(now_ms, expires_at_ms),
+        }
+    }
+}
+
+/// A minted identity token.
+struct IdentityToken {
+    token: SecretString,
     expires_at_ms: i64,
-    refresh_at_ms: i64,
-    hard_limit_ms: i64,
 }
 
 #[derive(Debug, Default)]
@@ -145,10 +158,10 @@ struct State {
 
 #[derive(Debug)]
 struct Inner {
-    server: ServerClient,
+    server: Client,
     source: TokenSource,
     cfg: OidcConfig,
-    sts: Sts,
+    sts: Arc<AwsExchange>,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
     flight: tokio::sync::Mutex<()>,
@@ -161,58 +174,16 @@ pub struct OidcManaged {
     inner: Arc<Inner>,
 }
 
-/// A random delay in `[0, max]` milliseconds.
-fn jitter(max: i64) -> i64 {
-    use aws_lc_rs::rand::SecureRandom as _;
-    if max <= 0 {
-        return 0;
-    }
-    let mut b = [0u8; 8];
-    if aws_lc_rs::rand::SystemRandom::new().fill(&mut b).is_err() {
-        return 0;
-    }
-    i64::try_from(u64::from_le_bytes(b) % u64::try_from(max + 1).unwrap_or(1)).unwrap_or(0)
-}
-
-/// When to refresh something obtained at `now` that expires at `expires_at`
-/// (milliseconds): `expires_at − buffer − jitter`, both scaled to the lifetime.
-pub fn refresh_time(now_ms: i64, expires_at_ms: i64) -> i64 {
-    let lifetime = (expires_at_ms - now_ms).max(0);
-    let buffer = REFRESH_BUFFER_MS.min(lifetime / 5);
-    let spread = REFRESH_JITTER_MS.min(lifetime / 10);
-    expires_at_ms - buffer - jitter(spread)
-}
-
-/// The wait after the `failures`-th consecutive failure: 1 s doubling to 60 s,
-/// drawn from its upper half so many workers do not retry together.
-pub fn backoff_ms(failures: u32) -> i64 {
-    let exp = failures.saturating_sub(1).min(16);
-    let base = BACKOFF_BASE_MS
-        .saturating_mul(1_i64 << exp)
-        .min(BACKOFF_MAX_MS);
-    base / 2 + jitter(base / 2)
-}
-
-fn held<T>(value: T, now_ms: i64, expires_at_ms: i64) -> Held<T> {
-    let lifetime = (expires_at_ms - now_ms).max(0);
-    Held {
-        value,
-        expires_at_ms,
-        refresh_at_ms: refresh_time(now_ms, expires_at_ms),
-        hard_limit_ms: expires_at_ms - MIN_REMAINING_MS.min(lifetime / 10),
-    }
-}
-
 impl OidcManaged {
     /// A manager minting through `server` (holding the run's workload token or
     /// the member's key) for `source`, assuming `cfg.role_arn`.
     pub fn new(
-        server: ServerClient,
+        server: Client,
         source: TokenSource,
         cfg: OidcConfig,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let sts = Sts::new(cfg.sts_endpoint_url.clone());
+        let sts = Arc::new(Sts::new(cfg.sts_endpoint_url.clone()));
         Self {
             inner: Arc::new(Inner {
                 server,
@@ -305,9 +276,9 @@ impl OidcManaged {
         let s = self.state();
         let c = s.creds.as_ref()?;
         let limit = if usable_only {
-            c.hard_limit_ms
+            c.schedule.usable_until_ms
         } else {
-            c.refresh_at_ms
+            c.schedule.refresh_at_ms
         };
         (now < limit).then(|| c.value.clone())
     }
@@ -326,7 +297,7 @@ impl OidcManaged {
         let now = self.inner.clock.now_ms();
         let mut s = self.state();
         s.failures = s.failures.saturating_add(1);
-        s.retry_at_ms = Some(now + backoff_ms(s.failures));
+        s.retry_at_ms = Some(now + refresh::backoff_ms(s.failures));
         s.last_error = Some(e.clone());
         s.refreshing = false;
     }
@@ -347,7 +318,7 @@ impl OidcManaged {
         let now = self.inner.clock.now_ms();
         if !force
             && let Some(t) = self.state().token.as_ref()
-            && now < t.refresh_at_ms
+            && !t.schedule.is_due(now)
         {
             return Ok(t.value.clone());
         }
@@ -364,68 +335,81 @@ impl OidcManaged {
         if self.inner.cfg.token_file.is_some() {
             s.token_writes += 1;
         }
-        s.token = Some(held(minted.token.clone(), now, minted.expires_at_ms));
+        s.token = Some(Held::new(minted.token.clone(), now, minted.expires_at_ms));
         Ok(minted.token)
     }
 
     async fn mint(&self) -> Result<IdentityToken, OidcError> {
         let cfg = &self.inner.cfg;
-        let out = match &self.inner.source {
-            TokenSource::Run { run_id } => {
-                self.inner
-                    .server
-                    .mint_for_run(run_id, &cfg.audience, cfg.token_duration_seconds)
-                    .await
-            }
-            TokenSource::Member => {
-                self.inner
-                    .server
-                    .mint_for_member(&cfg.audience, cfg.token_duration_seconds)
-                    .await
-            }
+        let server = &self.inner.server;
+        let req = IdentityTokenRequest {
+            audience: cfg.audience.clone(),
+            requested_duration_seconds: cfg.token_duration_seconds,
         };
-        out.map_err(|e| match (&self.inner.source, &e) {
+        let (out, path) = match &self.inner.source {
+            TokenSource::Run { run_id } => (
+                server.run_identity_token(run_id, &req).await,
+                fill(routes::RUN_IDENTITY_TOKEN, run_id),
+            ),
+            TokenSource::Member => (
+                server.identity_token(&req).await,
+                routes::IDENTITY_TOKEN.to_owned(),
+            ),
+        };
+        let out = out.map_err(|e| self.mint_error(e))?;
+        let expires_at_ms = parse_rfc3339_ms(&out.expires_at).ok_or_else(|| {
+            OidcError::Mint(Arc::new(ClientError::Unexpected {
+                url: format!("{}{path}", server.base_url()),
+                status: 200,
+                detail: "expires_at is not RFC 3339".to_owned(),
+            }))
+        })?;
+        Ok(IdentityToken {
+            token: SecretString::from(out.token.expose().to_owned()),
+            expires_at_ms,
+        })
+    }
+
+    fn mint_error(&self, e: ClientError) -> OidcError {
+        match (&self.inner.source, &e) {
             // The server's 403 for this case names the setting (DESIGN §3).
-            (
-                TokenSource::Run { .. },
-                ServerError::Api {
-                    status: 403,
-                    message,
-                    hint,
-                    ..
-                },
-            ) if message.contains("worker identity tokens")
-                || hint
-                    .as_deref()
-                    .is_some_and(|h| h.contains("worker_identity_tokens")) =>
+            (TokenSource::Run { .. }, ClientError::Api { status: 403, body })
+                if body.error.message.contains("worker identity tokens")
+                    || body
+                        .error
+                        .hint
+                        .as_deref()
+                        .is_some_and(|h| h.contains("worker_identity_tokens")) =>
             {
                 OidcError::WorkerTokensDisabled
             }
-            _ => OidcError::Mint(e),
-        })
+            _ => OidcError::Mint(Arc::new(e)),
+        }
     }
 
     async fn refresh_creds_locked(&self) -> Result<AwsCredentials, OidcError> {
         self.state().refreshing = true;
         let cfg = &self.inner.cfg;
-        let req = AssumeRequest {
+        let target = AssumeRole {
             role_arn: cfg.role_arn.clone(),
             role_session_name: cfg.session_name.clone(),
             region: cfg.region.clone(),
             duration_seconds: cfg.session_duration_seconds,
         };
         let token = self.token_locked(false).await?;
-        let mut result = self.assume(&req, &token).await;
-        if let Err(OidcError::Sts(StsError::ExpiredToken(_))) = &result {
+        let mut result = self.assume(&target, &token).await;
+        if let Err(OidcError::Sts(e)) = &result
+            && refresh::recovery(e, false) == Recovery::ReMintNow
+        {
             // An expired token is re-minted at once, never retried as is.
             let token = self.token_locked(true).await?;
-            result = self.assume(&req, &token).await;
+            result = self.assume(&target, &token).await;
         }
         match result {
             Ok(creds) => {
                 let now = self.inner.clock.now_ms();
                 let exp = creds.expires_at_ms.unwrap_or(now);
-                self.state().creds = Some(held(creds.clone(), now, exp));
+                self.state().creds = Some(Held::new(creds.clone(), now, exp));
                 self.record_success();
                 Ok(creds)
             }
@@ -438,14 +422,15 @@ impl OidcManaged {
 
     async fn assume(
         &self,
-        req: &AssumeRequest,
+        target: &AssumeRole,
         token: &SecretString,
     ) -> Result<AwsCredentials, OidcError> {
         self.state().sts_calls += 1;
         self.inner
             .sts
-            .assume(req, token)
+            .exchange(token, target)
             .await
+            .map(AwsCredentials::from)
             .map_err(OidcError::Sts)
     }
 
@@ -455,10 +440,18 @@ impl OidcManaged {
         let s = self.state();
         let mut due = i64::MAX;
         if cfg.token_file.is_some() {
-            due = due.min(s.token.as_ref().map_or(now_ms, |t| t.refresh_at_ms));
+            due = due.min(
+                s.token
+                    .as_ref()
+                    .map_or(now_ms, |t| t.schedule.refresh_at_ms),
+            );
         }
         if cfg.keep_credentials {
-            due = due.min(s.creds.as_ref().map_or(now_ms, |c| c.refresh_at_ms));
+            due = due.min(
+                s.creds
+                    .as_ref()
+                    .map_or(now_ms, |c| c.schedule.refresh_at_ms),
+            );
         }
         if let Some(r) = s.retry_at_ms {
             due = due.max(r);
@@ -477,8 +470,8 @@ impl OidcManaged {
         let (token_due, creds_due) = {
             let s = self.state();
             (
-                cfg.token_file.is_some() && s.token.as_ref().is_none_or(|t| now >= t.refresh_at_ms),
-                cfg.keep_credentials && s.creds.as_ref().is_none_or(|c| now >= c.refresh_at_ms),
+                cfg.token_file.is_some() && s.token.as_ref().is_none_or(|t| t.schedule.is_due(now)),
+                cfg.keep_credentials && s.creds.as_ref().is_none_or(|c| c.schedule.is_due(now)),
             )
         };
         if token_due {
@@ -526,18 +519,21 @@ impl OidcManaged {
         let now = self.inner.clock.now_ms();
         let cfg = &self.inner.cfg;
         let s = self.state();
-        let valid = s.creds.as_ref().filter(|c| now < c.hard_limit_ms);
+        let valid = s.creds.as_ref().filter(|c| c.schedule.is_usable(now));
         let role = format!("role {} as {}", cfg.role_arn, cfg.session_name);
         match (valid, &s.last_error) {
             (Some(c), None) => CredentialStatus::new(
                 CredentialState::Loaded,
-                format!("{role}; {}", humanize_remaining(now, c.expires_at_ms)),
+                format!(
+                    "{role}; {}",
+                    humanize_remaining(now, c.schedule.expires_at_ms)
+                ),
             ),
             (Some(c), Some(e)) => CredentialStatus::new(
                 CredentialState::Loaded,
                 format!(
                     "{role}; {}; the last refresh failed ({e}), retrying",
-                    humanize_remaining(now, c.expires_at_ms)
+                    humanize_remaining(now, c.schedule.expires_at_ms)
                 ),
             ),
             (None, _) if s.refreshing => {
@@ -569,33 +565,9 @@ impl OidcManaged {
 
     /// The expiry of the current token, Unix milliseconds.
     pub fn token_expires_at_ms(&self) -> Option<i64> {
-        self.state().token.as_ref().map(|t| t.expires_at_ms)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refresh_is_ahead_of_expiry_and_scales_with_lifetime() {
-        for _ in 0..100 {
-            let r = refresh_time(0, 3_600_000);
-            assert!(
-                (3_600_000 - 360_000..=3_600_000 - 300_000).contains(&r),
-                "{r}"
-            );
-            let r = refresh_time(0, 10_000);
-            assert!((7_000..=8_000).contains(&r), "{r}");
-        }
-    }
-
-    #[test]
-    fn backoff_doubles_to_a_cap() {
-        for _ in 0..100 {
-            assert!((500..=1_000).contains(&backoff_ms(1)));
-            assert!((1_000..=2_000).contains(&backoff_ms(2)));
-            assert!((30_000..=60_000).contains(&backoff_ms(30)));
-        }
+        self.state()
+            .token
+            .as_ref()
+            .map(|t| t.schedule.expires_at_ms)
     }
 }

@@ -132,7 +132,7 @@ impl Inner {
                 info.region
             )));
         }
-        let now = self.clock.unix();
+        let now = self.clock.now();
         let (caller, secret) = if info.access_key_id == self.cfg.admin_access_key_id {
             (Caller::Admin, self.cfg.admin_secret_access_key.clone())
         } else {

@@ -171,7 +171,7 @@ impl Inner {
 
     /// Sets every issued session's expiry to now.
     pub(crate) fn expire_sessions(&self) {
-        let now = self.clock.unix();
+        let now = self.clock.now();
         let mut sessions = self.account.sessions.write();
         for s in sessions.values_mut() {
             let mut copy = (**s).clone();

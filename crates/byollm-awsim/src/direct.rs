@@ -359,7 +359,7 @@ impl Inner {
         };
         let call_id = format!("call_{}", random_chars(24, UPPER_ALNUM));
         let id = format!("chatcmpl-{}", random_chars(24, UPPER_ALNUM));
-        let created = self.clock.unix();
+        let created = self.clock.now();
         let usage = json!({
             "prompt_tokens": r.input_tokens,
             "completion_tokens": r.output_tokens,

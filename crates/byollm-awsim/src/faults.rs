@@ -14,7 +14,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Clock;
+use byollm_api::clock::Clock;
 
 /// Whether `scope` covers `operation` (`service:Name`).
 pub fn scope_matches(scope: &str, operation: &str) -> bool {
@@ -336,7 +336,7 @@ impl Faults {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::SystemClock;
+    use byollm_api::clock::SystemClock;
 
     #[test]
     fn scopes_and_rules() {

@@ -218,7 +218,7 @@ impl Inner {
                 arn: arn.clone(),
                 client_ids: ids,
                 thumbprints: thumbprints.to_vec(),
-                created: self.clock.unix(),
+                created: self.clock.now(),
                 tags,
             },
         );
@@ -341,7 +341,7 @@ impl Inner {
             trust,
             description: description.map(str::to_owned),
             max_session_duration: max_session_duration.unwrap_or(3600),
-            created: self.clock.unix(),
+            created: self.clock.now(),
             policies: Default::default(),
         };
         iam.roles

@@ -49,7 +49,6 @@
 
 mod auth;
 pub mod bedrock;
-pub mod clock;
 pub mod control;
 mod direct;
 pub mod error;
@@ -70,10 +69,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::ListenerExt as _;
+use byollm_api::clock::{Clock, SystemClock};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use clock::{Clock, SystemClock};
 pub use error::AwsError;
 pub use faults::{FailRule, Faults, FaultsView};
 pub use state::Session;

@@ -214,7 +214,7 @@ impl Inner {
         if self.faults.jwks_unreachable() {
             return Err(invalid_token(KEY_RETRIEVAL));
         }
-        let now = self.clock.unix();
+        let now = self.clock.now();
         let kid = token.kid().map(str::to_owned);
         let find = |keys: &[serde_json::Map<String, Value>]| {
             keys.iter()
@@ -402,7 +402,7 @@ impl Inner {
             subject,
             audience,
         });
-        let now = self.clock.unix();
+        let now = self.clock.now();
         if self.account.sessions.read().len() > 10_000 {
             self.account.prune_sessions(now);
         }

@@ -10,9 +10,9 @@ use std::collections::HashMap;
 
 use parking_lot::RwLock;
 
+use byollm_api::clock::Clock;
 use byollm_api::types::{Actor, ActorType, Role};
 
-use crate::clock::Clock;
 use crate::ids::{API_KEY_PREFIX, WORKLOAD_TOKEN_PREFIX, hash_secret};
 use crate::store::{Store, StoreError};
 

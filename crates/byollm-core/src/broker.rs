@@ -1,48 +1,38 @@
 //! The credentials broker (DESIGN §5): temporary AWS credentials per (team,
-//! actor, role, region, run), obtained through one STS code path and kept in
-//! memory only.
+//! actor, role, region, run), obtained through the one exchange
+//! (`byollm_federation::aws`) and kept in memory only.
 //!
-//! - Refresh ahead of expiry at `expires_at − buffer − jitter`, never on a fixed
-//!   timer; the buffer and jitter scale down for short sessions.
+//! - Refresh when `byollm_federation::refresh` says (ahead of expiry with
+//!   jitter, scaled for short sessions), never on a fixed timer.
 //! - Single flight: however many requests arrive for a key, one STS call runs;
 //!   waiters share its result, success or failure.
 //! - While unexpired credentials exist, no request waits: a due refresh runs in
 //!   the background and callers get the current credentials.
 //! - A client-side token bucket bounds the STS call rate.
 //! - A run's credentials are dropped when the run ends.
+//! - No re-mint on `ExpiredToken`: every exchange here uses a token minted for
+//!   it a moment before, so AWS calling it expired means a clock problem (the
+//!   doctor says so), and the failure is held like any other.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use parking_lot::Mutex;
 use secrecy::SecretString;
 use tokio_util::task::TaskTracker;
 
+use byollm_api::clock::Clock;
 use byollm_api::types::Actor;
-
-use crate::clock::Clock;
-use crate::sts::{AssumeRequest, StsError, StsExchange, TemporaryCredentials};
-
-/// Most time before expiry at which a refresh is due.
-pub const REFRESH_BUFFER_SECONDS: i64 = 300;
-/// Most random spread added to the buffer, so many keys don't refresh together.
-pub const REFRESH_JITTER_SECONDS: i64 = 60;
-/// Credentials closer than this to expiry are not handed out: a request signed
-/// with them could outlive them (scaled down for short sessions).
-pub const MIN_REMAINING_SECONDS: i64 = 15;
+use byollm_federation::ExchangeError;
+use byollm_federation::aws::{AssumeRole, AwsExchange, TemporaryCredentials};
+use byollm_federation::refresh::Schedule;
 
 /// After a failed role assumption, requests for the same key get the same error
 /// for this long instead of another STS call: a misconfigured role must not turn
 /// steady traffic into steady STS traffic. Short, so a fixed trust policy is
 /// picked up quickly.
-pub const FAILURE_HOLD_SECONDS: i64 = 5;
-
-/// How close to expiry credentials of this lifetime stop being handed out.
-fn min_remaining(lifetime: i64) -> i64 {
-    MIN_REMAINING_SECONDS.min(lifetime.max(0) / 5)
-}
+pub const FAILURE_HOLD_MS: i64 = 5_000;
 
 /// Whose credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -67,7 +57,7 @@ pub enum BrokerError {
     Mint(String),
     /// STS refused or failed.
     #[error(transparent)]
-    Sts(#[from] StsError),
+    Sts(#[from] ExchangeError),
     /// The client-side STS rate limit is exhausted.
     #[error("too many STS calls from this server; try again shortly")]
     RateLimited,
@@ -75,15 +65,23 @@ pub enum BrokerError {
 
 #[derive(Debug, Default)]
 struct SlotState {
-    creds: Option<Arc<TemporaryCredentials>>,
-    refresh_at: i64,
-    /// Credentials stop being handed out this long before they expire.
-    min_remaining: i64,
+    /// The credentials and when to refresh and stop handing them out.
+    creds: Option<(Arc<TemporaryCredentials>, Schedule)>,
     /// Bumped at the end of every STS attempt.
     attempts: u64,
     last_error: Option<BrokerError>,
-    last_error_at: i64,
+    last_error_at_ms: i64,
     refreshing: bool,
+}
+
+impl SlotState {
+    /// The credentials, while they may be handed out at `now_ms`.
+    fn usable(&self, now_ms: i64) -> Option<&Arc<TemporaryCredentials>> {
+        self.creds
+            .as_ref()
+            .filter(|(_, s)| s.is_usable(now_ms))
+            .map(|(c, _)| c)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -102,7 +100,7 @@ struct Bucket {
 /// The broker.
 #[derive(Debug)]
 pub struct CredentialsBroker {
-    sts: Arc<dyn StsExchange>,
+    sts: Arc<AwsExchange>,
     clock: Arc<dyn Clock>,
     slots: Mutex<HashMap<BrokerKey, Arc<Slot>>>,
     bucket: Mutex<Bucket>,
@@ -111,30 +109,11 @@ pub struct CredentialsBroker {
     tasks: TaskTracker,
 }
 
-fn jitter(max: i64) -> i64 {
-    if max <= 0 {
-        return 0;
-    }
-    let mut b = [0u8; 8];
-    if SystemRandom::new().fill(&mut b).is_err() {
-        return 0;
-    }
-    i64::try_from(u64::from_le_bytes(b) % u64::try_from(max + 1).unwrap_or(1)).unwrap_or(0)
-}
-
-/// When to refresh credentials issued at `now` that expire at `expires_at`.
-pub fn refresh_time(now: i64, expires_at: i64) -> i64 {
-    let lifetime = (expires_at - now).max(0);
-    let buffer = REFRESH_BUFFER_SECONDS.min(lifetime / 5);
-    let spread = REFRESH_JITTER_SECONDS.min(lifetime / 10);
-    expires_at - buffer - jitter(spread)
-}
-
 impl CredentialsBroker {
     /// A broker over an STS exchange, allowing `rate_per_second` STS calls with a
     /// burst of `burst`.
     pub fn new(
-        sts: Arc<dyn StsExchange>,
+        sts: Arc<AwsExchange>,
         clock: Arc<dyn Clock>,
         rate_per_second: f64,
         burst: f64,
@@ -185,15 +164,15 @@ impl CredentialsBroker {
         Fut: Future<Output = Result<SecretString, BrokerError>> + Send + 'static,
     {
         let slot = self.slot(key);
-        let now = self.clock.now();
+        let now = self.clock.now_ms();
         let seen_attempts;
         {
             let mut st = slot.state.lock();
-            if let Some(c) = &st.creds
-                && now < c.expires_at - st.min_remaining
+            if let Some((c, schedule)) = &st.creds
+                && schedule.is_usable(now)
             {
                 let creds = c.clone();
-                if now >= st.refresh_at && !st.refreshing {
+                if schedule.is_due(now) && !st.refreshing {
                     // Due: refresh in the background, serve what we have.
                     st.refreshing = true;
                     let (this, key, slot, name) = (
@@ -212,7 +191,7 @@ impl CredentialsBroker {
             }
             if st.creds.is_none()
                 && let Some(e) = &st.last_error
-                && now - st.last_error_at < FAILURE_HOLD_SECONDS
+                && now - st.last_error_at_ms < FAILURE_HOLD_MS
             {
                 return Err(e.clone());
             }
@@ -221,9 +200,7 @@ impl CredentialsBroker {
         let _flight = slot.flight.lock().await;
         {
             let st = slot.state.lock();
-            if let Some(c) = &st.creds
-                && self.clock.now() < c.expires_at - st.min_remaining
-            {
+            if let Some(c) = st.usable(self.clock.now_ms()) {
                 return Ok(c.clone());
             }
             // Someone ran STS while we waited and it failed: share the failure
@@ -254,16 +231,13 @@ impl CredentialsBroker {
                 return Err(BrokerError::RateLimited);
             }
             let token = mint().await?;
-            let creds = self
-                .sts
-                .assume_role_with_web_identity(AssumeRequest {
-                    role_arn: key.role_arn.clone(),
-                    role_session_name: session_name.to_owned(),
-                    web_identity_token: token,
-                    region: key.region.clone(),
-                    duration_seconds: None,
-                })
-                .await?;
+            let target = AssumeRole {
+                role_arn: key.role_arn.clone(),
+                role_session_name: session_name.to_owned(),
+                region: key.region.clone(),
+                duration_seconds: None,
+            };
+            let creds = self.sts.exchange(&token, &target).await?;
             Ok(Arc::new(creds))
         }
         .await;
@@ -271,15 +245,13 @@ impl CredentialsBroker {
         st.attempts += 1;
         match &result {
             Ok(creds) => {
-                let now = self.clock.now();
-                st.refresh_at = refresh_time(now, creds.expires_at);
-                st.min_remaining = min_remaining(creds.expires_at - now);
-                st.creds = Some(creds.clone());
+                let schedule = Schedule::new(self.clock.now_ms(), creds.expires_at_ms);
+                st.creds = Some((creds.clone(), schedule));
                 st.last_error = None;
             }
             Err(e) => {
                 st.last_error = Some(e.clone());
-                st.last_error_at = self.clock.now();
+                st.last_error_at_ms = self.clock.now_ms();
             }
         }
         result
@@ -321,13 +293,124 @@ impl CredentialsBroker {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use async_trait::async_trait;
+    use byollm_api::clock::FakeClock;
+    use byollm_api::types::ActorType;
+    use byollm_federation::Exchange;
+    use byollm_federation::aws::AssumeRole;
+
     use super::*;
 
-    #[test]
-    fn refresh_time_scales_with_lifetime() {
-        let hour = refresh_time(0, 3600);
-        assert!((3600 - 300 - 60..=3600 - 300).contains(&hour), "{hour}");
-        let short = refresh_time(0, 100);
-        assert!((100 - 20 - 10..=100 - 20).contains(&short), "{short}");
+    const T0_MS: i64 = 1_800_000_000_000;
+    const LIFETIME_MS: i64 = 3_600_000;
+
+    /// STS on the broker's clock: hour-long credentials, or the failure set.
+    #[derive(Debug)]
+    struct FakeSts {
+        clock: FakeClock,
+        calls: AtomicU64,
+        fail: parking_lot::Mutex<Option<ExchangeError>>,
+    }
+
+    #[async_trait]
+    impl Exchange for FakeSts {
+        type Target = AssumeRole;
+        type Credentials = TemporaryCredentials;
+
+        async fn exchange(
+            &self,
+            _token: &SecretString,
+            _target: &AssumeRole,
+        ) -> Result<TemporaryCredentials, ExchangeError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            if let Some(e) = self.fail.lock().clone() {
+                return Err(e);
+            }
+            Ok(TemporaryCredentials {
+                access_key_id: format!("ASIA{n}"),
+                secret_access_key: SecretString::from("secret"),
+                session_token: SecretString::from("session"),
+                expires_at_ms: self.clock.now_ms() + LIFETIME_MS,
+            })
+        }
+    }
+
+    fn setup() -> (FakeClock, Arc<FakeSts>, Arc<CredentialsBroker>, BrokerKey) {
+        let clock = FakeClock::from_ms(T0_MS);
+        let sts = Arc::new(FakeSts {
+            clock: clock.clone(),
+            calls: AtomicU64::new(0),
+            fail: parking_lot::Mutex::new(None),
+        });
+        let broker = Arc::new(CredentialsBroker::new(
+            sts.clone(),
+            Arc::new(clock.clone()),
+            100.0,
+            100.0,
+        ));
+        let key = BrokerKey {
+            team_uid: "t1".into(),
+            actor: Actor {
+                actor_type: ActorType::ServiceAccount,
+                uid: "a1".into(),
+            },
+            role_arn: "arn:aws:iam::123456789012:role/r".into(),
+            region: "us-east-1".into(),
+            run_id: Some("r1".into()),
+        };
+        (clock, sts, broker, key)
+    }
+
+    async fn get(broker: &Arc<CredentialsBroker>, key: &BrokerKey) -> Result<String, BrokerError> {
+        broker
+            .credentials(key, "byollm-run-r1", || async {
+                Ok(SecretString::from("identity-token"))
+            })
+            .await
+            .map(|c| c.access_key_id.clone())
+    }
+
+    #[tokio::test]
+    async fn refreshes_in_the_background_when_due_and_in_the_foreground_when_unusable() {
+        let (clock, sts, broker, key) = setup();
+        assert_eq!(get(&broker, &key).await.unwrap(), "ASIA1");
+        // Not yet due (the refresh is at most 6 min before expiry): cached.
+        clock.advance_ms(LIFETIME_MS - 361_000);
+        assert_eq!(get(&broker, &key).await.unwrap(), "ASIA1");
+        assert_eq!(sts.calls.load(Ordering::SeqCst), 1);
+        // Due but usable: the current credentials serve, a refresh runs behind.
+        clock.advance_ms(71_000);
+        assert_eq!(get(&broker, &key).await.unwrap(), "ASIA1");
+        broker.close().await;
+        assert_eq!(sts.calls.load(Ordering::SeqCst), 2);
+        assert_eq!(get(&broker, &key).await.unwrap(), "ASIA2");
+        // Past the hand-out limit (15 s before expiry) with no refresh done
+        // yet: the caller waits for new credentials.
+        broker.invalidate(&key);
+        assert_eq!(get(&broker, &key).await.unwrap(), "ASIA3");
+        clock.advance_ms(LIFETIME_MS - 14_000);
+        assert_eq!(get(&broker, &key).await.unwrap(), "ASIA4");
+        assert_eq!(sts.calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_held_then_tried_again() {
+        let (clock, sts, broker, key) = setup();
+        *sts.fail.lock() = Some(ExchangeError::AccessDenied("AccessDenied: no".into()));
+        let e = get(&broker, &key).await.unwrap_err();
+        assert!(
+            matches!(&e, BrokerError::Sts(ExchangeError::AccessDenied(_))),
+            "{e}"
+        );
+        clock.advance_ms(FAILURE_HOLD_MS - 1);
+        assert!(get(&broker, &key).await.is_err());
+        assert_eq!(sts.calls.load(Ordering::SeqCst), 1, "held, not retried");
+        clock.advance_ms(1);
+        *sts.fail.lock() = None;
+        assert_eq!(get(&broker, &key).await.unwrap(), "ASIA2");
+        broker.drop_run("t1", "r1");
+        assert!(broker.is_empty());
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use byollm_api::types::{ActorType, BedrockTarget, IdentityTokenRequest, STS_AUDIENCE};
 use byollm_core::broker::{BrokerError, BrokerKey};
-use byollm_core::identity::names;
+use byollm_federation::aws::names;
 use byollm_core::service::MintSubject;
 
 use crate::bedrock::CallCredentials;

@@ -16,15 +16,15 @@ use tokio_util::task::TaskTracker;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
+use byollm_api::clock::Clock;
 use byollm_core::broker::CredentialsBroker;
-use byollm_core::clock::Clock;
 use byollm_core::identity::kek::Kek;
 use byollm_core::identity::keyring::Keyring;
 use byollm_core::secret_ref::SecretRef;
 use byollm_core::service::Core;
 use byollm_core::store::Store;
-use byollm_core::sts_sdk::SdkSts;
 use byollm_core::usage::UsageSink;
+use byollm_federation::aws::Sts;
 use byollm_gateway::direct::DirectEndpoint;
 use byollm_gateway::{Gateway, GatewayConfig};
 
@@ -158,7 +158,7 @@ pub async fn build_core(
         cfg.core.max_token_ttl_seconds,
     )
     .await?;
-    let sts = Arc::new(SdkSts::new(cfg.upstreams.aws_endpoint_url.clone()));
+    let sts = Arc::new(Sts::new(cfg.upstreams.aws_endpoint_url.clone()));
     let broker = Arc::new(CredentialsBroker::new(
         sts,
         clock.clone(),

@@ -30,9 +30,11 @@ use tokio_util::task::TaskTracker;
 
 use byollm_agent::gateway::{CallerCredentials, Message, stream_turn};
 use byollm_agent::sink::{CREDENTIALS_SOCKET_ENV, serve_credentials};
-use byollm_agent::sts::run_session_name;
-use byollm_agent::{OidcConfig, OidcError, OidcManaged, ServerClient, SystemClock, TokenSource};
-use byollm_api::types::RunState;
+use byollm_agent::{OidcConfig, OidcError, OidcManaged, TokenSource};
+use byollm_api::client::Client;
+use byollm_api::clock::SystemClock;
+use byollm_api::types::{RunFinish, RunState};
+use byollm_federation::aws::run_session_name;
 
 use crate::out;
 
@@ -117,7 +119,7 @@ struct WorkerAws {
 }
 
 async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
-    let server = ServerClient::new(&args.server, workload_token()?)?;
+    let server = Client::new(&args.server, Some(workload_token()?))?;
     let run = server
         .run(&args.run_id)
         .await
@@ -140,7 +142,9 @@ async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
     } else {
         RunState::Failed
     };
-    let finished = server.finish_run(&args.run_id, state).await;
+    let finished = server
+        .finish_run(&args.run_id, &RunFinish { state: Some(state) })
+        .await;
     match (outcome, finished) {
         (Ok(()), Ok(_)) => {
             out::err(&format!("run {}: finished", args.run_id));
@@ -159,7 +163,7 @@ async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
 
 async fn work(
     args: &RunArgs,
-    server: &ServerClient,
+    server: &Client,
     run: &byollm_api::types::RunInfo,
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
@@ -203,7 +207,7 @@ async fn work(
 
 async fn start_worker_aws(
     args: &RunArgs,
-    server: &ServerClient,
+    server: &Client,
     role_arn: &str,
     region: &str,
     tracker: &TaskTracker,
@@ -268,7 +272,7 @@ async fn start_worker_aws(
 }
 
 async fn agent_loop(
-    server: &ServerClient,
+    server: &Client,
     model: &str,
     prompt: &str,
     aws: Option<&WorkerAws>,
@@ -315,7 +319,7 @@ async fn agent_loop(
 /// One model turn; with the worker's own credentials, an expired or unknown
 /// credentials refusal gets new credentials and one more try.
 async fn worker_turn(
-    server: &ServerClient,
+    server: &Client,
     model: &str,
     conversation: &[Message],
     aws: Option<&WorkerAws>,

@@ -23,11 +23,13 @@ use secrecy::SecretString;
 use tokio::io::AsyncBufReadExt as _;
 
 use byollm_agent::gateway::{CallerCredentials, Message, TurnError, stream_turn};
-use byollm_agent::sts::user_session_name;
 use byollm_agent::{
     CredentialState, CredentialStatus, LocalChain, LocalChainConfig, OidcConfig, OidcManaged,
-    ServerClient, SystemClock, TokenSource,
+    TokenSource,
 };
+use byollm_api::client::Client;
+use byollm_api::clock::SystemClock;
+use byollm_federation::aws::user_session_name;
 
 /// `byollm chat` flags.
 #[derive(Debug, Args)]
@@ -143,7 +145,7 @@ fn write_out(text: &str) {
 
 /// Runs the chat.
 pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
-    let server = ServerClient::new(&args.server, api_key()?)?;
+    let server = Client::new(&args.server, Some(api_key()?))?;
     let me = server
         .me()
         .await
@@ -189,7 +191,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
     write_out(&format!(
         "byollm chat: {} as {} in team {}, model {}\ncredentials: {}\n\
          Type a message and press Enter; /status shows the credentials, /exit quits.\n",
-        server.base(),
+        server.base_url(),
         me.actor.uid,
         me.team.name,
         args.model,
@@ -247,7 +249,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
 /// expired or unknown, they are dropped, obtained again, and the turn is tried
 /// once more (never the same credentials twice).
 async fn turn(
-    server: &ServerClient,
+    server: &Client,
     model: &str,
     conversation: &[Message],
     creds: &Creds,

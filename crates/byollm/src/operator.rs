@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
-use byollm_core::clock::{Clock, SystemClock, rfc3339};
+use byollm_api::clock::{Clock, SystemClock, rfc3339};
 use byollm_core::identity::keyring::{Keyring, RotateOutcome};
 use byollm_core::store::Store;
 use byollm_server::config::{FileConfig, ServerConfig};

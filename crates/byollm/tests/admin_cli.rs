@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use byollm_core::clock::SystemClock;
+use byollm_api::clock::SystemClock;
 use byollm_core::config::CoreConfig;
 use byollm_server::app;
 use byollm_server::config::{ServerConfig, Upstreams};

@@ -20,7 +20,7 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 
-use byollm_core::clock::SystemClock;
+use byollm_api::clock::SystemClock;
 use byollm_core::config::CoreConfig;
 use byollm_server::ServerConfig;
 use serde_json::{Value, json};

@@ -14,8 +14,8 @@
 
 use std::sync::Arc;
 
+use byollm_api::clock::SystemClock;
 use byollm_awsim::{Awsim, AwsimConfig};
-use byollm_core::clock::SystemClock;
 use byollm_core::config::CoreConfig;
 use byollm_server::app;
 use byollm_server::config::{ServerConfig, Upstreams};

@@ -2,15 +2,18 @@
 //! (adapted from crates/byollm/tests/gateway/harness.rs).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use byollm_agent::{Clock as _, FakeClock, OidcConfig, OidcManaged, ServerClient, TokenSource};
+use byollm_agent::{OidcConfig, OidcManaged, TokenSource};
+use byollm_api::client::Client;
+use byollm_api::clock::{Clock, FakeClock, SystemClock};
 use byollm_awsim::{Awsim, AwsimConfig};
 use byollm_core::config::CoreConfig;
+use byollm_federation::aws::run_session_name;
 use byollm_server::config::{ServerConfig, Upstreams};
 use byollm_server::{Server, app};
 
@@ -18,24 +21,8 @@ pub const ISSUER_HOST: &str = "issuer.test";
 pub const ISSUER: &str = "https://issuer.test";
 pub const ACCOUNT: &str = "123456789012";
 
-/// One clock for the server (seconds), the emulator (`SystemTime`) and the agent.
-#[derive(Debug, Clone)]
-pub struct SharedClock(pub FakeClock);
-
-impl byollm_core::clock::Clock for SharedClock {
-    fn now(&self) -> i64 {
-        self.0.now_ms().div_euclid(1000)
-    }
-}
-
-impl byollm_awsim::Clock for SharedClock {
-    fn now(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(u64::try_from(self.0.now_ms()).unwrap())
-    }
-}
-
 pub fn real_now_ms() -> i64 {
-    byollm_agent::SystemClock.now_ms()
+    SystemClock.now_ms()
 }
 
 pub struct Env {
@@ -70,20 +57,18 @@ pub const BROAD_PERMISSIONS: &str = r#"{"Version":"2012-10-17","Statement":[{"Ef
 
 impl Env {
     /// A team whose role admits every actor of the team, Bedrock on in
-    /// us-east-1, worker identity tokens as given. `clock` drives the server and
-    /// the emulator; `None` is the real clock.
-    pub async fn start(clock: Option<SharedClock>, worker_tokens: bool) -> Env {
+    /// us-east-1, worker identity tokens as given. `clock` (one clock for the
+    /// server, the emulator and the agent) drives the server and the emulator;
+    /// `None` is the real clock.
+    pub async fn start(clock: Option<FakeClock>, worker_tokens: bool) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let sim_clock: Arc<dyn byollm_awsim::Clock> = match &clock {
-            Some(c) => Arc::new(c.clone()),
-            None => Arc::new(byollm_awsim::SystemClock),
+        let clock: Arc<dyn Clock> = match clock {
+            Some(c) => Arc::new(c),
+            None => Arc::new(SystemClock),
         };
-        let core_clock: Arc<dyn byollm_core::clock::Clock> = match &clock {
-            Some(c) => Arc::new(c.clone()),
-            None => Arc::new(byollm_core::clock::SystemClock),
-        };
+        let (sim_clock, core_clock) = (clock.clone(), clock);
         let sim = Awsim::start(AwsimConfig {
             resolve: vec![(ISSUER_HOST.into(), addr)],
             clock: sim_clock,
@@ -183,18 +168,14 @@ impl Env {
     /// An `OidcManaged` for a new run, with `edit` applied to its config.
     pub async fn managed(
         &self,
-        clock: Arc<dyn byollm_agent::Clock>,
+        clock: Arc<dyn Clock>,
         edit: impl FnOnce(&mut OidcConfig),
     ) -> (String, OidcManaged) {
         let (run_id, token) = self.start_run().await;
-        let mut cfg = OidcConfig::new(
-            &self.role_arn,
-            "us-east-1",
-            &byollm_agent::sts::run_session_name(&run_id),
-        );
+        let mut cfg = OidcConfig::new(&self.role_arn, "us-east-1", &run_session_name(&run_id));
         cfg.sts_endpoint_url = Some(self.sim.endpoint_url());
         edit(&mut cfg);
-        let client = ServerClient::new(&self.base, token).unwrap();
+        let client = Client::new(&self.base, Some(token)).unwrap();
         let managed = OidcManaged::new(
             client,
             TokenSource::Run {

@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret as _;
 
-use byollm_agent::{
-    Clock as _, CredentialState, LocalChain, LocalChainConfig, LocalError, SystemClock,
-};
+use byollm_agent::{CredentialState, LocalChain, LocalChainConfig, LocalError};
+use byollm_api::clock::{Clock as _, SystemClock, rfc3339_ms};
 
 fn creds_json(expiration: &str, key: &str) -> String {
     format!(
@@ -22,7 +21,7 @@ fn setup(dir: &std::path::Path) -> std::path::PathBuf {
         creds_json("2001-01-01T00:00:00Z", "ASIAEXPIREDEXAMPLE"),
     )
     .unwrap();
-    let later = byollm_agent::clock::rfc3339(SystemClock.now_ms() + 3_600_000);
+    let later = rfc3339_ms(SystemClock.now_ms() + 3_600_000);
     std::fs::write(
         dir.join("fresh.json"),
         creds_json(&later, "ASIAFRESHEXAMPLE00"),

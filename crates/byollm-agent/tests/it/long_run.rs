@@ -9,7 +9,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use byollm_agent::gateway::{CallerCredentials, Message, stream_turn};
-use byollm_agent::{ServerClient, SystemClock};
+use byollm_api::client::Client;
+use byollm_api::clock::SystemClock;
+use byollm_federation::aws::run_session_name;
 
 use crate::harness::Env;
 
@@ -21,13 +23,10 @@ async fn a_worker_keeps_inferring_across_short_sessions_with_one_sts_call_per_wi
         .faults()
         .set_credential_lifetime(Some(Duration::from_secs(8)));
     let (run_id, token) = env.start_run().await;
-    let mut cfg = byollm_agent::OidcConfig::new(
-        &env.role_arn,
-        "us-east-1",
-        &byollm_agent::sts::run_session_name(&run_id),
-    );
+    let mut cfg =
+        byollm_agent::OidcConfig::new(&env.role_arn, "us-east-1", &run_session_name(&run_id));
     cfg.sts_endpoint_url = Some(env.sim.endpoint_url());
-    let client = ServerClient::new(&env.base, token).unwrap();
+    let client = Client::new(&env.base, Some(token)).unwrap();
     let managed = byollm_agent::OidcManaged::new(
         client.clone(),
         byollm_agent::TokenSource::Run { run_id },

@@ -11,13 +11,14 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use byollm_agent::{Clock as _, CredentialState, FakeClock, OidcError};
+use byollm_agent::{CredentialState, OidcError};
+use byollm_api::clock::{Clock as _, FakeClock};
 
-use crate::harness::{Env, SharedClock, eventually, jwt_exp, real_now_ms};
+use crate::harness::{Env, eventually, jwt_exp, real_now_ms};
 
 async fn fake_env(worker_tokens: bool) -> (FakeClock, Env) {
-    let clock = FakeClock::new(real_now_ms());
-    let env = Env::start(Some(SharedClock(clock.clone())), worker_tokens).await;
+    let clock = FakeClock::from_ms(real_now_ms());
+    let env = Env::start(Some(clock.clone()), worker_tokens).await;
     (clock, env)
 }
 

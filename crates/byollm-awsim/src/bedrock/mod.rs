@@ -295,7 +295,7 @@ impl Inner {
             .values()
             .map(|p| (p.policy.as_ref(), PolicyKind::Identity))
             .collect();
-        let now = self.clock.unix();
+        let now = self.clock.now();
         let mut base = Context::new();
         base.insert("aws:PrincipalArn", role.arn.clone());
         base.insert("aws:PrincipalAccount", self.account.id.clone());

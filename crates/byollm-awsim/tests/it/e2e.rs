@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use aws_sdk_bedrockruntime::types::{ContentBlock, ConversationRole, Message};
+use byollm_api::clock::SystemClock;
 use byollm_awsim::{Awsim, AwsimConfig};
-use byollm_core::clock::SystemClock;
 use byollm_core::config::CoreConfig;
 use byollm_server::ServerConfig;
 use serde_json::{Value, json};

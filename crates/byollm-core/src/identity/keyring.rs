@@ -11,10 +11,11 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde::Serialize;
 
+use byollm_api::clock::Clock;
+
 use super::kek::{Kek, KekError};
 use super::keys::{Algorithm, Jwk, KeyError, SigningKey};
 use super::{PREPUBLISH_SECONDS, RETIRE_LEEWAY_SECONDS};
-use crate::clock::Clock;
 use crate::store::{KeyChange, KeyRow, KeyState, Store, StoreError};
 
 /// Keyring failures.

@@ -1,6 +1,6 @@
 //! The OIDC issuer's identity machinery (DESIGN §3): signing keys encrypted at
 //! rest, the key lifecycle (pending → active → retired → removed), JWT minting
-//! with every claim AWS reads, subjects and `RoleSessionName`s.
+//! with every claim AWS reads, subjects and session tags.
 
 pub mod jwt;
 pub mod kek;

@@ -9,7 +9,7 @@ use byollm_api::types::{Agent, AgentCreate, AgentEditable};
 use super::{Core, Result};
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
-use crate::clock::rfc3339;
+use byollm_api::clock::rfc3339;
 use crate::error::CoreError;
 use crate::ids;
 use crate::merge_patch::merge_patch;

@@ -11,7 +11,7 @@ use secrecy::ExposeSecret as _;
 use super::{Core, Result};
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
-use crate::clock::rfc3339;
+use byollm_api::clock::rfc3339;
 use crate::error::CoreError;
 use crate::ids;
 use crate::store::ApiKeyRow;

@@ -11,7 +11,7 @@ use super::runs::run_target;
 use super::{Core, Result};
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
-use crate::clock::rfc3339;
+use byollm_api::clock::rfc3339;
 use crate::error::CoreError;
 use crate::identity::jwt::{self, Claims};
 use crate::identity::{MIN_TOKEN_TTL_SECONDS, NBF_BACKDATE_SECONDS, names};

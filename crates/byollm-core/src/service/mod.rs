@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{AuthCache, Principal};
 use crate::broker::CredentialsBroker;
-use crate::clock::Clock;
+use byollm_api::clock::Clock;
 use crate::config::CoreConfig;
 use crate::error::CoreError;
 use crate::identity::keyring::Keyring;

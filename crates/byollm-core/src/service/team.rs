@@ -14,7 +14,7 @@ use secrecy::ExposeSecret as _;
 use super::{Core, Result};
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
-use crate::clock::Clock;
+use byollm_api::clock::Clock;
 use crate::error::CoreError;
 use crate::ids;
 use crate::settings;

@@ -9,7 +9,7 @@ use byollm_api::types::{CreditBuckets, UsageQuery, UsageReport, UsageRequest};
 use super::{Core, Result};
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
-use crate::clock::rfc3339;
+use byollm_api::clock::rfc3339;
 use crate::store::UsageFilter;
 use crate::usage::{PLATFORM_CREDITS_PER_RUN, compute_credits};
 use crate::validate;

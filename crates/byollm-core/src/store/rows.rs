@@ -2,10 +2,10 @@
 
 use sqlx::any::AnyRow;
 
+use byollm_api::clock::rfc3339;
 use byollm_api::types::{Actor, ActorType, Agent, InferenceProviders, LlmSettings, Role, RunState};
 
 use super::{Result, StoreError, col};
-use crate::clock::rfc3339;
 
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} `{value}`"))

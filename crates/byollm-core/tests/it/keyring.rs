@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use byollm_core::clock::{Clock as _, FakeClock};
+use byollm_api::clock::{Clock as _, FakeClock};
 use byollm_core::identity::jwt::{self, Claims};
 use byollm_core::identity::kek::Kek;
 use byollm_core::identity::keyring::{Keyring, RotateOutcome};

@@ -1,8 +1,8 @@
 //! The store's tenancy queries on both engines: round trips, uniqueness, and
 //! team scoping (another team's id finds nothing).
 
+use byollm_api::clock::FakeClock;
 use byollm_api::types::{Actor, ActorType, Agent, AwsOverride, InferenceProviders, Role, RunState};
-use byollm_core::clock::FakeClock;
 use byollm_core::ids;
 use byollm_core::service::bootstrap_team;
 use byollm_core::store::{AgentRow, ApiKeyRow, MemberRow, RunRow, StoreError};

@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tower::ServiceExt as _;
 
+use byollm_api::clock::{Clock, SystemClock};
 use byollm_api::routes;
 use byollm_api::types::ActorType;
-use byollm_core::clock::{Clock, SystemClock};
 use byollm_core::config::CoreConfig;
 use byollm_core::identity::keys::Algorithm;
 use byollm_core::ids;

@@ -203,7 +203,7 @@ async fn member_token_verifies_independently_with_every_claim() {
     assert_eq!(nbf, iat - 30);
     assert_eq!(
         first["expires_at"],
-        byollm_core::clock::rfc3339(exp),
+        byollm_api::clock::rfc3339(exp),
         "expires_at is the token's exp"
     );
     assert_eq!(claims["team_uid"], team.team_uid.as_str());

@@ -21,8 +21,10 @@ use clap::Args;
 use secrecy::ExposeSecret as _;
 
 use byollm_agent::sink::{CREDENTIALS_SOCKET_ENV, fetch_credentials};
-use byollm_agent::sts::run_session_name;
-use byollm_agent::{OidcConfig, OidcManaged, ServerClient, SystemClock, TokenSource};
+use byollm_agent::{OidcConfig, OidcManaged, TokenSource};
+use byollm_api::client::Client;
+use byollm_api::clock::SystemClock;
+use byollm_federation::aws::run_session_name;
 
 /// `byollm aws credential-process` flags.
 #[derive(Debug, Args)]
@@ -82,7 +84,7 @@ async fn standalone(args: &CredentialProcessArgs) -> anyhow::Result<String> {
         .run_id
         .as_deref()
         .context("set BYOLLM_RUN_ID (or --run-id) to the run's id")?;
-    let client = ServerClient::new(server, workload_token()?)?;
+    let client = Client::new(server, Some(workload_token()?))?;
     let run = client.run(run_id).await?;
     let target = run
         .bedrock

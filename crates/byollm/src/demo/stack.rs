@@ -15,8 +15,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, anyhow};
 use byollm_api::catalog::{Catalog, destination_regions};
 use byollm_api::client::Client;
+use byollm_api::clock::SystemClock;
 use byollm_awsim::{Awsim, AwsimConfig};
-use byollm_core::clock::SystemClock;
 use byollm_core::config::CoreConfig;
 use byollm_policy::generate::{
     AccountId, Grant, Issuer, ModelProfile, PermissionsOptions, Region, TrustOptions, TrustScope,

@@ -9,7 +9,7 @@ use aws_sdk_bedrockruntime::error::ProvideErrorMetadata as _;
 use aws_sdk_bedrockruntime::primitives::Blob;
 use byollm_api::catalog::{Catalog, Family, destination_regions};
 use byollm_api::types::LlmSettings;
-use byollm_core::sts::TemporaryCredentials;
+use byollm_federation::aws::TemporaryCredentials;
 use secrecy::ExposeSecret as _;
 
 use super::walk::{Ctx, Options, fail};

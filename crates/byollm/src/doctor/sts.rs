@@ -1,11 +1,11 @@
 //! The STS step: `AssumeRoleWithWebIdentity` with the minted token through the
-//! server's own STS code path (`byollm_core::sts_sdk`), and what each refusal
+//! server's own STS code path (`byollm_federation::aws`), and what each refusal
 //! means. When the agent's token cannot be minted (worker identity tokens off),
 //! its trust is decided offline by the policy engine on the role's trust policy.
 
 use byollm_api::types::STS_AUDIENCE;
-use byollm_core::sts::{AssumeRequest, StsError, StsExchange as _, TemporaryCredentials};
-use byollm_core::sts_sdk::SdkSts;
+use byollm_federation::aws::{AssumeRole, Sts, TemporaryCredentials};
+use byollm_federation::{Exchange as _, ExchangeError as StsError};
 use serde_json::Value;
 
 use super::iam::{ProviderInfo, RoleInfo, role_name};
@@ -34,16 +34,14 @@ impl Walk<'_> {
         let Some(m) = minted else {
             return self.sts_offline(ctx).await;
         };
-        let sts = SdkSts::new(self.opts.aws_endpoint_url.clone());
-        let result = sts
-            .assume_role_with_web_identity(AssumeRequest {
-                role_arn: ctx.role_arn.clone(),
-                role_session_name: "byollm-doctor".to_owned(),
-                web_identity_token: m.token.clone(),
-                region: ctx.region.clone(),
-                duration_seconds: Some(self.opts.duration_seconds),
-            })
-            .await;
+        let sts = Sts::new(self.opts.aws_endpoint_url.clone());
+        let target = AssumeRole {
+            role_arn: ctx.role_arn.clone(),
+            role_session_name: "byollm-doctor".to_owned(),
+            region: ctx.region.clone(),
+            duration_seconds: Some(self.opts.duration_seconds),
+        };
+        let result = sts.exchange(&m.token, &target).await;
         let err = match result {
             Ok(creds) => {
                 self.ok(

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use byollm_api::clock::SystemClock;
 use byollm_awsim::{Awsim, AwsimConfig};
-use byollm_core::clock::SystemClock;
 use byollm_core::config::CoreConfig;
 use byollm_server::config::{ServerConfig, Upstreams};
 use byollm_server::{Server, app};

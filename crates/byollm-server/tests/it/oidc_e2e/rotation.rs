@@ -38,11 +38,11 @@ fn verifies_with(token: &str, jwks: &Value) -> bool {
 
 #[tokio::test]
 async fn rotation_over_http_prepublishes_then_switches_kid_and_keeps_old_tokens_verifiable() {
-    use byollm_core::clock::Clock as _;
+    use byollm_api::clock::Clock as _;
     use byollm_core::identity::RETIRE_LEEWAY_SECONDS;
     use byollm_core::identity::keyring::RotateOutcome;
 
-    let clock = byollm_core::clock::FakeClock::new(now());
+    let clock = byollm_api::clock::FakeClock::new(now());
     let dir = tempfile::tempdir().unwrap();
     let cfg = crate::common::config(dir.path(), Algorithm::Es256);
     let server = byollm_server::start(&cfg, std::sync::Arc::new(clock.clone()))
