@@ -20,6 +20,7 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 
+use byollm_api::routes;
 use byollm_core::clock::SystemClock;
 use byollm_core::config::CoreConfig;
 use byollm_server::ServerConfig;
@@ -252,7 +253,7 @@ async fn setup_script_runs_with_the_aws_cli_against_the_emulator() {
         async move {
             post_json(
                 addr,
-                "/api/v1/identity-token",
+                routes::IDENTITY_TOKEN,
                 &key,
                 &json!({"audience": "sts.amazonaws.com", "requested_duration_seconds": 900}),
             )
