@@ -41,6 +41,14 @@ pub const IDENTITY_TOKEN: &str = "/api/v1/identity-token";
 /// Usage and credits.
 pub const USAGE: &str = "/api/v1/usage";
 
+/// The gateway's Anthropic Messages API (`POST`; streams when the body says
+/// `"stream": true`).
+pub const MESSAGES: &str = "/v1/messages";
+/// The gateway's OpenAI Chat Completions API (`POST`).
+pub const CHAT_COMPLETIONS: &str = "/v1/chat/completions";
+/// The models the caller may use, with the host each would take (`GET`).
+pub const MODELS: &str = "/v1/models";
+
 /// Routes that need no credentials. Everything else authenticates by default.
 pub const PUBLIC_ROUTES: &[&str] = &[DISCOVERY, JWKS, HEALTHZ, READYZ];
 

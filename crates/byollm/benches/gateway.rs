@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::{ContentBlock, ConversationRole, Message};
+use byollm_api::routes;
 use serde_json::{Value, json};
 
 use harness::{Env, chat_body, messages_body};
@@ -97,9 +98,9 @@ async fn pairs(env: &Env, n: usize, openai: bool) -> (Vec<f64>, Vec<f64>, Vec<f6
     let (mut g, mut d, mut added) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..n + 50 {
         let gw = if openai {
-            gateway_call(env, &http, "/v1/chat/completions", &chat).await
+            gateway_call(env, &http, routes::CHAT_COMPLETIONS, &chat).await
         } else {
-            gateway_call(env, &http, "/v1/messages", &anth).await
+            gateway_call(env, &http, routes::MESSAGES, &anth).await
         };
         let t = Instant::now();
         if openai {
@@ -219,7 +220,7 @@ async fn idle_streams(env: &Arc<Env>, n: usize) -> Value {
     for _ in 0..200 {
         let t = Instant::now();
         let mut r = http
-            .post(format!("{}/v1/messages", env.base))
+            .post(format!("{}{}", env.base, routes::MESSAGES))
             .header("x-api-key", &env.owner_key)
             .json(&body)
             .send()
@@ -238,7 +239,7 @@ async fn idle_streams(env: &Arc<Env>, n: usize) -> Value {
         .map(|_| {
             let (http, body, env) = (http.clone(), body.clone(), env.clone());
             tokio::spawn(async move {
-                http.post(format!("{}/v1/messages", env.base))
+                http.post(format!("{}{}", env.base, routes::MESSAGES))
                     .header("x-api-key", &env.owner_key)
                     .json(&body)
                     .send()
@@ -283,7 +284,7 @@ fn main() {
         let rates: &[f64] = if quick { &[500.0, 1000.0] } else { &[1000.0, 2500.0, 5000.0, 7500.0, 10000.0] };
         for &rate in rates {
             let body = messages_body("claude-sonnet-4-6", "hello", false);
-            let r = open_loop(&env, "/v1/messages", body, rate, if quick { 1.0 } else { 3.0 }).await;
+            let r = open_loop(&env, routes::MESSAGES, body, rate, if quick { 1.0 } else { 3.0 }).await;
             println!("S2  {rate} rps: {r}");
             s2.push(r);
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -293,7 +294,7 @@ fn main() {
         let mint_rates: &[f64] = if quick { &[500.0] } else { &[1000.0, 2500.0, 5000.0] };
         for &rate in mint_rates {
             let body = json!({"audience": "sts.amazonaws.com", "requested_duration_seconds": 900});
-            let r = open_loop(&env, "/api/v1/identity-token", body, rate, if quick { 1.0 } else { 2.0 }).await;
+            let r = open_loop(&env, routes::IDENTITY_TOKEN, body, rate, if quick { 1.0 } else { 2.0 }).await;
             println!("S6  {rate} mints/s: {r}");
             s6.push(r);
             tokio::time::sleep(Duration::from_millis(500)).await;

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use byollm_api::client::Client;
+use byollm_api::routes;
 use byollm_api::types::{
     AgentCreate, AwsOverride, IdentityTokenRequest, InferenceProviders, LlmSettings, RunCreate,
     RunFinish, STS_AUDIENCE, UsageQuery,
@@ -25,12 +26,13 @@ use byollm_awsim::DEFAULT_ACCOUNT_ID;
 use byollm_policy::generate::{Actor, TrustScope};
 use clap::Args;
 use futures::StreamExt as _;
+use reqwest::header::HeaderMap;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use crate::demo::stack::{ISSUER, REGION, RoleSpec, Stack};
-use crate::doctor::iam::IamCredentials;
-use crate::doctor::{Options, diagnose};
+use byollm_doctor::{IamCredentials, Options};
+use byollm_stack::{ISSUER, REGION, RoleSpec, Stack};
+
 use crate::out;
 
 /// The model the demo's agent uses.
@@ -177,7 +179,7 @@ async fn demo(stack: &Stack) -> anyhow::Result<()> {
             },
         )
         .await?;
-    let (_, claims) = crate::doctor::decode_jwt(token.token.expose())
+    let (_, claims) = byollm_doctor::decode_jwt(token.token.expose())
         .context("the server minted a token that is not a JWT")?;
     let claim = |n: &str| {
         claims
@@ -193,7 +195,10 @@ async fn demo(stack: &Stack) -> anyhow::Result<()> {
 
     header(
         5,
-        "Stream a reply through the gateway (POST /v1/messages, stream: true)",
+        &format!(
+            "Stream a reply through the gateway (POST {}, stream: true)",
+            routes::MESSAGES
+        ),
     );
     let reply = stream_message(&worker, &run.run_id).await?;
     say(&format!("x-byollm-route: {}", reply.route));
@@ -262,7 +267,11 @@ async fn demo(stack: &Stack) -> anyhow::Result<()> {
         bad_run.workload_token.expose().to_owned(),
     ));
     let refused = send_message(&bad_worker, "Deploy everything.", false).await?;
-    say(&format!("POST /v1/messages -> HTTP {}", refused.status));
+    say(&format!(
+        "POST {} -> HTTP {}",
+        routes::MESSAGES,
+        refused.status
+    ));
     say(&format!("  {}", refused.message));
     if refused.status < 400 {
         bail!("the misconfigured agent was served; the demo expected a refusal");
@@ -273,7 +282,7 @@ async fn demo(stack: &Stack) -> anyhow::Result<()> {
 
     header(8, &format!("byollm aws doctor --agent {}", intruder.uid));
     let (ak, sk) = stack.sim.admin_credentials();
-    let report = diagnose(&Options {
+    let report = byollm_doctor::run(&Options {
         server: stack.base.clone(),
         api_key: stack.owner_key.clone(),
         agent: Some(intruder.uid.clone()),
@@ -288,7 +297,7 @@ async fn demo(stack: &Stack) -> anyhow::Result<()> {
         model: None,
     })
     .await;
-    for line in report.to_text().lines() {
+    for line in crate::aws_cmd::doctor::text(&report).lines() {
         say(line);
     }
     if report.cause().is_none() {
@@ -323,9 +332,7 @@ async fn send_message(client: &Client, text: &str, stream: bool) -> anyhow::Resu
     let body = json!({"model": MODEL, "max_tokens": 64, "stream": stream,
                       "messages": [{"role": "user", "content": text}]});
     let resp = client
-        .request(reqwest::Method::POST, "/v1/messages")
-        .json(&body)
-        .send()
+        .gateway_post(routes::MESSAGES, &body, HeaderMap::new())
         .await?;
     let status = resp.status().as_u16();
     let (route, fallback) = headers_of(&resp);
@@ -348,9 +355,7 @@ async fn stream_message(client: &Client, run_id: &str) -> anyhow::Result<Answer>
     let body = json!({"model": MODEL, "max_tokens": 64, "stream": true,
                       "messages": [{"role": "user", "content": PROMPT}]});
     let resp = client
-        .request(reqwest::Method::POST, "/v1/messages")
-        .json(&body)
-        .send()
+        .gateway_post(routes::MESSAGES, &body, HeaderMap::new())
         .await?;
     let status = resp.status().as_u16();
     let (route, fallback) = headers_of(&resp);

@@ -21,6 +21,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 
 use byollm_api::clock::SystemClock;
+use byollm_api::routes;
 use byollm_core::config::CoreConfig;
 use byollm_server::ServerConfig;
 use serde_json::{Value, json};
@@ -252,7 +253,7 @@ async fn setup_script_runs_with_the_aws_cli_against_the_emulator() {
         async move {
             post_json(
                 addr,
-                "/api/v1/identity-token",
+                routes::IDENTITY_TOKEN,
                 &key,
                 &json!({"audience": "sts.amazonaws.com", "requested_duration_seconds": 900}),
             )

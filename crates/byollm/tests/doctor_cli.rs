@@ -1,7 +1,7 @@
 //! `byollm aws doctor` as a command: against a server and the emulator started
 //! in this test, it names a missing OIDC provider (exit 1, JSON report), then
 //! passes every step once the provider exists (exit 0, text report). The
-//! per-cause tests call the doctor's core directly (`src/doctor/tests.rs`).
+//! per-cause tests call the doctor library directly (`crates/byollm-doctor/tests/it`).
 
 #![allow(
     clippy::unwrap_used,

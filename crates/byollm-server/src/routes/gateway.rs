@@ -5,17 +5,11 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
+use byollm_api::routes::{CHAT_COMPLETIONS, MESSAGES, MODELS};
 use bytes::Bytes;
 
 use crate::app::AppState;
 use crate::extract::Caller;
-
-/// `POST /v1/messages`.
-pub const MESSAGES: &str = "/v1/messages";
-/// `POST /v1/chat/completions`.
-pub const CHAT_COMPLETIONS: &str = "/v1/chat/completions";
-/// `GET /v1/models`.
-pub const MODELS: &str = "/v1/models";
 
 pub fn router() -> Router<AppState> {
     Router::new()

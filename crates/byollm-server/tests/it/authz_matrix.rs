@@ -95,7 +95,7 @@ const ALL_ROUTES: &[&str] = &[
     routes::RUN_IDENTITY_TOKEN,
     routes::IDENTITY_TOKEN,
     routes::USAGE,
-    "/v1/models",
+    routes::MODELS,
 ];
 
 fn matrix() -> Vec<Row> {
@@ -266,7 +266,7 @@ fn matrix() -> Vec<Row> {
         // Keys and run tokens list the models they may use (DESIGN §5).
         row(
             M::GET,
-            "/v1/models",
+            routes::MODELS,
             T::None,
             [200, 200, 200, 200, 200, 200, 200, 401, 401],
         ),
@@ -583,7 +583,7 @@ async fn path_parameters_are_checked() {
     ] {
         let method = if path.ends_with("/finish") {
             Method::POST
-        } else if path.starts_with("/api/v1/api-keys/") {
+        } else if path.starts_with(routes::API_KEYS) {
             Method::DELETE
         } else {
             Method::GET

@@ -1,5 +1,5 @@
-//! `byollm aws doctor` (DESIGN §7, §11): flags and output; the walk itself is in
-//! `crate::doctor`.
+//! `byollm aws doctor` (DESIGN §7, §11): flags and the printing of the report;
+//! the walk itself is the `byollm-doctor` library, which returns data only.
 //!
 //! Additions to DESIGN §11: `--aws-endpoint-url` (STS, Bedrock and, unless
 //! `--iam-endpoint-url` says otherwise, IAM: the emulator), `--duration`,
@@ -12,8 +12,8 @@ use anyhow::bail;
 use clap::Args;
 use secrecy::SecretString;
 
-use crate::doctor::iam::IamCredentials;
-use crate::doctor::{Options, diagnose};
+use byollm_doctor::{IamCredentials, Options, Report, Status};
+
 use crate::out;
 
 /// `byollm aws doctor` flags.
@@ -84,11 +84,11 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         duration_seconds: args.duration,
         model: args.model,
     };
-    let report = diagnose(&opts).await;
+    let report = byollm_doctor::run(&opts).await;
     if args.json {
         out::json(&report)?;
     } else {
-        for line in report.to_text().lines() {
+        for line in text(&report).lines() {
             out::line(line);
         }
     }
@@ -97,4 +97,108 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
     }
     let cause = report.cause().map(|c| c.code()).unwrap_or_default();
     bail!("the doctor found a problem: {cause}")
+}
+
+/// The report for people: a header, one line per step, the diagnosis (cause,
+/// evidence, fix) or the all-clear, then the notes. The README's transcript and
+/// the CLI tests read this layout.
+pub(crate) fn text(report: &Report) -> String {
+    let mut s = format!("byollm aws doctor: {}", report.target);
+    if let (Some(role), Some(region)) = (&report.role_arn, &report.region) {
+        s.push_str(&format!(" (role {role}, region {region})"));
+    }
+    s.push('\n');
+    for step in &report.steps {
+        let mark = match step.status {
+            Status::Ok => "ok  ",
+            Status::Failed => "FAIL",
+            Status::Skipped => "skip",
+        };
+        s.push_str(&format!(
+            "  [{mark}] {:<9} {}\n",
+            step.step.as_str(),
+            step.detail
+        ));
+    }
+    match &report.diagnosis {
+        None => s.push_str("\nEverything works: the path to Bedrock is healthy.\n"),
+        Some(d) => {
+            s.push_str(&format!(
+                "\nDiagnosis ({} step): {}\n  cause: {}\n",
+                d.step.as_str(),
+                d.summary,
+                d.cause.code()
+            ));
+            for e in &d.evidence {
+                s.push_str(&format!("  evidence: {e}\n"));
+            }
+            s.push_str(&format!("  fix: {}\n", d.fix));
+        }
+    }
+    for n in &report.notes {
+        s.push_str(&format!("note: {n}\n"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use byollm_doctor::{Cause, Diagnosis, Step, StepName};
+
+    use super::*;
+
+    fn step(step: StepName, status: Status, detail: &str) -> Step {
+        Step {
+            step,
+            status,
+            detail: detail.to_owned(),
+        }
+    }
+
+    #[test]
+    fn prints_the_steps_the_diagnosis_and_the_notes() {
+        let report = Report {
+            target: "team".to_owned(),
+            role_arn: Some("arn:aws:iam::111122223333:role/r".to_owned()),
+            region: Some("us-east-1".to_owned()),
+            steps: vec![
+                step(StepName::Server, Status::Ok, "team Acme"),
+                step(StepName::Sts, Status::Failed, "no provider"),
+                step(StepName::Bedrock, Status::Skipped, "not reached"),
+            ],
+            diagnosis: Some(Diagnosis {
+                step: StepName::Sts,
+                cause: Cause::OidcProviderMissing,
+                summary: "no provider".to_owned(),
+                evidence: vec!["STS: No OpenIDConnect provider found".to_owned()],
+                fix: "create it".to_owned(),
+            }),
+            notes: vec!["a note".to_owned()],
+        };
+        assert_eq!(
+            text(&report),
+            "byollm aws doctor: team (role arn:aws:iam::111122223333:role/r, region us-east-1)\n\
+             \x20 [ok  ] server    team Acme\n\
+             \x20 [FAIL] sts       no provider\n\
+             \x20 [skip] bedrock   not reached\n\
+             \n\
+             Diagnosis (sts step): no provider\n\
+             \x20 cause: oidc_provider_missing\n\
+             \x20 evidence: STS: No OpenIDConnect provider found\n\
+             \x20 fix: create it\n\
+             note: a note\n"
+        );
+        let healthy = Report {
+            diagnosis: None,
+            notes: vec![],
+            role_arn: None,
+            ..report
+        };
+        assert!(
+            text(&healthy).ends_with("\n\nEverything works: the path to Bedrock is healthy.\n"),
+            "{}",
+            text(&healthy)
+        );
+        assert!(text(&healthy).starts_with("byollm aws doctor: team\n"));
+    }
 }

@@ -8,7 +8,7 @@
 //! resolves `--model` through the model catalog and reads files.
 
 mod credential_process;
-mod doctor;
+pub(crate) mod doctor;
 mod inspect;
 mod models;
 mod policies;

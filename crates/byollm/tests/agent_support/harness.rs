@@ -5,6 +5,7 @@ use std::ops::Deref;
 use std::path::Path;
 use std::process::Stdio;
 
+use byollm_api::routes;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -49,7 +50,7 @@ impl Env {
         let (s, agent) = self
             .api(
                 reqwest::Method::POST,
-                "/api/v1/agent/identities",
+                routes::AGENT_IDENTITIES,
                 Some(json!({"name": format!("worker-{}", rand_suffix())})),
             )
             .await;
@@ -59,7 +60,7 @@ impl Env {
             body["prompt"] = json!(p);
         }
         let (s, v) = self
-            .api(reqwest::Method::POST, "/api/v1/runs", Some(body))
+            .api(reqwest::Method::POST, routes::RUNS, Some(body))
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         (
@@ -72,7 +73,7 @@ impl Env {
         let (s, v) = self
             .api(
                 reqwest::Method::GET,
-                &format!("/api/v1/runs/{run_id}"),
+                &routes::fill(routes::RUN, run_id),
                 None,
             )
             .await;

@@ -1,6 +1,7 @@
 //! A named agent's cloud run through the team role (flow 1), and the per-agent
 //! override.
 
+use byollm_api::routes;
 use serde_json::json;
 
 use crate::harness::{BROAD_PERMISSIONS, Env, chat_body, messages_body, trust_policy};
@@ -13,7 +14,7 @@ async fn agent_run_streams_through_bedrock_with_one_sts_call_and_no_inference_cr
 
     let first = env
         .infer(
-            "/v1/messages",
+            routes::MESSAGES,
             &token,
             messages_body("claude-sonnet-4-6", "hello bedrock", true),
         )
@@ -48,7 +49,7 @@ async fn agent_run_streams_through_bedrock_with_one_sts_call_and_no_inference_cr
     for _ in 0..3 {
         let r = env
             .infer(
-                "/v1/messages",
+                routes::MESSAGES,
                 &token,
                 messages_body("claude-sonnet-4-6", "again", false),
             )
@@ -56,7 +57,7 @@ async fn agent_run_streams_through_bedrock_with_one_sts_call_and_no_inference_cr
         assert_eq!(r.status, 200, "{}", r.text);
         let r = env
             .infer(
-                "/v1/chat/completions",
+                routes::CHAT_COMPLETIONS,
                 &token,
                 chat_body("claude-sonnet-4-6", "again", false),
             )
@@ -110,7 +111,7 @@ async fn agent_run_streams_through_bedrock_with_one_sts_call_and_no_inference_cr
     let (s, _) = env
         .api(
             reqwest::Method::POST,
-            &format!("/api/v1/runs/{run}/finish"),
+            &routes::fill(routes::RUN_FINISH, &run),
             &env.owner_key,
             None,
         )
@@ -118,7 +119,7 @@ async fn agent_run_streams_through_bedrock_with_one_sts_call_and_no_inference_cr
     assert_eq!(s, 200);
     let r = env
         .infer(
-            "/v1/messages",
+            routes::MESSAGES,
             &token,
             messages_body("claude-sonnet-4-6", "after", false),
         )
@@ -152,7 +153,7 @@ async fn agent_override_uses_its_own_role_and_region_and_disabled_keeps_it_off_b
     let (_, t_special) = env.start_run(Some(&special)).await;
     let r = env
         .infer(
-            "/v1/messages",
+            routes::MESSAGES,
             &t_special,
             messages_body("claude-sonnet-4-6", "x", false),
         )
@@ -165,7 +166,7 @@ async fn agent_override_uses_its_own_role_and_region_and_disabled_keeps_it_off_b
     let (_, t_plain) = env.start_run(Some(&plain)).await;
     let r = env
         .infer(
-            "/v1/messages",
+            routes::MESSAGES,
             &t_plain,
             messages_body("claude-sonnet-4-6", "x", false),
         )
@@ -179,7 +180,7 @@ async fn agent_override_uses_its_own_role_and_region_and_disabled_keeps_it_off_b
     let (s, _) = env
         .api(
             reqwest::Method::PATCH,
-            &format!("/api/v1/agent/identities/{special}"),
+            &routes::fill(routes::AGENT_IDENTITY, &special),
             &env.owner_key,
             Some(json!({"inference_providers": {"aws": {"disabled": true}}})),
         )
@@ -187,7 +188,7 @@ async fn agent_override_uses_its_own_role_and_region_and_disabled_keeps_it_off_b
     assert_eq!(s, 200);
     let r = env
         .infer(
-            "/v1/messages",
+            routes::MESSAGES,
             &t_special,
             messages_body("claude-sonnet-4-6", "x", false),
         )
@@ -204,7 +205,7 @@ async fn agent_override_uses_its_own_role_and_region_and_disabled_keeps_it_off_b
     .await;
     let r = env
         .infer(
-            "/v1/messages",
+            routes::MESSAGES,
             &t_special,
             messages_body("claude-sonnet-4-6", "x", false),
         )

@@ -3,6 +3,7 @@
 //! client error in the request never falls back; after the first byte the stream
 //! ends with an error event and no second upstream call.
 
+use byollm_api::routes;
 use serde_json::json;
 
 use crate::harness::{Env, messages_body, trust_policy};
@@ -23,7 +24,7 @@ async fn refused_role_assumption_falls_back_to_the_direct_api_only_when_allowed(
         .unwrap();
     let r = env
         .infer(
-            "/v1/messages",
+            routes::MESSAGES,
             &env.owner_key,
             messages_body("claude-sonnet-4-6", "x", false),
         )
@@ -53,7 +54,7 @@ async fn refused_role_assumption_falls_back_to_the_direct_api_only_when_allowed(
     .await;
     let r = env
         .infer(
-            "/v1/messages",
+            routes::MESSAGES,
             &env.owner_key,
             messages_body("claude-sonnet-4-6", "x", false),
         )
@@ -89,7 +90,7 @@ async fn denied_global_profile_tries_the_geographic_profile_first() {
         .unwrap();
     let r = env
         .infer(
-            "/v1/messages",
+            routes::MESSAGES,
             &env.owner_key,
             messages_body("claude-sonnet-4-6", "x", true),
         )
@@ -124,7 +125,7 @@ async fn throttling_and_5xx_fall_back_but_client_errors_do_not() {
         let before = direct_calls(&env);
         let r = env
             .infer(
-                "/v1/messages",
+                routes::MESSAGES,
                 &env.owner_key,
                 messages_body("claude-sonnet-4-6", "x", false),
             )
@@ -147,7 +148,7 @@ async fn throttling_and_5xx_fall_back_but_client_errors_do_not() {
     let before = direct_calls(&env);
     let bad = json!({"model": "claude-sonnet-4-6", "max_tokens": 10,
                      "messages": [{"role": "robot", "content": "beep"}]});
-    let r = env.infer("/v1/messages", &env.owner_key, bad).await;
+    let r = env.infer(routes::MESSAGES, &env.owner_key, bad).await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.json()["type"], "error");
     assert_eq!(direct_calls(&env), before, "no fallback on a client error");
@@ -165,7 +166,7 @@ async fn failure_after_the_first_byte_ends_the_stream_without_a_second_call() {
     );
     let r = env
         .infer(
-            "/v1/messages",
+            routes::MESSAGES,
             &env.owner_key,
             messages_body("claude-sonnet-4-6", "a longer reply please", true),
         )
@@ -195,7 +196,7 @@ async fn openai_format_claude_falls_back_to_anthropics_openai_compatible_endpoin
         .fail_next("bedrock:ConverseStream", "ServiceUnavailableException", 1);
     let r = env
         .infer(
-            "/v1/chat/completions",
+            routes::CHAT_COMPLETIONS,
             &env.owner_key,
             crate::harness::chat_body("claude-sonnet-4-6", "compat please", true),
         )

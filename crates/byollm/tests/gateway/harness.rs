@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use byollm_api::routes;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -177,7 +178,7 @@ impl Env {
         let (s, v) = self
             .api(
                 reqwest::Method::POST,
-                "/api/v1/agent/identities",
+                routes::AGENT_IDENTITIES,
                 &self.owner_key,
                 Some(body),
             )
@@ -195,7 +196,7 @@ impl Env {
         let (s, v) = self
             .api(
                 reqwest::Method::POST,
-                "/api/v1/runs",
+                routes::RUNS,
                 &self.owner_key,
                 Some(body),
             )
@@ -242,7 +243,7 @@ impl Env {
         let (s, v) = self
             .api(
                 reqwest::Method::GET,
-                &format!("/api/v1/usage{query}"),
+                &format!("{}{query}", routes::USAGE),
                 &self.owner_key,
                 None,
             )

@@ -1,6 +1,7 @@
 //! Interactive members: the team's OIDC role brokered per member (flow 3), and the
 //! member's own AWS credentials in headers (flow 4: no STS at all, nothing kept).
 
+use byollm_api::routes;
 use serde_json::json;
 
 use crate::harness::{Env, chat_body, messages_body};
@@ -10,7 +11,7 @@ async fn member_uses_the_oidc_role_with_actor_user() {
     let env = Env::start().await;
     let r = env
         .infer(
-            "/v1/chat/completions",
+            routes::CHAT_COMPLETIONS,
             &env.owner_key,
             chat_body("claude-sonnet-4-6", "hi there", true),
         )
@@ -54,7 +55,7 @@ async fn member_uses_the_oidc_role_with_actor_user() {
     .await;
     let r = env
         .infer(
-            "/v1/messages",
+            routes::MESSAGES,
             &env.owner_key,
             messages_body("claude-sonnet-4-6", "x", false),
         )
@@ -66,7 +67,7 @@ async fn member_uses_the_oidc_role_with_actor_user() {
     let (s, _) = env
         .api(
             reqwest::Method::PUT,
-            "/api/v1/me/settings",
+            routes::ME_SETTINGS,
             &env.owner_key,
             Some(json!({"aws_bedrock_opt_in": true})),
         )
@@ -74,7 +75,7 @@ async fn member_uses_the_oidc_role_with_actor_user() {
     assert_eq!(s, 200);
     let r = env
         .infer(
-            "/v1/messages",
+            routes::MESSAGES,
             &env.owner_key,
             messages_body("claude-sonnet-4-6", "x", false),
         )
@@ -93,7 +94,7 @@ async fn caller_credentials_skip_sts_and_are_never_kept() {
     let (ak, sk) = (ak.to_owned(), sk.to_owned());
     let r = env
         .infer_with(
-            "/v1/messages",
+            routes::MESSAGES,
             &env.owner_key,
             messages_body("claude-sonnet-4-6", "with my own keys", false),
             &[
@@ -119,7 +120,7 @@ async fn caller_credentials_skip_sts_and_are_never_kept() {
     // Half a pair is a clear 400.
     let r = env
         .infer_with(
-            "/v1/messages",
+            routes::MESSAGES,
             &env.owner_key,
             messages_body("claude-sonnet-4-6", "x", false),
             &[("x-byollm-aws-access-key-id", &ak)],
@@ -146,7 +147,7 @@ async fn openai_models_go_to_the_openai_api_and_are_billed() {
     for stream in [false, true] {
         let r = env
             .infer(
-                "/v1/chat/completions",
+                routes::CHAT_COMPLETIONS,
                 &env.owner_key,
                 chat_body("gpt-5", "direct to openai", stream),
             )
@@ -187,7 +188,7 @@ async fn openai_models_go_to_the_openai_api_and_are_billed() {
     // /v1/messages is for Claude only.
     let r = env
         .infer(
-            "/v1/messages",
+            routes::MESSAGES,
             &env.owner_key,
             messages_body("gpt-5", "x", false),
         )
@@ -201,7 +202,7 @@ async fn openai_models_go_to_the_openai_api_and_are_billed() {
 async fn models_lists_what_the_principal_may_use_with_its_first_route() {
     let env = Env::start().await;
     let (s, v) = env
-        .api(reqwest::Method::GET, "/v1/models", &env.owner_key, None)
+        .api(reqwest::Method::GET, routes::MODELS, &env.owner_key, None)
         .await;
     assert_eq!(s, 200, "{v}");
     let data = v["data"].as_array().unwrap();
@@ -220,7 +221,7 @@ async fn models_lists_what_the_principal_may_use_with_its_first_route() {
         "direct_api": {"enabled": false}}}))
     .await;
     let (_, v) = env
-        .api(reqwest::Method::GET, "/v1/models", &env.owner_key, None)
+        .api(reqwest::Method::GET, routes::MODELS, &env.owner_key, None)
         .await;
     let ids: Vec<&str> = v["data"]
         .as_array()

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use byollm_api::routes;
+
 use crate::harness::{Env, messages_body};
 
 #[tokio::test]
@@ -12,7 +14,7 @@ async fn a_thousand_concurrent_first_requests_make_one_sts_call() {
     let (_, token) = env.start_run(Some(&agent)).await;
     let body = messages_body("claude-haiku-4-5", "x", false);
     let replies = futures::future::join_all(
-        (0..1000).map(|_| env.infer("/v1/messages", &token, body.clone())),
+        (0..1000).map(|_| env.infer(routes::MESSAGES, &token, body.clone())),
     )
     .await;
     let failed: Vec<_> = replies.iter().filter(|r| r.status != 200).collect();
@@ -40,7 +42,7 @@ async fn a_run_outliving_its_credentials_refreshes_once_per_window_without_failu
     while start.elapsed() < Duration::from_secs(17) {
         let r = env
             .infer(
-                "/v1/messages",
+                routes::MESSAGES,
                 &token,
                 messages_body("claude-haiku-4-5", "tick", false),
             )
@@ -67,7 +69,7 @@ async fn credentials_aws_says_expired_are_replaced_at_once() {
     let (_, token) = env.start_run(Some(&agent)).await;
     let r = env
         .infer(
-            "/v1/messages",
+            routes::MESSAGES,
             &token,
             messages_body("claude-haiku-4-5", "one", false),
         )
@@ -79,7 +81,7 @@ async fn credentials_aws_says_expired_are_replaced_at_once() {
     env.sim.expire_sessions();
     let r = env
         .infer(
-            "/v1/messages",
+            routes::MESSAGES,
             &token,
             messages_body("claude-haiku-4-5", "two", false),
         )

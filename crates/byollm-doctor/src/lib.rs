@@ -12,12 +12,19 @@
 //! which condition refused it. Without them it reports what STS and Bedrock said
 //! and lists the possible causes.
 //!
-//! Secrets: the API key, workload tokens, identity tokens and AWS credentials
-//! are never part of the report; the token's decoded claims (`iss`, `aud`,
-//! `sub`) are.
+//! Invariants:
+//! - [`run`] never fails and never prints: every outcome, a failure included, is
+//!   a [`Report`], which is data only (serde `Serialize`, stable snake_case
+//!   codes). The CLI renders it for a terminal or as JSON; the server can run it
+//!   for the web console.
+//! - A report lists every step once, in walk order; at most one step is
+//!   `failed` (the diagnosis's), and the steps after it are `skipped`.
+//! - Secrets: the API key, workload tokens, identity tokens and AWS credentials
+//!   are never part of the report; the token's decoded claims (`iss`, `aud`,
+//!   `sub`) are.
 
 mod bedrock;
-pub mod iam;
+mod iam;
 mod lint;
 mod sts;
 mod trust;
@@ -25,7 +32,8 @@ mod walk;
 
 use serde::Serialize;
 
-pub use walk::{Options, decode_jwt, diagnose};
+pub use iam::IamCredentials;
+pub use walk::{Options, decode_jwt, run};
 
 /// A step of the walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -202,48 +210,4 @@ impl Report {
     pub fn cause(&self) -> Option<Cause> {
         self.diagnosis.as_ref().map(|d| d.cause)
     }
-
-    /// The report for people.
-    pub fn to_text(&self) -> String {
-        let mut s = format!("byollm aws doctor: {}", self.target);
-        if let (Some(role), Some(region)) = (&self.role_arn, &self.region) {
-            s.push_str(&format!(" (role {role}, region {region})"));
-        }
-        s.push('\n');
-        for step in &self.steps {
-            let mark = match step.status {
-                Status::Ok => "ok  ",
-                Status::Failed => "FAIL",
-                Status::Skipped => "skip",
-            };
-            s.push_str(&format!(
-                "  [{mark}] {:<9} {}\n",
-                step.step.as_str(),
-                step.detail
-            ));
-        }
-        match &self.diagnosis {
-            None => s.push_str("\nEverything works: the path to Bedrock is healthy.\n"),
-            Some(d) => {
-                s.push_str(&format!(
-                    "\nDiagnosis ({} step): {}\n  cause: {}\n",
-                    d.step.as_str(),
-                    d.summary,
-                    d.cause.code()
-                ));
-                for e in &d.evidence {
-                    s.push_str(&format!("  evidence: {e}\n"));
-                }
-                s.push_str(&format!("  fix: {}\n", d.fix));
-            }
-        }
-        for n in &self.notes {
-            s.push_str(&format!("note: {n}\n"));
-        }
-        s
-    }
 }
-
-#[cfg(test)]
-#[path = "tests.rs"]
-mod tests;

@@ -9,7 +9,6 @@
 
 use std::time::SystemTime;
 
-use anyhow::{Context as _, anyhow, bail};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
@@ -17,6 +16,47 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 /// The global IAM endpoint.
 pub const IAM_ENDPOINT: &str = "https://iam.amazonaws.com";
+
+/// Why an IAM call failed (shown to the user as evidence, never retried).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum IamError {
+    /// The request could not be signed.
+    #[error("cannot sign the IAM request: {0}")]
+    Sign(String),
+    /// IAM could not be reached, or the answer broke off.
+    #[error("cannot reach IAM at {endpoint}: {detail}")]
+    Transport {
+        endpoint: String,
+        /// The transport error and its causes, innermost last.
+        detail: String,
+    },
+    /// IAM answered with an error.
+    #[error("IAM {action}: {code}: {message} (HTTP {status})")]
+    Api {
+        action: String,
+        code: String,
+        message: String,
+        status: reqwest::StatusCode,
+    },
+    /// `GetRole` answered without a trust policy.
+    #[error("GetRole returned no trust policy")]
+    NoTrustPolicy,
+}
+
+impl IamError {
+    fn transport(endpoint: &str, e: &reqwest::Error) -> Self {
+        let mut parts = Vec::new();
+        let mut cur: Option<&dyn std::error::Error> = Some(e);
+        while let Some(err) = cur {
+            parts.push(err.to_string());
+            cur = err.source();
+        }
+        IamError::Transport {
+            endpoint: endpoint.to_owned(),
+            detail: parts.join(": "),
+        }
+    }
+}
 
 /// Credentials allowed to read IAM (from the standard AWS environment).
 #[derive(Debug, Clone)]
@@ -72,7 +112,7 @@ impl Iam {
         }
     }
 
-    async fn call(&self, action: &str, params: &[(&str, &str)]) -> anyhow::Result<String> {
+    async fn call(&self, action: &str, params: &[(&str, &str)]) -> Result<String, IamError> {
         let mut body = format!("Action={action}&Version=2010-05-08");
         for (k, v) in params {
             body.push('&');
@@ -104,7 +144,7 @@ impl Iam {
             .time(now)
             .settings(SigningSettings::default())
             .build()
-            .map_err(|e| anyhow!("cannot sign the IAM request: {e}"))?
+            .map_err(|e| IamError::Sign(e.to_string()))?
             .into();
         let content_type = "application/x-www-form-urlencoded; charset=utf-8";
         let headers = [("content-type", content_type)];
@@ -114,9 +154,9 @@ impl Iam {
             headers.iter().copied(),
             SignableBody::Bytes(body.as_bytes()),
         )
-        .map_err(|e| anyhow!("cannot sign the IAM request: {e}"))?;
+        .map_err(|e| IamError::Sign(e.to_string()))?;
         let (instructions, _) = sign(signable, &params)
-            .map_err(|e| anyhow!("cannot sign the IAM request: {e}"))?
+            .map_err(|e| IamError::Sign(e.to_string()))?
             .into_parts();
         let mut req = self
             .http
@@ -124,26 +164,33 @@ impl Iam {
             .header("content-type", content_type)
             .body(body);
         for (name, value) in instructions.headers() {
-            let mut v = reqwest::header::HeaderValue::from_str(value)?;
+            let mut v = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|e| IamError::Sign(e.to_string()))?;
             v.set_sensitive(true);
             req = req.header(name, v);
         }
         let resp = req
             .send()
             .await
-            .with_context(|| format!("cannot reach IAM at {}", self.endpoint))?;
+            .map_err(|e| IamError::transport(&self.endpoint, &e))?;
         let status = resp.status();
-        let text = resp.text().await?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| IamError::transport(&self.endpoint, &e))?;
         if !status.is_success() {
-            let code = tag(&text, "Code").unwrap_or_default();
-            let message = tag(&text, "Message").unwrap_or_default();
-            bail!("IAM {action}: {code}: {message} (HTTP {status})");
+            return Err(IamError::Api {
+                action: action.to_owned(),
+                code: tag(&text, "Code").unwrap_or_default(),
+                message: tag(&text, "Message").unwrap_or_default(),
+                status,
+            });
         }
         Ok(text)
     }
 
     /// Every OIDC provider of the account, with its URL and client ids.
-    pub async fn providers(&self) -> anyhow::Result<Vec<ProviderInfo>> {
+    pub(crate) async fn providers(&self) -> Result<Vec<ProviderInfo>, IamError> {
         let list = self.call("ListOpenIDConnectProviders", &[]).await?;
         let mut out = Vec::new();
         for arn in tags(&list, "Arn") {
@@ -166,15 +213,15 @@ impl Iam {
     }
 
     /// A role, or `None` when IAM says it does not exist.
-    pub async fn role(&self, name: &str) -> anyhow::Result<Option<RoleInfo>> {
+    pub(crate) async fn role(&self, name: &str) -> Result<Option<RoleInfo>, IamError> {
         let text = match self.call("GetRole", &[("RoleName", name)]).await {
             Ok(t) => t,
-            Err(e) if e.to_string().contains("NoSuchEntity") => return Ok(None),
+            Err(IamError::Api { code, .. }) if code == "NoSuchEntity" => return Ok(None),
             Err(e) => return Err(e),
         };
         let trust = tag(&text, "AssumeRolePolicyDocument")
             .map(|d| percent_decode(&d))
-            .ok_or_else(|| anyhow!("GetRole returned no trust policy"))?;
+            .ok_or(IamError::NoTrustPolicy)?;
         let max = tag(&text, "MaxSessionDuration")
             .and_then(|v| v.parse().ok())
             .unwrap_or(3600);

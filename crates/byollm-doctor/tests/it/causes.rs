@@ -6,9 +6,8 @@ use byollm_policy::generate::{Actor, TrustScope};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::iam::IamCredentials;
-use super::{Cause, Options, Report, Status, StepName, diagnose};
-use crate::demo::stack::{ISSUER, REGION, RoleSpec, Stack};
+use byollm_doctor::{Cause, IamCredentials, Options, Report, Status, StepName};
+use byollm_stack::{ISSUER, REGION, RoleSpec, Stack};
 
 const MODEL: &str = "claude-sonnet-4-6";
 const BROAD: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
@@ -70,8 +69,27 @@ fn opts(stack: &Stack, iam: bool) -> Options {
     }
 }
 
+/// Everything the report says, a line per item (what the CLI prints, without
+/// its layout), for the assertions' messages and searches.
+fn text(report: &Report) -> String {
+    let mut lines = vec![report.target.clone()];
+    lines.extend(report.role_arn.clone());
+    lines.extend(report.region.clone());
+    for s in &report.steps {
+        lines.push(format!("{} {:?} {}", s.step.as_str(), s.status, s.detail));
+    }
+    if let Some(d) = &report.diagnosis {
+        lines.push(format!("diagnosis ({}): {}", d.step.as_str(), d.summary));
+        lines.push(format!("cause: {}", d.cause.code()));
+        lines.extend(d.evidence.iter().map(|e| format!("evidence: {e}")));
+        lines.push(format!("fix: {}", d.fix));
+    }
+    lines.extend(report.notes.iter().map(|n| format!("note: {n}")));
+    lines.join("\n")
+}
+
 fn assert_cause(report: &Report, cause: Cause, step: StepName) {
-    let text = report.to_text();
+    let text = text(report);
     let d = report
         .diagnosis
         .as_ref()
@@ -85,14 +103,16 @@ fn assert_cause(report: &Report, cause: Cause, step: StepName) {
         .collect();
     assert_eq!(failed.len(), 1, "{text}");
     assert!(!d.fix.is_empty());
-    assert!(text.contains(&format!("cause: {}", cause.code())), "{text}");
+    // The stable code `--json` carries.
+    let json = serde_json::to_value(report).unwrap();
+    assert_eq!(json["diagnosis"]["cause"], cause.code(), "{text}");
 }
 
 #[tokio::test]
 async fn a_healthy_setup_passes_every_step() {
     let (stack, _) = healthy().await;
-    let report = diagnose(&opts(&stack, true)).await;
-    let text = report.to_text();
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
+    let text = text(&report);
     assert!(report.healthy(), "{text}");
     assert!(
         report.steps.iter().all(|s| s.status == Status::Ok),
@@ -110,7 +130,7 @@ async fn names_a_missing_oidc_provider() {
     let stack = stack().await;
     let role = stack.create_role(&team_role()).unwrap();
     settings(&stack, &role, json!({})).await;
-    let report = diagnose(&opts(&stack, true)).await;
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
     assert_cause(&report, Cause::OidcProviderMissing, StepName::Sts);
     stack.shutdown().await;
 }
@@ -124,7 +144,7 @@ async fn names_an_issuer_registered_with_a_trailing_slash() {
         .unwrap();
     let role = stack.create_role(&team_role()).unwrap();
     settings(&stack, &role, json!({})).await;
-    let report = diagnose(&opts(&stack, true)).await;
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
     assert_cause(&report, Cause::IssuerMismatch, StepName::Sts);
     let d = report.diagnosis.unwrap();
     assert!(d.summary.contains("issuer.byollm.test/"), "{}", d.summary);
@@ -139,7 +159,7 @@ async fn names_an_http_issuer() {
     stack.register_issuer().unwrap();
     let role = stack.create_role(&team_role()).unwrap();
     settings(&stack, &role, json!({})).await;
-    let report = diagnose(&opts(&stack, true)).await;
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
     assert_cause(&report, Cause::IssuerNotHttps, StepName::Discovery);
     stack.shutdown().await;
 }
@@ -153,7 +173,7 @@ async fn names_an_audience_missing_from_the_client_ids() {
         .unwrap();
     let role = stack.create_role(&team_role()).unwrap();
     settings(&stack, &role, json!({})).await;
-    let report = diagnose(&opts(&stack, true)).await;
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
     assert_cause(&report, Cause::AudienceNotInClientIds, StepName::Sts);
     let d = report.diagnosis.unwrap();
     assert!(d.fix.contains("add-client-id-to-open-id-connect-provider"));
@@ -173,21 +193,21 @@ async fn names_the_sub_condition_that_refused_a_member() {
         })
         .unwrap();
     settings(&stack, &role, json!({})).await;
-    let report = diagnose(&opts(&stack, true)).await;
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
     assert_cause(&report, Cause::SubNotAdmitted, StepName::Sts);
     let d = report.diagnosis.as_ref().unwrap();
     let condition = d
         .evidence
         .iter()
         .find(|e| e.contains("condition"))
-        .unwrap_or_else(|| panic!("{}", report.to_text()));
+        .unwrap_or_else(|| panic!("{}", text(&report)));
     assert!(condition.contains("StringLike"), "{condition}");
     assert!(condition.contains("issuer.byollm.test:sub"), "{condition}");
     assert!(condition.contains("/service_account:*"), "{condition}");
     assert!(d.fix.contains("byollm aws trust-policy"), "{}", d.fix);
 
     // Without IAM access, the doctor says what STS said and lists the causes.
-    let report = diagnose(&opts(&stack, false)).await;
+    let report = byollm_doctor::run(&opts(&stack, false)).await;
     assert_cause(&report, Cause::TrustPolicyRefused, StepName::Sts);
     stack.shutdown().await;
 }
@@ -196,11 +216,11 @@ async fn names_the_sub_condition_that_refused_a_member() {
 async fn names_a_missing_tag_session_and_set_source_identity() {
     let (stack, role) = healthy().await;
     settings(&stack, &role, json!({"session_tags": true})).await;
-    let report = diagnose(&opts(&stack, true)).await;
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
     assert_cause(&report, Cause::MissingTagSession, StepName::Sts);
 
     settings(&stack, &role, json!({"source_identity": true})).await;
-    let report = diagnose(&opts(&stack, true)).await;
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
     assert_cause(&report, Cause::MissingSetSourceIdentity, StepName::Sts);
     stack.shutdown().await;
 }
@@ -210,7 +230,7 @@ async fn names_a_duration_above_the_roles_maximum() {
     let (stack, _) = healthy().await;
     let mut o = opts(&stack, true);
     o.duration_seconds = 7200;
-    let report = diagnose(&o).await;
+    let report = byollm_doctor::run(&o).await;
     assert_cause(&report, Cause::DurationAboveRoleMax, StepName::Sts);
     let d = report.diagnosis.unwrap();
     assert!(
@@ -226,7 +246,7 @@ async fn names_a_missing_role() {
     let (stack, _) = healthy().await;
     let missing = format!("arn:aws:iam::{}:role/nobody", stack.account());
     settings(&stack, &missing, json!({})).await;
-    let report = diagnose(&opts(&stack, true)).await;
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
     assert_cause(&report, Cause::RoleMissing, StepName::Sts);
     stack.shutdown().await;
 }
@@ -235,7 +255,7 @@ async fn names_a_missing_role() {
 async fn names_unreachable_keys_and_sts_throttling() {
     let (stack, _) = healthy().await;
     stack.sim.faults().set_jwks_unreachable(true);
-    let report = diagnose(&opts(&stack, true)).await;
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
     assert_cause(&report, Cause::JwksUnreachable, StepName::Sts);
     stack.sim.faults().set_jwks_unreachable(false);
 
@@ -243,7 +263,7 @@ async fn names_unreachable_keys_and_sts_throttling() {
         .sim
         .faults()
         .fail_next("sts:AssumeRoleWithWebIdentity", "Throttling", 1);
-    let report = diagnose(&opts(&stack, true)).await;
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
     assert_cause(&report, Cause::Throttled, StepName::Sts);
     stack.shutdown().await;
 }
@@ -270,7 +290,7 @@ async fn names_a_missing_destination_region_permission() {
         json!({"models": {MODEL: {"aws_bedrock": {"model_ref": "us.anthropic.claude-sonnet-4-6"}}}}),
     )
     .await;
-    let report = diagnose(&opts(&stack, true)).await;
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
     assert_cause(&report, Cause::ModelPermissionMissing, StepName::Bedrock);
     let d = report.diagnosis.unwrap();
     assert!(
@@ -290,7 +310,7 @@ async fn names_a_model_without_access_and_bedrock_throttling() {
         .sim
         .faults()
         .disable_model(REGION, "anthropic.claude-sonnet-4-6");
-    let report = diagnose(&opts(&stack, true)).await;
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
     assert_cause(&report, Cause::ModelNotEnabled, StepName::Bedrock);
     stack
         .sim
@@ -301,7 +321,7 @@ async fn names_a_model_without_access_and_bedrock_throttling() {
         .sim
         .faults()
         .fail_next("bedrock:InvokeModel", "ThrottlingException", 1);
-    let report = diagnose(&opts(&stack, true)).await;
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
     assert_cause(&report, Cause::Throttled, StepName::Bedrock);
     stack.shutdown().await;
 }
@@ -319,7 +339,7 @@ async fn names_a_model_that_needs_an_inference_profile() {
         json!({"models": {MODEL: {"aws_bedrock": {"model_ref": "anthropic.claude-sonnet-4-6"}}}}),
     )
     .await;
-    let report = diagnose(&opts(&stack, true)).await;
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
     assert_cause(&report, Cause::NeedsInferenceProfile, StepName::Bedrock);
     assert!(
         report
@@ -361,22 +381,22 @@ async fn checks_one_agent_against_its_own_role() {
             .unwrap();
     }
     // The team role (scope team) also admits the agents that have their own role.
-    let report = diagnose(&opts(&stack, true)).await;
-    assert!(report.healthy(), "{}", report.to_text());
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
+    assert!(report.healthy(), "{}", text(&report));
     assert!(
         report
             .notes
             .iter()
             .any(|n| n.contains("admits every agent of the team") && n.contains(&bot.uid)),
         "{}",
-        report.to_text()
+        text(&report)
     );
 
     // Worker tokens off (the default): the agent's trust is decided offline.
     let mut o = opts(&stack, true);
     o.agent = Some(bot.uid.clone());
-    let report = diagnose(&o).await;
-    assert!(report.healthy(), "{}", report.to_text());
+    let report = byollm_doctor::run(&o).await;
+    assert!(report.healthy(), "{}", text(&report));
     assert!(report.notes.iter().any(|n| n.contains("cancelled")));
     assert!(
         !report.notes.iter().any(|n| n.contains("warning")),
@@ -384,11 +404,11 @@ async fn checks_one_agent_against_its_own_role() {
         report.notes
     );
     o.agent = Some(other.uid.clone());
-    let report = diagnose(&o).await;
+    let report = byollm_doctor::run(&o).await;
     assert_cause(&report, Cause::SubNotAdmitted, StepName::Sts);
     // Without IAM access the agent cannot be checked, and the doctor says so.
     o.iam = None;
-    let report = diagnose(&o).await;
+    let report = byollm_doctor::run(&o).await;
     assert_cause(&report, Cause::AgentNotTestable, StepName::Sts);
 
     // With worker tokens on, the agent's own token goes to STS.
@@ -403,16 +423,12 @@ async fn checks_one_agent_against_its_own_role() {
     settings(&stack, &role, json!({"worker_identity_tokens": true})).await;
     let mut o = opts(&stack, true);
     o.agent = Some(bot.uid.clone());
-    let report = diagnose(&o).await;
-    assert!(report.healthy(), "{}", report.to_text());
+    let report = byollm_doctor::run(&o).await;
+    assert!(report.healthy(), "{}", text(&report));
     o.agent = Some(other.uid.clone());
-    let report = diagnose(&o).await;
+    let report = byollm_doctor::run(&o).await;
     assert_cause(&report, Cause::SubNotAdmitted, StepName::Sts);
-    assert!(
-        report.to_text().contains("StringEquals"),
-        "{}",
-        report.to_text()
-    );
+    assert!(text(&report).contains("StringEquals"), "{}", text(&report));
 
     // An agent's own role that admits the whole team is flagged.
     let wide = stack
@@ -430,8 +446,8 @@ async fn checks_one_agent_against_its_own_role() {
         .unwrap();
     let mut w = opts(&stack, true);
     w.agent = Some(bot.uid.clone());
-    let report = diagnose(&w).await;
-    assert!(report.healthy(), "{}", report.to_text());
+    let report = byollm_doctor::run(&w).await;
+    assert!(report.healthy(), "{}", text(&report));
     assert!(
         report
             .notes
@@ -449,7 +465,7 @@ async fn checks_one_agent_against_its_own_role() {
         )
         .await
         .unwrap();
-    let report = diagnose(&o).await;
+    let report = byollm_doctor::run(&o).await;
     assert_cause(&report, Cause::AgentBedrockDisabled, StepName::Server);
     stack.shutdown().await;
 }
@@ -457,11 +473,11 @@ async fn checks_one_agent_against_its_own_role() {
 #[tokio::test]
 async fn names_a_team_without_bedrock_and_a_refused_key() {
     let stack = stack().await;
-    let report = diagnose(&opts(&stack, false)).await;
+    let report = byollm_doctor::run(&opts(&stack, false)).await;
     assert_cause(&report, Cause::BedrockNotConfigured, StepName::Server);
     let mut o = opts(&stack, false);
     o.api_key = SecretString::from("byollm_key_not_a_real_key_000000000000".to_owned());
-    let report = diagnose(&o).await;
+    let report = byollm_doctor::run(&o).await;
     assert_cause(&report, Cause::ApiKeyRefused, StepName::Server);
     stack.shutdown().await;
 }
@@ -482,13 +498,9 @@ async fn names_an_aud_condition_and_a_foreign_provider_in_the_trust_policy() {
         .sim
         .update_assume_role_policy("byollm-team", &trust("issuer.byollm.test", "my-app"))
         .unwrap();
-    let report = diagnose(&opts(&stack, true)).await;
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
     assert_cause(&report, Cause::AudienceNotAdmitted, StepName::Sts);
-    assert!(
-        report.to_text().contains("\"my-app\""),
-        "{}",
-        report.to_text()
-    );
+    assert!(text(&report).contains("\"my-app\""), "{}", text(&report));
 
     stack
         .sim
@@ -497,7 +509,7 @@ async fn names_an_aud_condition_and_a_foreign_provider_in_the_trust_policy() {
             &trust("token.actions.githubusercontent.com", "sts.amazonaws.com"),
         )
         .unwrap();
-    let report = diagnose(&opts(&stack, true)).await;
+    let report = byollm_doctor::run(&opts(&stack, true)).await;
     assert_cause(&report, Cause::ProviderNotTrusted, StepName::Sts);
     stack.shutdown().await;
 }

@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use byollm_api::client::{Client, ClientError};
+use byollm_api::routes;
 use byollm_api::types::{
     IdentityTokenRequest, LlmSettings, RunCreate, RunFinish, RunState, STS_AUDIENCE,
 };
@@ -74,8 +75,9 @@ pub(super) struct Walk<'a> {
 }
 
 /// Runs the doctor and returns its report (it never fails: a failure is the
-/// report's diagnosis).
-pub async fn diagnose(opts: &Options) -> Report {
+/// report's diagnosis). With [`Options::agent`] it starts a short run for the
+/// agent to mint its token, and cancels it before returning (a note says so).
+pub async fn run(opts: &Options) -> Report {
     let target = match &opts.agent {
         Some(a) => format!("agent {a}"),
         None => "team".to_owned(),
@@ -251,12 +253,12 @@ impl Walk<'_> {
             .client
             .me()
             .await
-            .map_err(|e| server_error(s, "GET /api/v1/me", &e))?;
+            .map_err(|e| server_error(s, &format!("GET {}", routes::ME), &e))?;
         let settings = self
             .client
             .llm_settings()
             .await
-            .map_err(|e| server_error(s, "GET /api/v1/team/llm-settings", &e))?;
+            .map_err(|e| server_error(s, &format!("GET {}", routes::TEAM_LLM_SETTINGS), &e))?;
         let bedrock = &settings.hosts.aws_bedrock;
         let (mut role_arn, mut region) = (bedrock.role_arn.clone(), bedrock.region.clone());
         let mut own_role = false;
@@ -270,7 +272,7 @@ impl Walk<'_> {
                     vec![e.to_string()],
                     "list the team's agents with `byollm agents list`",
                 ),
-                _ => server_error(s, "GET /api/v1/agent/identities/{uid}", &e),
+                _ => server_error(s, &format!("GET {}", routes::AGENT_IDENTITY), &e),
             })?;
             let aws = &agent.inference_providers.aws;
             if aws.disabled {
@@ -342,7 +344,7 @@ impl Walk<'_> {
             .client
             .discovery()
             .await
-            .map_err(|e| server_error(s, "GET /.well-known/openid-configuration", &e))?;
+            .map_err(|e| server_error(s, &format!("GET {}", routes::DISCOVERY), &e))?;
         let issuer = doc
             .get("issuer")
             .and_then(Value::as_str)
@@ -388,7 +390,7 @@ impl Walk<'_> {
             .client
             .jwks()
             .await
-            .map_err(|e| server_error(s, "GET /.well-known/jwks.json", &e))?;
+            .map_err(|e| server_error(s, &format!("GET {}", routes::JWKS), &e))?;
         const AWS_ALGS: [&str; 6] = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"];
         let keys: Vec<(String, String)> = jwks
             .get("keys")
@@ -442,7 +444,7 @@ impl Walk<'_> {
                 .client
                 .identity_token(&req)
                 .await
-                .map_err(|e| server_error(s, "POST /api/v1/identity-token", &e))?,
+                .map_err(|e| server_error(s, &format!("POST {}", routes::IDENTITY_TOKEN), &e))?,
             Some(agent) => {
                 let run = self
                     .client
@@ -452,7 +454,7 @@ impl Walk<'_> {
                         model: None,
                     })
                     .await
-                    .map_err(|e| server_error(s, "POST /api/v1/runs", &e))?;
+                    .map_err(|e| server_error(s, &format!("POST {}", routes::RUNS), &e))?;
                 self.run = Some(run.run_id.clone());
                 let worker = self
                     .client
@@ -470,7 +472,11 @@ impl Walk<'_> {
                         return Ok(None);
                     }
                     Err(e) => {
-                        return Err(server_error(s, "POST /api/v1/runs/{id}/identity-token", &e));
+                        return Err(server_error(
+                            s,
+                            &format!("POST {}", routes::RUN_IDENTITY_TOKEN),
+                            &e,
+                        ));
                     }
                 }
             }

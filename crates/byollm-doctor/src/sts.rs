@@ -3,6 +3,7 @@
 //! means. When the agent's token cannot be minted (worker identity tokens off),
 //! its trust is decided offline by the policy engine on the role's trust policy.
 
+use byollm_api::routes;
 use byollm_api::types::STS_AUDIENCE;
 use byollm_federation::aws::{AssumeRole, Sts, TemporaryCredentials};
 use byollm_federation::{Exchange as _, ExchangeError as StsError};
@@ -68,9 +69,10 @@ impl Walk<'_> {
                 "AWS could not fetch the issuer's signing keys",
                 evidence,
                 format!(
-                    "make {}/.well-known/openid-configuration and its jwks_uri reachable from the \
+                    "make {}{} and its jwks_uri reachable from the \
                      internet over https with a publicly trusted certificate",
-                    m.iss.trim_end_matches('/')
+                    m.iss.trim_end_matches('/'),
+                    routes::DISCOVERY
                 ),
             ));
         }
