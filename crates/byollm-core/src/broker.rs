@@ -32,7 +32,7 @@ use byollm_federation::refresh::Schedule;
 /// for this long instead of another STS call: a misconfigured role must not turn
 /// steady traffic into steady STS traffic. Short, so a fixed trust policy is
 /// picked up quickly.
-pub const FAILURE_HOLD_MS: i64 = 5_000;
+pub const FAILURE_HOLD_SECONDS: i64 = 5;
 
 /// Whose credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -70,7 +70,8 @@ struct SlotState {
     /// Bumped at the end of every STS attempt.
     attempts: u64,
     last_error: Option<BrokerError>,
-    last_error_at_ms: i64,
+    /// Whole Unix seconds.
+    last_error_at: i64,
     refreshing: bool,
 }
 
@@ -191,7 +192,7 @@ impl CredentialsBroker {
             }
             if st.creds.is_none()
                 && let Some(e) = &st.last_error
-                && now - st.last_error_at_ms < FAILURE_HOLD_MS
+                && now.div_euclid(1000) - st.last_error_at < FAILURE_HOLD_SECONDS
             {
                 return Err(e.clone());
             }
@@ -245,13 +246,14 @@ impl CredentialsBroker {
         st.attempts += 1;
         match &result {
             Ok(creds) => {
-                let schedule = Schedule::new(self.clock.now_ms(), creds.expires_at_ms);
+                // Whole seconds, like the clock reading and STS's expirations.
+                let schedule = Schedule::whole_seconds(self.clock.now(), creds.expires_at());
                 st.creds = Some((creds.clone(), schedule));
                 st.last_error = None;
             }
             Err(e) => {
                 st.last_error = Some(e.clone());
-                st.last_error_at_ms = self.clock.now_ms();
+                st.last_error_at = self.clock.now();
             }
         }
         result
@@ -404,10 +406,10 @@ mod tests {
             matches!(&e, BrokerError::Sts(ExchangeError::AccessDenied(_))),
             "{e}"
         );
-        clock.advance_ms(FAILURE_HOLD_MS - 1);
+        clock.advance(FAILURE_HOLD_SECONDS - 1);
         assert!(get(&broker, &key).await.is_err());
         assert_eq!(sts.calls.load(Ordering::SeqCst), 1, "held, not retried");
-        clock.advance_ms(1);
+        clock.advance(1);
         *sts.fail.lock() = None;
         assert_eq!(get(&broker, &key).await.unwrap(), "ASIA2");
         broker.drop_run("t1", "r1");

@@ -15,7 +15,11 @@
 //!   re-minted and exchanged again at once, once; everything else backs off.
 //!
 //! Times are Unix milliseconds from the caller's `Clock`; the functions here
-//! only compute, so the policy is testable without one.
+//! only compute, so the policy is testable without one. A caller whose clock
+//! and expiries are whole seconds (the broker: STS expirations are) schedules
+//! with [`Schedule::whole_seconds`], the same rules at one-second granularity,
+//! so a 12 s session is refreshed 2–3 s ahead, not 2.4–3.6 s of a lifetime the
+//! truncated expiry already shortened.
 
 use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
 
@@ -46,20 +50,30 @@ fn jitter(max: i64) -> i64 {
     i64::try_from(u64::from_le_bytes(b) % u64::try_from(max + 1).unwrap_or(1)).unwrap_or(0)
 }
 
+/// [`refresh_at`] in units of `unit_ms` milliseconds.
+fn refresh_at_in(unit_ms: i64, now: i64, expires_at: i64) -> i64 {
+    let lifetime = (expires_at - now).max(0);
+    let buffer = (REFRESH_BUFFER_MS / unit_ms).min(lifetime / 5);
+    let spread = (REFRESH_JITTER_MS / unit_ms).min(lifetime / 10);
+    expires_at - buffer - jitter(spread)
+}
+
+/// [`usable_until`] in units of `unit_ms` milliseconds.
+fn usable_until_in(unit_ms: i64, now: i64, expires_at: i64) -> i64 {
+    let lifetime = (expires_at - now).max(0);
+    expires_at - (MIN_REMAINING_MS / unit_ms).min(lifetime / 10)
+}
+
 /// When to refresh something obtained at `now_ms` that expires at
 /// `expires_at_ms`: `expires_at − buffer − jitter`, both scaled to the lifetime.
 pub fn refresh_at(now_ms: i64, expires_at_ms: i64) -> i64 {
-    let lifetime = (expires_at_ms - now_ms).max(0);
-    let buffer = REFRESH_BUFFER_MS.min(lifetime / 5);
-    let spread = REFRESH_JITTER_MS.min(lifetime / 10);
-    expires_at_ms - buffer - jitter(spread)
+    refresh_at_in(1, now_ms, expires_at_ms)
 }
 
 /// Until when something obtained at `now_ms` that expires at `expires_at_ms`
 /// may be handed out.
 pub fn usable_until(now_ms: i64, expires_at_ms: i64) -> i64 {
-    let lifetime = (expires_at_ms - now_ms).max(0);
-    expires_at_ms - MIN_REMAINING_MS.min(lifetime / 10)
+    usable_until_in(1, now_ms, expires_at_ms)
 }
 
 /// The wait after the `failures`-th consecutive failure: 1 s doubling to 60 s,
@@ -91,6 +105,19 @@ impl Schedule {
             expires_at_ms,
             refresh_at_ms: refresh_at(now_ms, expires_at_ms),
             usable_until_ms: usable_until(now_ms, expires_at_ms),
+        }
+    }
+
+    /// The schedule of something obtained at `now_s` that expires at
+    /// `expires_at_s` (whole Unix seconds), computed in whole seconds and given
+    /// in milliseconds; comparing a millisecond clock against it is the same as
+    /// comparing that clock's whole seconds.
+    pub fn whole_seconds(now_s: i64, expires_at_s: i64) -> Self {
+        let ms = |s: i64| s.saturating_mul(1000);
+        Self {
+            expires_at_ms: ms(expires_at_s),
+            refresh_at_ms: ms(refresh_at_in(1000, now_s, expires_at_s)),
+            usable_until_ms: ms(usable_until_in(1000, now_s, expires_at_s)),
         }
     }
 
@@ -159,6 +186,25 @@ mod tests {
                 assert!(s.is_due(s.refresh_at_ms) && !s.is_due(s.refresh_at_ms - 1));
                 assert!(s.is_usable(s.usable_until_ms - 1) && !s.is_usable(s.usable_until_ms));
             }
+        }
+    }
+
+    #[test]
+    fn whole_seconds_schedules_keep_whole_seconds() {
+        for _ in 0..100 {
+            // 12 s sessions: refreshed 2–3 s ahead, handed out until 1 s before.
+            let s = Schedule::whole_seconds(100, 112);
+            assert!([109_000, 110_000].contains(&s.refresh_at_ms), "{s:?}");
+            assert_eq!(s.usable_until_ms, 111_000);
+            assert_eq!(s.expires_at_ms, 112_000);
+            // An hour: the same bounds as in milliseconds.
+            let s = Schedule::whole_seconds(0, 3_600);
+            assert!(
+                (3_600_000 - 360_000..=3_600_000 - 300_000).contains(&s.refresh_at_ms),
+                "{s:?}"
+            );
+            assert_eq!(s.refresh_at_ms % 1000, 0);
+            assert_eq!(s.usable_until_ms, 3_600_000 - 15_000);
         }
     }
 
