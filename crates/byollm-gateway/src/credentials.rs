@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use byollm_api::types::{ActorType, BedrockTarget, IdentityTokenRequest, STS_AUDIENCE};
 use byollm_core::broker::{BrokerError, BrokerKey};
-use byollm_federation::aws::names;
 use byollm_core::service::MintSubject;
+use byollm_federation::aws::names;
 
 use crate::bedrock::CallCredentials;
 use crate::caller::Ctx;

@@ -19,6 +19,7 @@ use axum::Json;
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use byollm_api::clock::{Clock, FakeClock, Sleep, SystemClock};
 use byollm_awsim::{Awsim, AwsimConfig};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -150,22 +151,31 @@ pub fn claims(sub: &str) -> Value {
            "exp": now + 600, "jti": format!("jti-{now}")})
 }
 
-/// The emulator's clock in tests: real time plus an offset the test moves
-/// forward, so cool-downs and TTLs pass without sleeping.
-#[derive(Debug, Default)]
-pub struct TestClock {
-    ahead_secs: AtomicU64,
+/// The emulator's clock in tests: the real time when the world starts, then only
+/// what the test moves it by, so cool-downs and TTLs pass without sleeping.
+#[derive(Debug)]
+pub struct TestClock(FakeClock);
+
+impl Default for TestClock {
+    fn default() -> Self {
+        TestClock(FakeClock::from_ms(SystemClock.now_ms()))
+    }
 }
 
 impl TestClock {
     pub fn advance(&self, by: Duration) {
-        self.ahead_secs.fetch_add(by.as_secs(), Ordering::SeqCst);
+        self.0
+            .advance_ms(i64::try_from(by.as_millis()).unwrap_or(i64::MAX));
     }
 }
 
-impl byollm_awsim::Clock for TestClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now() + Duration::from_secs(self.ahead_secs.load(Ordering::SeqCst))
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.now_ms()
+    }
+
+    fn sleep_until(&self, deadline_ms: i64) -> Sleep<'_> {
+        self.0.sleep_until(deadline_ms)
     }
 }
 

@@ -9,13 +9,13 @@ use byollm_api::types::{Agent, AgentCreate, AgentEditable};
 use super::{Core, Result};
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
-use byollm_api::clock::rfc3339;
 use crate::error::CoreError;
 use crate::ids;
 use crate::merge_patch::merge_patch;
 use crate::settings;
 use crate::store::AgentRow;
 use crate::validate::{self, FieldError};
+use byollm_api::clock::rfc3339;
 
 /// Fields a patch may not name: the server sets them.
 const READ_ONLY: [&str; 3] = ["uid", "created_at", "created_by"];

@@ -11,11 +11,11 @@ use secrecy::ExposeSecret as _;
 use super::{Core, Result};
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
-use byollm_api::clock::rfc3339;
 use crate::error::CoreError;
 use crate::ids;
 use crate::store::ApiKeyRow;
 use crate::validate;
+use byollm_api::clock::rfc3339;
 
 impl Core {
     /// `POST /api/v1/api-keys`: a member's own key, or (admins) a named agent's.

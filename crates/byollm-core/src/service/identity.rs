@@ -11,13 +11,13 @@ use super::runs::run_target;
 use super::{Core, Result};
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
-use byollm_api::clock::rfc3339;
 use crate::error::CoreError;
 use crate::identity::jwt::{self, Claims};
 use crate::identity::{MIN_TOKEN_TTL_SECONDS, NBF_BACKDATE_SECONDS, names};
 use crate::ids;
 use crate::store::{AuditRow, RunRow, TeamRow};
 use crate::validate::{self, FieldError};
+use byollm_api::clock::rfc3339;
 
 /// A minted token and the metadata audited for it.
 #[derive(Debug)]

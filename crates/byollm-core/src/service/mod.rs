@@ -20,12 +20,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{AuthCache, Principal};
 use crate::broker::CredentialsBroker;
-use byollm_api::clock::Clock;
 use crate::config::CoreConfig;
 use crate::error::CoreError;
 use crate::identity::keyring::Keyring;
 use crate::store::{Store, TeamRow};
 use crate::usage::UsageSink;
+use byollm_api::clock::Clock;
 
 pub use identity::{MintSubject, Minted};
 pub use runs::MAX_PROMPT_CHARS;

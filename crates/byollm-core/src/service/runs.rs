@@ -14,12 +14,12 @@ use secrecy::ExposeSecret as _;
 use super::{Core, Result};
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
-use byollm_api::clock::rfc3339;
 use crate::error::CoreError;
 use crate::ids;
 use crate::settings;
 use crate::store::{AgentRow, RunRow, TeamRow};
 use crate::validate::{self, FieldError};
+use byollm_api::clock::rfc3339;
 
 /// Longest run prompt kept, in characters.
 pub const MAX_PROMPT_CHARS: usize = 100_000;

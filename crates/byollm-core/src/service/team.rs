@@ -14,12 +14,12 @@ use secrecy::ExposeSecret as _;
 use super::{Core, Result};
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
-use byollm_api::clock::Clock;
 use crate::error::CoreError;
 use crate::ids;
 use crate::settings;
 use crate::store::{ApiKeyRow, MemberRow, Store};
 use crate::validate;
+use byollm_api::clock::Clock;
 
 impl Core {
     /// `GET /api/v1/me`.

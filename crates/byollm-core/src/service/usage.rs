@@ -9,10 +9,10 @@ use byollm_api::types::{CreditBuckets, UsageQuery, UsageReport, UsageRequest};
 use super::{Core, Result};
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
-use byollm_api::clock::rfc3339;
 use crate::store::UsageFilter;
 use crate::usage::{PLATFORM_CREDITS_PER_RUN, compute_credits};
 use crate::validate;
+use byollm_api::clock::rfc3339;
 
 /// Most request rows one report lists.
 const MAX_REPORT_ROWS: i64 = 10_000;
