@@ -174,9 +174,10 @@ pub fn check(obj: &Map<String, Value>) -> Result<(), AwsError> {
     match obj.get("anthropic_version") {
         None => out.push("#: required key [anthropic_version] not found".to_owned()),
         Some(Value::String(s)) if s == BEDROCK_ANTHROPIC_VERSION => {}
-        Some(other) => out.push(format!(
-            "#/anthropic_version: {other} is not a valid enum value"
+        Some(Value::String(s)) => out.push(format!(
+            "#/anthropic_version: {s} is not a valid enum value"
         )),
+        Some(other) => out.push(expected("#/anthropic_version", "String", other)),
     }
     if let Some(n) = obj.get("max_tokens")
         && !(n.is_i64() || n.is_u64())

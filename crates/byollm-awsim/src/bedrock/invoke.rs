@@ -159,7 +159,7 @@ fn tool_use_id(id: &str) -> String {
 /// tedder/requests-aws4auth#71: `application/json; charset=utf-8` refused until
 /// the charset was dropped). The Rust SDK sends `application/octet-stream` when
 /// `content_type` is unset (a blob payload's protocol default), which is such a
-/// type; boto3 sends no header at all, which is the default.
+/// type; botocore sets no Content-Type on a blob payload, which is the default.
 fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, AwsError> {
     if let Some(ct) = headers.get(header::CONTENT_TYPE)
         && !ct.as_bytes().eq_ignore_ascii_case(JSON.as_bytes())
