@@ -96,6 +96,8 @@ const ALL_ROUTES: &[&str] = &[
     routes::IDENTITY_TOKEN,
     routes::USAGE,
     routes::MODELS,
+    routes::MESSAGES,
+    routes::CHAT_COMPLETIONS,
 ];
 
 fn matrix() -> Vec<Row> {
@@ -104,6 +106,7 @@ fn matrix() -> Vec<Row> {
     const ALL_OK: [u16; 9] = [200; 9];
     const MEMBERS_READ: [u16; 9] = [200, 200, 200, 403, 403, 403, 200, 401, 401];
     const ADMINS: [u16; 9] = [200, 200, 403, 403, 403, 403, 200, 401, 401];
+    const GATEWAY_BAD_BODY: [u16; 9] = [400, 400, 400, 400, 400, 400, 400, 401, 401];
     vec![
         row(M::GET, routes::DISCOVERY, T::None, ALL_OK),
         row(M::GET, routes::JWKS, T::None, ALL_OK),
@@ -269,6 +272,16 @@ fn matrix() -> Vec<Row> {
             routes::MODELS,
             T::None,
             [200, 200, 200, 200, 200, 200, 200, 401, 401],
+        ),
+        // Any key or run token reaches the gateway, which then refuses the
+        // empty body (no model) as bad input; no credential is a 401 first.
+        with_body(
+            row(M::POST, routes::MESSAGES, T::None, GATEWAY_BAD_BODY),
+            |_, _| json!({}),
+        ),
+        with_body(
+            row(M::POST, routes::CHAT_COMPLETIONS, T::None, GATEWAY_BAD_BODY),
+            |_, _| json!({}),
         ),
     ]
 }
@@ -436,11 +449,13 @@ async fn every_route_by_every_caller() {
                 failures += 1;
                 let _ = write!(table, " {:>11}", format!("!{got}≠{expected}"));
             }
-            // Every refusal is a JSON error body with a stable code.
+            // Every refusal is a JSON error body with a stable code (the
+            // gateway answers in the caller's format: Anthropic's `error.type`).
             if got >= 400 {
                 assert!(
                     resp.body
                         .pointer("/error/code")
+                        .or_else(|| resp.body.pointer("/error/type"))
                         .and_then(Value::as_str)
                         .is_some(),
                     "{} {path} as {}: {got} without a JSON error body: {:?}",
