@@ -254,12 +254,10 @@ impl Awsim {
             .with_state(inner.clone());
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let stop = shutdown.clone();
+        let serve =
+            axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         tracker.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
+            if let Err(e) = serve.await {
                 tracing::error!(error = %e, "awsim stopped");
             }
         });
