@@ -415,13 +415,6 @@ impl Awsim {
         self.shutdown.clone()
     }
 
-    /// Waits until the emulator has stopped.
-    pub async fn wait(&self) {
-        self.shutdown.cancelled().await;
-        self.tracker.close();
-        self.tracker.wait().await;
-    }
-
     /// Stops accepting, finishes requests in flight, and waits.
     pub async fn shutdown(self) {
         self.shutdown.cancel();

@@ -207,13 +207,6 @@ impl Server {
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
-
-    /// Waits until the server has stopped.
-    pub async fn wait(&self) {
-        self.shutdown.cancelled().await;
-        self.tracker.close();
-        self.tracker.wait().await;
-    }
 }
 
 /// Starts the server: binds, serves, and runs keyring maintenance and retention.

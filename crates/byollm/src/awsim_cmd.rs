@@ -83,31 +83,9 @@ pub async fn run(args: AwsimArgs) -> anyhow::Result<()> {
     ));
     let stop = sim.shutdown_token();
     tokio::select! {
-        () = shutdown_signal() => {}
+        () = crate::operator::shutdown_signal() => {}
         () = stop.cancelled() => {}
     }
     sim.shutdown().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -137,7 +137,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM: how `serve` and `awsim` are told to stop.
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let mut term =
