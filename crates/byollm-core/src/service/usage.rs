@@ -7,6 +7,7 @@
 use byollm_api::types::{CreditBuckets, UsageQuery, UsageReport, UsageRequest};
 
 use super::{Core, Result};
+use crate::CoreError;
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
 use crate::store::UsageFilter;
@@ -35,7 +36,23 @@ impl Core {
             agent_uid: q.agent_uid,
             member_uid: q.member_uid,
         };
+        // A filter naming an object the team does not have is a 404, as for
+        // every other route: another team's uids are never answered with an
+        // empty report that looks like "no usage".
+        if let Some(run) = &filter.run_id
+            && self.store.get_run(&p.team_uid, run).await?.is_none()
+        {
+            return Err(CoreError::NotFound("run"));
+        }
+        if let Some(agent) = &filter.agent_uid
+            && self.store.get_agent(&p.team_uid, agent).await?.is_none()
+        {
+            return Err(CoreError::NotFound("agent"));
+        }
         if let Some(member) = &filter.member_uid {
+            if self.store.get_member(&p.team_uid, member).await?.is_none() {
+                return Err(CoreError::NotFound("member"));
+            }
             authz::check(p, Action::ReadMemberUsage, Target::Member(member))?;
         }
         if !authz::allows(p, Action::ReadTeamUsage, Target::Team) {
@@ -49,12 +66,20 @@ impl Core {
             .list_usage(&p.team_uid, &filter, MAX_REPORT_ROWS)
             .await?;
         let runs = self.store.list_runs(&p.team_uid, &filter).await?;
+        // The bucket covers every matching row, summed by the store, not only
+        // the rows this report lists.
+        let inference = self
+            .store
+            .sum_inference_microcredits(&p.team_uid, &filter)
+            .await?;
         let now = self.clock.now();
-        let mut buckets = CreditBuckets::default();
+        let mut buckets = CreditBuckets {
+            inference: inference as f64 / 1e6,
+            ..CreditBuckets::default()
+        };
         let mut requests = Vec::with_capacity(rows.len());
         for r in rows {
             let credits = r.inference_microcredits as f64 / 1e6;
-            buckets.inference += credits;
             requests.push(UsageRequest {
                 run_id: r.run_id,
                 principal: format!("{}:{}", r.actor.actor_type.as_str(), r.actor.uid),

@@ -57,6 +57,27 @@ impl Store {
         rows.iter().map(UsageRow::from_row).collect()
     }
 
+    /// The inference micro-credits of every row of a team matching `filter`
+    /// (the cast keeps PostgreSQL's `SUM(bigint)`, a numeric, decodable).
+    pub async fn sum_inference_microcredits(
+        &self,
+        team_uid: &str,
+        filter: &UsageFilter,
+    ) -> Result<i64> {
+        let total: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(inference_microcredits), 0) AS BIGINT) FROM usage_requests \
+             WHERE team_uid = $1 AND ($2 IS NULL OR run_id = $2) AND ($3 IS NULL OR agent_uid = $3) \
+             AND ($4 IS NULL OR member_uid = $4)",
+        )
+        .bind(team_uid)
+        .bind(filter.run_id.clone())
+        .bind(filter.agent_uid.clone())
+        .bind(filter.member_uid.clone())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(total)
+    }
+
     /// Deletes finished runs, usage and audit rows older than `cutoff` (retention).
     pub async fn purge_before(&self, cutoff: i64) -> Result<u64> {
         let runs =

@@ -18,3 +18,4 @@ mod mint_rules;
 mod oidc_e2e;
 mod secrets_scan;
 mod tenancy_rules;
+mod usage_report;
