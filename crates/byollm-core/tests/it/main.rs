@@ -13,3 +13,4 @@
 mod keyring;
 mod stores;
 mod tenancy;
+mod usage;

@@ -40,6 +40,11 @@ fn pg_url() -> Option<String> {
 }
 
 fn skipped() {
+    // In CI the PostgreSQL half of these tests is required, never skipped.
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "{PG_ENV} is not set but CI=true: the PostgreSQL store tests must run in CI"
+    );
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         eprintln!(
