@@ -90,22 +90,13 @@ impl Stack {
         })
         .await
         .context("cannot start the AWS emulator")?;
-        let key_file = dir.path().join("direct-api-key");
-        std::fs::write(&key_file, sim.direct_api_key())?;
-        let key_ref = format!("file:{}", key_file.display());
         let cfg = ServerConfig {
             listen: addr,
             data_dir: dir.path().join("data"),
             store_url: None,
             kek: None,
             core: CoreConfig::new(issuer),
-            upstreams: Upstreams {
-                aws_endpoint_url: Some(sim.endpoint_url()),
-                direct_anthropic_url: Some(format!("{}/anthropic", sim.endpoint_url())),
-                direct_anthropic_key: Some(key_ref.clone()),
-                direct_openai_url: Some(format!("{}/openai", sim.endpoint_url())),
-                direct_openai_key: Some(key_ref),
-            },
+            upstreams: emulator_upstreams(&sim, &dir.path().join("direct-api-key"))?,
         };
         let gateway = app::gateway_config(&cfg)?;
         let core = app::build_core(&cfg, Arc::new(SystemClock)).await?;
@@ -212,4 +203,20 @@ pub fn profiles(models: &[&str]) -> anyhow::Result<Vec<ModelProfile>> {
             })
         })
         .collect()
+}
+
+/// Upstreams that point the gateway at the emulator: STS and Bedrock at its
+/// endpoint, the direct APIs at its `/anthropic` and `/openai` paths. The
+/// emulator's direct-API key is written to `key_file` (a `file:` reference, as
+/// an operator's config would give it), never put in the config in plain text.
+pub fn emulator_upstreams(sim: &Awsim, key_file: &std::path::Path) -> std::io::Result<Upstreams> {
+    std::fs::write(key_file, sim.direct_api_key())?;
+    let key_ref = format!("file:{}", key_file.display());
+    Ok(Upstreams {
+        aws_endpoint_url: Some(sim.endpoint_url()),
+        direct_anthropic_url: Some(format!("{}/anthropic", sim.endpoint_url())),
+        direct_anthropic_key: Some(key_ref.clone()),
+        direct_openai_url: Some(format!("{}/openai", sim.endpoint_url())),
+        direct_openai_key: Some(key_ref),
+    })
 }

@@ -19,7 +19,7 @@ use byollm_api::types::ActorType;
 use byollm_core::config::CoreConfig;
 use byollm_core::identity::keys::Algorithm;
 use byollm_core::ids;
-use byollm_core::service::{Core, bootstrap_team};
+use byollm_core::service::{Bootstrapped, Core, bootstrap_team};
 use byollm_core::store::ApiKeyRow;
 use byollm_server::{App, AppState, ServerConfig};
 
@@ -348,6 +348,19 @@ pub struct Live {
 }
 
 impl Live {
+    /// Bootstraps team "Acme" with owner owner@example.com on the live store.
+    pub async fn bootstrap_acme(&self) -> Bootstrapped {
+        let core = &self.server.core;
+        bootstrap_team(
+            core.store(),
+            core.clock().as_ref(),
+            "Acme",
+            "owner@example.com",
+        )
+        .await
+        .unwrap()
+    }
+
     pub async fn start(alg: Algorithm) -> Live {
         let dir = tempfile::tempdir().unwrap();
         Live::start_in(dir, alg).await

@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use byollm_api::routes;
 use byollm_core::identity::keys::Algorithm;
 use byollm_core::identity::{JWKS_MAX_AGE_SECONDS, NBF_BACKDATE_SECONDS, PREPUBLISH_SECONDS};
-use byollm_core::service::bootstrap_team;
 
 use crate::common::{ISSUER, Live, STS, mint_body, now};
 
@@ -140,14 +139,7 @@ async fn member_token_verifies_independently_with_every_claim() {
     let _sorted = crate::common::sorted_snapshots();
     let live = Live::start(Algorithm::Es256).await;
     let core = &live.server.core;
-    let team = bootstrap_team(
-        core.store(),
-        core.clock().as_ref(),
-        "Acme",
-        "owner@example.com",
-    )
-    .await
-    .unwrap();
+    let team = live.bootstrap_acme().await;
     let key = team.api_key.expose().to_owned();
 
     let before = now();
@@ -279,15 +271,7 @@ async fn member_token_verifies_independently_with_every_claim() {
 async fn run_token_carries_run_id_session_tags_and_source_identity() {
     let _sorted = crate::common::sorted_snapshots();
     let live = Live::start(Algorithm::Es256).await;
-    let core = &live.server.core;
-    let team = bootstrap_team(
-        core.store(),
-        core.clock().as_ref(),
-        "Acme",
-        "owner@example.com",
-    )
-    .await
-    .unwrap();
+    let team = live.bootstrap_acme().await;
     let owner = team.api_key.expose().to_owned();
     let (status, body) = live
         .put(
@@ -420,15 +404,7 @@ async fn run_token_carries_run_id_session_tags_and_source_identity() {
 #[tokio::test]
 async fn rs256_issuer_tokens_verify_as_rs256() {
     let live = Live::start(Algorithm::Rs256).await;
-    let core = &live.server.core;
-    let team = bootstrap_team(
-        core.store(),
-        core.clock().as_ref(),
-        "Acme",
-        "owner@example.com",
-    )
-    .await
-    .unwrap();
+    let team = live.bootstrap_acme().await;
     let (status, minted) = live
         .post(
             routes::IDENTITY_TOKEN,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use byollm_api::clock::SystemClock;
 use byollm_awsim::{Awsim, AwsimConfig};
 use byollm_core::config::CoreConfig;
-use byollm_server::config::{ServerConfig, Upstreams};
+use byollm_server::config::ServerConfig;
 use byollm_server::{Server, app};
 
 pub const ISSUER_HOST: &str = "issuer.test";
@@ -67,22 +67,14 @@ impl Env {
         })
         .await
         .unwrap();
-        let key_file = dir.path().join("direct-key");
-        std::fs::write(&key_file, sim.direct_api_key()).unwrap();
-        let key_ref = format!("file:{}", key_file.display());
         let cfg = ServerConfig {
             listen: addr,
             data_dir: dir.path().join("data"),
             store_url: None,
             kek: None,
             core: CoreConfig::new(ISSUER),
-            upstreams: Upstreams {
-                aws_endpoint_url: Some(sim.endpoint_url()),
-                direct_anthropic_url: Some(format!("{}/anthropic", sim.endpoint_url())),
-                direct_anthropic_key: Some(key_ref.clone()),
-                direct_openai_url: Some(format!("{}/openai", sim.endpoint_url())),
-                direct_openai_key: Some(key_ref),
-            },
+            upstreams: byollm_stack::emulator_upstreams(&sim, &dir.path().join("direct-key"))
+                .unwrap(),
         };
         let gw = app::gateway_config(&cfg).unwrap();
         let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();

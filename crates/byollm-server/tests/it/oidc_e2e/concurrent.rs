@@ -6,7 +6,6 @@ use serde_json::Value;
 
 use byollm_api::routes;
 use byollm_core::identity::keys::Algorithm;
-use byollm_core::service::bootstrap_team;
 
 use super::{fetch_published, verify};
 use crate::common::{Live, STS, mint_body};
@@ -17,14 +16,7 @@ use crate::common::{Live, STS, mint_body};
 async fn concurrent_mints_are_distinct_and_audited() {
     let live = Live::start(Algorithm::Es256).await;
     let core = live.server.core.clone();
-    let team = bootstrap_team(
-        core.store(),
-        core.clock().as_ref(),
-        "Acme",
-        "owner@example.com",
-    )
-    .await
-    .unwrap();
+    let team = live.bootstrap_acme().await;
     let key = team.api_key.expose().to_owned();
     // Forty requests in flight at once, on two worker threads.
     let mut set = tokio::task::JoinSet::new();

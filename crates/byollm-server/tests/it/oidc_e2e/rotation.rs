@@ -10,7 +10,6 @@ use serde_json::Value;
 use byollm_api::routes;
 use byollm_core::identity::PREPUBLISH_SECONDS;
 use byollm_core::identity::keys::Algorithm;
-use byollm_core::service::bootstrap_team;
 
 use crate::common::{ISSUER, Live, STS, mint_body, now};
 
@@ -55,14 +54,7 @@ async fn rotation_over_http_prepublishes_then_switches_kid_and_keeps_old_tokens_
         http: reqwest::Client::new(),
     };
     let core = live.server.core.clone();
-    let team = bootstrap_team(
-        core.store(),
-        core.clock().as_ref(),
-        "Acme",
-        "owner@example.com",
-    )
-    .await
-    .unwrap();
+    let team = live.bootstrap_acme().await;
     let key = team.api_key.expose().to_owned();
     let mint = || async {
         let (status, body) = live
