@@ -28,6 +28,7 @@ use crate::bedrock::CallCredentials;
 use crate::caller::Ctx;
 use crate::error::{ApiFormat, Attempt, GatewayError, fallback_header};
 use crate::gateway::{Gateway, UsageDraft, credits};
+use crate::limits::first_byte_within;
 use crate::outcome::{AttemptOutcome, FailReason, Failure, RoleRefused, SkipReason};
 use crate::plan::{self, Candidate};
 
@@ -71,6 +72,10 @@ struct Walk {
     global_denied: Option<String>,
     /// Roles that could not be assumed in this request, and why.
     refused_roles: Vec<(BedrockTarget, RoleRefused)>,
+    /// Tried candidates that failed, and how many of them timed out: when
+    /// every failure was a timeout the request ends with 504, not 502.
+    failures: usize,
+    timeouts: usize,
 }
 
 /// What to do after an attempt.
@@ -123,6 +128,7 @@ impl Walk {
                 Step::Stop(GatewayError::upstream_rejected(status, message, attempts))
             }
             AttemptOutcome::RoleRefused(refused) => {
+                self.failures += 1;
                 if let Candidate::Bedrock { target, .. } = c
                     && self.refused_role(target).is_none()
                 {
@@ -132,6 +138,10 @@ impl Walk {
                 Step::TryNext
             }
             AttemptOutcome::Failed(reason) => {
+                self.failures += 1;
+                if matches!(reason, FailReason::TimedOut(_)) {
+                    self.timeouts += 1;
+                }
                 self.failed(c, matches!(reason, FailReason::AccessDenied(_)));
                 Step::TryNext
             }
@@ -157,8 +167,14 @@ impl Walk {
         }
     }
 
-    /// The error when no candidate served (502, every attempt listed).
+    /// The error when no candidate served, every attempt listed: 504 when every
+    /// route tried timed out, 502 otherwise.
     fn exhausted(self, model: &str, allow_outside_cloud: bool) -> GatewayError {
+        let status = if self.failures > 0 && self.timeouts == self.failures {
+            StatusCode::GATEWAY_TIMEOUT
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
         let hint = if self.cloud_failed && !allow_outside_cloud {
             "The team keeps requests inside its cloud (allow_fallback_outside_cloud is false); an admin can fix \
              the AWS role or permissions (see `byollm aws doctor`), or allow the direct API."
@@ -166,7 +182,7 @@ impl Walk {
             "An admin can check the AWS role and permissions with `byollm aws doctor`, or enable another model or host."
         };
         GatewayError {
-            status: StatusCode::BAD_GATEWAY,
+            status,
             code: "no_upstream_succeeded",
             message: format!("no route could serve `{model}`."),
             hint: Some(hint.into()),
@@ -235,11 +251,19 @@ impl Gateway {
         F: Fn(Call) -> Fut,
         Fut: Future<Output = Result<Served, Failure>>,
     {
-        let call_with = |creds| Call {
-            candidate: c.clone(),
-            creds,
-            draft: draft.clone(),
-            attempts: walk.attempts.clone(),
+        // Each upstream call gets `first_byte` to start answering; past it the
+        // call is dropped (closing its connection) and the next route may serve.
+        let limit = self.timeouts.first_byte;
+        let call_with = |creds| {
+            first_byte_within(
+                limit,
+                call(Call {
+                    candidate: c.clone(),
+                    creds,
+                    draft: draft.clone(),
+                    attempts: walk.attempts.clone(),
+                }),
+            )
         };
         match c {
             Candidate::Bedrock { target, .. } => {
@@ -250,7 +274,7 @@ impl Gateway {
                     Ok(creds) => creds,
                     Err(refused) => return AttemptOutcome::RoleRefused(refused),
                 };
-                match call(call_with(Some(creds))).await {
+                match call_with(Some(creds)).await {
                     // Expired or unrecognised brokered credentials: new ones, one
                     // more try on the same route.
                     Err(Failure::Fallback(FailReason::CredentialsRefused(_)))
@@ -258,14 +282,14 @@ impl Gateway {
                     {
                         self.forget_bedrock_credentials(ctx, target);
                         match self.bedrock_credentials(ctx, target).await {
-                            Ok(creds) => call(call_with(Some(creds))).await.into(),
+                            Ok(creds) => call_with(Some(creds)).await.into(),
                             Err(refused) => AttemptOutcome::RoleRefused(refused),
                         }
                     }
                     other => other.into(),
                 }
             }
-            Candidate::Direct { .. } => call(call_with(None)).await.into(),
+            Candidate::Direct { .. } => call_with(None).await.into(),
         }
     }
 

@@ -3,9 +3,11 @@
 //! fallback decides). SDK types stay in this crate.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use aws_credential_types::Credentials;
 use aws_sdk_bedrockruntime::config::http::HttpResponse;
+use aws_sdk_bedrockruntime::config::timeout::TimeoutConfig;
 use aws_sdk_bedrockruntime::config::{Region, StalledStreamProtectionConfig};
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::primitives::Blob;
@@ -106,7 +108,8 @@ pub fn classify_code(code: Option<&str>, message: Option<&str>, status: Option<u
 fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, status: Option<u16>) -> Failure {
     let reason = match err {
         SdkError::ServiceError(_) => return classify_code(err.code(), err.message(), status),
-        SdkError::TimeoutError(_) => FailReason::TimedOut,
+        SdkError::TimeoutError(_) => FailReason::TimedOut("the AWS SDK stopped waiting".into()),
+        SdkError::DispatchFailure(f) if f.is_timeout() => crate::limits::connect_timed_out(),
         SdkError::DispatchFailure(_) => FailReason::BedrockUnreachable,
         SdkError::ResponseError(_) => FailReason::UnreadableResponse,
         _ => FailReason::Sdk(format!("{err}")),
@@ -129,6 +132,7 @@ const MAX_CLIENTS: usize = 4096;
 #[derive(Debug)]
 pub struct Bedrock {
     endpoint_url: Option<String>,
+    connect_timeout: Duration,
     http: aws_sdk_bedrockruntime::config::SharedHttpClient,
     /// (region, credentials fingerprint) → client.
     clients: Mutex<HashMap<(String, String), aws_sdk_bedrockruntime::Client>>,
@@ -142,8 +146,12 @@ pub struct Invoked {
 }
 
 impl Bedrock {
-    /// Bedrock at AWS, or at `endpoint_url` (the emulator).
-    pub fn new(endpoint_url: Option<String>) -> Self {
+    /// Bedrock at AWS, or at `endpoint_url` (the emulator), giving up on a
+    /// connection after `connect_timeout`. The wait for the answer is bounded by
+    /// the caller ([`crate::limits`]), not here: the SDK's read timeout covers
+    /// only the response head, which an event stream sends before its first
+    /// event.
+    pub fn new(endpoint_url: Option<String>, connect_timeout: Duration) -> Self {
         use aws_smithy_http_client::tls;
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(
@@ -152,6 +160,7 @@ impl Bedrock {
             .build_https();
         Self {
             endpoint_url,
+            connect_timeout,
             http,
             clients: Mutex::new(HashMap::new()),
         }
@@ -180,7 +189,12 @@ impl Bedrock {
                     .retry_config(aws_sdk_bedrockruntime::config::retry::RetryConfig::disabled())
                     // Models may pause between events longer than the SDK's
                     // stall detector allows; the gateway's own timeouts govern.
-                    .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
+                    .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+                    .timeout_config(
+                        TimeoutConfig::builder()
+                            .connect_timeout(self.connect_timeout)
+                            .build(),
+                    );
                 if let Some(url) = &self.endpoint_url {
                     cfg = cfg.endpoint_url(url);
                 }

@@ -34,15 +34,18 @@ pub struct Direct {
 }
 
 impl Direct {
-    /// Clients for the configured endpoints.
+    /// Clients for the configured endpoints, giving up on a connection after
+    /// `connect_timeout` (the wait for the answer is bounded by the caller,
+    /// [`crate::limits`]).
     pub fn new(
         anthropic: Option<DirectEndpoint>,
         openai: Option<DirectEndpoint>,
+        connect_timeout: Duration,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(connect_timeout)
             .build()?;
         Ok(Self {
             http,
@@ -110,7 +113,13 @@ impl Direct {
             .body(body)
             .send()
             .await
-            .map_err(|e| FailReason::DirectUnreachable(without_url(&e)))?;
+            .map_err(|e| {
+                if e.is_timeout() {
+                    crate::limits::connect_timed_out()
+                } else {
+                    FailReason::DirectUnreachable(without_url(&e))
+                }
+            })?;
         let status = resp.status().as_u16();
         if resp.status().is_success() {
             return Ok(resp);

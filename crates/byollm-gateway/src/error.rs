@@ -58,6 +58,25 @@ impl GatewayError {
         }
     }
 
+    /// The request body is over the gateway's limit (413): the message names the
+    /// limit and the config key that sets it.
+    pub fn body_too_large(limit: usize) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "request_too_large",
+            message: format!(
+                "request body is larger than this gateway's limit of {limit} bytes ({}).",
+                crate::limits::MAX_BODY_KEY
+            ),
+            hint: Some(
+                "Send a smaller request (fewer or smaller images and documents), or ask the operator to \
+                 raise the limit."
+                    .into(),
+            ),
+            attempts: Vec::new(),
+        }
+    }
+
     /// Settings allow no route (422).
     pub fn no_route(message: impl Into<String>, hint: impl Into<String>) -> Self {
         Self {
@@ -185,9 +204,11 @@ pub fn fallback_header(attempts: &[Attempt]) -> Option<HeaderValue> {
     HeaderValue::from_str(&text).ok()
 }
 
+/// Anthropic's error `type` for a status (docs.claude.com/en/api/errors).
 fn anthropic_type(status: StatusCode) -> &'static str {
     match status.as_u16() {
-        400 | 413 | 422 => "invalid_request_error",
+        400 | 422 => "invalid_request_error",
+        413 => "request_too_large",
         401 => "authentication_error",
         403 => "permission_error",
         404 => "not_found_error",
@@ -205,5 +226,29 @@ fn openai_type(status: StatusCode) -> &'static str {
         404 => "not_found_error",
         429 => "rate_limit_error",
         _ => "api_error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SDKs parse these: Anthropic's 413 type, OpenAI's four members.
+    #[test]
+    fn too_large_in_each_callers_format() {
+        let e = GatewayError::body_too_large(33);
+        let a = e.body(ApiFormat::Anthropic);
+        assert_eq!(a["type"], "error");
+        assert_eq!(a["error"]["type"], "request_too_large");
+        let message = a["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("33 bytes") && message.contains("[gateway] max_body_bytes"),
+            "{message}"
+        );
+        let o = e.body(ApiFormat::OpenAi);
+        assert_eq!(o["error"]["type"], "invalid_request_error");
+        assert_eq!(o["error"]["code"], "request_too_large");
+        assert!(o["error"]["param"].is_null());
+        assert_eq!(o["error"]["message"], a["error"]["message"]);
     }
 }

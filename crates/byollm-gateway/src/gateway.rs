@@ -6,6 +6,9 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
 use serde_json::Value;
 
 use byollm_api::catalog::{Catalog, Family};
@@ -19,6 +22,7 @@ use crate::bedrock::Bedrock;
 use crate::caller::{Ctx, StoredCallers};
 use crate::direct::{Direct, DirectEndpoint};
 use crate::error::{ApiFormat, Attempt, GatewayError};
+use crate::limits::{DEFAULT_MAX_BODY_BYTES, Timeouts};
 use crate::plan::{self, Candidate, PlanInput};
 
 /// Caller-supplied AWS credentials (flow 4): used for one request, never stored
@@ -44,7 +48,7 @@ pub const DEFAULT_MAX_TOKENS: i32 = 4096;
 pub const CONTEXT_TTL_SECONDS: i64 = 1;
 
 /// Gateway settings from `byollm serve`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct GatewayConfig {
     /// STS and Bedrock endpoint override.
     pub aws_endpoint_url: Option<String>,
@@ -54,6 +58,23 @@ pub struct GatewayConfig {
     pub direct_openai: Option<DirectEndpoint>,
     /// Most models tried for one request (default 3).
     pub max_fallback_attempts: Option<usize>,
+    /// Largest `/v1/*` request body, bytes (`[gateway] max_body_bytes`).
+    pub max_body_bytes: usize,
+    /// How long to wait on upstreams.
+    pub timeouts: Timeouts,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            aws_endpoint_url: None,
+            direct_anthropic: None,
+            direct_openai: None,
+            max_fallback_attempts: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            timeouts: Timeouts::default(),
+        }
+    }
 }
 
 /// The gateway.
@@ -64,6 +85,8 @@ pub struct Gateway {
     pub(crate) bedrock: Bedrock,
     pub(crate) direct: Direct,
     max_models: usize,
+    max_body_bytes: usize,
+    pub(crate) timeouts: Timeouts,
 }
 
 /// What a usage row needs besides the outcome.
@@ -124,15 +147,29 @@ impl Gateway {
     /// A gateway over the domain.
     pub fn new(core: Arc<Core>, cfg: GatewayConfig) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            bedrock: Bedrock::new(cfg.aws_endpoint_url.clone()),
-            direct: Direct::new(cfg.direct_anthropic, cfg.direct_openai)?,
+            bedrock: Bedrock::new(cfg.aws_endpoint_url.clone(), cfg.timeouts.connect),
+            direct: Direct::new(
+                cfg.direct_anthropic,
+                cfg.direct_openai,
+                cfg.timeouts.connect,
+            )?,
             max_models: cfg
                 .max_fallback_attempts
                 .unwrap_or(plan::MAX_FALLBACK_ATTEMPTS)
                 .max(1),
+            max_body_bytes: cfg.max_body_bytes,
+            timeouts: cfg.timeouts,
             callers: StoredCallers::default(),
             core,
         })
+    }
+
+    /// Reads a `/v1/*` request body up to `[gateway] max_body_bytes`; over it,
+    /// the 413 in the caller's format.
+    pub(crate) async fn read_body(&self, body: Body, format: ApiFormat) -> Result<Bytes, Response> {
+        crate::limits::read_body(body, self.max_body_bytes)
+            .await
+            .map_err(|e| e.into_response(format))
     }
 
     pub(crate) fn plan_input<'a>(&self, ctx: &'a Ctx, format: ApiFormat) -> PlanInput<'a> {
@@ -168,13 +205,14 @@ impl Gateway {
         } = call;
         let (frames, body) = crate::stream::channel();
         let core = self.core.clone();
+        let idle = self.timeouts.stream_idle;
         let route = c.route();
         let price = match &c {
             Candidate::Bedrock { .. } => None,
             Candidate::Direct { model, .. } => Catalog::builtin().get(model).map(|m| m.price),
         };
         self.core.tasks().spawn(async move {
-            let (end, relay) = crate::relay::pump(first, upstream, relay, frames).await;
+            let (end, relay) = crate::relay::pump(first, upstream, relay, frames, idle).await;
             let (input, output) = relay.usage();
             let credits = price.map_or(0, |p| usage::inference_microcredits(&p, input, output));
             attempts.push(Attempt {

@@ -12,6 +12,7 @@ mod credentials;
 pub mod direct;
 pub mod error;
 pub mod gateway;
+pub mod limits;
 mod models;
 mod openai;
 pub mod outcome;
@@ -22,3 +23,4 @@ mod stream;
 pub mod translate;
 
 pub use gateway::{Gateway, GatewayConfig};
+pub use limits::Timeouts;

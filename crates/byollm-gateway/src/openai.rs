@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
@@ -27,9 +28,13 @@ impl Gateway {
         self: &Arc<Self>,
         p: Principal,
         headers: &HeaderMap,
-        body: Bytes,
+        body: Body,
     ) -> Response {
         let format = ApiFormat::OpenAi;
+        let body = match self.read_body(body, format).await {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
         let (req, model, stream) = match parse_body(&body) {
             Ok(v) => v,
             Err(e) => return e.into_response(format),

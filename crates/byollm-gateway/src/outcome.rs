@@ -80,8 +80,10 @@ pub enum FailReason {
         /// AWS's message.
         message: String,
     },
-    /// Bedrock did not answer in time.
-    TimedOut,
+    /// The upstream (Bedrock or a vendor API) did not connect or start its
+    /// answer within a `[gateway]` timeout; the text says which wait ran out
+    /// and names its config key.
+    TimedOut(String),
     /// No connection to Bedrock.
     BedrockUnreachable,
     /// Bedrock's response could not be read.
@@ -133,7 +135,7 @@ impl fmt::Display for FailReason {
                 status,
                 message,
             } => write!(f, "{code} ({status}): {message}"),
-            FailReason::TimedOut => f.write_str("timed out"),
+            FailReason::TimedOut(m) => write!(f, "timed out: {m}"),
             FailReason::BedrockUnreachable => f.write_str("Bedrock unreachable"),
             FailReason::UnreadableResponse => f.write_str("unreadable response from Bedrock"),
             FailReason::Sdk(m) | FailReason::Encode(m) => f.write_str(m),
@@ -267,7 +269,11 @@ mod tests {
     /// The words are an interface (docs, demo, end-to-end tests quote them).
     #[test]
     fn texts_are_stable() {
-        let cases: [(FailReason, &str); 8] = [
+        let cases: [(FailReason, &str); 9] = [
+            (
+                FailReason::TimedOut("no first byte within 300 ms (first_byte_timeout_ms)".into()),
+                "timed out: no first byte within 300 ms (first_byte_timeout_ms)",
+            ),
             (
                 FailReason::CredentialsRefused("x".into()),
                 "credentials refused: x",

@@ -1,15 +1,18 @@
 //! Streaming after the commit point: one pump for every upstream and caller
 //! format. An upstream yields items; a relay turns each into caller frames and
 //! counts tokens; the pump stops when the client goes, and after the first byte
-//! an upstream failure ends the stream with the caller format's error event —
-//! never a second upstream call.
+//! an upstream failure — or an upstream silent for longer than the stream idle
+//! timeout — ends the stream with the caller format's error event, never a
+//! second upstream call.
 
 use std::future::Future;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::bedrock::{ConverseEvents, InvokeStream};
+use crate::limits::stream_idle_cause;
 use crate::outcome::{Failure, StreamEnd};
 use crate::sse::{self, SseParser};
 use crate::stream::Frames;
@@ -65,12 +68,14 @@ pub(crate) trait Relay: Send + 'static {
 }
 
 /// Pumps `first` and the rest of `up` through `relay` into `frames`; returns how
-/// the stream ended and the relay (for its token counts).
+/// the stream ended and the relay (for its token counts). An upstream quiet for
+/// `idle` has broken the stream (`[gateway] stream_idle_timeout_ms`).
 pub(crate) async fn pump<U, R>(
     first: U::Item,
     mut up: U,
     mut relay: R,
     frames: Frames,
+    idle: Duration,
 ) -> (StreamEnd, R)
 where
     U: Upstream,
@@ -94,7 +99,9 @@ where
                 break;
             }
         }
-        next = up.next().await;
+        next = tokio::time::timeout(idle, up.next())
+            .await
+            .unwrap_or_else(|_| Some(Err(stream_idle_cause(idle))));
     }
     if end == StreamEnd::Completed {
         for frame in relay.end_frames() {

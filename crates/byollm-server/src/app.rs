@@ -62,6 +62,10 @@ pub const SENSITIVE_HEADERS: &[&str] = &[
 ];
 
 /// The full router: every route, authentication by default, body limit, tracing.
+///
+/// The body limit here ([`MAX_BODY_BYTES`]) is the API's; the `/v1/*` handlers
+/// read their bodies themselves up to `[gateway] max_body_bytes`, so their 413
+/// is in the caller's own error format.
 pub fn router(state: AppState) -> Router {
     let mut sensitive = vec![AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE];
     sensitive.extend(SENSITIVE_HEADERS.iter().map(|h| HeaderName::from_static(h)));
@@ -158,7 +162,10 @@ pub async fn build_core(
         cfg.core.max_token_ttl_seconds,
     )
     .await?;
-    let sts = Arc::new(Sts::new(cfg.upstreams.aws_endpoint_url.clone()));
+    let sts = Arc::new(Sts::with_timeouts(
+        cfg.upstreams.aws_endpoint_url.clone(),
+        cfg.gateway.sts,
+    ));
     let broker = Arc::new(CredentialsBroker::new(
         sts,
         clock.clone(),
@@ -221,7 +228,8 @@ pub async fn start_with_core(listen: SocketAddr, core: Arc<Core>) -> Result<Serv
     start_with(listen, core, GatewayConfig::default()).await
 }
 
-/// The gateway settings of a config: upstream URLs, with key references resolved.
+/// The gateway settings of a config: upstream URLs, with key references
+/// resolved, and `[gateway]`'s body limit and timeouts.
 pub fn gateway_config(cfg: &ServerConfig) -> Result<GatewayConfig, StartError> {
     let endpoint = |url: &Option<String>,
                     key: &Option<String>,
@@ -250,6 +258,8 @@ pub fn gateway_config(cfg: &ServerConfig) -> Result<GatewayConfig, StartError> {
         )?,
         direct_openai: endpoint(&u.direct_openai_url, &u.direct_openai_key, "direct-openai")?,
         max_fallback_attempts: None,
+        max_body_bytes: cfg.gateway.max_body_bytes,
+        timeouts: cfg.gateway.timeouts,
     })
 }
 

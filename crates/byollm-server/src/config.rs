@@ -3,11 +3,15 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use byollm_core::config::CoreConfig;
 use byollm_core::identity::keys::Algorithm;
+use byollm_federation::aws::StsTimeouts;
+use byollm_gateway::Timeouts;
+use byollm_gateway::limits::DEFAULT_MAX_BODY_BYTES;
 
 /// Configuration failures.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +55,9 @@ pub struct FileConfig {
     /// Retention.
     #[serde(default)]
     pub retention: RetentionSection,
+    /// The inference gateway's request size and upstream timeouts.
+    #[serde(default)]
+    pub gateway: GatewaySection,
 }
 
 /// `[server]`.
@@ -96,6 +103,113 @@ pub struct RetentionSection {
     pub days: Option<i64>,
 }
 
+/// `[gateway]`: every value optional, each checked by [`ServerConfig::merge`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// Largest `/v1/*` request body (default 32 MiB).
+    pub max_body_bytes: Option<u64>,
+    /// Connection to Bedrock, STS or a vendor API (default 5000).
+    pub connect_timeout_ms: Option<u64>,
+    /// Until an upstream's answer starts: a stream's first event, or a whole
+    /// answer (default 600000).
+    pub first_byte_timeout_ms: Option<u64>,
+    /// Between two chunks of a stream already answering (default 60000).
+    pub stream_idle_timeout_ms: Option<u64>,
+    /// One STS `AssumeRoleWithWebIdentity` call, start to end (default 10000).
+    pub sts_timeout_ms: Option<u64>,
+}
+
+/// The gateway's limits, after the file is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayLimits {
+    /// Largest `/v1/*` request body, bytes (`/api/v1/*` stays at
+    /// [`crate::extract::MAX_BODY_BYTES`]).
+    pub max_body_bytes: usize,
+    /// Bedrock and vendor API timeouts.
+    pub timeouts: Timeouts,
+    /// The broker's STS calls.
+    pub sts: StsTimeouts,
+}
+
+impl Default for GatewayLimits {
+    fn default() -> Self {
+        GatewayLimits {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            timeouts: Timeouts::default(),
+            sts: StsTimeouts::default(),
+        }
+    }
+}
+
+/// `value` of `[gateway] key`, when set, within `range`.
+fn gateway_value(
+    key: &str,
+    value: Option<u64>,
+    range: std::ops::RangeInclusive<u64>,
+    unit: &str,
+) -> Result<Option<u64>, ConfigError> {
+    match value {
+        Some(v) if !range.contains(&v) => Err(ConfigError::Invalid(format!(
+            "gateway.{key}: expected {} to {} {unit}, got {v}",
+            range.start(),
+            range.end()
+        ))),
+        other => Ok(other),
+    }
+}
+
+impl GatewaySection {
+    /// Checks the section against sane bounds and fills in the defaults.
+    pub fn limits(&self) -> Result<GatewayLimits, ConfigError> {
+        let mut l = GatewayLimits::default();
+        // Bodies are buffered: at least the API's own 1 MiB, at most what any
+        // upstream takes (Anthropic's batch API, 256 MB) per request in memory.
+        if let Some(n) = gateway_value(
+            "max_body_bytes",
+            self.max_body_bytes,
+            1024 * 1024..=256 * 1024 * 1024,
+            "bytes",
+        )? {
+            l.max_body_bytes = usize::try_from(n)
+                .map_err(|_| ConfigError::Invalid("gateway.max_body_bytes: too large".into()))?;
+        }
+        let ms = Duration::from_millis;
+        if let Some(v) = gateway_value(
+            "connect_timeout_ms",
+            self.connect_timeout_ms,
+            100..=60_000,
+            "ms",
+        )? {
+            l.timeouts.connect = ms(v);
+            l.sts.connect = ms(v);
+        }
+        // Bedrock allows a call up to 60 minutes.
+        if let Some(v) = gateway_value(
+            "first_byte_timeout_ms",
+            self.first_byte_timeout_ms,
+            1_000..=3_600_000,
+            "ms",
+        )? {
+            l.timeouts.first_byte = ms(v);
+        }
+        if let Some(v) = gateway_value(
+            "stream_idle_timeout_ms",
+            self.stream_idle_timeout_ms,
+            1_000..=3_600_000,
+            "ms",
+        )? {
+            l.timeouts.stream_idle = ms(v);
+        }
+        if let Some(v) =
+            gateway_value("sts_timeout_ms", self.sts_timeout_ms, 1_000..=120_000, "ms")?
+        {
+            l.sts.call = ms(v);
+        }
+        Ok(l)
+    }
+}
+
 impl FileConfig {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -137,6 +251,8 @@ pub struct ServerConfig {
     pub core: CoreConfig,
     /// Upstream endpoints of the gateway.
     pub upstreams: Upstreams,
+    /// `[gateway]`: body limit and upstream timeouts.
+    pub gateway: GatewayLimits,
 }
 
 /// Where the gateway sends requests (`byollm serve` flags; the emulator in tests).
@@ -205,6 +321,7 @@ impl ServerConfig {
             }
             core.retention_days = days;
         }
+        let gateway = file.gateway.limits()?;
         Ok(ServerConfig {
             listen,
             data_dir: data_dir
@@ -214,6 +331,7 @@ impl ServerConfig {
             kek: file.identity.kek,
             core,
             upstreams: Upstreams::default(),
+            gateway,
         })
     }
 
@@ -279,6 +397,50 @@ mod tests {
         assert_eq!(merged.core.issuer_url, "https://id.example.com");
         assert_eq!(merged.core.signing_algorithm, Algorithm::Rs256);
         assert!(merged.issuer_warning().is_none());
+    }
+
+    #[test]
+    fn gateway_limits_are_checked_and_named() {
+        let merge = |text: &str| {
+            let file = FileConfig::parse(&format!("version = 1\n[gateway]\n{text}")).unwrap();
+            ServerConfig::merge(file, None, None, None, None, PathBuf::new())
+        };
+        let cfg = merge("").unwrap();
+        assert_eq!(cfg.gateway, GatewayLimits::default());
+        assert_eq!(cfg.gateway.max_body_bytes, 32 * 1024 * 1024);
+        let cfg = merge(
+            "max_body_bytes = 2097152\nconnect_timeout_ms = 300\nfirst_byte_timeout_ms = 1000\n\
+             stream_idle_timeout_ms = 2000\nsts_timeout_ms = 3000",
+        )
+        .unwrap();
+        assert_eq!(cfg.gateway.max_body_bytes, 2 * 1024 * 1024);
+        assert_eq!(cfg.gateway.timeouts.connect, Duration::from_millis(300));
+        assert_eq!(cfg.gateway.sts.connect, Duration::from_millis(300));
+        assert_eq!(cfg.gateway.timeouts.first_byte, Duration::from_secs(1));
+        assert_eq!(cfg.gateway.timeouts.stream_idle, Duration::from_secs(2));
+        assert_eq!(cfg.gateway.sts.call, Duration::from_secs(3));
+        for (text, key) in [
+            ("max_body_bytes = 0", "gateway.max_body_bytes"),
+            ("max_body_bytes = 99999999999", "gateway.max_body_bytes"),
+            ("connect_timeout_ms = 0", "gateway.connect_timeout_ms"),
+            (
+                "first_byte_timeout_ms = 86400000",
+                "gateway.first_byte_timeout_ms",
+            ),
+            (
+                "stream_idle_timeout_ms = 5",
+                "gateway.stream_idle_timeout_ms",
+            ),
+            ("sts_timeout_ms = 0", "gateway.sts_timeout_ms"),
+        ] {
+            let e = merge(text).unwrap_err().to_string();
+            assert!(e.starts_with(key), "{text}: {e}");
+        }
+        assert!(
+            FileConfig::parse("version = 1\n[gateway]\nmax_body = 5")
+                .unwrap_err()
+                .contains("max_body")
+        );
     }
 
     #[test]

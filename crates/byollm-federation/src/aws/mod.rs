@@ -7,6 +7,9 @@
 //! - The endpoint is overridable (the emulator, `byollm-awsim`).
 //! - SDK retries are off: the caller's refresh policy decides (single flight,
 //!   backoff, re-mint on `ExpiredToken`, fallback).
+//! - Every call is bounded ([`StsTimeouts`]): a hung STS fails the exchange
+//!   (`Unavailable`, "timed out") instead of holding the caller, and with it
+//!   every request waiting on the same single flight.
 //! - SDK types stay in this module: callers get [`TemporaryCredentials`] and
 //!   [`ExchangeError`].
 //!
@@ -15,9 +18,11 @@
 pub mod names;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sts::config::Region;
+use aws_sdk_sts::config::timeout::TimeoutConfig;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityError;
 use parking_lot::Mutex;
@@ -73,18 +78,51 @@ impl Expiring for TemporaryCredentials {
     }
 }
 
+/// How long one exchange may take.
+///
+/// Defaults: `connect` 5 s, like the gateway's upstreams (above the AWS SDK's
+/// 3.1 s, so one lost SYN is survived); `call` 10 s for the whole call. STS
+/// answers in well under a second, but it fetches the issuer's JWKS while it
+/// decides, and gives up on that itself within a few seconds
+/// (`IDPCommunicationError`): 10 s lets a slow but working call finish and
+/// still bounds how long requests can queue behind one hung call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StsTimeouts {
+    /// TCP and TLS connection to STS.
+    pub connect: Duration,
+    /// The whole call, connection included.
+    pub call: Duration,
+}
+
+impl Default for StsTimeouts {
+    fn default() -> Self {
+        StsTimeouts {
+            connect: Duration::from_secs(5),
+            call: Duration::from_secs(10),
+        }
+    }
+}
+
 /// STS on the AWS SDK, one client per region.
 #[derive(Debug)]
 pub struct Sts {
     endpoint_url: Option<String>,
+    timeouts: StsTimeouts,
     clients: Mutex<HashMap<String, aws_sdk_sts::Client>>,
 }
 
 impl Sts {
-    /// STS at AWS's regional endpoints, or at `endpoint_url` (the emulator).
+    /// STS at AWS's regional endpoints, or at `endpoint_url` (the emulator),
+    /// with the default [`StsTimeouts`].
     pub fn new(endpoint_url: Option<String>) -> Self {
+        Self::with_timeouts(endpoint_url, StsTimeouts::default())
+    }
+
+    /// [`Sts::new`] with other timeouts.
+    pub fn with_timeouts(endpoint_url: Option<String>, timeouts: StsTimeouts) -> Self {
         Self {
             endpoint_url,
+            timeouts,
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -104,7 +142,13 @@ impl Sts {
                     .region(Region::new(region.to_owned()))
                     // The caller decides about retries (single flight, backoff,
                     // re-mint on expiry, fallback).
-                    .retry_config(aws_sdk_sts::config::retry::RetryConfig::disabled());
+                    .retry_config(aws_sdk_sts::config::retry::RetryConfig::disabled())
+                    .timeout_config(
+                        TimeoutConfig::builder()
+                            .connect_timeout(self.timeouts.connect)
+                            .operation_timeout(self.timeouts.call)
+                            .build(),
+                    );
                 if let Some(url) = &self.endpoint_url {
                     cfg = cfg.endpoint_url(url);
                 }
@@ -133,7 +177,7 @@ impl Exchange for Sts {
             .set_duration_seconds(target.duration_seconds)
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(|e| classify(e, &self.timeouts))?;
         let creds = out
             .credentials
             .ok_or_else(|| ExchangeError::Unavailable("STS returned no credentials".into()))?;
@@ -162,10 +206,20 @@ fn message(e: &impl ProvideErrorMetadata) -> String {
 }
 
 /// Maps an STS error to what the caller can do about it (aws-facts §1.4).
-fn classify(err: SdkError<AssumeRoleWithWebIdentityError>) -> ExchangeError {
+fn classify(
+    err: SdkError<AssumeRoleWithWebIdentityError>,
+    timeouts: &StsTimeouts,
+) -> ExchangeError {
     match err {
         SdkError::ServiceError(ctx) => classify_service(&ctx.into_err()),
-        SdkError::TimeoutError(_) => ExchangeError::Unavailable("timed out".to_owned()),
+        SdkError::TimeoutError(_) => ExchangeError::Unavailable(format!(
+            "timed out: no answer within {} ms",
+            timeouts.call.as_millis()
+        )),
+        SdkError::DispatchFailure(f) if f.is_timeout() => ExchangeError::Unavailable(format!(
+            "timed out: no connection within {} ms",
+            timeouts.connect.as_millis()
+        )),
         SdkError::DispatchFailure(f) => {
             ExchangeError::Unavailable(format!("could not reach STS: {f:?}"))
         }

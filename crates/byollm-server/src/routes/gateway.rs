@@ -1,12 +1,14 @@
 //! The inference routes (DESIGN §5): thin handlers over [`byollm_gateway::Gateway`].
+//! They take the raw body: the gateway reads it up to `[gateway] max_body_bytes`
+//! (not the API's 1 MiB) and refuses more in the caller's error format.
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use byollm_api::routes::{CHAT_COMPLETIONS, MESSAGES, MODELS};
-use bytes::Bytes;
 
 use crate::app::AppState;
 use crate::extract::Caller;
@@ -22,7 +24,7 @@ async fn messages(
     State(state): State<AppState>,
     Caller(p): Caller,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     state.gateway.messages(p, &headers, body).await
 }
@@ -31,7 +33,7 @@ async fn chat_completions(
     State(state): State<AppState>,
     Caller(p): Caller,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     state.gateway.chat_completions(p, &headers, body).await
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use byollm_api::clock::SystemClock;
 use byollm_awsim::{Awsim, AwsimConfig};
 use byollm_core::config::CoreConfig;
-use byollm_server::config::ServerConfig;
+use byollm_server::config::{GatewayLimits, ServerConfig};
 use byollm_server::{Server, app};
 
 pub const ISSUER_HOST: &str = "issuer.test";
@@ -58,6 +58,11 @@ impl Env {
     /// The same, with `extra` merged into the team's LLM settings (top-level keys
     /// replace; `hosts.aws_bedrock` always points at the team role).
     pub async fn start_with(extra: Value) -> Env {
+        Env::start_tuned(extra, GatewayLimits::default()).await
+    }
+
+    /// [`Env::start_with`] with other `[gateway]` limits (short timeouts).
+    pub async fn start_tuned(extra: Value, limits: GatewayLimits) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -73,6 +78,7 @@ impl Env {
             store_url: None,
             kek: None,
             core: CoreConfig::new(ISSUER),
+            gateway: limits,
             upstreams: byollm_stack::emulator_upstreams(&sim, &dir.path().join("direct-key"))
                 .unwrap(),
         };

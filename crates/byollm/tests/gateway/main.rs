@@ -12,8 +12,10 @@
 )]
 
 mod agent_runs;
+mod body_limit;
 mod fallback;
 mod harness;
 mod interactive;
 mod python_sdks;
 mod refresh;
+mod timeouts;

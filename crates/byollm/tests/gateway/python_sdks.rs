@@ -34,6 +34,53 @@ assert final.usage.input_tokens > 0 and final.usage.output_tokens > 0, final.usa
 print("python sdks ok")
 "#;
 
+/// A body over the gateway's 32 MiB limit, as each SDK sees the 413.
+const TOO_LARGE: &str = r#"
+import os, openai, anthropic
+base, key = os.environ["BYOLLM_GW"], os.environ["BYOLLM_KEY"]
+big = "A" * (33 * 1024 * 1024)
+
+ac = anthropic.Anthropic(base_url=base, api_key=key, max_retries=0)
+try:
+    ac.messages.create(model="claude-sonnet-4-6", max_tokens=16, messages=[{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": big}}]}])
+    raise SystemExit("anthropic: a 33 MiB body was accepted")
+except anthropic.RequestTooLargeError as e:
+    assert e.status_code == 413, e
+    assert e.body["error"]["type"] == "request_too_large", e.body
+    assert "[gateway] max_body_bytes" in e.body["error"]["message"], e.body
+
+oc = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0)
+try:
+    oc.chat.completions.create(model="claude-sonnet-4-6", messages=[{"role": "user", "content": big}])
+    raise SystemExit("openai: a 33 MiB body was accepted")
+except openai.APIStatusError as e:
+    assert e.status_code == 413, e
+    assert e.type == "invalid_request_error" and e.code == "request_too_large", e.body
+    assert e.param is None and "[gateway] max_body_bytes" in e.message, e.body
+print("413 ok")
+"#;
+
+/// Runs a script with the SDKs against `env`; its stdout.
+async fn run_python(env: &Env, script: &'static str) -> String {
+    let base = env.base.clone();
+    let key = env.owner_key.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args(["-c", script])
+            .env("BYOLLM_GW", base)
+            .env("BYOLLM_KEY", key)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
 fn sdks_installed() -> bool {
     std::process::Command::new("python3")
         .args(["-c", "import openai, anthropic"])
@@ -54,21 +101,7 @@ async fn openai_and_anthropic_python_sdks_stream_and_read_usage() {
         return;
     }
     let env = Env::start().await;
-    let base = env.base.clone();
-    let key = env.owner_key.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args(["-c", SCRIPT])
-            .env("BYOLLM_GW", base)
-            .env("BYOLLM_KEY", key)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "python failed:\n{stdout}\n{stderr}");
+    let stdout = run_python(&env, SCRIPT).await;
     assert!(stdout.contains("python sdks ok"));
     let usage = env.usage("").await;
     let requests = usage["requests"].as_array().unwrap();
@@ -78,5 +111,23 @@ async fn openai_and_anthropic_python_sdks_stream_and_read_usage() {
             .iter()
             .all(|r| r["route"].as_str().unwrap().starts_with("aws_bedrock:"))
     );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn python_sdks_read_an_oversized_body_refusal_as_their_own_413() {
+    if !sdks_installed() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install the Python openai and anthropic packages"
+        );
+        eprintln!("\n*** SKIPPED: Python SDK 413 test: pip install openai anthropic ***\n");
+        return;
+    }
+    let env = Env::start().await;
+    let stdout = run_python(&env, TOO_LARGE).await;
+    assert!(stdout.contains("413 ok"), "{stdout}");
+    assert_eq!(env.sim.call_count("bedrock:InvokeModel"), 0);
+    assert_eq!(env.sim.call_count("bedrock:Converse"), 0);
     env.stop().await;
 }
