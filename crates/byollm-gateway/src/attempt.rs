@@ -10,6 +10,9 @@
 //! - Brokered credentials refused by Bedrock are renewed once, on the same route.
 //! - The first answer (for a stream, its first chunk) commits; a client error
 //!   stops (it would fail everywhere); anything else tries the next candidate.
+//! - Each call has `[gateway] first_byte_timeout_ms` to start answering; one
+//!   that does not has failed (`timed out: …`) like any other upstream failure.
+//!   When every route tried timed out, the request ends with 504, else 502.
 //!
 //! Every attempt that is listed is listed once, in order, with the words from
 //! [`crate::outcome`].
@@ -449,6 +452,29 @@ mod tests {
             ]
         );
         assert_eq!(walk.attempts[1].route, "direct_api:claude-sonnet-4-6");
+    }
+
+    #[test]
+    fn only_timeouts_end_with_504() {
+        let [global, _, direct] = <[Candidate; 3]>::try_from(candidates()).unwrap();
+        let timed_out = || AttemptOutcome::Failed(FailReason::TimedOut("late".into()));
+        let mut walk = Walk::default();
+        walk.after(&global, timed_out());
+        walk.after(&direct, timed_out());
+        let e = walk.exhausted("claude-sonnet-4-6", true);
+        assert_eq!(e.status, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(e.attempts[0].outcome, "timed out: late");
+        let mut walk = Walk::default();
+        walk.after(&global, timed_out());
+        walk.after(
+            &direct,
+            AttemptOutcome::Failed(FailReason::DirectStatus {
+                status: 529,
+                message: "busy".into(),
+            }),
+        );
+        let e = walk.exhausted("claude-sonnet-4-6", true);
+        assert_eq!(e.status, StatusCode::BAD_GATEWAY);
     }
 
     #[test]
