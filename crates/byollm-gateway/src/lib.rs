@@ -2,7 +2,8 @@
 //! /v1/chat/completions` and `GET /v1/models` on the customer's Bedrock with
 //! brokered short-lived credentials (or the caller's own), falling back to the
 //! vendors' APIs only as the team allows, committing on the first chunk, and
-//! recording a usage row per request.
+//! recording a usage row per request. Request bodies and every upstream wait
+//! are bounded (`[gateway]` in `byollm.toml`, [`limits`]).
 
 mod anthropic;
 mod attempt;
