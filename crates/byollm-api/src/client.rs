@@ -392,6 +392,20 @@ impl Client {
         .await
     }
 
+    /// `POST /api/v1/agent/identities/{uid}/identity-token` (an admin's key).
+    pub async fn agent_identity_token(
+        &self,
+        uid: &str,
+        req: &IdentityTokenRequest,
+    ) -> Result<IdentityTokenResponse, ClientError> {
+        self.with_body(
+            Method::POST,
+            &routes::fill(routes::AGENT_IDENTITY_TOKEN, uid),
+            req,
+        )
+        .await
+    }
+
     /// `POST /api/v1/identity-token` (a member's key).
     pub async fn identity_token(
         &self,

@@ -36,6 +36,9 @@ pub const RUN: &str = "/api/v1/runs/{id}";
 pub const RUN_FINISH: &str = "/api/v1/runs/{id}/finish";
 /// Mint an identity token for a run (its workload token only).
 pub const RUN_IDENTITY_TOKEN: &str = "/api/v1/runs/{id}/identity-token";
+/// An admin mints a named agent's identity token, to check its cloud setup (the
+/// doctor): no run is started, so nothing is billed; the audit row says who asked.
+pub const AGENT_IDENTITY_TOKEN: &str = "/api/v1/agent/identities/{uid}/identity-token";
 /// Mint an identity token for the calling member.
 pub const IDENTITY_TOKEN: &str = "/api/v1/identity-token";
 /// Usage and credits.

@@ -182,6 +182,8 @@ actions! {
         hint "runs mint with POST /api/v1/runs/{id}/identity-token";
     /// `POST /api/v1/runs/{id}/identity-token`.
     MintForRun => OwnRunTokenOnly;
+    /// `POST /api/v1/agent/identities/{uid}/identity-token`.
+    MintForAgent => Admins, "only an admin's API key mints an agent's identity token";
     /// `GET /api/v1/usage`.
     ReadUsage => Members;
     /// Usage filtered to one member.

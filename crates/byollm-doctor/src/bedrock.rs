@@ -1,7 +1,9 @@
 //! The last step: one `InvokeModel` with `max_tokens: 1` on the role's
-//! credentials, in the configured region, with the inference profile the
-//! gateway would use (the team's `model_ref` override, else the catalog's
+//! credentials for every Claude model the team routes through Bedrock (or the
+//! one `--model` names), in the configured region, with the inference profile
+//! the gateway would use (the team's `model_ref` override, else the catalog's
 //! default profile for the region), and what each Bedrock refusal means.
+//! Every model is called and reported; the first refusal is the diagnosis.
 
 use aws_credential_types::Credentials;
 use aws_sdk_bedrockruntime::config::{BehaviorVersion, Region};
@@ -10,10 +12,11 @@ use aws_sdk_bedrockruntime::primitives::Blob;
 use byollm_api::catalog::{Catalog, Family, destination_regions};
 use byollm_api::types::LlmSettings;
 use byollm_federation::aws::TemporaryCredentials;
+use byollm_policy::generate::DEFAULT_POLICY_NAME;
 use secrecy::ExposeSecret as _;
 
 use super::walk::{Ctx, Options, fail};
-use super::{Cause, Diagnosis, StepName};
+use super::{Cause, Diagnosis, ModelCheck, Status, StepName};
 
 /// The model and profile to call.
 #[derive(Debug, Clone)]
@@ -32,39 +35,33 @@ fn bedrock_enabled(settings: &LlmSettings, id: &str) -> bool {
     }
 }
 
-/// `--model`, else the highest-ranked Claude model the team names in its
-/// settings and routes through Bedrock, else the highest-ranked one it routes
-/// there; with its profile.
+/// `--model`, else every Claude model the team routes through Bedrock, highest
+/// ranked first.
+pub(super) fn model_ids(settings: &LlmSettings, wanted: Option<&str>) -> Vec<String> {
+    match wanted {
+        Some(id) => vec![id.to_owned()],
+        None => Catalog::builtin()
+            .by_rank()
+            .into_iter()
+            .filter(|m| {
+                m.family == Family::Anthropic
+                    && m.bedrock.is_some()
+                    && bedrock_enabled(settings, &m.id)
+            })
+            .map(|m| m.id.clone())
+            .collect(),
+    }
+}
+
+/// One model and the profile the gateway would call for it from `region`.
 pub(super) fn choose_model(
     settings: &LlmSettings,
-    wanted: Option<&str>,
+    id: &str,
     region: &str,
 ) -> Result<Choice, String> {
-    let catalog = Catalog::builtin();
-    let model = match wanted {
-        Some(id) => catalog
-            .get(id)
-            .ok_or_else(|| format!("{id} is not in the model catalog"))?,
-        None => {
-            let usable: Vec<_> = catalog
-                .by_rank()
-                .into_iter()
-                .filter(|m| {
-                    m.family == Family::Anthropic
-                        && m.bedrock.is_some()
-                        && bedrock_enabled(settings, &m.id)
-                })
-                .collect();
-            // A model the admin named in the settings is the one the team uses
-            // (and the one a least-privilege policy grants).
-            usable
-                .iter()
-                .find(|m| settings.models.contains_key(&m.id))
-                .or(usable.first())
-                .copied()
-                .ok_or("the team routes no Claude model through Bedrock")?
-        }
-    };
+    let model = Catalog::builtin()
+        .get(id)
+        .ok_or_else(|| format!("{id} is not in the model catalog"))?;
     let bedrock = model
         .bedrock
         .as_ref()
@@ -91,22 +88,86 @@ pub(super) fn choose_model(
     })
 }
 
-/// Calls Bedrock once; `Ok(detail)` or the diagnosis.
+/// Calls Bedrock once per model; every model's result, and the first
+/// refusal's diagnosis.
 pub(super) async fn bedrock_check(
     opts: &Options,
     ctx: &Ctx,
     creds: &TemporaryCredentials,
-) -> Result<String, Diagnosis> {
+) -> (Vec<ModelCheck>, Option<Diagnosis>) {
     let s = StepName::Bedrock;
-    let choice = choose_model(&ctx.settings, opts.model.as_deref(), &ctx.region).map_err(|e| {
-        fail(
+    let ids = model_ids(&ctx.settings, opts.model.as_deref());
+    if ids.is_empty() {
+        let d = fail(
             s,
             Cause::ModelNotAvailable,
-            e,
+            "the team routes no Claude model through Bedrock",
             vec![],
-            "enable a Claude model for Bedrock in the team's settings, or pass --model",
-        )
-    })?;
+            "route a model through Bedrock: byollm settings set --model-bedrock MODEL=on",
+        );
+        return (vec![], Some(d));
+    }
+    let client = bedrock_client(opts, ctx, creds);
+    // A fix rewrites the role's one inline policy: it must keep every routed model.
+    let mut all = model_ids(&ctx.settings, None);
+    if let Some(m) = &opts.model
+        && !all.contains(m)
+    {
+        all.push(m.clone());
+    }
+    let all = all.join(",");
+    let mut checks = Vec::with_capacity(ids.len());
+    let mut first: Option<Diagnosis> = None;
+    for id in ids {
+        let (check, diagnosis) = match choose_model(&ctx.settings, &id, &ctx.region) {
+            Ok(choice) => match invoke_once(&client, ctx, &choice, &all).await {
+                Ok(detail) => (
+                    model_check(&choice.model, &choice.profile, Status::Ok, detail),
+                    None,
+                ),
+                Err(d) => (
+                    model_check(
+                        &choice.model,
+                        &choice.profile,
+                        Status::Failed,
+                        d.summary.clone(),
+                    ),
+                    Some(d),
+                ),
+            },
+            Err(e) => (
+                model_check(&id, "", Status::Failed, e.clone()),
+                Some(fail(
+                    s,
+                    Cause::ModelNotAvailable,
+                    e,
+                    vec![],
+                    "route a model Bedrock serves from this region, or set its model_ref",
+                )),
+            ),
+        };
+        checks.push(check);
+        if first.is_none() {
+            first = diagnosis;
+        }
+    }
+    (checks, first)
+}
+
+fn model_check(model: &str, profile: &str, status: Status, detail: String) -> ModelCheck {
+    ModelCheck {
+        model: model.to_owned(),
+        profile: profile.to_owned(),
+        status,
+        detail,
+    }
+}
+
+fn bedrock_client(
+    opts: &Options,
+    ctx: &Ctx,
+    creds: &TemporaryCredentials,
+) -> aws_sdk_bedrockruntime::Client {
     let mut cfg = aws_sdk_bedrockruntime::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(ctx.region.clone()))
@@ -122,7 +183,17 @@ pub(super) async fn bedrock_check(
     if let Some(url) = &opts.aws_endpoint_url {
         cfg = cfg.endpoint_url(url);
     }
-    let client = aws_sdk_bedrockruntime::Client::from_conf(cfg.build());
+    aws_sdk_bedrockruntime::Client::from_conf(cfg.build())
+}
+
+/// Calls Bedrock once for `choice`; `Ok(detail)` or the diagnosis.
+async fn invoke_once(
+    client: &aws_sdk_bedrockruntime::Client,
+    ctx: &Ctx,
+    choice: &Choice,
+    routed: &str,
+) -> Result<String, Diagnosis> {
+    let s = StepName::Bedrock;
     let body = serde_json::json!({
         "anthropic_version": "bedrock-2023-05-31",
         "max_tokens": 1,
@@ -139,8 +210,8 @@ pub(super) async fn bedrock_check(
     let err = match result {
         Ok(_) => {
             return Ok(format!(
-                "InvokeModel {} ({}) in {} answered with max_tokens 1",
-                choice.profile, choice.model, ctx.region
+                "InvokeModel {} in {} answered with max_tokens 1",
+                choice.profile, ctx.region
             ));
         }
         Err(e) => e,
@@ -160,6 +231,15 @@ pub(super) async fn bedrock_check(
     };
     let model = &choice.model;
     let role = super::iam::role_name(&ctx.role_arn).unwrap_or("ROLE");
+    let account = ctx.role_arn.split(':').nth(4).unwrap_or_default();
+    let global = choice.geo.as_deref() == Some("global");
+    let where_ = if global {
+        "every region (a global profile: also the region-less foundation-model ARN, with \
+         aws:RequestedRegion = unspecified)"
+            .to_owned()
+    } else {
+        format!("every destination region ({})", regions.join(", "))
+    };
     Err(match code.as_str() {
         "AccessDeniedException" if message.contains("is not authorized to perform") => {
             let resource = message
@@ -175,12 +255,10 @@ pub(super) async fn bedrock_check(
                 ),
                 evidence,
                 format!(
-                    "an inference profile needs the profile ARN and the foundation-model ARN in every \
-                     destination region ({}; a global profile also the region-less ARN with \
-                     aws:RequestedRegion = unspecified): byollm aws permissions-policy --account ACCOUNT \
-                     --region {} --model {model} > permissions.json; aws iam put-role-policy --role-name \
-                     {role} --policy-name byollm-bedrock --policy-document file://permissions.json",
-                    regions.join(", "),
+                    "an inference profile needs the profile ARN and the foundation-model ARN in \
+                     {where_}: byollm aws permissions-policy --account {account} --region {} \
+                     --model {routed} > permissions.json; aws iam put-role-policy --role-name {role} \
+                     --policy-name {DEFAULT_POLICY_NAME} --policy-document file://permissions.json",
                     ctx.region
                 ),
             )
@@ -211,7 +289,7 @@ pub(super) async fn bedrock_check(
             format!(
                 "set the team's models.{model}.aws_bedrock.model_ref to an inference profile such as \
                  {} (or clear it to use the catalog's default)",
-                choose_model(&LlmSettings::default(), Some(model), &ctx.region)
+                choose_model(&LlmSettings::default(), model, &ctx.region)
                     .map(|c| c.profile)
                     .unwrap_or_else(|_| format!("us.{}", choice.base_model_id))
             ),

@@ -19,6 +19,12 @@
 //!   for the web console.
 //! - A report lists every step once, in walk order; at most one step is
 //!   `failed` (the diagnosis's), and the steps after it are `skipped`.
+//! - The verdict is a closed set ([`Outcome`]): `healthy` only when every step
+//!   ran and worked and every model the actor routes to Bedrock answered;
+//!   `failing` with a [`Cause`]; otherwise `not_verified` with the reasons. The
+//!   doctor never says more than it checked.
+//! - Checking an agent mints its token through the admin's diagnosis route: no
+//!   run is started, so nothing is billed.
 //! - Secrets: the API key, workload tokens, identity tokens and AWS credentials
 //!   are never part of the report; the token's decoded claims (`iss`, `aud`,
 //!   `sub`) are.
@@ -181,9 +187,47 @@ pub struct Diagnosis {
     pub fix: String,
 }
 
+/// The doctor's verdict. The CLI's exit status follows it (0, 1, 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every step ran and worked, and every model checked answered.
+    Healthy,
+    /// A step failed; the diagnosis names the cause and the fix.
+    Failing,
+    /// Nothing failed, but something was not checked (the report says what and why).
+    NotVerified,
+}
+
+impl Outcome {
+    /// The stable code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Healthy => "healthy",
+            Outcome::Failing => "failing",
+            Outcome::NotVerified => "not_verified",
+        }
+    }
+}
+
+/// One model's one-token Bedrock call.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelCheck {
+    /// The catalog id, e.g. `claude-sonnet-4-6`.
+    pub model: String,
+    /// The model id or inference profile called.
+    pub profile: String,
+    /// How it went (`skipped` when no call could be made).
+    pub status: Status,
+    /// What Bedrock answered.
+    pub detail: String,
+}
+
 /// The doctor's report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The verdict.
+    pub outcome: Outcome,
     /// What was checked: `team <uid>` or `agent <uid>`.
     pub target: String,
     /// The role and region checked, when known.
@@ -194,6 +238,10 @@ pub struct Report {
     pub region: Option<String>,
     /// Each step in order.
     pub steps: Vec<Step>,
+    /// Each model the actor routes to Bedrock (or `--model`), as called.
+    pub models: Vec<ModelCheck>,
+    /// Why the outcome is `not_verified`: what was not checked (empty otherwise).
+    pub not_verified: Vec<String>,
     /// The first failure, or `None` when everything worked.
     pub diagnosis: Option<Diagnosis>,
     /// Warnings that are not failures.
@@ -201,9 +249,47 @@ pub struct Report {
 }
 
 impl Report {
-    /// Whether every step worked.
+    /// A report from its parts, with the verdict they imply: failing with a
+    /// diagnosis; healthy only when no step and no model was skipped.
+    pub fn new(
+        target: String,
+        role_arn: Option<String>,
+        region: Option<String>,
+        steps: Vec<Step>,
+        models: Vec<ModelCheck>,
+        diagnosis: Option<Diagnosis>,
+        notes: Vec<String>,
+    ) -> Report {
+        let mut not_verified: Vec<String> = Vec::new();
+        if diagnosis.is_none() {
+            for s in steps.iter().filter(|s| s.status != Status::Ok) {
+                not_verified.push(format!("{}: {}", s.step.as_str(), s.detail));
+            }
+            for m in models.iter().filter(|m| m.status != Status::Ok) {
+                not_verified.push(format!("bedrock {}: {}", m.model, m.detail));
+            }
+        }
+        let outcome = match (&diagnosis, not_verified.is_empty()) {
+            (Some(_), _) => Outcome::Failing,
+            (None, true) => Outcome::Healthy,
+            (None, false) => Outcome::NotVerified,
+        };
+        Report {
+            outcome,
+            target,
+            role_arn,
+            region,
+            steps,
+            models,
+            not_verified,
+            diagnosis,
+            notes,
+        }
+    }
+
+    /// Whether every step ran and worked.
     pub fn healthy(&self) -> bool {
-        self.diagnosis.is_none()
+        self.outcome == Outcome::Healthy
     }
 
     /// The cause, if any.

@@ -260,12 +260,7 @@ impl Walk<'_> {
     async fn sts_offline(&mut self, ctx: &Ctx) -> Result<Option<TemporaryCredentials>, Diagnosis> {
         let s = StepName::Sts;
         let agent = ctx.agent.clone().unwrap_or_default();
-        let mut sub = format!("scoped_principal:{}/service_account:{agent}", ctx.team_uid);
-        if ctx.settings.subject_template.iter().any(|t| t == "run_id")
-            && let Some(run) = &self.run
-        {
-            sub.push_str(&format!(":run_id:{run}"));
-        }
+        let sub = format!("scoped_principal:{}/service_account:{agent}", ctx.team_uid);
         let query = TrustQuery {
             issuer: String::new(),
             sub: sub.clone(),
@@ -285,7 +280,8 @@ impl Walk<'_> {
                 vec![],
                 "give the doctor AWS credentials that may read IAM (AWS_ACCESS_KEY_ID, …: \
                  iam:GetRole, iam:ListOpenIDConnectProviders, \
-                 iam:GetOpenIDConnectProvider), or enable the team's worker_identity_tokens while diagnosing",
+                 iam:GetOpenIDConnectProvider), or run the doctor with an admin's API key, which mints \
+                 the agent's token for the check",
             ));
         };
         let issuer = match self.client.discovery().await {

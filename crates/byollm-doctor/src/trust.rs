@@ -40,23 +40,50 @@ impl TrustQuery {
                 ""
             },
         );
+        let edit = format!(
+            "aws iam get-role --role-name {role} --query Role.AssumeRolePolicyDocument > trust.json; \
+             edit trust.json; aws iam update-assume-role-policy --role-name {role} --policy-document \
+             file://trust.json"
+        );
         match &self.agent {
             // The role may be another agent's own role: never suggest narrowing it
             // to this agent, which would lock the other one out.
-            Some(a) => format!(
-                "give agent {a} a role that admits it (byollm aws setup-script {flags} --scope agent:{a} \
-                 --role-name NEW_ROLE, then byollm agents update {a} --aws-role-arn NEW_ROLE_ARN), or clear \
-                 its role override so it uses the team's role (byollm agents update {a} --aws-role-arn null); \
-                 to make {role} admit it as well, regenerate its trust policy with every actor it should \
-                 admit (byollm aws trust-policy {flags} --scope agent:{a},OTHER_UID > trust.json) and apply it \
-                 with aws iam update-assume-role-policy --role-name {role} --policy-document file://trust.json"
-            ),
+            Some(a) => {
+                let short: String = a.chars().take(12).collect();
+                let new_role = format!("byollm-agent-{short}");
+                format!(
+                    "give agent {a} its own role (byollm aws setup-script {flags} --scope agent:{a} \
+                     --role-name {new_role}, then byollm agents update {a} --aws-role-arn \
+                     arn:aws:iam::{account}:role/{new_role}); or clear its role override so it uses \
+                     the team's role (byollm agents update {a} --aws-role-arn null); or make {role} \
+                     admit it as well: add \"{}\" to the values of its trust policy's sub condition \
+                     ({edit})",
+                    self.sub
+                )
+            }
             None => format!(
                 "byollm aws trust-policy {flags} --scope team > trust.json (or users); aws iam \
                  update-assume-role-policy --role-name {role} --policy-document file://trust.json \
                  (byollm aws explain-trust trust.json shows whom it admits)"
             ),
         }
+    }
+
+    /// The fix for an `aud` condition that refuses the audience byollm mints for STS.
+    fn audience_fix(&self) -> String {
+        let role = role_name(&self.role_arn).unwrap_or("ROLE");
+        let host = self
+            .issuer
+            .trim_start_matches("https://")
+            .trim_end_matches('/');
+        format!(
+            "byollm's tokens for STS carry aud \"{aud}\": make the trust policy's condition \
+             StringEquals {{\"{host}:aud\": \"{aud}\"}} (aws iam get-role --role-name {role} --query \
+             Role.AssumeRolePolicyDocument > trust.json; edit the aud condition; aws iam \
+             update-assume-role-policy --role-name {role} --policy-document file://trust.json), and \
+             keep \"{aud}\" in the OIDC provider's client ID list",
+            aud = self.aud
+        )
     }
 }
 
@@ -237,7 +264,12 @@ pub(super) fn analyse_trust(
             }
             _ => "no statement of the trust policy allows sts:AssumeRoleWithWebIdentity".to_owned(),
         };
-        return Some(fail(s, cause, summary, evidence, q.scope_hint()));
+        let fix = if cause == Cause::AudienceNotAdmitted {
+            q.audience_fix()
+        } else {
+            q.scope_hint()
+        };
+        return Some(fail(s, cause, summary, evidence, fix));
     }
     let actions = [
         (

@@ -4,15 +4,13 @@
 use base64::Engine as _;
 use byollm_api::client::{Client, ClientError};
 use byollm_api::routes;
-use byollm_api::types::{
-    IdentityTokenRequest, LlmSettings, RunCreate, RunFinish, RunState, STS_AUDIENCE,
-};
+use byollm_api::types::{IdentityTokenRequest, LlmSettings, STS_AUDIENCE};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
 use super::bedrock::bedrock_check;
 use super::iam::{Iam, IamCredentials};
-use super::{Cause, Diagnosis, Report, Status, Step, StepName};
+use super::{Cause, Diagnosis, ModelCheck, Report, Status, Step, StepName};
 
 /// Lifetime of the identity token the doctor mints: enough for one STS call.
 const TOKEN_SECONDS: i64 = 300;
@@ -67,16 +65,16 @@ pub(super) struct Walk<'a> {
     pub(super) opts: &'a Options,
     pub(super) client: Client,
     steps: Vec<Step>,
+    pub(super) models: Vec<ModelCheck>,
     pub(super) notes: Vec<String>,
     pub(super) iam: Option<Iam>,
-    pub(super) run: Option<String>,
     role_arn: Option<String>,
     region: Option<String>,
 }
 
 /// Runs the doctor and returns its report (it never fails: a failure is the
-/// report's diagnosis). With [`Options::agent`] it starts a short run for the
-/// agent to mint its token, and cancels it before returning (a note says so).
+/// report's diagnosis). With [`Options::agent`] the agent's token comes from the
+/// admin's diagnosis route, so no run is started and nothing is billed.
 pub async fn run(opts: &Options) -> Report {
     let target = match &opts.agent {
         Some(a) => format!("agent {a}"),
@@ -85,20 +83,14 @@ pub async fn run(opts: &Options) -> Report {
     let client = match Client::new(&opts.server, Some(opts.api_key.clone())) {
         Ok(c) => c,
         Err(e) => {
-            return Report {
-                target,
-                role_arn: None,
-                region: None,
-                steps: vec![],
-                diagnosis: Some(Diagnosis {
-                    step: StepName::Server,
-                    cause: Cause::ServerUnreachable,
-                    summary: e.to_string(),
-                    evidence: vec![],
-                    fix: "pass --server http(s)://HOST:PORT".to_owned(),
-                }),
-                notes: vec![],
-            };
+            let d = fail(
+                StepName::Server,
+                Cause::ServerUnreachable,
+                e.to_string(),
+                vec![],
+                "pass --server http(s)://HOST:PORT",
+            );
+            return Report::new(target, None, None, vec![], vec![], Some(d), vec![]);
         }
     };
     let iam_endpoint = opts
@@ -109,12 +101,12 @@ pub async fn run(opts: &Options) -> Report {
         opts,
         client,
         steps: Vec::new(),
+        models: Vec::new(),
         notes: Vec::new(),
         iam: opts
             .iam
             .clone()
             .map(|c| Iam::new(iam_endpoint.as_deref(), c)),
-        run: None,
         role_arn: None,
         region: None,
     };
@@ -145,27 +137,9 @@ pub async fn run(opts: &Options) -> Report {
     }
     w.steps
         .sort_by_key(|s| all.iter().position(|n| *n == s.step).unwrap_or(all.len()));
-    if let Some(run) = w.run.take() {
-        let finish = RunFinish {
-            state: Some(RunState::Cancelled),
-        };
-        match w.client.finish_run(&run, &finish).await {
-            Ok(_) => w.notes.push(format!(
-                "the doctor started run {run} for the agent (to mint its token) and cancelled it"
-            )),
-            Err(e) => w
-                .notes
-                .push(format!("could not cancel the doctor's run {run}: {e}")),
-        }
-    }
-    Report {
-        target,
-        role_arn: w.role_arn,
-        region: w.region,
-        steps: w.steps,
-        diagnosis,
-        notes: w.notes,
-    }
+    Report::new(
+        target, w.role_arn, w.region, w.steps, w.models, diagnosis, w.notes,
+    )
 }
 
 pub(super) fn fail(
@@ -236,8 +210,17 @@ impl Walk<'_> {
         let creds = self.sts_step(&ctx, minted.as_ref()).await?;
         match creds {
             Some(creds) => {
-                let detail = bedrock_check(self.opts, &ctx, &creds).await?;
-                self.ok(StepName::Bedrock, detail);
+                let (models, failure) = bedrock_check(self.opts, &ctx, &creds).await;
+                let called = models.iter().filter(|m| m.status == Status::Ok).count();
+                let total = models.len();
+                self.models = models;
+                if let Some(d) = failure {
+                    return Err(d);
+                }
+                self.ok(
+                    StepName::Bedrock,
+                    format!("{called} of {total} model(s) answered a one-token InvokeModel"),
+                );
             }
             None => self.skip(
                 StepName::Bedrock,
@@ -439,34 +422,19 @@ impl Walk<'_> {
             audience: ctx.audience.clone(),
             requested_duration_seconds: TOKEN_SECONDS,
         };
-        let minted = match &ctx.agent {
-            None => self
-                .client
-                .identity_token(&req)
-                .await
-                .map_err(|e| server_error(s, &format!("POST {}", routes::IDENTITY_TOKEN), &e))?,
-            Some(agent) => {
-                let run = self
-                    .client
-                    .create_run(&RunCreate {
-                        agent_uid: Some(agent.clone()),
-                        prompt: Some("byollm aws doctor: checking the agent's AWS setup".into()),
-                        model: None,
-                    })
-                    .await
-                    .map_err(|e| server_error(s, &format!("POST {}", routes::RUNS), &e))?;
-                self.run = Some(run.run_id.clone());
-                let worker = self
-                    .client
-                    .with_key(SecretString::from(run.workload_token.expose().to_owned()));
-                match worker.run_identity_token(&run.run_id, &req).await {
+        let minted =
+            match &ctx.agent {
+                None => self.client.identity_token(&req).await.map_err(|e| {
+                    server_error(s, &format!("POST {}", routes::IDENTITY_TOKEN), &e)
+                })?,
+                Some(agent) => match self.client.agent_identity_token(agent, &req).await {
                     Ok(t) => t,
                     Err(e) if e.status() == Some(403) => {
                         self.skip(
                             s,
                             format!(
-                                "the team's worker_identity_tokens is off, so only the server's \
-                                 broker mints the agent's tokens ({e})"
+                                "the server refused to mint the agent's token for this key (an \
+                             admin's API key can): {e}"
                             ),
                         );
                         return Ok(None);
@@ -474,13 +442,12 @@ impl Walk<'_> {
                     Err(e) => {
                         return Err(server_error(
                             s,
-                            &format!("POST {}", routes::RUN_IDENTITY_TOKEN),
+                            &format!("POST {}", routes::AGENT_IDENTITY_TOKEN),
                             &e,
                         ));
                     }
-                }
-            }
-        };
+                },
+            };
         let token = SecretString::from(minted.token.expose().to_owned());
         let (header, claims) = decode_jwt(token.expose_secret()).ok_or_else(|| {
             fail(

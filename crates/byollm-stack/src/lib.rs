@@ -19,8 +19,8 @@ use byollm_api::clock::SystemClock;
 use byollm_awsim::{Awsim, AwsimConfig};
 use byollm_core::config::CoreConfig;
 use byollm_policy::generate::{
-    AccountId, Grant, Issuer, ModelProfile, PermissionsOptions, Region, TrustOptions, TrustScope,
-    permissions_policy, trust_policy,
+    AccountId, DEFAULT_POLICY_NAME, Grant, Issuer, ModelProfile, PermissionsOptions, Region,
+    TrustOptions, TrustScope, permissions_policy, trust_policy,
 };
 use byollm_server::config::{ServerConfig, Upstreams};
 use byollm_server::{Server, app};
@@ -150,7 +150,7 @@ impl Stack {
         };
         let doc = permissions_policy(&permissions)?.to_json_pretty();
         self.sim
-            .put_role_policy(spec.name, "byollm-bedrock", &doc)?;
+            .put_role_policy(spec.name, DEFAULT_POLICY_NAME, &doc)?;
         Ok(arn)
     }
 

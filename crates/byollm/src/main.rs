@@ -82,7 +82,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             out::err(&format!("error: {err:#}"));
-            ExitCode::FAILURE
+            ExitCode::from(out::exit_status(&err))
         }
     }
 }

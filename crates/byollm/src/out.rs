@@ -18,3 +18,26 @@ pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     line(&serde_json::to_string_pretty(value)?);
     Ok(())
 }
+
+/// Ends a command with exit status 3, "not verified": nothing failed, but not
+/// everything could be checked (the doctor). Exit statuses: 0 ok, 1 failure,
+/// 2 usage error (clap), 3 not verified.
+#[derive(Debug)]
+pub struct NotVerified(pub String);
+
+impl std::fmt::Display for NotVerified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotVerified {}
+
+/// The exit status for a command's error.
+pub fn exit_status(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<NotVerified>().is_some() {
+        3
+    } else {
+        1
+    }
+}

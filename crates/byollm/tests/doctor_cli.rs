@@ -23,11 +23,25 @@ use serde_json::{Value, json};
 
 const ISSUER: &str = "https://issuer.doctor.test";
 
-async fn doctor(base: &str, key: &str, sim: &Awsim, extra: &[&str]) -> (i32, String, String) {
+/// Runs the doctor with the emulator as AWS: through `--aws-endpoint-url`, or
+/// with `endpoint_env` through that environment variable instead.
+async fn doctor_with(
+    base: &str,
+    key: &str,
+    sim: &Awsim,
+    extra: &[&str],
+    endpoint_env: Option<&str>,
+) -> (i32, String, String) {
     let (ak, sk) = sim.admin_credentials();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_byollm"))
-        .args(["aws", "doctor", "--server", base, "--aws-endpoint-url"])
-        .arg(sim.endpoint_url())
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_byollm"));
+    cmd.args(["aws", "doctor", "--server", base])
+        .env_remove("BYOLLM_AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL");
+    match endpoint_env {
+        Some(var) => cmd.env(var, sim.endpoint_url()),
+        None => cmd.arg("--aws-endpoint-url").arg(sim.endpoint_url()),
+    };
+    let out = cmd
         .args(extra)
         .env("BYOLLM_API_KEY", key)
         .env("AWS_ACCESS_KEY_ID", ak)
@@ -42,6 +56,10 @@ async fn doctor(base: &str, key: &str, sim: &Awsim, extra: &[&str]) -> (i32, Str
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+async fn doctor(base: &str, key: &str, sim: &Awsim, extra: &[&str]) -> (i32, String, String) {
+    doctor_with(base, key, sim, extra, None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,6 +137,11 @@ async fn the_doctor_command_names_the_cause_and_exits_accordingly() {
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("[ok  ] bedrock"), "{stdout}");
     assert!(stdout.contains("Everything works"), "{stdout}");
+    // One way to point every command at an endpoint: the environment works too.
+    for var in ["BYOLLM_AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL"] {
+        let (code, stdout, stderr) = doctor_with(&base, &key, &sim, &[], Some(var)).await;
+        assert_eq!(code, 0, "{var}: {stdout}\n{stderr}");
+    }
 
     // Without the key the command says how to give it.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_byollm"))

@@ -98,6 +98,39 @@ impl Core {
         Ok(self.mint(&subject, &req).await?.response)
     }
 
+    /// `POST /api/v1/agent/identities/{uid}/identity-token`: an admin mints a named
+    /// agent's token to check its cloud setup (the doctor). No run is started, so
+    /// nothing is billed, and the team's `worker_identity_tokens` does not apply:
+    /// the token is the one the server's broker would mint for the agent, minus a
+    /// run. The audit row names the admin.
+    pub async fn mint_for_agent(
+        &self,
+        p: &Principal,
+        agent_uid: &str,
+        req: IdentityTokenRequest,
+    ) -> Result<IdentityTokenResponse> {
+        validate::uid("uid", agent_uid)?;
+        authz::check(p, Action::MintForAgent, Target::Team)?;
+        let agent = self
+            .store
+            .get_agent(&p.team_uid, agent_uid)
+            .await?
+            .ok_or(CoreError::NotFound("agent"))?;
+        let team = self.team(&p.team_uid).await?;
+        let actor = Actor {
+            actor_type: ActorType::ServiceAccount,
+            uid: agent_uid.to_owned(),
+        };
+        let subject = MintSubject {
+            team: &team,
+            actor: &actor,
+            run_id: None,
+            accountable_member: Some(&agent.agent.created_by),
+            requested_by: format!("{} (checking agent {agent_uid})", p.audit_name()),
+        };
+        Ok(self.mint(&subject, &req).await?.response)
+    }
+
     /// The human accountable for a run: its triggering member, or the member who
     /// created the agent that triggered it.
     pub async fn accountable_member(&self, run: &RunRow) -> Result<Option<String>> {

@@ -2,11 +2,11 @@
 //! emulator (or the team's settings) and asserts the exact cause.
 
 use byollm_api::types::{AgentCreate, LlmSettings};
-use byollm_policy::generate::{Actor, TrustScope};
+use byollm_policy::generate::{Actor, DEFAULT_POLICY_NAME, TrustScope};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use byollm_doctor::{Cause, IamCredentials, Options, Report, Status, StepName};
+use byollm_doctor::{Cause, IamCredentials, Options, Outcome, Report, Status, StepName};
 use byollm_stack::{ISSUER, REGION, RoleSpec, Stack};
 
 const MODEL: &str = "claude-sonnet-4-6";
@@ -78,6 +78,18 @@ fn text(report: &Report) -> String {
     for s in &report.steps {
         lines.push(format!("{} {:?} {}", s.step.as_str(), s.status, s.detail));
     }
+    for m in &report.models {
+        lines.push(format!(
+            "model {} {} {:?} {}",
+            m.model, m.profile, m.status, m.detail
+        ));
+    }
+    lines.extend(
+        report
+            .not_verified
+            .iter()
+            .map(|n| format!("not verified: {n}")),
+    );
     if let Some(d) = &report.diagnosis {
         lines.push(format!("diagnosis ({}): {}", d.step.as_str(), d.summary));
         lines.push(format!("cause: {}", d.cause.code()));
@@ -282,7 +294,7 @@ async fn names_a_missing_destination_region_permission() {
     ]}]});
     stack
         .sim
-        .put_role_policy("byollm-team", "byollm-bedrock", &policy.to_string())
+        .put_role_policy("byollm-team", DEFAULT_POLICY_NAME, &policy.to_string())
         .unwrap();
     settings(
         &stack,
@@ -300,6 +312,61 @@ async fn names_a_missing_destination_region_permission() {
         "{}",
         d.summary
     );
+    stack.shutdown().await;
+}
+
+/// Every model the team routes to Bedrock is called; one the role's policy does
+/// not grant fails the walk, and the fix keeps every routed model in the one
+/// inline policy (same name as the setup script's), with the account filled in.
+#[tokio::test]
+async fn checks_every_routed_model_and_names_the_one_refused() {
+    let (stack, role) = healthy().await;
+    // The generated role grants MODEL only; route Haiku as well.
+    let haiku = "claude-haiku-4-5";
+    settings(
+        &stack,
+        &role,
+        json!({"hosts": {"aws_bedrock": {"enabled": true, "role_arn": role, "region": REGION,
+               "opt_out_of_new_models": true}},
+               "models": {MODEL: {"aws_bedrock": {"enabled": true}},
+                          haiku: {"aws_bedrock": {"enabled": true}}}}),
+    )
+    .await;
+    let mut o = opts(&stack, true);
+    o.model = None;
+    let report = byollm_doctor::run(&o).await;
+    assert_cause(&report, Cause::ModelPermissionMissing, StepName::Bedrock);
+    let t = text(&report);
+    let status = |id: &str| {
+        report
+            .models
+            .iter()
+            .find(|m| m.model == id)
+            .map(|m| m.status)
+    };
+    assert_eq!(report.models.len(), 2, "{t}");
+    assert_eq!(status(MODEL), Some(Status::Ok), "{t}");
+    assert_eq!(status(haiku), Some(Status::Failed), "{t}");
+    let fix = &report.diagnosis.as_ref().unwrap().fix;
+    assert!(
+        fix.contains(&format!("--account {}", stack.account())),
+        "{fix}"
+    );
+    assert!(
+        fix.contains(&format!("--policy-name {DEFAULT_POLICY_NAME}")),
+        "{fix}"
+    );
+    assert!(fix.contains(MODEL) && fix.contains(haiku), "{fix}");
+    assert!(!fix.contains("(;"), "{fix}");
+
+    // Granting both models makes the whole walk healthy.
+    stack
+        .sim
+        .put_role_policy("byollm-team", DEFAULT_POLICY_NAME, BROAD)
+        .unwrap();
+    let report = byollm_doctor::run(&o).await;
+    assert_eq!(report.outcome, Outcome::Healthy, "{}", text(&report));
+    assert_eq!(report.models.len(), 2);
     stack.shutdown().await;
 }
 
@@ -331,7 +398,7 @@ async fn names_a_model_that_needs_an_inference_profile() {
     let (stack, role) = healthy().await;
     stack
         .sim
-        .put_role_policy("byollm-team", "byollm-bedrock", BROAD)
+        .put_role_policy("byollm-team", DEFAULT_POLICY_NAME, BROAD)
         .unwrap();
     settings(
         &stack,
@@ -392,12 +459,36 @@ async fn checks_one_agent_against_its_own_role() {
         text(&report)
     );
 
-    // Worker tokens off (the default): the agent's trust is decided offline.
+    // Worker tokens off (the default): the admin's diagnosis route mints the
+    // agent's token, so STS and Bedrock are really called, and no run is started
+    // (nothing billed).
     let mut o = opts(&stack, true);
     o.agent = Some(bot.uid.clone());
+    let sts_before = stack
+        .sim
+        .faults()
+        .call_count("sts:AssumeRoleWithWebIdentity");
     let report = byollm_doctor::run(&o).await;
     assert!(report.healthy(), "{}", text(&report));
-    assert!(report.notes.iter().any(|n| n.contains("cancelled")));
+    assert_eq!(report.outcome, Outcome::Healthy);
+    assert!(
+        stack
+            .sim
+            .faults()
+            .call_count("sts:AssumeRoleWithWebIdentity")
+            > sts_before,
+        "the agent's token went to STS"
+    );
+    assert!(
+        report.steps.iter().all(|s| s.status == Status::Ok),
+        "{}",
+        text(&report)
+    );
+    let usage = owner.usage(&Default::default()).await.unwrap();
+    assert_eq!(
+        usage.buckets.platform, 0.0,
+        "the doctor started a billed run"
+    );
     assert!(
         !report.notes.iter().any(|n| n.contains("warning")),
         "{:?}",
@@ -406,10 +497,19 @@ async fn checks_one_agent_against_its_own_role() {
     o.agent = Some(other.uid.clone());
     let report = byollm_doctor::run(&o).await;
     assert_cause(&report, Cause::SubNotAdmitted, StepName::Sts);
-    // Without IAM access the agent cannot be checked, and the doctor says so.
+    // The fix has no placeholder the doctor could have filled.
+    let fix = &report.diagnosis.as_ref().unwrap().fix;
+    for placeholder in ["OTHER_UID", "NEW_ROLE", "ACCOUNT"] {
+        assert!(!fix.contains(placeholder), "{fix}");
+    }
+    assert!(
+        fix.contains(&format!("service_account:{}", other.uid)),
+        "{fix}"
+    );
+    // Without IAM access STS's refusal is reported with its possible causes.
     o.iam = None;
     let report = byollm_doctor::run(&o).await;
-    assert_cause(&report, Cause::AgentNotTestable, StepName::Sts);
+    assert_cause(&report, Cause::TrustPolicyRefused, StepName::Sts);
 
     // With worker tokens on, the agent's own token goes to STS.
     let role = owner
@@ -501,6 +601,16 @@ async fn names_an_aud_condition_and_a_foreign_provider_in_the_trust_policy() {
     let report = byollm_doctor::run(&opts(&stack, true)).await;
     assert_cause(&report, Cause::AudienceNotAdmitted, StepName::Sts);
     assert!(text(&report).contains("\"my-app\""), "{}", text(&report));
+    // The fix is the audience's own, not the sub condition's.
+    let fix = &report.diagnosis.as_ref().unwrap().fix;
+    assert!(
+        fix.contains("issuer.byollm.test:aud") && fix.contains("sts.amazonaws.com"),
+        "{fix}"
+    );
+    assert!(
+        !fix.contains("OTHER_UID") && !fix.contains("--scope"),
+        "{fix}"
+    );
 
     stack
         .sim

@@ -49,6 +49,7 @@ pub const ACTIONS: &[(Method, &str, Action)] = &[
     (Method::POST, r::RUN_FINISH, Action::FinishRun),
     (Method::POST, r::RUN_IDENTITY_TOKEN, Action::MintForRun),
     (Method::POST, r::IDENTITY_TOKEN, Action::MintForMember),
+    (Method::POST, r::AGENT_IDENTITY_TOKEN, Action::MintForAgent),
     (Method::GET, r::USAGE, Action::ReadUsage),
 ];
 

@@ -94,6 +94,7 @@ const ALL_ROUTES: &[&str] = &[
     routes::RUN_FINISH,
     routes::RUN_IDENTITY_TOKEN,
     routes::IDENTITY_TOKEN,
+    routes::AGENT_IDENTITY_TOKEN,
     routes::USAGE,
     routes::MODELS,
     routes::MESSAGES,
@@ -261,6 +262,17 @@ fn matrix() -> Vec<Row> {
                 routes::IDENTITY_TOKEN,
                 T::None,
                 [200, 200, 200, 403, 403, 403, 200, 401, 401],
+            ),
+            |_, _| mint_body(STS, 600),
+        ),
+        // Admins mint an agent's token to check its setup (the doctor); the
+        // other team's admin does not find the agent.
+        with_body(
+            row(
+                M::POST,
+                routes::AGENT_IDENTITY_TOKEN,
+                T::Agent,
+                [200, 200, 403, 403, 403, 403, 404, 401, 401],
             ),
             |_, _| mint_body(STS, 600),
         ),

@@ -242,3 +242,59 @@ async fn team_a_never_obtains_a_token_naming_team_b() {
         assert_ne!(c["principal_uid"], b.agent_uid.as_str());
     }
 }
+
+/// The doctor's route: an admin mints a named agent's token without starting a
+/// run (nothing billed), whatever `worker_identity_tokens` says; the audit row
+/// names the admin; a member cannot, and another team's agent is not found.
+#[tokio::test]
+async fn admins_mint_an_agents_token_for_diagnosis_without_a_run() {
+    let h = Harness::new().await;
+    let a = h.team("alpha").await;
+    let b = h.team("beta").await;
+    let path = routes::fill(routes::AGENT_IDENTITY_TOKEN, &a.agent_uid);
+    let t = h
+        .post(&path, Some(&a.admin.key), &mint_body(STS, 300))
+        .await
+        .expect(200);
+    let c = claims_of(&t.str("/token"));
+    assert_eq!(
+        c["sub"],
+        format!("scoped_principal:{}/service_account:{}", a.uid, a.agent_uid)
+    );
+    assert!(
+        c.get("run_id").is_none_or(serde_json::Value::is_null),
+        "{c}"
+    );
+    let audit = h.core.store().list_audit(&a.uid, 100).await.unwrap();
+    assert!(
+        audit.iter().any(|r| r.jti == c["jti"].as_str().unwrap()
+            && r.requested_by.contains(&a.admin.uid)
+            && r.requested_by.contains(&a.agent_uid)),
+        "{audit:?}"
+    );
+    let usage = h.get(routes::USAGE, Some(&a.admin.key)).await.expect(200);
+    let platform_before = usage.body["buckets"]["platform"].as_f64().unwrap();
+    h.post(&path, Some(&a.admin.key), &mint_body(STS, 300))
+        .await
+        .expect(200);
+    let usage = h.get(routes::USAGE, Some(&a.admin.key)).await.expect(200);
+    assert_eq!(
+        usage.body["buckets"]["platform"].as_f64().unwrap(),
+        platform_before,
+        "minting for diagnosis must not bill a run"
+    );
+    h.post(&path, Some(&a.member.key), &mint_body(STS, 300))
+        .await
+        .expect(403);
+    h.post(&path, Some(&b.admin.key), &mint_body(STS, 300))
+        .await
+        .expect(404);
+    // Audience and lifetime follow the same rules as every mint.
+    h.post(
+        &path,
+        Some(&a.admin.key),
+        &mint_body("https://elsewhere.example", 300),
+    )
+    .await
+    .expect(422);
+}

@@ -12,9 +12,9 @@ use anyhow::bail;
 use clap::Args;
 use secrecy::SecretString;
 
-use byollm_doctor::{IamCredentials, Options, Report, Status};
+use byollm_doctor::{IamCredentials, Options, Outcome, Report, Status};
 
-use crate::out;
+use crate::out::{self, NotVerified};
 
 /// `byollm aws doctor` flags.
 #[derive(Debug, Args)]
@@ -24,9 +24,13 @@ use crate::out;
     iam:ListOpenIDConnectProviders, iam:GetOpenIDConnectProvider) are \
     read from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN when set; with \
     them the doctor names the exact trust-policy condition that refused a token. \
-    --aws-endpoint-url is an addition to the documented flags, for the emulator. \
-    With --agent the doctor starts a short run for the agent (it counts as a cloud run \
-    in usage) and cancels it at the end. Exit status: 0 when every step works, 1 otherwise."
+    --aws-endpoint-url (or BYOLLM_AWS_ENDPOINT_URL, else AWS_ENDPOINT_URL) points STS, \
+    Bedrock and IAM at another endpoint, such as the emulator. With --agent the agent's \
+    token is minted through the admin's diagnosis route: no run is started and nothing \
+    is billed. Every model the team routes to Bedrock gets a one-token call. Exit status: \
+    0 healthy (every step and model checked and working), 1 failing (the diagnosis names \
+    the cause and the fix), 3 not verified (nothing failed, but something could not be \
+    checked; the report says what and why)."
 )]
 pub struct DoctorArgs {
     /// The byollm server, e.g. https://byollm.example.com.
@@ -35,8 +39,9 @@ pub struct DoctorArgs {
     /// Check this named agent (its override role and region) instead of the team.
     #[arg(long, value_name = "UID")]
     agent: Option<String>,
-    /// STS, Bedrock (and IAM) endpoint override, e.g. the emulator's http://127.0.0.1:4566.
-    #[arg(long, value_name = "URL")]
+    /// STS, Bedrock (and IAM) endpoint override, e.g. the emulator's
+    /// http://127.0.0.1:4566 (default: BYOLLM_AWS_ENDPOINT_URL, else AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL", env = "BYOLLM_AWS_ENDPOINT_URL")]
     aws_endpoint_url: Option<String>,
     /// IAM endpoint override (defaults to --aws-endpoint-url, else IAM's global endpoint).
     #[arg(long, value_name = "URL")]
@@ -44,8 +49,7 @@ pub struct DoctorArgs {
     /// DurationSeconds to request from STS (the server's broker asks for 3600).
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     duration: i32,
-    /// The model to call (default: the highest-ranked Claude model the team names in
-    /// its settings for Bedrock, else the highest-ranked one it routes there).
+    /// Check only this model (default: every Claude model the team routes to Bedrock).
     #[arg(long, value_name = "ID")]
     model: Option<String>,
     /// Print the report as JSON.
@@ -78,7 +82,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         server: args.server,
         api_key: SecretString::from(key),
         agent: args.agent,
-        aws_endpoint_url: args.aws_endpoint_url,
+        aws_endpoint_url: args.aws_endpoint_url.or_else(|| env("AWS_ENDPOINT_URL")),
         iam_endpoint_url: args.iam_endpoint_url,
         iam,
         duration_seconds: args.duration,
@@ -92,15 +96,21 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
             out::line(line);
         }
     }
-    if report.healthy() {
-        return Ok(());
+    match report.outcome {
+        Outcome::Healthy => Ok(()),
+        Outcome::NotVerified => {
+            Err(NotVerified(format!("not verified: {}", report.not_verified.join("; "))).into())
+        }
+        Outcome::Failing => {
+            let cause = report.cause().map(|c| c.code()).unwrap_or_default();
+            bail!("the doctor found a problem: {cause}")
+        }
     }
-    let cause = report.cause().map(|c| c.code()).unwrap_or_default();
-    bail!("the doctor found a problem: {cause}")
 }
 
-/// The report for people: a header, one line per step, the diagnosis (cause,
-/// evidence, fix) or the all-clear, then the notes. The README's transcript and
+/// The report for people: a header, one line per step (the bedrock step with a
+/// line per model), the diagnosis (cause, evidence, fix), the all-clear or what
+/// was not verified, then the notes. The README's transcript and
 /// the CLI tests read this layout.
 pub(crate) fn text(report: &Report) -> String {
     let mut s = format!("byollm aws doctor: {}", report.target);
@@ -109,19 +119,33 @@ pub(crate) fn text(report: &Report) -> String {
     }
     s.push('\n');
     for step in &report.steps {
-        let mark = match step.status {
-            Status::Ok => "ok  ",
-            Status::Failed => "FAIL",
-            Status::Skipped => "skip",
-        };
+        let mark = mark_of(step.status);
         s.push_str(&format!(
             "  [{mark}] {:<9} {}\n",
             step.step.as_str(),
             step.detail
         ));
+        if step.step == byollm_doctor::StepName::Bedrock {
+            for m in &report.models {
+                s.push_str(&format!(
+                    "           {} {}: {}\n",
+                    mark_of(m.status).trim_end(),
+                    m.model,
+                    m.detail
+                ));
+            }
+        }
     }
     match &report.diagnosis {
-        None => s.push_str("\nEverything works: the path to Bedrock is healthy.\n"),
+        None if report.healthy() => {
+            s.push_str("\nEverything works: the path to Bedrock is healthy.\n");
+        }
+        None => {
+            s.push_str("\nNot verified: nothing failed, but these were not checked:\n");
+            for r in &report.not_verified {
+                s.push_str(&format!("  - {r}\n"));
+            }
+        }
         Some(d) => {
             s.push_str(&format!(
                 "\nDiagnosis ({} step): {}\n  cause: {}\n",
@@ -141,9 +165,17 @@ pub(crate) fn text(report: &Report) -> String {
     s
 }
 
+fn mark_of(status: Status) -> &'static str {
+    match status {
+        Status::Ok => "ok  ",
+        Status::Failed => "FAIL",
+        Status::Skipped => "skip",
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use byollm_doctor::{Cause, Diagnosis, Step, StepName};
+    use byollm_doctor::{Cause, Diagnosis, ModelCheck, Step, StepName};
 
     use super::*;
 
@@ -157,24 +189,27 @@ mod tests {
 
     #[test]
     fn prints_the_steps_the_diagnosis_and_the_notes() {
-        let report = Report {
-            target: "team".to_owned(),
-            role_arn: Some("arn:aws:iam::111122223333:role/r".to_owned()),
-            region: Some("us-east-1".to_owned()),
-            steps: vec![
-                step(StepName::Server, Status::Ok, "team Acme"),
-                step(StepName::Sts, Status::Failed, "no provider"),
-                step(StepName::Bedrock, Status::Skipped, "not reached"),
-            ],
-            diagnosis: Some(Diagnosis {
+        let steps = vec![
+            step(StepName::Server, Status::Ok, "team Acme"),
+            step(StepName::Sts, Status::Failed, "no provider"),
+            step(StepName::Bedrock, Status::Skipped, "not reached"),
+        ];
+        let report = Report::new(
+            "team".to_owned(),
+            Some("arn:aws:iam::111122223333:role/r".to_owned()),
+            Some("us-east-1".to_owned()),
+            steps,
+            vec![],
+            Some(Diagnosis {
                 step: StepName::Sts,
                 cause: Cause::OidcProviderMissing,
                 summary: "no provider".to_owned(),
                 evidence: vec!["STS: No OpenIDConnect provider found".to_owned()],
                 fix: "create it".to_owned(),
             }),
-            notes: vec!["a note".to_owned()],
-        };
+            vec!["a note".to_owned()],
+        );
+        assert_eq!(report.outcome, Outcome::Failing);
         assert_eq!(
             text(&report),
             "byollm aws doctor: team (role arn:aws:iam::111122223333:role/r, region us-east-1)\n\
@@ -188,17 +223,66 @@ mod tests {
              \x20 fix: create it\n\
              note: a note\n"
         );
-        let healthy = Report {
-            diagnosis: None,
-            notes: vec![],
-            role_arn: None,
-            ..report
+
+        let ok = |name| step(name, Status::Ok, "fine");
+        let model = |status| ModelCheck {
+            model: "claude-sonnet-4-6".to_owned(),
+            profile: "global.anthropic.claude-sonnet-4-6".to_owned(),
+            status,
+            detail: "answered".to_owned(),
         };
-        assert!(
-            text(&healthy).ends_with("\n\nEverything works: the path to Bedrock is healthy.\n"),
-            "{}",
-            text(&healthy)
+        let healthy = Report::new(
+            "team".to_owned(),
+            None,
+            None,
+            vec![ok(StepName::Server), ok(StepName::Bedrock)],
+            vec![model(Status::Ok)],
+            None,
+            vec![],
         );
-        assert!(text(&healthy).starts_with("byollm aws doctor: team\n"));
+        assert_eq!(healthy.outcome, Outcome::Healthy);
+        let t = text(&healthy);
+        assert!(t.starts_with("byollm aws doctor: team\n"), "{t}");
+        assert!(
+            t.contains("\n           ok claude-sonnet-4-6: answered\n"),
+            "{t}"
+        );
+        assert!(
+            t.ends_with("\n\nEverything works: the path to Bedrock is healthy.\n"),
+            "{t}"
+        );
+
+        // A skipped step with nothing failed is "not verified", never healthy.
+        let skipped = Report::new(
+            "agent a".to_owned(),
+            None,
+            None,
+            vec![
+                ok(StepName::Server),
+                step(
+                    StepName::Sts,
+                    Status::Skipped,
+                    "not called (no agent token)",
+                ),
+            ],
+            vec![],
+            None,
+            vec![],
+        );
+        assert_eq!(skipped.outcome, Outcome::NotVerified);
+        assert!(!skipped.healthy());
+        let t = text(&skipped);
+        assert!(!t.contains("Everything works"), "{t}");
+        assert!(t.contains("Not verified"), "{t}");
+        assert!(t.contains("  - sts: not called (no agent token)\n"), "{t}");
+        let json = serde_json::to_value(&skipped).unwrap();
+        assert_eq!(json["outcome"], "not_verified");
+    }
+
+    #[test]
+    fn not_verified_exits_3_and_failures_1() {
+        let nv: anyhow::Error = NotVerified("x".into()).into();
+        assert_eq!(out::exit_status(&nv), 3);
+        assert_eq!(out::exit_status(&anyhow::anyhow!("boom")), 1);
     }
 }
