@@ -72,11 +72,11 @@ resource "aws_iam_openid_connect_provider" "byollm" {
     ));
     s.push_str("resource \"aws_iam_role\" \"byollm\" {\n");
     s.push_str(&format!(
-        "  name        = {}\n",
+        "  name               = {}\n",
         hcl_string(&opts.role_name)
     ));
     s.push_str(&format!(
-        "  description = {}\n",
+        "  description        = {}\n",
         hcl_string(&opts.description())
     ));
     s.push_str("  assume_role_policy = <<BYOLLM_TRUST_POLICY\n");

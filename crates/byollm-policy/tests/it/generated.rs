@@ -164,6 +164,47 @@ fn terraform_snapshot_parses_as_hcl() {
         && b.labels().first().map(|l| l.as_str()) == Some("aws_iam_openid_connect_provider")));
 }
 
+/// Runs a checker on a generated file: its verdict, or a loud skip outside CI
+/// when the tool is missing (in CI a missing tool fails the test).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "CI decides whether a missing tool fails or skips"
+)]
+fn tool_accepts(tool: &str, args: &[&str], file: &std::path::Path, install: &str) {
+    match Command::new(tool).args(args).arg(file).output() {
+        Ok(out) => assert!(
+            out.status.success(),
+            "{tool} refuses the generated {}:\n{}{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) if std::env::var_os("CI").is_some() => panic!("{tool} is required in CI: {e}"),
+        Err(e) => eprintln!("\n*** SKIP {tool}: not installed ({e}); {install} ***\n"),
+    }
+}
+
+/// People paste the generated Terraform into repositories whose CI runs
+/// `terraform fmt -check`, and the CloudFormation into ones that run cfn-lint.
+#[test]
+fn generated_terraform_and_cloudformation_pass_their_own_linters() {
+    let dir = tempdir();
+    for scope in ["agent:agt_01", "team"] {
+        let opts = setup_opts(scope, least());
+        let tf = dir.join("main.tf");
+        std::fs::write(&tf, terraform(&opts).unwrap()).unwrap();
+        tool_accepts(
+            "terraform",
+            &["fmt", "-check", "-diff"],
+            &tf,
+            "install Terraform from releases.hashicorp.com",
+        );
+        let cfn = dir.join("byollm.yaml");
+        std::fs::write(&cfn, cloudformation(&opts).unwrap()).unwrap();
+        tool_accepts("cfn-lint", &[], &cfn, "pip install cfn-lint");
+    }
+}
+
 #[test]
 fn cloudformation_snapshot_parses_as_yaml() {
     let opts = setup_opts("agent:agt_01", least());
