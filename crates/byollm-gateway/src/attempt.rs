@@ -79,6 +79,10 @@ struct Walk {
     /// every failure was a timeout the request ends with 504, not 502.
     failures: usize,
     timeouts: usize,
+    /// Failures that may pass later (throttling, outages, STS unreachable).
+    transient: usize,
+    /// Permanent failures that are permission refusals (role, grant, key).
+    permission: usize,
 }
 
 /// What to do after an attempt.
@@ -132,6 +136,11 @@ impl Walk {
             }
             AttemptOutcome::RoleRefused(refused) => {
                 self.failures += 1;
+                if refused.is_transient() {
+                    self.transient += 1;
+                } else {
+                    self.permission += 1;
+                }
                 if let Candidate::Bedrock { target, .. } = c
                     && self.refused_role(target).is_none()
                 {
@@ -144,6 +153,11 @@ impl Walk {
                 self.failures += 1;
                 if matches!(reason, FailReason::TimedOut(_)) {
                     self.timeouts += 1;
+                }
+                if reason.is_transient() {
+                    self.transient += 1;
+                } else if reason.is_permission() {
+                    self.permission += 1;
                 }
                 self.failed(c, matches!(reason, FailReason::AccessDenied(_)));
                 Step::TryNext
@@ -170,13 +184,23 @@ impl Walk {
         }
     }
 
-    /// The error when no candidate served, every attempt listed: 504 when every
-    /// route tried timed out, 502 otherwise.
+    /// The error when no candidate served, every attempt listed. SDKs retry
+    /// 5xx answers, so the status says whether retrying can help: 504 when every
+    /// route tried timed out, 503 when any failure may pass (both with
+    /// `Retry-After`); when every failure is permanent, 403 if one was a
+    /// permission refusal (the role, a grant, a key), else 422 (no route can
+    /// serve this model as configured). 502 only when nothing was tried.
     fn exhausted(self, model: &str, allow_outside_cloud: bool) -> GatewayError {
-        let status = if self.failures > 0 && self.timeouts == self.failures {
-            StatusCode::GATEWAY_TIMEOUT
-        } else {
+        let status = if self.failures == 0 {
             StatusCode::BAD_GATEWAY
+        } else if self.timeouts == self.failures {
+            StatusCode::GATEWAY_TIMEOUT
+        } else if self.transient > 0 {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else if self.permission > 0 {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
         };
         let hint = if self.cloud_failed && !allow_outside_cloud {
             "The team keeps requests inside its cloud (allow_fallback_outside_cloud is false); an admin can fix \
@@ -416,7 +440,8 @@ mod tests {
             ]
         );
         let e = walk.exhausted("claude-sonnet-4-6", false);
-        assert_eq!(e.status, StatusCode::BAD_GATEWAY);
+        // A throttle may pass: 503, which SDKs retry after `Retry-After`.
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(e.code, "no_upstream_succeeded");
         assert!(e.hint.unwrap().contains("inside its cloud"));
         assert_eq!(
@@ -474,7 +499,61 @@ mod tests {
             }),
         );
         let e = walk.exhausted("claude-sonnet-4-6", true);
-        assert_eq!(e.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    /// SDKs retry 5xx answers: a failure no retry can fix must be a 4xx, or one
+    /// refused request becomes three (and three usage rows).
+    #[test]
+    fn permanent_failures_end_with_a_4xx_that_sdks_do_not_retry() {
+        let [global, _, direct] = <[Candidate; 3]>::try_from(candidates()).unwrap();
+        let refused = || {
+            AttemptOutcome::RoleRefused(RoleRefused(BrokerError::Sts(
+                byollm_federation::ExchangeError::AccessDenied("trust".into()),
+            )))
+        };
+        let mut walk = Walk::default();
+        walk.after(&global, refused());
+        walk.after(
+            &direct,
+            AttemptOutcome::Failed(FailReason::DirectStatus {
+                status: 401,
+                message: "bad key".into(),
+            }),
+        );
+        let e = walk.exhausted("claude-sonnet-4-6", true);
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        let body = e.body(ApiFormat::Anthropic);
+        assert_eq!(body["error"]["type"], "permission_error");
+
+        let mut walk = Walk::default();
+        walk.after(
+            &global,
+            AttemptOutcome::Failed(FailReason::ModelNotAvailable("no".into())),
+        );
+        walk.after(
+            &direct,
+            AttemptOutcome::Failed(FailReason::DirectNotConfigured),
+        );
+        assert_eq!(
+            walk.exhausted("claude-sonnet-4-6", true).status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+
+        // One transient failure among permanent ones: retrying may help.
+        let mut walk = Walk::default();
+        walk.after(&global, refused());
+        walk.after(
+            &direct,
+            AttemptOutcome::Failed(FailReason::DirectUnreachable("reset".into())),
+        );
+        let e = walk.exhausted("claude-sonnet-4-6", true);
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        let resp = e.into_response(ApiFormat::OpenAi);
+        assert_eq!(
+            resp.headers()[axum::http::header::RETRY_AFTER],
+            crate::error::RETRY_AFTER_SECONDS.to_string()
+        );
     }
 
     #[test]

@@ -46,6 +46,11 @@ pub struct GatewayError {
     pub attempts: Vec<Attempt>,
 }
 
+/// `Retry-After` on a transient failure of every route (503, 504): long enough
+/// for a throttle's bucket or a brief outage to pass, short for an interactive
+/// caller.
+pub const RETRY_AFTER_SECONDS: u64 = 5;
+
 impl GatewayError {
     /// A caller error (400), never retried elsewhere.
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -170,6 +175,12 @@ impl GatewayError {
     /// The response in the caller's format, with `x-byollm-fallback`.
     pub fn into_response(self, format: ApiFormat) -> Response {
         let mut resp = (self.status, Json(self.body(format))).into_response();
+        if matches!(self.status.as_u16(), 503 | 504 | 529) {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from(RETRY_AFTER_SECONDS),
+            );
+        }
         if let Some(v) = fallback_header(&self.attempts) {
             resp.headers_mut().insert("x-byollm-fallback", v);
         }

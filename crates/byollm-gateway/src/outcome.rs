@@ -159,11 +159,61 @@ impl fmt::Display for FailReason {
     }
 }
 
+impl FailReason {
+    /// Whether the same request may succeed later (throttling, timeouts, outages,
+    /// broken connections), as opposed to a refusal an admin or the caller must
+    /// fix first. Decides the final status when every route failed: SDKs retry
+    /// a 5xx, so a permanent refusal must not be one.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FailReason::CredentialsRefused(_)
+            | FailReason::AccessDenied(_)
+            | FailReason::ModelNotAvailable(_)
+            | FailReason::NotFound(_)
+            | FailReason::DirectNotConfigured
+            | FailReason::DirectKeyInvalid
+            | FailReason::Encode(_)
+            | FailReason::NoCredentials => false,
+            FailReason::DirectStatus { status, .. } => {
+                *status == 408 || *status == 429 || *status >= 500
+            }
+            FailReason::Unrecognised { status, .. } => *status == 0 || *status >= 500,
+            _ => true,
+        }
+    }
+
+    /// A refusal of the team's (or the platform's) permissions, as opposed to a
+    /// model or request the route cannot serve.
+    pub fn is_permission(&self) -> bool {
+        matches!(
+            self,
+            FailReason::CredentialsRefused(_)
+                | FailReason::AccessDenied(_)
+                | FailReason::DirectKeyInvalid
+                | FailReason::DirectStatus {
+                    status: 401 | 403,
+                    ..
+                }
+        )
+    }
+}
+
 /// The role of a Bedrock candidate could not be assumed (or its identity token
 /// not minted): no call was made, and within one request the same role is not
 /// asked again for the next model.
 #[derive(Debug, Clone)]
 pub struct RoleRefused(pub BrokerError);
+
+impl RoleRefused {
+    /// Whether assuming the role may work later (STS throttled or unreachable,
+    /// our own STS rate limit) rather than being refused until an admin acts.
+    pub fn is_transient(&self) -> bool {
+        match &self.0 {
+            BrokerError::Sts(e) => e.is_transient(),
+            BrokerError::RateLimited | BrokerError::Mint(_) => true,
+        }
+    }
+}
 
 impl fmt::Display for RoleRefused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

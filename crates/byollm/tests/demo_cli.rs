@@ -41,7 +41,7 @@ fn the_demo_runs_and_prints_its_transcript() {
         "credits: inference 0.00",
         "platform 1.00",
         "compute 0.10",
-        "POST /v1/messages -> HTTP 502",
+        "POST /v1/messages -> HTTP 403",
         "allow_fallback_outside_cloud is false",
         "[FAIL] sts",
         "cause: sub_not_admitted",

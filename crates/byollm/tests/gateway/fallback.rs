@@ -59,9 +59,11 @@ async fn refused_role_assumption_falls_back_to_the_direct_api_only_when_allowed(
             messages_body("claude-sonnet-4-6", "x", false),
         )
         .await;
-    assert_eq!(r.status, 502, "{}", r.text);
+    // The trust policy refuses: no retry can help, so a 4xx SDKs do not retry.
+    assert_eq!(r.status, 403, "{}", r.text);
     let body = r.json();
     assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "permission_error");
     let msg = body["error"]["message"].as_str().unwrap();
     assert!(
         msg.contains("allow_fallback_outside_cloud is false"),

@@ -256,7 +256,8 @@ async fn hung_sts_falls_back_and_holds_no_other_request_for_the_same_role() {
             chat_body("claude-sonnet-4-6", "x", false),
         )
         .await;
-    assert_eq!(r.status, 502, "{}", r.text);
+    // A hung STS may answer later: 503 with Retry-After, which SDKs retry.
+    assert_eq!(r.status, 503, "{}", r.text);
     let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("timed out"), "{message}");
     env.stop().await;
