@@ -21,4 +21,4 @@ pub mod sse;
 mod stream;
 pub mod translate;
 
-pub use gateway::{Gateway, GatewayConfig};
+pub use gateway::{Gateway, GatewayConfig, GatewayStats};
