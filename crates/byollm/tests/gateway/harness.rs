@@ -6,7 +6,7 @@ use byollm_api::routes;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use byollm_api::clock::SystemClock;
+use byollm_api::clock::{Clock, SystemClock};
 use byollm_awsim::{Awsim, AwsimConfig};
 use byollm_core::config::CoreConfig;
 use byollm_server::config::ServerConfig;
@@ -58,6 +58,11 @@ impl Env {
     /// The same, with `extra` merged into the team's LLM settings (top-level keys
     /// replace; `hosts.aws_bedrock` always points at the team role).
     pub async fn start_with(extra: Value) -> Env {
+        Env::start_clocked(extra, Arc::new(SystemClock), CoreConfig::new(ISSUER)).await
+    }
+
+    /// The same on `clock` (a `FakeClock` for tests of lifetimes) and `core`.
+    pub async fn start_clocked(extra: Value, clock: Arc<dyn Clock>, core: CoreConfig) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -72,12 +77,12 @@ impl Env {
             data_dir: dir.path().join("data"),
             store_url: None,
             kek: None,
-            core: CoreConfig::new(ISSUER),
+            core,
             upstreams: byollm_stack::emulator_upstreams(&sim, &dir.path().join("direct-key"))
                 .unwrap(),
         };
         let gw = app::gateway_config(&cfg).unwrap();
-        let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();
+        let core = app::build_core(&cfg, clock).await.unwrap();
         let boot = byollm_core::service::bootstrap_team(
             core.store(),
             &SystemClock,

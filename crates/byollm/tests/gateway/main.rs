@@ -15,5 +15,6 @@ mod agent_runs;
 mod fallback;
 mod harness;
 mod interactive;
+mod lifetimes;
 mod python_sdks;
 mod refresh;
