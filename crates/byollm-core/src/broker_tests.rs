@@ -225,7 +225,8 @@ async fn an_sts_answer_for_an_entry_dropped_meanwhile_is_not_kept() {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     *sts.gate.lock() = Some(gate.clone());
     let (b, k) = (broker.clone(), key.clone());
-    let pending = tokio::spawn(async move { get(&b, &k).await });
+    let tasks = TaskTracker::new();
+    let pending = tasks.spawn(async move { get(&b, &k).await });
     sts.entered.notified().await;
     // The run ends while STS is answering.
     assert_eq!(broker.drop_run("t1", "r1"), 1);

@@ -127,7 +127,7 @@ async fn removing_a_member_cancels_the_runs_they_started_for_an_agent() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(removed.cancelled_runs, [theirs.uid.clone()], "{}", t.name);
+        assert_eq!(removed.cancelled_runs, [theirs.uid.as_str()], "{}", t.name);
         assert!(removed.credential_hashes.contains(&theirs.token_hash));
         let got = s.get_run(&a.team_uid, &theirs.uid).await.unwrap().unwrap();
         assert_eq!(got.state, RunState::Cancelled, "{}", t.name);
