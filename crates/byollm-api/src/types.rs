@@ -457,6 +457,9 @@ pub enum RunState {
     Failed,
     /// Stopped.
     Cancelled,
+    /// Reached the maximum age (`[runs] max_age_seconds`) without ending: its
+    /// token died and its compute stopped counting then.
+    Expired,
 }
 
 impl RunState {
@@ -468,6 +471,7 @@ impl RunState {
             RunState::Finished => "finished",
             RunState::Failed => "failed",
             RunState::Cancelled => "cancelled",
+            RunState::Expired => "expired",
         }
     }
 
@@ -479,6 +483,7 @@ impl RunState {
             "finished" => Some(RunState::Finished),
             "failed" => Some(RunState::Failed),
             "cancelled" => Some(RunState::Cancelled),
+            "expired" => Some(RunState::Expired),
             _ => None,
         }
     }
@@ -487,7 +492,7 @@ impl RunState {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            RunState::Finished | RunState::Failed | RunState::Cancelled
+            RunState::Finished | RunState::Failed | RunState::Cancelled | RunState::Expired
         )
     }
 }

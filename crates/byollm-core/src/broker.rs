@@ -9,15 +9,31 @@
 //! - While unexpired credentials exist, no request waits: a due refresh runs in
 //!   the background and callers get the current credentials.
 //! - A client-side token bucket bounds the STS call rate.
-//! - A run's credentials are dropped when the run ends.
 //! - No re-mint on `ExpiredToken`: every exchange here uses a token minted for
 //!   it a moment before, so AWS calling it expired means a clock problem (the
 //!   doctor says so), and the failure is held like any other.
+//!
+//! Lifetimes (issue 10): the entries live in one [`Bounded`] cache (a size
+//! bound, a per-entry expiry from the credentials' expiration) and leave it,
+//! counted by cause in [`BrokerStats`], when their run ends
+//! ([`CredentialsBroker::drop_run`]), their agent or member is removed or the
+//! settings that chose their role change ([`CredentialsBroker::drop_actor`],
+//! [`CredentialsBroker::drop_team`]), at their own expiry on our clock
+//! ([`CredentialsBroker::evict_expired`], and on read), or when AWS refuses them.
+//! An entry that leaves lets go of its credentials at once and is marked dead,
+//! so an STS call still in flight for it cannot put them back; what remains
+//! are the callers' own `Arc`s, for the length of their request. Whatever a
+//! user builds from the credentials (the gateway's SDK client) hangs on the
+//! same [`Brokered`] value and dies with it. The secrets are
+//! `secrecy::SecretString`s, zeroized on drop.
 
-use std::collections::HashMap;
+use std::any::Any;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
+use moka::policy::Expiry;
 use parking_lot::Mutex;
 use secrecy::SecretString;
 use tokio_util::task::TaskTracker;
@@ -28,11 +44,20 @@ use byollm_federation::ExchangeError;
 use byollm_federation::aws::{AssumeRole, AwsExchange, TemporaryCredentials};
 use byollm_federation::refresh::Schedule;
 
+use crate::bounded::{Bounded, Cause, Evictions};
+
 /// After a failed role assumption, requests for the same key get the same error
 /// for this long instead of another STS call: a misconfigured role must not turn
 /// steady traffic into steady STS traffic. Short, so a fixed trust policy is
 /// picked up quickly.
 pub const FAILURE_HOLD_SECONDS: i64 = 5;
+
+/// Most keys held per replica; past this the least recently used leave.
+pub const MAX_ENTRIES: u64 = 10_000;
+
+/// How long (real time) an entry without credentials (a held failure, an STS
+/// call under way) may stay: long past the failure hold and any STS timeout.
+const EMPTY_ENTRY_TTL: Duration = Duration::from_secs(600);
 
 /// Whose credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -63,10 +88,51 @@ pub enum BrokerError {
     RateLimited,
 }
 
+/// Brokered credentials, and what a user of the broker built from them (the
+/// gateway's SDK client), which lives exactly as long as they do.
+pub struct Brokered {
+    creds: TemporaryCredentials,
+    attached: OnceLock<Arc<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Brokered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Brokered")
+            .field("creds", &self.creds)
+            .field("attached", &self.attached.get().is_some())
+            .finish()
+    }
+}
+
+impl Brokered {
+    fn new(creds: TemporaryCredentials) -> Self {
+        Self {
+            creds,
+            attached: OnceLock::new(),
+        }
+    }
+
+    /// The credentials.
+    pub fn credentials(&self) -> &TemporaryCredentials {
+        &self.creds
+    }
+
+    /// What was built from these credentials, built by `init` on first use and
+    /// dropped with them; `None` when something of another type was attached
+    /// first (the caller then builds its own, for one use).
+    pub fn attached<T: Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Option<Arc<T>> {
+        let any = self
+            .attached
+            .get_or_init(|| Arc::new(init()) as Arc<dyn Any + Send + Sync>)
+            .clone();
+        any.downcast::<T>().ok()
+    }
+}
+
 #[derive(Debug, Default)]
 struct SlotState {
     /// The credentials and when to refresh and stop handing them out.
-    creds: Option<(Arc<TemporaryCredentials>, Schedule)>,
+    creds: Option<(Arc<Brokered>, Schedule)>,
     /// Bumped at the end of every STS attempt.
     attempts: u64,
     last_error: Option<BrokerError>,
@@ -77,7 +143,7 @@ struct SlotState {
 
 impl SlotState {
     /// The credentials, while they may be handed out at `now_ms`.
-    fn usable(&self, now_ms: i64) -> Option<&Arc<TemporaryCredentials>> {
+    fn usable(&self, now_ms: i64) -> Option<&Arc<Brokered>> {
         self.creds
             .as_ref()
             .filter(|(_, s)| s.is_usable(now_ms))
@@ -89,6 +155,76 @@ impl SlotState {
 struct Slot {
     state: Mutex<SlotState>,
     flight: tokio::sync::Mutex<()>,
+    /// Set when the entry left the cache: nothing is stored in it any more.
+    dead: AtomicBool,
+}
+
+impl Slot {
+    /// Lets go of the credentials for good (the entry left the cache).
+    fn kill(&self) {
+        self.dead.store(true, Ordering::SeqCst);
+        self.state.lock().creds = None;
+    }
+
+    fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::SeqCst)
+    }
+
+    /// Credentials held that are past their expiry at `now_ms`.
+    fn expired(&self, now_ms: i64) -> bool {
+        self.state
+            .lock()
+            .creds
+            .as_ref()
+            .is_some_and(|(c, _)| now_ms >= c.creds.expires_at_ms)
+    }
+
+    /// Nothing worth keeping at `now_ms`: expired credentials, or none and no
+    /// failure still held, and no STS call under way.
+    fn stale(&self, now_ms: i64) -> bool {
+        if self.flight.try_lock().is_err() {
+            return false;
+        }
+        let st = self.state.lock();
+        match &st.creds {
+            Some((c, _)) => now_ms >= c.creds.expires_at_ms,
+            None => {
+                !st.refreshing && now_ms.div_euclid(1000) - st.last_error_at >= FAILURE_HOLD_SECONDS
+            }
+        }
+    }
+}
+
+/// moka's per-entry expiry (real time, the memory backstop): an entry with
+/// credentials lives until they expire, one without for [`EMPTY_ENTRY_TTL`].
+struct SlotExpiry {
+    clock: Arc<dyn Clock>,
+}
+
+impl SlotExpiry {
+    fn lifetime(&self, slot: &Slot) -> Option<Duration> {
+        // try_lock: never wait on a slot from inside the cache.
+        let st = slot.state.try_lock()?;
+        let (c, _) = st.creds.as_ref()?;
+        let left = c.creds.expires_at_ms - self.clock.now_ms();
+        Some(Duration::from_millis(u64::try_from(left).unwrap_or(0)))
+    }
+}
+
+impl Expiry<BrokerKey, Arc<Slot>> for SlotExpiry {
+    fn expire_after_create(&self, _: &BrokerKey, _: &Arc<Slot>, _: Instant) -> Option<Duration> {
+        Some(EMPTY_ENTRY_TTL)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &BrokerKey,
+        slot: &Arc<Slot>,
+        _: Instant,
+        left: Option<Duration>,
+    ) -> Option<Duration> {
+        self.lifetime(slot).or(left)
+    }
 }
 
 /// A token bucket over whole seconds of the broker's clock.
@@ -98,12 +234,23 @@ struct Bucket {
     last: i64,
 }
 
+/// What the broker holds and what it let go of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerStats {
+    /// Keys held (with credentials, a held failure, or an STS call under way).
+    pub entries: u64,
+    /// Keys holding credentials.
+    pub with_credentials: u64,
+    /// Keys that left, by cause.
+    pub evictions: Evictions,
+}
+
 /// The broker.
 #[derive(Debug)]
 pub struct CredentialsBroker {
     sts: Arc<AwsExchange>,
     clock: Arc<dyn Clock>,
-    slots: Mutex<HashMap<BrokerKey, Arc<Slot>>>,
+    slots: Bounded<BrokerKey, Arc<Slot>>,
     bucket: Mutex<Bucket>,
     rate_per_second: f64,
     burst: f64,
@@ -112,18 +259,36 @@ pub struct CredentialsBroker {
 
 impl CredentialsBroker {
     /// A broker over an STS exchange, allowing `rate_per_second` STS calls with a
-    /// burst of `burst`.
+    /// burst of `burst`, holding at most [`MAX_ENTRIES`] keys.
     pub fn new(
         sts: Arc<AwsExchange>,
         clock: Arc<dyn Clock>,
         rate_per_second: f64,
         burst: f64,
     ) -> Self {
+        Self::with_max_entries(sts, clock, rate_per_second, burst, MAX_ENTRIES)
+    }
+
+    /// [`CredentialsBroker::new`] holding at most `max_entries` keys.
+    pub fn with_max_entries(
+        sts: Arc<AwsExchange>,
+        clock: Arc<dyn Clock>,
+        rate_per_second: f64,
+        burst: f64,
+        max_entries: u64,
+    ) -> Self {
         let now = clock.now();
+        let expiry = SlotExpiry {
+            clock: clock.clone(),
+        };
         Self {
             sts,
+            slots: Bounded::new(
+                max_entries,
+                Some(Box::new(expiry)),
+                |_, slot: &Arc<Slot>| slot.kill(),
+            ),
             clock,
-            slots: Mutex::new(HashMap::new()),
             bucket: Mutex::new(Bucket {
                 tokens: burst,
                 last: now,
@@ -134,8 +299,16 @@ impl CredentialsBroker {
         }
     }
 
+    /// The live slot of `key`: one whose credentials expired on our clock
+    /// leaves first, so they are not kept until a refresh replaces them.
     fn slot(&self, key: &BrokerKey) -> Arc<Slot> {
-        self.slots.lock().entry(key.clone()).or_default().clone()
+        let now = self.clock.now_ms();
+        let slot = self.slots.get_with(key.clone(), Arc::default);
+        if !slot.expired(now) && !slot.is_dead() {
+            return slot;
+        }
+        self.slots.remove(key, Cause::Expired);
+        self.slots.get_with(key.clone(), Arc::default)
     }
 
     fn take_token(&self) -> bool {
@@ -159,7 +332,7 @@ impl CredentialsBroker {
         key: &BrokerKey,
         session_name: &str,
         mint: F,
-    ) -> Result<Arc<TemporaryCredentials>, BrokerError>
+    ) -> Result<Arc<Brokered>, BrokerError>
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<SecretString, BrokerError>> + Send + 'static,
@@ -219,10 +392,10 @@ impl CredentialsBroker {
     async fn refresh<F, Fut>(
         &self,
         key: &BrokerKey,
-        slot: &Slot,
+        slot: &Arc<Slot>,
         session_name: &str,
         mint: F,
-    ) -> Result<Arc<TemporaryCredentials>, BrokerError>
+    ) -> Result<Arc<Brokered>, BrokerError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<SecretString, BrokerError>>,
@@ -239,22 +412,36 @@ impl CredentialsBroker {
                 duration_seconds: None,
             };
             let creds = self.sts.exchange(&token, &target).await?;
-            Ok(Arc::new(creds))
+            Ok(Arc::new(Brokered::new(creds)))
         }
         .await;
-        let mut st = slot.state.lock();
-        st.attempts += 1;
-        match &result {
-            Ok(creds) => {
-                // Whole seconds, like the clock reading and STS's expirations.
-                let schedule = Schedule::whole_seconds(self.clock.now(), creds.expires_at());
-                st.creds = Some((creds.clone(), schedule));
-                st.last_error = None;
+        {
+            let mut st = slot.state.lock();
+            st.attempts += 1;
+            match &result {
+                // The entry left while STS answered (its run ended, its
+                // settings changed): this caller gets the credentials for its
+                // one request, nobody keeps them.
+                Ok(_) if slot.is_dead() => return result,
+                Ok(creds) => {
+                    // Whole seconds, like the clock reading and STS's expirations.
+                    let schedule =
+                        Schedule::whole_seconds(self.clock.now(), creds.creds.expires_at());
+                    st.creds = Some((creds.clone(), schedule));
+                    st.last_error = None;
+                }
+                Err(e) => {
+                    st.last_error = Some(e.clone());
+                    st.last_error_at = self.clock.now();
+                }
             }
-            Err(e) => {
-                st.last_error = Some(e.clone());
-                st.last_error_at = self.clock.now();
-            }
+        }
+        if result.is_ok() {
+            // Re-arm moka's expiry from the new credentials, if the entry is
+            // still this slot (outside the slot's lock: the cache may call
+            // back into it).
+            self.slots
+                .refresh_if(key, |current| Arc::ptr_eq(current, slot));
         }
         result
     }
@@ -262,28 +449,67 @@ impl CredentialsBroker {
     /// Forgets the credentials of `key` (AWS said they expired or are invalid);
     /// the next request assumes the role again.
     pub fn invalidate(&self, key: &BrokerKey) {
-        if let Some(slot) = self.slots.lock().get(key) {
-            let mut st = slot.state.lock();
-            st.creds = None;
-            st.last_error = None;
-        }
+        self.slots.remove(key, Cause::Refused);
     }
 
-    /// Drops every credential of a run (it ended).
-    pub fn drop_run(&self, team_uid: &str, run_id: &str) {
+    /// Drops every credential of a run (it finished, failed, was cancelled or
+    /// expired); how many keys left.
+    pub fn drop_run(&self, team_uid: &str, run_id: &str) -> usize {
+        self.slots.remove_where(Cause::RunEnded, |k, _| {
+            k.team_uid == team_uid && k.run_id.as_deref() == Some(run_id)
+        })
+    }
+
+    /// Drops every credential of an actor of a team, its runs' included: the
+    /// actor was removed ([`Cause::Removed`]) or its own settings changed
+    /// ([`Cause::SettingsChanged`]: an agent's override or availability, a
+    /// member's opt-in).
+    pub fn drop_actor(&self, team_uid: &str, actor: &Actor, cause: Cause) -> usize {
         self.slots
-            .lock()
-            .retain(|k, _| !(k.team_uid == team_uid && k.run_id.as_deref() == Some(run_id)));
+            .remove_where(cause, |k, _| k.team_uid == team_uid && &k.actor == actor)
+    }
+
+    /// Drops every credential of a team: the settings that chose its roles and
+    /// regions changed.
+    pub fn drop_team(&self, team_uid: &str) -> usize {
+        self.slots
+            .remove_where(Cause::SettingsChanged, |k, _| k.team_uid == team_uid)
+    }
+
+    /// Drops what is past its time on the broker's clock: credentials at or
+    /// past their expiration, and failures no longer held. Maintenance calls
+    /// this; lookups also drop expired credentials as they meet them.
+    pub fn evict_expired(&self) -> usize {
+        let now = self.clock.now_ms();
+        self.slots
+            .remove_where(Cause::Expired, |_, slot| slot.stale(now))
+    }
+
+    /// What is held and what left, by cause.
+    pub fn stats(&self) -> BrokerStats {
+        let evictions = self.slots.evictions();
+        let (mut entries, mut with_credentials) = (0, 0);
+        self.slots.for_each(|_, slot| {
+            entries += 1;
+            if slot.state.lock().creds.is_some() {
+                with_credentials += 1;
+            }
+        });
+        BrokerStats {
+            entries,
+            with_credentials,
+            evictions,
+        }
     }
 
     /// Number of keys holding state.
     pub fn len(&self) -> usize {
-        self.slots.lock().len()
+        usize::try_from(self.slots.entries()).unwrap_or(usize::MAX)
     }
 
     /// No state held.
     pub fn is_empty(&self) -> bool {
-        self.slots.lock().is_empty()
+        self.len() == 0
     }
 
     /// Waits for background refreshes to finish (shutdown).
@@ -294,125 +520,5 @@ impl CredentialsBroker {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    use async_trait::async_trait;
-    use byollm_api::clock::FakeClock;
-    use byollm_api::types::ActorType;
-    use byollm_federation::Exchange;
-    use byollm_federation::aws::AssumeRole;
-
-    use super::*;
-
-    const T0_MS: i64 = 1_800_000_000_000;
-    const LIFETIME_MS: i64 = 3_600_000;
-
-    /// STS on the broker's clock: hour-long credentials, or the failure set.
-    #[derive(Debug)]
-    struct FakeSts {
-        clock: FakeClock,
-        calls: AtomicU64,
-        fail: parking_lot::Mutex<Option<ExchangeError>>,
-    }
-
-    #[async_trait]
-    impl Exchange for FakeSts {
-        type Target = AssumeRole;
-        type Credentials = TemporaryCredentials;
-
-        async fn exchange(
-            &self,
-            _token: &SecretString,
-            _target: &AssumeRole,
-        ) -> Result<TemporaryCredentials, ExchangeError> {
-            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-            if let Some(e) = self.fail.lock().clone() {
-                return Err(e);
-            }
-            Ok(TemporaryCredentials {
-                access_key_id: format!("ASIA{n}"),
-                secret_access_key: SecretString::from("secret"),
-                session_token: SecretString::from("session"),
-                expires_at_ms: self.clock.now_ms() + LIFETIME_MS,
-            })
-        }
-    }
-
-    fn setup() -> (FakeClock, Arc<FakeSts>, Arc<CredentialsBroker>, BrokerKey) {
-        let clock = FakeClock::from_ms(T0_MS);
-        let sts = Arc::new(FakeSts {
-            clock: clock.clone(),
-            calls: AtomicU64::new(0),
-            fail: parking_lot::Mutex::new(None),
-        });
-        let broker = Arc::new(CredentialsBroker::new(
-            sts.clone(),
-            Arc::new(clock.clone()),
-            100.0,
-            100.0,
-        ));
-        let key = BrokerKey {
-            team_uid: "t1".into(),
-            actor: Actor {
-                actor_type: ActorType::ServiceAccount,
-                uid: "a1".into(),
-            },
-            role_arn: "arn:aws:iam::123456789012:role/r".into(),
-            region: "us-east-1".into(),
-            run_id: Some("r1".into()),
-        };
-        (clock, sts, broker, key)
-    }
-
-    async fn get(broker: &Arc<CredentialsBroker>, key: &BrokerKey) -> Result<String, BrokerError> {
-        broker
-            .credentials(key, "byollm-run-r1", || async {
-                Ok(SecretString::from("identity-token"))
-            })
-            .await
-            .map(|c| c.access_key_id.clone())
-    }
-
-    #[tokio::test]
-    async fn refreshes_in_the_background_when_due_and_in_the_foreground_when_unusable() {
-        let (clock, sts, broker, key) = setup();
-        assert_eq!(get(&broker, &key).await.unwrap(), "ASIA1");
-        // Not yet due (the refresh is at most 6 min before expiry): cached.
-        clock.advance_ms(LIFETIME_MS - 361_000);
-        assert_eq!(get(&broker, &key).await.unwrap(), "ASIA1");
-        assert_eq!(sts.calls.load(Ordering::SeqCst), 1);
-        // Due but usable: the current credentials serve, a refresh runs behind.
-        clock.advance_ms(71_000);
-        assert_eq!(get(&broker, &key).await.unwrap(), "ASIA1");
-        broker.close().await;
-        assert_eq!(sts.calls.load(Ordering::SeqCst), 2);
-        assert_eq!(get(&broker, &key).await.unwrap(), "ASIA2");
-        // Past the hand-out limit (15 s before expiry) with no refresh done
-        // yet: the caller waits for new credentials.
-        broker.invalidate(&key);
-        assert_eq!(get(&broker, &key).await.unwrap(), "ASIA3");
-        clock.advance_ms(LIFETIME_MS - 14_000);
-        assert_eq!(get(&broker, &key).await.unwrap(), "ASIA4");
-        assert_eq!(sts.calls.load(Ordering::SeqCst), 4);
-    }
-
-    #[tokio::test]
-    async fn a_failure_is_held_then_tried_again() {
-        let (clock, sts, broker, key) = setup();
-        *sts.fail.lock() = Some(ExchangeError::AccessDenied("AccessDenied: no".into()));
-        let e = get(&broker, &key).await.unwrap_err();
-        assert!(
-            matches!(&e, BrokerError::Sts(ExchangeError::AccessDenied(_))),
-            "{e}"
-        );
-        clock.advance(FAILURE_HOLD_SECONDS - 1);
-        assert!(get(&broker, &key).await.is_err());
-        assert_eq!(sts.calls.load(Ordering::SeqCst), 1, "held, not retried");
-        clock.advance(1);
-        *sts.fail.lock() = None;
-        assert_eq!(get(&broker, &key).await.unwrap(), "ASIA2");
-        broker.drop_run("t1", "r1");
-        assert!(broker.is_empty());
-    }
-}
+#[path = "broker_tests.rs"]
+mod tests;

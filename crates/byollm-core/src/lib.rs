@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod authz;
+pub mod bounded;
 pub mod broker;
 pub mod config;
 pub mod error;

@@ -1,8 +1,10 @@
-//! Amazon Bedrock through `aws-sdk-bedrockruntime`: one client per region (one
-//! connection pool), credentials set per call, SDK retries off (the gateway's
-//! fallback decides). SDK types stay in this crate.
+//! Amazon Bedrock through `aws-sdk-bedrockruntime`: one connection pool, an
+//! SDK client per set of credentials that lives no longer than they do (on the
+//! broker's entry, or for the caller's one request), SDK retries off (the
+//! gateway's fallback decides). SDK types stay in this crate.
 
-use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
@@ -11,7 +13,7 @@ use aws_sdk_bedrockruntime::config::timeout::TimeoutConfig;
 use aws_sdk_bedrockruntime::config::{Region, StalledStreamProtectionConfig};
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::primitives::Blob;
-use parking_lot::Mutex;
+use byollm_core::broker::Brokered;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::outcome::{FailReason, Failure};
@@ -19,7 +21,18 @@ use crate::translate::ConverseRequest;
 
 /// Credentials for one Bedrock call: brokered, or the caller's own (flow 4).
 #[derive(Debug, Clone)]
-pub struct CallCredentials {
+pub enum CallCredentials {
+    /// From the broker, shared with its entry: the SDK client built from them
+    /// hangs on that entry too, so both leave memory when the broker drops it.
+    Brokered(Arc<Brokered>),
+    /// The caller's own (flow 4): for this request only; the client built from
+    /// them is the request's and dies with it.
+    Caller(Arc<CallerCredentials>),
+}
+
+/// A caller's own AWS credentials, from the request headers (flow 4).
+#[derive(Debug)]
+pub struct CallerCredentials {
     /// Access key id.
     pub access_key_id: String,
     /// Secret key.
@@ -29,29 +42,30 @@ pub struct CallCredentials {
 }
 
 impl CallCredentials {
-    /// A digest of all three parts, to key caches without holding the secret.
-    fn fingerprint(&self) -> String {
-        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-        ctx.update(self.access_key_id.as_bytes());
-        ctx.update(&[0]);
-        ctx.update(self.secret_access_key.expose_secret().as_bytes());
-        ctx.update(&[0]);
-        if let Some(t) = &self.session_token {
-            ctx.update(t.expose_secret().as_bytes());
-        }
-        hex::encode(ctx.finish())
-    }
-
+    /// The SDK's view: copies into its own zeroize-on-drop strings, owned by the
+    /// client built from them.
     fn sdk(&self) -> Credentials {
-        Credentials::new(
-            self.access_key_id.clone(),
-            self.secret_access_key.expose_secret().to_owned(),
-            self.session_token
-                .as_ref()
-                .map(|t| t.expose_secret().to_owned()),
-            None,
-            "byollm",
-        )
+        match self {
+            CallCredentials::Brokered(b) => {
+                let c = b.credentials();
+                Credentials::new(
+                    c.access_key_id.clone(),
+                    c.secret_access_key.expose_secret().to_owned(),
+                    Some(c.session_token.expose_secret().to_owned()),
+                    None,
+                    "byollm",
+                )
+            }
+            CallCredentials::Caller(c) => Credentials::new(
+                c.access_key_id.clone(),
+                c.secret_access_key.expose_secret().to_owned(),
+                c.session_token
+                    .as_ref()
+                    .map(|t| t.expose_secret().to_owned()),
+                None,
+                "byollm",
+            ),
+        }
     }
 }
 
@@ -122,20 +136,39 @@ fn classify_op<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Fail
     classify(err, err.raw_response().map(|r| r.status().as_u16()))
 }
 
-/// Most cached clients; past this the cache starts over (credentials rotate
-/// hourly, so old entries are dead weight anyway).
-const MAX_CLIENTS: usize = 4096;
-
-/// Bedrock clients: one per (region, access key), all sharing one HTTP
-/// connection pool, so a request neither rebuilds SDK configuration nor opens a
-/// connection.
+/// Bedrock: one HTTP connection pool, and SDK clients built per set of
+/// credentials. No cache of its own: a brokered client lives on the broker's
+/// entry ([`Brokered::attached`]) and leaves with it; a caller's is built for
+/// the request. [`Bedrock::live_clients`] counts the clients alive.
 #[derive(Debug)]
 pub struct Bedrock {
     endpoint_url: Option<String>,
     connect_timeout: Duration,
     http: aws_sdk_bedrockruntime::config::SharedHttpClient,
-    /// (region, credentials fingerprint) → client.
-    clients: Mutex<HashMap<(String, String), aws_sdk_bedrockruntime::Client>>,
+    live: Arc<AtomicU64>,
+}
+
+/// An SDK client built from one set of credentials, for one region; counted
+/// in [`Bedrock::live_clients`] until dropped.
+#[derive(Debug)]
+pub(crate) struct CredClient {
+    client: aws_sdk_bedrockruntime::Client,
+    region: String,
+    live: Arc<AtomicU64>,
+}
+
+impl std::ops::Deref for CredClient {
+    type Target = aws_sdk_bedrockruntime::Client;
+
+    fn deref(&self) -> &Self::Target {
+        &self.client
+    }
+}
+
+impl Drop for CredClient {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// An InvokeModel response.
@@ -162,45 +195,49 @@ impl Bedrock {
             endpoint_url,
             connect_timeout,
             http,
-            clients: Mutex::new(HashMap::new()),
+            live: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    fn client(&self, region: &str, creds: &CallCredentials) -> aws_sdk_bedrockruntime::Client {
-        // Keyed by every part of the credentials, not the access key id alone: a
-        // caller who knows someone's key id (not secret) must never be served a
-        // client built with that someone's secret.
-        let key = (region.to_owned(), creds.fingerprint());
-        let mut clients = self.clients.lock();
-        if let Some(c) = clients.get(&key) {
-            return c.clone();
+    /// SDK clients alive now (held by a broker entry or a request in flight).
+    pub fn live_clients(&self) -> u64 {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    fn client(&self, region: &str, creds: &CallCredentials) -> Arc<CredClient> {
+        if let CallCredentials::Brokered(b) = creds
+            && let Some(c) = b.attached(|| self.build(region, creds))
+            && c.region == region
+        {
+            return c;
         }
-        if clients.len() >= MAX_CLIENTS {
-            clients.clear();
+        Arc::new(self.build(region, creds))
+    }
+
+    fn build(&self, region: &str, creds: &CallCredentials) -> CredClient {
+        let mut cfg = aws_sdk_bedrockruntime::Config::builder()
+            .http_client(self.http.clone())
+            .credentials_provider(creds.sdk())
+            .behavior_version(aws_sdk_bedrockruntime::config::BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .retry_config(aws_sdk_bedrockruntime::config::retry::RetryConfig::disabled())
+            // Models may pause between events longer than the SDK's
+            // stall detector allows; the gateway's own timeouts govern.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(self.connect_timeout)
+                    .build(),
+            );
+        if let Some(url) = &self.endpoint_url {
+            cfg = cfg.endpoint_url(url);
         }
-        clients
-            .entry(key)
-            .or_insert_with(|| {
-                let mut cfg = aws_sdk_bedrockruntime::Config::builder()
-                    .http_client(self.http.clone())
-                    .credentials_provider(creds.sdk())
-                    .behavior_version(aws_sdk_bedrockruntime::config::BehaviorVersion::latest())
-                    .region(Region::new(region.to_owned()))
-                    .retry_config(aws_sdk_bedrockruntime::config::retry::RetryConfig::disabled())
-                    // Models may pause between events longer than the SDK's
-                    // stall detector allows; the gateway's own timeouts govern.
-                    .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-                    .timeout_config(
-                        TimeoutConfig::builder()
-                            .connect_timeout(self.connect_timeout)
-                            .build(),
-                    );
-                if let Some(url) = &self.endpoint_url {
-                    cfg = cfg.endpoint_url(url);
-                }
-                aws_sdk_bedrockruntime::Client::from_conf(cfg.build())
-            })
-            .clone()
+        self.live.fetch_add(1, Ordering::SeqCst);
+        CredClient {
+            client: aws_sdk_bedrockruntime::Client::from_conf(cfg.build()),
+            region: region.to_owned(),
+            live: self.live.clone(),
+        }
     }
 
     /// `InvokeModel` with an Anthropic Messages body.

@@ -5,27 +5,37 @@
 //!
 //! A cached entry is reused only while the store's epoch is the one it was read
 //! at (any write on this replica bumps it) and for at most
-//! [`CONTEXT_TTL_SECONDS`] (other replicas' writes).
+//! [`CONTEXT_TTL_SECONDS`] (other replicas' writes). The cache is bounded
+//! ([`Bounded`]) and holds nothing secret; the caller's own AWS credentials
+//! never enter it or any other cache.
+//!
+//! An agent marked `available: false` does no inference: its keys and its
+//! runs' tokens get a 403 in the caller's format.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 
 use byollm_api::types::{ActorType, BedrockTarget};
 use byollm_core::CoreError;
 use byollm_core::auth::Principal;
+use byollm_core::bounded::Bounded;
 use byollm_core::settings::{self, NoBedrock};
 use byollm_core::store::TeamRow;
 
-use crate::bedrock::CallCredentials;
+use crate::bedrock::{CallCredentials, CallerCredentials};
 use crate::error::GatewayError;
 use crate::gateway::{
     CONTEXT_TTL_SECONDS, Gateway, HDR_ACCESS_KEY, HDR_REGION, HDR_SECRET_KEY, HDR_SESSION_TOKEN,
 };
 
-/// Most callers cached; past this the cache starts over.
-const MAX_STORED_CALLERS: usize = 100_000;
+/// Most callers cached; past this the least recently used leave.
+const MAX_STORED_CALLERS: u64 = 100_000;
+
+/// How long (real time) an entry stays at all: a memory bound only, since
+/// [`CONTEXT_TTL_SECONDS`] on the domain's clock decides reuse.
+const STORED_CALLER_LIFETIME: Duration = Duration::from_secs(60);
 
 /// The store's view of a caller: what every request with the same credential
 /// shares.
@@ -41,8 +51,34 @@ struct StoredCaller {
 }
 
 /// Stored callers by credential hash.
-#[derive(Debug, Default)]
-pub(crate) struct StoredCallers(parking_lot::Mutex<HashMap<String, Arc<StoredCaller>>>);
+#[derive(Debug)]
+pub(crate) struct StoredCallers(Bounded<String, Arc<StoredCaller>>);
+
+impl Default for StoredCallers {
+    fn default() -> Self {
+        Self(Bounded::new(
+            MAX_STORED_CALLERS,
+            Some(Box::new(Lifetime(STORED_CALLER_LIFETIME))),
+            |_, _| {},
+        ))
+    }
+}
+
+impl StoredCallers {
+    /// Callers held.
+    pub(crate) fn len(&self) -> u64 {
+        self.0.entries()
+    }
+}
+
+/// A fixed lifetime from when an entry was stored.
+struct Lifetime(Duration);
+
+impl<K, V> moka::Expiry<K, V> for Lifetime {
+    fn expire_after_create(&self, _: &K, _: &V, _: Instant) -> Option<Duration> {
+        Some(self.0)
+    }
+}
 
 /// Who is asking, and what the team says about it: one request's view.
 #[derive(Debug)]
@@ -71,7 +107,7 @@ impl Gateway {
     async fn stored_caller(&self, p: &Principal) -> Result<Arc<StoredCaller>, GatewayError> {
         let epoch = self.core.current_epoch();
         let now = self.core.clock().now();
-        if let Some(b) = self.callers.0.lock().get(&p.credential_hash)
+        if let Some(b) = self.callers.0.get(&p.credential_hash)
             && b.epoch == epoch
             && now - b.at < CONTEXT_TTL_SECONDS
         {
@@ -101,6 +137,17 @@ impl Gateway {
             ),
             ActorType::User => None,
         };
+        if let Some(a) = &agent
+            && !a.agent.available
+        {
+            // Not cached: the agent may be made available again at any time.
+            let mut e = forbidden_or_internal(CoreError::forbidden(
+                format!("agent `{}` is not available", a.agent.name),
+                None,
+            ));
+            e.hint = Some("an admin can set `available: true` on the agent".into());
+            return Err(e);
+        }
         let (opt_in, mut accountable) = match p.actor.actor_type {
             ActorType::User => (
                 store
@@ -140,11 +187,9 @@ impl Gateway {
             epoch,
             at: now,
         });
-        let mut cache = self.callers.0.lock();
-        if cache.len() >= MAX_STORED_CALLERS {
-            cache.clear();
-        }
-        cache.insert(p.credential_hash.clone(), stored.clone());
+        self.callers
+            .0
+            .insert(p.credential_hash.clone(), stored.clone());
         Ok(stored)
     }
 
@@ -196,12 +241,12 @@ fn caller_credentials(headers: &HeaderMap) -> Result<Option<CallCredentials>, Ga
     let sk = header(headers, HDR_SECRET_KEY);
     match (ak, sk) {
         (None, None) => Ok(None),
-        (Some(ak), Some(sk)) => Ok(Some(CallCredentials {
+        (Some(ak), Some(sk)) => Ok(Some(CallCredentials::Caller(Arc::new(CallerCredentials {
             access_key_id: ak.to_owned(),
             secret_access_key: secrecy::SecretString::from(sk.to_owned()),
             session_token: header(headers, HDR_SESSION_TOKEN)
                 .map(|t| secrecy::SecretString::from(t.to_owned())),
-        })),
+        })))),
         _ => Err(GatewayError::invalid(format!(
             "{HDR_ACCESS_KEY} and {HDR_SECRET_KEY} go together; send both (and {HDR_SESSION_TOKEN} for temporary credentials)"
         ))),

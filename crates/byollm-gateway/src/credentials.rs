@@ -79,11 +79,7 @@ impl Gateway {
             .credentials(&key, &session_name, mint)
             .await
             .map_err(RoleRefused)?;
-        Ok(CallCredentials {
-            access_key_id: creds.access_key_id.clone(),
-            secret_access_key: creds.secret_access_key.clone(),
-            session_token: Some(creds.session_token.clone()),
-        })
+        Ok(CallCredentials::Brokered(creds))
     }
 
     /// Drops the brokered credentials for this caller and target, so the next

@@ -89,6 +89,16 @@ pub struct Gateway {
     pub(crate) timeouts: Timeouts,
 }
 
+/// What the gateway holds in memory, for tests and operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayStats {
+    /// Bedrock SDK clients alive, each built from one set of AWS credentials
+    /// (held by a broker entry, or by a request in flight).
+    pub bedrock_clients: u64,
+    /// Callers' resolved settings cached (nothing secret).
+    pub callers: u64,
+}
+
 /// What a usage row needs besides the outcome.
 #[derive(Debug, Clone)]
 pub(crate) struct UsageDraft {
@@ -170,6 +180,14 @@ impl Gateway {
         crate::limits::read_body(body, self.max_body_bytes)
             .await
             .map_err(|e| e.into_response(format))
+    }
+
+    /// What the gateway holds in memory.
+    pub fn stats(&self) -> GatewayStats {
+        GatewayStats {
+            bedrock_clients: self.bedrock.live_clients(),
+            callers: self.callers.len(),
+        }
     }
 
     pub(crate) fn plan_input<'a>(&self, ctx: &'a Ctx, format: ApiFormat) -> PlanInput<'a> {

@@ -23,5 +23,5 @@ pub mod sse;
 mod stream;
 pub mod translate;
 
-pub use gateway::{Gateway, GatewayConfig};
+pub use gateway::{Gateway, GatewayConfig, GatewayStats};
 pub use limits::Timeouts;

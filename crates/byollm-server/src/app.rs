@@ -195,6 +195,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The domain it serves.
     pub core: Arc<Core>,
+    /// Its inference gateway (for its counters: [`Gateway::stats`]).
+    pub gateway: Arc<Gateway>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -292,7 +294,7 @@ pub async fn serve_on(
     let gateway = Arc::new(Gateway::new(core.clone(), gateway_cfg)?);
     let app = router(AppState(Arc::new(App {
         core: core.clone(),
-        gateway,
+        gateway: gateway.clone(),
     })));
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -319,15 +321,27 @@ pub async fn serve_on(
     Ok(Server {
         addr,
         core,
+        gateway,
         shutdown,
         tracker,
     })
 }
 
-/// One maintenance pass: keyring lifecycle and retention.
+/// One maintenance pass: keyring lifecycle, runs past their maximum age
+/// (expired, with their tokens and AWS credentials), AWS credentials past their
+/// expiration, and retention.
 pub async fn maintain(core: &Core) {
     if let Err(e) = core.keyring().maintain().await {
         tracing::warn!(error = %e, "keyring maintenance failed; will retry");
+    }
+    match core.expire_overdue_runs().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(runs = n, "runs expired at their maximum age"),
+        Err(e) => tracing::warn!(error = %e, "run expiry failed; will retry"),
+    }
+    let evicted = core.broker().evict_expired();
+    if evicted > 0 {
+        tracing::debug!(entries = evicted, "expired AWS credentials dropped");
     }
     let cutoff = core.clock().now() - core.config().retention_days * 86_400;
     match core.store().purge_before(cutoff).await {

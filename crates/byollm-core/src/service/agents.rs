@@ -1,14 +1,17 @@
 //! Named agents: read by members (and by the agent itself), written by admins;
 //! edited with a JSON Merge Patch (RFC 7396).
 //!
-//! Invariant: deleting an agent revokes its keys and cancels its open runs in
-//! the same transaction, and their credentials leave the cache at once.
+//! Invariants: deleting an agent revokes its keys and cancels its open runs in
+//! the same transaction, and their credentials leave the caches at once; a
+//! change of its availability or AWS override drops the AWS credentials chosen
+//! under the old one.
 
-use byollm_api::types::{Agent, AgentCreate, AgentEditable};
+use byollm_api::types::{Actor, ActorType, Agent, AgentCreate, AgentEditable};
 
 use super::{Core, Result};
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
+use crate::bounded::Cause;
 use crate::error::CoreError;
 use crate::ids;
 use crate::merge_patch::merge_patch;
@@ -120,6 +123,8 @@ impl Core {
         merge_patch(&mut doc, &patch);
         let edited: AgentEditable = validate::from_json_value(doc)?;
         validate_agent(&edited)?;
+        let credentials_stale = edited.available != current.available
+            || edited.inference_providers != current.inference_providers;
         row.agent.name = edited.name;
         row.agent.description = edited.description;
         row.agent.available = edited.available;
@@ -127,6 +132,10 @@ impl Core {
         row.agent.inference_providers = edited.inference_providers;
         self.store.update_agent(&row).await?;
         self.bump();
+        if credentials_stale {
+            self.broker
+                .drop_actor(&p.team_uid, &agent_actor(uid), Cause::SettingsChanged);
+        }
         Ok(row.agent)
     }
 
@@ -135,13 +144,19 @@ impl Core {
     pub async fn delete_agent(&self, p: &Principal, uid: &str) -> Result<()> {
         authz::check(p, Action::DeleteAgent, Target::Agent(uid))?;
         validate::uid("uid", uid)?;
-        let hashes = self
+        let removed = self
             .store
             .delete_agent(&p.team_uid, uid, self.clock.now())
             .await?
             .ok_or(CoreError::NotFound("agent"))?;
-        self.auth.evict(&hashes);
-        self.bump();
+        self.forget_removed(&p.team_uid, &agent_actor(uid), &removed);
         Ok(())
+    }
+}
+
+fn agent_actor(uid: &str) -> Actor {
+    Actor {
+        actor_type: ActorType::ServiceAccount,
+        uid: uid.to_owned(),
     }
 }

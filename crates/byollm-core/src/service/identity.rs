@@ -87,6 +87,16 @@ impl Core {
                 ),
             ));
         }
+        // An agent made unavailable does no inference, in the worker either.
+        if run.actor.actor_type == ActorType::ServiceAccount
+            && let Some(agent) = self.store.get_agent(&p.team_uid, &run.actor.uid).await?
+            && !agent.agent.available
+        {
+            return Err(CoreError::forbidden(
+                format!("agent `{}` is not available", agent.agent.name),
+                Some("an admin can set `available: true` on the agent"),
+            ));
+        }
         let accountable = self.accountable_member(&run).await?;
         let subject = MintSubject {
             team: &team,

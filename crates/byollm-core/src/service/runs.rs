@@ -2,8 +2,11 @@
 //! (for its own agent), each with a workload token shown once; read and finished
 //! under [`Action::ReadRun`] and [`Action::FinishRun`].
 //!
-//! Invariant: finishing a run kills its workload token and its cached AWS
-//! credentials on this replica at once (DESIGN §2 flow 1).
+//! Invariants: ending a run (finished, failed, cancelled, or expired at its
+//! maximum age) kills its workload token and its cached AWS credentials on this
+//! replica at once (DESIGN §2 flow 1). A run past its maximum age is `expired`
+//! whether the maintenance sweep ([`Core::expire_overdue_runs`]) or a lookup
+//! meets it first, and it ended at that age, not when it was noticed.
 
 use byollm_api::SecretValue;
 use byollm_api::types::{
@@ -17,7 +20,7 @@ use crate::authz::{self, Action, Target};
 use crate::error::CoreError;
 use crate::ids;
 use crate::settings;
-use crate::store::{AgentRow, RunRow, TeamRow};
+use crate::store::{AgentRow, ExpiredRun, RunRow, TeamRow};
 use crate::validate::{self, FieldError};
 use byollm_api::clock::rfc3339;
 
@@ -117,13 +120,47 @@ impl Core {
     /// The run `id` of the caller's team, if `action` on it is allowed.
     async fn run_for(&self, p: &Principal, action: Action, id: &str) -> Result<RunRow> {
         validate::uid("id", id)?;
-        let run = self
+        let mut run = self
             .store
             .get_run(&p.team_uid, id)
             .await?
             .ok_or(CoreError::NotFound("run"))?;
         authz::check(p, action, run_target(&run))?;
+        if !run.state.is_terminal() && self.clock.now() >= run.token_expires_at {
+            let expired = self
+                .store
+                .expire_runs(self.clock.now(), Some((&p.team_uid, id)))
+                .await?;
+            self.forget_runs(&expired);
+            run = self
+                .store
+                .get_run(&p.team_uid, id)
+                .await?
+                .ok_or(CoreError::NotFound("run"))?;
+        }
         Ok(run)
+    }
+
+    /// Marks `expired` every run past its maximum age, killing its token and
+    /// its AWS credentials on this replica; how many. Maintenance calls this,
+    /// so no one has to look at a run for it to end.
+    pub async fn expire_overdue_runs(&self) -> Result<usize> {
+        let expired = self.store.expire_runs(self.clock.now(), None).await?;
+        self.forget_runs(&expired);
+        Ok(expired.len())
+    }
+
+    /// What dies with ended runs on this replica: tokens and credentials.
+    fn forget_runs(&self, runs: &[ExpiredRun]) {
+        if runs.is_empty() {
+            return;
+        }
+        let hashes: Vec<String> = runs.iter().map(|r| r.token_hash.clone()).collect();
+        self.auth.evict(&hashes);
+        for r in runs {
+            self.broker.drop_run(&r.team_uid, &r.uid);
+        }
+        self.bump();
     }
 
     /// `GET /api/v1/runs/{id}`.
@@ -163,7 +200,8 @@ impl Core {
     pub async fn finish_run(&self, p: &Principal, id: &str, req: RunFinish) -> Result<RunInfo> {
         let run = self.run_for(p, Action::FinishRun, id).await?;
         let state = req.state.unwrap_or(RunState::Finished);
-        if !state.is_terminal() {
+        // `expired` is the server's to say, at the run's maximum age.
+        if !state.is_terminal() || state == RunState::Expired {
             return Err(FieldError::new("state", "expected finished, failed or cancelled").into());
         }
         if !self

@@ -2,22 +2,26 @@
 //! team's LLM settings, adding and removing members, and the offline bootstrap
 //! of a new team.
 //!
-//! Invariant: a team keeps at least one owner, and only owners add or remove
-//! owners ([`Action::AddOwner`], [`Action::RemoveOwner`]).
+//! Invariants: a team keeps at least one owner, and only owners add or remove
+//! owners ([`Action::AddOwner`], [`Action::RemoveOwner`]). AWS credentials
+//! leave the broker when what chose them changes: a member's removal (and the
+//! runs they started are cancelled), a member's opt-in, the team's Bedrock host
+//! settings or what goes into the identity tokens it exchanges.
 
 use byollm_api::SecretValue;
 use byollm_api::types::{
-    ActorType, LlmSettings, Me, Member, MemberCreate, MemberSettings, Role, TeamInfo,
+    Actor, ActorType, LlmSettings, Me, Member, MemberCreate, MemberSettings, Role, TeamInfo,
 };
 use secrecy::ExposeSecret as _;
 
 use super::{Core, Result};
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
+use crate::bounded::Cause;
 use crate::error::CoreError;
 use crate::ids;
 use crate::settings;
-use crate::store::{ApiKeyRow, MemberRow, Store};
+use crate::store::{ApiKeyRow, MemberRow, RemovedActor, Store};
 use crate::validate;
 use byollm_api::clock::Clock;
 
@@ -62,6 +66,10 @@ impl Core {
             .set_member_opt_in(&p.team_uid, &p.actor.uid, s.aws_bedrock_opt_in)
             .await?;
         self.bump();
+        if !s.aws_bedrock_opt_in {
+            self.broker
+                .drop_actor(&p.team_uid, &p.actor, Cause::SettingsChanged);
+        }
         Ok(s)
     }
 
@@ -75,8 +83,12 @@ impl Core {
     pub async fn put_llm_settings(&self, p: &Principal, s: LlmSettings) -> Result<LlmSettings> {
         authz::check(p, Action::WriteLlmSettings, Target::Team)?;
         settings::validate_llm_settings(&s)?;
+        let old = self.team(&p.team_uid).await?.settings;
         self.store.put_settings(&p.team_uid, &s).await?;
         self.bump();
+        if chooses_credentials_differently(&old, &s) {
+            self.broker.drop_team(&p.team_uid);
+        }
         Ok(s)
     }
 
@@ -143,15 +155,41 @@ impl Core {
                 ));
             }
         }
-        let hashes = self
+        let removed = self
             .store
             .delete_member(&p.team_uid, uid, self.clock.now())
             .await?
             .ok_or(CoreError::NotFound("member"))?;
-        self.auth.evict(&hashes);
-        self.bump();
+        let actor = Actor {
+            actor_type: ActorType::User,
+            uid: uid.to_owned(),
+        };
+        self.forget_removed(&p.team_uid, &actor, &removed);
         Ok(())
     }
+
+    /// What dies on this replica with a removed member or agent: its keys' and
+    /// cancelled runs' tokens, its AWS credentials and its runs'.
+    pub(super) fn forget_removed(&self, team_uid: &str, actor: &Actor, removed: &RemovedActor) {
+        self.auth.evict(&removed.credential_hashes);
+        self.broker.drop_actor(team_uid, actor, Cause::Removed);
+        for run in &removed.cancelled_runs {
+            self.broker.drop_run(team_uid, run);
+        }
+        self.bump();
+    }
+}
+
+/// Whether the team's AWS credentials were chosen under settings that no
+/// longer hold: the Bedrock host (on, role, region, enforcement) or what the
+/// identity tokens exchanged for them say (subject, tags, source identity,
+/// audiences).
+fn chooses_credentials_differently(old: &LlmSettings, new: &LlmSettings) -> bool {
+    old.hosts.aws_bedrock != new.hosts.aws_bedrock
+        || old.subject_template != new.subject_template
+        || old.session_tags != new.session_tags
+        || old.source_identity != new.source_identity
+        || old.token_audiences != new.token_audiences
 }
 
 /// What `byollm admin bootstrap` created.

@@ -94,7 +94,9 @@ impl Core {
         }
         for run in runs {
             buckets.platform += PLATFORM_CREDITS_PER_RUN;
-            buckets.compute += compute_credits(run.finished_at.unwrap_or(now) - run.created_at);
+            // A run past its maximum age counts up to it, swept or not yet.
+            let end = run.finished_at.unwrap_or(now).min(run.token_expires_at);
+            buckets.compute += compute_credits(end - run.created_at);
         }
         Ok(UsageReport { buckets, requests })
     }

@@ -2,7 +2,7 @@
 
 use byollm_api::types::ActorType;
 
-use super::{AgentRow, Result, Store, b, map_unique};
+use super::{AgentRow, RemovedActor, Result, Store, b, map_unique};
 
 const AGENT_SELECT: &str = "SELECT uid, team_uid, name, description, base_model, available, \
      inference_providers, created_at, created_by FROM agents";
@@ -69,14 +69,14 @@ impl Store {
         Ok(())
     }
 
-    /// Removes an agent and its keys and cancels its open runs; returns the hashes
-    /// of the keys and run tokens that died, for the credential cache.
+    /// Removes an agent and its keys and cancels its open runs; `None` when
+    /// there was no such agent.
     pub async fn delete_agent(
         &self,
         team_uid: &str,
         uid: &str,
         now: i64,
-    ) -> Result<Option<Vec<String>>> {
+    ) -> Result<Option<RemovedActor>> {
         self.delete_actor(team_uid, ActorType::ServiceAccount, uid, now)
             .await
     }

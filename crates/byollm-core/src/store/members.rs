@@ -7,6 +7,16 @@ use byollm_api::types::ActorType;
 
 use super::{MemberRow, Result, Store, b, map_unique};
 
+/// What died with a removed member or agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemovedActor {
+    /// Hashes of its API keys and of the cancelled runs' tokens, for the
+    /// credential cache.
+    pub credential_hashes: Vec<String>,
+    /// The runs cancelled: those it acts in and those it started.
+    pub cancelled_runs: Vec<String>,
+}
+
 impl Store {
     /// Adds a member.
     pub async fn insert_member(&self, m: &MemberRow, now: i64) -> Result<()> {
@@ -50,14 +60,14 @@ impl Store {
         rows.iter().map(MemberRow::from_row).collect()
     }
 
-    /// Removes a member, their API keys, and cancels the runs they act in;
-    /// returns the hashes of the keys and run tokens that died, for the cache.
+    /// Removes a member, their API keys, and cancels the runs they act in or
+    /// started; `None` when there was no such member.
     pub async fn delete_member(
         &self,
         team_uid: &str,
         uid: &str,
         now: i64,
-    ) -> Result<Option<Vec<String>>> {
+    ) -> Result<Option<RemovedActor>> {
         self.delete_actor(team_uid, ActorType::User, uid, now).await
     }
 
@@ -73,36 +83,49 @@ impl Store {
     }
 
     /// Removes a member or an agent in one transaction: its API keys go, the runs
-    /// it acts in are cancelled, and the hashes of every key and run token that
-    /// died are returned; `None` when the actor did not exist in the team.
+    /// it acts in or started are cancelled, and what died is returned; `None`
+    /// when the actor did not exist in the team.
     pub(super) async fn delete_actor(
         &self,
         team_uid: &str,
         actor: ActorType,
         uid: &str,
         now: i64,
-    ) -> Result<Option<Vec<String>>> {
+    ) -> Result<Option<RemovedActor>> {
         let kind = actor.as_str();
         let table = match actor {
             ActorType::User => "members",
             ActorType::ServiceAccount => "agents",
         };
         let mut tx = self.pool.begin().await?;
-        let mut hashes: Vec<String> = Vec::new();
-        for sql in [
+        // A run it started for someone else (a member's run of an agent) ends
+        // with it too: nobody is left to answer for it.
+        const OPEN_RUNS: &str = "team_uid = $1 AND state IN ('queued', 'running') \
+             AND ((actor_type = $2 AND actor_uid = $3) \
+             OR (triggered_by_type = $2 AND triggered_by_uid = $3))";
+        let mut removed = RemovedActor::default();
+        for r in sqlx::query(
             "SELECT key_hash FROM api_keys WHERE team_uid = $1 AND owner_type = $2 AND owner_uid = $3",
-            "SELECT token_hash FROM runs WHERE team_uid = $1 AND actor_type = $2 AND actor_uid = $3 \
-             AND state IN ('queued', 'running')",
-        ] {
-            for r in sqlx::query(sql)
-                .bind(team_uid)
-                .bind(kind)
-                .bind(uid)
-                .fetch_all(&mut *tx)
-                .await?
-            {
-                hashes.push(r.try_get::<String, _>(0)?);
-            }
+        )
+        .bind(team_uid)
+        .bind(kind)
+        .bind(uid)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            removed.credential_hashes.push(r.try_get::<String, _>(0)?);
+        }
+        for r in sqlx::query(&format!(
+            "SELECT token_hash, uid FROM runs WHERE {OPEN_RUNS}"
+        ))
+        .bind(team_uid)
+        .bind(kind)
+        .bind(uid)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            removed.credential_hashes.push(r.try_get::<String, _>(0)?);
+            removed.cancelled_runs.push(r.try_get::<String, _>(1)?);
         }
         sqlx::query(
             "DELETE FROM api_keys WHERE team_uid = $1 AND owner_type = $2 AND owner_uid = $3",
@@ -112,9 +135,11 @@ impl Store {
         .bind(uid)
         .execute(&mut *tx)
         .await?;
+        // OPEN_RUNS with its placeholders moved up by one ($1 is the time).
         sqlx::query(
             "UPDATE runs SET state = 'cancelled', finished_at = $1 WHERE team_uid = $2 \
-             AND actor_type = $3 AND actor_uid = $4 AND state IN ('queued', 'running')",
+             AND state IN ('queued', 'running') AND ((actor_type = $3 AND actor_uid = $4) \
+             OR (triggered_by_type = $3 AND triggered_by_uid = $4))",
         )
         .bind(now)
         .bind(team_uid)
@@ -130,6 +155,6 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok((done.rows_affected() == 1).then_some(hashes))
+        Ok((done.rows_affected() == 1).then_some(removed))
     }
 }

@@ -27,7 +27,9 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row as _};
 
+pub use members::RemovedActor;
 pub use rows::*;
+pub use runs::ExpiredRun;
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,23 @@
 //! The `runs` table: runs and their workload tokens (by SHA-256).
+//!
+//! A run that reaches its maximum age (`token_expires_at`) without ending is
+//! `expired`, and ended at that time, not when someone noticed: its
+//! `finished_at` is its `token_expires_at`, so compute stops counting there.
+
+use sqlx::Row as _;
 
 use super::{Result, RunRow, Store, UsageFilter, map_unique};
+
+/// A run that [`Store::expire_runs`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredRun {
+    /// Its team.
+    pub team_uid: String,
+    /// The run.
+    pub uid: String,
+    /// Its workload token's hash, for the credential cache.
+    pub token_hash: String,
+}
 
 const RUN_SELECT: &str = "SELECT uid, team_uid, actor_type, actor_uid, triggered_by_type, triggered_by_uid, \
      state, model, prompt, token_hash, token_expires_at, created_at, finished_at FROM runs";
@@ -50,7 +67,38 @@ impl Store {
         row.map(|r| RunRow::from_row(&r)).transpose()
     }
 
-    /// Ends a run unless it already ended; true when this call ended it.
+    /// Marks `expired` every open run past its maximum age at `now` (all teams,
+    /// or the one run `only` names), ended at its maximum age; returns them.
+    pub async fn expire_runs(
+        &self,
+        now: i64,
+        only: Option<(&str, &str)>,
+    ) -> Result<Vec<ExpiredRun>> {
+        let (team, uid) = only.unzip();
+        let rows = sqlx::query(
+            "UPDATE runs SET state = 'expired', finished_at = token_expires_at \
+             WHERE state IN ('queued', 'running') AND token_expires_at <= $1 \
+             AND ($2 IS NULL OR team_uid = $2) AND ($3 IS NULL OR uid = $3) \
+             RETURNING team_uid, uid, token_hash",
+        )
+        .bind(now)
+        .bind(team)
+        .bind(uid)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ExpiredRun {
+                    team_uid: r.try_get(0)?,
+                    uid: r.try_get(1)?,
+                    token_hash: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Ends a run unless it already ended or is past its maximum age (then it
+    /// is `expired`, see [`Store::expire_runs`]); true when this call ended it.
     pub async fn finish_run(
         &self,
         team_uid: &str,
@@ -60,7 +108,7 @@ impl Store {
     ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE runs SET state = $1, finished_at = $2 WHERE team_uid = $3 AND uid = $4 \
-             AND state IN ('queued', 'running')",
+             AND state IN ('queued', 'running') AND token_expires_at > $2",
         )
         .bind(state)
         .bind(now)

@@ -11,6 +11,7 @@
 )]
 
 mod keyring;
+mod run_lifetimes;
 mod stores;
 mod tenancy;
 mod usage;

@@ -180,7 +180,9 @@ async fn tenancy_round_trips_and_scoping() {
             .unwrap()
             .unwrap();
         assert!(
-            dead.contains(&key_row.key_hash) && dead.contains(&run.token_hash),
+            dead.credential_hashes.contains(&key_row.key_hash)
+                && dead.credential_hashes.contains(&run.token_hash)
+                && dead.cancelled_runs == [run.uid.clone()],
             "{dead:?}"
         );
         assert!(s.find_api_key(&key_row.key_hash).await.unwrap().is_none());

@@ -53,7 +53,12 @@ pub struct AssumeRole {
 
 /// Temporary AWS credentials: ours, never SDK types, never persisted. `Debug`
 /// shows the access key id only.
-#[derive(Debug, Clone)]
+///
+/// The secret key and session token are [`SecretString`]s, zeroized when
+/// dropped; STS's strings are moved into them, never copied. Not `Clone`: a
+/// holder shares them behind an `Arc` (the broker does), so no copy outlives
+/// its holder unseen.
+#[derive(Debug)]
 pub struct TemporaryCredentials {
     /// `ASIA…`.
     pub access_key_id: String,
@@ -313,6 +318,19 @@ mod tests {
             assert_eq!(e.class(), class, "{code}: {e}");
             assert!(e.to_string().contains(&format!("{code}: words")), "{e}");
         }
+    }
+
+    #[test]
+    fn credentials_secrets_are_zeroized_on_drop() {
+        fn zeroized_on_drop<T: secrecy::zeroize::ZeroizeOnDrop + ?Sized>(_: &T) {}
+        let c = TemporaryCredentials {
+            access_key_id: "ASIAEXAMPLE".into(),
+            secret_access_key: SecretString::from("s3cr3t"),
+            session_token: SecretString::from("t0k3n"),
+            expires_at_ms: 0,
+        };
+        zeroized_on_drop(&c.secret_access_key);
+        zeroized_on_drop(&c.session_token);
     }
 
     #[test]

@@ -298,3 +298,35 @@ async fn admins_mint_an_agents_token_for_diagnosis_without_a_run() {
     .await
     .expect(422);
 }
+
+#[tokio::test]
+async fn an_unavailable_agents_run_mints_nothing() {
+    let h = Harness::new().await;
+    let a = h.team("alpha").await;
+    h.put_settings(&a.admin.key, &worker_tokens_on())
+        .await
+        .expect(200);
+    let own = routes::fill(routes::RUN_IDENTITY_TOKEN, &a.agent_run);
+    h.post(&own, Some(&a.agent_run_token), &mint_body(STS, 600))
+        .await
+        .expect(200);
+    h.json(
+        axum::http::Method::PATCH,
+        &routes::fill(routes::AGENT_IDENTITY, &a.agent_uid),
+        Some(&a.admin.key),
+        &json!({"available": false}),
+    )
+    .await
+    .expect(200);
+    let refused = h
+        .post(&own, Some(&a.agent_run_token), &mint_body(STS, 600))
+        .await
+        .expect(403);
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not available")),
+        "{}",
+        refused.body
+    );
+}

@@ -6,7 +6,7 @@ use byollm_api::routes;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use byollm_api::clock::SystemClock;
+use byollm_api::clock::{Clock, SystemClock};
 use byollm_awsim::{Awsim, AwsimConfig};
 use byollm_core::config::CoreConfig;
 use byollm_server::config::{GatewayLimits, ServerConfig};
@@ -58,11 +58,38 @@ impl Env {
     /// The same, with `extra` merged into the team's LLM settings (top-level keys
     /// replace; `hosts.aws_bedrock` always points at the team role).
     pub async fn start_with(extra: Value) -> Env {
-        Env::start_tuned(extra, GatewayLimits::default()).await
+        Env::start_full(
+            extra,
+            GatewayLimits::default(),
+            Arc::new(SystemClock),
+            CoreConfig::new(ISSUER),
+        )
+        .await
     }
 
     /// [`Env::start_with`] with other `[gateway]` limits (short timeouts).
     pub async fn start_tuned(extra: Value, limits: GatewayLimits) -> Env {
+        Env::start_full(
+            extra,
+            limits,
+            Arc::new(SystemClock),
+            CoreConfig::new(ISSUER),
+        )
+        .await
+    }
+
+    /// The same on `clock` (a `FakeClock` for tests of lifetimes) and `core`.
+    pub async fn start_clocked(extra: Value, clock: Arc<dyn Clock>, core: CoreConfig) -> Env {
+        Env::start_full(extra, GatewayLimits::default(), clock, core).await
+    }
+
+    /// Every knob: settings, `[gateway]` limits, the clock and the core config.
+    pub async fn start_full(
+        extra: Value,
+        limits: GatewayLimits,
+        clock: Arc<dyn Clock>,
+        core: CoreConfig,
+    ) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -77,13 +104,13 @@ impl Env {
             data_dir: dir.path().join("data"),
             store_url: None,
             kek: None,
-            core: CoreConfig::new(ISSUER),
+            core,
             gateway: limits,
             upstreams: byollm_stack::emulator_upstreams(&sim, &dir.path().join("direct-key"))
                 .unwrap(),
         };
         let gw = app::gateway_config(&cfg).unwrap();
-        let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();
+        let core = app::build_core(&cfg, clock).await.unwrap();
         let boot = byollm_core::service::bootstrap_team(
             core.store(),
             &SystemClock,

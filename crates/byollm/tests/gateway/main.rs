@@ -16,6 +16,7 @@ mod body_limit;
 mod fallback;
 mod harness;
 mod interactive;
+mod lifetimes;
 mod python_sdks;
 mod refresh;
 mod timeouts;
