@@ -96,6 +96,7 @@ impl Stack {
             store_url: None,
             kek: None,
             core: CoreConfig::new(issuer),
+            connections: Default::default(),
             upstreams: emulator_upstreams(&sim, &dir.path().join("direct-api-key"))?,
         };
         let gateway = app::gateway_config(&cfg)?;

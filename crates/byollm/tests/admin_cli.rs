@@ -66,6 +66,7 @@ async fn the_admin_cli_drives_the_api() {
         store_url: None,
         kek: None,
         core: CoreConfig::new("https://issuer.cli.test"),
+        connections: Default::default(),
         upstreams: Upstreams::default(),
     };
     let gw = app::gateway_config(&cfg).unwrap();

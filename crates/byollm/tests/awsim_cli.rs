@@ -154,6 +154,7 @@ async fn setup_script_runs_with_the_aws_cli_against_the_emulator() {
         store_url: None,
         kek: None,
         core: CoreConfig::new(ISSUER),
+        connections: Default::default(),
         upstreams: Default::default(),
     };
     let server = byollm_server::start(&cfg, Arc::new(SystemClock))

@@ -61,6 +61,7 @@ async fn the_doctor_command_names_the_cause_and_exits_accordingly() {
         store_url: None,
         kek: None,
         core: CoreConfig::new(ISSUER),
+        connections: Default::default(),
         upstreams: Upstreams {
             aws_endpoint_url: Some(sim.endpoint_url()),
             ..Upstreams::default()

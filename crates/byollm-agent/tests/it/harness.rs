@@ -82,6 +82,7 @@ impl Env {
             store_url: None,
             kek: None,
             core: CoreConfig::new(ISSUER),
+            connections: Default::default(),
             upstreams: Upstreams {
                 aws_endpoint_url: Some(sim.endpoint_url()),
                 direct_anthropic_url: None,

@@ -24,6 +24,7 @@ async fn byollm_issuer_token_to_bedrock() {
         store_url: None,
         kek: None,
         core: CoreConfig::new(ISSUER),
+        connections: Default::default(),
         upstreams: Default::default(),
     };
     let server = byollm_server::start(&cfg, Arc::new(SystemClock))

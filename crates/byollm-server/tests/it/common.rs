@@ -38,6 +38,7 @@ pub fn config(dir: &std::path::Path, alg: Algorithm) -> ServerConfig {
         store_url: None,
         kek: None,
         core,
+        connections: Default::default(),
         upstreams: Default::default(),
     }
 }

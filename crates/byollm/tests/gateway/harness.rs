@@ -73,6 +73,7 @@ impl Env {
             store_url: None,
             kek: None,
             core: CoreConfig::new(ISSUER),
+            connections: Default::default(),
             upstreams: byollm_stack::emulator_upstreams(&sim, &dir.path().join("direct-key"))
                 .unwrap(),
         };
