@@ -5,7 +5,7 @@
 # Stops by itself: every wait is bounded and everything it started is killed.
 #
 #   scripts/idle-connections.sh            # builds the release binary first
-#   BYOLLM_BIN=path/to/byollm N=20000 scripts/idle-connections.sh
+#   BYOLLM_BIN=path/to/byollm N=20000 MAX_CONNECTIONS=5000 scripts/idle-connections.sh
 set -euo pipefail
 
 N="${N:-20000}"
@@ -13,6 +13,7 @@ CLIENTS="${CLIENTS:-4}"       # client processes, N/CLIENTS sockets each
 HOLD="${HOLD:-45}"            # seconds each client keeps its sockets
 PORT="${PORT:-18089}"
 HEADER_TIMEOUT="${HEADER_TIMEOUT:-10}"
+MAX_CONNECTIONS="${MAX_CONNECTIONS:-}"   # empty: the server's default
 
 # Each connection is a descriptor on both ends: raise the soft limit to the hard.
 ulimit -n "$(ulimit -Hn)"
@@ -39,6 +40,9 @@ version = 1
 [server]
 header_read_timeout_seconds = $HEADER_TIMEOUT
 TOML
+if [[ -n "$MAX_CONNECTIONS" ]]; then
+  echo "max_connections = $MAX_CONNECTIONS" >>"$work/byollm.toml"
+fi
 
 "$BYOLLM_BIN" serve --config "$work/byollm.toml" --listen "127.0.0.1:$PORT" \
   --data-dir "$work/data" >"$work/server.log" 2>&1 &
