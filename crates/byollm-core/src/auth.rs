@@ -1,27 +1,79 @@
 //! Authentication of API keys and run workload tokens through an in-memory cache,
 //! so the hot path costs one SHA-256 and one map lookup, no database round trip.
 //!
-//! Revocation (key deleted, member removed, run finished) evicts the entry on this
-//! replica at once. Other replicas re-check the store when their entry is older
-//! than [`CACHE_TTL_SECONDS`], which bounds how long a revoked credential can live
-//! there.
+//! Invariants:
+//! - A presented credential that is not in our format, or whose checksum fails
+//!   ([`crate::ids::credential_format`]), is refused before any hash or query.
+//! - Revocation (key deleted, member removed, run finished) evicts the entry on
+//!   this replica at once, and is final: every eviction bumps a generation, a
+//!   store read records the generation before it starts, and its result is
+//!   cached only if no eviction happened meanwhile (checked and inserted under
+//!   the same lock that eviction takes). A read that raced a revocation may still
+//!   answer the request it was made for, but never repopulates the cache.
+//! - Other replicas re-check the store when their entry is older than
+//!   [`CACHE_TTL_SECONDS`], which bounds how long a revoked credential lives
+//!   there; run tokens die at their own expiry whatever the cache holds.
+//! - Unknown credentials are remembered for [`NEGATIVE_TTL_SECONDS`], so a flood
+//!   of the same bad key costs one query. A credential is never negatively cached
+//!   before it exists (keys and tokens are random), so this cannot hide a new one.
+//! - Both caches are bounded (moka: size bound plus a wall-clock TTL backstop);
+//!   freshness itself is judged by the injected [`Clock`].
 
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use parking_lot::RwLock;
+use moka::sync::Cache;
+use parking_lot::Mutex;
 
 use byollm_api::clock::Clock;
 use byollm_api::types::{Actor, ActorType, Role};
 
-use crate::ids::{API_KEY_PREFIX, WORKLOAD_TOKEN_PREFIX, hash_secret};
+use crate::ids::{CredentialFormat, LEGACY_FORMAT_ACCEPTED_UNTIL, credential_format, hash_secret};
 use crate::store::{Store, StoreError};
 
 /// How long a cached credential is trusted before the store is asked again.
 pub const CACHE_TTL_SECONDS: i64 = 30;
 
-/// Most cached credentials; past this the cache is cleared (a bounded map beats an
-/// unbounded one under a flood of distinct valid keys).
-const CACHE_CAPACITY: usize = 100_000;
+/// How long an unknown credential is remembered as unknown.
+pub const NEGATIVE_TTL_SECONDS: i64 = 10;
+
+/// Most cached valid credentials (least recently used go first past this).
+const CACHE_CAPACITY: u64 = 100_000;
+/// Most remembered unknown credentials: a flood of distinct bad keys evicts its
+/// own entries, not the valid ones (separate cache).
+const NEGATIVE_CAPACITY: u64 = 10_000;
+
+/// Why a presented credential did not authenticate. Safe to log: it names no
+/// part of the credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// Not one of our credential formats (refused with no hash, no query).
+    Malformed,
+    /// Our format with a wrong checksum (refused with no hash, no query).
+    BadChecksum,
+    /// A pre-checksum credential presented after
+    /// [`LEGACY_FORMAT_ACCEPTED_UNTIL`].
+    LegacyFormatRetired,
+    /// Well-formed but not a live credential (never issued, revoked, owner
+    /// removed, run finished or expired).
+    Unknown,
+    /// The store would have to be asked, and the caller's source is throttled
+    /// for failing too often (the `may_query` gate said no).
+    Throttled,
+}
+
+impl AuthFailure {
+    /// A stable word for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFailure::Malformed => "malformed",
+            AuthFailure::BadChecksum => "bad_checksum",
+            AuthFailure::LegacyFormatRetired => "legacy_format_retired",
+            AuthFailure::Unknown => "unknown",
+            AuthFailure::Throttled => "throttled",
+        }
+    }
+}
 
 /// What kind of credential authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,49 +143,110 @@ struct Entry {
     dies_at: Option<i64>,
 }
 
-/// The credential cache.
+/// Pauses a store lookup between its read and its cache insert, so a test can
+/// revoke in between (the race of issue 10). Test builds only.
+#[cfg(feature = "test-util")]
 #[derive(Debug, Default)]
+pub struct LookupPause {
+    /// Notified when a lookup has read the store and waits to insert.
+    pub reached: tokio::sync::Notify,
+    /// Notify to let the lookup go on.
+    pub resume: tokio::sync::Notify,
+}
+
+/// The credential cache.
+#[derive(Debug)]
 pub struct AuthCache {
-    entries: RwLock<HashMap<String, Entry>>,
+    entries: Cache<String, Entry>,
+    /// Hash → when it was found unknown (clock seconds).
+    unknown: Cache<String, i64>,
+    /// Bumped by every eviction; see the module docs.
+    generation: Mutex<u64>,
+    store_lookups: AtomicU64,
+    #[cfg(feature = "test-util")]
+    pause: Mutex<Option<std::sync::Arc<LookupPause>>>,
+}
+
+impl Default for AuthCache {
+    fn default() -> Self {
+        let wall = |secs: i64| Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+        AuthCache {
+            entries: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(wall(CACHE_TTL_SECONDS))
+                .build(),
+            unknown: Cache::builder()
+                .max_capacity(NEGATIVE_CAPACITY)
+                .time_to_live(wall(NEGATIVE_TTL_SECONDS))
+                .build(),
+            generation: Mutex::new(0),
+            store_lookups: AtomicU64::new(0),
+            #[cfg(feature = "test-util")]
+            pause: Mutex::new(None),
+        }
+    }
 }
 
 impl AuthCache {
-    /// Authenticates a presented key or token; `None` when it is not valid.
+    /// Authenticates a presented key or token. `may_query` is asked only when
+    /// the store would be queried (no cache answered); `false` refuses with
+    /// [`AuthFailure::Throttled`] at no store cost.
     pub async fn authenticate(
         &self,
         store: &Store,
         clock: &dyn Clock,
         presented: &str,
-    ) -> Result<Option<Principal>, StoreError> {
-        // Only our own formats are looked up: anything else is refused before a
-        // hash or a query is spent on it.
-        if !(presented.starts_with(API_KEY_PREFIX) || presented.starts_with(WORKLOAD_TOKEN_PREFIX))
-            || presented.len() > 128
-        {
-            return Ok(None);
+        may_query: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Result<Principal, AuthFailure>, StoreError> {
+        let now = clock.now();
+        match credential_format(presented) {
+            CredentialFormat::Current => {}
+            CredentialFormat::Legacy if now < LEGACY_FORMAT_ACCEPTED_UNTIL => {}
+            CredentialFormat::Legacy => return Ok(Err(AuthFailure::LegacyFormatRetired)),
+            CredentialFormat::BadChecksum => return Ok(Err(AuthFailure::BadChecksum)),
+            CredentialFormat::Malformed => return Ok(Err(AuthFailure::Malformed)),
         }
         let hash = hash_secret(presented);
-        let now = clock.now();
-        if let Some(entry) = self.entries.read().get(&hash)
+        if let Some(entry) = self.entries.get(&hash)
             && now - entry.checked_at < CACHE_TTL_SECONDS
             && entry.dies_at.is_none_or(|d| now < d)
         {
-            return Ok(Some(entry.principal.clone()));
+            return Ok(Ok(entry.principal));
         }
+        if let Some(at) = self.unknown.get(&hash)
+            && now - at < NEGATIVE_TTL_SECONDS
+        {
+            return Ok(Err(AuthFailure::Unknown));
+        }
+        if !may_query() {
+            return Ok(Err(AuthFailure::Throttled));
+        }
+        let generation = *self.generation.lock();
+        self.store_lookups.fetch_add(1, Ordering::Relaxed);
         let found = self.lookup(store, &hash, now).await?;
-        let mut entries = self.entries.write();
-        match &found {
+        #[cfg(feature = "test-util")]
+        {
+            let pause = self.pause.lock().clone();
+            if let Some(p) = pause {
+                p.reached.notify_one();
+                p.resume.notified().await;
+            }
+        }
+        match found {
             Some(entry) => {
-                if entries.len() >= CACHE_CAPACITY {
-                    entries.clear();
+                let current = self.generation.lock();
+                if *current == generation {
+                    self.entries.insert(hash, entry.clone());
                 }
-                entries.insert(hash, entry.clone());
+                drop(current);
+                Ok(Ok(entry.principal))
             }
             None => {
-                entries.remove(&hash);
+                self.entries.invalidate(&hash);
+                self.unknown.insert(hash, now);
+                Ok(Err(AuthFailure::Unknown))
             }
         }
-        Ok(found.map(|e| e.principal))
     }
 
     async fn lookup(
@@ -198,21 +311,37 @@ impl AuthCache {
         Ok(None)
     }
 
-    /// Evicts credentials by hash.
+    /// Evicts credentials by hash. Call after the store write that revoked them:
+    /// a lookup that read the store before that write cannot cache its result.
     pub fn evict(&self, hashes: &[String]) {
-        let mut entries = self.entries.write();
+        let mut generation = self.generation.lock();
+        *generation += 1;
         for h in hashes {
-            entries.remove(h);
+            self.entries.invalidate(h);
         }
     }
 
-    /// Number of cached credentials.
+    /// Number of cached valid credentials.
     pub fn len(&self) -> usize {
-        self.entries.read().len()
+        self.entries.run_pending_tasks();
+        usize::try_from(self.entries.entry_count()).unwrap_or(usize::MAX)
     }
 
     /// Nothing cached.
     pub fn is_empty(&self) -> bool {
-        self.entries.read().is_empty()
+        self.len() == 0
+    }
+
+    /// Store lookups made so far (each is one to three queries): the counter
+    /// tests use to show that a refusal cost no query.
+    pub fn store_lookups(&self) -> u64 {
+        self.store_lookups.load(Ordering::Relaxed)
+    }
+
+    /// Makes every following store lookup wait between its read and its cache
+    /// insert until `resume` is notified. Test builds only.
+    #[cfg(feature = "test-util")]
+    pub fn pause_lookups(&self, pause: Option<std::sync::Arc<LookupPause>>) {
+        *self.pause.lock() = pause;
     }
 }

@@ -3,6 +3,21 @@
 //!
 //! Keys and tokens carry 256 bits of randomness, so a plain SHA-256 is the right
 //! stored form (a password KDF would only slow the hot path; DESIGN §5).
+//!
+//! ## Credential format
+//!
+//! `<prefix><body><check>` where `prefix` is [`API_KEY_PREFIX`] or
+//! [`WORKLOAD_TOKEN_PREFIX`], `body` is 52 characters of lowercase base32
+//! (`a–z2–7`, 256 random bits) and `check` is 7 characters in the same alphabet:
+//! the CRC-32 (IEEE) of `prefix ‖ body`, big-endian, base32 with the last
+//! character's 3 spare bits zero. 70 characters in all. The checksum is not a
+//! secret and adds no strength; it lets the server refuse a mistyped, truncated
+//! or made-up credential before any hash or store query (GitHub's token format
+//! does the same), and lets secret scanners tell a real key from a look-alike.
+//!
+//! Credentials minted before the checksum (63 characters, no `check`) are
+//! [`CredentialFormat::Legacy`]: accepted until [`LEGACY_FORMAT_ACCEPTED_UNTIL`]
+//! (2027-03-01 UTC), refused after it with a hint to create a new key.
 
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -62,17 +77,77 @@ pub fn new_id(kind: &str) -> String {
     format!("{kind}_{}", new_uid())
 }
 
-/// A new API key: prefix plus 256 random bits.
-pub fn new_api_key() -> SecretString {
-    SecretString::from(format!("{API_KEY_PREFIX}{}", base32(&random_bytes::<32>())))
+/// Characters of the random body of a key or token (256 bits in base32).
+const BODY_LEN: usize = 52;
+/// Characters of the checksum (32 bits in base32).
+const CHECK_LEN: usize = 7;
+
+/// Unix time (2027-03-01T00:00:00Z) after which credentials without a checksum
+/// are refused. Keys made before the checksum keep working until then so
+/// deployments can rotate them; run tokens of that age have long expired.
+pub const LEGACY_FORMAT_ACCEPTED_UNTIL: i64 = 1_803_859_200;
+
+fn with_check(prefix: &str, body: &str) -> String {
+    let mut s = String::with_capacity(prefix.len() + BODY_LEN + CHECK_LEN);
+    s.push_str(prefix);
+    s.push_str(body);
+    let crc = crc32fast::hash(s.as_bytes());
+    s.push_str(&base32(&crc.to_be_bytes()));
+    s
 }
 
-/// A new run workload token: prefix plus 256 random bits.
+/// A new API key: prefix, 256 random bits, checksum (module docs).
+pub fn new_api_key() -> SecretString {
+    SecretString::from(with_check(API_KEY_PREFIX, &base32(&random_bytes::<32>())))
+}
+
+/// A new run workload token: prefix, 256 random bits, checksum (module docs).
 pub fn new_workload_token() -> SecretString {
-    SecretString::from(format!(
-        "{WORKLOAD_TOKEN_PREFIX}{}",
-        base32(&random_bytes::<32>())
+    SecretString::from(with_check(
+        WORKLOAD_TOKEN_PREFIX,
+        &base32(&random_bytes::<32>()),
     ))
+}
+
+/// What a presented credential looks like, judged without any lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialFormat {
+    /// Our prefix, a base32 body and a checksum that matches.
+    Current,
+    /// Our prefix and a 52-character base32 body with no checksum (minted before
+    /// the checksum; see [`LEGACY_FORMAT_ACCEPTED_UNTIL`]).
+    Legacy,
+    /// Our prefix and the current length, but the checksum does not match.
+    BadChecksum,
+    /// Not one of our credentials at all.
+    Malformed,
+}
+
+/// Classifies a presented credential by its shape alone: cheap (one CRC-32 of
+/// 63 bytes), no hashing, no store.
+pub fn credential_format(presented: &str) -> CredentialFormat {
+    let Some(prefix) = [API_KEY_PREFIX, WORKLOAD_TOKEN_PREFIX]
+        .into_iter()
+        .find(|p| presented.starts_with(p))
+    else {
+        return CredentialFormat::Malformed;
+    };
+    let rest = &presented[prefix.len()..];
+    if !rest.bytes().all(|b| ALPHABET.contains(&b)) {
+        return CredentialFormat::Malformed;
+    }
+    match rest.len() {
+        BODY_LEN => CredentialFormat::Legacy,
+        n if n == BODY_LEN + CHECK_LEN => {
+            let (body, check) = rest.split_at(BODY_LEN);
+            if with_check(prefix, body).ends_with(check) {
+                CredentialFormat::Current
+            } else {
+                CredentialFormat::BadChecksum
+            }
+        }
+        _ => CredentialFormat::Malformed,
+    }
 }
 
 /// The stored form of a key or token: hex SHA-256.
@@ -107,10 +182,41 @@ mod tests {
     fn keys_have_prefix_and_hash_is_sha256_hex() {
         let key = new_api_key();
         assert!(key.expose_secret().starts_with(API_KEY_PREFIX));
-        assert_eq!(key.expose_secret().len(), API_KEY_PREFIX.len() + 52);
+        assert_eq!(key.expose_secret().len(), API_KEY_PREFIX.len() + 52 + 7);
         assert_eq!(
             hash_secret("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn minted_credentials_carry_a_checksum_that_catches_changes() {
+        for secret in [new_api_key(), new_workload_token()] {
+            let s = secret.expose_secret();
+            assert_eq!(credential_format(s), CredentialFormat::Current, "{s}");
+            // Any one changed body character breaks the checksum.
+            let mut changed = s.to_owned().into_bytes();
+            let i = API_KEY_PREFIX.len() + 10;
+            changed[i] = if changed[i] == b'a' { b'b' } else { b'a' };
+            let changed = String::from_utf8(changed).unwrap();
+            assert_eq!(credential_format(&changed), CredentialFormat::BadChecksum);
+            // The pre-checksum shape is recognised as legacy.
+            assert_eq!(credential_format(&s[..63]), CredentialFormat::Legacy);
+        }
+        // A key body under the run prefix fails: the prefix is checksummed too.
+        let key = new_api_key();
+        let swapped = key
+            .expose_secret()
+            .replacen(API_KEY_PREFIX, WORKLOAD_TOKEN_PREFIX, 1);
+        assert_eq!(credential_format(&swapped), CredentialFormat::BadChecksum);
+        for bad in [
+            "",
+            "byollm_key_",
+            "byollm_key_ABC",
+            "sk-ant-xyz",
+            "byollm_key_a",
+        ] {
+            assert_eq!(credential_format(bad), CredentialFormat::Malformed, "{bad}");
+        }
     }
 }

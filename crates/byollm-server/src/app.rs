@@ -10,7 +10,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderName;
 use axum::http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
-use axum::serve::ListenerExt as _;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -29,6 +28,7 @@ use byollm_gateway::direct::DirectEndpoint;
 use byollm_gateway::{Gateway, GatewayConfig};
 
 use crate::config::ServerConfig;
+use crate::conn::{self, ConnectionLimits};
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::{auth, routes};
@@ -73,7 +73,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            auth::AuthState {
+                app: state.clone(),
+                guard: Arc::new(auth::FailureGuard::new(state.core.clock().clone())),
+            },
             auth::authenticate,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -222,7 +225,8 @@ impl Server {
 pub async fn start(cfg: &ServerConfig, clock: Arc<dyn Clock>) -> Result<Server, StartError> {
     let gateway_cfg = gateway_config(cfg)?;
     let core = build_core(cfg, clock).await?;
-    start_with(cfg.listen, core, gateway_cfg).await
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    serve_with(listener, core, gateway_cfg, cfg.connections.clone()).await
 }
 
 /// Starts a server around an existing domain, with no upstream overrides.
@@ -280,17 +284,25 @@ pub async fn start_with(
 }
 
 /// Serves on a listener bound beforehand (when the address must be known before
-/// the server is built, e.g. to point an emulator's `--resolve` at it).
+/// the server is built, e.g. to point an emulator's `--resolve` at it), with the
+/// default connection limits.
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     core: Arc<Core>,
     gateway_cfg: GatewayConfig,
 ) -> Result<Server, StartError> {
+    serve_with(listener, core, gateway_cfg, ConnectionLimits::default()).await
+}
+
+/// Serves on a listener bound beforehand with the given connection limits
+/// ([`crate::conn`]).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    core: Arc<Core>,
+    gateway_cfg: GatewayConfig,
+    limits: ConnectionLimits,
+) -> Result<Server, StartError> {
     let addr = listener.local_addr()?;
-    let listener = listener.tap_io(|tcp| {
-        // Nagle's algorithm meeting delayed ACKs costs 40 ms per small response.
-        let _ = tcp.set_nodelay(true);
-    });
     let gateway = Arc::new(Gateway::new(core.clone(), gateway_cfg)?);
     let app = router(AppState(Arc::new(App {
         core: core.clone(),
@@ -298,15 +310,8 @@ pub async fn serve_on(
     })));
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let stop = shutdown.clone();
-    tracker.spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "server stopped");
-        }
-    });
+    // Returns once shutdown is requested and every connection has closed.
+    tracker.spawn(conn::serve(listener, app, limits, shutdown.clone()));
     let (stop, maint_core) = (shutdown.clone(), core.clone());
     tracker.spawn(async move {
         let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);

@@ -1,18 +1,62 @@
 //! Authenticate by default: this layer wraps the whole router and lets only
 //! [`PUBLIC_ROUTES`] through without a key or run token.
+//!
+//! Failed authentication is limited per source address (the TCP peer; IPv6 by
+//! /64, since one host holds a whole /64). Each source has a bucket of
+//! [`FAILURE_BURST`] failures that refills at [`FAILURE_REFILL_PER_SECOND`];
+//! past it a failure answers 429 with `Retry-After` (in the caller's error
+//! format on `/v1/*`, the API's on `/api/v1/*`), and a credential that would
+//! need a store query is refused without one.
+//!
+//! Invariants:
+//! - Success costs nothing here: the limiter is consulted only on a failure, or
+//!   on a cache miss (one lock-free map read). A valid key this replica has
+//!   verified recently (it is in the auth cache) is let through even from a
+//!   throttled source, so a flood from one NAT does not lock out its users; a key
+//!   that needs the store waits out the `Retry-After` like any other.
+//! - Requests with no TCP peer (in-process tests through `oneshot`) have no
+//!   source and are not limited.
+//! - Failures are logged at a sampled rate: the first [`LOG_FIRST_PER_WINDOW`]
+//!   in each [`LOG_WINDOW_MS`] window with source, reason and path, then one
+//!   summary line with how many were not logged. Never the credential.
+//! - `X-Forwarded-For` is not trusted (anyone can send it): behind a proxy all
+//!   callers share the proxy's address and thus its allowance.
 
-use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header::RETRY_AFTER};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use moka::sync::Cache;
+use parking_lot::Mutex;
 
-use byollm_api::routes::PUBLIC_ROUTES;
+use byollm_api::clock::Clock;
+use byollm_api::routes::{MESSAGES, PUBLIC_ROUTES};
+use byollm_core::auth::AuthFailure;
+use byollm_gateway::error::{ApiFormat, GatewayError};
 
 use crate::app::AppState;
 use crate::error::ApiError;
 
 /// Header some SDKs (Anthropic's) send the key in.
 pub const X_API_KEY: &str = "x-api-key";
+
+/// Failed authentications a source may make at once before it is throttled.
+pub const FAILURE_BURST: i64 = 30;
+/// Failures per second a throttled source regains.
+pub const FAILURE_REFILL_PER_SECOND: i64 = 1;
+/// Sources tracked at once (least recently failing go first past this).
+const MAX_SOURCES: u64 = 100_000;
+/// Length of a log-sampling window.
+pub const LOG_WINDOW_MS: i64 = 10_000;
+/// Failure lines logged individually per window.
+pub const LOG_FIRST_PER_WINDOW: u64 = 10;
+
+/// One token per failure, in thousandths so refill needs no floats.
+const TOKEN: i64 = 1000;
 
 /// The credential in `Authorization: Bearer …` or `x-api-key: …`.
 pub fn presented_credential(headers: &HeaderMap) -> Option<&str> {
@@ -29,19 +73,285 @@ pub fn presented_credential(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    /// Thousandths of a failure left.
+    tokens: i64,
+    at_ms: i64,
+}
+
+impl Bucket {
+    fn refilled(self, now_ms: i64) -> Bucket {
+        let gained = (now_ms - self.at_ms).max(0) * FAILURE_REFILL_PER_SECOND;
+        Bucket {
+            tokens: (self.tokens + gained).min(FAILURE_BURST * TOKEN),
+            at_ms: now_ms,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct LogWindow {
+    start_ms: i64,
+    logged: u64,
+    suppressed: u64,
+}
+
+/// Per-source failure limiting and sampled failure logging (module docs).
+#[derive(Debug)]
+pub struct FailureGuard {
+    buckets: Cache<IpAddr, Arc<Mutex<Bucket>>>,
+    log: Mutex<LogWindow>,
+    clock: Arc<dyn Clock>,
+}
+
+impl FailureGuard {
+    /// A guard reading time from `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> FailureGuard {
+        // A bucket untouched for this long is full again: forgetting it is exact.
+        let refill_all = Duration::from_secs(
+            u64::try_from(FAILURE_BURST / FAILURE_REFILL_PER_SECOND + 1).unwrap_or(60),
+        );
+        FailureGuard {
+            buckets: Cache::builder()
+                .max_capacity(MAX_SOURCES)
+                .time_to_idle(refill_all)
+                .build(),
+            log: Mutex::new(LogWindow::default()),
+            clock,
+        }
+    }
+
+    /// Whether `source` has no failure left (it would be answered 429).
+    pub fn is_throttled(&self, source: IpAddr) -> bool {
+        self.buckets.get(&source).is_some_and(|b| {
+            let now = self.clock.now_ms();
+            b.lock().refilled(now).tokens < TOKEN
+        })
+    }
+
+    /// Counts a failure; `Some(seconds)` when the source is over its allowance
+    /// and should retry after that long.
+    pub fn record_failure(&self, source: IpAddr) -> Option<u64> {
+        let now = self.clock.now_ms();
+        let bucket = self.buckets.get_with(source, || {
+            Arc::new(Mutex::new(Bucket {
+                tokens: FAILURE_BURST * TOKEN,
+                at_ms: now,
+            }))
+        });
+        let mut b = bucket.lock();
+        *b = b.refilled(now);
+        if b.tokens >= TOKEN {
+            b.tokens -= TOKEN;
+            return None;
+        }
+        let missing_ms = (TOKEN - b.tokens) / FAILURE_REFILL_PER_SECOND;
+        Some(u64::try_from((missing_ms + 999) / 1000).unwrap_or(1).max(1))
+    }
+
+    /// Logs a failure if this window still has room, else counts it for the
+    /// window's summary line.
+    pub fn log_failure(&self, source: Option<IpAddr>, reason: &str, path: &str) {
+        let now = self.clock.now_ms();
+        let (log_it, summary) = {
+            let mut w = self.log.lock();
+            let mut summary = None;
+            if now - w.start_ms >= LOG_WINDOW_MS {
+                if w.suppressed > 0 {
+                    summary = Some(w.suppressed);
+                }
+                *w = LogWindow {
+                    start_ms: now,
+                    logged: 0,
+                    suppressed: 0,
+                };
+            }
+            let log_it = w.logged < LOG_FIRST_PER_WINDOW;
+            if log_it {
+                w.logged += 1;
+            } else {
+                w.suppressed += 1;
+            }
+            (log_it, summary)
+        };
+        if let Some(n) = summary {
+            tracing::warn!(
+                not_logged = n,
+                window_seconds = LOG_WINDOW_MS / 1000,
+                "more authentication failures in the last window than were logged"
+            );
+        }
+        if log_it {
+            let source = source.map_or_else(|| "none".to_owned(), |s| s.to_string());
+            tracing::warn!(%source, %reason, %path, "authentication failed");
+        }
+    }
+}
+
+/// The source a failure is counted against: the peer address, IPv6 by /64.
+fn source_of(req: &Request) -> Option<IpAddr> {
+    let ConnectInfo(peer) = req.extensions().get::<ConnectInfo<SocketAddr>>()?;
+    Some(match peer.ip() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut s = v6.segments();
+                s[4..].fill(0);
+                IpAddr::from(s)
+            }
+        },
+    })
+}
+
+/// The middleware's state: the app and its failure guard.
+#[derive(Debug, Clone)]
+pub struct AuthState {
+    /// The app.
+    pub app: AppState,
+    /// Shared by every request of this router.
+    pub guard: Arc<FailureGuard>,
+}
+
 /// The middleware.
-pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if PUBLIC_ROUTES.contains(&req.uri().path()) {
+pub async fn authenticate(
+    State(state): State<AuthState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path();
+    if PUBLIC_ROUTES.contains(&path) {
         return next.run(req).await;
     }
+    let source = source_of(&req);
     let Some(presented) = presented_credential(req.headers()) else {
+        state.guard.log_failure(source, "missing", path);
         return ApiError::unauthenticated().into_response();
     };
-    match state.core.authenticate(presented).await {
-        Ok(principal) => {
+    let guard = &state.guard;
+    let may_query = || source.is_none_or(|s| !guard.is_throttled(s));
+    let failure = match state.app.core.check_credential(presented, &may_query).await {
+        Ok(Ok(principal)) => {
             req.extensions_mut().insert(principal);
-            next.run(req).await
+            return next.run(req).await;
         }
-        Err(e) => ApiError::from(e).into_response(),
+        Ok(Err(failure)) => failure,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    guard.log_failure(source, failure.as_str(), path);
+    let retry_after = match (failure, source) {
+        (AuthFailure::Throttled, Some(s)) => Some(guard.record_failure(s).unwrap_or(1)),
+        (_, Some(s)) => guard.record_failure(s),
+        (_, None) => None,
+    };
+    match retry_after {
+        Some(seconds) => too_many_failures(path, seconds),
+        None if failure == AuthFailure::LegacyFormatRetired => ApiError::unauthenticated()
+            .with_hint(
+                "this key predates the checksummed key format and was retired on \
+                 2027-03-01; create a new key (POST /api/v1/api-keys) and revoke this one",
+            )
+            .into_response(),
+        None => ApiError::unauthenticated().into_response(),
+    }
+}
+
+/// 429 for a source over its failure allowance, in the format its route speaks.
+fn too_many_failures(path: &str, seconds: u64) -> Response {
+    let message = "too many failed authentication attempts from this address";
+    let hint = format!("retry after {seconds} s with a valid API key or run token");
+    let mut resp = if path.starts_with("/v1/") {
+        let format = if path == MESSAGES {
+            ApiFormat::Anthropic
+        } else {
+            ApiFormat::OpenAi
+        };
+        GatewayError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "rate_limited",
+            message: message.into(),
+            hint: Some(hint),
+            attempts: Vec::new(),
+        }
+        .into_response(format)
+    } else {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            .with_hint(hint)
+            .into_response()
+    };
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Mutex as StdMutex;
+
+    use byollm_api::clock::FakeClock;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<StdMutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn failures_are_logged_sampled_with_source_and_reason() {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let clock = Arc::new(FakeClock::new(1_800_000_000));
+        let guard = FailureGuard::new(clock.clone());
+        let source: IpAddr = [192, 0, 2, 7].into();
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..50 {
+                guard.log_failure(Some(source), "unknown", "/api/v1/me");
+            }
+            clock.advance_ms(LOG_WINDOW_MS);
+            guard.log_failure(Some(source), "bad_checksum", "/v1/messages");
+        });
+        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("authentication failed"))
+            .collect();
+        assert_eq!(lines.len(), 11, "{text}");
+        assert!(
+            lines[0].contains("source=192.0.2.7 reason=unknown path=/api/v1/me"),
+            "{text}"
+        );
+        assert!(lines[10].contains("reason=bad_checksum"), "{text}");
+        assert!(text.contains("not_logged=40"), "{text}");
+    }
+
+    #[test]
+    fn a_source_is_throttled_past_its_burst_and_refills() {
+        let clock = Arc::new(FakeClock::new(1_800_000_000));
+        let guard = FailureGuard::new(clock.clone());
+        let a: IpAddr = [192, 0, 2, 7].into();
+        let b: IpAddr = [192, 0, 2, 8].into();
+        for _ in 0..FAILURE_BURST {
+            assert_eq!(guard.record_failure(a), None);
+        }
+        assert!(guard.is_throttled(a));
+        assert_eq!(guard.record_failure(a), Some(1));
+        assert!(!guard.is_throttled(b), "per source");
+        clock.advance(1);
+        assert!(!guard.is_throttled(a), "one failure regained per second");
     }
 }

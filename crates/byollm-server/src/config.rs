@@ -13,6 +13,8 @@ use byollm_federation::aws::StsTimeouts;
 use byollm_gateway::Timeouts;
 use byollm_gateway::limits::DEFAULT_MAX_BODY_BYTES;
 
+use crate::conn::ConnectionLimits;
+
 /// Configuration failures.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -72,6 +74,50 @@ pub struct ServerSection {
     pub data_dir: Option<PathBuf>,
     /// `sqlite://…` or `postgres://…`.
     pub store_url: Option<String>,
+    /// Most open client connections (default 10,000, and never more than the
+    /// open-file limit minus a reserve; see [`ConnectionLimits::effective_max`]).
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a complete request head (default 10).
+    pub header_read_timeout_seconds: Option<u64>,
+    /// Seconds an idle keep-alive connection stays open (default 75).
+    pub keepalive_idle_timeout_seconds: Option<u64>,
+}
+
+impl ServerSection {
+    /// The connection settings, checked.
+    pub fn connection_limits(&self) -> Result<ConnectionLimits, ConfigError> {
+        let mut limits = ConnectionLimits::default();
+        if let Some(max) = self.max_connections {
+            if !(1..=1_000_000).contains(&max) {
+                return Err(ConfigError::Invalid(
+                    "server.max_connections: expected 1 to 1000000".into(),
+                ));
+            }
+            limits.max_connections = Some(max);
+        }
+        let seconds = |value: Option<u64>, name: &str, max: u64| match value {
+            Some(v) if !(1..=max).contains(&v) => Err(ConfigError::Invalid(format!(
+                "server.{name}: expected 1 to {max} seconds"
+            ))),
+            Some(v) => Ok(Some(Duration::from_secs(v))),
+            None => Ok(None),
+        };
+        if let Some(d) = seconds(
+            self.header_read_timeout_seconds,
+            "header_read_timeout_seconds",
+            300,
+        )? {
+            limits.header_read_timeout = d;
+        }
+        if let Some(d) = seconds(
+            self.keepalive_idle_timeout_seconds,
+            "keepalive_idle_timeout_seconds",
+            3600,
+        )? {
+            limits.keepalive_idle_timeout = d;
+        }
+        Ok(limits)
+    }
 }
 
 /// `[identity]`.
@@ -253,6 +299,8 @@ pub struct ServerConfig {
     pub upstreams: Upstreams,
     /// `[gateway]`: body limit and upstream timeouts.
     pub gateway: GatewayLimits,
+    /// Connection cap and timeouts (`[server]`).
+    pub connections: ConnectionLimits,
 }
 
 /// Where the gateway sends requests (`byollm serve` flags; the emulator in tests).
@@ -283,6 +331,7 @@ impl ServerConfig {
         store_url: Option<String>,
         default_data_dir: PathBuf,
     ) -> Result<ServerConfig, ConfigError> {
+        let connections = file.server.connection_limits()?;
         let listen = match listen.or(file.server.listen) {
             Some(l) => l,
             None => DEFAULT_LISTEN
@@ -332,6 +381,7 @@ impl ServerConfig {
             core,
             upstreams: Upstreams::default(),
             gateway,
+            connections,
         })
     }
 
@@ -441,6 +491,46 @@ mod tests {
                 .unwrap_err()
                 .contains("max_body")
         );
+    }
+
+    #[test]
+    fn connection_settings_are_read_and_checked() {
+        let merge = |text: &str| {
+            ServerConfig::merge(
+                FileConfig::parse(text)?,
+                None,
+                None,
+                None,
+                None,
+                PathBuf::new(),
+            )
+            .map_err(|e| e.to_string())
+        };
+        let cfg = merge(
+            "version = 1\n[server]\nmax_connections = 64\nheader_read_timeout_seconds = 5\nkeepalive_idle_timeout_seconds = 30",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.connections,
+            ConnectionLimits {
+                max_connections: Some(64),
+                header_read_timeout: Duration::from_secs(5),
+                keepalive_idle_timeout: Duration::from_secs(30),
+            }
+        );
+        assert_eq!(
+            merge("version = 1").unwrap().connections,
+            ConnectionLimits::default()
+        );
+        for bad in [
+            "max_connections = 0",
+            "header_read_timeout_seconds = 0",
+            "header_read_timeout_seconds = 301",
+            "keepalive_idle_timeout_seconds = 0",
+        ] {
+            let err = merge(&format!("version = 1\n[server]\n{bad}")).unwrap_err();
+            assert!(err.contains("server."), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -97,6 +97,7 @@ impl Stack {
             kek: None,
             core: CoreConfig::new(issuer),
             gateway: Default::default(),
+            connections: Default::default(),
             upstreams: emulator_upstreams(&sim, &dir.path().join("direct-api-key"))?,
         };
         let gateway = app::gateway_config(&cfg)?;

@@ -92,6 +92,13 @@ pub struct ServeArgs {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
+    // Each client connection is a descriptor: a server wants the hard limit,
+    // not the desktop soft default of 1,024 (the connection cap is derived from
+    // what this leaves; see byollm_server::conn).
+    match byollm_server::conn::raise_nofile_limit() {
+        Ok(limit) => tracing::debug!(?limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
     let file = match &args.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig {

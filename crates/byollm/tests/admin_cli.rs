@@ -67,6 +67,7 @@ async fn the_admin_cli_drives_the_api() {
         kek: None,
         core: CoreConfig::new("https://issuer.cli.test"),
         gateway: Default::default(),
+        connections: Default::default(),
         upstreams: Upstreams::default(),
     };
     let gw = app::gateway_config(&cfg).unwrap();

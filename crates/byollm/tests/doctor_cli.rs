@@ -80,6 +80,7 @@ async fn the_doctor_command_names_the_cause_and_exits_accordingly() {
         kek: None,
         core: CoreConfig::new(ISSUER),
         gateway: Default::default(),
+        connections: Default::default(),
         upstreams: Upstreams {
             aws_endpoint_url: Some(sim.endpoint_url()),
             ..Upstreams::default()

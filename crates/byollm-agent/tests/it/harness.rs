@@ -83,6 +83,7 @@ impl Env {
             kek: None,
             core: CoreConfig::new(ISSUER),
             gateway: Default::default(),
+            connections: Default::default(),
             upstreams: Upstreams {
                 aws_endpoint_url: Some(sim.endpoint_url()),
                 direct_anthropic_url: None,

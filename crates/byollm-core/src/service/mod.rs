@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{AuthCache, Principal};
+use crate::auth::{AuthCache, AuthFailure, Principal};
 use crate::broker::CredentialsBroker;
 use crate::config::CoreConfig;
 use crate::error::CoreError;
@@ -126,10 +126,29 @@ impl Core {
 
     /// Authenticates a presented key or token.
     pub async fn authenticate(&self, presented: &str) -> Result<Principal> {
-        self.auth
-            .authenticate(&self.store, self.clock.as_ref(), presented)
+        self.check_credential(presented, &|| true)
             .await?
-            .ok_or(CoreError::Unauthenticated)
+            .map_err(|_| CoreError::Unauthenticated)
+    }
+
+    /// Authenticates a presented key or token and says why it failed.
+    /// `may_query` is asked only when the answer needs the store (see
+    /// [`AuthCache::authenticate`]); the HTTP layer's per-source failure limiter
+    /// answers it.
+    pub async fn check_credential(
+        &self,
+        presented: &str,
+        may_query: &(dyn Fn() -> bool + Sync),
+    ) -> Result<std::result::Result<Principal, AuthFailure>> {
+        Ok(self
+            .auth
+            .authenticate(&self.store, self.clock.as_ref(), presented, may_query)
+            .await?)
+    }
+
+    /// The credential cache (its counters; the lookup pause in test builds).
+    pub fn auth_cache(&self) -> &AuthCache {
+        &self.auth
     }
 
     async fn team(&self, uid: &str) -> Result<TeamRow> {

@@ -10,10 +10,12 @@
     reason = "test helpers outside #[test] functions fail loudly too"
 )]
 
+mod auth_abuse;
 mod authz_matrix;
 mod authz_table;
 mod bad_input;
 mod common;
+mod connections;
 mod mint_rules;
 mod oidc_e2e;
 mod secrets_scan;

@@ -106,6 +106,7 @@ impl Env {
             kek: None,
             core,
             gateway: limits,
+            connections: Default::default(),
             upstreams: byollm_stack::emulator_upstreams(&sim, &dir.path().join("direct-key"))
                 .unwrap(),
         };
