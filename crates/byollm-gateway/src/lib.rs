@@ -22,3 +22,4 @@ mod stream;
 pub mod translate;
 
 pub use gateway::{Gateway, GatewayConfig};
+pub use stream::Streams;

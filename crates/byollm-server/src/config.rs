@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -65,6 +66,10 @@ pub struct ServerSection {
     pub data_dir: Option<PathBuf>,
     /// `sqlite://…` or `postgres://…`.
     pub store_url: Option<String>,
+    /// On SIGTERM or Ctrl-C, how long streams in flight may run on before they
+    /// are ended with an error event (default
+    /// [`DEFAULT_SHUTDOWN_GRACE_SECONDS`]).
+    pub shutdown_grace_seconds: Option<u64>,
 }
 
 /// `[identity]`.
@@ -137,6 +142,31 @@ pub struct ServerConfig {
     pub core: CoreConfig,
     /// Upstream endpoints of the gateway.
     pub upstreams: Upstreams,
+    /// How the server stops.
+    pub shutdown: ShutdownConfig,
+}
+
+/// Default of `[server] shutdown_grace_seconds`. Kubernetes kills a pod
+/// `terminationGracePeriodSeconds` (default 30) after SIGTERM; the grace plus
+/// ending the streams left ([`crate::app::AFTER_GRACE`]) plus the usage flush
+/// ([`crate::app::FLUSH_WAIT`]) stays under it.
+pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 20;
+/// Largest `[server] shutdown_grace_seconds`.
+pub const MAX_SHUTDOWN_GRACE_SECONDS: u64 = 3_600;
+
+/// How the server stops (see [`crate::app::Server::shutdown`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownConfig {
+    /// How long requests and streams in flight may run on after the signal.
+    pub grace: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECONDS),
+        }
+    }
 }
 
 /// Where the gateway sends requests (`byollm serve` flags; the emulator in tests).
@@ -205,6 +235,15 @@ impl ServerConfig {
             }
             core.retention_days = days;
         }
+        let mut shutdown = ShutdownConfig::default();
+        if let Some(grace) = file.server.shutdown_grace_seconds {
+            if grace > MAX_SHUTDOWN_GRACE_SECONDS {
+                return Err(ConfigError::Invalid(format!(
+                    "server.shutdown_grace_seconds: expected 0 to {MAX_SHUTDOWN_GRACE_SECONDS}"
+                )));
+            }
+            shutdown.grace = Duration::from_secs(grace);
+        }
         Ok(ServerConfig {
             listen,
             data_dir: data_dir
@@ -214,6 +253,7 @@ impl ServerConfig {
             kek: file.identity.kek,
             core,
             upstreams: Upstreams::default(),
+            shutdown,
         })
     }
 
@@ -279,6 +319,17 @@ mod tests {
         assert_eq!(merged.core.issuer_url, "https://id.example.com");
         assert_eq!(merged.core.signing_algorithm, Algorithm::Rs256);
         assert!(merged.issuer_warning().is_none());
+        assert_eq!(merged.shutdown, ShutdownConfig::default());
+        let cfg = FileConfig::parse("version = 1\n[server]\nshutdown_grace_seconds = 5").unwrap();
+        let merged =
+            ServerConfig::merge(cfg, None, None, None, None, PathBuf::from("/tmp/x")).unwrap();
+        assert_eq!(merged.shutdown.grace, Duration::from_secs(5));
+        let cfg =
+            FileConfig::parse("version = 1\n[server]\nshutdown_grace_seconds = 3601").unwrap();
+        let err = ServerConfig::merge(cfg, None, None, None, None, PathBuf::from("/tmp/x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("shutdown_grace_seconds"), "{err}");
     }
 
     #[test]

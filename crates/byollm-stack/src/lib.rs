@@ -97,6 +97,7 @@ impl Stack {
             kek: None,
             core: CoreConfig::new(issuer),
             upstreams: emulator_upstreams(&sim, &dir.path().join("direct-api-key"))?,
+            shutdown: Default::default(),
         };
         let gateway = app::gateway_config(&cfg)?;
         let core = app::build_core(&cfg, Arc::new(SystemClock)).await?;

@@ -67,6 +67,7 @@ async fn the_admin_cli_drives_the_api() {
         kek: None,
         core: CoreConfig::new("https://issuer.cli.test"),
         upstreams: Upstreams::default(),
+        shutdown: Default::default(),
     };
     let gw = app::gateway_config(&cfg).unwrap();
     let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();

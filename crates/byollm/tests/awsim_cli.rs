@@ -155,6 +155,7 @@ async fn setup_script_runs_with_the_aws_cli_against_the_emulator() {
         kek: None,
         core: CoreConfig::new(ISSUER),
         upstreams: Default::default(),
+        shutdown: Default::default(),
     };
     let server = byollm_server::start(&cfg, Arc::new(SystemClock))
         .await

@@ -25,6 +25,7 @@ async fn byollm_issuer_token_to_bedrock() {
         kek: None,
         core: CoreConfig::new(ISSUER),
         upstreams: Default::default(),
+        shutdown: Default::default(),
     };
     let server = byollm_server::start(&cfg, Arc::new(SystemClock))
         .await

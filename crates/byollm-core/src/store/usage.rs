@@ -1,17 +1,20 @@
 //! The `usage_requests` table, and retention across the tables that grow with
 //! traffic (finished runs, audit rows, usage rows).
 
-use super::{Result, Store, UsageFilter, UsageRow};
+use super::{Result, Store, UsageFilter, UsageKey, UsageRow};
 
 impl Store {
-    /// Writes a batch of usage rows in one transaction.
+    /// Writes a batch of usage rows in one transaction. Idempotent: a row whose
+    /// id is already stored is skipped, so retrying a commit whose answer was
+    /// lost never counts a request twice.
     pub async fn insert_usage(&self, rows: &[UsageRow]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for u in rows {
             sqlx::query(
                 "INSERT INTO usage_requests (id, team_uid, run_id, actor_type, actor_uid, member_uid, agent_uid, \
                  model, route, attempts, input_tokens, output_tokens, inference_microcredits, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 ON CONFLICT (id) DO NOTHING",
             )
             .bind(&u.id)
             .bind(&u.team_uid)
@@ -34,26 +37,38 @@ impl Store {
         Ok(())
     }
 
-    /// A team's usage rows matching `filter`, oldest first (at most `limit`).
+    /// A team's usage rows matching `filter` in `(created_at, id)` order, from
+    /// just after `after` (a page's last row) or the start, at most `limit`.
+    /// Keyset paging: a walk sees each row committed before it began exactly
+    /// once, whatever is inserted or purged meanwhile.
     pub async fn list_usage(
         &self,
         team_uid: &str,
         filter: &UsageFilter,
+        after: Option<&UsageKey>,
         limit: i64,
     ) -> Result<Vec<UsageRow>> {
-        let rows = sqlx::query(
-            "SELECT id, team_uid, run_id, actor_type, actor_uid, member_uid, agent_uid, model, route, attempts, \
-             input_tokens, output_tokens, inference_microcredits, created_at FROM usage_requests \
+        const COLUMNS: &str = "SELECT id, team_uid, run_id, actor_type, actor_uid, member_uid, agent_uid, model, \
+             route, attempts, input_tokens, output_tokens, inference_microcredits, created_at FROM usage_requests \
              WHERE team_uid = $1 AND ($2 IS NULL OR run_id = $2) AND ($3 IS NULL OR agent_uid = $3) \
-             AND ($4 IS NULL OR member_uid = $4) ORDER BY created_at, id LIMIT $5",
-        )
-        .bind(team_uid)
-        .bind(filter.run_id.clone())
-        .bind(filter.agent_uid.clone())
-        .bind(filter.member_uid.clone())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+             AND ($4 IS NULL OR member_uid = $4)";
+        let sql = match after {
+            None => format!("{COLUMNS} ORDER BY created_at, id LIMIT $5"),
+            Some(_) => format!(
+                "{COLUMNS} AND (created_at > $6 OR (created_at = $6 AND id > $7)) \
+                 ORDER BY created_at, id LIMIT $5"
+            ),
+        };
+        let mut q = sqlx::query(&sql)
+            .bind(team_uid)
+            .bind(filter.run_id.clone())
+            .bind(filter.agent_uid.clone())
+            .bind(filter.member_uid.clone())
+            .bind(limit);
+        if let Some(key) = after {
+            q = q.bind(key.created_at).bind(key.id.clone());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(UsageRow::from_row).collect()
     }
 

@@ -11,6 +11,7 @@
 )]
 
 mod keyring;
+mod ledger;
 mod stores;
 mod tenancy;
 mod usage;

@@ -39,6 +39,7 @@ pub fn config(dir: &std::path::Path, alg: Algorithm) -> ServerConfig {
         kek: None,
         core,
         upstreams: Default::default(),
+        shutdown: Default::default(),
     }
 }
 

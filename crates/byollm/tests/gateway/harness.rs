@@ -75,6 +75,7 @@ impl Env {
             core: CoreConfig::new(ISSUER),
             upstreams: byollm_stack::emulator_upstreams(&sim, &dir.path().join("direct-key"))
                 .unwrap(),
+            shutdown: Default::default(),
         };
         let gw = app::gateway_config(&cfg).unwrap();
         let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();
