@@ -17,3 +17,4 @@ mod harness;
 mod interactive;
 mod python_sdks;
 mod refresh;
+mod streams;
