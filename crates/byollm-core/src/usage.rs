@@ -247,7 +247,11 @@ async fn commit(store: &Store, rows: &[UsageRow], counters: &Counters) {
         match store.insert_usage(rows).await {
             Ok(()) => {
                 if failures > 0 {
-                    tracing::info!(rows = rows.len(), failures, "usage rows written after retries");
+                    tracing::info!(
+                        rows = rows.len(),
+                        failures,
+                        "usage rows written after retries"
+                    );
                 }
                 return;
             }

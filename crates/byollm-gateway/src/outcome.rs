@@ -333,10 +333,7 @@ mod tests {
         assert_eq!(client.listed().as_deref(), Some("client error 422"));
         assert_eq!(StreamEnd::Completed.to_string(), OK);
         assert_eq!(StreamEnd::ClientGone.to_string(), "client disconnected");
-        assert_eq!(
-            StreamEnd::ShutDown.to_string(),
-            "ended by server shutdown"
-        );
+        assert_eq!(StreamEnd::ShutDown.to_string(), "ended by server shutdown");
         assert_eq!(
             StreamEnd::BrokeMidStream("throttled: x".into()).to_string(),
             "failed mid-stream: throttled: x"

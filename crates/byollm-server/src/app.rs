@@ -220,7 +220,10 @@ impl Server {
         );
         self.shutdown.cancel();
         self.tracker.close();
-        if tokio::time::timeout(self.grace, self.drained()).await.is_err() {
+        if tokio::time::timeout(self.grace, self.drained())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 streams = streams.in_flight(),
                 "shutdown grace period over; ending the streams still open with an error event"
@@ -234,7 +237,10 @@ impl Server {
             }
         }
         let usage = self.core.usage_sink();
-        if tokio::time::timeout(FLUSH_WAIT, usage.flush()).await.is_err() {
+        if tokio::time::timeout(FLUSH_WAIT, usage.flush())
+            .await
+            .is_err()
+        {
             tracing::error!(
                 queued = usage.stats().queue_depth,
                 "usage rows not committed at shutdown (the store is failing): they are LOST"

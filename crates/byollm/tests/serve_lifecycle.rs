@@ -87,8 +87,14 @@ impl Fixture {
             .arg(&self.data)
             .arg("--config")
             .arg(&config)
-            .args(["--direct-anthropic-url", u.direct_anthropic_url.as_deref().unwrap()])
-            .args(["--direct-anthropic-key", u.direct_anthropic_key.as_deref().unwrap()])
+            .args([
+                "--direct-anthropic-url",
+                u.direct_anthropic_url.as_deref().unwrap(),
+            ])
+            .args([
+                "--direct-anthropic-key",
+                u.direct_anthropic_key.as_deref().unwrap(),
+            ])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -165,7 +171,12 @@ async fn complete(req: reqwest::RequestBuilder, stream: bool) -> Option<String> 
     if resp.status() != 200 {
         return None;
     }
-    let id = resp.headers().get("x-byollm-request-id")?.to_str().ok()?.to_owned();
+    let id = resp
+        .headers()
+        .get("x-byollm-request-id")?
+        .to_str()
+        .ok()?
+        .to_owned();
     let body = resp.text().await.ok()?;
     let whole = if stream {
         body.trim_end().ends_with(r#"{"type":"message_stop"}"#)
@@ -245,14 +256,18 @@ async fn kill_9_loses_no_row_of_an_answered_request() {
     );
 
     let serve = fx.serve(20).await;
-    let listed: HashSet<String> = listed_ids(&serve, &http, &fx.key).await.into_iter().collect();
+    let listed: HashSet<String> = listed_ids(&serve, &http, &fx.key)
+        .await
+        .into_iter()
+        .collect();
     let missing: Vec<&String> = answered.difference(&listed).collect();
     assert!(
         missing.is_empty(),
-        "{} of {} answered requests have no usage row after kill -9 ({} rows): {missing:?}",
+        "{} of {} answered requests have no usage row after kill -9 ({} rows), e.g. {:?}",
         missing.len(),
         answered.len(),
-        listed.len()
+        listed.len(),
+        &missing[..missing.len().min(5)]
     );
     serve.signal("-TERM");
     assert_eq!(serve.exit_code().await, Some(0));
@@ -289,21 +304,30 @@ async fn sigterm_lets_a_stream_in_flight_finish_then_exits_0() {
     let http = reqwest::Client::new();
     let mut resp = serve.post(&http, &fx.key, true).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let id = resp.headers()["x-byollm-request-id"].to_str().unwrap().to_owned();
+    let id = resp.headers()["x-byollm-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let mut text = String::new();
     read_until(&mut resp, &mut text, |t| t.contains("message_start")).await;
 
     serve.signal("-TERM");
     // No new connections while the stream runs on.
     let addr = serve.base.trim_start_matches("http://").to_owned();
-    assert!(refuses_connections(&addr).await, "still accepting after SIGTERM");
+    assert!(
+        refuses_connections(&addr).await,
+        "still accepting after SIGTERM"
+    );
     read_until(&mut resp, &mut text, |_| false).await;
     assert!(text.contains("event: message_stop"), "{text}");
     assert!(!text.contains("event: error"), "{text}");
     assert_eq!(serve.exit_code().await, Some(0));
 
     let rows = fx.stored_rows().await;
-    let row = rows.iter().find(|r| r.id == id).expect("the drained stream's row");
+    let row = rows
+        .iter()
+        .find(|r| r.id == id)
+        .expect("the drained stream's row");
     assert_eq!(outcome(row), "ok");
     assert!(row.output_tokens > 1, "{row:?}");
 }
@@ -319,7 +343,10 @@ async fn sigterm_past_the_grace_ends_the_stream_with_an_error_event_and_its_row(
     let http = reqwest::Client::new();
     let mut resp = serve.post(&http, &fx.key, true).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let id = resp.headers()["x-byollm-request-id"].to_str().unwrap().to_owned();
+    let id = resp.headers()["x-byollm-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let mut text = String::new();
     read_until(&mut resp, &mut text, |t| t.contains("message_start")).await;
 
@@ -334,6 +361,9 @@ async fn sigterm_past_the_grace_ends_the_stream_with_an_error_event_and_its_row(
     assert_eq!(serve.exit_code().await, Some(0));
 
     let rows = fx.stored_rows().await;
-    let row = rows.iter().find(|r| r.id == id).expect("the ended stream's row");
+    let row = rows
+        .iter()
+        .find(|r| r.id == id)
+        .expect("the ended stream's row");
     assert_eq!(outcome(row), "ended by server shutdown");
 }

@@ -61,26 +61,54 @@ async fn a_failing_commit_is_retried_until_the_row_is_stored() {
     for t in stores::all().await {
         let tasks = TaskTracker::new();
         let sink = UsageSink::start_with_wait(t.store.clone(), &tasks, WAIT);
-        assert_eq!(sink.record(row("use_a")).await, Recorded::Committed, "{}", t.name);
+        assert_eq!(
+            sink.record(row("use_a")).await,
+            Recorded::Committed,
+            "{}",
+            t.name
+        );
         let s = sink.stats();
-        assert_eq!((s.rows_written, s.commits, s.queue_depth), (1, 1, 0), "{}", t.name);
+        assert_eq!(
+            (s.rows_written, s.commits, s.queue_depth),
+            (1, 1, 0),
+            "{}",
+            t.name
+        );
 
         // The table goes away: the commit fails, the request stops waiting,
         // the row stays queued and the writer keeps retrying.
-        exec(&t.url, "ALTER TABLE usage_requests RENAME TO usage_requests_away").await;
-        assert_eq!(sink.record(row("use_b")).await, Recorded::Queued, "{}", t.name);
+        exec(
+            &t.url,
+            "ALTER TABLE usage_requests RENAME TO usage_requests_away",
+        )
+        .await;
+        assert_eq!(
+            sink.record(row("use_b")).await,
+            Recorded::Queued,
+            "{}",
+            t.name
+        );
         let s = until(&sink, |s| s.rows_retried >= 2).await;
         assert_eq!(s.queue_depth, 1, "{}", t.name);
         assert_eq!(s.answered_before_commit, 1, "{}", t.name);
         assert_eq!(s.rows_written, 1, "{}", t.name);
 
         // It comes back: the queued row is written by a retry.
-        exec(&t.url, "ALTER TABLE usage_requests_away RENAME TO usage_requests").await;
+        exec(
+            &t.url,
+            "ALTER TABLE usage_requests_away RENAME TO usage_requests",
+        )
+        .await;
         tokio::time::timeout(Duration::from_secs(15), sink.flush())
             .await
             .expect("the retried row is committed once the store works again");
         let s = sink.stats();
-        assert_eq!((s.rows_written, s.queue_depth, s.rows_lost), (2, 0, 0), "{}", t.name);
+        assert_eq!(
+            (s.rows_written, s.queue_depth, s.rows_lost),
+            (2, 0, 0),
+            "{}",
+            t.name
+        );
         let ids: Vec<String> = t
             .store
             .list_usage("ta", &UsageFilter::default(), None, 10)
@@ -99,8 +127,7 @@ async fn rows_queued_together_commit_together() {
     let tasks = TaskTracker::new();
     let sink = UsageSink::start(t.store.clone(), &tasks);
     let ids: Vec<String> = (0..200).map(|n| format!("use_{n:03}")).collect();
-    let results =
-        futures::future::join_all(ids.iter().map(|id| sink.record(row(id)))).await;
+    let results = futures::future::join_all(ids.iter().map(|id| sink.record(row(id)))).await;
     assert!(results.iter().all(|r| *r == Recorded::Committed));
     let s = sink.stats();
     assert_eq!(s.rows_written, 200);

@@ -107,7 +107,8 @@ async fn pages_list_every_request_once_in_order() {
         .insert_usage(&[direct_row(&b, 0)])
         .await
         .unwrap();
-    let mut expected: Vec<(i64, String)> = rows.iter().map(|r| (r.created_at, r.id.clone())).collect();
+    let mut expected: Vec<(i64, String)> =
+        rows.iter().map(|r| (r.created_at, r.id.clone())).collect();
     expected.sort();
     let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
 
@@ -120,7 +121,11 @@ async fn pages_list_every_request_once_in_order() {
         pages += 1;
         let requests = page.body["requests"].as_array().unwrap();
         assert!(requests.len() <= 100);
-        seen.extend(requests.iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            requests
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned()),
+        );
         // The buckets cover every row on every page.
         let inference = page.body["buckets"]["inference"].as_f64().unwrap();
         assert!((inference - 250.0 * 3.0 / 1e6).abs() < 1e-9, "{inference}");

@@ -119,8 +119,14 @@ async fn a_caller_leaving_mid_stream_cancels_the_upstream_and_is_billed_for_what
         .faults()
         .set_stream_event_delay(Duration::from_millis(150));
     for (path, body) in [
-        (routes::MESSAGES, messages_body("claude-sonnet-4-6", "tell me a long story", true)),
-        (routes::CHAT_COMPLETIONS, chat_body("claude-sonnet-4-6", "tell me a long story", true)),
+        (
+            routes::MESSAGES,
+            messages_body("claude-sonnet-4-6", "tell me a long story", true),
+        ),
+        (
+            routes::CHAT_COMPLETIONS,
+            chat_body("claude-sonnet-4-6", "tell me a long story", true),
+        ),
     ] {
         let mut resp = env
             .http
@@ -131,7 +137,10 @@ async fn a_caller_leaving_mid_stream_cancels_the_upstream_and_is_billed_for_what
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        let id = resp.headers()["x-byollm-request-id"].to_str().unwrap().to_owned();
+        let id = resp.headers()["x-byollm-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let mut text = String::new();
         while text.matches("\n\n").count() < 2 {
             let chunk = resp.chunk().await.unwrap().expect("the stream goes on");
@@ -140,13 +149,18 @@ async fn a_caller_leaving_mid_stream_cancels_the_upstream_and_is_billed_for_what
         assert_eq!(env.server.gateway.streams().in_flight(), 1);
         drop(resp);
         until_no_streams(&env).await;
-        let row = stored_row(&env, &id).await.expect("the row of a stream the caller left");
+        let row = stored_row(&env, &id)
+            .await
+            .expect("the row of a stream the caller left");
         assert_eq!(last_outcome(&row), "client disconnected", "{path}: {row:?}");
         if path == routes::MESSAGES {
             // message_start's counts: the prompt, and fewer output tokens than
             // the complete reply.
             assert_eq!(row.input_tokens, full_row.input_tokens, "{row:?}");
-            assert!(row.output_tokens < full_row.output_tokens, "{row:?} vs {full_row:?}");
+            assert!(
+                row.output_tokens < full_row.output_tokens,
+                "{row:?} vs {full_row:?}"
+            );
         }
     }
     env.sim.faults().set_stream_event_delay(Duration::ZERO);
