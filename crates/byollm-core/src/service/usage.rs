@@ -19,7 +19,7 @@ use crate::CoreError;
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
 use crate::store::{UsageFilter, UsageKey};
-use crate::usage::{PLATFORM_CREDITS_PER_RUN, compute_credits};
+use crate::usage::{COMMIT_WAIT, PLATFORM_CREDITS_PER_RUN, compute_credits};
 use crate::validate::{self, FieldError};
 use byollm_api::clock::rfc3339;
 
@@ -110,9 +110,10 @@ impl Core {
         if !authz::allows(p, Action::ReadTeamUsage, Target::Team) {
             filter.member_uid = Some(p.actor.uid.clone());
         }
-        // Rows are written in batches off the request path: flush this replica's
-        // queue so a caller reads its own requests.
-        self.usage.flush().await;
+        // A request's row is committed before its response ends, but a report
+        // may race requests still finishing: wait for this replica's queue, at
+        // most the commit wait (while the store fails it is retried for ever).
+        let _ = tokio::time::timeout(COMMIT_WAIT, self.usage.flush()).await;
         // One row more than the page shows: whether there is a next page.
         let mut rows = self
             .store
