@@ -3,35 +3,45 @@
 
 use super::{Result, Store, UsageFilter, UsageKey, UsageRow};
 
+/// Rows per `INSERT` statement: 64 × 14 parameters stays under SQLite's
+/// historical limit of 999 bound parameters.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// One multi-row `INSERT` for `rows` (at most [`ROWS_PER_STATEMENT`]).
+fn insert_statement(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO usage_requests (id, team_uid, run_id, actor_type, actor_uid, member_uid, agent_uid, \
+         model, route, attempts, input_tokens, output_tokens, inference_microcredits, created_at) VALUES ",
+    );
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..14 {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * 14 + c + 1));
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (id) DO NOTHING");
+    sql
+}
+
 impl Store {
-    /// Writes a batch of usage rows in one transaction. Idempotent: a row whose
-    /// id is already stored is skipped, so retrying a commit whose answer was
-    /// lost never counts a request twice.
+    /// Writes a batch of usage rows, all or none. Idempotent: a row whose id is
+    /// already stored is skipped, so retrying a commit whose answer was lost
+    /// never counts a request twice. A batch of up to 64 rows is one statement
+    /// (one round trip, its own transaction); a larger one is one transaction.
     pub async fn insert_usage(&self, rows: &[UsageRow]) -> Result<()> {
+        if rows.len() <= ROWS_PER_STATEMENT {
+            return insert_chunk(&self.pool, rows).await;
+        }
         let mut tx = self.pool.begin().await?;
-        for u in rows {
-            sqlx::query(
-                "INSERT INTO usage_requests (id, team_uid, run_id, actor_type, actor_uid, member_uid, agent_uid, \
-                 model, route, attempts, input_tokens, output_tokens, inference_microcredits, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&u.id)
-            .bind(&u.team_uid)
-            .bind(u.run_id.clone())
-            .bind(u.actor.actor_type.as_str())
-            .bind(&u.actor.uid)
-            .bind(u.member_uid.clone())
-            .bind(u.agent_uid.clone())
-            .bind(&u.model)
-            .bind(&u.route)
-            .bind(&u.attempts)
-            .bind(u.input_tokens)
-            .bind(u.output_tokens)
-            .bind(u.inference_microcredits)
-            .bind(u.created_at)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            insert_chunk(&mut *tx, chunk).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -113,4 +123,35 @@ impl Store {
             .rows_affected();
         Ok(runs + audit + usage)
     }
+}
+
+/// One `INSERT` of `rows` on `db` (a pool or a transaction).
+async fn insert_chunk<'c, E>(db: E, rows: &[UsageRow]) -> Result<()>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = insert_statement(rows.len());
+    let mut q = sqlx::query(&sql);
+    for u in rows {
+        q = q
+            .bind(u.id.clone())
+            .bind(u.team_uid.clone())
+            .bind(u.run_id.clone())
+            .bind(u.actor.actor_type.as_str())
+            .bind(u.actor.uid.clone())
+            .bind(u.member_uid.clone())
+            .bind(u.agent_uid.clone())
+            .bind(u.model.clone())
+            .bind(u.route.clone())
+            .bind(u.attempts.clone())
+            .bind(u.input_tokens)
+            .bind(u.output_tokens)
+            .bind(u.inference_microcredits)
+            .bind(u.created_at);
+    }
+    q.execute(db).await?;
+    Ok(())
 }
