@@ -417,13 +417,16 @@ impl Client {
 
     // ------------------------------------------------------------ usage, models
 
-    /// `GET /api/v1/usage`.
+    /// `GET /api/v1/usage`: one page (the query's `limit` and `cursor`).
     pub async fn usage(&self, query: &UsageQuery) -> Result<UsageReport, ClientError> {
+        let limit = query.limit.map(|l| l.to_string());
         let mut pairs = Vec::new();
         for (name, value) in [
             ("run_id", &query.run_id),
             ("agent_uid", &query.agent_uid),
             ("member_uid", &query.member_uid),
+            ("limit", &limit),
+            ("cursor", &query.cursor),
         ] {
             if let Some(v) = value {
                 pairs.push((name, v.as_str()));
@@ -431,6 +434,21 @@ impl Client {
         }
         let req = self.request(Method::GET, routes::USAGE).query(&pairs);
         self.send(req, routes::USAGE).await
+    }
+
+    /// `GET /api/v1/usage`, following `next_cursor` from the query's cursor to
+    /// the last page: one report with every request.
+    pub async fn usage_all(&self, query: &UsageQuery) -> Result<UsageReport, ClientError> {
+        let mut q = query.clone();
+        let mut report = self.usage(&q).await?;
+        while let Some(cursor) = report.next_cursor.take() {
+            q.cursor = Some(cursor);
+            let page = self.usage(&q).await?;
+            report.buckets = page.buckets;
+            report.requests.extend(page.requests);
+            report.next_cursor = page.next_cursor;
+        }
+        Ok(report)
     }
 
     /// `GET /v1/models`: the models this principal may use, with the host each

@@ -598,15 +598,32 @@ pub struct UsageQuery {
     /// One member.
     #[serde(default)]
     pub member_uid: Option<String>,
+    /// Most requests on the page: 1 to [`USAGE_MAX_LIMIT`], default
+    /// [`USAGE_DEFAULT_LIMIT`].
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Where the page starts: a previous page's `next_cursor` (opaque); absent
+    /// for the first page.
+    #[serde(default)]
+    pub cursor: Option<String>,
 }
 
-/// `GET /api/v1/usage`.
+/// Requests on a usage page when the query names no `limit`.
+pub const USAGE_DEFAULT_LIMIT: u32 = 100;
+/// Most requests one usage page lists.
+pub const USAGE_MAX_LIMIT: u32 = 1_000;
+
+/// `GET /api/v1/usage`: one page of requests, oldest first, and the buckets
+/// over every matching request and run (the same on every page).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageReport {
     /// Credits by bucket.
     pub buckets: CreditBuckets,
-    /// Each gateway request.
+    /// The page's gateway requests, in `(created_at, id)` order.
     pub requests: Vec<UsageRequest>,
+    /// The `cursor` of the next page; `null` on the last one.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// The three credit buckets (DESIGN §5).
@@ -623,6 +640,8 @@ pub struct CreditBuckets {
 /// One gateway request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageRequest {
+    /// The request id: the `x-byollm-request-id` header of its response.
+    pub id: String,
     /// The run, if any.
     pub run_id: Option<String>,
     /// `user:<uid>` or `service_account:<uid>`.

@@ -1,11 +1,29 @@
-//! The usage ledger: one row per gateway request, written off the request path in
-//! batches (DESIGN §5), and the three credit buckets.
+//! The usage ledger: one row per gateway request, and the three credit buckets.
 //!
 //! - `inference`: direct-API requests, tokens × the catalog price; Bedrock
 //!   requests cost zero (the customer's AWS bill carries them).
 //! - `platform`: a fixed amount per cloud run.
 //! - `compute`: per started minute of a cloud run.
+//!
+//! # No answered request without its row
+//!
+//! [`UsageSink::record`] returns once the row is committed: the gateway calls
+//! it before a whole response is sent and before a stream's final event, so a
+//! crash after the caller has the last byte cannot lose the row. The cost is
+//! kept small by group commit: one writer task takes every row queued while it
+//! was busy and commits them in one transaction, with no fixed linger (a lone
+//! row is written at once; under load batches grow by themselves).
+//!
+//! A failed commit is retried with backoff, never dropped (the insert is
+//! idempotent on the row id, so a commit whose answer was lost is not counted
+//! twice). The request does not wait for that forever: after
+//! [`COMMIT_WAIT`] it finishes with its row still queued, and the writer keeps
+//! retrying in the background; the queue is bounded ([`QUEUE`]), and a row that
+//! finds it full for the whole wait is the only row ever lost, counted in
+//! [`UsageStats::rows_lost`] and logged as an error. Shutdown flushes the queue.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -20,12 +38,19 @@ pub const PLATFORM_CREDITS_PER_RUN: f64 = 1.0;
 /// Compute credits per started minute of a cloud run.
 pub const COMPUTE_CREDITS_PER_MINUTE: f64 = 0.1;
 
-/// Rows per insert batch.
-const BATCH: usize = 256;
-/// Longest a row waits before it is written.
-const LINGER: Duration = Duration::from_millis(200);
-/// Rows queued before the request path starts waiting for the writer.
-const QUEUE: usize = 16_384;
+/// Most rows one transaction writes (a bound on the statement work a single
+/// commit holds the write lock for, not a wait).
+const BATCH: usize = 512;
+/// Rows queued and not yet committed before [`UsageSink::record`] waits for room.
+pub const QUEUE: usize = 16_384;
+/// Longest a request waits for its row's commit before it finishes anyway
+/// (the row stays queued and is retried). Long enough to ride out a brief
+/// database hiccup, short enough that an outage does not hang every caller.
+pub const COMMIT_WAIT: Duration = Duration::from_secs(5);
+/// First delay before retrying a failed commit; doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+/// Longest delay between retries of a failed commit.
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Inference credits for a request (micro-credits).
 pub fn inference_microcredits(price: &Price, input_tokens: u64, output_tokens: u64) -> i64 {
@@ -43,74 +68,208 @@ pub fn compute_credits(seconds: i64) -> f64 {
 
 #[derive(Debug)]
 enum Msg {
-    Row(Box<UsageRow>),
+    /// A row and who waits for its commit.
+    Row(Box<UsageRow>, oneshot::Sender<()>),
+    /// Answered once every row queued before it is committed.
     Flush(oneshot::Sender<()>),
 }
 
-/// The sender side of the ledger.
+/// What became of a row when [`UsageSink::record`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Committed to the store.
+    Committed,
+    /// Queued but not committed within the wait (the store is failing or slow);
+    /// the writer keeps retrying it.
+    Queued,
+    /// Not stored: the queue stayed full for the whole wait, or the writer has
+    /// stopped.
+    Lost,
+}
+
+/// A snapshot of the ledger's counters (for metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageStats {
+    /// Rows committed since start.
+    pub rows_written: u64,
+    /// Rows whose commit failed and was retried, counted once per failed try.
+    pub rows_retried: u64,
+    /// Transactions committed.
+    pub commits: u64,
+    /// Rows queued or being written, not yet committed (queue depth).
+    pub queue_depth: u64,
+    /// Requests that finished before their row was committed (the wait ran out).
+    pub answered_before_commit: u64,
+    /// Rows never stored (queue full for the whole wait, or writer gone).
+    pub rows_lost: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    rows_written: AtomicU64,
+    rows_retried: AtomicU64,
+    commits: AtomicU64,
+    queue_depth: AtomicU64,
+    answered_before_commit: AtomicU64,
+    rows_lost: AtomicU64,
+}
+
+/// The sender side of the ledger; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct UsageSink {
     tx: mpsc::Sender<Msg>,
+    counters: Arc<Counters>,
+    commit_wait: Duration,
 }
 
 impl UsageSink {
-    /// Starts the writer on `tasks`; it drains and stops when every sink is dropped.
+    /// Starts the writer on `tasks`; it drains and stops when every sink is
+    /// dropped.
     pub fn start(store: Store, tasks: &TaskTracker) -> UsageSink {
-        let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
-        tasks.spawn(async move {
-            let mut batch: Vec<UsageRow> = Vec::with_capacity(BATCH);
-            let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
-            loop {
-                let first = rx.recv().await;
-                let Some(first) = first else { break };
-                let mut pending = vec![first];
-                let deadline = tokio::time::sleep(LINGER);
-                tokio::pin!(deadline);
-                // Gather what else arrives within the linger time, up to a batch.
-                loop {
-                    if pending.iter().any(|m| matches!(m, Msg::Flush(_))) || pending.len() >= BATCH {
-                        break;
-                    }
-                    tokio::select! {
-                        () = &mut deadline => break,
-                        m = rx.recv() => match m {
-                            Some(m) => pending.push(m),
-                            None => break,
-                        },
-                    }
-                }
-                for m in pending {
-                    match m {
-                        Msg::Row(r) => batch.push(*r),
-                        Msg::Flush(f) => waiters.push(f),
-                    }
-                }
-                if !batch.is_empty() {
-                    if let Err(e) = store.insert_usage(&batch).await {
-                        tracing::error!(error = %e, rows = batch.len(), "writing usage rows failed");
-                    }
-                    batch.clear();
-                }
-                for w in waiters.drain(..) {
-                    let _ = w.send(());
-                }
-            }
-        });
-        UsageSink { tx }
+        UsageSink::start_with_wait(store, tasks, COMMIT_WAIT)
     }
 
-    /// Queues a row (waits only if the writer is far behind).
-    pub async fn record(&self, row: UsageRow) {
-        if self.tx.send(Msg::Row(Box::new(row))).await.is_err() {
-            tracing::error!("usage writer stopped; a usage row was lost");
+    /// [`UsageSink::start`] with another wait for a row's commit (tests of a
+    /// failing store).
+    pub fn start_with_wait(store: Store, tasks: &TaskTracker, commit_wait: Duration) -> UsageSink {
+        let (tx, rx) = mpsc::channel::<Msg>(QUEUE);
+        let counters = Arc::new(Counters::default());
+        tasks.spawn(write_loop(store, rx, counters.clone()));
+        UsageSink {
+            tx,
+            counters,
+            commit_wait,
         }
     }
 
-    /// Waits until every row queued before this call is written.
+    /// Queues `row` and waits until it is committed, or at most the commit
+    /// wait (then it stays queued and is retried in the background).
+    pub async fn record(&self, row: UsageRow) -> Recorded {
+        let (done, committed) = oneshot::channel();
+        let msg = Msg::Row(Box::new(row), done);
+        let counters = &self.counters;
+        let wait = tokio::time::sleep(self.commit_wait);
+        tokio::pin!(wait);
+        let permit = tokio::select! {
+            permit = self.tx.reserve() => permit,
+            () = &mut wait => {
+                counters.rows_lost.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(queued = QUEUE, "usage queue full for the whole wait; a usage row was LOST");
+                return Recorded::Lost;
+            }
+        };
+        let Ok(permit) = permit else {
+            counters.rows_lost.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("usage writer stopped; a usage row was LOST");
+            return Recorded::Lost;
+        };
+        counters.queue_depth.fetch_add(1, Ordering::Relaxed);
+        permit.send(msg);
+        tokio::select! {
+            r = committed => match r {
+                Ok(()) => Recorded::Committed,
+                // The writer stopped with the row unwritten (runtime shutting down).
+                Err(_) => Recorded::Lost,
+            },
+            () = &mut wait => {
+                counters.answered_before_commit.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    wait_ms = u64::try_from(self.commit_wait.as_millis()).unwrap_or(u64::MAX),
+                    "usage row not committed in time; the request finishes and the row stays queued for retry"
+                );
+                Recorded::Queued
+            }
+        }
+    }
+
+    /// Waits until every row queued before this call is committed.
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Flush(tx)).await.is_ok() {
             let _ = rx.await;
+        }
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> UsageStats {
+        let c = &self.counters;
+        UsageStats {
+            rows_written: c.rows_written.load(Ordering::Relaxed),
+            rows_retried: c.rows_retried.load(Ordering::Relaxed),
+            commits: c.commits.load(Ordering::Relaxed),
+            queue_depth: c.queue_depth.load(Ordering::Relaxed),
+            answered_before_commit: c.answered_before_commit.load(Ordering::Relaxed),
+            rows_lost: c.rows_lost.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The writer: takes what is queued (at most a batch), commits it in one
+/// transaction (retrying until it succeeds), then tells the waiters.
+async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>, counters: Arc<Counters>) {
+    let mut rows: Vec<UsageRow> = Vec::with_capacity(BATCH);
+    let mut waiters: Vec<oneshot::Sender<()>> = Vec::with_capacity(BATCH);
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            match m {
+                Msg::Row(row, done) => {
+                    rows.push(*row);
+                    waiters.push(done);
+                }
+                // Rows queued before the flush are in this batch or an earlier one.
+                Msg::Flush(done) => waiters.push(done),
+            }
+            if rows.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !rows.is_empty() {
+            commit(&store, &rows, &counters).await;
+            let n = rows.len() as u64;
+            counters.rows_written.fetch_add(n, Ordering::Relaxed);
+            counters.commits.fetch_add(1, Ordering::Relaxed);
+            counters.queue_depth.fetch_sub(n, Ordering::Relaxed);
+            rows.clear();
+        }
+        for w in waiters.drain(..) {
+            // The request may have stopped waiting; the row is stored anyway.
+            let _ = w.send(());
+        }
+    }
+}
+
+/// Commits `rows`, retrying with backoff until the store takes them.
+async fn commit(store: &Store, rows: &[UsageRow], counters: &Counters) {
+    let mut delay = RETRY_FIRST;
+    let mut failures = 0u32;
+    loop {
+        match store.insert_usage(rows).await {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::info!(
+                        rows = rows.len(),
+                        failures,
+                        "usage rows written after retries"
+                    );
+                }
+                return;
+            }
+            Err(e) => {
+                failures += 1;
+                counters
+                    .rows_retried
+                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                tracing::error!(
+                    error = %e,
+                    rows = rows.len(),
+                    failures,
+                    retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "writing usage rows failed; retrying (rows are kept, never dropped)"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RETRY_MAX);
+            }
         }
     }
 }

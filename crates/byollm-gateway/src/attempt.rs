@@ -30,7 +30,7 @@ use byollm_api::types::BedrockTarget;
 use crate::bedrock::CallCredentials;
 use crate::caller::Ctx;
 use crate::error::{ApiFormat, Attempt, GatewayError, fallback_header};
-use crate::gateway::{Gateway, UsageDraft, credits};
+use crate::gateway::{Gateway, HDR_REQUEST_ID, UsageDraft, credits};
 use crate::limits::first_byte_within;
 use crate::outcome::{AttemptOutcome, FailReason, Failure, RoleRefused, SkipReason};
 use crate::plan::{self, Candidate};
@@ -254,7 +254,7 @@ impl Gateway {
                     draft
                         .record(&self.core, NO_ROUTE, &e.attempts, 0, 0, 0)
                         .await;
-                    return e.into_response(format);
+                    return with_request_id(e.into_response(format), &draft.id);
                 }
             }
         }
@@ -262,7 +262,7 @@ impl Gateway {
         draft
             .record(&self.core, NO_ROUTE, &e.attempts, 0, 0, 0)
             .await;
-        e.into_response(format)
+        with_request_id(e.into_response(format), &draft.id)
     }
 
     /// Tries one candidate that no rule skipped: the dispatch to providers.
@@ -320,9 +320,9 @@ impl Gateway {
         }
     }
 
-    /// The committed answer, with `x-byollm-route` (the last attempt's route)
-    /// and `x-byollm-fallback`; a whole body records its usage row here, a
-    /// stream when it ends.
+    /// The committed answer, with `x-byollm-route` (the last attempt's route),
+    /// `x-byollm-fallback` and `x-byollm-request-id`; a whole body's usage row
+    /// is committed here, before the response exists, a stream's when it ends.
     async fn respond(
         &self,
         served: Served,
@@ -331,6 +331,7 @@ impl Gateway {
         draft: UsageDraft,
     ) -> Response {
         let route = attempts.last().map_or("", |a| a.route.as_str());
+        let id = draft.id.clone();
         let mut resp = match served {
             Served::Whole {
                 body,
@@ -368,8 +369,16 @@ impl Gateway {
         if let Some(v) = fallback_header(attempts) {
             resp.headers_mut().insert("x-byollm-fallback", v);
         }
-        resp
+        with_request_id(resp, &id)
     }
+}
+
+/// `resp` with the `x-byollm-request-id` header: the id of its usage row.
+fn with_request_id(mut resp: Response, id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        resp.headers_mut().insert(HDR_REQUEST_ID, v);
+    }
+    resp
 }
 
 #[cfg(test)]

@@ -3,6 +3,12 @@
 //! in order with credentials from the broker or the caller's own (`attempt.rs`,
 //! `credentials.rs`), commit on the first chunk, and record one usage row per
 //! request (a stream's when it ends).
+//!
+//! Invariant: a request's usage row is committed before the caller gets the
+//! last byte of its response (a whole body is sent after the commit; a stream's
+//! final event waits for it), unless the store fails for longer than
+//! [`byollm_core::usage::COMMIT_WAIT`] (then the row stays queued for retry).
+//! The row's id is the `x-byollm-request-id` header of the response.
 
 use std::sync::Arc;
 
@@ -24,6 +30,7 @@ use crate::direct::{Direct, DirectEndpoint};
 use crate::error::{ApiFormat, Attempt, GatewayError};
 use crate::limits::{DEFAULT_MAX_BODY_BYTES, Timeouts};
 use crate::plan::{self, Candidate, PlanInput};
+use crate::stream::Streams;
 
 /// Caller-supplied AWS credentials (flow 4): used for one request, never stored
 /// or logged.
@@ -34,6 +41,9 @@ pub const HDR_SECRET_KEY: &str = "x-byollm-aws-secret-access-key";
 pub const HDR_SESSION_TOKEN: &str = "x-byollm-aws-session-token";
 /// See [`HDR_ACCESS_KEY`].
 pub const HDR_REGION: &str = "x-byollm-aws-region";
+
+/// The response header naming the request: its usage row's id.
+pub const HDR_REQUEST_ID: &str = "x-byollm-request-id";
 
 /// Lifetime of the identity tokens the broker mints for STS: long enough for the
 /// one call, short enough to be worthless afterwards.
@@ -84,6 +94,7 @@ pub struct Gateway {
     pub(crate) callers: StoredCallers,
     pub(crate) bedrock: Bedrock,
     pub(crate) direct: Direct,
+    streams: Streams,
     max_models: usize,
     max_body_bytes: usize,
     pub(crate) timeouts: Timeouts,
@@ -102,6 +113,8 @@ pub struct GatewayStats {
 /// What a usage row needs besides the outcome.
 #[derive(Debug, Clone)]
 pub(crate) struct UsageDraft {
+    /// The row's id, chosen up front so the response can name it.
+    pub id: String,
     pub team_uid: String,
     pub run_id: Option<String>,
     pub actor: byollm_api::types::Actor,
@@ -114,6 +127,7 @@ impl UsageDraft {
     /// The draft for `ctx` asking for `model` (as requested, `auto` resolved).
     pub(crate) fn new(ctx: &Ctx, model: &str) -> Self {
         UsageDraft {
+            id: ids::new_id("use"),
             team_uid: ctx.team.uid.clone(),
             run_id: ctx.run_id.clone(),
             actor: ctx.p.actor.clone(),
@@ -124,7 +138,8 @@ impl UsageDraft {
         }
     }
 
-    /// Queues the request's usage row (written in the background).
+    /// Writes the request's usage row; returns once it is committed (or the
+    /// commit wait ran out and the row is left queued for retry).
     pub(crate) async fn record(
         &self,
         core: &Core,
@@ -135,7 +150,7 @@ impl UsageDraft {
         microcredits: i64,
     ) {
         let row = UsageRow {
-            id: ids::new_id("use"),
+            id: self.id.clone(),
             team_uid: self.team_uid.clone(),
             run_id: self.run_id.clone(),
             actor: self.actor.clone(),
@@ -149,7 +164,7 @@ impl UsageDraft {
             inference_microcredits: microcredits,
             created_at: core.clock().now(),
         };
-        core.usage_sink().record(row).await;
+        let _ = core.usage_sink().record(row).await;
     }
 }
 
@@ -170,6 +185,7 @@ impl Gateway {
             max_body_bytes: cfg.max_body_bytes,
             timeouts: cfg.timeouts,
             callers: StoredCallers::default(),
+            streams: Streams::default(),
             core,
         })
     }
@@ -190,6 +206,12 @@ impl Gateway {
         }
     }
 
+    /// The committed streams in flight (a gauge for metrics and tests; ended
+    /// early at shutdown).
+    pub fn streams(&self) -> &Streams {
+        &self.streams
+    }
+
     pub(crate) fn plan_input<'a>(&self, ctx: &'a Ctx, format: ApiFormat) -> PlanInput<'a> {
         PlanInput {
             settings: &ctx.team.settings,
@@ -202,8 +224,9 @@ impl Gateway {
     }
 
     /// Commits to `call`'s route with a stream: pumps the rest of `upstream`
-    /// through `relay` on a background task (shutdown waits for it) and records
-    /// the usage row, with the stream's end as the last attempt, when it ends.
+    /// through `relay` on a stream task (see [`Streams`]), and when it ends
+    /// commits the usage row, with the stream's end as the last attempt, before
+    /// the final frames go out.
     pub(crate) fn spawn_stream<U, R>(
         &self,
         first: U::Item,
@@ -224,22 +247,28 @@ impl Gateway {
         let (frames, body) = crate::stream::channel();
         let core = self.core.clone();
         let idle = self.timeouts.stream_idle;
+        let end_now = self.streams.end_token().clone();
         let route = c.route();
         let price = match &c {
             Candidate::Bedrock { .. } => None,
             Candidate::Direct { model, .. } => Catalog::builtin().get(model).map(|m| m.price),
         };
-        self.core.tasks().spawn(async move {
-            let (end, relay) = crate::relay::pump(first, upstream, relay, frames, idle).await;
-            let (input, output) = relay.usage();
+        self.streams.tracker().spawn(async move {
+            let pumped = crate::relay::pump(first, upstream, relay, &frames, &end_now, idle).await;
+            let (input, output) = pumped.relay.usage();
             let credits = price.map_or(0, |p| usage::inference_microcredits(&p, input, output));
             attempts.push(Attempt {
                 route: route.clone(),
-                outcome: end.to_string(),
+                outcome: pumped.end.to_string(),
             });
             draft
                 .record(&core, &route, &attempts, input, output, credits)
                 .await;
+            for frame in pumped.held {
+                if !frames.send(frame).await {
+                    break;
+                }
+            }
         });
         Served::Stream(body)
     }

@@ -25,3 +25,4 @@ pub mod translate;
 
 pub use gateway::{Gateway, GatewayConfig, GatewayStats};
 pub use limits::Timeouts;
+pub use stream::Streams;

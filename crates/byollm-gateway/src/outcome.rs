@@ -300,6 +300,9 @@ pub(crate) enum StreamEnd {
     /// The upstream broke after the first chunk; the caller got the format's
     /// error event.
     BrokeMidStream(String),
+    /// The server shut down past its grace period; the caller got the format's
+    /// error event.
+    ShutDown,
 }
 
 impl fmt::Display for StreamEnd {
@@ -308,6 +311,7 @@ impl fmt::Display for StreamEnd {
             StreamEnd::Completed => f.write_str(OK),
             StreamEnd::ClientGone => f.write_str("client disconnected"),
             StreamEnd::BrokeMidStream(cause) => write!(f, "failed mid-stream: {cause}"),
+            StreamEnd::ShutDown => f.write_str("ended by server shutdown"),
         }
     }
 }
@@ -385,6 +389,7 @@ mod tests {
         assert_eq!(client.listed().as_deref(), Some("client error 422"));
         assert_eq!(StreamEnd::Completed.to_string(), OK);
         assert_eq!(StreamEnd::ClientGone.to_string(), "client disconnected");
+        assert_eq!(StreamEnd::ShutDown.to_string(), "ended by server shutdown");
         assert_eq!(
             StreamEnd::BrokeMidStream("throttled: x".into()).to_string(),
             "failed mid-stream: throttled: x"

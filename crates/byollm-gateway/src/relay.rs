@@ -1,15 +1,22 @@
 //! Streaming after the commit point: one pump for every upstream and caller
 //! format. An upstream yields items; a relay turns each into caller frames and
-//! counts tokens; the pump stops when the client goes, and after the first byte
-//! an upstream failure — or an upstream silent for longer than the stream idle
-//! timeout — ends the stream with the caller format's error event, never a
-//! second upstream call.
+//! counts tokens; the pump stops when the client goes (even while it waits for
+//! the upstream, which is then dropped: the upstream call is cancelled), and
+//! after the first byte an upstream failure — or an upstream silent for longer
+//! than the stream idle timeout — ends the stream with the caller format's
+//! error event, never a second upstream call.
+//!
+//! The stream's last frames — from its final event (`message_stop`,
+//! `data: [DONE]`) or error event on — are not sent by the pump but returned
+//! as [`Pumped::held`]: the caller sends them once the request's usage row is
+//! committed, so a caller that has the whole stream has its row.
 
 use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use crate::bedrock::{ConverseEvents, InvokeStream};
 use crate::limits::stream_idle_cause;
@@ -51,14 +58,28 @@ impl Upstream for reqwest::Response {
     }
 }
 
+/// The error message of a stream the server ends at shutdown.
+pub(crate) const SHUTDOWN_MESSAGE: &str =
+    "the server is shutting down; the response is incomplete, retry the request";
+
 /// Turns upstream items into caller frames.
 pub(crate) trait Relay: Send + 'static {
     /// The upstream item.
     type Item: Send;
     /// Frames for one item; updates the token counts.
     fn frames(&mut self, item: Self::Item) -> Vec<Bytes>;
+    /// True once the frames returned so far include the stream's final event:
+    /// those frames and any after them are held until the usage row is
+    /// committed.
+    fn finished(&self) -> bool {
+        false
+    }
+    /// The caller format's error event carrying `message`.
+    fn error_event(&self, message: &str) -> Bytes;
     /// The frame that ends a stream the upstream broke.
-    fn error_frame(&self, cause: &str) -> Bytes;
+    fn error_frame(&self, cause: &str) -> Bytes {
+        self.error_event(&format!("upstream failed mid-stream: {cause}"))
+    }
     /// Frames after a clean end.
     fn end_frames(&self) -> Vec<Bytes> {
         Vec::new()
@@ -67,60 +88,95 @@ pub(crate) trait Relay: Send + 'static {
     fn usage(&self) -> (u64, u64);
 }
 
-/// Pumps `first` and the rest of `up` through `relay` into `frames`; returns how
-/// the stream ended and the relay (for its token counts). An upstream quiet for
-/// `idle` has broken the stream (`[gateway] stream_idle_timeout_ms`).
+/// What a pump came to.
+pub(crate) struct Pumped<R> {
+    /// How the stream ended.
+    pub end: StreamEnd,
+    /// The relay, for its token counts.
+    pub relay: R,
+    /// The final frames, to send once the usage row is committed (empty when
+    /// the client has gone).
+    pub held: Vec<Bytes>,
+}
+
+/// Pumps `first` and the rest of `up` through `relay` into `frames` until the
+/// upstream ends, fails, the client goes, or `end_now` is cancelled (shutdown). An upstream quiet for `idle` has broken
+/// the stream (`[gateway] stream_idle_timeout_ms`).
 pub(crate) async fn pump<U, R>(
     first: U::Item,
     mut up: U,
     mut relay: R,
-    frames: Frames,
+    frames: &Frames,
+    end_now: &CancellationToken,
     idle: Duration,
-) -> (StreamEnd, R)
+) -> Pumped<R>
 where
     U: Upstream,
     R: Relay<Item = U::Item>,
 {
     let mut next: Option<Result<U::Item, String>> = Some(Ok(first));
     let mut end = StreamEnd::Completed;
+    let mut held: Vec<Bytes> = Vec::new();
     'pump: while let Some(item) = next.take() {
         match item {
             Ok(item) => {
-                for frame in relay.frames(item) {
-                    if !frames.send(frame).await {
-                        end = StreamEnd::ClientGone;
-                        break 'pump;
+                let out = relay.frames(item);
+                if !held.is_empty() || relay.finished() {
+                    held.extend(out);
+                } else {
+                    for frame in out {
+                        if !frames.send(frame).await {
+                            end = StreamEnd::ClientGone;
+                            break 'pump;
+                        }
                     }
                 }
             }
             Err(cause) => {
-                let _ = frames.send(relay.error_frame(&cause)).await;
+                held.push(relay.error_frame(&cause));
                 end = StreamEnd::BrokeMidStream(cause);
                 break;
             }
         }
-        next = tokio::time::timeout(idle, up.next())
-            .await
-            .unwrap_or_else(|_| Some(Err(stream_idle_cause(idle))));
-    }
-    if end == StreamEnd::Completed {
-        for frame in relay.end_frames() {
-            if !frames.send(frame).await {
+        // Waiting for the upstream, watch the client and shutdown too:
+        // dropping `up` cancels the upstream call.
+        next = tokio::select! {
+            biased;
+            () = frames.closed() => {
+                end = StreamEnd::ClientGone;
                 break;
             }
-        }
+            () = end_now.cancelled() => {
+                held.push(relay.error_event(SHUTDOWN_MESSAGE));
+                end = StreamEnd::ShutDown;
+                break;
+            }
+            item = tokio::time::timeout(idle, up.next()) => {
+                item.unwrap_or_else(|_| Some(Err(stream_idle_cause(idle))))
+            }
+        };
     }
-    (end, relay)
+    match end {
+        StreamEnd::Completed => held.extend(relay.end_frames()),
+        StreamEnd::ClientGone => held.clear(),
+        StreamEnd::BrokeMidStream(_) | StreamEnd::ShutDown => {}
+    }
+    Pumped { end, relay, held }
 }
 
-fn anthropic_error(cause: &str) -> Bytes {
-    let err = json!({"type": "error", "error": {"type": "api_error", "message": format!("upstream failed mid-stream: {cause}")}});
+fn anthropic_error(message: &str) -> Bytes {
+    let err = json!({"type": "error", "error": {"type": "api_error", "message": message}});
     sse::named("error", &err.to_string())
 }
 
-fn openai_error(cause: &str) -> Bytes {
-    let err = json!({"error": {"message": format!("upstream failed mid-stream: {cause}"), "type": "api_error", "code": "upstream_stream_error"}});
+fn openai_error(message: &str) -> Bytes {
+    let err = json!({"error": {"message": message, "type": "api_error", "code": "upstream_stream_error"}});
     sse::data(&err.to_string())
+}
+
+/// Whether an Anthropic event (parsed data) is the stream's final `message_stop`.
+fn is_message_stop(v: &Value) -> bool {
+    v.get("type").and_then(Value::as_str) == Some("message_stop")
 }
 
 /// Input and output tokens of an Anthropic message or stream event.
@@ -146,6 +202,7 @@ pub(crate) fn openai_usage(v: &Value) -> (Option<u64>, Option<u64>) {
 pub(crate) struct AnthropicFromBedrock {
     input: u64,
     output: u64,
+    stopped: bool,
 }
 
 impl Relay for AnthropicFromBedrock {
@@ -157,6 +214,7 @@ impl Relay for AnthropicFromBedrock {
         let (i, o) = anthropic_usage(&v);
         self.input = i.unwrap_or(self.input);
         self.output = o.unwrap_or(self.output);
+        self.stopped |= is_message_stop(&v);
         let kind = v["type"].as_str().unwrap_or("message").to_owned();
         if let Some(obj) = v.as_object_mut() {
             // Bedrock's own metrics are not part of Anthropic's event.
@@ -164,8 +222,11 @@ impl Relay for AnthropicFromBedrock {
         }
         vec![sse::named(&kind, &v.to_string())]
     }
-    fn error_frame(&self, cause: &str) -> Bytes {
-        anthropic_error(cause)
+    fn finished(&self) -> bool {
+        self.stopped
+    }
+    fn error_event(&self, message: &str) -> Bytes {
+        anthropic_error(message)
     }
     fn usage(&self) -> (u64, u64) {
         (self.input, self.output)
@@ -178,6 +239,7 @@ pub(crate) struct AnthropicPassthrough {
     parser: SseParser,
     input: u64,
     output: u64,
+    stopped: bool,
 }
 
 impl Relay for AnthropicPassthrough {
@@ -188,12 +250,17 @@ impl Relay for AnthropicPassthrough {
                 let (i, o) = anthropic_usage(&v);
                 self.input = i.unwrap_or(self.input);
                 self.output = o.unwrap_or(self.output);
+                self.stopped |= is_message_stop(&v);
             }
         }
+        // Byte for byte: a chunk holding `message_stop` is held whole.
         vec![bytes]
     }
-    fn error_frame(&self, cause: &str) -> Bytes {
-        anthropic_error(cause)
+    fn finished(&self) -> bool {
+        self.stopped
+    }
+    fn error_event(&self, message: &str) -> Bytes {
+        anthropic_error(message)
     }
     fn usage(&self) -> (u64, u64) {
         (self.input, self.output)
@@ -213,8 +280,8 @@ impl Relay for OpenAiFromConverse {
             .map(|chunk| sse::data(&chunk.to_string()))
             .collect()
     }
-    fn error_frame(&self, cause: &str) -> Bytes {
-        openai_error(cause)
+    fn error_event(&self, message: &str) -> Bytes {
+        openai_error(message)
     }
     fn end_frames(&self) -> Vec<Bytes> {
         vec![Bytes::from_static(sse::DONE)]
@@ -232,6 +299,7 @@ pub(crate) struct OpenAiPassthrough {
     include_usage: bool,
     input: u64,
     output: u64,
+    done: bool,
 }
 
 impl OpenAiPassthrough {
@@ -241,6 +309,7 @@ impl OpenAiPassthrough {
             include_usage,
             input: 0,
             output: 0,
+            done: false,
         }
     }
 }
@@ -251,6 +320,7 @@ impl Relay for OpenAiPassthrough {
         let mut out = Vec::new();
         for ev in self.parser.push(&bytes) {
             if ev.data == "[DONE]" {
+                self.done = true;
                 out.push(Bytes::from_static(sse::DONE));
                 continue;
             }
@@ -268,8 +338,11 @@ impl Relay for OpenAiPassthrough {
         }
         out
     }
-    fn error_frame(&self, cause: &str) -> Bytes {
-        openai_error(cause)
+    fn finished(&self) -> bool {
+        self.done
+    }
+    fn error_event(&self, message: &str) -> Bytes {
+        openai_error(message)
     }
     fn usage(&self) -> (u64, u64) {
         (self.input, self.output)

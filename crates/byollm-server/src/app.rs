@@ -1,5 +1,11 @@
 //! The application: shared state, the router with its layers, and a running
 //! server with background maintenance and graceful shutdown.
+//!
+//! Shutdown ([`Server::shutdown`]) drains: it stops accepting, lets requests and
+//! streams in flight finish for the grace period (`[server]
+//! shutdown_grace_seconds`), then ends the streams still open with their
+//! format's error event, waits for their usage rows, flushes the usage queue,
+//! and returns.
 
 use std::net::SocketAddr;
 use std::ops::Deref;
@@ -27,7 +33,7 @@ use byollm_federation::aws::Sts;
 use byollm_gateway::direct::DirectEndpoint;
 use byollm_gateway::{Gateway, GatewayConfig};
 
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, ShutdownConfig};
 use crate::conn::{self, ConnectionLimits};
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
@@ -191,6 +197,12 @@ pub async fn build_core(
 /// How often each replica reloads and maintains the keyring (and purges old rows).
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(15);
 
+/// After the grace period, how long the streams that were ended get to send
+/// their error event, write their usage rows and close.
+pub const AFTER_GRACE: Duration = Duration::from_secs(3);
+/// Longest shutdown waits for the usage queue to be committed.
+pub const FLUSH_WAIT: Duration = Duration::from_secs(5);
+
 /// A running server.
 #[derive(Debug)]
 pub struct Server {
@@ -198,26 +210,71 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The domain it serves.
     pub core: Arc<Core>,
-    /// Its inference gateway (for its counters: [`Gateway::stats`]).
+    /// Its inference gateway (its counters, [`Gateway::stats`], and its streams
+    /// in flight).
     pub gateway: Arc<Gateway>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    grace: Duration,
 }
 
 impl Server {
-    /// Stops accepting, lets requests in flight finish, and waits for background
-    /// tasks.
+    /// Stops accepting; lets requests and streams in flight finish for the
+    /// grace period, then ends the streams still open with an error event;
+    /// flushes the usage queue; waits for background tasks.
     pub async fn shutdown(self) {
+        let streams = self.gateway.streams();
+        tracing::info!(
+            streams = streams.in_flight(),
+            grace_seconds = self.grace.as_secs(),
+            "draining: no new connections; requests in flight may finish"
+        );
         self.shutdown.cancel();
         self.tracker.close();
-        self.tracker.wait().await;
-        self.core.usage_sink().flush().await;
+        if tokio::time::timeout(self.grace, self.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                streams = streams.in_flight(),
+                "shutdown grace period over; ending the streams still open with an error event"
+            );
+            streams.end_all();
+            if tokio::time::timeout(AFTER_GRACE, self.drained())
+                .await
+                .is_err()
+            {
+                tracing::warn!("connections still open after ending the streams; stopping anyway");
+            }
+        }
+        let usage = self.core.usage_sink();
+        if tokio::time::timeout(FLUSH_WAIT, usage.flush())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                queued = usage.stats().queue_depth,
+                "usage rows not committed at shutdown (the store is failing): they are LOST"
+            );
+        }
         self.core.broker().close().await;
+    }
+
+    /// Resolves when every connection has closed and every stream task (with
+    /// its usage row) has finished.
+    async fn drained(&self) {
+        self.tracker.wait().await;
+        self.gateway.streams().wait().await;
     }
 
     /// A token that stops the server when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// Sets how long [`Server::shutdown`] lets streams in flight run on.
+    pub fn set_shutdown(&mut self, cfg: ShutdownConfig) {
+        self.grace = cfg.grace;
     }
 }
 
@@ -226,7 +283,9 @@ pub async fn start(cfg: &ServerConfig, clock: Arc<dyn Clock>) -> Result<Server, 
     let gateway_cfg = gateway_config(cfg)?;
     let core = build_core(cfg, clock).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
-    serve_with(listener, core, gateway_cfg, cfg.connections.clone()).await
+    let mut server = serve_with(listener, core, gateway_cfg, cfg.connections.clone()).await?;
+    server.set_shutdown(cfg.shutdown);
+    Ok(server)
 }
 
 /// Starts a server around an existing domain, with no upstream overrides.
@@ -329,6 +388,7 @@ pub async fn serve_with(
         gateway,
         shutdown,
         tracker,
+        grace: ShutdownConfig::default().grace,
     })
 }
 

@@ -74,6 +74,10 @@ pub struct ServerSection {
     pub data_dir: Option<PathBuf>,
     /// `sqlite://…` or `postgres://…`.
     pub store_url: Option<String>,
+    /// On SIGTERM or Ctrl-C, how long streams in flight may run on before they
+    /// are ended with an error event (default
+    /// [`DEFAULT_SHUTDOWN_GRACE_SECONDS`]).
+    pub shutdown_grace_seconds: Option<u64>,
     /// Most open client connections (default 10,000, and never more than the
     /// open-file limit minus a reserve; see [`ConnectionLimits::effective_max`]).
     pub max_connections: Option<usize>,
@@ -301,6 +305,31 @@ pub struct ServerConfig {
     pub gateway: GatewayLimits,
     /// Connection cap and timeouts (`[server]`).
     pub connections: ConnectionLimits,
+    /// How the server stops.
+    pub shutdown: ShutdownConfig,
+}
+
+/// Default of `[server] shutdown_grace_seconds`. Kubernetes kills a pod
+/// `terminationGracePeriodSeconds` (default 30) after SIGTERM; the grace plus
+/// ending the streams left ([`crate::app::AFTER_GRACE`]) plus the usage flush
+/// ([`crate::app::FLUSH_WAIT`]) stays under it.
+pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 20;
+/// Largest `[server] shutdown_grace_seconds`.
+pub const MAX_SHUTDOWN_GRACE_SECONDS: u64 = 3_600;
+
+/// How the server stops (see [`crate::app::Server::shutdown`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownConfig {
+    /// How long requests and streams in flight may run on after the signal.
+    pub grace: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECONDS),
+        }
+    }
 }
 
 /// Where the gateway sends requests (`byollm serve` flags; the emulator in tests).
@@ -371,6 +400,15 @@ impl ServerConfig {
             core.retention_days = days;
         }
         let gateway = file.gateway.limits()?;
+        let mut shutdown = ShutdownConfig::default();
+        if let Some(grace) = file.server.shutdown_grace_seconds {
+            if grace > MAX_SHUTDOWN_GRACE_SECONDS {
+                return Err(ConfigError::Invalid(format!(
+                    "server.shutdown_grace_seconds: expected 0 to {MAX_SHUTDOWN_GRACE_SECONDS}"
+                )));
+            }
+            shutdown.grace = Duration::from_secs(grace);
+        }
         Ok(ServerConfig {
             listen,
             data_dir: data_dir
@@ -382,6 +420,7 @@ impl ServerConfig {
             upstreams: Upstreams::default(),
             gateway,
             connections,
+            shutdown,
         })
     }
 
@@ -447,6 +486,17 @@ mod tests {
         assert_eq!(merged.core.issuer_url, "https://id.example.com");
         assert_eq!(merged.core.signing_algorithm, Algorithm::Rs256);
         assert!(merged.issuer_warning().is_none());
+        assert_eq!(merged.shutdown, ShutdownConfig::default());
+        let cfg = FileConfig::parse("version = 1\n[server]\nshutdown_grace_seconds = 5").unwrap();
+        let merged =
+            ServerConfig::merge(cfg, None, None, None, None, PathBuf::from("/tmp/x")).unwrap();
+        assert_eq!(merged.shutdown.grace, Duration::from_secs(5));
+        let cfg =
+            FileConfig::parse("version = 1\n[server]\nshutdown_grace_seconds = 3601").unwrap();
+        let err = ServerConfig::merge(cfg, None, None, None, None, PathBuf::from("/tmp/x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("shutdown_grace_seconds"), "{err}");
     }
 
     #[test]

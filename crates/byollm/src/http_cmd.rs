@@ -89,7 +89,8 @@ pub enum HttpCommand {
         #[command(subcommand)]
         cmd: RunsCommand,
     },
-    /// Credits (inference, platform, compute) and requests with their routes.
+    /// Credits (inference, platform, compute) and requests with their routes
+    /// (every page, oldest first; `--limit` or `--cursor` shows one page).
     Usage {
         #[command(flatten)]
         conn: Conn,
@@ -102,6 +103,12 @@ pub enum HttpCommand {
         /// One member.
         #[arg(long, value_name = "UID")]
         member: Option<String>,
+        /// Show one page of at most N requests (1 to 1000).
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+        /// Show the page starting at this cursor (a previous page's `next_cursor`).
+        #[arg(long, value_name = "CURSOR")]
+        cursor: Option<String>,
     },
     /// Team members (admins).
     Members {
@@ -277,6 +284,8 @@ pub async fn run(cmd: HttpCommand) -> anyhow::Result<()> {
             run,
             agent,
             member,
+            limit,
+            cursor,
         } => {
             usage(
                 &conn,
@@ -284,6 +293,8 @@ pub async fn run(cmd: HttpCommand) -> anyhow::Result<()> {
                     run_id: run,
                     agent_uid: agent,
                     member_uid: member,
+                    limit,
+                    cursor,
                 },
             )
             .await
@@ -581,7 +592,13 @@ async fn runs(conn: &Conn, cmd: RunsCommand) -> anyhow::Result<()> {
 }
 
 async fn usage(conn: &Conn, q: UsageQuery) -> anyhow::Result<()> {
-    let report = client(conn)?.usage(&q).await?;
+    let c = client(conn)?;
+    let one_page = q.limit.is_some() || q.cursor.is_some();
+    let report = if one_page {
+        c.usage(&q).await?
+    } else {
+        c.usage_all(&q).await?
+    };
     if conn.json {
         return out::json(&report);
     }
@@ -615,6 +632,9 @@ async fn usage(conn: &Conn, q: UsageQuery) -> anyhow::Result<()> {
         ]);
     }
     t.print();
+    if let Some(next) = &report.next_cursor {
+        out::err(&format!("more requests: --cursor {next}"));
+    }
     Ok(())
 }
 

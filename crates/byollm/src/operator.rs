@@ -89,7 +89,7 @@ pub struct ServeArgs {
     direct_openai_key: Option<String>,
 }
 
-/// Runs the server until Ctrl-C or SIGTERM.
+/// Runs the server until Ctrl-C or SIGTERM, then drains it and exits 0.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
     // Each client connection is a descriptor: a server wants the hard limit,
@@ -142,7 +142,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         () = stop.cancelled() => {}
     }
     tracing::info!("shutting down");
-    server.shutdown().await;
+    // Drain (see `Server::shutdown`); a second signal stops at once.
+    tokio::select! {
+        () = server.shutdown() => {}
+        () = shutdown_signal() => tracing::warn!("second signal: stopping without draining"),
+    }
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! The admin CLI over HTTP against a real server: settings, agents with their
-//! AWS override, API keys, runs, usage, members, models and `me`, as tables and
-//! as `--json`; errors carry the server's message and hint.
+//! AWS override, API keys, runs, usage (every page, or one), members, models and
+//! `me`, as tables and as `--json`; errors carry the server's message and hint.
 
 #![allow(
     clippy::unwrap_used,
@@ -14,7 +14,9 @@
 use std::sync::Arc;
 
 use byollm_api::clock::SystemClock;
+use byollm_api::types::{Actor, ActorType};
 use byollm_core::config::CoreConfig;
+use byollm_core::store::UsageRow;
 use byollm_server::app;
 use byollm_server::config::{ServerConfig, Upstreams};
 use serde_json::Value;
@@ -69,6 +71,7 @@ async fn the_admin_cli_drives_the_api() {
         gateway: Default::default(),
         connections: Default::default(),
         upstreams: Upstreams::default(),
+        shutdown: Default::default(),
     };
     let gw = app::gateway_config(&cfg).unwrap();
     let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();
@@ -193,6 +196,42 @@ async fn the_admin_cli_drives_the_api() {
     let usage = cli.json(&["usage", "--run", &run_id]).await;
     assert_eq!(usage["buckets"]["platform"], 1.0);
     assert!(cli.ok(&["usage"]).await.contains("platform"));
+    // usage pages: every page by default, one with --limit / --cursor
+    let rows: Vec<UsageRow> = (0..150)
+        .map(|n| UsageRow {
+            id: format!("use_cli{n:03}"),
+            team_uid: boot.team_uid.clone(),
+            run_id: None,
+            actor: Actor {
+                actor_type: ActorType::User,
+                uid: boot.owner_uid.clone(),
+            },
+            member_uid: Some(boot.owner_uid.clone()),
+            agent_uid: None,
+            model: "claude-sonnet-4-6".into(),
+            route: "direct_api:claude-sonnet-4-6".into(),
+            attempts: "[]".into(),
+            input_tokens: 1,
+            output_tokens: 1,
+            inference_microcredits: 0,
+            created_at: 1_800_000_000 + n,
+        })
+        .collect();
+    server.core.store().insert_usage(&rows).await.unwrap();
+    let all = cli.json(&["usage"]).await;
+    assert_eq!(all["requests"].as_array().unwrap().len(), 150);
+    assert_eq!(all["next_cursor"], Value::Null);
+    let first = cli.json(&["usage", "--limit", "100"]).await;
+    assert_eq!(first["requests"].as_array().unwrap().len(), 100);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let rest = cli
+        .json(&["usage", "--limit", "100", "--cursor", cursor])
+        .await;
+    assert_eq!(rest["requests"].as_array().unwrap().len(), 50);
+    assert_eq!(rest["requests"][0]["id"], "use_cli100");
+    assert_eq!(rest["next_cursor"], Value::Null);
+    let (ok, _, stderr) = cli.run(&["usage", "--limit", "0"]).await;
+    assert!(!ok && stderr.contains("limit"), "{stderr}");
 
     // members
     let m = cli

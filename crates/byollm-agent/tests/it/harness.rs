@@ -91,6 +91,7 @@ impl Env {
                 direct_openai_url: None,
                 direct_openai_key: None,
             },
+            shutdown: Default::default(),
         };
         let gw = app::gateway_config(&cfg).unwrap();
         let core = app::build_core(&cfg, core_clock.clone()).await.unwrap();

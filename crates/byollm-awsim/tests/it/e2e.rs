@@ -27,6 +27,7 @@ async fn byollm_issuer_token_to_bedrock() {
         gateway: Default::default(),
         connections: Default::default(),
         upstreams: Default::default(),
+        shutdown: Default::default(),
     };
     let server = byollm_server::start(&cfg, Arc::new(SystemClock))
         .await

@@ -108,7 +108,8 @@ impl Core {
         &self.usage
     }
 
-    /// Background work that shutdown waits for (usage writer, streams, refreshes).
+    /// Background work of the domain (the usage writer, credential refreshes);
+    /// the gateway's streams run on its own tracker.
     pub fn tasks(&self) -> &TaskTracker {
         &self.tasks
     }

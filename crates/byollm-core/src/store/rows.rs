@@ -378,3 +378,13 @@ pub struct UsageFilter {
     /// One member (as the accountable member).
     pub member_uid: Option<String>,
 }
+
+/// Where a usage row sits in listing order: `(created_at, id)`, unique because
+/// ids are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageKey {
+    /// The row's `created_at` (Unix seconds).
+    pub created_at: i64,
+    /// The row's id.
+    pub id: String,
+}

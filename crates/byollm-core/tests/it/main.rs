@@ -12,6 +12,7 @@
 
 mod auth_cache;
 mod keyring;
+mod ledger;
 mod run_lifetimes;
 mod stores;
 mod tenancy;

@@ -12,6 +12,8 @@ pub const PG_ENV: &str = "BYOLLM_TEST_POSTGRES_URL";
 pub struct TestStore {
     pub store: Store,
     pub name: &'static str,
+    /// The database's URL, for a test that changes it behind the store's back.
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -31,6 +33,7 @@ pub async fn sqlite() -> TestStore {
     TestStore {
         store,
         name: "sqlite",
+        url: format!("sqlite://{}", dir.path().join("byollm.db").display()),
         _dir: Some(dir),
     }
 }
@@ -73,10 +76,12 @@ async fn postgres(admin_url: &str) -> TestStore {
         .await
         .unwrap();
     let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let store = Store::connect(&format!("{base}/{db}")).await.unwrap();
+    let url = format!("{base}/{db}");
+    let store = Store::connect(&url).await.unwrap();
     TestStore {
         store,
         name: "postgres",
+        url,
         _dir: None,
     }
 }

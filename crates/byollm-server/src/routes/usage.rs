@@ -1,4 +1,5 @@
-//! `GET /api/v1/usage`: credit buckets and requests.
+//! `GET /api/v1/usage`: credit buckets and a page of requests (`limit`,
+//! `cursor`; the domain checks their values).
 
 use axum::Json;
 use axum::Router;
@@ -34,10 +35,17 @@ async fn usage(
             "run_id" => query.run_id = v,
             "agent_uid" => query.agent_uid = v,
             "member_uid" => query.member_uid = v,
+            "cursor" => query.cursor = v,
+            "limit" => {
+                let limit = v.as_deref().unwrap_or("").parse::<u32>().map_err(|_| {
+                    ApiError::invalid("limit", "expected a whole number of requests per page")
+                })?;
+                query.limit = Some(limit);
+            }
             other => {
                 return Err(ApiError::invalid(
                     other,
-                    "unknown query parameter; expected run_id, agent_uid or member_uid",
+                    "unknown query parameter; expected run_id, agent_uid, member_uid, limit or cursor",
                 ));
             }
         }

@@ -41,6 +41,7 @@ pub fn config(dir: &std::path::Path, alg: Algorithm) -> ServerConfig {
         gateway: Default::default(),
         connections: Default::default(),
         upstreams: Default::default(),
+        shutdown: Default::default(),
     }
 }
 

@@ -19,4 +19,5 @@ mod interactive;
 mod lifetimes;
 mod python_sdks;
 mod refresh;
+mod streams;
 mod timeouts;
