@@ -4,8 +4,7 @@
 //! works; malformed and repeated unknown keys cost no query; the key never
 //! reaches the log.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
@@ -16,26 +15,7 @@ use byollm_core::identity::keys::Algorithm;
 use byollm_core::ids;
 use byollm_server::auth::FAILURE_BURST;
 
-use crate::common::{config, now};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
+use crate::common::{Capture, config, now};
 
 async fn get(http: &reqwest::Client, url: &str, key: &str) -> (u16, Option<String>, Value) {
     let r = http.get(url).bearer_auth(key).send().await.unwrap();

@@ -2,9 +2,6 @@
 //! data directory's files (SQLite database, WAL, shared memory) and the captured
 //! logs are scanned for each of them.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
@@ -15,28 +12,7 @@ use byollm_core::identity::kek::Kek;
 use byollm_core::identity::keys::Algorithm;
 use byollm_core::service::bootstrap_team;
 
-use crate::common::{Live, STS, mint_body};
-
-/// A log sink shared by every thread: sqlx's SQLite driver logs from its own
-/// worker threads, which a thread-local subscriber would not see.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
+use crate::common::{Capture, Live, STS, mint_body};
 
 /// Installs the capture as the process's subscriber, at TRACE. Only this test
 /// installs one; other tests running meanwhile just add lines to the buffer.

@@ -23,11 +23,7 @@ async fn refused_role_assumption_falls_back_to_the_direct_api_only_when_allowed(
         )
         .unwrap();
     let r = env
-        .infer(
-            routes::MESSAGES,
-            &env.owner_key,
-            messages_body("claude-sonnet-4-6", "x", false),
-        )
+        .owner_asks(routes::MESSAGES, "claude-sonnet-4-6", false)
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
@@ -53,11 +49,7 @@ async fn refused_role_assumption_falls_back_to_the_direct_api_only_when_allowed(
         "allow_fallback_outside_cloud": false}))
     .await;
     let r = env
-        .infer(
-            routes::MESSAGES,
-            &env.owner_key,
-            messages_body("claude-sonnet-4-6", "x", false),
-        )
+        .owner_asks(routes::MESSAGES, "claude-sonnet-4-6", false)
         .await;
     // The trust policy refuses: no retry can help, so a 4xx SDKs do not retry.
     assert_eq!(r.status, 403, "{}", r.text);
@@ -91,11 +83,7 @@ async fn denied_global_profile_tries_the_geographic_profile_first() {
         )
         .unwrap();
     let r = env
-        .infer(
-            routes::MESSAGES,
-            &env.owner_key,
-            messages_body("claude-sonnet-4-6", "x", true),
-        )
+        .owner_asks(routes::MESSAGES, "claude-sonnet-4-6", true)
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
@@ -126,11 +114,7 @@ async fn throttling_and_5xx_fall_back_but_client_errors_do_not() {
         env.sim.faults().fail_next("bedrock:InvokeModel", error, 1);
         let before = direct_calls(&env);
         let r = env
-            .infer(
-                routes::MESSAGES,
-                &env.owner_key,
-                messages_body("claude-sonnet-4-6", "x", false),
-            )
+            .owner_asks(routes::MESSAGES, "claude-sonnet-4-6", false)
             .await;
         assert_eq!(r.status, 200, "{error}: {}", r.text);
         assert_eq!(

@@ -236,6 +236,17 @@ impl Env {
     }
 
     /// POSTs an inference request; returns status, headers and body text.
+    /// The owner's one-word request for `model` on `path` (`MESSAGES` or
+    /// `CHAT_COMPLETIONS`, the body in that route's format).
+    pub async fn owner_asks(&self, path: &str, model: &str, stream: bool) -> Reply {
+        let body = if path == routes::MESSAGES {
+            messages_body(model, "x", stream)
+        } else {
+            chat_body(model, "x", stream)
+        };
+        self.infer(path, &self.owner_key, body).await
+    }
+
     pub async fn infer(&self, path: &str, key: &str, body: Value) -> Reply {
         self.infer_with(path, key, body, &[]).await
     }

@@ -54,11 +54,7 @@ async fn member_uses_the_oidc_role_with_actor_user() {
     )
     .await;
     let r = env
-        .infer(
-            routes::MESSAGES,
-            &env.owner_key,
-            messages_body("claude-sonnet-4-6", "x", false),
-        )
+        .owner_asks(routes::MESSAGES, "claude-sonnet-4-6", false)
         .await;
     assert_eq!(
         r.header("x-byollm-route"),
@@ -74,11 +70,7 @@ async fn member_uses_the_oidc_role_with_actor_user() {
         .await;
     assert_eq!(s, 200);
     let r = env
-        .infer(
-            routes::MESSAGES,
-            &env.owner_key,
-            messages_body("claude-sonnet-4-6", "x", false),
-        )
+        .owner_asks(routes::MESSAGES, "claude-sonnet-4-6", false)
         .await;
     assert_eq!(
         r.header("x-byollm-route"),
@@ -186,13 +178,7 @@ async fn openai_models_go_to_the_openai_api_and_are_billed() {
     );
     assert_eq!(env.sts_calls(), 0, "no AWS for OpenAI models");
     // /v1/messages is for Claude only.
-    let r = env
-        .infer(
-            routes::MESSAGES,
-            &env.owner_key,
-            messages_body("gpt-5", "x", false),
-        )
-        .await;
+    let r = env.owner_asks(routes::MESSAGES, "gpt-5", false).await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert!(r.text.contains("chat/completions"));
     env.stop().await;

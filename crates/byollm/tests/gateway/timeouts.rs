@@ -55,11 +55,7 @@ async fn hung_bedrock_falls_back_to_the_direct_api_naming_the_timeout() {
     let env = Env::start_tuned(json!({}), short()).await;
     env.sim.faults().set_latency("bedrock", HANG);
     let r = env
-        .infer(
-            routes::MESSAGES,
-            &env.owner_key,
-            messages_body("claude-sonnet-4-6", "x", false),
-        )
+        .owner_asks(routes::MESSAGES, "claude-sonnet-4-6", false)
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
@@ -105,11 +101,7 @@ async fn hung_upstreams_with_nothing_else_allowed_are_a_timely_504_in_the_caller
     let env = Env::start_tuned(no_fallback(), short()).await;
     env.sim.faults().set_latency("bedrock", HANG);
     let r = env
-        .infer(
-            routes::MESSAGES,
-            &env.owner_key,
-            messages_body("claude-sonnet-4-6", "x", true),
-        )
+        .owner_asks(routes::MESSAGES, "claude-sonnet-4-6", true)
         .await;
     assert_eq!(r.status, 504, "{}", r.text);
     let body = r.json();
@@ -123,11 +115,7 @@ async fn hung_upstreams_with_nothing_else_allowed_are_a_timely_504_in_the_caller
         r.headers
     );
     let r = env
-        .infer(
-            routes::CHAT_COMPLETIONS,
-            &env.owner_key,
-            chat_body("claude-sonnet-4-6", "x", false),
-        )
+        .owner_asks(routes::CHAT_COMPLETIONS, "claude-sonnet-4-6", false)
         .await;
     assert_eq!(r.status, 504, "{}", r.text);
     let error = &r.json()["error"];
@@ -144,11 +132,7 @@ async fn hung_upstreams_with_nothing_else_allowed_are_a_timely_504_in_the_caller
     env.put_settings(json!({"hosts": {"aws_bedrock": {"enabled": false}}}))
         .await;
     let r = env
-        .infer(
-            routes::MESSAGES,
-            &env.owner_key,
-            messages_body("claude-sonnet-4-6", "x", false),
-        )
+        .owner_asks(routes::MESSAGES, "claude-sonnet-4-6", false)
         .await;
     assert_eq!(r.status, 504, "{}", r.text);
     let fb = r.header("x-byollm-fallback").unwrap();
@@ -250,11 +234,7 @@ async fn hung_sts_falls_back_and_holds_no_other_request_for_the_same_role() {
     )
     .await;
     let r = env
-        .infer(
-            routes::CHAT_COMPLETIONS,
-            &env.owner_key,
-            chat_body("claude-sonnet-4-6", "x", false),
-        )
+        .owner_asks(routes::CHAT_COMPLETIONS, "claude-sonnet-4-6", false)
         .await;
     // A hung STS may answer later: 503 with Retry-After, which SDKs retry.
     assert_eq!(r.status, 503, "{}", r.text);
