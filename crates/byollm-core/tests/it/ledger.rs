@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use byollm_api::types::{Actor, ActorType};
 use byollm_core::store::{UsageFilter, UsageRow};
 use byollm_core::usage::{Recorded, UsageSink, UsageStats};
 use sqlx::Connection as _;
@@ -16,24 +15,11 @@ use crate::stores;
 /// Short, so the test does not wait long for the "store is failing" case.
 const WAIT: Duration = Duration::from_millis(300);
 
+/// A row with this id, of team `ta`.
 fn row(id: &str) -> UsageRow {
     UsageRow {
         id: id.into(),
-        team_uid: "ta".into(),
-        run_id: None,
-        actor: Actor {
-            actor_type: ActorType::User,
-            uid: "m1".into(),
-        },
-        member_uid: Some("m1".into()),
-        agent_uid: None,
-        model: "claude-sonnet-4-6".into(),
-        route: "direct_api:claude-sonnet-4-6".into(),
-        attempts: "[]".into(),
-        input_tokens: 1,
-        output_tokens: 1,
-        inference_microcredits: 0,
-        created_at: 1_800_000_000,
+        ..crate::usage::row("ta", None, 0, 0)
     }
 }
 

@@ -9,7 +9,8 @@ use byollm_core::store::{UsageFilter, UsageKey, UsageRow};
 
 use crate::stores;
 
-fn row(team: &str, run: Option<&str>, n: i64, microcredits: i64) -> UsageRow {
+/// A usage row of `team` (id `<team>-<n>`), one token each way.
+pub fn row(team: &str, run: Option<&str>, n: i64, microcredits: i64) -> UsageRow {
     UsageRow {
         id: format!("{team}-{n}"),
         team_uid: team.into(),
