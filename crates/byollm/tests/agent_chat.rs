@@ -72,16 +72,11 @@ impl Drop for Tmux {
 
 #[tokio::test]
 async fn chat_in_a_terminal_answers_two_turns_and_shows_the_route() {
-    let have_tmux = std::process::Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_tmux {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is missing (apt-get install -y tmux); CI must have it"
-        );
-        eprintln!("\n!!!!!!!! SKIP chat in a terminal: tmux is not installed !!!!!!!!\n");
+    if !harness::tools::present_or_skip(
+        "chat in a terminal",
+        &["tmux", "-V"],
+        "apt-get install -y tmux",
+    ) {
         return;
     }
     let env = Env::start(false).await;

@@ -25,6 +25,9 @@ use byollm_api::routes;
 use byollm_core::config::CoreConfig;
 use byollm_server::ServerConfig;
 use serde_json::{Value, json};
+
+#[path = "support/tools.rs"]
+mod tools;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const ISSUER: &str = "https://issuer.test";
@@ -43,13 +46,8 @@ impl Drop for Emulator {
     }
 }
 
-fn aws_cli_present() -> bool {
-    Command::new("aws")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+fn aws_cli_or_skip(test: &str) -> bool {
+    tools::present_or_skip(test, &["aws", "--version"], "pip install awscli")
 }
 
 /// Starts `byollm awsim` on a free port; returns it and its endpoint URL.
@@ -136,13 +134,7 @@ async fn post_json(addr: std::net::SocketAddr, path: &str, bearer: &str, body: &
 
 #[tokio::test(flavor = "multi_thread")]
 async fn setup_script_runs_with_the_aws_cli_against_the_emulator() {
-    if !aws_cli_present() {
-        if std::env::var_os("CI").is_some() {
-            panic!("the aws CLI is required in CI (pip install awscli)");
-        }
-        eprintln!(
-            "\n*** SKIP setup_script_runs_with_the_aws_cli_against_the_emulator: no `aws` CLI on PATH (pip install awscli) ***\n"
-        );
+    if !aws_cli_or_skip("setup_script_runs_with_the_aws_cli_against_the_emulator") {
         return;
     }
 
@@ -396,13 +388,7 @@ fn awsim_flags_refuse_bad_input_with_one_line() {
 /// The IAM operations the setup script does not reach, through the AWS CLI.
 #[test]
 fn iam_operations_with_the_aws_cli() {
-    if !aws_cli_present() {
-        if std::env::var_os("CI").is_some() {
-            panic!("the aws CLI is required in CI (pip install awscli)");
-        }
-        eprintln!(
-            "\n*** SKIP iam_operations_with_the_aws_cli: no `aws` CLI on PATH (pip install awscli) ***\n"
-        );
+    if !aws_cli_or_skip("iam_operations_with_the_aws_cli") {
         return;
     }
     let unused: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();

@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 
 #[path = "../gateway/harness.rs"]
 mod base;
+#[path = "../support/tools.rs"]
+pub mod tools;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_byollm");
 
@@ -123,23 +125,7 @@ pub fn clean_aws_env(cmd: &mut tokio::process::Command, dir: &Path) {
         .env("AWS_EC2_METADATA_DISABLED", "true");
 }
 
-/// Whether the AWS CLI is on PATH. Missing with `CI` set is a failure; missing
-/// elsewhere is a loud skip.
+/// Whether the AWS CLI is on PATH (a failure in CI, a loud skip elsewhere).
 pub fn aws_cli_or_skip(test: &str) -> bool {
-    let found = std::process::Command::new("aws")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test}: the AWS CLI is missing (pip install awscli); CI must have it"
-        );
-        eprintln!(
-            "\n!!!!!!!! SKIP {test}: the AWS CLI is not installed (pip install awscli) !!!!!!!!\n"
-        );
-    }
-    found
+    tools::present_or_skip(test, &["aws", "--version"], "pip install awscli")
 }

@@ -21,3 +21,5 @@ mod python_sdks;
 mod refresh;
 mod streams;
 mod timeouts;
+#[path = "../support/tools.rs"]
+mod tools;

@@ -81,23 +81,17 @@ async fn run_python(env: &Env, script: &'static str) -> String {
     stdout
 }
 
-fn sdks_installed() -> bool {
-    std::process::Command::new("python3")
-        .args(["-c", "import openai, anthropic"])
-        .status()
-        .is_ok_and(|s| s.success())
+fn sdks_or_skip(test: &str) -> bool {
+    super::tools::present_or_skip(
+        test,
+        &["python3", "-c", "import openai, anthropic"],
+        "pip install openai anthropic",
+    )
 }
 
 #[tokio::test]
 async fn openai_and_anthropic_python_sdks_stream_and_read_usage() {
-    if !sdks_installed() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install the Python openai and anthropic packages"
-        );
-        eprintln!(
-            "\n*** SKIPPED: Python openai/anthropic SDK test: pip install openai anthropic ***\n"
-        );
+    if !sdks_or_skip("the Python SDKs stream and read usage") {
         return;
     }
     let env = Env::start().await;
@@ -116,12 +110,7 @@ async fn openai_and_anthropic_python_sdks_stream_and_read_usage() {
 
 #[tokio::test]
 async fn python_sdks_read_an_oversized_body_refusal_as_their_own_413() {
-    if !sdks_installed() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install the Python openai and anthropic packages"
-        );
-        eprintln!("\n*** SKIPPED: Python SDK 413 test: pip install openai anthropic ***\n");
+    if !sdks_or_skip("the Python SDKs read a 413") {
         return;
     }
     let env = Env::start().await;
