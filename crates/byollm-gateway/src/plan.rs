@@ -1,7 +1,8 @@
 //! Routing (DESIGN §5): which candidates a request may try, in order.
 //!
 //! 1. `auto` → refused when the admin disabled any direct-API model; otherwise the
-//!    highest-ranked model enabled for this team.
+//!    highest-ranked model the team's own cloud (Bedrock) serves for this caller,
+//!    or, when Bedrock serves none, the highest-ranked model enabled at all.
 //! 2. For the model, then the next enabled models by rank (at most
 //!    `max_fallback_attempts` models): Bedrock first when the team enabled it, for
 //!    this model, and the effective config is not disabled — the global profile,
@@ -133,22 +134,13 @@ fn candidates_for(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<Can
                 geo_fallback: false,
             }),
             None => {
-                if let Some(p) = bedrock.default_profile(&target.region) {
-                    let global = p.geo == "global";
+                for (i, p) in bedrock.routed_profiles(&target.region).into_iter().enumerate() {
                     out.push(Candidate::Bedrock {
                         model: model.id.clone(),
                         model_ref: p.id,
                         target: target.clone(),
-                        geo_fallback: false,
+                        geo_fallback: i > 0,
                     });
-                    if global && let Some(geo) = bedrock.geographic_profile(&target.region) {
-                        out.push(Candidate::Bedrock {
-                            model: model.id.clone(),
-                            model_ref: geo.id,
-                            target: target.clone(),
-                            geo_fallback: true,
-                        });
-                    }
                 }
             }
         }
@@ -196,8 +188,16 @@ pub fn resolve_auto(catalog: &Catalog, input: &PlanInput<'_>) -> Result<String, 
             "name a model explicitly",
         ));
     }
-    enabled_models(catalog, input)
-        .first()
+    let enabled = enabled_models(catalog, input);
+    // The team's own cloud first: a model Bedrock serves for this caller beats
+    // a higher-ranked one that only the direct API would serve.
+    let in_cloud = enabled.iter().find(|m| {
+        let mut c = Vec::new();
+        candidates_for(input, m, &mut c);
+        c.iter().any(|c| !c.leaves_cloud())
+    });
+    in_cloud
+        .or(enabled.first())
         .map(|m| m.id.clone())
         .ok_or_else(|| {
             GatewayError::no_route(
@@ -379,6 +379,34 @@ mod tests {
                 .message
                 .contains("chat/completions")
         );
+        assert_eq!(
+            resolve_auto(Catalog::builtin(), &i).unwrap(),
+            "claude-opus-4-6"
+        );
+    }
+
+    #[test]
+    fn auto_prefers_a_model_the_teams_cloud_serves() {
+        // Opus 4.6 is off Bedrock (the role may not call it) but on the direct
+        // API; `auto` stays in the cloud with the best model Bedrock serves.
+        let mut s = bedrock_team();
+        s.models.insert(
+            "claude-opus-4-6".into(),
+            ModelHosts {
+                aws_bedrock: ModelBedrock {
+                    enabled: false,
+                    model_ref: None,
+                },
+                direct_api: ModelDirect { enabled: true },
+            },
+        );
+        assert_eq!(
+            resolve_auto(Catalog::builtin(), &input(&s)).unwrap(),
+            "claude-sonnet-4-6"
+        );
+        // With Bedrock off for the caller, the best direct model it is.
+        let mut i = input(&s);
+        i.effective = Err(NoBedrock::AgentDisabled);
         assert_eq!(
             resolve_auto(Catalog::builtin(), &i).unwrap(),
             "claude-opus-4-6"
