@@ -141,6 +141,20 @@ impl BedrockModel {
             .map(|geo| self.profile(geo))
     }
 
+    /// The profiles the gateway routes through from `source_region`, in the
+    /// order it tries them: the default profile and, when that is the global
+    /// one, the geographic profile tried when the global one is refused (a
+    /// region-deny SCP, say). Permissions and the doctor cover all of them.
+    pub fn routed_profiles(&self, source_region: &str) -> Vec<BedrockProfile> {
+        let Some(first) = self.default_profile(source_region) else {
+            return Vec::new();
+        };
+        let geo = (first.geo == "global")
+            .then(|| self.geographic_profile(source_region))
+            .flatten();
+        std::iter::once(first).chain(geo).collect()
+    }
+
     fn profile(&self, geo: &str) -> BedrockProfile {
         BedrockProfile {
             id: format!("{geo}.{}", self.base_model_id),
@@ -229,6 +243,22 @@ mod tests {
             "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
         );
         assert!(old.default_profile("sa-east-1").is_none());
+        // Routed: global, then the geographic fallback; a geographic default alone.
+        let ids = |b: &BedrockModel, r: &str| -> Vec<String> {
+            b.routed_profiles(r).into_iter().map(|p| p.id).collect()
+        };
+        assert_eq!(
+            ids(sonnet, "eu-west-1"),
+            [
+                "global.anthropic.claude-sonnet-4-6",
+                "eu.anthropic.claude-sonnet-4-6"
+            ]
+        );
+        assert_eq!(
+            ids(old, "us-east-1"),
+            ["us.anthropic.claude-3-7-sonnet-20250219-v1:0"]
+        );
+        assert!(ids(old, "sa-east-1").is_empty());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! credentials for every Claude model the team routes through Bedrock (or the
 //! one `--model` names), in the configured region, with the inference profile
 //! the gateway would use (the team's `model_ref` override, else the catalog's
-//! default profile for the region), and what each Bedrock refusal means.
+//! default profile for the region and, behind a global profile, the geographic
+//! profile the gateway falls back to), and what each Bedrock refusal means.
 //! Every model is called and reported; the first refusal is the diagnosis.
 
 use aws_credential_types::Credentials;
@@ -53,12 +54,14 @@ pub(super) fn model_ids(settings: &LlmSettings, wanted: Option<&str>) -> Vec<Str
     }
 }
 
-/// One model and the profile the gateway would call for it from `region`.
+/// One model and every profile the gateway would call for it from `region`:
+/// the team's override, else the catalog's default profile and, behind a
+/// global one, the geographic profile the gateway falls back to.
 pub(super) fn choose_model(
     settings: &LlmSettings,
     id: &str,
     region: &str,
-) -> Result<Choice, String> {
+) -> Result<Vec<Choice>, String> {
     let model = Catalog::builtin()
         .get(id)
         .ok_or_else(|| format!("{id} is not in the model catalog"))?;
@@ -70,22 +73,27 @@ pub(super) fn choose_model(
         .models
         .get(&model.id)
         .and_then(|h| h.aws_bedrock.model_ref.clone());
-    let (profile, geo, overridden) = match override_ref {
-        Some(r) => (r, None, true),
-        None => {
-            let p = bedrock.default_profile(region).ok_or_else(|| {
-                format!("{} has no inference profile usable from {region}", model.id)
-            })?;
-            (p.id, Some(p.geo), false)
-        }
-    };
-    Ok(Choice {
+    let choice = |profile, geo, overridden| Choice {
         model: model.id.clone(),
         base_model_id: bedrock.base_model_id.clone(),
         profile,
         geo,
         overridden,
-    })
+    };
+    if let Some(r) = override_ref {
+        return Ok(vec![choice(r, None, true)]);
+    }
+    let routed = bedrock.routed_profiles(region);
+    if routed.is_empty() {
+        return Err(format!(
+            "{} has no inference profile usable from {region}",
+            model.id
+        ));
+    }
+    Ok(routed
+        .into_iter()
+        .map(|p| choice(p.id, Some(p.geo), false))
+        .collect())
 }
 
 /// Calls Bedrock once per model; every model's result, and the first
@@ -119,36 +127,42 @@ pub(super) async fn bedrock_check(
     let mut checks = Vec::with_capacity(ids.len());
     let mut first: Option<Diagnosis> = None;
     for id in ids {
-        let (check, diagnosis) = match choose_model(&ctx.settings, &id, &ctx.region) {
-            Ok(choice) => match invoke_once(&client, ctx, &choice, &all).await {
-                Ok(detail) => (
-                    model_check(&choice.model, &choice.profile, Status::Ok, detail),
-                    None,
-                ),
-                Err(d) => (
-                    model_check(
+        let choices = match choose_model(&ctx.settings, &id, &ctx.region) {
+            Ok(choices) => choices,
+            Err(e) => {
+                checks.push(model_check(&id, "", Status::Failed, e.clone()));
+                first.get_or_insert_with(|| {
+                    fail(
+                        s,
+                        Cause::ModelNotAvailable,
+                        e,
+                        vec![],
+                        "route a model Bedrock serves from this region, or set its model_ref",
+                    )
+                });
+                continue;
+            }
+        };
+        // The geographic fallback is checked too: a grant for the global
+        // profile alone would let the gateway's retry be refused by the role.
+        for choice in choices {
+            match invoke_once(&client, ctx, &choice, &all).await {
+                Ok(detail) => checks.push(model_check(
+                    &choice.model,
+                    &choice.profile,
+                    Status::Ok,
+                    detail,
+                )),
+                Err(d) => {
+                    checks.push(model_check(
                         &choice.model,
                         &choice.profile,
                         Status::Failed,
                         d.summary.clone(),
-                    ),
-                    Some(d),
-                ),
-            },
-            Err(e) => (
-                model_check(&id, "", Status::Failed, e.clone()),
-                Some(fail(
-                    s,
-                    Cause::ModelNotAvailable,
-                    e,
-                    vec![],
-                    "route a model Bedrock serves from this region, or set its model_ref",
-                )),
-            ),
-        };
-        checks.push(check);
-        if first.is_none() {
-            first = diagnosis;
+                    ));
+                    first.get_or_insert(d);
+                }
+            }
         }
     }
     (checks, first)
@@ -290,8 +304,10 @@ async fn invoke_once(
                 "set the team's models.{model}.aws_bedrock.model_ref to an inference profile such as \
                  {} (or clear it to use the catalog's default)",
                 choose_model(&LlmSettings::default(), model, &ctx.region)
+                    .ok()
+                    .and_then(|c| c.into_iter().next())
                     .map(|c| c.profile)
-                    .unwrap_or_else(|_| format!("us.{}", choice.base_model_id))
+                    .unwrap_or_else(|| format!("us.{}", choice.base_model_id))
             ),
         ),
         "ValidationException" | "ResourceNotFoundException" => fail(

@@ -213,13 +213,19 @@ impl Walk<'_> {
                 let (models, failure) = bedrock_check(self.opts, &ctx, &creds).await;
                 let called = models.iter().filter(|m| m.status == Status::Ok).count();
                 let total = models.len();
+                let mut names: Vec<&str> = models.iter().map(|m| m.model.as_str()).collect();
+                names.dedup();
+                let model_count = names.len();
                 self.models = models;
                 if let Some(d) = failure {
                     return Err(d);
                 }
                 self.ok(
                     StepName::Bedrock,
-                    format!("{called} of {total} model(s) answered a one-token InvokeModel"),
+                    format!(
+                        "{called} of {total} inference profile(s) of {model_count} model(s) \
+                         answered a one-token InvokeModel"
+                    ),
                 );
             }
             None => self.skip(

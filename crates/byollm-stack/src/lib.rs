@@ -178,34 +178,35 @@ impl Stack {
     }
 }
 
-/// The default inference profile of each catalog model from [`REGION`], as the
-/// gateway routes it, for the least-privilege permissions policy.
+/// Every inference profile the gateway routes each catalog model through from
+/// [`REGION`] (the global one and its geographic fallback), for the
+/// least-privilege permissions policy.
 pub fn profiles(models: &[&str]) -> anyhow::Result<Vec<ModelProfile>> {
     let catalog = Catalog::builtin();
-    models
-        .iter()
-        .map(|id| {
-            let model = catalog
-                .get(id)
-                .ok_or_else(|| anyhow!("{id} is not in the model catalog"))?;
-            let bedrock = model
-                .bedrock
-                .as_ref()
-                .ok_or_else(|| anyhow!("{id} is not served by Amazon Bedrock"))?;
-            let profile = bedrock
-                .default_profile(REGION)
-                .ok_or_else(|| anyhow!("{id} has no inference profile usable from {REGION}"))?;
-            Ok(ModelProfile {
-                model_id: model.id.clone(),
-                base_model_id: bedrock.base_model_id.clone(),
-                destination_regions: destination_regions(&profile.geo)
-                    .iter()
-                    .map(|r| (*r).to_owned())
-                    .collect(),
-                profile_id: profile.id,
-            })
-        })
-        .collect()
+    let mut out = Vec::new();
+    for id in models {
+        let model = catalog
+            .get(id)
+            .ok_or_else(|| anyhow!("{id} is not in the model catalog"))?;
+        let bedrock = model
+            .bedrock
+            .as_ref()
+            .ok_or_else(|| anyhow!("{id} is not served by Amazon Bedrock"))?;
+        let routed = bedrock.routed_profiles(REGION);
+        if routed.is_empty() {
+            return Err(anyhow!("{id} has no inference profile usable from {REGION}"));
+        }
+        out.extend(routed.into_iter().map(|profile| ModelProfile {
+            model_id: model.id.clone(),
+            base_model_id: bedrock.base_model_id.clone(),
+            destination_regions: destination_regions(&profile.geo)
+                .iter()
+                .map(|r| (*r).to_owned())
+                .collect(),
+            profile_id: profile.id,
+        }));
+    }
+    Ok(out)
 }
 
 /// Upstreams that point the gateway at the emulator: STS and Bedrock at its

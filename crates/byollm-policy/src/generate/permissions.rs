@@ -13,6 +13,11 @@
 //!   with `aws:RequestedRegion` = `"unspecified"`, both foundation-model grants
 //!   conditioned on the profile ARN.
 //!
+//! A model routed through a global profile also gets the geographic profile of
+//! the source region (statements `…WhenGlobalIsRefused`): the gateway tries it
+//! when the global one is refused (a region-deny SCP, say), and without the
+//! grant the role itself would refuse that retry.
+//!
 //! Statements are merged across models (one per kind of grant) to stay well under
 //! IAM's 10,240-character limit for a role's inline policies; the profile
 //! condition lists every enabled profile, which admits no other model because a
@@ -213,8 +218,18 @@ fn least_privilege(
         ));
     }
     let src = opts.region.as_str();
+    // A geographic profile of a model that also has its global profile here is
+    // the gateway's fallback for when the global one is refused: its own
+    // statements, whose Sid says so.
+    let has_global = |base: &str| {
+        models
+            .iter()
+            .any(|m| m.is_global() && m.base_model_id == base)
+    };
     let mut geo_profiles = Vec::new();
     let mut geo_models = Vec::new();
+    let mut fallback_profiles = Vec::new();
+    let mut fallback_models = Vec::new();
     let mut global_profiles = Vec::new();
     let mut global_source_models = Vec::new();
     let mut global_models = Vec::new();
@@ -232,12 +247,14 @@ fn least_privilege(
                 foundation_model_arn("", &m.base_model_id),
             );
         } else {
-            push_unique(&mut geo_profiles, profile);
+            let (profiles, models) = if has_global(&m.base_model_id) {
+                (&mut fallback_profiles, &mut fallback_models)
+            } else {
+                (&mut geo_profiles, &mut geo_models)
+            };
+            push_unique(profiles, profile);
             for dest in &m.destination_regions {
-                push_unique(
-                    &mut geo_models,
-                    foundation_model_arn(dest, &m.base_model_id),
-                );
+                push_unique(models, foundation_model_arn(dest, &m.base_model_id));
             }
         }
     }
@@ -254,6 +271,20 @@ fn least_privilege(
             &INVOKE_ACTIONS,
             geo_models,
             vec![string_equals("bedrock:InferenceProfileArn", geo_profiles)],
+        ));
+    }
+    if !fallback_profiles.is_empty() {
+        out.push(statement(
+            "BedrockInvokeGeoProfilesWhenGlobalIsRefused",
+            &INVOKE_ACTIONS,
+            fallback_profiles.clone(),
+            Vec::new(),
+        ));
+        out.push(statement(
+            "BedrockInvokeGeoProfileModelsWhenGlobalIsRefused",
+            &INVOKE_ACTIONS,
+            fallback_models,
+            vec![string_equals("bedrock:InferenceProfileArn", fallback_profiles)],
         ));
     }
     if !global_profiles.is_empty() {

@@ -1,8 +1,10 @@
 //! Resolves `--model` values through the model catalog (`byollm_api::catalog`)
 //! into the inference profiles the permissions policy grants.
 //!
-//! Forms: a catalog id (`claude-sonnet-4-6`: its default profile from the source
-//! region, global where it exists, as the server routes), `ID=GEO` or
+//! Forms: a catalog id (`claude-sonnet-4-6`: every profile the server routes it
+//! through from the source region — the global profile where it exists and the
+//! geographic profile the gateway falls back to when the global one is
+//! refused, else the geographic one), `ID=GEO` or
 //! `ID=PROFILE-ID` (the team's `model_ref` override, e.g. `us.` instead of
 //! `global.`), or a profile id on its own (`us.anthropic.claude-sonnet-4-6`).
 
@@ -26,8 +28,10 @@ pub(super) fn resolve_models(
         }
         let resolved = resolve_one(catalog, value, source_region)
             .with_context(|| format!("--model {value}"))?;
-        if !out.iter().any(|m| m.profile_id == resolved.profile_id) {
-            out.push(resolved);
+        for r in resolved {
+            if !out.iter().any(|m| m.profile_id == r.profile_id) {
+                out.push(r);
+            }
         }
     }
     if out.is_empty() {
@@ -40,7 +44,7 @@ fn resolve_one(
     catalog: &Catalog,
     value: &str,
     source_region: &str,
-) -> anyhow::Result<ModelProfile> {
+) -> anyhow::Result<Vec<ModelProfile>> {
     let (id, choice) = match value.split_once('=') {
         Some((id, choice)) => (id, Some(choice)),
         None => (value, None),
@@ -48,13 +52,17 @@ fn resolve_one(
     if let Some(model) = catalog.get(id) {
         let bedrock = bedrock_of(model)?;
         let profile = match choice {
-            None => bedrock.default_profile(source_region).ok_or_else(|| {
-                anyhow!(
-                    "{} has no global profile and no geographic profile usable from {source_region} (it has: {})",
-                    model.id,
-                    bedrock.geos.join(", ")
-                )
-            })?,
+            None => {
+                let routed = model_profiles(model, bedrock, source_region);
+                if routed.is_empty() {
+                    bail!(
+                        "{} has no global profile and no geographic profile usable from {source_region} (it has: {})",
+                        model.id,
+                        bedrock.geos.join(", ")
+                    );
+                }
+                return Ok(routed);
+            }
             Some(choice) => bedrock
                 .profiles()
                 .into_iter()
@@ -67,7 +75,7 @@ fn resolve_one(
                     )
                 })?,
         };
-        return Ok(to_profile(model, bedrock, &profile));
+        return Ok(vec![to_profile(model, bedrock, &profile)]);
     }
     if choice.is_none() {
         for model in &catalog.models {
@@ -75,7 +83,7 @@ fn resolve_one(
                 continue;
             };
             if let Some(profile) = bedrock.profiles().into_iter().find(|p| p.id == value) {
-                return Ok(to_profile(model, bedrock, &profile));
+                return Ok(vec![to_profile(model, bedrock, &profile)]);
             }
         }
     }
@@ -96,6 +104,19 @@ fn bedrock_of(model: &CatalogModel) -> anyhow::Result<&BedrockModel> {
         .bedrock
         .as_ref()
         .ok_or_else(|| anyhow!("{} is not served by Amazon Bedrock", model.id))
+}
+
+/// Every profile the gateway routes `model` through from `source_region`.
+fn model_profiles(
+    model: &CatalogModel,
+    bedrock: &BedrockModel,
+    source_region: &str,
+) -> Vec<ModelProfile> {
+    bedrock
+        .routed_profiles(source_region)
+        .iter()
+        .map(|p| to_profile(model, bedrock, p))
+        .collect()
 }
 
 fn to_profile(
@@ -120,8 +141,11 @@ mod tests {
 
     #[test]
     fn resolves_catalog_ids_overrides_and_profile_ids() {
+        // A catalog id: the global profile and its geographic fallback.
         let m = resolve_models(&["claude-sonnet-4-6".into()], "us-east-1").unwrap();
         assert_eq!(m[0].profile_id, "global.anthropic.claude-sonnet-4-6");
+        assert_eq!(m[1].profile_id, "us.anthropic.claude-sonnet-4-6");
+        assert_eq!(m.len(), 2);
         let m = resolve_models(&["claude-sonnet-4-6=us".into()], "us-east-1").unwrap();
         assert_eq!(m[0].profile_id, "us.anthropic.claude-sonnet-4-6");
         assert!(m[0].destination_regions.contains(&"us-east-1".to_owned()));
