@@ -134,7 +134,11 @@ fn candidates_for(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<Can
                 geo_fallback: false,
             }),
             None => {
-                for (i, p) in bedrock.routed_profiles(&target.region).into_iter().enumerate() {
+                for (i, p) in bedrock
+                    .routed_profiles(&target.region)
+                    .into_iter()
+                    .enumerate()
+                {
                     out.push(Candidate::Bedrock {
                         model: model.id.clone(),
                         model_ref: p.id,

@@ -194,16 +194,20 @@ pub fn profiles(models: &[&str]) -> anyhow::Result<Vec<ModelProfile>> {
             .ok_or_else(|| anyhow!("{id} is not served by Amazon Bedrock"))?;
         let routed = bedrock.routed_profiles(REGION);
         if routed.is_empty() {
-            return Err(anyhow!("{id} has no inference profile usable from {REGION}"));
+            return Err(anyhow!(
+                "{id} has no inference profile usable from {REGION}"
+            ));
         }
-        out.extend(routed.into_iter().map(|profile| ModelProfile {
-            model_id: model.id.clone(),
-            base_model_id: bedrock.base_model_id.clone(),
-            destination_regions: destination_regions(&profile.geo)
-                .iter()
-                .map(|r| (*r).to_owned())
-                .collect(),
-            profile_id: profile.id,
+        out.extend(routed.into_iter().map(|profile| {
+            ModelProfile {
+                model_id: model.id.clone(),
+                base_model_id: bedrock.base_model_id.clone(),
+                destination_regions: destination_regions(&profile.geo)
+                    .iter()
+                    .map(|r| (*r).to_owned())
+                    .collect(),
+                profile_id: profile.id,
+            }
         }));
     }
     Ok(out)

@@ -344,8 +344,18 @@ async fn checks_every_routed_model_and_names_the_one_refused() {
             .find(|m| m.model == id)
             .map(|m| m.status)
     };
-    assert_eq!(report.models.len(), 2, "{t}");
+    let mut models: Vec<&str> = report.models.iter().map(|m| m.model.as_str()).collect();
+    models.dedup();
+    assert_eq!(models, [MODEL, haiku], "{t}");
     assert_eq!(status(MODEL), Some(Status::Ok), "{t}");
+    // The geographic profile the gateway falls back to was called too, and the
+    // generated role grants it.
+    let geo = report
+        .models
+        .iter()
+        .find(|m| m.model == MODEL && m.profile.starts_with("us."))
+        .map(|m| m.status);
+    assert_eq!(geo, Some(Status::Ok), "{t}");
     assert_eq!(status(haiku), Some(Status::Failed), "{t}");
     let fix = &report.diagnosis.as_ref().unwrap().fix;
     assert!(
@@ -366,7 +376,8 @@ async fn checks_every_routed_model_and_names_the_one_refused() {
         .unwrap();
     let report = byollm_doctor::run(&o).await;
     assert_eq!(report.outcome, Outcome::Healthy, "{}", text(&report));
-    assert_eq!(report.models.len(), 2);
+    // Each model through its global profile and the geographic fallback.
+    assert_eq!(report.models.len(), 4, "{}", text(&report));
     stack.shutdown().await;
 }
 

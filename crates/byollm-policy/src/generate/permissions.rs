@@ -284,7 +284,10 @@ fn least_privilege(
             "BedrockInvokeGeoProfileModelsWhenGlobalIsRefused",
             &INVOKE_ACTIONS,
             fallback_models,
-            vec![string_equals("bedrock:InferenceProfileArn", fallback_profiles)],
+            vec![string_equals(
+                "bedrock:InferenceProfileArn",
+                fallback_profiles,
+            )],
         ));
     }
     if !global_profiles.is_empty() {
