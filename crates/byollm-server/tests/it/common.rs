@@ -175,6 +175,8 @@ impl Harness {
                 key_hash: ids::hash_secret(&key),
                 prefix: ids::visible_prefix(&key),
                 created_at: self.core.clock().now(),
+                expires_at: None,
+                last_used_at: None,
             })
             .await
             .unwrap();
