@@ -319,8 +319,9 @@ pub struct Recovered {
 }
 
 /// Issues a new API key for the team's owner with this email, directly on the
-/// store (offline: the operator's way back in when no owner has a key left).
-/// The key does not expire; refused when the email is not an owner's.
+/// store (offline: the operator's way back in when no owner has a key left),
+/// and logs it at warn. The key does not expire; refused when the email is not
+/// an owner's.
 pub async fn recover_owner(
     store: &Store,
     clock: &dyn Clock,
@@ -360,6 +361,14 @@ pub async fn recover_owner(
         None,
     );
     store.insert_api_key(&row).await?;
+    // The audit record of an operator's recovery (the admin audit trail has no
+    // table for it yet): who got a key, never the key.
+    tracing::warn!(
+        team_uid,
+        owner_uid = %owner.uid,
+        key_id = %row.id,
+        "owner access recovered: a new owner API key was issued by `byollm admin recover`"
+    );
     Ok(Recovered {
         owner_uid: owner.uid,
         key_id: row.id,
