@@ -77,7 +77,7 @@ async fn two_concurrent_demotions_or_removals_of_the_last_two_owners_cannot_both
             let b = bootstrap_team(s, &clock, "T", &format!("o{trial}@a.example"))
                 .await
                 .unwrap();
-            let second = add(s, &b.team_uid, "o2@a.example", Role::Owner, NOW).await;
+            let second = add(s, &b.team_uid, "second@a.example", Role::Owner, NOW).await;
             let team = b.team_uid.as_str();
             // Trials alternate: both demoted, both removed, one of each.
             let (x, y) = match trial % 3 {
