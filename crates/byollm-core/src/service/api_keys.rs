@@ -113,7 +113,7 @@ impl Core {
             id: c.id.clone(),
         });
         // Admins page through the team's keys; everyone else through their own.
-        let owner = (!p.is_admin()).then(|| (p.actor.actor_type, p.actor.uid.as_str()));
+        let owner = (!p.is_admin()).then_some((p.actor.actor_type, p.actor.uid.as_str()));
         let mut rows = self
             .store
             .list_api_keys_page(&p.team_uid, owner, after.as_ref(), page.fetch())

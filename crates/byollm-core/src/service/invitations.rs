@@ -95,9 +95,9 @@ impl Core {
         }
         let hash = ids::hash_secret(code);
         let now = self.clock.now();
-        // The team's maximum lifetime applies to the first key too; which team
-        // is known only once the code is found, so read it in the closure's
-        // stead: find the invitation first (a read), then redeem.
+        // The team's maximum key lifetime applies to the first key too, and
+        // the team is known only from the invitation: read it first; the
+        // redemption itself is one transaction in the store.
         let Some(inv) = self.store.find_invitation(&hash).await? else {
             return Ok(None);
         };
