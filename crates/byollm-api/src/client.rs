@@ -19,8 +19,10 @@ use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes;
 use crate::types::{
     Agent, AgentCreate, AgentList, ApiKeyCreate, ApiKeyCreated, ApiKeyList, Health,
-    IdentityTokenRequest, IdentityTokenResponse, LlmSettings, Me, Member, MemberCreate, MemberList,
-    MemberSettings, RunCreate, RunCreated, RunFinish, RunInfo, UsageQuery, UsageReport,
+    IdentityTokenRequest, IdentityTokenResponse, InvitationIssued, InvitationRedeem,
+    InvitationRedeemed, LlmSettings, Me, Member, MemberCreate, MemberCreated, MemberList,
+    MemberPatch, MemberSettings, PageQuery, RunCreate, RunCreated, RunFinish, RunInfo, UsageQuery,
+    UsageReport,
 };
 
 /// Why a call failed.
@@ -294,7 +296,7 @@ impl Client {
     }
 
     /// `POST /api/v1/team/members`.
-    pub async fn create_member(&self, member: &MemberCreate) -> Result<Member, ClientError> {
+    pub async fn create_member(&self, member: &MemberCreate) -> Result<MemberCreated, ClientError> {
         self.with_body(Method::POST, routes::TEAM_MEMBERS, member)
             .await
     }
@@ -304,11 +306,72 @@ impl Client {
         self.delete(&routes::fill(routes::TEAM_MEMBER, uid)).await
     }
 
+    /// `GET /api/v1/team/members`, one page.
+    pub async fn members_page(&self, page: &PageQuery) -> Result<MemberList, ClientError> {
+        self.get_page(routes::TEAM_MEMBERS, page).await
+    }
+
+    /// `PATCH /api/v1/team/members/{uid}`: a new role.
+    pub async fn patch_member(
+        &self,
+        uid: &str,
+        patch: &MemberPatch,
+    ) -> Result<Member, ClientError> {
+        self.with_body(
+            Method::PATCH,
+            &routes::fill(routes::TEAM_MEMBER, uid),
+            patch,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/team/members/{uid}/invitation`: a new code (the old one dies).
+    pub async fn reissue_invitation(&self, uid: &str) -> Result<InvitationIssued, ClientError> {
+        let path = routes::fill(routes::TEAM_MEMBER_INVITATION, uid);
+        self.send(self.request(Method::POST, &path), &path).await
+    }
+
+    /// `DELETE /api/v1/team/members/{uid}/invitation`.
+    pub async fn revoke_invitation(&self, uid: &str) -> Result<(), ClientError> {
+        self.delete(&routes::fill(routes::TEAM_MEMBER_INVITATION, uid))
+            .await
+    }
+
+    /// `POST /api/v1/invitations/redeem` (public: no key needed).
+    pub async fn redeem_invitation(
+        &self,
+        redeem: &InvitationRedeem,
+    ) -> Result<InvitationRedeemed, ClientError> {
+        self.with_body(Method::POST, routes::INVITATIONS_REDEEM, redeem)
+            .await
+    }
+
+    async fn get_page<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        page: &PageQuery,
+    ) -> Result<T, ClientError> {
+        let limit = page.limit.map(|l| l.to_string());
+        let mut pairs = Vec::new();
+        for (name, value) in [("limit", &limit), ("cursor", &page.cursor)] {
+            if let Some(v) = value {
+                pairs.push((name, v.as_str()));
+            }
+        }
+        self.send(self.request(Method::GET, path).query(&pairs), path)
+            .await
+    }
+
     // ------------------------------------------------------------ API keys
 
     /// `GET /api/v1/api-keys`.
     pub async fn api_keys(&self) -> Result<ApiKeyList, ClientError> {
         self.get(routes::API_KEYS).await
+    }
+
+    /// `GET /api/v1/api-keys`, one page.
+    pub async fn api_keys_page(&self, page: &PageQuery) -> Result<ApiKeyList, ClientError> {
+        self.get_page(routes::API_KEYS, page).await
     }
 
     /// `POST /api/v1/api-keys` (the key is in the answer, once).

@@ -43,6 +43,11 @@ pub const AGENT_IDENTITY_TOKEN: &str = "/api/v1/agent/identities/{uid}/identity-
 pub const IDENTITY_TOKEN: &str = "/api/v1/identity-token";
 /// Usage and credits.
 pub const USAGE: &str = "/api/v1/usage";
+/// A member's invitation: `POST` re-issues it (a new code; the old one dies),
+/// `DELETE` revokes it.
+pub const TEAM_MEMBER_INVITATION: &str = "/api/v1/team/members/{uid}/invitation";
+/// Redeem an invitation code for the member's first API key (public).
+pub const INVITATIONS_REDEEM: &str = "/api/v1/invitations/redeem";
 
 /// The gateway's Anthropic Messages API (`POST`; streams when the body says
 /// `"stream": true`).
@@ -53,7 +58,7 @@ pub const CHAT_COMPLETIONS: &str = "/v1/chat/completions";
 pub const MODELS: &str = "/v1/models";
 
 /// Routes that need no credentials. Everything else authenticates by default.
-pub const PUBLIC_ROUTES: &[&str] = &[DISCOVERY, JWKS, HEALTHZ, READYZ];
+pub const PUBLIC_ROUTES: &[&str] = &[DISCOVERY, JWKS, HEALTHZ, READYZ, INVITATIONS_REDEEM];
 
 /// Fills a `{param}` placeholder of a route template.
 pub fn fill(template: &str, value: &str) -> String {

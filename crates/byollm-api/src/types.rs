@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::SecretValue;
 
+mod onboarding;
+pub use onboarding::*;
+
 /// The audience AWS STS expects (aws-facts §2).
 pub const STS_AUDIENCE: &str = "sts.amazonaws.com";
 
@@ -138,6 +141,10 @@ pub struct LlmSettings {
     pub worker_identity_tokens: bool,
     /// The audiences tokens may be minted for.
     pub token_audiences: Vec<String>,
+    /// The longest an API key may live, in days; a key created without
+    /// `expires_at` gets this lifetime. Absent: keys may live for ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_max_lifetime_days: Option<u32>,
 }
 
 impl Default for LlmSettings {
@@ -151,6 +158,7 @@ impl Default for LlmSettings {
             source_identity: false,
             worker_identity_tokens: false,
             token_audiences: vec![STS_AUDIENCE.to_owned()],
+            api_key_max_lifetime_days: None,
         }
     }
 }
@@ -282,6 +290,9 @@ pub struct Member {
 pub struct MemberList {
     /// The members.
     pub members: Vec<Member>,
+    /// The next page's cursor (`null` on the last page).
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 // ---------------------------------------------------------------- API keys
@@ -295,6 +306,10 @@ pub struct ApiKeyCreate {
     /// Create the key for this named agent (admins only).
     #[serde(default)]
     pub agent_uid: Option<String>,
+    /// When the key stops working (RFC 3339, in the future); absent: the team's
+    /// maximum lifetime, if any, else never.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 /// The created key: `key` is shown this once.
@@ -306,6 +321,9 @@ pub struct ApiKeyCreated {
     pub key: SecretValue,
     /// Whose key it is.
     pub owner: Actor,
+    /// When it stops working (RFC 3339); `null`: never.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 /// A key as listed: never the key itself.
@@ -321,6 +339,13 @@ pub struct ApiKeyInfo {
     pub prefix: String,
     /// When it was created (RFC 3339).
     pub created_at: String,
+    /// When it stops working (RFC 3339); `null`: never.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// Its last use (RFC 3339), recorded at most every ten minutes; `null`:
+    /// not used yet.
+    #[serde(default)]
+    pub last_used_at: Option<String>,
 }
 
 /// `GET /api/v1/api-keys`.
@@ -328,6 +353,9 @@ pub struct ApiKeyInfo {
 pub struct ApiKeyList {
     /// The keys.
     pub api_keys: Vec<ApiKeyInfo>,
+    /// The next page's cursor (`null` on the last page).
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 // ---------------------------------------------------------------- agents

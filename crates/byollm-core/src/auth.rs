@@ -12,7 +12,10 @@
 //!   answer the request it was made for, but never repopulates the cache.
 //! - Other replicas re-check the store when their entry is older than
 //!   [`CACHE_TTL_SECONDS`], which bounds how long a revoked credential lives
-//!   there; run tokens die at their own expiry whatever the cache holds.
+//!   there; run tokens and expiring API keys die at their own expiry whatever
+//!   the cache holds (an entry never outlives its credential).
+//! - A key's use is recorded at most once per [`LAST_USE_GRANULARITY`] per
+//!   replica ([`AuthCache::use_due`]); the caller writes it off the request path.
 //! - Unknown credentials are remembered for [`NEGATIVE_TTL_SECONDS`], so a flood
 //!   of the same bad key costs one query. A credential is never negatively cached
 //!   before it exists (keys and tokens are random), so this cannot hide a new one.
@@ -29,7 +32,7 @@ use byollm_api::clock::Clock;
 use byollm_api::types::{Actor, ActorType, Role};
 
 use crate::ids::{CredentialFormat, LEGACY_FORMAT_ACCEPTED_UNTIL, credential_format, hash_secret};
-use crate::store::{Store, StoreError};
+use crate::store::{LAST_USE_GRANULARITY, Store, StoreError};
 
 /// How long a cached credential is trusted before the store is asked again.
 pub const CACHE_TTL_SECONDS: i64 = 30;
@@ -160,6 +163,8 @@ pub struct AuthCache {
     entries: Cache<String, Entry>,
     /// Hash → when it was found unknown (clock seconds).
     unknown: Cache<String, i64>,
+    /// Key hash → the last use this replica had recorded (clock seconds).
+    used: Cache<String, i64>,
     /// Bumped by every eviction; see the module docs.
     generation: Mutex<u64>,
     store_lookups: AtomicU64,
@@ -178,6 +183,10 @@ impl Default for AuthCache {
             unknown: Cache::builder()
                 .max_capacity(NEGATIVE_CAPACITY)
                 .time_to_live(wall(NEGATIVE_TTL_SECONDS))
+                .build(),
+            used: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(wall(LAST_USE_GRANULARITY))
                 .build(),
             generation: Mutex::new(0),
             store_lookups: AtomicU64::new(0),
@@ -256,6 +265,9 @@ impl AuthCache {
         now: i64,
     ) -> Result<Option<Entry>, StoreError> {
         if let Some(key) = store.find_api_key(hash).await? {
+            if key.expires_at.is_some_and(|at| now >= at) {
+                return Ok(None);
+            }
             let (kind, role) = match key.owner_type {
                 ActorType::User => {
                     let Some(member) = store.get_member(&key.team_uid, &key.owner_uid).await?
@@ -288,7 +300,7 @@ impl AuthCache {
                     credential_hash: hash.to_owned(),
                 },
                 checked_at: now,
-                dies_at: None,
+                dies_at: key.expires_at,
             }));
         }
         if let Some(run) = store.find_run_by_token(hash).await?
@@ -319,6 +331,20 @@ impl AuthCache {
         for h in hashes {
             self.entries.invalidate(h);
         }
+    }
+
+    /// Whether a use of the API key with this hash at `now` should be recorded
+    /// (none recorded by this replica within [`LAST_USE_GRANULARITY`]); when
+    /// it says yes it remembers `now`.
+    pub fn use_due(&self, hash: &str, now: i64) -> bool {
+        let due = self
+            .used
+            .get(hash)
+            .is_none_or(|at| now - at >= LAST_USE_GRANULARITY);
+        if due {
+            self.used.insert(hash.to_owned(), now);
+        }
+        due
     }
 
     /// Number of cached valid credentials.

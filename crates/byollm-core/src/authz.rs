@@ -190,6 +190,19 @@ actions! {
     ReadMemberUsage => SelfOrAdmin, "members see only their own usage", hint "omit member_uid";
     /// Usage of the whole team (otherwise a member sees only their own).
     ReadTeamUsage => Admins;
+    /// `PATCH /api/v1/team/members/{uid}` (a member's role).
+    PatchMember => Admins;
+    /// Changing an owner's role (on top of [`Action::PatchMember`]).
+    DemoteOwner => Owners, "only an owner can change an owner's role";
+    /// `POST /api/v1/team/members/{uid}/invitation` (re-issue: a new code).
+    ReissueInvitation => Admins;
+    /// `DELETE /api/v1/team/members/{uid}/invitation`.
+    RevokeInvitation => Admins;
+    /// Re-issuing or revoking an owner's invitation (on top of the two above):
+    /// whoever redeems it acts as the owner.
+    InviteOwner => Owners, "only an owner can issue or revoke an owner's invitation";
+    /// Revoking an owner's key (on top of [`Action::RevokeApiKey`]).
+    RevokeOwnerKey => Owners, "only an owner can revoke an owner's key";
 }
 
 /// Allows `action` on `target`, or the 403 the API answers.

@@ -241,3 +241,46 @@ fn object_rules_without_their_object_refuse() {
         }
     }
 }
+
+#[test]
+fn owners_are_protected_from_admins() {
+    for (action, message) in [
+        (
+            Action::DemoteOwner,
+            "only an owner can change an owner's role",
+        ),
+        (Action::RemoveOwner, "only an owner can remove an owner"),
+        (
+            Action::InviteOwner,
+            "only an owner can issue or revoke an owner's invitation",
+        ),
+        (
+            Action::RevokeOwnerKey,
+            "only an owner can revoke an owner's key",
+        ),
+    ] {
+        assert!(allows(&owner(), action, Target::Member("o")), "{action:?}");
+        let (m, _) = forbidden(check(&admin(), action, Target::Member("o")).unwrap_err());
+        assert_eq!(m, message);
+        assert!(
+            !allows(&member(), action, Target::Member("o")),
+            "{action:?}"
+        );
+    }
+    for action in [
+        Action::PatchMember,
+        Action::ReissueInvitation,
+        Action::RevokeInvitation,
+    ] {
+        assert!(allows(&owner(), action, Target::Member("m")), "{action:?}");
+        assert!(allows(&admin(), action, Target::Member("m")), "{action:?}");
+        assert!(
+            !allows(&member(), action, Target::Member("m")),
+            "{action:?}"
+        );
+        assert!(
+            !allows(&agent_key(), action, Target::Member("m")),
+            "{action:?}"
+        );
+    }
+}

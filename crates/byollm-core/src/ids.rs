@@ -27,6 +27,8 @@ use secrecy::SecretString;
 pub const API_KEY_PREFIX: &str = "byollm_key_";
 /// Prefix of run workload tokens.
 pub const WORKLOAD_TOKEN_PREFIX: &str = "byollm_run_";
+/// Prefix of one-time invitation codes (redeemed for a member's first key).
+pub const INVITATION_PREFIX: &str = "byollm_inv_";
 /// Characters of a key kept in clear to recognise it in listings.
 pub const VISIBLE_PREFIX_LEN: usize = 16;
 
@@ -99,6 +101,14 @@ fn with_check(prefix: &str, body: &str) -> String {
 /// A new API key: prefix, 256 random bits, checksum (module docs).
 pub fn new_api_key() -> SecretString {
     SecretString::from(with_check(API_KEY_PREFIX, &base32(&random_bytes::<32>())))
+}
+
+/// A new one-time invitation code: prefix, 160 random bits, checksum.
+pub fn new_invitation_code() -> SecretString {
+    SecretString::from(with_check(
+        INVITATION_PREFIX,
+        &base32(&random_bytes::<20>()),
+    ))
 }
 
 /// A new run workload token: prefix, 256 random bits, checksum (module docs).

@@ -13,8 +13,19 @@ use crate::validate::{self, FieldError};
 /// Most audiences a team may list.
 pub const MAX_AUDIENCES: usize = 10;
 
+/// The longest team maximum key lifetime, in days (100 years).
+pub const MAX_KEY_LIFETIME_DAYS: u32 = 36_500;
+
 /// Checks a settings document before it is stored.
 pub fn validate_llm_settings(s: &LlmSettings) -> Result<(), FieldError> {
+    if let Some(days) = s.api_key_max_lifetime_days
+        && !(1..=MAX_KEY_LIFETIME_DAYS).contains(&days)
+    {
+        return Err(FieldError::new(
+            "api_key_max_lifetime_days",
+            format!("{days} is out of range; expected 1 to {MAX_KEY_LIFETIME_DAYS}"),
+        ));
+    }
     let bedrock = &s.hosts.aws_bedrock;
     if let Some(arn) = &bedrock.role_arn {
         validate::role_arn("hosts.aws_bedrock.role_arn", arn)?;

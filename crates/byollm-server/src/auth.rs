@@ -21,6 +21,11 @@
 //!   summary line with how many were not logged. Never the credential.
 //! - `X-Forwarded-For` is not trusted (anyone can send it): behind a proxy all
 //!   callers share the proxy's address and thus its allowance.
+//! - A request carries at most one credential: `Authorization` and `x-api-key`
+//!   together, or either header twice, is a 400 that says to send one (in the
+//!   caller's error format), never a silent pick of one of them.
+//! - Failed invitation redemptions (the one public route that takes a secret)
+//!   count against the same per-source allowance ([`FailureLimiter`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -34,7 +39,7 @@ use moka::sync::Cache;
 use parking_lot::Mutex;
 
 use byollm_api::clock::Clock;
-use byollm_api::routes::{MESSAGES, PUBLIC_ROUTES};
+use byollm_api::routes::{INVITATIONS_REDEEM, MESSAGES, PUBLIC_ROUTES};
 use byollm_core::auth::AuthFailure;
 use byollm_gateway::error::{ApiFormat, GatewayError};
 
@@ -58,8 +63,25 @@ pub const LOG_FIRST_PER_WINDOW: u64 = 10;
 /// One token per failure, in thousandths so refill needs no floats.
 const TOKEN: i64 = 1000;
 
-/// The credential in `Authorization: Bearer …` or `x-api-key: …`.
-pub fn presented_credential(headers: &HeaderMap) -> Option<&str> {
+/// More than one credential header in one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeveralCredentials;
+
+/// The credential in `Authorization: Bearer …` or `x-api-key: …`, or
+/// [`SeveralCredentials`] when the request has more than one of those headers.
+pub fn presented_credential(headers: &HeaderMap) -> Result<Option<&str>, SeveralCredentials> {
+    let count = headers
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .count()
+        + headers.get_all(X_API_KEY).iter().count();
+    if count > 1 {
+        return Err(SeveralCredentials);
+    }
+    Ok(single_credential(headers))
+}
+
+fn single_credential(headers: &HeaderMap) -> Option<&str> {
     if let Some(value) = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -214,6 +236,32 @@ pub struct AuthState {
     pub guard: Arc<FailureGuard>,
 }
 
+/// The per-source failure allowance, handed to the public invitation route so
+/// a failed redemption counts like a failed authentication.
+#[derive(Debug, Clone)]
+pub struct FailureLimiter {
+    guard: Arc<FailureGuard>,
+    source: Option<IpAddr>,
+}
+
+impl FailureLimiter {
+    /// The 429 to answer at once when the source is over its allowance.
+    pub fn refuse_if_throttled(&self, path: &str) -> Option<Response> {
+        let source = self.source?;
+        self.guard
+            .is_throttled(source)
+            .then(|| too_many_failures(path, self.guard.record_failure(source).unwrap_or(1)))
+    }
+
+    /// Counts a failure (`reason` for the log); the 429 to answer when the
+    /// source went over its allowance.
+    pub fn failed(&self, reason: &str, path: &str) -> Option<Response> {
+        self.guard.log_failure(self.source, reason, path);
+        let seconds = self.guard.record_failure(self.source?)?;
+        Some(too_many_failures(path, seconds))
+    }
+}
+
 /// The middleware.
 pub async fn authenticate(
     State(state): State<AuthState>,
@@ -222,12 +270,26 @@ pub async fn authenticate(
 ) -> Response {
     let path = req.uri().path();
     if PUBLIC_ROUTES.contains(&path) {
+        if path == INVITATIONS_REDEEM {
+            let limiter = FailureLimiter {
+                guard: state.guard.clone(),
+                source: source_of(&req),
+            };
+            req.extensions_mut().insert(limiter);
+        }
         return next.run(req).await;
     }
     let source = source_of(&req);
-    let Some(presented) = presented_credential(req.headers()) else {
-        state.guard.log_failure(source, "missing", path);
-        return ApiError::unauthenticated().into_response();
+    let presented = match presented_credential(req.headers()) {
+        Ok(Some(presented)) => presented,
+        Ok(None) => {
+            state.guard.log_failure(source, "missing", path);
+            return ApiError::unauthenticated().into_response();
+        }
+        Err(SeveralCredentials) => {
+            state.guard.log_failure(source, "several_credentials", path);
+            return several_credentials(path);
+        }
     };
     let guard = &state.guard;
     let may_query = || source.is_none_or(|s| !guard.is_throttled(s));
@@ -261,28 +323,59 @@ pub async fn authenticate(
 fn too_many_failures(path: &str, seconds: u64) -> Response {
     let message = "too many failed authentication attempts from this address";
     let hint = format!("retry after {seconds} s with a valid API key or run token");
-    let mut resp = if path.starts_with("/v1/") {
+    let mut resp = error_for(
+        path,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        message,
+        hint,
+    );
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    resp
+}
+
+/// 400 for a request with more than one credential header.
+fn several_credentials(path: &str) -> Response {
+    error_for(
+        path,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "the request carries more than one credential; send one credential",
+        "send the key once, either as `Authorization: Bearer KEY` or as `x-api-key: KEY`, \
+         not both and not twice"
+            .to_owned(),
+    )
+}
+
+/// An error in the format the route speaks: the caller's on `/v1/*` (Anthropic
+/// on the Messages API, OpenAI elsewhere), the API's on `/api/v1/*`.
+fn error_for(
+    path: &str,
+    status: StatusCode,
+    code: &'static str,
+    message: &str,
+    hint: String,
+) -> Response {
+    if path.starts_with("/v1/") {
         let format = if path == MESSAGES {
             ApiFormat::Anthropic
         } else {
             ApiFormat::OpenAi
         };
         GatewayError {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            code: "rate_limited",
+            status,
+            code,
             message: message.into(),
             hint: Some(hint),
             attempts: Vec::new(),
         }
         .into_response(format)
     } else {
-        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+        ApiError::new(status, code, message)
             .with_hint(hint)
             .into_response()
-    };
-    resp.headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from(seconds));
-    resp
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
-use secrecy::SecretString;
 use tokio::io::AsyncBufReadExt as _;
 
 use byollm_agent::gateway::{CallerCredentials, Message, TurnError, stream_turn};
@@ -34,14 +33,10 @@ use byollm_federation::aws::user_session_name;
 /// `byollm chat` flags.
 #[derive(Debug, Args)]
 pub struct ChatArgs {
-    /// The byollm server (the key comes from BYOLLM_API_KEY).
-    #[arg(
-        long,
-        env = "BYOLLM_SERVER",
-        value_name = "URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    server: String,
+    /// The byollm server (default: the one `byollm login` stored, else
+    /// http://127.0.0.1:8080; the key comes from BYOLLM_API_KEY or `byollm login`).
+    #[arg(long, env = "BYOLLM_SERVER", value_name = "URL")]
+    server: Option<String>,
     /// The model.
     #[arg(long, default_value = "claude-sonnet-4-6")]
     model: String,
@@ -63,21 +58,6 @@ pub struct ChatArgs {
     /// STS endpoint override for --client-credentials (e.g. the emulator).
     #[arg(long, env = "BYOLLM_AWS_ENDPOINT_URL", value_name = "URL")]
     aws_endpoint_url: Option<String>,
-}
-
-#[expect(
-    clippy::disallowed_methods,
-    reason = "the API key is read from the environment, never from a flag"
-)]
-fn api_key() -> anyhow::Result<SecretString> {
-    std::env::var("BYOLLM_API_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty())
-        .map(SecretString::from)
-        .context(
-            "set BYOLLM_API_KEY to your byollm API key (it is not taken as a flag, \
-             so it stays out of your shell history)",
-        )
 }
 
 /// Where the credentials of each request come from.
@@ -145,7 +125,7 @@ fn write_out(text: &str) {
 
 /// Runs the chat.
 pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
-    let server = Client::new(&args.server, Some(api_key()?))?;
+    let server = crate::credentials::client(&crate::credentials::server(args.server.as_deref()))?;
     let me = server
         .me()
         .await
@@ -276,7 +256,8 @@ async fn turn(
 fn explain(e: &TurnError) -> String {
     match e {
         TurnError::Refused { status: 401, .. } => {
-            "error: the server refused the API key (check BYOLLM_API_KEY)".to_owned()
+            "error: the server refused the API key (check BYOLLM_API_KEY or run `byollm login`)"
+                .to_owned()
         }
         TurnError::Refused {
             status, message, ..

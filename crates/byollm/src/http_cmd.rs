@@ -2,13 +2,17 @@
 //! override, API keys, runs, usage and members — the same things the HTTP API
 //! does (DESIGN §6), through the typed client (`byollm_api::client`).
 //!
-//! Every command takes `--server URL` (or `BYOLLM_SERVER`, default
-//! `http://127.0.0.1:8080`) and reads the API key from `BYOLLM_API_KEY` (never a
-//! flag, so it stays out of shell history and process lists). Output is a table
+//! Every command takes `--server URL` (or `BYOLLM_SERVER`, else the server
+//! `byollm login` stored, else `http://127.0.0.1:8080`) and reads the API key
+//! from `BYOLLM_API_KEY` or the stored credentials ([`crate::credentials`];
+//! never a flag, so it stays out of shell history and process lists). Lists
+//! show one page; `--all` follows the cursor. Output is a table
 //! for people, or the server's JSON with `--json` for scripts. A new API key or a
 //! run's workload token is shown exactly once, when it is created, as the API
 //! does; nothing else secret is ever printed.
 
+#[path = "http_cmd/members.rs"]
+mod members;
 #[path = "http_cmd/settings.rs"]
 mod settings;
 #[path = "http_cmd/table.rs"]
@@ -17,11 +21,10 @@ mod table;
 use anyhow::{Context as _, bail};
 use byollm_api::client::Client;
 use byollm_api::types::{
-    Agent, AgentCreate, ApiKeyCreate, AwsOverride, InferenceProviders, MemberCreate,
-    MemberSettings, Role, RunCreate, RunFinish, RunInfo, RunState, UsageQuery,
+    Agent, AgentCreate, AwsOverride, InferenceProviders, MemberSettings, RunCreate, RunFinish,
+    RunInfo, RunState, UsageQuery,
 };
 use clap::{Args, Subcommand};
-use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
 use crate::out;
@@ -30,15 +33,10 @@ use table::Table;
 /// Where to connect and how to print.
 #[derive(Debug, Args)]
 pub struct Conn {
-    /// The byollm server (the key comes from BYOLLM_API_KEY).
-    #[arg(
-        long,
-        global = true,
-        env = "BYOLLM_SERVER",
-        value_name = "URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    server: String,
+    /// The byollm server (default: the one `byollm login` stored, else
+    /// http://127.0.0.1:8080; the key comes from BYOLLM_API_KEY or `byollm login`).
+    #[arg(long, global = true, env = "BYOLLM_SERVER", value_name = "URL")]
+    server: Option<String>,
     /// Print the server's JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -80,7 +78,7 @@ pub enum HttpCommand {
         #[command(flatten)]
         conn: Conn,
         #[command(subcommand)]
-        cmd: KeysCommand,
+        cmd: members::KeysCommand,
     },
     /// Cloud runs.
     Runs {
@@ -110,12 +108,12 @@ pub enum HttpCommand {
         #[arg(long, value_name = "CURSOR")]
         cursor: Option<String>,
     },
-    /// Team members (admins).
+    /// Team members, their roles and invitations (admins).
     Members {
         #[command(flatten)]
         conn: Conn,
         #[command(subcommand)]
-        cmd: MembersCommand,
+        cmd: members::MembersCommand,
     },
 }
 
@@ -178,27 +176,6 @@ pub struct AgentFields {
     aws_disabled: Option<bool>,
 }
 
-/// `byollm api-keys …`.
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// List keys (never the keys themselves: id, name, owner, prefix).
-    List,
-    /// Create a key; it is printed once.
-    Create {
-        /// A name to recognise it by.
-        #[arg(long)]
-        name: String,
-        /// A key for this named agent (admins).
-        #[arg(long, value_name = "UID")]
-        agent: Option<String>,
-    },
-    /// Revoke a key by id.
-    Revoke {
-        /// The key's id.
-        id: String,
-    },
-}
-
 /// `byollm runs …`.
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
@@ -230,41 +207,8 @@ pub enum RunsCommand {
     },
 }
 
-/// `byollm members …`.
-#[derive(Debug, Subcommand)]
-pub enum MembersCommand {
-    /// List members.
-    List,
-    /// Add a member.
-    Add {
-        /// Their email.
-        #[arg(long)]
-        email: String,
-        /// member, admin or owner.
-        #[arg(long, default_value = "member")]
-        role: String,
-    },
-    /// Remove a member (their runs are cancelled).
-    Remove {
-        /// The member's uid.
-        uid: String,
-    },
-}
-
-#[expect(
-    clippy::disallowed_methods,
-    reason = "the API key is read from the environment, never from a flag"
-)]
-fn api_key() -> anyhow::Result<SecretString> {
-    std::env::var("BYOLLM_API_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty())
-        .map(SecretString::from)
-        .context("set BYOLLM_API_KEY to your byollm API key")
-}
-
 fn client(conn: &Conn) -> anyhow::Result<Client> {
-    Ok(Client::new(&conn.server, Some(api_key()?))?)
+    crate::credentials::client(&crate::credentials::server(conn.server.as_deref()))
 }
 
 /// Runs one.
@@ -277,7 +221,7 @@ pub async fn run(cmd: HttpCommand) -> anyhow::Result<()> {
         HttpCommand::Settings { conn, cmd } => settings::run(&client(&conn)?, conn.json, cmd).await,
         HttpCommand::Models { conn } => models(&conn).await,
         HttpCommand::Agents { conn, cmd } => agents(&conn, cmd).await,
-        HttpCommand::ApiKeys { conn, cmd } => keys(&conn, cmd).await,
+        HttpCommand::ApiKeys { conn, cmd } => members::keys(&client(&conn)?, conn.json, cmd).await,
         HttpCommand::Runs { conn, cmd } => runs(&conn, cmd).await,
         HttpCommand::Usage {
             conn,
@@ -299,7 +243,9 @@ pub async fn run(cmd: HttpCommand) -> anyhow::Result<()> {
             )
             .await
         }
-        HttpCommand::Members { conn, cmd } => members(&conn, cmd).await,
+        HttpCommand::Members { conn, cmd } => {
+            members::members(&client(&conn)?, conn.json, cmd).await
+        }
     }
 }
 
@@ -466,52 +412,6 @@ async fn agents(conn: &Conn, cmd: AgentsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn keys(conn: &Conn, cmd: KeysCommand) -> anyhow::Result<()> {
-    let c = client(conn)?;
-    match cmd {
-        KeysCommand::List => {
-            let list = c.api_keys().await?;
-            if conn.json {
-                return out::json(&list);
-            }
-            let mut t = Table::new(&["id", "name", "owner", "prefix", "created_at"]);
-            for k in &list.api_keys {
-                t.row([
-                    k.id.as_str(),
-                    &k.name,
-                    &format!("{} {}", k.owner.actor_type.as_str(), k.owner.uid),
-                    &k.prefix,
-                    &k.created_at,
-                ]);
-            }
-            t.print();
-        }
-        KeysCommand::Create { name, agent } => {
-            let created = c
-                .create_api_key(&ApiKeyCreate {
-                    name,
-                    agent_uid: agent,
-                })
-                .await?;
-            if conn.json {
-                return out::json(&created);
-            }
-            out::err(&format!(
-                "created key {} for {} {}; it is shown once, store it now:",
-                created.id,
-                created.owner.actor_type.as_str(),
-                created.owner.uid
-            ));
-            out::line(created.key.expose());
-        }
-        KeysCommand::Revoke { id } => {
-            c.revoke_api_key(&id).await?;
-            out::err(&format!("revoked key {id}"));
-        }
-    }
-    Ok(())
-}
-
 fn run_table(r: &RunInfo) -> Table {
     let mut t = Table::new(&["field", "value"]);
     t.row(["run", r.run_id.as_str()]);
@@ -635,38 +535,5 @@ async fn usage(conn: &Conn, q: UsageQuery) -> anyhow::Result<()> {
     if let Some(next) = &report.next_cursor {
         out::err(&format!("more requests: --cursor {next}"));
     }
-    Ok(())
-}
-
-async fn members(conn: &Conn, cmd: MembersCommand) -> anyhow::Result<()> {
-    let c = client(conn)?;
-    let list = match cmd {
-        MembersCommand::List => {
-            let list = c.members().await?;
-            if conn.json {
-                return out::json(&list);
-            }
-            list.members
-        }
-        MembersCommand::Add { email, role } => {
-            let role = Role::parse(&role)
-                .with_context(|| format!("--role {role}: expected member, admin or owner"))?;
-            let member = c.create_member(&MemberCreate { email, role }).await?;
-            if conn.json {
-                return out::json(&member);
-            }
-            vec![member]
-        }
-        MembersCommand::Remove { uid } => {
-            c.delete_member(&uid).await?;
-            out::err(&format!("removed member {uid}"));
-            return Ok(());
-        }
-    };
-    let mut t = Table::new(&["uid", "email", "role"]);
-    for m in &list {
-        t.row([m.uid.as_str(), &m.email, m.role.as_str()]);
-    }
-    t.print();
     Ok(())
 }

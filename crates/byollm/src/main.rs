@@ -5,6 +5,7 @@ mod agent_cmd;
 mod aws_cmd;
 mod awsim_cmd;
 mod chat_cmd;
+mod credentials;
 mod demo_cmd;
 mod http_cmd;
 mod operator;
@@ -54,6 +55,9 @@ enum Command {
     },
     /// An interactive terminal agent against the gateway.
     Chat(chat_cmd::ChatArgs),
+    /// Redeem your invitation: stores your API key and the server for the other
+    /// commands (file 0600; BYOLLM_API_KEY still wins when set).
+    Login(credentials::LoginArgs),
     /// Start the emulator and the server on loopback and show the whole system working.
     Demo(demo_cmd::DemoArgs),
     #[command(flatten)]
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         Command::Agent { cmd } => block(agent_cmd::run(cmd)),
         Command::Chat(args) => block(chat_cmd::run(args)),
         Command::Demo(args) => block(demo_cmd::run(args)),
+        Command::Login(args) => block(credentials::login(args)),
         Command::Http(cmd) => block(http_cmd::run(cmd)),
     };
     match result {

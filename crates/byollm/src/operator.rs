@@ -230,6 +230,21 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Issue a new API key for a team owner who lost theirs (offline, on the
+    /// store; the key is printed once and the recovery logged at warn).
+    Recover {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The team's uid.
+        #[arg(long, value_name = "UID")]
+        team: String,
+        /// The owner's email.
+        #[arg(long, value_name = "EMAIL")]
+        owner_email: String,
+        /// Print {"team_uid", "owner_uid", "key_id", "api_key"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs an admin command.
@@ -259,6 +274,33 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
             } else {
                 out::line(&format!("team_uid:  {}", made.team_uid));
                 out::line(&format!("owner_uid: {}", made.owner_uid));
+                out::line(&format!("api_key:   {}", made.api_key.expose()));
+                out::err("The API key is shown only once: store it now.");
+            }
+            Ok(())
+        }
+        AdminCommand::Recover {
+            store,
+            team,
+            owner_email,
+            json,
+        } => {
+            init_logging();
+            let (_, store) = store.open().await?;
+            let made =
+                byollm_core::service::recover_owner(&store, &SystemClock, &team, &owner_email)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                out::json(&serde_json::json!({
+                    "team_uid": team,
+                    "owner_uid": made.owner_uid,
+                    "key_id": made.key_id,
+                    "api_key": made.api_key,
+                }))?;
+            } else {
+                out::line(&format!("owner_uid: {}", made.owner_uid));
+                out::line(&format!("key_id:    {}", made.key_id));
                 out::line(&format!("api_key:   {}", made.api_key.expose()));
                 out::err("The API key is shown only once: store it now.");
             }

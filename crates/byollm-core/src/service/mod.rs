@@ -9,6 +9,8 @@
 mod agents;
 mod api_keys;
 mod identity;
+mod invitations;
+pub mod page;
 mod runs;
 mod team;
 mod usage;
@@ -18,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{AuthCache, AuthFailure, Principal};
+use crate::auth::{AuthCache, AuthFailure, CredentialKind, Principal};
 use crate::broker::CredentialsBroker;
 use crate::config::CoreConfig;
 use crate::error::CoreError;
@@ -29,7 +31,7 @@ use byollm_api::clock::Clock;
 
 pub use identity::{MintSubject, Minted};
 pub use runs::MAX_PROMPT_CHARS;
-pub use team::{Bootstrapped, bootstrap_team};
+pub use team::{Bootstrapped, Recovered, bootstrap_team, recover_owner};
 
 type Result<T> = std::result::Result<T, CoreError>;
 
@@ -141,10 +143,30 @@ impl Core {
         presented: &str,
         may_query: &(dyn Fn() -> bool + Sync),
     ) -> Result<std::result::Result<Principal, AuthFailure>> {
-        Ok(self
+        let found = self
             .auth
             .authenticate(&self.store, self.clock.as_ref(), presented, may_query)
-            .await?)
+            .await?;
+        if let Ok(p) = &found {
+            self.record_key_use(p);
+        }
+        Ok(found)
+    }
+
+    /// Records an API key's use, coarsely ([`AuthCache::use_due`]) and off the
+    /// request path: the write runs on the domain's task tracker.
+    fn record_key_use(&self, p: &Principal) {
+        let now = self.clock.now();
+        if p.kind == CredentialKind::RunToken || !self.auth.use_due(&p.credential_hash, now) {
+            return;
+        }
+        let store = self.store.clone();
+        let hash = p.credential_hash.clone();
+        self.tasks.spawn(async move {
+            if let Err(e) = store.touch_api_key(&hash, now).await {
+                tracing::warn!(error = %e, "recording an API key's last use failed");
+            }
+        });
     }
 
     /// The credential cache (its counters; the lookup pause in test builds).

@@ -2,18 +2,24 @@
 //! team's LLM settings, adding and removing members, and the offline bootstrap
 //! of a new team.
 //!
-//! Invariants: a team keeps at least one owner, and only owners add or remove
-//! owners ([`Action::AddOwner`], [`Action::RemoveOwner`]). AWS credentials
+//! Invariants: a team keeps at least one owner (checked inside the store's
+//! transaction, so concurrent demotions or removals cannot both pass it), and
+//! only owners add, demote or remove owners ([`Action::AddOwner`],
+//! [`Action::DemoteOwner`], [`Action::RemoveOwner`]). A role change evicts the
+//! member's keys from the credential cache, so the new role holds at once on
+//! this replica. AWS credentials
 //! leave the broker when what chose them changes: a member's removal (and the
 //! runs they started are cancelled), a member's opt-in, the team's Bedrock host
 //! settings or what goes into the identity tokens it exchanges.
 
 use byollm_api::SecretValue;
 use byollm_api::types::{
-    Actor, ActorType, LlmSettings, Me, Member, MemberCreate, MemberSettings, Role, TeamInfo,
+    Actor, ActorType, LlmSettings, Me, Member, MemberCreate, MemberCreated, MemberList,
+    MemberPatch, MemberSettings, PageQuery, Role, TeamInfo,
 };
-use secrecy::ExposeSecret as _;
 
+use super::api_keys::new_key_row;
+use super::page::Page;
 use super::{Core, Result};
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
@@ -21,7 +27,7 @@ use crate::bounded::Cause;
 use crate::error::CoreError;
 use crate::ids;
 use crate::settings;
-use crate::store::{ApiKeyRow, MemberRow, RemovedActor, Store};
+use crate::store::{MemberAfter, MemberRow, RemovedActor, Store, StoreError};
 use crate::validate;
 use byollm_api::clock::Clock;
 
@@ -92,24 +98,76 @@ impl Core {
         Ok(s)
     }
 
-    /// `GET /api/v1/team/members`.
-    pub async fn list_members(&self, p: &Principal) -> Result<Vec<Member>> {
+    /// `GET /api/v1/team/members`: one page in `(created_at, uid)` order.
+    pub async fn list_members(&self, p: &Principal, q: PageQuery) -> Result<MemberList> {
         authz::check(p, Action::ListMembers, Target::Team)?;
-        Ok(self
+        let page = Page::parse(q.limit, q.cursor.as_deref())?;
+        let after = page.cursor.as_ref().map(|c| MemberAfter {
+            created_at: c.created_at,
+            uid: c.id.clone(),
+        });
+        let mut rows = self
             .store
-            .list_members(&p.team_uid)
-            .await?
-            .into_iter()
-            .map(|m| Member {
-                uid: m.uid,
-                email: m.email,
-                role: m.role,
-            })
-            .collect())
+            .list_members_page(&p.team_uid, after.as_ref(), page.fetch())
+            .await?;
+        let next_cursor = page.finish(&mut rows, |(m, at)| (*at, m.uid.clone()));
+        Ok(MemberList {
+            members: rows.into_iter().map(|(m, _)| member(m)).collect(),
+            next_cursor,
+        })
     }
 
-    /// `POST /api/v1/team/members`. Only owners add owners.
-    pub async fn create_member(&self, p: &Principal, req: MemberCreate) -> Result<Member> {
+    /// `PATCH /api/v1/team/members/{uid}`: a new role. Only owners make or
+    /// unmake owners; the last owner keeps the role.
+    pub async fn patch_member(&self, p: &Principal, uid: &str, req: MemberPatch) -> Result<Member> {
+        authz::check(p, Action::PatchMember, Target::Team)?;
+        validate::uid("uid", uid)?;
+        let target = self
+            .store
+            .get_member(&p.team_uid, uid)
+            .await?
+            .ok_or(CoreError::NotFound("member"))?;
+        if target.role == Role::Owner && req.role != Role::Owner {
+            authz::check(p, Action::DemoteOwner, Target::Member(uid))?;
+        }
+        if req.role == Role::Owner && target.role != Role::Owner {
+            authz::check(p, Action::AddOwner, Target::Member(uid))?;
+        }
+        if target.role != req.role {
+            let changed = self
+                .store
+                .set_member_role(&p.team_uid, uid, target.role, req.role)
+                .await
+                .map_err(owner_rule)?;
+            if !changed {
+                return Err(CoreError::NotFound("member"));
+            }
+            self.evict_member_keys(&p.team_uid, uid).await?;
+        }
+        Ok(Member {
+            role: req.role,
+            ..member(target)
+        })
+    }
+
+    /// Drops a member's keys from the credential cache (they carry the role).
+    async fn evict_member_keys(&self, team_uid: &str, uid: &str) -> Result<()> {
+        let hashes: Vec<String> = self
+            .store
+            .list_api_keys(team_uid)
+            .await?
+            .into_iter()
+            .filter(|k| k.owner_type == ActorType::User && k.owner_uid == uid)
+            .map(|k| k.key_hash)
+            .collect();
+        self.auth.evict(&hashes);
+        self.bump();
+        Ok(())
+    }
+
+    /// `POST /api/v1/team/members`, with the member's one-time invitation. Only
+    /// owners add owners.
+    pub async fn create_member(&self, p: &Principal, req: MemberCreate) -> Result<MemberCreated> {
         authz::check(p, Action::CreateMember, Target::Team)?;
         validate::email("email", &req.email)?;
         if req.role == Role::Owner {
@@ -123,10 +181,10 @@ impl Core {
             aws_bedrock_opt_in: false,
         };
         self.store.insert_member(&row, self.clock.now()).await?;
-        Ok(Member {
-            uid: row.uid,
-            email: row.email,
-            role: row.role,
+        let invitation = self.issue_invitation(&p.team_uid, &row.uid).await?;
+        Ok(MemberCreated {
+            member: member(row),
+            invitation,
         })
     }
 
@@ -142,23 +200,12 @@ impl Core {
             .ok_or(CoreError::NotFound("member"))?;
         if target.role == Role::Owner {
             authz::check(p, Action::RemoveOwner, Target::Member(uid))?;
-            let owners = self
-                .store
-                .list_members(&p.team_uid)
-                .await?
-                .iter()
-                .filter(|m| m.role == Role::Owner)
-                .count();
-            if owners <= 1 {
-                return Err(CoreError::Conflict(
-                    "a team keeps at least one owner".into(),
-                ));
-            }
         }
         let removed = self
             .store
-            .delete_member(&p.team_uid, uid, self.clock.now())
-            .await?
+            .delete_member(&p.team_uid, uid, target.role, self.clock.now())
+            .await
+            .map_err(owner_rule)?
             .ok_or(CoreError::NotFound("member"))?;
         let actor = Actor {
             actor_type: ActorType::User,
@@ -177,6 +224,23 @@ impl Core {
             self.broker.drop_run(team_uid, run);
         }
         self.bump();
+    }
+}
+
+/// The wire view of a member.
+fn member(m: MemberRow) -> Member {
+    Member {
+        uid: m.uid,
+        email: m.email,
+        role: m.role,
+    }
+}
+
+/// The store's refusals of an owner-changing write, as the API answers them.
+fn owner_rule(e: StoreError) -> CoreError {
+    match e {
+        StoreError::Conflict(m) => CoreError::Conflict(m),
+        other => other.into(),
     }
 }
 
@@ -224,22 +288,90 @@ pub async fn bootstrap_team(
         aws_bedrock_opt_in: false,
     };
     store.insert_member(&owner, now).await?;
-    let key = ids::new_api_key();
-    store
-        .insert_api_key(&ApiKeyRow {
-            id: ids::new_id("key"),
-            team_uid: team_uid.clone(),
-            owner_type: ActorType::User,
-            owner_uid: owner.uid.clone(),
-            name: "bootstrap owner key".to_owned(),
-            key_hash: ids::hash_secret(key.expose_secret()),
-            prefix: ids::visible_prefix(key.expose_secret()),
-            created_at: now,
-        })
-        .await?;
+    let actor = Actor {
+        actor_type: ActorType::User,
+        uid: owner.uid.clone(),
+    };
+    let (row, api_key) = new_key_row(
+        &team_uid,
+        &actor,
+        "bootstrap owner key".to_owned(),
+        now,
+        None,
+    );
+    store.insert_api_key(&row).await?;
     Ok(Bootstrapped {
         team_uid,
         owner_uid: owner.uid,
-        api_key: SecretValue::from(key),
+        api_key,
+    })
+}
+
+/// What `byollm admin recover` issued.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The owner's uid.
+    pub owner_uid: String,
+    /// The new key's id.
+    pub key_id: String,
+    /// The new owner key (shown once).
+    pub api_key: SecretValue,
+}
+
+/// Issues a new API key for the team's owner with this email, directly on the
+/// store (offline: the operator's way back in when no owner has a key left),
+/// and logs it at warn. The key does not expire; refused when the email is not
+/// an owner's.
+pub async fn recover_owner(
+    store: &Store,
+    clock: &dyn Clock,
+    team_uid: &str,
+    owner_email: &str,
+) -> Result<Recovered> {
+    validate::uid("team", team_uid)?;
+    validate::email("owner-email", owner_email)?;
+    store
+        .get_team(team_uid)
+        .await?
+        .ok_or(CoreError::NotFound("team"))?;
+    let owner = store
+        .list_members(team_uid)
+        .await?
+        .into_iter()
+        .find(|m| m.email.eq_ignore_ascii_case(owner_email))
+        .ok_or(CoreError::NotFound("member"))?;
+    if owner.role != Role::Owner {
+        return Err(CoreError::refused(
+            format!(
+                "{owner_email} is a team {}, not an owner",
+                owner.role.as_str()
+            ),
+            Some("recover an owner's access; owners then manage everyone else"),
+        ));
+    }
+    let actor = Actor {
+        actor_type: ActorType::User,
+        uid: owner.uid.clone(),
+    };
+    let (row, api_key) = new_key_row(
+        team_uid,
+        &actor,
+        "recovery owner key".to_owned(),
+        clock.now(),
+        None,
+    );
+    store.insert_api_key(&row).await?;
+    // The audit record of an operator's recovery (the admin audit trail has no
+    // table for it yet): who got a key, never the key.
+    tracing::warn!(
+        team_uid,
+        owner_uid = %owner.uid,
+        key_id = %row.id,
+        "owner access recovered: a new owner API key was issued by `byollm admin recover`"
+    );
+    Ok(Recovered {
+        owner_uid: owner.uid,
+        key_id: row.id,
+        api_key,
     })
 }

@@ -77,7 +77,7 @@ impl Store {
         uid: &str,
         now: i64,
     ) -> Result<Option<RemovedActor>> {
-        self.delete_actor(team_uid, ActorType::ServiceAccount, uid, now)
+        self.delete_actor(team_uid, ActorType::ServiceAccount, uid, None, now)
             .await
     }
 }

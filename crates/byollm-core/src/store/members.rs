@@ -1,11 +1,33 @@
 //! The `members` table, and removing a member or an agent with everything that
-//! authenticates as it (its keys, its open runs' tokens) in one transaction.
+//! authenticates as it (its keys, its open runs' tokens, a member's invitation)
+//! in one transaction.
+//!
+//! Invariant: a team keeps at least one owner. Every change that can take the
+//! owner role away (a role change, a removal) runs in one transaction that first
+//! locks the team's row, so two of them (on any replica, on SQLite or
+//! PostgreSQL) are serialized and the second sees the first's result; and it
+//! applies only if the member still has the role the caller judged.
 
 use sqlx::Row as _;
 
-use byollm_api::types::ActorType;
+use byollm_api::types::{ActorType, Role};
 
-use super::{MemberRow, Result, Store, b, map_unique};
+use super::{MemberRow, Result, Store, StoreError, b, map_unique};
+
+/// The refusal of a change that would leave a team without an owner.
+pub const LAST_OWNER: &str = "a team keeps at least one owner";
+
+/// The refusal of a change judged on a role the member no longer has.
+pub const ROLE_CHANGED: &str = "the member's role changed meanwhile; read it again and retry";
+
+/// Where a page of members starts: after this `(created_at, uid)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberAfter {
+    /// The last listed member's creation time.
+    pub created_at: i64,
+    /// The last listed member's uid.
+    pub uid: String,
+}
 
 /// What died with a removed member or agent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,15 +82,68 @@ impl Store {
         rows.iter().map(MemberRow::from_row).collect()
     }
 
-    /// Removes a member, their API keys, and cancels the runs they act in or
-    /// started; `None` when there was no such member.
+    /// At most `limit` of a team's members in `(created_at, uid)` order after
+    /// `after`, each with its creation time.
+    pub async fn list_members_page(
+        &self,
+        team_uid: &str,
+        after: Option<&MemberAfter>,
+        limit: i64,
+    ) -> Result<Vec<(MemberRow, i64)>> {
+        let (after_at, after_uid) = after.map_or((i64::MIN, ""), |a| (a.created_at, &a.uid));
+        let rows = sqlx::query(
+            "SELECT uid, team_uid, email, role, aws_bedrock_opt_in, created_at FROM members \
+             WHERE team_uid = $1 AND (created_at > $2 OR (created_at = $2 AND uid > $3)) \
+             ORDER BY created_at, uid LIMIT $4",
+        )
+        .bind(team_uid)
+        .bind(after_at)
+        .bind(after_uid)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((MemberRow::from_row(r)?, r.try_get::<i64, _>("created_at")?)))
+            .collect()
+    }
+
+    /// Removes a member, their API keys and invitation, and cancels the runs
+    /// they act in or started; `None` when there was no such member. Refused
+    /// ([`StoreError::Conflict`]) when the member no longer has `expected` role,
+    /// or is the team's last owner.
     pub async fn delete_member(
         &self,
         team_uid: &str,
         uid: &str,
+        expected: Role,
         now: i64,
     ) -> Result<Option<RemovedActor>> {
-        self.delete_actor(team_uid, ActorType::User, uid, now).await
+        self.delete_actor(team_uid, ActorType::User, uid, Some(expected), now)
+            .await
+    }
+
+    /// Changes a member's role from `from` to `to`, in one transaction with the
+    /// owner rule (module docs); `false` when there is no such member.
+    pub async fn set_member_role(
+        &self,
+        team_uid: &str,
+        uid: &str,
+        from: Role,
+        to: Role,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let Some(current) = lock_and_read_role(&mut tx, team_uid, uid).await? else {
+            return Ok(false);
+        };
+        check_owner_rule(&mut tx, team_uid, current, from, Some(to)).await?;
+        sqlx::query("UPDATE members SET role = $1 WHERE team_uid = $2 AND uid = $3")
+            .bind(to.as_str())
+            .bind(team_uid)
+            .bind(uid)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Sets a member's Bedrock opt-in.
@@ -90,6 +165,7 @@ impl Store {
         team_uid: &str,
         actor: ActorType,
         uid: &str,
+        expected_role: Option<Role>,
         now: i64,
     ) -> Result<Option<RemovedActor>> {
         let kind = actor.as_str();
@@ -98,6 +174,17 @@ impl Store {
             ActorType::ServiceAccount => "agents",
         };
         let mut tx = self.pool.begin().await?;
+        if let Some(expected) = expected_role {
+            let Some(current) = lock_and_read_role(&mut tx, team_uid, uid).await? else {
+                return Ok(None);
+            };
+            check_owner_rule(&mut tx, team_uid, current, expected, None).await?;
+            sqlx::query("DELETE FROM invitations WHERE team_uid = $1 AND member_uid = $2")
+                .bind(team_uid)
+                .bind(uid)
+                .execute(&mut *tx)
+                .await?;
+        }
         // A run it started for someone else (a member's run of an agent) ends
         // with it too: nobody is left to answer for it.
         const OPEN_RUNS: &str = "team_uid = $1 AND state IN ('queued', 'running') \
@@ -157,4 +244,55 @@ impl Store {
         tx.commit().await?;
         Ok((done.rows_affected() == 1).then_some(removed))
     }
+}
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+/// Locks the team's row (serializing every owner-changing transaction of the
+/// team; on SQLite it takes the write lock) and reads the member's role.
+async fn lock_and_read_role(tx: &mut Tx<'_>, team_uid: &str, uid: &str) -> Result<Option<Role>> {
+    sqlx::query("UPDATE teams SET name = name WHERE uid = $1")
+        .bind(team_uid)
+        .execute(&mut **tx)
+        .await?;
+    let row = sqlx::query("SELECT role FROM members WHERE team_uid = $1 AND uid = $2")
+        .bind(team_uid)
+        .bind(uid)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let role: String = row.try_get(0)?;
+    Role::parse(&role)
+        .map(Some)
+        .ok_or_else(|| StoreError::Corrupt(format!("role `{role}`")))
+}
+
+/// Refuses a change (to `to`, or a removal when `None`) of a member whose role
+/// is `current` when it was judged on `expected`, or when it takes the team's
+/// last owner away.
+async fn check_owner_rule(
+    tx: &mut Tx<'_>,
+    team_uid: &str,
+    current: Role,
+    expected: Role,
+    to: Option<Role>,
+) -> Result<()> {
+    if current != expected {
+        return Err(StoreError::Conflict(ROLE_CHANGED.to_owned()));
+    }
+    if current != Role::Owner || to == Some(Role::Owner) {
+        return Ok(());
+    }
+    let owners: i64 =
+        sqlx::query("SELECT COUNT(*) FROM members WHERE team_uid = $1 AND role = 'owner'")
+            .bind(team_uid)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?;
+    if owners <= 1 {
+        return Err(StoreError::Conflict(LAST_OWNER.to_owned()));
+    }
+    Ok(())
 }

@@ -7,12 +7,14 @@
 //! engines accept.
 //!
 //! One module per table, each adding its queries to [`Store`]: `teams`,
-//! `members` (with the removal of a member or an agent), `agents`, `api_keys`,
+//! `members` (with the removal of a member or an agent and the owner rule),
+//! `invitations`, `agents`, `api_keys`,
 //! `runs`, `signing_keys`, `audit` and `usage` (with retention).
 
 mod agents;
 mod api_keys;
 mod audit;
+mod invitations;
 mod members;
 mod rows;
 mod runs;
@@ -27,7 +29,9 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row as _};
 
-pub use members::RemovedActor;
+pub use api_keys::{KeyAfter, LAST_USE_GRANULARITY};
+pub use invitations::InvitationRow;
+pub use members::{LAST_OWNER, MemberAfter, ROLE_CHANGED, RemovedActor};
 pub use rows::*;
 pub use runs::ExpiredRun;
 

@@ -123,6 +123,10 @@ pub struct ApiKeyRow {
     pub prefix: String,
     /// Created, Unix seconds.
     pub created_at: i64,
+    /// When it stops authenticating, Unix seconds (`None`: never).
+    pub expires_at: Option<i64>,
+    /// Its last recorded use, Unix seconds, coarse (see `Store::touch_api_key`).
+    pub last_used_at: Option<i64>,
 }
 
 impl ApiKeyRow {
@@ -136,6 +140,8 @@ impl ApiKeyRow {
             key_hash: col(r, "key_hash")?,
             prefix: col(r, "prefix")?,
             created_at: col(r, "created_at")?,
+            expires_at: col(r, "expires_at")?,
+            last_used_at: col(r, "last_used_at")?,
         })
     }
 }

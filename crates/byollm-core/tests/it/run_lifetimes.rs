@@ -123,7 +123,7 @@ async fn removing_a_member_cancels_the_runs_they_started_for_an_agent() {
         let owners = run(s, &a.team_uid, agent_actor, user(&a.owner_uid), NOW + 99).await;
 
         let removed = s
-            .delete_member(&a.team_uid, &m.uid, NOW)
+            .delete_member(&a.team_uid, &m.uid, Role::Member, NOW)
             .await
             .unwrap()
             .unwrap();

@@ -136,6 +136,8 @@ async fn tenancy_round_trips_and_scoping() {
             key_hash: ids::hash_secret(secrecy::ExposeSecret::expose_secret(&key)),
             prefix: "byollm_key_".into(),
             created_at: 1,
+            expires_at: None,
+            last_used_at: None,
         };
         s.insert_api_key(&key_row).await.unwrap();
         let run = RunRow {

@@ -1,14 +1,15 @@
-//! API keys: created (shown once), listed (never shown), revoked.
+//! API keys: created (shown once), listed a page at a time (never shown), revoked.
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 
 use byollm_api::routes::{API_KEY, API_KEYS};
 use byollm_api::types::{ApiKeyCreate, ApiKeyCreated, ApiKeyList};
 
+use super::paging::page_query;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller};
@@ -22,10 +23,10 @@ pub fn router() -> Router<AppState> {
 async fn list(
     State(state): State<AppState>,
     Caller(p): Caller,
+    RawQuery(q): RawQuery,
 ) -> Result<Json<ApiKeyList>, ApiError> {
-    Ok(Json(ApiKeyList {
-        api_keys: state.core.list_api_keys(&p).await?,
-    }))
+    let page = page_query(q.as_deref())?;
+    Ok(Json(state.core.list_api_keys(&p, page).await?))
 }
 
 async fn create(

@@ -7,9 +7,11 @@ mod api_keys;
 mod gateway;
 mod health;
 mod identity;
+mod invitations;
 mod me;
 mod members;
 mod oidc;
+mod paging;
 mod runs;
 mod settings;
 mod usage;
@@ -51,6 +53,17 @@ pub const ACTIONS: &[(Method, &str, Action)] = &[
     (Method::POST, r::IDENTITY_TOKEN, Action::MintForMember),
     (Method::POST, r::AGENT_IDENTITY_TOKEN, Action::MintForAgent),
     (Method::GET, r::USAGE, Action::ReadUsage),
+    (Method::PATCH, r::TEAM_MEMBER, Action::PatchMember),
+    (
+        Method::POST,
+        r::TEAM_MEMBER_INVITATION,
+        Action::ReissueInvitation,
+    ),
+    (
+        Method::DELETE,
+        r::TEAM_MEMBER_INVITATION,
+        Action::RevokeInvitation,
+    ),
 ];
 
 /// The action behind `method` on a route template, if it is an authenticated
@@ -75,5 +88,6 @@ pub fn router() -> Router<AppState> {
         .merge(runs::router())
         .merge(identity::router())
         .merge(usage::router())
+        .merge(invitations::router())
         .merge(gateway::router())
 }

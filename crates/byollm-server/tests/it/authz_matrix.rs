@@ -96,6 +96,8 @@ const ALL_ROUTES: &[&str] = &[
     routes::IDENTITY_TOKEN,
     routes::AGENT_IDENTITY_TOKEN,
     routes::USAGE,
+    routes::TEAM_MEMBER_INVITATION,
+    routes::INVITATIONS_REDEEM,
     routes::MODELS,
     routes::MESSAGES,
     routes::CHAT_COMPLETIONS,
@@ -278,6 +280,32 @@ fn matrix() -> Vec<Row> {
         ),
         // Members see their own usage, admins the team's.
         row(M::GET, routes::USAGE, T::None, MEMBERS_READ),
+        with_body(
+            row(
+                M::PATCH,
+                routes::TEAM_MEMBER,
+                T::FreshMember,
+                [200, 200, 403, 403, 403, 403, 404, 401, 401],
+            ),
+            |_, _| json!({"role": "admin"}),
+        ),
+        row(
+            M::POST,
+            routes::TEAM_MEMBER_INVITATION,
+            T::FreshMember,
+            [201, 201, 403, 403, 403, 403, 404, 401, 401],
+        ),
+        row(
+            M::DELETE,
+            routes::TEAM_MEMBER_INVITATION,
+            T::FreshMember,
+            [204, 204, 403, 403, 403, 403, 404, 401, 401],
+        ),
+        // Public: whoever calls, a code that is not live is a 401.
+        with_body(
+            row(M::POST, routes::INVITATIONS_REDEEM, T::None, [401; 9]),
+            |_, _| json!({"code": "byollm_inv_notacode"}),
+        ),
         // Keys and run tokens list the models they may use (DESIGN §5).
         row(
             M::GET,

@@ -99,7 +99,10 @@ impl Object {
                 }
             }
             Action::ReadAgent | Action::PatchAgent | Action::DeleteAgent => Object::Agent(param()),
-            Action::DeleteMember => Object::Member(param()),
+            Action::DeleteMember
+            | Action::PatchMember
+            | Action::ReissueInvitation
+            | Action::RevokeInvitation => Object::Member(param()),
             _ => Object::Team,
         }
     }

@@ -93,11 +93,14 @@ pub struct Harness {
 impl Harness {
     /// A harness on a fresh SQLite data directory with the real clock.
     pub async fn new() -> Harness {
+        Harness::with_clock(Arc::new(SystemClock)).await
+    }
+
+    /// A harness on a fresh SQLite data directory reading time from `clock`.
+    pub async fn with_clock(clock: Arc<dyn Clock>) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let cfg = config(dir.path(), Algorithm::Es256);
-        let core = byollm_server::app::build_core(&cfg, Arc::new(SystemClock))
-            .await
-            .unwrap();
+        let core = byollm_server::app::build_core(&cfg, clock).await.unwrap();
         let gateway_cfg = byollm_server::app::gateway_config(&cfg).unwrap();
         let gateway = Arc::new(byollm_gateway::Gateway::new(core.clone(), gateway_cfg).unwrap());
         let router = byollm_server::router(AppState(Arc::new(App {
@@ -175,6 +178,8 @@ impl Harness {
                 key_hash: ids::hash_secret(&key),
                 prefix: ids::visible_prefix(&key),
                 created_at: self.core.clock().now(),
+                expires_at: None,
+                last_used_at: None,
             })
             .await
             .unwrap();

@@ -1,6 +1,7 @@
 //! Integration tests of the byollm server, in one binary (STYLE.md "Tests"):
 //! the issuer end to end over a socket (and its key rotation), the authorization
-//! matrix, the minting and tenancy rules, bad input, and a scan for secrets left
+//! matrix, the minting and tenancy rules, onboarding (invitations, owner rules,
+//! key expiry, paging, one credential per request), bad input, and a scan for secrets left
 //! on disk or in the logs.
 
 #![expect(
@@ -16,8 +17,13 @@ mod authz_table;
 mod bad_input;
 mod common;
 mod connections;
+mod invitations;
+mod key_expiry;
 mod mint_rules;
 mod oidc_e2e;
+mod owner_rules;
+mod paging;
 mod secrets_scan;
 mod tenancy_rules;
+mod two_credentials;
 mod usage_report;

@@ -8,7 +8,7 @@
 //! `AWS_SESSION_TOKEN`); without them the doctor reports what STS and Bedrock
 //! said and lists the possible causes.
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use clap::Args;
 use secrecy::SecretString;
 
@@ -19,8 +19,8 @@ use crate::out::{self, NotVerified};
 /// `byollm aws doctor` flags.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "The member's API key is read from BYOLLM_API_KEY (an admin's key for \
-    --agent). AWS credentials that may read IAM (iam:GetRole, \
+    after_help = "The member's API key is read from BYOLLM_API_KEY, else the one `byollm login` \
+    stored (an admin's key for --agent). AWS credentials that may read IAM (iam:GetRole, \
     iam:ListOpenIDConnectProviders, iam:GetOpenIDConnectProvider) are \
     read from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN when set; with \
     them the doctor names the exact trust-policy condition that refused a token. \
@@ -33,9 +33,10 @@ use crate::out::{self, NotVerified};
     checked; the report says what and why)."
 )]
 pub struct DoctorArgs {
-    /// The byollm server, e.g. https://byollm.example.com.
+    /// The byollm server, e.g. https://byollm.example.com (default: the one
+    /// `byollm login` stored).
     #[arg(long, value_name = "URL", env = "BYOLLM_SERVER")]
-    server: String,
+    server: Option<String>,
     /// Check this named agent (its override role and region) instead of the team.
     #[arg(long, value_name = "UID")]
     agent: Option<String>,
@@ -67,9 +68,9 @@ fn env(name: &str) -> Option<String> {
 
 /// Runs the doctor.
 pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
-    let Some(key) = env("BYOLLM_API_KEY") else {
-        bail!("set BYOLLM_API_KEY to a member's API key (an admin's for --agent)");
-    };
+    let key = crate::credentials::api_key()
+        .context("the doctor needs a member's API key (an admin's for --agent)")?;
+    let server = crate::credentials::server(args.server.as_deref());
     let iam = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
         (Some(id), Some(secret)) => Some(IamCredentials {
             access_key_id: id,
@@ -79,8 +80,8 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let opts = Options {
-        server: args.server,
-        api_key: SecretString::from(key),
+        server,
+        api_key: key,
         agent: args.agent,
         aws_endpoint_url: args.aws_endpoint_url.or_else(|| env("AWS_ENDPOINT_URL")),
         iam_endpoint_url: args.iam_endpoint_url,

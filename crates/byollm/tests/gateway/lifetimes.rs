@@ -199,6 +199,8 @@ async fn removing_an_agent_or_a_member_drops_their_credentials_and_ends_their_ru
             key_hash: ids::hash_secret(&member_key),
             prefix: ids::visible_prefix(&member_key),
             created_at: 0,
+            expires_at: None,
+            last_used_at: None,
         })
         .await
         .unwrap();
