@@ -6,7 +6,9 @@
 //! Invariants: codes are stored as SHA-256 only; a code redeems at most once
 //! (the store deletes it in the redeeming transaction); re-issuing kills the old
 //! code; an owner's invitation is re-issued or revoked only by an owner
-//! ([`Action::InviteOwner`]), since whoever redeems it acts as that owner.
+//! ([`Action::InviteOwner`]), since whoever redeems it acts as that owner; a
+//! code is re-issued only for a member with no API key, so an admin cannot
+//! mint themselves a key that acts as a member who already has one.
 
 use byollm_api::SecretValue;
 use byollm_api::types::{
@@ -70,6 +72,20 @@ impl Core {
     pub async fn reissue_invitation(&self, p: &Principal, uid: &str) -> Result<InvitationIssued> {
         self.invitation_target(p, uid, Action::ReissueInvitation)
             .await?;
+        // A code gives a member their first key. Re-issuing one for a member
+        // who holds keys would let the admin redeem it and act as them.
+        let keys = self
+            .store
+            .list_api_keys_page(&p.team_uid, Some((ActorType::User, uid)), None, 1)
+            .await?;
+        if !keys.is_empty() {
+            return Err(CoreError::Conflict(format!(
+                "member {uid} already has an API key; an invitation is only for a member's first \
+                 key. The member creates more keys themselves (byollm api-keys create); to replace \
+                 a lost key, revoke the member's keys first (byollm api-keys revoke ID), then \
+                 re-issue the invitation"
+            )));
+        }
         self.issue_invitation(&p.team_uid, uid).await
     }
 

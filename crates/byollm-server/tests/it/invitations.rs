@@ -143,6 +143,14 @@ async fn reissue_kills_the_old_code_and_revoke_kills_the_live_one() {
         .expect(201)
         .str("/code");
     redeem(&h, &third).await.expect(201);
+
+    // Now the member has a key: a new code would let the admin act as them.
+    let r = h
+        .send(Method::POST, &path, Some(&t.admin.key), None)
+        .await
+        .expect(409);
+    let msg = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("already has an API key"), "{msg}");
 }
 
 #[tokio::test]
