@@ -10,16 +10,21 @@
 //!   cached only if no eviction happened meanwhile (checked and inserted under
 //!   the same lock that eviction takes). A read that raced a revocation may still
 //!   answer the request it was made for, but never repopulates the cache.
-//! - Other replicas re-check the store when their entry is older than
-//!   [`CACHE_TTL_SECONDS`], which bounds how long a revoked credential lives
-//!   there; run tokens die at their own expiry whatever the cache holds.
+//! - Other replicas hear of a revocation through the store's change
+//!   notifications (PostgreSQL, [`crate::store::notify`]) and evict by what the
+//!   notification names ([`AuthCache::evict_where`], same generation rule).
+//!   While a replica is not listening (its connection lost, not yet
+//!   re-subscribed) the cache is not trusted: every request asks the store
+//!   ([`AuthCache::set_trusted`]). Entries older than [`CACHE_TTL_SECONDS`] are
+//!   re-checked whatever happens, the backstop if a notification is lost; run
+//!   tokens die at their own expiry whatever the cache holds.
 //! - Unknown credentials are remembered for [`NEGATIVE_TTL_SECONDS`], so a flood
 //!   of the same bad key costs one query. A credential is never negatively cached
 //!   before it exists (keys and tokens are random), so this cannot hide a new one.
 //! - Both caches are bounded (moka: size bound plus a wall-clock TTL backstop);
 //!   freshness itself is judged by the injected [`Clock`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::sync::Cache;
@@ -141,6 +146,18 @@ struct Entry {
     checked_at: i64,
     /// Run tokens die at this time even if nobody finishes the run.
     dies_at: Option<i64>,
+    /// The API key's id (keys only): what a revocation notification names.
+    key_id: Option<String>,
+}
+
+/// What a cached credential is, for [`AuthCache::evict_where`]: a notification
+/// names an object, not a credential.
+#[derive(Debug, Clone, Copy)]
+pub struct CachedCredential<'a> {
+    /// The caller.
+    pub principal: &'a Principal,
+    /// The API key's id (`None` for run tokens).
+    pub key_id: Option<&'a str>,
 }
 
 /// Pauses a store lookup between its read and its cache insert, so a test can
@@ -162,6 +179,8 @@ pub struct AuthCache {
     unknown: Cache<String, i64>,
     /// Bumped by every eviction; see the module docs.
     generation: Mutex<u64>,
+    /// False while change notifications may be missed: no cache answers.
+    trusted: AtomicBool,
     store_lookups: AtomicU64,
     #[cfg(feature = "test-util")]
     pause: Mutex<Option<std::sync::Arc<LookupPause>>>,
@@ -180,6 +199,7 @@ impl Default for AuthCache {
                 .time_to_live(wall(NEGATIVE_TTL_SECONDS))
                 .build(),
             generation: Mutex::new(0),
+            trusted: AtomicBool::new(true),
             store_lookups: AtomicU64::new(0),
             #[cfg(feature = "test-util")]
             pause: Mutex::new(None),
@@ -207,13 +227,16 @@ impl AuthCache {
             CredentialFormat::Malformed => return Ok(Err(AuthFailure::Malformed)),
         }
         let hash = hash_secret(presented);
-        if let Some(entry) = self.entries.get(&hash)
+        let trusted = self.trusted.load(Ordering::SeqCst);
+        if trusted
+            && let Some(entry) = self.entries.get(&hash)
             && now - entry.checked_at < CACHE_TTL_SECONDS
             && entry.dies_at.is_none_or(|d| now < d)
         {
             return Ok(Ok(entry.principal));
         }
-        if let Some(at) = self.unknown.get(&hash)
+        if trusted
+            && let Some(at) = self.unknown.get(&hash)
             && now - at < NEGATIVE_TTL_SECONDS
         {
             return Ok(Err(AuthFailure::Unknown));
@@ -289,6 +312,7 @@ impl AuthCache {
                 },
                 checked_at: now,
                 dies_at: None,
+                key_id: Some(key.id),
             }));
         }
         if let Some(run) = store.find_run_by_token(hash).await?
@@ -306,6 +330,7 @@ impl AuthCache {
                 },
                 checked_at: now,
                 dies_at: Some(run.token_expires_at),
+                key_id: None,
             }));
         }
         Ok(None)
@@ -319,6 +344,49 @@ impl AuthCache {
         for h in hashes {
             self.entries.invalidate(h);
         }
+    }
+
+    /// Evicts every cached credential `pred` selects (a change another replica
+    /// announced), under the same generation rule as [`AuthCache::evict`];
+    /// how many left. Unknown credentials stay remembered: a change never makes
+    /// an unknown credential valid (new keys and runs have new secrets).
+    pub fn evict_where(&self, pred: impl Fn(CachedCredential<'_>) -> bool) -> usize {
+        let mut generation = self.generation.lock();
+        *generation += 1;
+        let doomed: Vec<_> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                pred(CachedCredential {
+                    principal: &e.principal,
+                    key_id: e.key_id.as_deref(),
+                })
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for h in &doomed {
+            self.entries.invalidate(h.as_str());
+        }
+        doomed.len()
+    }
+
+    /// Forgets every credential (valid and unknown), as after missed changes.
+    pub fn evict_all(&self) {
+        let mut generation = self.generation.lock();
+        *generation += 1;
+        self.entries.invalidate_all();
+        self.unknown.invalidate_all();
+    }
+
+    /// Whether the caches may answer: false while change notifications may be
+    /// missed (every authentication then asks the store).
+    pub fn set_trusted(&self, trusted: bool) {
+        self.trusted.store(trusted, Ordering::SeqCst);
+    }
+
+    /// See [`AuthCache::set_trusted`].
+    pub fn is_trusted(&self) -> bool {
+        self.trusted.load(Ordering::SeqCst)
     }
 
     /// Number of cached valid credentials.

@@ -1,5 +1,6 @@
 //! The `api_keys` table: keys by their SHA-256, never the key itself.
 
+use super::notify::{Change, ChangeKind};
 use super::{ApiKeyRow, Result, Store, map_unique};
 
 const KEY_SELECT: &str =
@@ -54,7 +55,12 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
-        Ok(done.rows_affected() == 1)
+        let changed = done.rows_affected() == 1;
+        if changed {
+            self.announce(&[Change::new(ChangeKind::KeyRevoked, team_uid, id)])
+                .await;
+        }
+        Ok(changed)
     }
 
     /// The key with this hash (authentication on a cache miss).

@@ -5,6 +5,7 @@ use sqlx::Row as _;
 
 use byollm_api::types::ActorType;
 
+use super::notify::{Change, ChangeKind};
 use super::{MemberRow, Result, Store, b, map_unique};
 
 /// What died with a removed member or agent.
@@ -79,6 +80,8 @@ impl Store {
             .bind(uid)
             .execute(&self.pool)
             .await?;
+        self.announce(&[Change::new(ChangeKind::MemberChanged, team_uid, uid)])
+            .await;
         Ok(())
     }
 
@@ -93,9 +96,9 @@ impl Store {
         now: i64,
     ) -> Result<Option<RemovedActor>> {
         let kind = actor.as_str();
-        let table = match actor {
-            ActorType::User => "members",
-            ActorType::ServiceAccount => "agents",
+        let (table, change) = match actor {
+            ActorType::User => ("members", ChangeKind::MemberRemoved),
+            ActorType::ServiceAccount => ("agents", ChangeKind::AgentRemoved),
         };
         let mut tx = self.pool.begin().await?;
         // A run it started for someone else (a member's run of an agent) ends
@@ -154,6 +157,14 @@ impl Store {
         .bind(uid)
         .execute(&mut *tx)
         .await?;
+        let changes = std::iter::once(Change::new(change, team_uid, uid)).chain(
+            removed
+                .cancelled_runs
+                .iter()
+                .map(|r| Change::new(ChangeKind::RunEnded, team_uid, r)),
+        );
+        self.announce_in(&mut tx, &changes.collect::<Vec<_>>())
+            .await?;
         tx.commit().await?;
         Ok((done.rows_affected() == 1).then_some(removed))
     }

@@ -8,12 +8,14 @@
 //!
 //! One module per table, each adding its queries to [`Store`]: `teams`,
 //! `members` (with the removal of a member or an agent), `agents`, `api_keys`,
-//! `runs`, `signing_keys`, `audit` and `usage` (with retention).
+//! `runs`, `signing_keys`, `audit` and `usage` (with retention); `notify`
+//! announces the writes other replicas must hear of (PostgreSQL only).
 
 mod agents;
 mod api_keys;
 mod audit;
 mod members;
+pub mod notify;
 mod rows;
 mod runs;
 mod signing_keys;
@@ -67,6 +69,9 @@ pub enum Engine {
 pub struct Store {
     pool: AnyPool,
     engine: Engine,
+    /// The PostgreSQL URL, for the change listener's own connection
+    /// ([`notify::ChangeListener`]); secret because it may hold a password.
+    listen_url: Option<std::sync::Arc<secrecy::SecretString>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -128,7 +133,13 @@ impl Store {
         }
         let pool = pool.connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool, engine })
+        let listen_url = (engine == Engine::Postgres)
+            .then(|| std::sync::Arc::new(secrecy::SecretString::from(url.to_owned())));
+        Ok(Store {
+            pool,
+            engine,
+            listen_url,
+        })
     }
 
     /// The engine in use.

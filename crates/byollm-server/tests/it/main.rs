@@ -18,6 +18,7 @@ mod common;
 mod connections;
 mod mint_rules;
 mod oidc_e2e;
+mod replica_changes;
 mod secrets_scan;
 mod tenancy_rules;
 mod usage_report;
