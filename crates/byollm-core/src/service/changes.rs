@@ -11,7 +11,11 @@
 //!   authentication and the gateway's caller context ask the store on every
 //!   request. On (re-)subscription everything cached is dropped (changes may
 //!   have been missed), then the caches are trusted again.
-//! - A replica also hears its own announcements; dropping twice is harmless.
+//! - A replica skips its own announcements (same store origin): the write's
+//!   caller already dropped what this replica cached, knowing the old value
+//!   (a settings change that keeps the role keeps its credentials). Other
+//!   replicas do not know the old value and drop more: a team's settings
+//!   change drops all its AWS credentials there.
 //! - SQLite has no listener: the local drops done by each write are enough.
 
 use std::sync::Arc;
@@ -26,8 +30,8 @@ use crate::bounded::Cause;
 use crate::store::notify::{Change, ChangeKind, Heard};
 
 impl Core {
-    /// Drops what this replica cached about `change` (announced by any
-    /// replica, this one included).
+    /// Drops what this replica cached about `change` (announced by another
+    /// replica or an offline command).
     pub async fn invalidate(&self, change: &Change) {
         let team = change.team.as_str();
         let id = change.id.as_str();
@@ -119,6 +123,7 @@ impl Core {
                     self.subscriptions.fetch_add(1, Ordering::SeqCst);
                     tracing::info!("listening for other replicas' changes");
                 }
+                Heard::Change(c) if c.origin == self.store.origin() => {}
                 Heard::Change(c) => self.invalidate(&c).await,
                 Heard::Unknown => self.forget_everything().await,
                 Heard::Lost => {

@@ -72,6 +72,8 @@ pub struct Store {
     /// The PostgreSQL URL, for the change listener's own connection
     /// ([`notify::ChangeListener`]); secret because it may hold a password.
     listen_url: Option<std::sync::Arc<secrecy::SecretString>>,
+    /// A random id per handle, carried by its change notifications.
+    origin: std::sync::Arc<str>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -139,6 +141,7 @@ impl Store {
             pool,
             engine,
             listen_url,
+            origin: crate::ids::new_id("origin").into(),
         })
     }
 

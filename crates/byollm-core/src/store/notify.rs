@@ -11,6 +11,9 @@
 //!   delivers it at commit and never for a write that rolled back. A write
 //!   that is one statement announces itself right after it; if that announce
 //!   fails, the cache TTL is the backstop (logged, the write still stands).
+//! - A payload carries its writer's origin (a random id per store handle), so
+//!   a replica skips its own announcements: the write's caller already dropped
+//!   what it cached, often more precisely (it knows the old value).
 //! - SQLite is one node: announcing is a no-op and there is nothing to listen to.
 //! - A listener that loses its connection reports [`Heard::Lost`] before
 //!   anything else, and [`Heard::Subscribed`] once it listens again: between
@@ -62,6 +65,9 @@ pub struct Change {
     pub team: String,
     /// The object (see [`ChangeKind`]).
     pub id: String,
+    /// Which store handle announced it ([`Store::origin`]); set when sent.
+    #[serde(default)]
+    pub origin: String,
 }
 
 impl Change {
@@ -71,6 +77,7 @@ impl Change {
             kind,
             team: team.to_owned(),
             id: id.to_owned(),
+            origin: String::new(),
         }
     }
 
@@ -99,6 +106,10 @@ impl Store {
             return Ok(());
         }
         for c in changes {
+            let c = Change {
+                origin: self.origin.to_string(),
+                ..c.clone()
+            };
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANNEL)
                 .bind(c.payload())
@@ -122,6 +133,11 @@ impl Store {
         if let Err(e) = sent.await {
             tracing::warn!(error = %e, "change notification not sent; other replicas catch up within their cache TTL");
         }
+    }
+
+    /// This handle's origin: the changes it announces carry it.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// A listener for other replicas' changes; `None` on SQLite.
