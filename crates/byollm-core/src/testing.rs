@@ -50,6 +50,33 @@ pub fn engine() -> TestEngine {
     }
 }
 
+/// Whether [`POSTGRES_ENV`] names a server.
+pub fn postgres_configured() -> bool {
+    env(POSTGRES_ENV).is_some()
+}
+
+/// Whether `test` may run, given that it needs `what`: true when `present`;
+/// otherwise a loud SKIPPED line and false, or a failure when `CI=true` (CI
+/// installs everything, so a missing tool there is a broken CI).
+///
+/// # Panics
+/// When `what` is missing and `CI=true`.
+#[expect(
+    clippy::print_stderr,
+    reason = "the skip must be seen in the test output"
+)]
+pub fn require(test: &str, what: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    assert!(
+        env("CI").as_deref() != Some("true"),
+        "{what} is missing but CI=true: {test} must run in CI"
+    );
+    eprintln!("\n*** SKIPPED: {test}: {what} is missing ***\n");
+    false
+}
+
 /// The `--store-url` for one test: `None` (SQLite in the data directory) or a
 /// new PostgreSQL database's URL.
 ///

@@ -26,20 +26,12 @@ use crate::common::config;
 const PATIENCE: Duration = Duration::from_secs(10);
 
 fn postgres_or_skip() -> Option<String> {
-    let set = std::env::var(testing::POSTGRES_ENV).is_ok_and(|v| !v.is_empty());
-    if !set {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "{} is not set but CI=true: the replica test must run in CI",
-            testing::POSTGRES_ENV
-        );
-        eprintln!(
-            "\n*** SKIPPED: replica change notifications: {} is not set ***\n",
-            testing::POSTGRES_ENV
-        );
-        return None;
-    }
-    Some(testing::fresh_postgres_database())
+    testing::require(
+        "the replica change-notification test",
+        testing::POSTGRES_ENV,
+        testing::postgres_configured(),
+    )
+    .then(testing::fresh_postgres_database)
 }
 
 struct Replicas {
