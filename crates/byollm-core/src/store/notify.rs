@@ -215,3 +215,27 @@ impl ChangeListener {
         Ok(l)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_name_only_kind_team_id_origin() {
+        let c = Change {
+            origin: "origin_1".into(),
+            ..Change::new(ChangeKind::KeyRevoked, "team_1", "key_1")
+        };
+        let p = c.payload();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&p).unwrap(),
+            serde_json::json!({"kind": "key_revoked", "team": "team_1", "id": "key_1", "origin": "origin_1"})
+        );
+        assert_eq!(Change::parse(&p), Some(c));
+        // A kind from a newer version is not an error, just unknown.
+        assert_eq!(
+            Change::parse(r#"{"kind":"new_thing","team":"t","id":"i"}"#),
+            None
+        );
+    }
+}
