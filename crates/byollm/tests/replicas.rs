@@ -11,13 +11,16 @@
 //!   one usage row, requests after the kill succeed through A and B, and C
 //!   restarts, answers and hears changes again.
 //!
+//! - Bedrock through the emulator's STS: N replicas make at most N STS calls
+//!   for one role (each replica caches its credentials).
+//!
 //! Measured propagation times (revocation or run end to refusal) are printed
 //! as p50/p99, with the usage accounting of the kill.
 //!
 //! Needs PostgreSQL (`BYOLLM_TEST_POSTGRES_URL`) and `haproxy` on the PATH:
 //! without them it fails when CI=true and says SKIPPED loudly otherwise.
-//! Not done here (they disturb the machine's shared PostgreSQL or need
-//! Bedrock): PostgreSQL restarted mid-load, STS calls per replica.
+//! Not done here (it would disturb the machine's shared PostgreSQL):
+//! PostgreSQL restarted mid-load.
 
 #![allow(
     clippy::unwrap_used,
@@ -42,6 +45,12 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
+
+/// The gateway suite's emulator wiring (trust policy, permissions), shared
+/// rather than copied.
+#[path = "gateway/harness.rs"]
+#[expect(dead_code, reason = "only the IAM helpers are used here")]
+mod harness;
 
 const MODEL: &str = "claude-sonnet-4-6";
 /// The bound the issue sets on propagation to other replicas.
@@ -74,7 +83,7 @@ fn free_port() -> u16 {
 }
 
 struct Cluster {
-    _sim: Awsim,
+    sim: Awsim,
     upstreams: Upstreams,
     dir: tempfile::TempDir,
     url: String,
@@ -101,7 +110,17 @@ impl Replica {
 impl Cluster {
     async fn start(url: String) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let sim = Awsim::start(AwsimConfig::default()).await.unwrap();
+        // The emulator's STS fetches the issuer's JWKS through the balancer.
+        let port = free_port();
+        let sim = Awsim::start(AwsimConfig {
+            resolve: vec![(
+                harness::ISSUER_HOST.into(),
+                std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            )],
+            ..AwsimConfig::default()
+        })
+        .await
+        .unwrap();
         // Streams take a while, so the kill may land among requests in flight.
         sim.faults()
             .set_stream_event_delay(Duration::from_millis(100));
@@ -117,7 +136,7 @@ impl Cluster {
                 .await
                 .unwrap();
         let mut c = Cluster {
-            _sim: sim,
+            sim,
             upstreams,
             dir,
             url,
@@ -133,7 +152,6 @@ impl Cluster {
             let r = c.serve(i, "127.0.0.1:0").await;
             c.replicas.push(r);
         }
-        let port = free_port();
         c.lb = format!("http://127.0.0.1:{port}");
         c.haproxy = Command::new("haproxy")
             .arg("-f")
@@ -170,6 +188,7 @@ impl Cluster {
             .arg("--data-dir")
             .arg(&data)
             .args(["--store-url", &self.url])
+            .args(["--aws-endpoint-url", u.aws_endpoint_url.as_deref().unwrap()])
             .args([
                 "--direct-anthropic-url",
                 u.direct_anthropic_url.as_deref().unwrap(),
@@ -463,6 +482,8 @@ async fn three_replicas_behind_haproxy_share_changes_and_survive_a_kill() {
     c.replicas[2].child.start_kill().unwrap();
     c.replicas[2].child.wait().await.unwrap();
     let (sent_k, answered_k) = load.await.unwrap();
+    // Quick streams from here on: the kill is over.
+    c.sim.faults().set_stream_event_delay(Duration::ZERO);
     // After the kill, new requests succeed through A and B.
     for i in 0..10 {
         assert!(
@@ -507,6 +528,47 @@ async fn three_replicas_behind_haproxy_share_changes_and_survive_a_kill() {
     let doubled: Vec<_> = rows.iter().filter(|(_, n)| **n > 1).collect();
     assert!(doubled.is_empty(), "usage rows doubled: {doubled:?}");
 
+    // STS calls across replicas: the team moves to Bedrock (the emulator).
+    c.sim
+        .create_oidc_provider(harness::ISSUER, &["sts.amazonaws.com"])
+        .unwrap();
+    let role = c
+        .sim
+        .create_role(
+            "byollm-team",
+            &harness::trust_policy(&format!("scoped_principal:{}/*", c.team)),
+            None,
+        )
+        .unwrap();
+    c.sim
+        .put_role_policy("byollm-team", "bedrock", harness::BROAD_PERMISSIONS)
+        .unwrap();
+    let put = c
+        .http
+        .put(format!("{}{}", c.replicas[0].base(), routes::TEAM_LLM_SETTINGS))
+        .bearer_auth(&c.owner)
+        .json(&json!({"hosts": {"aws_bedrock": {"enabled": true, "role_arn": role, "region": "us-east-1"}},
+            "allow_fallback_outside_cloud": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let sts_before = c.sim.call_count("sts:AssumeRoleWithWebIdentity");
+    const BEDROCK_REQUESTS: usize = 30;
+    for i in 0..BEDROCK_REQUESTS {
+        assert!(
+            one_request(c.http.clone(), c.lb.clone(), c.owner.clone(), i % 2 == 0)
+                .await
+                .is_some(),
+            "Bedrock request {i}"
+        );
+    }
+    let sts = c.sim.call_count("sts:AssumeRoleWithWebIdentity") - sts_before;
+    assert!(
+        (1..=3).contains(&sts),
+        "{sts} STS calls for {BEDROCK_REQUESTS} requests over 3 replicas"
+    );
+
     let mut times: Vec<Duration> = revocations.iter().chain(&after_restart).copied().collect();
     times.sort();
     let mut runs = run_ends.clone();
@@ -530,6 +592,9 @@ async fn three_replicas_behind_haproxy_share_changes_and_survive_a_kill() {
         sent_k - answered_k.len() as u64,
         rows.len(),
         all.len(),
+    );
+    eprintln!(
+        "replicas: {sts} STS calls for {BEDROCK_REQUESTS} Bedrock requests over 3 replicas (one role)"
     );
     let _ = c.haproxy.start_kill();
 }
