@@ -10,10 +10,15 @@
 //!   cached only if no eviction happened meanwhile (checked and inserted under
 //!   the same lock that eviction takes). A read that raced a revocation may still
 //!   answer the request it was made for, but never repopulates the cache.
-//! - Other replicas re-check the store when their entry is older than
-//!   [`CACHE_TTL_SECONDS`], which bounds how long a revoked credential lives
-//!   there; run tokens and expiring API keys die at their own expiry whatever
-//!   the cache holds (an entry never outlives its credential).
+//! - Other replicas hear of a revocation through the store's change
+//!   notifications (PostgreSQL, [`crate::store::notify`]) and evict by what the
+//!   notification names ([`AuthCache::evict_where`], same generation rule).
+//!   While a replica is not listening (its connection lost, not yet
+//!   re-subscribed) the cache is not trusted: every request asks the store
+//!   ([`AuthCache::set_trusted`]). Entries older than [`CACHE_TTL_SECONDS`] are
+//!   re-checked whatever happens, the backstop if a notification is lost; run
+//!   tokens and expiring API keys die at their own expiry whatever the cache
+//!   holds (an entry never outlives its credential).
 //! - A key's use is recorded at most once per [`LAST_USE_GRANULARITY`] per
 //!   replica ([`AuthCache::use_due`]); the caller writes it off the request path.
 //! - Unknown credentials are remembered for [`NEGATIVE_TTL_SECONDS`], so a flood
@@ -22,7 +27,7 @@
 //! - Both caches are bounded (moka: size bound plus a wall-clock TTL backstop);
 //!   freshness itself is judged by the injected [`Clock`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::sync::Cache;
@@ -144,6 +149,18 @@ struct Entry {
     checked_at: i64,
     /// Run tokens die at this time even if nobody finishes the run.
     dies_at: Option<i64>,
+    /// The API key's id (keys only): what a revocation notification names.
+    key_id: Option<String>,
+}
+
+/// What a cached credential is, for [`AuthCache::evict_where`]: a notification
+/// names an object, not a credential.
+#[derive(Debug, Clone, Copy)]
+pub struct CachedCredential<'a> {
+    /// The caller.
+    pub principal: &'a Principal,
+    /// The API key's id (`None` for run tokens).
+    pub key_id: Option<&'a str>,
 }
 
 /// Pauses a store lookup between its read and its cache insert, so a test can
@@ -167,6 +184,8 @@ pub struct AuthCache {
     used: Cache<String, i64>,
     /// Bumped by every eviction; see the module docs.
     generation: Mutex<u64>,
+    /// False while change notifications may be missed: no cache answers.
+    trusted: AtomicBool,
     store_lookups: AtomicU64,
     #[cfg(feature = "test-util")]
     pause: Mutex<Option<std::sync::Arc<LookupPause>>>,
@@ -189,6 +208,7 @@ impl Default for AuthCache {
                 .time_to_live(wall(LAST_USE_GRANULARITY))
                 .build(),
             generation: Mutex::new(0),
+            trusted: AtomicBool::new(true),
             store_lookups: AtomicU64::new(0),
             #[cfg(feature = "test-util")]
             pause: Mutex::new(None),
@@ -216,13 +236,16 @@ impl AuthCache {
             CredentialFormat::Malformed => return Ok(Err(AuthFailure::Malformed)),
         }
         let hash = hash_secret(presented);
-        if let Some(entry) = self.entries.get(&hash)
+        let trusted = self.trusted.load(Ordering::SeqCst);
+        if trusted
+            && let Some(entry) = self.entries.get(&hash)
             && now - entry.checked_at < CACHE_TTL_SECONDS
             && entry.dies_at.is_none_or(|d| now < d)
         {
             return Ok(Ok(entry.principal));
         }
-        if let Some(at) = self.unknown.get(&hash)
+        if trusted
+            && let Some(at) = self.unknown.get(&hash)
             && now - at < NEGATIVE_TTL_SECONDS
         {
             return Ok(Err(AuthFailure::Unknown));
@@ -301,6 +324,7 @@ impl AuthCache {
                 },
                 checked_at: now,
                 dies_at: key.expires_at,
+                key_id: Some(key.id),
             }));
         }
         if let Some(run) = store.find_run_by_token(hash).await?
@@ -318,6 +342,7 @@ impl AuthCache {
                 },
                 checked_at: now,
                 dies_at: Some(run.token_expires_at),
+                key_id: None,
             }));
         }
         Ok(None)
@@ -345,6 +370,49 @@ impl AuthCache {
             self.used.insert(hash.to_owned(), now);
         }
         due
+    }
+
+    /// Evicts every cached credential `pred` selects (a change another replica
+    /// announced), under the same generation rule as [`AuthCache::evict`];
+    /// how many left. Unknown credentials stay remembered: a change never makes
+    /// an unknown credential valid (new keys and runs have new secrets).
+    pub fn evict_where(&self, pred: impl Fn(CachedCredential<'_>) -> bool) -> usize {
+        let mut generation = self.generation.lock();
+        *generation += 1;
+        let doomed: Vec<_> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                pred(CachedCredential {
+                    principal: &e.principal,
+                    key_id: e.key_id.as_deref(),
+                })
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for h in &doomed {
+            self.entries.invalidate(h.as_str());
+        }
+        doomed.len()
+    }
+
+    /// Forgets every credential (valid and unknown), as after missed changes.
+    pub fn evict_all(&self) {
+        let mut generation = self.generation.lock();
+        *generation += 1;
+        self.entries.invalidate_all();
+        self.unknown.invalidate_all();
+    }
+
+    /// Whether the caches may answer: false while change notifications may be
+    /// missed (every authentication then asks the store).
+    pub fn set_trusted(&self, trusted: bool) {
+        self.trusted.store(trusted, Ordering::SeqCst);
+    }
+
+    /// See [`AuthCache::set_trusted`].
+    pub fn is_trusted(&self) -> bool {
+        self.trusted.load(Ordering::SeqCst)
     }
 
     /// Number of cached valid credentials.

@@ -20,6 +20,9 @@
 //! settings that chose their role change ([`CredentialsBroker::drop_actor`],
 //! [`CredentialsBroker::drop_team`]), at their own expiry on our clock
 //! ([`CredentialsBroker::evict_expired`], and on read), or when AWS refuses them.
+//! On PostgreSQL the same drops run on every replica when another one announces
+//! the change ([`crate::service::Core::invalidate`]); a replica that missed
+//! announcements drops everything ([`CredentialsBroker::drop_all`]).
 //! An entry that leaves lets go of its credentials at once and is marked dead,
 //! so an STS call still in flight for it cannot put them back; what remains
 //! are the callers' own `Arc`s, for the length of their request. Whatever a
@@ -474,6 +477,13 @@ impl CredentialsBroker {
     pub fn drop_team(&self, team_uid: &str) -> usize {
         self.slots
             .remove_where(Cause::SettingsChanged, |k, _| k.team_uid == team_uid)
+    }
+
+    /// Drops every credential: changes may have been missed (this replica lost
+    /// its change notifications for a while), so nothing held can be trusted
+    /// to still have a purpose. Counted under `cause`.
+    pub fn drop_all(&self, cause: Cause) -> usize {
+        self.slots.remove_where(cause, |_, _| true)
     }
 
     /// Drops what is past its time on the broker's clock: credentials at or

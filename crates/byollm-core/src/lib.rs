@@ -22,6 +22,8 @@ pub mod secret_ref;
 pub mod service;
 pub mod settings;
 pub mod store;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod usage;
 pub mod validate;
 

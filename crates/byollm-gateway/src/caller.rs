@@ -4,8 +4,10 @@
 //! headers, used for that one request and never stored or logged.
 //!
 //! A cached entry is reused only while the store's epoch is the one it was read
-//! at (any write on this replica bumps it) and for at most
-//! [`CONTEXT_TTL_SECONDS`] (other replicas' writes). The cache is bounded
+//! at (any write on this replica, and on PostgreSQL any other replica's
+//! announced change, bumps it), while the replica's caches are trusted (it is
+//! not missing other replicas' changes, [`byollm_core::service::Core::caches_trusted`]),
+//! and for at most [`CONTEXT_TTL_SECONDS`] (the backstop). The cache is bounded
 //! ([`Bounded`]) and holds nothing secret; the caller's own AWS credentials
 //! never enter it or any other cache.
 //!
@@ -107,7 +109,8 @@ impl Gateway {
     async fn stored_caller(&self, p: &Principal) -> Result<Arc<StoredCaller>, GatewayError> {
         let epoch = self.core.current_epoch();
         let now = self.core.clock().now();
-        if let Some(b) = self.callers.0.get(&p.credential_hash)
+        if self.core.caches_trusted()
+            && let Some(b) = self.callers.0.get(&p.credential_hash)
             && b.epoch == epoch
             && now - b.at < CONTEXT_TTL_SECONDS
         {

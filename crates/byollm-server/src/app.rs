@@ -371,6 +371,8 @@ pub async fn serve_with(
     let tracker = TaskTracker::new();
     // Returns once shutdown is requested and every connection has closed.
     tracker.spawn(conn::serve(listener, app, limits, shutdown.clone()));
+    // Other replicas' changes (PostgreSQL); returns at once on SQLite.
+    tracker.spawn(core.clone().follow_changes(shutdown.clone()));
     let (stop, maint_core) = (shutdown.clone(), core.clone());
     tracker.spawn(async move {
         let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);

@@ -8,6 +8,7 @@
 
 mod agents;
 mod api_keys;
+mod changes;
 mod identity;
 mod invitations;
 pub mod page;
@@ -53,6 +54,8 @@ pub struct Core {
     /// Bumped by every write that can change how a request routes (settings,
     /// agents, members, runs), so caches on this replica drop at once.
     epoch: AtomicU64,
+    /// Times this replica (re-)subscribed to other replicas' changes.
+    subscriptions: AtomicU64,
 }
 
 impl Core {
@@ -77,6 +80,7 @@ impl Core {
             usage,
             tasks,
             epoch: AtomicU64::new(0),
+            subscriptions: AtomicU64::new(0),
         }
     }
 

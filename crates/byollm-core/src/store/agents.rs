@@ -2,6 +2,7 @@
 
 use byollm_api::types::ActorType;
 
+use super::notify::{Change, ChangeKind};
 use super::{AgentRow, RemovedActor, Result, Store, b, map_unique};
 
 const AGENT_SELECT: &str = "SELECT uid, team_uid, name, description, base_model, available, \
@@ -66,6 +67,12 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(|e| map_unique(e, "an agent with this name already exists in the team"))?;
+        self.announce(&[Change::new(
+            ChangeKind::AgentChanged,
+            &a.team_uid,
+            &a.agent.uid,
+        )])
+        .await;
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 
 use byollm_api::types::ActorType;
 
+use super::notify::{Change, ChangeKind};
 use super::{ApiKeyRow, Result, Store, map_unique};
 
 /// How stale `last_used_at` may be: a use within this many seconds of the
@@ -104,7 +105,12 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
-        Ok(done.rows_affected() == 1)
+        let changed = done.rows_affected() == 1;
+        if changed {
+            self.announce(&[Change::new(ChangeKind::KeyRevoked, team_uid, id)])
+                .await;
+        }
+        Ok(changed)
     }
 
     /// The key with this hash (authentication on a cache miss).

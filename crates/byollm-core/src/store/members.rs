@@ -12,6 +12,7 @@ use sqlx::Row as _;
 
 use byollm_api::types::{ActorType, Role};
 
+use super::notify::{Change, ChangeKind};
 use super::{MemberRow, Result, Store, StoreError, b, map_unique};
 
 /// The refusal of a change that would leave a team without an owner.
@@ -142,6 +143,12 @@ impl Store {
             .bind(uid)
             .execute(&mut *tx)
             .await?;
+        // Other replicas drop the member's cached principal (it holds the role).
+        self.announce_in(
+            &mut tx,
+            &[Change::new(ChangeKind::MemberChanged, team_uid, uid)],
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -154,6 +161,8 @@ impl Store {
             .bind(uid)
             .execute(&self.pool)
             .await?;
+        self.announce(&[Change::new(ChangeKind::MemberChanged, team_uid, uid)])
+            .await;
         Ok(())
     }
 
@@ -169,9 +178,9 @@ impl Store {
         now: i64,
     ) -> Result<Option<RemovedActor>> {
         let kind = actor.as_str();
-        let table = match actor {
-            ActorType::User => "members",
-            ActorType::ServiceAccount => "agents",
+        let (table, change) = match actor {
+            ActorType::User => ("members", ChangeKind::MemberRemoved),
+            ActorType::ServiceAccount => ("agents", ChangeKind::AgentRemoved),
         };
         let mut tx = self.pool.begin().await?;
         if let Some(expected) = expected_role {
@@ -241,6 +250,14 @@ impl Store {
         .bind(uid)
         .execute(&mut *tx)
         .await?;
+        let changes = std::iter::once(Change::new(change, team_uid, uid)).chain(
+            removed
+                .cancelled_runs
+                .iter()
+                .map(|r| Change::new(ChangeKind::RunEnded, team_uid, r)),
+        );
+        self.announce_in(&mut tx, &changes.collect::<Vec<_>>())
+            .await?;
         tx.commit().await?;
         Ok((done.rows_affected() == 1).then_some(removed))
     }

@@ -8,14 +8,16 @@
 //!
 //! One module per table, each adding its queries to [`Store`]: `teams`,
 //! `members` (with the removal of a member or an agent and the owner rule),
-//! `invitations`, `agents`, `api_keys`,
-//! `runs`, `signing_keys`, `audit` and `usage` (with retention).
+//! `invitations`, `agents`, `api_keys`, `runs`, `signing_keys`, `audit` and
+//! `usage` (with retention); `notify` announces the writes other replicas must
+//! hear of (PostgreSQL only).
 
 mod agents;
 mod api_keys;
 mod audit;
 mod invitations;
 mod members;
+pub mod notify;
 mod rows;
 mod runs;
 mod signing_keys;
@@ -71,6 +73,11 @@ pub enum Engine {
 pub struct Store {
     pool: AnyPool,
     engine: Engine,
+    /// The PostgreSQL URL, for the change listener's own connection
+    /// ([`notify::ChangeListener`]); secret because it may hold a password.
+    listen_url: Option<std::sync::Arc<secrecy::SecretString>>,
+    /// A random id per handle, carried by its change notifications.
+    origin: std::sync::Arc<str>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -132,7 +139,14 @@ impl Store {
         }
         let pool = pool.connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool, engine })
+        let listen_url = (engine == Engine::Postgres)
+            .then(|| std::sync::Arc::new(secrecy::SecretString::from(url.to_owned())));
+        Ok(Store {
+            pool,
+            engine,
+            listen_url,
+            origin: crate::ids::new_id("origin").into(),
+        })
     }
 
     /// The engine in use.

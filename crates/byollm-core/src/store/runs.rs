@@ -6,6 +6,7 @@
 
 use sqlx::Row as _;
 
+use super::notify::{Change, ChangeKind};
 use super::{Result, RunRow, Store, UsageFilter, map_unique};
 
 /// A run that [`Store::expire_runs`] ended.
@@ -86,7 +87,8 @@ impl Store {
         .bind(uid)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        let expired = rows
+            .iter()
             .map(|r| {
                 Ok(ExpiredRun {
                     team_uid: r.try_get(0)?,
@@ -94,7 +96,15 @@ impl Store {
                     token_hash: r.try_get(2)?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        self.announce(
+            &expired
+                .iter()
+                .map(|r| Change::new(ChangeKind::RunEnded, &r.team_uid, &r.uid))
+                .collect::<Vec<_>>(),
+        )
+        .await;
+        Ok(expired)
     }
 
     /// Ends a run unless it already ended or is past its maximum age (then it
@@ -116,7 +126,12 @@ impl Store {
         .bind(uid)
         .execute(&self.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let changed = done.rows_affected() == 1;
+        if changed {
+            self.announce(&[Change::new(ChangeKind::RunEnded, team_uid, uid)])
+                .await;
+        }
+        Ok(changed)
     }
 
     /// A team's runs matching `filter` (agent = actor, member = triggering member).

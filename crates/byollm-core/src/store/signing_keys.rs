@@ -3,6 +3,7 @@
 
 use sqlx::Row as _;
 
+use super::notify::{Change, ChangeKind};
 use super::{KeyChange, KeyRow, Result, Store, StoreError};
 
 impl Store {
@@ -83,6 +84,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        self.announce_in(&mut tx, &[Change::new(ChangeKind::SigningKeys, "", "")])
+            .await?;
         tx.commit().await?;
         Ok(true)
     }

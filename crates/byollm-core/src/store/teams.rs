@@ -2,6 +2,7 @@
 
 use byollm_api::types::LlmSettings;
 
+use super::notify::{Change, ChangeKind};
 use super::{Result, Store, StoreError, TeamRow, map_unique};
 
 impl Store {
@@ -40,6 +41,8 @@ impl Store {
             .bind(team_uid)
             .execute(&self.pool)
             .await?;
+        self.announce(&[Change::new(ChangeKind::TeamSettings, team_uid, team_uid)])
+            .await;
         Ok(())
     }
 }

@@ -159,3 +159,52 @@ async fn a_lookup_that_raced_a_revocation_does_not_repopulate_the_cache() {
         "revocation is final at once"
     );
 }
+
+/// What another replica's change notification does here: evicting by the key's
+/// id (not its hash) makes the next request ask the store; while the caches are
+/// not trusted (notifications may be missed) every request asks the store.
+#[tokio::test]
+async fn eviction_by_key_id_and_untrusted_caches_ask_the_store() {
+    let t = stores::sqlite().await;
+    let clock = FakeClock::new(NOW);
+    let team = bootstrap_team(&t.store, &clock, "Team A", "owner@a.example")
+        .await
+        .unwrap();
+    let key = team.api_key.expose().to_owned();
+    let key_id = t.store.list_api_keys(&team.team_uid).await.unwrap()[0]
+        .id
+        .clone();
+    let cache = AuthCache::default();
+    let auth = || async {
+        cache
+            .authenticate(&t.store, &clock, &key, &yes)
+            .await
+            .unwrap()
+    };
+    assert!(auth().await.is_ok());
+    assert!(auth().await.is_ok());
+    assert_eq!(cache.store_lookups(), 1, "cached");
+
+    // Another team's key id, or another id, evicts nothing.
+    assert_eq!(cache.evict_where(|c| c.key_id == Some("key_other")), 0);
+    assert!(auth().await.is_ok());
+    assert_eq!(cache.store_lookups(), 1);
+    assert_eq!(
+        cache.evict_where(|c| c.principal.team_uid == team.team_uid && c.key_id == Some(&key_id)),
+        1
+    );
+    assert!(auth().await.is_ok());
+    assert_eq!(
+        cache.store_lookups(),
+        2,
+        "asked the store after the eviction"
+    );
+
+    cache.set_trusted(false);
+    assert!(auth().await.is_ok());
+    assert!(auth().await.is_ok());
+    assert_eq!(cache.store_lookups(), 4, "untrusted: every request asks");
+    cache.set_trusted(true);
+    assert!(auth().await.is_ok());
+    assert_eq!(cache.store_lookups(), 4, "trusted again: cached");
+}

@@ -36,7 +36,8 @@ pub fn config(dir: &std::path::Path, alg: Algorithm) -> ServerConfig {
     ServerConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: dir.to_owned(),
-        store_url: None,
+        // SQLite, or a fresh PostgreSQL database (BYOLLM_TEST_STORE=postgres).
+        store_url: byollm_core::testing::store_url(),
         kek: None,
         core,
         gateway: Default::default(),
@@ -376,7 +377,21 @@ impl Live {
     }
 
     pub async fn start_in(dir: TempDir, alg: Algorithm) -> Live {
-        let server = byollm_server::start(&config(dir.path(), alg), Arc::new(SystemClock))
+        let cfg = config(dir.path(), alg);
+        Live::start_cfg(dir, &cfg).await
+    }
+
+    /// On SQLite whatever `BYOLLM_TEST_STORE` says, for a test of the SQLite
+    /// files themselves.
+    pub async fn start_sqlite(alg: Algorithm) -> Live {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), alg);
+        cfg.store_url = None;
+        Live::start_cfg(dir, &cfg).await
+    }
+
+    async fn start_cfg(dir: TempDir, cfg: &ServerConfig) -> Live {
+        let server = byollm_server::start(cfg, Arc::new(SystemClock))
             .await
             .unwrap();
         let base = format!("http://{}", server.addr);

@@ -23,6 +23,7 @@ mod mint_rules;
 mod oidc_e2e;
 mod owner_rules;
 mod paging;
+mod replica_changes;
 mod secrets_scan;
 mod tenancy_rules;
 mod two_credentials;

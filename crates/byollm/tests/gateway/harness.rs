@@ -102,7 +102,8 @@ impl Env {
         let cfg = ServerConfig {
             listen: addr,
             data_dir: dir.path().join("data"),
-            store_url: None,
+            // SQLite, or a fresh PostgreSQL database (BYOLLM_TEST_STORE=postgres).
+            store_url: byollm_core::testing::store_url(),
             kek: None,
             core,
             gateway: limits,
