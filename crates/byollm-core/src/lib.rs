@@ -24,5 +24,6 @@ pub mod settings;
 pub mod store;
 pub mod usage;
 pub mod validate;
+pub mod versioned;
 
 pub use error::CoreError;

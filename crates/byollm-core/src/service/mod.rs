@@ -9,6 +9,8 @@
 mod agents;
 mod api_keys;
 mod identity;
+mod llm_settings;
+pub mod page;
 mod runs;
 mod team;
 mod usage;

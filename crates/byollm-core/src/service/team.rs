@@ -1,16 +1,15 @@
-//! The team and its members: who the caller is, the members' own settings, the
-//! team's LLM settings, adding and removing members, and the offline bootstrap
+//! The team and its members: who the caller is, the members' own settings, adding and removing members, and the offline bootstrap
 //! of a new team.
 //!
 //! Invariants: a team keeps at least one owner, and only owners add or remove
 //! owners ([`Action::AddOwner`], [`Action::RemoveOwner`]). AWS credentials
 //! leave the broker when what chose them changes: a member's removal (and the
-//! runs they started are cancelled), a member's opt-in, the team's Bedrock host
-//! settings or what goes into the identity tokens it exchanges.
+//! runs they started are cancelled) or a member's opt-in. (The team's LLM
+//! settings live in `llm_settings`.)
 
 use byollm_api::SecretValue;
 use byollm_api::types::{
-    Actor, ActorType, LlmSettings, Me, Member, MemberCreate, MemberSettings, Role, TeamInfo,
+    Actor, ActorType, Me, Member, MemberCreate, MemberSettings, Role, TeamInfo,
 };
 use secrecy::ExposeSecret as _;
 
@@ -20,7 +19,6 @@ use crate::authz::{self, Action, Target};
 use crate::bounded::Cause;
 use crate::error::CoreError;
 use crate::ids;
-use crate::settings;
 use crate::store::{ApiKeyRow, MemberRow, RemovedActor, Store};
 use crate::validate;
 use byollm_api::clock::Clock;
@@ -69,25 +67,6 @@ impl Core {
         if !s.aws_bedrock_opt_in {
             self.broker
                 .drop_actor(&p.team_uid, &p.actor, Cause::SettingsChanged);
-        }
-        Ok(s)
-    }
-
-    /// `GET /api/v1/team/llm-settings`.
-    pub async fn llm_settings(&self, p: &Principal) -> Result<LlmSettings> {
-        authz::check(p, Action::ReadLlmSettings, Target::Team)?;
-        Ok(self.team(&p.team_uid).await?.settings)
-    }
-
-    /// `PUT /api/v1/team/llm-settings`.
-    pub async fn put_llm_settings(&self, p: &Principal, s: LlmSettings) -> Result<LlmSettings> {
-        authz::check(p, Action::WriteLlmSettings, Target::Team)?;
-        settings::validate_llm_settings(&s)?;
-        let old = self.team(&p.team_uid).await?.settings;
-        self.store.put_settings(&p.team_uid, &s).await?;
-        self.bump();
-        if chooses_credentials_differently(&old, &s) {
-            self.broker.drop_team(&p.team_uid);
         }
         Ok(s)
     }
@@ -178,18 +157,6 @@ impl Core {
         }
         self.bump();
     }
-}
-
-/// Whether the team's AWS credentials were chosen under settings that no
-/// longer hold: the Bedrock host (on, role, region, enforcement) or what the
-/// identity tokens exchanged for them say (subject, tags, source identity,
-/// audiences).
-fn chooses_credentials_differently(old: &LlmSettings, new: &LlmSettings) -> bool {
-    old.hosts.aws_bedrock != new.hosts.aws_bedrock
-        || old.subject_template != new.subject_template
-        || old.session_tags != new.session_tags
-        || old.source_identity != new.source_identity
-        || old.token_audiences != new.token_audiences
 }
 
 /// What `byollm admin bootstrap` created.
