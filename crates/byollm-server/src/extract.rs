@@ -32,25 +32,46 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("request body is larger than {MAX_BODY_BYTES} bytes"),
-                )
-            } else {
-                ApiError::invalid("body", "could not read the request body")
-            }
-        })?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
-        check_object(bytes)?;
-        parse_json(bytes).map(ApiJson)
+        let bytes = read_object(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// A JSON object body both typed and as sent (for a route that must also see
+/// which fields the client named, like a settings `PUT`); read as [`ApiJson`].
+#[derive(Debug)]
+pub struct ApiJsonDoc<T>(pub T, pub serde_json::Value);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJsonDoc<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read_object(req, state).await?;
+        let typed = parse_json(&bytes)?;
+        Ok(ApiJsonDoc(typed, parse_json(&bytes)?))
+    }
+}
+
+/// Reads a body that must be one JSON object (an empty body reads as `{}`).
+async fn read_object<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+        } else {
+            ApiError::invalid("body", "could not read the request body")
+        }
+    })?;
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Bytes::from_static(b"{}")
+    } else {
+        bytes
+    };
+    check_object(&bytes)?;
+    Ok(bytes)
 }
 
 /// Parses JSON, naming the path of the first field that fails.
@@ -93,12 +114,24 @@ pub fn check_object(bytes: &[u8]) -> Result<(), ApiError> {
     let shape = serde_path_to_error::deserialize::<_, Shape>(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = match path.as_str() {
+        let mut field = match path.as_str() {
             "." | "?" => "body".to_owned(),
             p => p.to_owned(),
         };
+        // A repeated key is reported at its object: name the key too.
+        let message = inner.to_string();
+        if let Some(key) = message
+            .strip_prefix(DUPLICATE)
+            .and_then(|m| m.split('`').nth(1))
+        {
+            field = if field == "body" {
+                key.to_owned()
+            } else {
+                format!("{field}.{key}")
+            };
+        }
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::invalid("body", format!("malformed JSON: {inner}"))
+            ApiError::invalid(field, format!("malformed JSON: {inner}"))
         } else {
             ApiError::invalid(field, inner.to_string())
         }
@@ -113,6 +146,9 @@ pub fn check_object(bytes: &[u8]) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+/// How a repeated key's error message starts.
+const DUPLICATE: &str = "duplicate key ";
 
 /// What a JSON value is, read while refusing repeated keys.
 #[derive(Debug, PartialEq, Eq)]
@@ -165,7 +201,7 @@ impl<'de> Visitor<'de> for ShapeVisitor {
         while let Some(key) = map.next_key::<String>()? {
             if !seen.insert(key.clone()) {
                 return Err(serde::de::Error::custom(format!(
-                    "duplicate key {}; send each key once",
+                    "{DUPLICATE}{}; send each key once",
                     byollm_core::validate::quote(&key)
                 )));
             }

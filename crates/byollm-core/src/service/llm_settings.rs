@@ -25,17 +25,18 @@ impl Core {
         self.versioned_settings(&p.team_uid).await
     }
 
-    /// `PUT /api/v1/team/llm-settings`: `doc` must be a complete document
+    /// `PUT /api/v1/team/llm-settings`: `new` as parsed from `doc`, the body
+    /// as sent, which must be a complete document
     /// ([`settings::require_complete`]).
     pub async fn put_llm_settings(
         &self,
         p: &Principal,
-        doc: serde_json::Value,
+        new: LlmSettings,
+        doc: &serde_json::Value,
         if_match: Option<IfMatch>,
     ) -> Result<Versioned<LlmSettings>> {
         authz::check(p, Action::WriteLlmSettings, Target::Team)?;
-        settings::require_complete(&doc)?;
-        let new: LlmSettings = validate::from_json_value(doc)?;
+        settings::require_complete(doc)?;
         self.write_llm_settings(p, if_match, |_| Ok(new.clone()))
             .await
     }
@@ -58,7 +59,10 @@ impl Core {
             let mut doc = serde_json::to_value(current)
                 .map_err(|e| CoreError::Internal(e.to_string()))?;
             merge_patch(&mut doc, &patch);
-            Ok(validate::from_json_value(doc)?)
+            let merged = validate::from_json_value(doc.clone())?;
+            // A `null` may not clear a required field back to a default.
+            settings::require_complete(&doc)?;
+            Ok(merged)
         })
         .await
     }

@@ -12,7 +12,9 @@ use byollm_api::routes::TEAM_LLM_SETTINGS;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Caller, IfMatchHeader, with_etag};
+use byollm_api::types::LlmSettings;
+
+use crate::extract::{ApiJson, ApiJsonDoc, Caller, IfMatchHeader, with_etag};
 
 pub fn router() -> Router<AppState> {
     Router::new().route(
@@ -32,11 +34,14 @@ async fn put_settings(
     State(state): State<AppState>,
     Caller(p): Caller,
     IfMatchHeader(if_match): IfMatchHeader,
-    ApiJson(body): ApiJson<serde_json::Value>,
+    ApiJsonDoc(settings, doc): ApiJsonDoc<LlmSettings>,
 ) -> Result<Response, ApiError> {
     Ok(with_etag(
         StatusCode::OK,
-        state.core.put_llm_settings(&p, body, if_match).await?,
+        state
+            .core
+            .put_llm_settings(&p, settings, &doc, if_match)
+            .await?,
     ))
 }
 

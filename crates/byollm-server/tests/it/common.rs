@@ -93,8 +93,15 @@ pub struct Harness {
 impl Harness {
     /// A harness on a fresh SQLite data directory with the real clock.
     pub async fn new() -> Harness {
+        Harness::on_store(None).await
+    }
+
+    /// A harness on `store_url` (PostgreSQL), or on a fresh SQLite data
+    /// directory when `None`.
+    pub async fn on_store(store_url: Option<String>) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path(), Algorithm::Es256);
+        let mut cfg = config(dir.path(), Algorithm::Es256);
+        cfg.store_url = store_url;
         let core = byollm_server::app::build_core(&cfg, Arc::new(SystemClock))
             .await
             .unwrap();
@@ -156,6 +163,40 @@ impl Harness {
         self.send(Method::GET, path, cred, None).await
     }
 
+    /// Sends raw bytes with extra headers.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        cred: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Resp {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {cred}"))
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(serde_json::to_vec(b).unwrap()));
+        let resp = self.router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let raw = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            raw,
+        }
+    }
+
     pub async fn post(&self, path: &str, cred: Option<&str>, body: &Value) -> Resp {
         self.json(Method::POST, path, cred, body).await
     }
@@ -202,13 +243,14 @@ impl Harness {
         (r.str("/run_id"), r.str("/workload_token"))
     }
 
-    /// Replaces the team's settings (as an admin).
+    /// Replaces the team's settings (as an admin) with the defaults and
+    /// `settings` merged in ([`complete_settings`]).
     pub async fn put_settings(&self, admin: &str, settings: &Value) -> Resp {
         self.json(
             Method::PUT,
             routes::TEAM_LLM_SETTINGS,
             Some(admin),
-            settings,
+            &complete_settings(settings),
         )
         .await
     }
@@ -325,6 +367,14 @@ pub fn claims_of(token: &str) -> Value {
 }
 
 /// Settings with worker identity tokens on (everything else default).
+/// A complete settings document: a new team's defaults with `partial` merged
+/// in (RFC 7396), as the tests' `PUT`s meant before `PUT` required every field.
+pub fn complete_settings(partial: &Value) -> Value {
+    let mut doc = serde_json::to_value(byollm_api::types::LlmSettings::default()).unwrap();
+    byollm_core::merge_patch::merge_patch(&mut doc, partial);
+    doc
+}
+
 pub fn worker_tokens_on() -> Value {
     json!({"worker_identity_tokens": true})
 }

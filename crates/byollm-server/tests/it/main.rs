@@ -18,6 +18,8 @@ mod common;
 mod connections;
 mod mint_rules;
 mod oidc_e2e;
+mod paging;
+mod safe_writes;
 mod secrets_scan;
 mod tenancy_rules;
 mod usage_report;
