@@ -109,7 +109,10 @@ fn role_rules_by_credential() {
         (Action::ListApiKeys, [true, true, true, true, false, false]),
         // Members list runs (their own); admins every run of the team.
         (Action::ListRuns, [true, true, true, false, false, false]),
-        (Action::ListTeamRuns, [true, true, false, false, false, false]),
+        (
+            Action::ListTeamRuns,
+            [true, true, false, false, false, false],
+        ),
     ];
     for (action, expected) in cases {
         for (p, want) in callers.iter().zip(expected) {

@@ -49,7 +49,8 @@ const REQUIRED_PER_MODEL: [&str; 4] = [
 ];
 
 fn lookup<'a>(doc: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
-    path.split('.').try_fold(doc, |v, key| v.as_object()?.get(key))
+    path.split('.')
+        .try_fold(doc, |v, key| v.as_object()?.get(key))
 }
 
 /// Checks that a `PUT` body is a complete settings document: a JSON object
@@ -287,14 +288,18 @@ mod tests {
             assert_eq!(require_complete(&doc).unwrap_err().field, *path);
         }
         let mut doc = full.clone();
-        doc["models"] = serde_json::json!({"claude-sonnet-4-6": {"aws_bedrock": {"enabled": true}}});
+        doc["models"] =
+            serde_json::json!({"claude-sonnet-4-6": {"aws_bedrock": {"enabled": true}}});
         assert_eq!(
             require_complete(&doc).unwrap_err().field,
             "models.claude-sonnet-4-6.direct_api"
         );
         // Optional fields may be left out.
         let mut doc = full;
-        doc["hosts"]["aws_bedrock"].as_object_mut().unwrap().remove("role_arn");
+        doc["hosts"]["aws_bedrock"]
+            .as_object_mut()
+            .unwrap()
+            .remove("role_arn");
         assert!(require_complete(&doc).is_ok());
     }
 

@@ -237,8 +237,8 @@ pub fn quote(value: &str) -> String {
 /// Characters that look like `-` but are not: refused in names, so "a-b" and
 /// "a‐b" cannot be two agents.
 const HYPHEN_LOOKALIKES: [char; 11] = [
-    '\u{2010}', '\u{2011}', '\u{2012}', '\u{2013}', '\u{2014}', '\u{2015}', '\u{2043}',
-    '\u{2212}', '\u{fe58}', '\u{fe63}', '\u{ff0d}',
+    '\u{2010}', '\u{2011}', '\u{2012}', '\u{2013}', '\u{2014}', '\u{2015}', '\u{2043}', '\u{2212}',
+    '\u{fe58}', '\u{fe63}', '\u{ff0d}',
 ];
 
 /// Invisible characters (soft hyphen, zero-width spaces and joiners, BOM): a
@@ -355,7 +355,10 @@ mod tests {
     fn agent_names_are_trimmed_nfc_and_refuse_lookalikes() {
         assert_eq!(agent_name("n", "  ci-bot \t", 100).unwrap(), "ci-bot");
         // "e" + combining acute is NFC "é".
-        assert_eq!(agent_name("n", "caf\u{65}\u{301}", 100).unwrap(), "caf\u{e9}");
+        assert_eq!(
+            agent_name("n", "caf\u{65}\u{301}", 100).unwrap(),
+            "caf\u{e9}"
+        );
         assert_eq!(name_key("CI-Bot"), "ci-bot");
         let e = agent_name("name", "ci\u{2010}bot", 100).unwrap_err();
         assert!(e.message.contains("U+2010"), "{e}");

@@ -98,10 +98,7 @@ mod tests {
         assert_eq!(IfMatch::parse("*").unwrap(), IfMatch::Any);
         let m = IfMatch::parse("\"3\", \"5\"").unwrap();
         assert!(m.check(5).is_ok());
-        assert!(matches!(
-            m.check(4),
-            Err(CoreError::PreconditionFailed(_))
-        ));
+        assert!(matches!(m.check(4), Err(CoreError::PreconditionFailed(_))));
         assert!(IfMatch::parse("W/\"3\"").is_err());
         assert!(IfMatch::parse("\"abc\"").unwrap().check(0).is_err());
         assert_eq!(etag(7), "\"7\"");

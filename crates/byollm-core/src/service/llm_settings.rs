@@ -56,8 +56,8 @@ impl Core {
             );
         }
         self.write_llm_settings(p, if_match, |current| {
-            let mut doc = serde_json::to_value(current)
-                .map_err(|e| CoreError::Internal(e.to_string()))?;
+            let mut doc =
+                serde_json::to_value(current).map_err(|e| CoreError::Internal(e.to_string()))?;
             merge_patch(&mut doc, &patch);
             let merged = validate::from_json_value(doc.clone())?;
             // A `null` may not clear a required field back to a default.

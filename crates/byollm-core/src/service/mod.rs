@@ -10,6 +10,7 @@ mod agents;
 mod api_keys;
 mod identity;
 mod llm_settings;
+mod member_settings;
 pub mod page;
 mod runs;
 mod team;

@@ -133,6 +133,9 @@ mod tests {
         let next = Cursor::decode(&next.unwrap()).unwrap();
         assert_eq!((next.created_at, next.id.as_str()), (2, "id2"));
         let mut last = vec![1, 2];
-        assert_eq!(p.finish(&mut last, |r| (i64::from(*r), String::new())), None);
+        assert_eq!(
+            p.finish(&mut last, |r| (i64::from(*r), String::new())),
+            None
+        );
     }
 }

@@ -213,8 +213,16 @@ impl Core {
             involving_member: authz::check(p, Action::ListTeamRuns, Target::Team)
                 .is_err()
                 .then(|| p.actor.uid.clone()),
-            since: q.since.as_deref().map(|v| unix_time("since", v)).transpose()?,
-            until: q.until.as_deref().map(|v| unix_time("until", v)).transpose()?,
+            since: q
+                .since
+                .as_deref()
+                .map(|v| unix_time("since", v))
+                .transpose()?,
+            until: q
+                .until
+                .as_deref()
+                .map(|v| unix_time("until", v))
+                .transpose()?,
             after: page.cursor.as_ref().map(|c| (c.created_at, c.id.clone())),
         };
         let mut rows = self

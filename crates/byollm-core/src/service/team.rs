@@ -8,9 +8,7 @@
 //! settings live in `llm_settings`.)
 
 use byollm_api::SecretValue;
-use byollm_api::types::{
-    Actor, ActorType, Me, Member, MemberCreate, MemberSettings, Role, TeamInfo,
-};
+use byollm_api::types::{Actor, ActorType, Me, Member, MemberCreate, Role, TeamInfo};
 use secrecy::ExposeSecret as _;
 
 use super::{Core, Result};
@@ -38,37 +36,6 @@ impl Core {
                 name: team.name,
             },
         })
-    }
-
-    /// `GET /api/v1/me/settings`.
-    pub async fn member_settings(&self, p: &Principal) -> Result<MemberSettings> {
-        authz::check(p, Action::ReadMemberSettings, Target::Team)?;
-        let m = self
-            .store
-            .get_member(&p.team_uid, &p.actor.uid)
-            .await?
-            .ok_or(CoreError::NotFound("member"))?;
-        Ok(MemberSettings {
-            aws_bedrock_opt_in: m.aws_bedrock_opt_in,
-        })
-    }
-
-    /// `PUT /api/v1/me/settings`.
-    pub async fn put_member_settings(
-        &self,
-        p: &Principal,
-        s: MemberSettings,
-    ) -> Result<MemberSettings> {
-        authz::check(p, Action::WriteMemberSettings, Target::Team)?;
-        self.store
-            .set_member_opt_in(&p.team_uid, &p.actor.uid, s.aws_bedrock_opt_in)
-            .await?;
-        self.bump();
-        if !s.aws_bedrock_opt_in {
-            self.broker
-                .drop_actor(&p.team_uid, &p.actor, Cause::SettingsChanged);
-        }
-        Ok(s)
     }
 
     /// `GET /api/v1/team/members`.

@@ -18,6 +18,7 @@
 mod agents;
 mod api_keys;
 mod audit;
+mod member_settings;
 mod members;
 mod rows;
 mod runs;
@@ -98,9 +99,8 @@ impl Store {
     /// `data_dir`.
     pub async fn open_data_dir(data_dir: &Path) -> Result<Store> {
         let path = data_dir.join("byollm.db");
-        create_private(data_dir, &path).map_err(|e| {
-            StoreError::Files(format!("{}: {e}", path.display()))
-        })?;
+        create_private(data_dir, &path)
+            .map_err(|e| StoreError::Files(format!("{}: {e}", path.display())))?;
         Store::connect(&format!("sqlite://{}?mode=rwc", path.display())).await
     }
 

@@ -80,7 +80,10 @@ async fn one(
     Caller(p): Caller,
     Path(uid): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(with_etag(StatusCode::OK, state.core.get_agent(&p, &uid).await?))
+    Ok(with_etag(
+        StatusCode::OK,
+        state.core.get_agent(&p, &uid).await?,
+    ))
 }
 
 async fn patch(

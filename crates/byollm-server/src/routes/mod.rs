@@ -33,7 +33,11 @@ pub const ACTIONS: &[(Method, &str, Action)] = &[
     (Method::PUT, r::ME_SETTINGS, Action::WriteMemberSettings),
     (Method::GET, r::TEAM_LLM_SETTINGS, Action::ReadLlmSettings),
     (Method::PUT, r::TEAM_LLM_SETTINGS, Action::WriteLlmSettings),
-    (Method::PATCH, r::TEAM_LLM_SETTINGS, Action::WriteLlmSettings),
+    (
+        Method::PATCH,
+        r::TEAM_LLM_SETTINGS,
+        Action::WriteLlmSettings,
+    ),
     (Method::GET, r::TEAM_MEMBERS, Action::ListMembers),
     (Method::POST, r::TEAM_MEMBERS, Action::CreateMember),
     (Method::DELETE, r::TEAM_MEMBER, Action::DeleteMember),

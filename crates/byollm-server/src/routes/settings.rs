@@ -27,7 +27,10 @@ async fn get_settings(
     State(state): State<AppState>,
     Caller(p): Caller,
 ) -> Result<Response, ApiError> {
-    Ok(with_etag(StatusCode::OK, state.core.llm_settings(&p).await?))
+    Ok(with_etag(
+        StatusCode::OK,
+        state.core.llm_settings(&p).await?,
+    ))
 }
 
 async fn put_settings(

@@ -181,7 +181,12 @@ impl Harness {
             req = req.header(*k, *v);
         }
         let body = body.map_or_else(Body::empty, |b| Body::from(serde_json::to_vec(b).unwrap()));
-        let resp = self.router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
         let raw = axum::body::to_bytes(resp.into_body(), usize::MAX)

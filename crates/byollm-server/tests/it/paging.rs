@@ -67,7 +67,10 @@ async fn agents_page_and_filter() {
         assert_eq!(workers.len(), 7, "{engine}");
         let off = walk(
             &h,
-            &format!("{}?name_prefix=WORK&available=false", routes::AGENT_IDENTITIES),
+            &format!(
+                "{}?name_prefix=WORK&available=false",
+                routes::AGENT_IDENTITIES
+            ),
             "agents",
             admin,
             2,
@@ -85,7 +88,14 @@ async fn agents_page_and_filter() {
             .expect(200);
         assert_eq!(none.body["agents"], json!([]), "{engine}");
 
-        for bad in ["limit=0", "limit=1001", "limit=x", "cursor=nope", "available=yes", "colour=red"] {
+        for bad in [
+            "limit=0",
+            "limit=1001",
+            "limit=x",
+            "cursor=nope",
+            "available=yes",
+            "colour=red",
+        ] {
             let r = h
                 .get(&format!("{}?{bad}", routes::AGENT_IDENTITIES), Some(admin))
                 .await
@@ -100,7 +110,9 @@ async fn agents_page_and_filter() {
 async fn runs_page_filter_and_follow_who_may_see_them() {
     for (engine, h) in engines().await {
         let t = h.team("alpha").await;
-        let other = h.add_member(&t.uid, &t.owner.key, "other@alpha.test", "member").await;
+        let other = h
+            .add_member(&t.uid, &t.owner.key, "other@alpha.test", "member")
+            .await;
         // The fixture made one member run and one agent run.
         for _ in 0..4 {
             h.run(&t.member.key, &json!({})).await;
@@ -131,7 +143,9 @@ async fn runs_page_filter_and_follow_who_may_see_them() {
         assert_eq!(theirs.len(), 1, "{engine}");
         // Agent keys and run tokens cannot list.
         h.get(routes::RUNS, Some(&t.agent_key)).await.expect(403);
-        h.get(routes::RUNS, Some(&t.member_run_token)).await.expect(403);
+        h.get(routes::RUNS, Some(&t.member_run_token))
+            .await
+            .expect(403);
 
         let failed = walk(
             &h,
@@ -181,7 +195,11 @@ async fn runs_page_filter_and_follow_who_may_see_them() {
                 .get(&format!("{}?{bad}", routes::RUNS), Some(&t.admin.key))
                 .await
                 .expect(400);
-            assert_eq!(r.field(), Some(bad.split('=').next().unwrap()), "{engine} {bad}");
+            assert_eq!(
+                r.field(),
+                Some(bad.split('=').next().unwrap()),
+                "{engine} {bad}"
+            );
         }
         // Another team's runs never show.
         let b = h.team("beta").await;

@@ -92,7 +92,12 @@ async fn settings_put_needs_a_complete_document_and_patch_merges() {
             .unwrap()
             .remove("allow_fallback_outside_cloud");
         let r = h
-            .json(Method::PUT, routes::TEAM_LLM_SETTINGS, Some(admin), &partial)
+            .json(
+                Method::PUT,
+                routes::TEAM_LLM_SETTINGS,
+                Some(admin),
+                &partial,
+            )
             .await
             .expect(400);
         assert_eq!(r.field(), Some("allow_fallback_outside_cloud"), "{engine}");
@@ -102,7 +107,12 @@ async fn settings_put_needs_a_complete_document_and_patch_merges() {
             .unwrap()
             .remove("enabled");
         let r = h
-            .json(Method::PUT, routes::TEAM_LLM_SETTINGS, Some(admin), &partial)
+            .json(
+                Method::PUT,
+                routes::TEAM_LLM_SETTINGS,
+                Some(admin),
+                &partial,
+            )
             .await
             .expect(400);
         assert_eq!(r.field(), Some("hosts.direct_api.enabled"), "{engine}");
@@ -139,13 +149,23 @@ async fn settings_put_needs_a_complete_document_and_patch_merges() {
         assert_eq!(r.field(), Some("hosts.direct_api"), "{engine}");
         // An empty PATCH changes nothing; a non-object one is a 400.
         let r = h
-            .json(Method::PATCH, routes::TEAM_LLM_SETTINGS, Some(admin), &json!({}))
+            .json(
+                Method::PATCH,
+                routes::TEAM_LLM_SETTINGS,
+                Some(admin),
+                &json!({}),
+            )
             .await
             .expect(200);
         assert_eq!(r.body["hosts"]["direct_api"]["enabled"], false, "{engine}");
-        h.json(Method::PATCH, routes::TEAM_LLM_SETTINGS, Some(admin), &json!([]))
-            .await
-            .expect(400);
+        h.json(
+            Method::PATCH,
+            routes::TEAM_LLM_SETTINGS,
+            Some(admin),
+            &json!([]),
+        )
+        .await
+        .expect(400);
         // Members may not PATCH.
         h.json(
             Method::PATCH,
@@ -204,7 +224,13 @@ async fn etags_and_if_match() {
         let tag = got.headers["etag"].to_str().unwrap().to_owned();
         let patch = json!({"description": "first"});
         let first = h
-            .send_with(Method::PATCH, &path, admin, &[("if-match", &tag)], Some(&patch))
+            .send_with(
+                Method::PATCH,
+                &path,
+                admin,
+                &[("if-match", &tag)],
+                Some(&patch),
+            )
             .await
             .expect(200);
         let new_tag = first.headers["etag"].to_str().unwrap().to_owned();
@@ -220,7 +246,10 @@ async fn etags_and_if_match() {
             )
             .await
             .expect(412);
-        assert_eq!(stale.body["error"]["code"], "precondition_failed", "{engine}");
+        assert_eq!(
+            stale.body["error"]["code"], "precondition_failed",
+            "{engine}"
+        );
         assert!(
             stale.body["error"]["message"]
                 .as_str()
@@ -282,12 +311,50 @@ async fn etags_and_if_match() {
 }
 
 #[tokio::test]
+async fn member_settings_carry_an_etag() {
+    for (engine, h) in engines().await {
+        let t = h.team("alpha").await;
+        let member = t.member.key.as_str();
+        let got = h.get(routes::ME_SETTINGS, Some(member)).await.expect(200);
+        let tag = got.headers["etag"].to_str().unwrap().to_owned();
+        let on = json!({"aws_bedrock_opt_in": true});
+        h.send_with(
+            Method::PUT,
+            routes::ME_SETTINGS,
+            member,
+            &[("if-match", &tag)],
+            Some(&on),
+        )
+        .await
+        .expect(200);
+        let r = h
+            .send_with(
+                Method::PUT,
+                routes::ME_SETTINGS,
+                member,
+                &[("if-match", &tag)],
+                Some(&json!({"aws_bedrock_opt_in": false})),
+            )
+            .await
+            .expect(412);
+        assert_eq!(r.body["error"]["code"], "precondition_failed", "{engine}");
+        let now = h.get(routes::ME_SETTINGS, Some(member)).await.expect(200);
+        assert_eq!(now.body["aws_bedrock_opt_in"], true, "{engine}");
+    }
+}
+
+#[tokio::test]
 async fn bodies_must_be_json_objects_without_repeated_keys() {
     let (_, h) = engines().await.remove(0);
     let t = h.team("alpha").await;
     for body in [&b"[]"[..], b"[null,\"p\",null]", b"1", b"\"x\"", b"null"] {
         let r = h
-            .send(Method::POST, routes::RUNS, Some(&t.member.key), Some(body.to_vec()))
+            .send(
+                Method::POST,
+                routes::RUNS,
+                Some(&t.member.key),
+                Some(body.to_vec()),
+            )
             .await
             .expect(400);
         assert_eq!(r.field(), Some("body"), "{}", String::from_utf8_lossy(body));
@@ -310,7 +377,8 @@ async fn bodies_must_be_json_objects_without_repeated_keys() {
         "{}",
         r.body
     );
-    let nested = br#"{"inference_providers": {"aws": {"region": "us-east-1", "region": "eu-west-1"}}}"#;
+    let nested =
+        br#"{"inference_providers": {"aws": {"region": "us-east-1", "region": "eu-west-1"}}}"#;
     let r = h
         .send(
             Method::PATCH,
@@ -320,7 +388,12 @@ async fn bodies_must_be_json_objects_without_repeated_keys() {
         )
         .await
         .expect(400);
-    assert_eq!(r.field(), Some("inference_providers.aws.region"), "{}", r.body);
+    assert_eq!(
+        r.field(),
+        Some("inference_providers.aws.region"),
+        "{}",
+        r.body
+    );
     let r = h
         .send(
             Method::PATCH,
@@ -364,9 +437,13 @@ async fn emails_and_agent_names_are_unique_case_insensitively() {
             .expect(201);
         assert_eq!(created.body["name"], "ci-bot", "{engine}");
         for near in ["ci-bot ", "CI-Bot", "ci-bot\u{0009}"] {
-            h.post(routes::AGENT_IDENTITIES, Some(admin), &json!({"name": near}))
-                .await
-                .expect(409);
+            h.post(
+                routes::AGENT_IDENTITIES,
+                Some(admin),
+                &json!({"name": near}),
+            )
+            .await
+            .expect(409);
         }
         // NFC: "é" spelled as e + combining acute is the same name.
         h.post(
@@ -423,7 +500,9 @@ async fn data_directory_is_0700_and_database_0600() {
     use std::os::unix::fs::PermissionsExt as _;
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("data");
-    let store = byollm_core::store::Store::open_data_dir(&dir).await.unwrap();
+    let store = byollm_core::store::Store::open_data_dir(&dir)
+        .await
+        .unwrap();
     store.ping().await.unwrap();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
@@ -436,8 +515,13 @@ async fn data_directory_is_0700_and_database_0600() {
     }
     drop(store);
     // A database left readable by others is narrowed when opened.
-    std::fs::set_permissions(dir.join("byollm.db"), std::fs::Permissions::from_mode(0o644))
+    std::fs::set_permissions(
+        dir.join("byollm.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let _store = byollm_core::store::Store::open_data_dir(&dir)
+        .await
         .unwrap();
-    let _store = byollm_core::store::Store::open_data_dir(&dir).await.unwrap();
     assert_eq!(mode(&dir.join("byollm.db")), 0o600);
 }

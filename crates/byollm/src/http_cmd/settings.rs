@@ -228,8 +228,8 @@ pub async fn run(c: &Client, json: bool, cmd: SettingsCommand) -> anyhow::Result
             if text.trim().is_empty() {
                 bail!("{file} is empty");
             }
-            let doc: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("{file} is not JSON"))?;
+            let doc: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{file} is not JSON"))?;
             c.put_llm_settings_document(&doc).await?
         }
     };
