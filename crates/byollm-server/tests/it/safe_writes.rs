@@ -19,6 +19,10 @@ const PG_ENV: &str = "BYOLLM_TEST_POSTGRES_URL";
 
 /// A harness per engine: SQLite always, PostgreSQL (a fresh database) when
 /// configured (required in CI).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the test environment names the PostgreSQL server, as in the core store tests"
+)]
 pub async fn engines() -> Vec<(&'static str, Harness)> {
     let mut all = vec![("sqlite", Harness::new().await)];
     match std::env::var(PG_ENV).ok().filter(|v| !v.is_empty()) {
