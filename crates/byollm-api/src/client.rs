@@ -24,6 +24,7 @@ use crate::types::{
     MemberPatch, MemberSettings, PageQuery, RunCreate, RunCreated, RunFinish, RunInfo, UsageQuery,
     UsageReport,
 };
+use crate::types::{AgentListQuery, RunList, RunListQuery};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -288,6 +289,26 @@ impl Client {
             .await
     }
 
+    /// `PUT /api/v1/team/llm-settings` of a document as read (a file): the
+    /// server, not a client-side default, says which field is missing.
+    pub async fn put_llm_settings_document(
+        &self,
+        doc: &serde_json::Value,
+    ) -> Result<LlmSettings, ClientError> {
+        self.with_body(Method::PUT, routes::TEAM_LLM_SETTINGS, doc)
+            .await
+    }
+
+    /// `PATCH /api/v1/team/llm-settings` with a JSON Merge Patch (RFC 7396):
+    /// an omitted field is unchanged, `null` clears it.
+    pub async fn patch_llm_settings(
+        &self,
+        patch: &serde_json::Value,
+    ) -> Result<LlmSettings, ClientError> {
+        self.with_body(Method::PATCH, routes::TEAM_LLM_SETTINGS, patch)
+            .await
+    }
+
     // ------------------------------------------------------------ members
 
     /// `GET /api/v1/team/members`.
@@ -386,9 +407,38 @@ impl Client {
 
     // ------------------------------------------------------------ agents
 
-    /// `GET /api/v1/agent/identities`.
+    /// `GET /api/v1/agent/identities`, every page.
     pub async fn agents(&self) -> Result<AgentList, ClientError> {
-        self.get(routes::AGENT_IDENTITIES).await
+        let mut q = AgentListQuery::default();
+        let mut list = self.agents_page(&q).await?;
+        while let Some(cursor) = list.next_cursor.take() {
+            q.cursor = Some(cursor);
+            let page = self.agents_page(&q).await?;
+            list.agents.extend(page.agents);
+            list.next_cursor = page.next_cursor;
+        }
+        Ok(list)
+    }
+
+    /// `GET /api/v1/agent/identities`: one page.
+    pub async fn agents_page(&self, query: &AgentListQuery) -> Result<AgentList, ClientError> {
+        let limit = query.limit.map(|l| l.to_string());
+        let available = query.available.map(|a| a.to_string());
+        let mut pairs = Vec::new();
+        for (name, value) in [
+            ("limit", &limit),
+            ("cursor", &query.cursor),
+            ("name_prefix", &query.name_prefix),
+            ("available", &available),
+        ] {
+            if let Some(v) = value {
+                pairs.push((name, v.as_str()));
+            }
+        }
+        let req = self
+            .request(Method::GET, routes::AGENT_IDENTITIES)
+            .query(&pairs);
+        self.send(req, routes::AGENT_IDENTITIES).await
     }
 
     /// `POST /api/v1/agent/identities`.
@@ -428,6 +478,40 @@ impl Client {
     /// `POST /api/v1/runs` (the workload token is in the answer, once).
     pub async fn create_run(&self, run: &RunCreate) -> Result<RunCreated, ClientError> {
         self.with_body(Method::POST, routes::RUNS, run).await
+    }
+
+    /// `GET /api/v1/runs`: one page.
+    pub async fn runs_page(&self, query: &RunListQuery) -> Result<RunList, ClientError> {
+        let limit = query.limit.map(|l| l.to_string());
+        let state = query.state.map(|s| s.as_str().to_owned());
+        let mut pairs = Vec::new();
+        for (name, value) in [
+            ("limit", &limit),
+            ("cursor", &query.cursor),
+            ("state", &state),
+            ("actor", &query.actor),
+            ("since", &query.since),
+            ("until", &query.until),
+        ] {
+            if let Some(v) = value {
+                pairs.push((name, v.as_str()));
+            }
+        }
+        let req = self.request(Method::GET, routes::RUNS).query(&pairs);
+        self.send(req, routes::RUNS).await
+    }
+
+    /// `GET /api/v1/runs`, following `next_cursor` to the last page.
+    pub async fn runs_all(&self, query: &RunListQuery) -> Result<RunList, ClientError> {
+        let mut q = query.clone();
+        let mut list = self.runs_page(&q).await?;
+        while let Some(cursor) = list.next_cursor.take() {
+            q.cursor = Some(cursor);
+            let page = self.runs_page(&q).await?;
+            list.runs.extend(page.runs);
+            list.next_cursor = page.next_cursor;
+        }
+        Ok(list)
     }
 
     /// `GET /api/v1/runs/{id}`.

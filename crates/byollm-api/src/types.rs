@@ -9,6 +9,8 @@ use crate::SecretValue;
 
 mod onboarding;
 pub use onboarding::*;
+mod lists;
+pub use lists::*;
 
 /// The audience AWS STS expects (aws-facts §2).
 pub const STS_AUDIENCE: &str = "sts.amazonaws.com";
@@ -120,8 +122,11 @@ pub struct MemberSettings {
 
 // ---------------------------------------------------------------- settings
 
-/// The team's LLM settings (DESIGN §4, §6). `PUT` replaces the document; a field
-/// left out takes its default.
+/// The team's LLM settings (DESIGN §4, §6). `PUT` replaces the document and must
+/// name every field except the nullable `role_arn`, `region` and `model_ref`;
+/// `PATCH` is a JSON Merge Patch of it. The defaults here are a new team's:
+/// Bedrock off, the direct API on (its only way to serve until Bedrock is set
+/// up) and no fallback out of the customer's cloud.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LlmSettings {
@@ -152,7 +157,7 @@ impl Default for LlmSettings {
         Self {
             hosts: Hosts::default(),
             models: BTreeMap::new(),
-            allow_fallback_outside_cloud: true,
+            allow_fallback_outside_cloud: false,
             subject_template: vec![SUBJECT_SCOPED_PRINCIPAL.to_owned()],
             session_tags: false,
             source_identity: false,
@@ -450,8 +455,11 @@ fn yes() -> bool {
 /// `GET /api/v1/agent/identities`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentList {
-    /// The agents.
+    /// The agents (one page, oldest first).
     pub agents: Vec<Agent>,
+    /// The `cursor` of the next page; `null` on the last one.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 // ---------------------------------------------------------------- runs

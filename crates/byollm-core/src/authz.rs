@@ -173,6 +173,11 @@ actions! {
     DeleteAgent => Admins;
     /// `POST /api/v1/runs`.
     CreateRun => MembersOrAgentForItself;
+    /// `GET /api/v1/runs` (which runs it lists is [`Action::ListTeamRuns`]).
+    ListRuns => Members, "listing runs needs a member's API key";
+    /// Listing every run of the team (otherwise a member lists the runs they
+    /// act as or started).
+    ListTeamRuns => Admins;
     /// `GET /api/v1/runs/{id}`.
     ReadRun => RunOrCreatorOrAdmin;
     /// `POST /api/v1/runs/{id}/finish`.

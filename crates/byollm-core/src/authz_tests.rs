@@ -95,7 +95,7 @@ fn role_rules_by_credential() {
         member_run(),
         agent_run(),
     ];
-    let cases: [(Action, [bool; 6]); 5] = [
+    let cases: [(Action, [bool; 6]); 7] = [
         (Action::ReadMe, [true; 6]),
         (
             Action::ReadLlmSettings,
@@ -107,6 +107,12 @@ fn role_rules_by_credential() {
         ),
         (Action::AddOwner, [true, false, false, false, false, false]),
         (Action::ListApiKeys, [true, true, true, true, false, false]),
+        // Members list runs (their own); admins every run of the team.
+        (Action::ListRuns, [true, true, true, false, false, false]),
+        (
+            Action::ListTeamRuns,
+            [true, true, false, false, false, false],
+        ),
     ];
     for (action, expected) in cases {
         for (p, want) in callers.iter().zip(expected) {

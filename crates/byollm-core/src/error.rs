@@ -27,6 +27,9 @@ pub enum CoreError {
     /// Conflict with the current state (409).
     #[error("{0}")]
     Conflict(String),
+    /// The client's `If-Match` names a version that is no longer current (412).
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// A valid request the settings refuse (422).
     #[error("{message}")]
     Refused {

@@ -26,5 +26,6 @@ pub mod store;
 pub mod testing;
 pub mod usage;
 pub mod validate;
+pub mod versioned;
 
 pub use error::CoreError;

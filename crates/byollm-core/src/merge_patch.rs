@@ -24,11 +24,54 @@ pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
     }
 }
 
+/// The merge patch that turns `old` into `new` (objects compared field by
+/// field, anything else replaced whole): what a client sends to change only
+/// what it changed. `merge_patch(old, diff(old, new)) == new` when `new` holds
+/// no `null` inside an object (a merge patch cannot write one).
+pub fn diff(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+    let (serde_json::Value::Object(o), serde_json::Value::Object(n)) = (old, new) else {
+        return new.clone();
+    };
+    let mut patch = serde_json::Map::new();
+    for (key, old_value) in o {
+        match n.get(key) {
+            None | Some(serde_json::Value::Null) if !old_value.is_null() => {
+                patch.insert(key.clone(), serde_json::Value::Null);
+            }
+            Some(new_value) if new_value != old_value && !new_value.is_null() => {
+                let sub = diff(old_value, new_value);
+                patch.insert(key.clone(), sub);
+            }
+            _ => {}
+        }
+    }
+    for (key, new_value) in n {
+        if !o.contains_key(key) && !new_value.is_null() {
+            patch.insert(key.clone(), new_value.clone());
+        }
+    }
+    serde_json::Value::Object(patch)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
-    use super::merge_patch;
+    use super::{diff, merge_patch};
+
+    #[test]
+    fn diff_is_the_patch_that_makes_new() {
+        let old = json!({"a": 1, "b": {"c": "x", "d": [1]}, "e": "gone", "n": null});
+        let new = json!({"a": 1, "b": {"c": "y", "d": [1]}, "f": true, "n": null});
+        let patch = diff(&old, &new);
+        assert_eq!(patch, json!({"b": {"c": "y"}, "e": null, "f": true}));
+        let mut doc = old;
+        merge_patch(&mut doc, &patch);
+        doc.as_object_mut().unwrap().remove("n");
+        let mut want = new;
+        want.as_object_mut().unwrap().remove("n");
+        assert_eq!(doc, want);
+    }
 
     #[test]
     fn merge_patch_follows_rfc7396() {

@@ -1,5 +1,12 @@
-//! Team LLM settings: validation of the document admins `PUT`, and the
-//! effective-AWS-config resolution of DESIGN §4.
+//! Team LLM settings: validation of the document admins `PUT` (complete: every
+//! field named, see [`require_complete`]) or `PATCH` (a JSON Merge Patch of the
+//! current document), and the effective-AWS-config resolution of DESIGN §4.
+//!
+//! Invariant: nothing the admin did not write turns on a path out of the
+//! customer's cloud. A new team starts with Bedrock off and the direct API on
+//! (its only way to serve a request until an admin sets up Bedrock), and with
+//! `allow_fallback_outside_cloud` off, so enabling Bedrock later never brings a
+//! silent fallback with it.
 
 use std::collections::BTreeSet;
 
@@ -15,6 +22,73 @@ pub const MAX_AUDIENCES: usize = 10;
 
 /// The longest team maximum key lifetime, in days (100 years).
 pub const MAX_KEY_LIFETIME_DAYS: u32 = 36_500;
+
+/// Fields a `PUT` must name, as JSON paths; the others (`role_arn`, `region`,
+/// `model_ref` and any later optional field) may be left out and mean `null`.
+const REQUIRED: [&str; 12] = [
+    "hosts",
+    "hosts.aws_bedrock",
+    "hosts.aws_bedrock.enabled",
+    "hosts.aws_bedrock.enforcement",
+    "hosts.aws_bedrock.opt_out_of_new_models",
+    "hosts.direct_api",
+    "hosts.direct_api.enabled",
+    "models",
+    "allow_fallback_outside_cloud",
+    "subject_template",
+    "session_tags",
+    "source_identity",
+];
+
+/// More top-level fields a `PUT` must name.
+const REQUIRED_TOO: [&str; 2] = ["worker_identity_tokens", "token_audiences"];
+
+/// Fields each `models.<id>` entry must name.
+const REQUIRED_PER_MODEL: [&str; 4] = [
+    "aws_bedrock",
+    "aws_bedrock.enabled",
+    "direct_api",
+    "direct_api.enabled",
+];
+
+fn lookup<'a>(doc: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    path.split('.')
+        .try_fold(doc, |v, key| v.as_object()?.get(key))
+}
+
+/// Checks that a `PUT` body is a complete settings document: a JSON object
+/// naming every required field (a missing one is an error naming it), so an
+/// empty or partial body can never reset the team to defaults.
+pub fn require_complete(doc: &serde_json::Value) -> Result<(), FieldError> {
+    if !doc.is_object() {
+        return Err(FieldError::new(
+            "body",
+            "expected the complete settings document as a JSON object (use PATCH for a partial change)",
+        ));
+    }
+    for path in REQUIRED.iter().chain(REQUIRED_TOO.iter()) {
+        if lookup(doc, path).is_none_or(serde_json::Value::is_null) {
+            return Err(FieldError::new(
+                *path,
+                "missing; PUT replaces the whole document, so every field is required \
+                 (use PATCH to change some fields)",
+            ));
+        }
+    }
+    if let Some(serde_json::Value::Object(models)) = doc.get("models") {
+        for (id, entry) in models {
+            for path in REQUIRED_PER_MODEL {
+                if lookup(entry, path).is_none_or(serde_json::Value::is_null) {
+                    return Err(FieldError::new(
+                        format!("models.{id}.{path}"),
+                        "missing; PUT replaces the whole document, so every field is required",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Checks a settings document before it is stored.
 pub fn validate_llm_settings(s: &LlmSettings) -> Result<(), FieldError> {
@@ -198,6 +272,53 @@ mod tests {
             validate_llm_settings(&s).unwrap_err().field,
             "token_audiences[1]"
         );
+    }
+
+    #[test]
+    fn put_needs_every_required_field() {
+        let full = serde_json::to_value(LlmSettings::default()).unwrap();
+        assert!(require_complete(&full).is_ok());
+        for body in [
+            serde_json::json!({}),
+            serde_json::json!([]),
+            serde_json::Value::Null,
+        ] {
+            assert!(require_complete(&body).is_err(), "{body}");
+        }
+        for path in REQUIRED.iter().chain(REQUIRED_TOO.iter()) {
+            let mut doc = full.clone();
+            let (parent, leaf) = path.rsplit_once('.').unwrap_or(("", path));
+            let target = if parent.is_empty() {
+                &mut doc
+            } else {
+                parent
+                    .split('.')
+                    .fold(&mut doc, |v, k| v.get_mut(k).unwrap())
+            };
+            target.as_object_mut().unwrap().remove(leaf);
+            assert_eq!(require_complete(&doc).unwrap_err().field, *path);
+        }
+        let mut doc = full.clone();
+        doc["models"] =
+            serde_json::json!({"claude-sonnet-4-6": {"aws_bedrock": {"enabled": true}}});
+        assert_eq!(
+            require_complete(&doc).unwrap_err().field,
+            "models.claude-sonnet-4-6.direct_api"
+        );
+        // Optional fields may be left out.
+        let mut doc = full;
+        doc["hosts"]["aws_bedrock"]
+            .as_object_mut()
+            .unwrap()
+            .remove("role_arn");
+        assert!(require_complete(&doc).is_ok());
+    }
+
+    #[test]
+    fn a_new_team_never_falls_back_outside_its_cloud() {
+        let s = LlmSettings::default();
+        assert!(!s.allow_fallback_outside_cloud);
+        assert!(!s.hosts.aws_bedrock.enabled);
     }
 
     #[test]

@@ -210,13 +210,80 @@ pub fn from_json_value<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Cuts a value for echoing in an error message.
+/// Cuts a value for echoing in an error message, escaping what would not show:
+/// a control or invisible character appears as `\u0000`, never dropped, so the
+/// message names the value as received.
 fn shorten(value: &str) -> String {
-    let mut s: String = value.chars().take(80).filter(|c| !c.is_control()).collect();
+    let mut s = String::new();
+    for c in value.chars().take(80) {
+        if c.is_control() || is_invisible(c) || c == '`' || c == '\\' {
+            s.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            s.push(c);
+        }
+    }
     if value.chars().count() > 80 {
         s.push('…');
     }
     s
+}
+
+/// Quotes a value as received for an error message (escaped, cut at 80
+/// characters).
+pub fn quote(value: &str) -> String {
+    format!("`{}`", shorten(value))
+}
+
+/// Characters that look like `-` but are not: refused in names, so "a-b" and
+/// "a‐b" cannot be two agents.
+const HYPHEN_LOOKALIKES: [char; 11] = [
+    '\u{2010}', '\u{2011}', '\u{2012}', '\u{2013}', '\u{2014}', '\u{2015}', '\u{2043}', '\u{2212}',
+    '\u{fe58}', '\u{fe63}', '\u{ff0d}',
+];
+
+/// Invisible characters (soft hyphen, zero-width spaces and joiners, BOM): a
+/// name holding one looks like another name.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}'
+    )
+}
+
+/// Checks and normalises an agent name: trimmed, NFC, 1–`max` characters, no
+/// control or invisible characters and no look-alike hyphens (refused, not
+/// rewritten: the name stored is the name the admin typed, minus outer spaces).
+/// Returns the name to store; [`name_key`] of it is unique per team.
+pub fn agent_name(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
+    use unicode_normalization::UnicodeNormalization as _;
+    let normal: String = value.trim().nfc().collect();
+    if let Some(c) = normal.chars().find(|c| HYPHEN_LOOKALIKES.contains(c)) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "{} contains U+{:04X}, which looks like a hyphen; use the ASCII `-`",
+                quote(value),
+                u32::from(c)
+            ),
+        ));
+    }
+    let len = normal.chars().count();
+    if len == 0 || len > max || normal.chars().any(|c| c.is_control() || is_invisible(c)) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "{} is not a name; expected 1-{max} printable characters",
+                quote(value)
+            ),
+        ));
+    }
+    Ok(normal)
+}
+
+/// The key under which names are unique: case-insensitive (full Unicode
+/// lower case) of an already normalised name.
+pub fn name_key(normalised: &str) -> String {
+    normalised.to_lowercase()
 }
 
 #[cfg(test)]
@@ -282,5 +349,28 @@ mod tests {
         assert!(name("n", "ok", 10).is_ok());
         assert!(name("n", "", 10).is_err());
         assert!(name("n", "   ", 10).is_err());
+    }
+
+    #[test]
+    fn agent_names_are_trimmed_nfc_and_refuse_lookalikes() {
+        assert_eq!(agent_name("n", "  ci-bot \t", 100).unwrap(), "ci-bot");
+        // "e" + combining acute is NFC "é".
+        assert_eq!(
+            agent_name("n", "caf\u{65}\u{301}", 100).unwrap(),
+            "caf\u{e9}"
+        );
+        assert_eq!(name_key("CI-Bot"), "ci-bot");
+        let e = agent_name("name", "ci\u{2010}bot", 100).unwrap_err();
+        assert!(e.message.contains("U+2010"), "{e}");
+        assert!(agent_name("n", "ci\u{200b}bot", 100).is_err());
+        assert!(agent_name("n", "   ", 100).is_err());
+    }
+
+    #[test]
+    fn messages_quote_the_value_escaped() {
+        let e = region("r", "us-east-1\u{0}").unwrap_err();
+        assert!(e.message.contains("`us-east-1\\u0000`"), "{}", e.message);
+        let e = agent_name("n", "a\u{0}b", 100).unwrap_err();
+        assert!(e.message.contains("a\\u0000b"), "{}", e.message);
     }
 }

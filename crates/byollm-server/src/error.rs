@@ -98,6 +98,10 @@ impl From<CoreError> for ApiError {
                 format!("{what} not found"),
             ),
             CoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            CoreError::PreconditionFailed(m) => {
+                ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", m)
+                    .with_hint("GET the resource again and retry with its new ETag in If-Match")
+            }
             CoreError::Refused { message, hint } => {
                 let e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", message);
                 match hint {

@@ -11,6 +11,8 @@
 //! run's workload token is shown exactly once, when it is created, as the API
 //! does; nothing else secret is ever printed.
 
+#[path = "http_cmd/lists.rs"]
+mod lists;
 #[path = "http_cmd/members.rs"]
 mod members;
 #[path = "http_cmd/settings.rs"]
@@ -120,8 +122,8 @@ pub enum HttpCommand {
 /// `byollm agents …`.
 #[derive(Debug, Subcommand)]
 pub enum AgentsCommand {
-    /// List the team's agents.
-    List,
+    /// List the team's agents (one page; `--all` for every page).
+    List(lists::AgentListArgs),
     /// Show one agent.
     Get {
         /// The agent's uid.
@@ -192,6 +194,9 @@ pub enum RunsCommand {
         #[arg(long, value_name = "ID")]
         model: Option<String>,
     },
+    /// List runs (admins: the team's; members: their own), one page; `--all`
+    /// for every page.
+    List(lists::RunListArgs),
     /// Show a run.
     Get {
         /// The run id.
@@ -343,13 +348,8 @@ fn nullable(v: &str) -> Value {
 async fn agents(conn: &Conn, cmd: AgentsCommand) -> anyhow::Result<()> {
     let c = client(conn)?;
     let agent = match cmd {
-        AgentsCommand::List => {
-            let list = c.agents().await?;
-            if conn.json {
-                return out::json(&list);
-            }
-            agent_table(&list.agents).print();
-            return Ok(());
+        AgentsCommand::List(args) => {
+            return lists::agents(&c, conn.json, args, |l| agent_table(&l.agents)).await;
         }
         AgentsCommand::Get { uid } => c.agent(&uid).await?,
         AgentsCommand::Create { name, fields } => {
@@ -469,6 +469,7 @@ async fn runs(conn: &Conn, cmd: RunsCommand) -> anyhow::Result<()> {
             out::line(run.workload_token.expose());
             return Ok(());
         }
+        RunsCommand::List(args) => return lists::runs(&c, conn.json, args).await,
         RunsCommand::Get { id } => c.run(&id).await?,
         RunsCommand::Finish { id, state } => {
             let state = match state.as_deref() {

@@ -103,7 +103,7 @@ async fn the_admin_cli_drives_the_api() {
             "--region",
             "us-east-1",
             "--fallback-outside-cloud",
-            "off",
+            "on",
             "--model-ref",
             "claude-sonnet-4-6=us.anthropic.claude-sonnet-4-6",
             "--model-direct",
@@ -111,7 +111,9 @@ async fn the_admin_cli_drives_the_api() {
         ])
         .await;
     assert_eq!(s["hosts"]["aws_bedrock"]["role_arn"], role);
-    assert_eq!(s["allow_fallback_outside_cloud"], false);
+    // A new team has no fallback out of the cloud; the flag turns it on.
+    assert_eq!(s["allow_fallback_outside_cloud"], true);
+    assert_eq!(s["hosts"]["direct_api"]["enabled"], true);
     assert_eq!(
         s["models"]["claude-sonnet-4-6"]["aws_bedrock"]["model_ref"],
         "us.anthropic.claude-sonnet-4-6"
@@ -155,6 +157,24 @@ async fn the_admin_cli_drives_the_api() {
         list.contains("release-bot") && list.contains("(team's)"),
         "{list}"
     );
+    // One page by default (the next cursor on stderr); --all follows it.
+    for n in 0..3 {
+        cli.ok(&["agents", "create", "--name", &format!("pager-{n}")])
+            .await;
+    }
+    let (ok, page, stderr) = cli.run(&["agents", "list", "--limit", "2"]).await;
+    assert!(
+        ok && page.contains("release-bot") && !page.contains("pager-1"),
+        "{page}"
+    );
+    assert!(stderr.contains("--cursor"), "{stderr}");
+    let all = cli.json(&["agents", "list", "--limit", "2", "--all"]).await;
+    assert_eq!(all["agents"].as_array().unwrap().len(), 4, "{all}");
+    assert_eq!(all["next_cursor"], Value::Null);
+    let pagers = cli
+        .json(&["agents", "list", "--name-prefix", "PAGER", "--all"])
+        .await;
+    assert_eq!(pagers["agents"].as_array().unwrap().len(), 3, "{pagers}");
     let (ok, _, stderr) = cli.run(&["agents", "get", "nosuchagent"]).await;
     assert!(!ok && stderr.contains("404"), "{stderr}");
 
@@ -193,6 +213,16 @@ async fn the_admin_cli_drives_the_api() {
         .json(&["runs", "finish", &run_id, "--state", "cancelled"])
         .await;
     assert_eq!(finished["state"], "cancelled");
+    cli.ok(&["runs", "create"]).await;
+    let runs = cli.json(&["runs", "list", "--all", "--limit", "1"]).await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 2, "{runs}");
+    let cancelled = cli.json(&["runs", "list", "--state", "cancelled"]).await;
+    assert_eq!(
+        cancelled["runs"][0]["run_id"],
+        run_id.as_str(),
+        "{cancelled}"
+    );
+    assert!(cli.ok(&["runs", "list"]).await.contains(&run_id));
     let usage = cli.json(&["usage", "--run", &run_id]).await;
     assert_eq!(usage["buckets"]["platform"], 1.0);
     assert!(cli.ok(&["usage"]).await.contains("platform"));

@@ -111,7 +111,7 @@ async fn the_doctor_command_names_the_cause_and_exits_accordingly() {
     )
     .unwrap();
     let r = reqwest::Client::new()
-        .put(format!("{base}/api/v1/team/llm-settings"))
+        .patch(format!("{base}/api/v1/team/llm-settings"))
         .bearer_auth(&key)
         .json(&json!({"hosts": {"aws_bedrock": {"enabled": true, "role_arn": role, "region": "us-east-1"}}}))
         .send()

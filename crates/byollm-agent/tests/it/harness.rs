@@ -126,7 +126,7 @@ impl Env {
         };
         let r = env
             .http
-            .put(format!("{}/api/v1/team/llm-settings", env.base))
+            .patch(format!("{}/api/v1/team/llm-settings", env.base))
             .bearer_auth(&env.owner_key)
             .json(&json!({
                 "hosts": {"aws_bedrock": {"enabled": true, "role_arn": env.role_arn, "region": "us-east-1"},

@@ -4,9 +4,15 @@
 //! Invariants: deleting an agent revokes its keys and cancels its open runs in
 //! the same transaction, and their credentials leave the caches at once; a
 //! change of its availability or AWS override drops the AWS credentials chosen
-//! under the old one.
+//! under the old one. Names are stored trimmed and NFC-normalised and are unique
+//! per team case-insensitively ([`validate::agent_name`]). A PATCH is a
+//! compare-and-swap on the agent's version: two concurrent PATCHes both land
+//! (the loser re-applies its patch to the winner's result), and one sent with a
+//! stale `If-Match` is a 412. The list pages with [`Page`].
 
-use byollm_api::types::{Actor, ActorType, Agent, AgentCreate, AgentEditable};
+use byollm_api::types::{
+    Actor, ActorType, Agent, AgentCreate, AgentEditable, AgentList, AgentListQuery,
+};
 
 use super::{Core, Result};
 use crate::auth::Principal;
@@ -16,15 +22,19 @@ use crate::error::CoreError;
 use crate::ids;
 use crate::merge_patch::merge_patch;
 use crate::settings;
-use crate::store::AgentRow;
+use crate::store::{AgentFilter, AgentRow};
 use crate::validate::{self, FieldError};
+use crate::versioned::{self, IfMatch, MAX_ATTEMPTS, Versioned};
 use byollm_api::clock::rfc3339;
+
+use super::page::Page;
 
 /// Fields a patch may not name: the server sets them.
 const READ_ONLY: [&str; 3] = ["uid", "created_at", "created_by"];
 
-fn validate_agent(e: &AgentEditable) -> Result<()> {
-    validate::name("name", &e.name, 100)?;
+/// Validates an agent's editable fields and normalises its name in place.
+fn validate_agent(e: &mut AgentEditable) -> Result<()> {
+    e.name = validate::agent_name("name", &e.name, 100)?;
     validate::free_text("description", &e.description, 2000)?;
     if let Some(model) = &e.base_model {
         validate::model_id("base_model", model)?;
@@ -34,41 +44,56 @@ fn validate_agent(e: &AgentEditable) -> Result<()> {
 }
 
 impl Core {
-    /// `GET /api/v1/agent/identities`.
-    pub async fn list_agents(&self, p: &Principal) -> Result<Vec<Agent>> {
+    /// `GET /api/v1/agent/identities`: one page, oldest first, filtered by
+    /// name prefix and availability.
+    pub async fn list_agents(&self, p: &Principal, q: AgentListQuery) -> Result<AgentList> {
         authz::check(p, Action::ListAgents, Target::Team)?;
-        Ok(self
+        let page = Page::parse(q.limit, q.cursor.as_deref())?;
+        let filter = AgentFilter {
+            name_prefix: q.name_prefix,
+            available: q.available,
+            after: page.cursor.as_ref().map(|c| (c.created_at, c.id.clone())),
+        };
+        let limit = u32::try_from(page.fetch()).unwrap_or(u32::MAX);
+        let mut rows = self
             .store
-            .list_agents(&p.team_uid)
-            .await?
-            .into_iter()
-            .map(|a| a.agent)
-            .collect())
+            .list_agents_page(&p.team_uid, &filter, limit)
+            .await?;
+        let next_cursor = page.finish(&mut rows, |(a, created_at)| {
+            (*created_at, a.agent.uid.clone())
+        });
+        Ok(AgentList {
+            agents: rows.into_iter().map(|(a, _)| a.agent).collect(),
+            next_cursor,
+        })
     }
 
     /// `GET /api/v1/agent/identities/{uid}`.
-    pub async fn get_agent(&self, p: &Principal, uid: &str) -> Result<Agent> {
+    pub async fn get_agent(&self, p: &Principal, uid: &str) -> Result<Versioned<Agent>> {
         validate::uid("uid", uid)?;
         let agent = self
             .store
-            .get_agent(&p.team_uid, uid)
+            .get_agent_versioned(&p.team_uid, uid)
             .await?
             .ok_or(CoreError::NotFound("agent"))?;
         authz::check(p, Action::ReadAgent, Target::Agent(uid))?;
-        Ok(agent.agent)
+        Ok(Versioned {
+            value: agent.value.agent,
+            version: agent.version,
+        })
     }
 
     /// `POST /api/v1/agent/identities`.
     pub async fn create_agent(&self, p: &Principal, req: AgentCreate) -> Result<Agent> {
         authz::check(p, Action::CreateAgent, Target::Team)?;
-        let editable = AgentEditable {
+        let mut editable = AgentEditable {
             name: req.name,
             description: req.description.unwrap_or_default(),
             available: req.available.unwrap_or(true),
             base_model: req.base_model,
             inference_providers: req.inference_providers.unwrap_or_default(),
         };
-        validate_agent(&editable)?;
+        validate_agent(&mut editable)?;
         let now = self.clock.now();
         let row = AgentRow {
             team_uid: p.team_uid.clone(),
@@ -87,20 +112,17 @@ impl Core {
         Ok(row.agent)
     }
 
-    /// `PATCH /api/v1/agent/identities/{uid}`: a JSON Merge Patch (RFC 7396).
+    /// `PATCH /api/v1/agent/identities/{uid}`: a JSON Merge Patch (RFC 7396),
+    /// applied to the current agent by a compare-and-swap (see the module doc).
     pub async fn patch_agent(
         &self,
         p: &Principal,
         uid: &str,
         patch: serde_json::Value,
-    ) -> Result<Agent> {
+        if_match: Option<IfMatch>,
+    ) -> Result<Versioned<Agent>> {
         authz::check(p, Action::PatchAgent, Target::Agent(uid))?;
         validate::uid("uid", uid)?;
-        let mut row = self
-            .store
-            .get_agent(&p.team_uid, uid)
-            .await?
-            .ok_or(CoreError::NotFound("agent"))?;
         let serde_json::Value::Object(fields) = &patch else {
             return Err(
                 FieldError::new("body", "expected a JSON object (a JSON Merge Patch)").into(),
@@ -111,32 +133,54 @@ impl Core {
                 return Err(FieldError::new(read_only, "is read-only").into());
             }
         }
-        let current = AgentEditable {
-            name: row.agent.name.clone(),
-            description: row.agent.description.clone(),
-            available: row.agent.available,
-            base_model: row.agent.base_model.clone(),
-            inference_providers: row.agent.inference_providers.clone(),
-        };
-        let mut doc =
-            serde_json::to_value(&current).map_err(|e| CoreError::Internal(e.to_string()))?;
-        merge_patch(&mut doc, &patch);
-        let edited: AgentEditable = validate::from_json_value(doc)?;
-        validate_agent(&edited)?;
-        let credentials_stale = edited.available != current.available
-            || edited.inference_providers != current.inference_providers;
-        row.agent.name = edited.name;
-        row.agent.description = edited.description;
-        row.agent.available = edited.available;
-        row.agent.base_model = edited.base_model;
-        row.agent.inference_providers = edited.inference_providers;
-        self.store.update_agent(&row).await?;
-        self.bump();
-        if credentials_stale {
-            self.broker
-                .drop_actor(&p.team_uid, &agent_actor(uid), Cause::SettingsChanged);
+        for _ in 0..MAX_ATTEMPTS {
+            let Versioned {
+                value: mut row,
+                version,
+            } = self
+                .store
+                .get_agent_versioned(&p.team_uid, uid)
+                .await?
+                .ok_or(CoreError::NotFound("agent"))?;
+            if let Some(m) = &if_match {
+                m.check(version)?;
+            }
+            let current = AgentEditable {
+                name: row.agent.name.clone(),
+                description: row.agent.description.clone(),
+                available: row.agent.available,
+                base_model: row.agent.base_model.clone(),
+                inference_providers: row.agent.inference_providers.clone(),
+            };
+            let mut doc =
+                serde_json::to_value(&current).map_err(|e| CoreError::Internal(e.to_string()))?;
+            merge_patch(&mut doc, &patch);
+            let mut edited: AgentEditable = validate::from_json_value(doc)?;
+            validate_agent(&mut edited)?;
+            let credentials_stale = edited.available != current.available
+                || edited.inference_providers != current.inference_providers;
+            row.agent.name = edited.name;
+            row.agent.description = edited.description;
+            row.agent.available = edited.available;
+            row.agent.base_model = edited.base_model;
+            row.agent.inference_providers = edited.inference_providers;
+            if !self.store.update_agent_if(&row, version).await? {
+                if if_match.is_some() {
+                    return Err(versioned::stale());
+                }
+                continue;
+            }
+            self.bump();
+            if credentials_stale {
+                self.broker
+                    .drop_actor(&p.team_uid, &agent_actor(uid), Cause::SettingsChanged);
+            }
+            return Ok(Versioned {
+                value: row.agent,
+                version: version + 1,
+            });
         }
-        Ok(row.agent)
+        Err(versioned::contended())
     }
 
     /// `DELETE /api/v1/agent/identities/{uid}`: also revokes its keys and cancels

@@ -11,6 +11,8 @@ mod api_keys;
 mod changes;
 mod identity;
 mod invitations;
+mod llm_settings;
+mod member_settings;
 pub mod page;
 mod runs;
 mod team;

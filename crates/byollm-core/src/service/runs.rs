@@ -6,11 +6,14 @@
 //! maximum age) kills its workload token and its cached AWS credentials on this
 //! replica at once (DESIGN §2 flow 1). A run past its maximum age is `expired`
 //! whether the maintenance sweep ([`Core::expire_overdue_runs`]) or a lookup
-//! meets it first, and it ended at that age, not when it was noticed.
+//! meets it first, and it ended at that age, not when it was noticed. The list
+//! (`GET /api/v1/runs`) pages with [`Page`]: admins see the team's runs,
+//! members the runs they act as or started.
 
 use byollm_api::SecretValue;
 use byollm_api::types::{
-    Actor, ActorType, BedrockTarget, RunCreate, RunCreated, RunFinish, RunInfo, RunState,
+    Actor, ActorType, BedrockTarget, RunCreate, RunCreated, RunFinish, RunInfo, RunList,
+    RunListQuery, RunState,
 };
 use secrecy::ExposeSecret as _;
 
@@ -20,9 +23,45 @@ use crate::authz::{self, Action, Target};
 use crate::error::CoreError;
 use crate::ids;
 use crate::settings;
-use crate::store::{AgentRow, ExpiredRun, RunRow, TeamRow};
+use crate::store::{AgentRow, ExpiredRun, RunFilter, RunRow, TeamRow};
 use crate::validate::{self, FieldError};
 use byollm_api::clock::rfc3339;
+
+use super::page::Page;
+
+/// A query's RFC 3339 time as Unix seconds, or a 400 naming `field`.
+fn unix_time(field: &str, value: &str) -> std::result::Result<i64, FieldError> {
+    time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .map(time::OffsetDateTime::unix_timestamp)
+        .map_err(|_| {
+            FieldError::new(
+                field,
+                format!(
+                    "{} is not an RFC 3339 time; expected e.g. 2026-01-31T12:00:00Z",
+                    validate::quote(value)
+                ),
+            )
+        })
+}
+
+/// A query's `type:uid` actor, or a 400 naming `actor`.
+fn parse_actor(value: &str) -> std::result::Result<(String, String), FieldError> {
+    let bad = || {
+        FieldError::new(
+            "actor",
+            format!(
+                "{} is not an actor; expected user:<uid> or service_account:<uid>",
+                validate::quote(value)
+            ),
+        )
+    };
+    let (t, uid) = value.split_once(':').ok_or_else(bad)?;
+    if !matches!(t, "user" | "service_account") {
+        return Err(bad());
+    }
+    validate::uid("actor", uid).map_err(|_| bad())?;
+    Ok((t.to_owned(), uid.to_owned()))
+}
 
 /// Longest run prompt kept, in characters.
 pub const MAX_PROMPT_CHARS: usize = 100_000;
@@ -161,6 +200,41 @@ impl Core {
             self.broker.drop_run(&r.team_uid, &r.uid);
         }
         self.bump();
+    }
+
+    /// `GET /api/v1/runs`: one page, oldest first, filtered by state, actor and
+    /// creation time; admins list the team's runs, members their own.
+    pub async fn list_runs(&self, p: &Principal, q: RunListQuery) -> Result<RunList> {
+        authz::check(p, Action::ListRuns, Target::Team)?;
+        let page = Page::parse(q.limit, q.cursor.as_deref())?;
+        let filter = RunFilter {
+            state: q.state.map(|s| s.as_str().to_owned()),
+            actor: q.actor.as_deref().map(parse_actor).transpose()?,
+            involving_member: authz::check(p, Action::ListTeamRuns, Target::Team)
+                .is_err()
+                .then(|| p.actor.uid.clone()),
+            since: q
+                .since
+                .as_deref()
+                .map(|v| unix_time("since", v))
+                .transpose()?,
+            until: q
+                .until
+                .as_deref()
+                .map(|v| unix_time("until", v))
+                .transpose()?,
+            after: page.cursor.as_ref().map(|c| (c.created_at, c.id.clone())),
+        };
+        let mut rows = self
+            .store
+            .list_runs_page(&p.team_uid, &filter, page.fetch())
+            .await?;
+        let next_cursor = page.finish(&mut rows, |r| (r.created_at, r.uid.clone()));
+        let mut runs = Vec::with_capacity(rows.len());
+        for row in rows {
+            runs.push(self.run_info(row).await?);
+        }
+        Ok(RunList { runs, next_cursor })
     }
 
     /// `GET /api/v1/runs/{id}`.

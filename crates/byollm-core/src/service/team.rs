@@ -1,5 +1,4 @@
-//! The team and its members: who the caller is, the members' own settings, the
-//! team's LLM settings, adding and removing members, and the offline bootstrap
+//! The team and its members: who the caller is, the members' own settings, adding and removing members, and the offline bootstrap
 //! of a new team.
 //!
 //! Invariants: a team keeps at least one owner (checked inside the store's
@@ -9,13 +8,13 @@
 //! member's keys from the credential cache, so the new role holds at once on
 //! this replica. AWS credentials
 //! leave the broker when what chose them changes: a member's removal (and the
-//! runs they started are cancelled), a member's opt-in, the team's Bedrock host
-//! settings or what goes into the identity tokens it exchanges.
+//! runs they started are cancelled) or a member's opt-in. (The team's LLM
+//! settings live in `llm_settings`.)
 
 use byollm_api::SecretValue;
 use byollm_api::types::{
-    Actor, ActorType, LlmSettings, Me, Member, MemberCreate, MemberCreated, MemberList,
-    MemberPatch, MemberSettings, PageQuery, Role, TeamInfo,
+    Actor, ActorType, Me, Member, MemberCreate, MemberCreated, MemberList, MemberPatch, PageQuery,
+    Role, TeamInfo,
 };
 
 use super::api_keys::new_key_row;
@@ -26,7 +25,6 @@ use crate::authz::{self, Action, Target};
 use crate::bounded::Cause;
 use crate::error::CoreError;
 use crate::ids;
-use crate::settings;
 use crate::store::{MemberAfter, MemberRow, RemovedActor, Store, StoreError};
 use crate::validate;
 use byollm_api::clock::Clock;
@@ -46,56 +44,6 @@ impl Core {
                 name: team.name,
             },
         })
-    }
-
-    /// `GET /api/v1/me/settings`.
-    pub async fn member_settings(&self, p: &Principal) -> Result<MemberSettings> {
-        authz::check(p, Action::ReadMemberSettings, Target::Team)?;
-        let m = self
-            .store
-            .get_member(&p.team_uid, &p.actor.uid)
-            .await?
-            .ok_or(CoreError::NotFound("member"))?;
-        Ok(MemberSettings {
-            aws_bedrock_opt_in: m.aws_bedrock_opt_in,
-        })
-    }
-
-    /// `PUT /api/v1/me/settings`.
-    pub async fn put_member_settings(
-        &self,
-        p: &Principal,
-        s: MemberSettings,
-    ) -> Result<MemberSettings> {
-        authz::check(p, Action::WriteMemberSettings, Target::Team)?;
-        self.store
-            .set_member_opt_in(&p.team_uid, &p.actor.uid, s.aws_bedrock_opt_in)
-            .await?;
-        self.bump();
-        if !s.aws_bedrock_opt_in {
-            self.broker
-                .drop_actor(&p.team_uid, &p.actor, Cause::SettingsChanged);
-        }
-        Ok(s)
-    }
-
-    /// `GET /api/v1/team/llm-settings`.
-    pub async fn llm_settings(&self, p: &Principal) -> Result<LlmSettings> {
-        authz::check(p, Action::ReadLlmSettings, Target::Team)?;
-        Ok(self.team(&p.team_uid).await?.settings)
-    }
-
-    /// `PUT /api/v1/team/llm-settings`.
-    pub async fn put_llm_settings(&self, p: &Principal, s: LlmSettings) -> Result<LlmSettings> {
-        authz::check(p, Action::WriteLlmSettings, Target::Team)?;
-        settings::validate_llm_settings(&s)?;
-        let old = self.team(&p.team_uid).await?.settings;
-        self.store.put_settings(&p.team_uid, &s).await?;
-        self.bump();
-        if chooses_credentials_differently(&old, &s) {
-            self.broker.drop_team(&p.team_uid);
-        }
-        Ok(s)
     }
 
     /// `GET /api/v1/team/members`: one page in `(created_at, uid)` order.
@@ -242,18 +190,6 @@ fn owner_rule(e: StoreError) -> CoreError {
         StoreError::Conflict(m) => CoreError::Conflict(m),
         other => other.into(),
     }
-}
-
-/// Whether the team's AWS credentials were chosen under settings that no
-/// longer hold: the Bedrock host (on, role, region, enforcement) or what the
-/// identity tokens exchanged for them say (subject, tags, source identity,
-/// audiences).
-fn chooses_credentials_differently(old: &LlmSettings, new: &LlmSettings) -> bool {
-    old.hosts.aws_bedrock != new.hosts.aws_bedrock
-        || old.subject_template != new.subject_template
-        || old.session_tags != new.session_tags
-        || old.source_identity != new.source_identity
-        || old.token_audiences != new.token_audiences
 }
 
 /// What `byollm admin bootstrap` created.

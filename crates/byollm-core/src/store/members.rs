@@ -153,19 +153,6 @@ impl Store {
         Ok(true)
     }
 
-    /// Sets a member's Bedrock opt-in.
-    pub async fn set_member_opt_in(&self, team_uid: &str, uid: &str, opt_in: bool) -> Result<()> {
-        sqlx::query("UPDATE members SET aws_bedrock_opt_in = $1 WHERE team_uid = $2 AND uid = $3")
-            .bind(b(opt_in))
-            .bind(team_uid)
-            .bind(uid)
-            .execute(&self.pool)
-            .await?;
-        self.announce(&[Change::new(ChangeKind::MemberChanged, team_uid, uid)])
-            .await;
-        Ok(())
-    }
-
     /// Removes a member or an agent in one transaction: its API keys go, the runs
     /// it acts in or started are cancelled, and what died is returned; `None`
     /// when the actor did not exist in the team.

@@ -2,6 +2,11 @@
 //! (`--store-url postgres://…`) behind sqlx's Any driver, with one set of
 //! migrations and runtime queries, so a fresh clone builds without a database.
 //!
+//! The embedded database holds emails and run prompts: its data directory is
+//! created 0700 and `byollm.db` 0600 (SQLite gives its WAL and shared-memory
+//! files the database's mode), and an existing database readable by others is
+//! narrowed to 0600 when opened.
+//!
 //! Every tenant-owned query names the team, so one team cannot read or change
 //! another's objects even when it guesses an id. Placeholders are `$N`, which both
 //! engines accept.
@@ -16,6 +21,7 @@ mod agents;
 mod api_keys;
 mod audit;
 mod invitations;
+mod member_settings;
 mod members;
 pub mod notify;
 mod rows;
@@ -31,11 +37,12 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row as _};
 
+pub use agents::AgentFilter;
 pub use api_keys::{KeyAfter, LAST_USE_GRANULARITY};
 pub use invitations::InvitationRow;
 pub use members::{LAST_OWNER, MemberAfter, ROLE_CHANGED, RemovedActor};
 pub use rows::*;
-pub use runs::ExpiredRun;
+pub use runs::{ExpiredRun, RunFilter};
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +59,9 @@ pub enum StoreError {
     /// A stored document did not parse.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The data directory or database file could not be created owner-only.
+    #[error("could not create the store's files: {0}")]
+    Files(String),
     /// The store URL is not SQLite or PostgreSQL.
     #[error("unsupported store URL; expected sqlite://PATH or postgres://…")]
     Url,
@@ -96,9 +106,12 @@ fn b(v: bool) -> i64 {
 }
 
 impl Store {
-    /// Opens (creating if needed) the SQLite store `byollm.db` in `data_dir`.
+    /// Opens (creating if needed, owner-only) the SQLite store `byollm.db` in
+    /// `data_dir`.
     pub async fn open_data_dir(data_dir: &Path) -> Result<Store> {
         let path = data_dir.join("byollm.db");
+        create_private(data_dir, &path)
+            .map_err(|e| StoreError::Files(format!("{}: {e}", path.display())))?;
         Store::connect(&format!("sqlite://{}?mode=rwc", path.display())).await
     }
 
@@ -159,6 +172,41 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+}
+
+/// Creates `dir` (0700) and an empty database file `db` (0600) unless they
+/// exist, and narrows an existing database file to 0600.
+fn create_private(dir: &Path, db: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(dir)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    match options.open(db) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                let mode = std::fs::metadata(db)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    std::fs::set_permissions(db, std::fs::Permissions::from_mode(0o600))?;
+                }
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
 }
 
 /// Reads a column, naming it on failure.

@@ -20,6 +20,23 @@ pub struct ExpiredRun {
     pub token_hash: String,
 }
 
+/// Which runs a page lists, after which one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Only runs in this state (wire spelling).
+    pub state: Option<String>,
+    /// Only runs acting as this actor `(type, uid)`.
+    pub actor: Option<(String, String)>,
+    /// Only runs this member acts as or started (a member's own list).
+    pub involving_member: Option<String>,
+    /// Created at or after (Unix seconds).
+    pub since: Option<i64>,
+    /// Created before (Unix seconds).
+    pub until: Option<i64>,
+    /// The page starts after this `(created_at, uid)`.
+    pub after: Option<(i64, String)>,
+}
+
 const RUN_SELECT: &str = "SELECT uid, team_uid, actor_type, actor_uid, triggered_by_type, triggered_by_uid, \
      state, model, prompt, token_hash, token_expires_at, created_at, finished_at FROM runs";
 
@@ -47,6 +64,73 @@ impl Store {
         .await
         .map_err(|e| map_unique(e, "run exists"))?;
         Ok(())
+    }
+
+    /// One page of a team's runs in `(created_at, uid)` order: at most `limit`
+    /// after `f.after`.
+    pub async fn list_runs_page(
+        &self,
+        team_uid: &str,
+        f: &RunFilter,
+        limit: i64,
+    ) -> Result<Vec<RunRow>> {
+        let mut sql = format!("{RUN_SELECT} WHERE team_uid = $1");
+        let mut n = 1;
+        let mut arg = || {
+            n += 1;
+            format!("${n}")
+        };
+        if f.state.is_some() {
+            sql.push_str(&format!(" AND state = {}", arg()));
+        }
+        if f.actor.is_some() {
+            sql.push_str(&format!(
+                " AND actor_type = {} AND actor_uid = {}",
+                arg(),
+                arg()
+            ));
+        }
+        if f.involving_member.is_some() {
+            let (a, b) = (arg(), arg());
+            sql.push_str(&format!(
+                " AND ((actor_type = 'user' AND actor_uid = {a}) \
+                 OR (triggered_by_type = 'user' AND triggered_by_uid = {b}))"
+            ));
+        }
+        if f.since.is_some() {
+            sql.push_str(&format!(" AND created_at >= {}", arg()));
+        }
+        if f.until.is_some() {
+            sql.push_str(&format!(" AND created_at < {}", arg()));
+        }
+        if f.after.is_some() {
+            let (a, b, c) = (arg(), arg(), arg());
+            sql.push_str(&format!(
+                " AND (created_at > {a} OR (created_at = {b} AND uid > {c}))"
+            ));
+        }
+        sql.push_str(&format!(" ORDER BY created_at, uid LIMIT {}", arg()));
+        let mut q = sqlx::query(&sql).bind(team_uid);
+        if let Some(state) = &f.state {
+            q = q.bind(state.clone());
+        }
+        if let Some((t, uid)) = &f.actor {
+            q = q.bind(t.clone()).bind(uid.clone());
+        }
+        if let Some(uid) = &f.involving_member {
+            q = q.bind(uid.clone()).bind(uid.clone());
+        }
+        if let Some(since) = f.since {
+            q = q.bind(since);
+        }
+        if let Some(until) = f.until {
+            q = q.bind(until);
+        }
+        if let Some((created_at, uid)) = &f.after {
+            q = q.bind(*created_at).bind(*created_at).bind(uid.clone());
+        }
+        let rows = q.bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(RunRow::from_row).collect()
     }
 
     /// A run of a team.

@@ -1,9 +1,11 @@
-//! The `teams` table: a team and its LLM settings (one JSON document).
+//! The `teams` table: a team and its LLM settings (one JSON document, written
+//! only by a compare-and-swap on `settings_version`, see [`crate::versioned`]).
 
 use byollm_api::types::LlmSettings;
 
 use super::notify::{Change, ChangeKind};
-use super::{Result, Store, StoreError, TeamRow, map_unique};
+use super::{Result, Store, StoreError, TeamRow, col, map_unique};
+use crate::versioned::Versioned;
 
 impl Store {
     /// Creates a team with default settings.
@@ -32,17 +34,50 @@ impl Store {
         row.map(|r| TeamRow::from_row(&r)).transpose()
     }
 
-    /// Replaces a team's LLM settings.
-    pub async fn put_settings(&self, team_uid: &str, settings: &LlmSettings) -> Result<()> {
+    /// A team's LLM settings and their version; `None` for no such team.
+    pub async fn get_settings_versioned(
+        &self,
+        team_uid: &str,
+    ) -> Result<Option<Versioned<LlmSettings>>> {
+        let row = sqlx::query(
+            "SELECT uid, name, llm_settings, settings_version FROM teams WHERE uid = $1",
+        )
+        .bind(team_uid)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Versioned {
+                value: TeamRow::from_row(&r)?.settings,
+                version: col(&r, "settings_version")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Replaces a team's LLM settings if their version is still `seen`
+    /// (compare-and-swap); `false` when another write got there first.
+    pub async fn put_settings_if(
+        &self,
+        team_uid: &str,
+        settings: &LlmSettings,
+        seen: i64,
+    ) -> Result<bool> {
         let text =
             serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query("UPDATE teams SET llm_settings = $1 WHERE uid = $2")
-            .bind(text)
-            .bind(team_uid)
-            .execute(&self.pool)
-            .await?;
-        self.announce(&[Change::new(ChangeKind::TeamSettings, team_uid, team_uid)])
-            .await;
-        Ok(())
+        let done = sqlx::query(
+            "UPDATE teams SET llm_settings = $1, settings_version = settings_version + 1 \
+             WHERE uid = $2 AND settings_version = $3",
+        )
+        .bind(text)
+        .bind(team_uid)
+        .bind(seen)
+        .execute(&self.pool)
+        .await?;
+        let updated = done.rows_affected() == 1;
+        if updated {
+            self.announce(&[Change::new(ChangeKind::TeamSettings, team_uid, team_uid)])
+                .await;
+        }
+        Ok(updated)
     }
 }

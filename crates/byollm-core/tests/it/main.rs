@@ -13,6 +13,7 @@
 mod auth_cache;
 mod keyring;
 mod ledger;
+mod migration_0004;
 mod onboarding;
 mod run_lifetimes;
 mod stores;

@@ -59,6 +59,29 @@ fn skipped() {
 
 /// A new, empty database on the configured server, so tests run in parallel.
 async fn postgres(admin_url: &str) -> TestStore {
+    let url = empty_postgres(admin_url).await;
+    let store = Store::connect(&url).await.unwrap();
+    TestStore {
+        store,
+        name: "postgres",
+        url,
+        _dir: None,
+    }
+}
+
+/// The URL of a new database without tables (no migrations run), on the
+/// server `BYOLLM_TEST_POSTGRES_URL` names, when it is set.
+pub async fn empty_postgres_url() -> Option<String> {
+    match pg_url() {
+        Some(admin_url) => Some(empty_postgres(&admin_url).await),
+        None => {
+            skipped();
+            None
+        }
+    }
+}
+
+async fn empty_postgres(admin_url: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     sqlx::any::install_default_drivers();
     let db = format!(
@@ -76,12 +99,5 @@ async fn postgres(admin_url: &str) -> TestStore {
         .await
         .unwrap();
     let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let url = format!("{base}/{db}");
-    let store = Store::connect(&url).await.unwrap();
-    TestStore {
-        store,
-        name: "postgres",
-        url,
-        _dir: None,
-    }
+    format!("{base}/{db}")
 }

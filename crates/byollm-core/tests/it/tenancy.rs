@@ -65,9 +65,17 @@ async fn tenancy_round_trips_and_scoping() {
             s.get_member(&b.team_uid, &m.uid).await.unwrap().is_none(),
             "scoped by team"
         );
-        s.set_member_opt_in(&a.team_uid, &m.uid, true)
+        let seen = s
+            .get_member_opt_in_versioned(&a.team_uid, &m.uid)
             .await
-            .unwrap();
+            .unwrap()
+            .unwrap()
+            .version;
+        assert!(
+            s.set_member_opt_in_if(&a.team_uid, &m.uid, true, seen)
+                .await
+                .unwrap()
+        );
         assert!(
             s.get_member(&a.team_uid, &m.uid)
                 .await

@@ -130,6 +130,10 @@ fn matrix() -> Vec<Row> {
         // Keeps worker identity tokens on, which the run rows below rely on.
         with_body(
             row(M::PUT, routes::TEAM_LLM_SETTINGS, T::None, ADMINS),
+            |_, _| crate::common::complete_settings(&worker_tokens_on()),
+        ),
+        with_body(
+            row(M::PATCH, routes::TEAM_LLM_SETTINGS, T::None, ADMINS),
             |_, _| worker_tokens_on(),
         ),
         row(M::GET, routes::TEAM_MEMBERS, T::None, ADMINS),
@@ -234,6 +238,8 @@ fn matrix() -> Vec<Row> {
             ),
             |_, a| json!({"agent_uid": a.agent_uid}),
         ),
+        // Members list their own runs, admins the team's.
+        row(M::GET, routes::RUNS, T::None, MEMBERS_READ),
         row(
             M::GET,
             routes::RUN,
@@ -531,7 +537,7 @@ async fn unsupported_methods_are_405_after_authentication() {
             Method::PUT,
             routes::fill(routes::AGENT_IDENTITY, &a.agent_uid),
         ),
-        (Method::GET, routes::RUNS.to_owned()),
+        (Method::DELETE, routes::RUNS.to_owned()),
         (Method::GET, routes::fill(routes::RUN_FINISH, &a.member_run)),
         (Method::GET, routes::IDENTITY_TOKEN.to_owned()),
     ] {

@@ -505,9 +505,12 @@ async fn error_bodies_snapshot() {
         .await
         .expect(400)
         .body;
+    // Sent as is (a wrong type is named before a missing field).
     let wrong_type = h
-        .put_settings(
-            &a.admin.key,
+        .json(
+            Method::PUT,
+            routes::TEAM_LLM_SETTINGS,
+            Some(&a.admin.key),
             &json!({"hosts": {"aws_bedrock": {"enabled": "yes"}}}),
         )
         .await

@@ -97,10 +97,24 @@ impl Harness {
         Harness::with_clock(Arc::new(SystemClock)).await
     }
 
-    /// A harness on a fresh SQLite data directory reading time from `clock`.
+    /// A harness on the test store (SQLite, or a fresh PostgreSQL database
+    /// under `BYOLLM_TEST_STORE=postgres`) reading time from `clock`.
     pub async fn with_clock(clock: Arc<dyn Clock>) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let cfg = config(dir.path(), Algorithm::Es256);
+        Harness::build(dir, cfg, clock).await
+    }
+
+    /// A harness on `store_url` (PostgreSQL), or on a fresh SQLite data
+    /// directory when `None`, whatever the test store is.
+    pub async fn on_store(store_url: Option<String>) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), Algorithm::Es256);
+        cfg.store_url = store_url;
+        Harness::build(dir, cfg, Arc::new(SystemClock)).await
+    }
+
+    async fn build(dir: tempfile::TempDir, cfg: ServerConfig, clock: Arc<dyn Clock>) -> Harness {
         let core = byollm_server::app::build_core(&cfg, clock).await.unwrap();
         let gateway_cfg = byollm_server::app::gateway_config(&cfg).unwrap();
         let gateway = Arc::new(byollm_gateway::Gateway::new(core.clone(), gateway_cfg).unwrap());
@@ -160,6 +174,45 @@ impl Harness {
         self.send(Method::GET, path, cred, None).await
     }
 
+    /// Sends raw bytes with extra headers.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        cred: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Resp {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {cred}"))
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(serde_json::to_vec(b).unwrap()));
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let raw = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            raw,
+        }
+    }
+
     pub async fn post(&self, path: &str, cred: Option<&str>, body: &Value) -> Resp {
         self.json(Method::POST, path, cred, body).await
     }
@@ -208,13 +261,14 @@ impl Harness {
         (r.str("/run_id"), r.str("/workload_token"))
     }
 
-    /// Replaces the team's settings (as an admin).
+    /// Replaces the team's settings (as an admin) with the defaults and
+    /// `settings` merged in ([`complete_settings`]).
     pub async fn put_settings(&self, admin: &str, settings: &Value) -> Resp {
         self.json(
             Method::PUT,
             routes::TEAM_LLM_SETTINGS,
             Some(admin),
-            settings,
+            &complete_settings(settings),
         )
         .await
     }
@@ -331,6 +385,14 @@ pub fn claims_of(token: &str) -> Value {
 }
 
 /// Settings with worker identity tokens on (everything else default).
+/// A complete settings document: a new team's defaults with `partial` merged
+/// in (RFC 7396), as the tests' `PUT`s meant before `PUT` required every field.
+pub fn complete_settings(partial: &Value) -> Value {
+    let mut doc = serde_json::to_value(byollm_api::types::LlmSettings::default()).unwrap();
+    byollm_core::merge_patch::merge_patch(&mut doc, partial);
+    doc
+}
+
 pub fn worker_tokens_on() -> Value {
     json!({"worker_identity_tokens": true})
 }

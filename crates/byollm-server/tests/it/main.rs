@@ -11,6 +11,7 @@
     reason = "test helpers outside #[test] functions fail loudly too"
 )]
 
+mod agent_run_paging;
 mod auth_abuse;
 mod authz_matrix;
 mod authz_table;
@@ -24,6 +25,7 @@ mod oidc_e2e;
 mod owner_rules;
 mod paging;
 mod replica_changes;
+mod safe_writes;
 mod secrets_scan;
 mod tenancy_rules;
 mod two_credentials;

@@ -277,12 +277,12 @@ async fn run_token_carries_run_id_session_tags_and_source_identity() {
         .put(
             routes::TEAM_LLM_SETTINGS,
             &owner,
-            &json!({
+            &crate::common::complete_settings(&json!({
                 "worker_identity_tokens": true,
                 "subject_template": ["scoped_principal", "run_id"],
                 "session_tags": true,
                 "source_identity": true,
-            }),
+            })),
         )
         .await;
     assert_eq!(status, 200, "{body}");

@@ -100,8 +100,8 @@ async fn no_secret_in_the_data_dir_or_the_logs() {
         .put(
             routes::TEAM_LLM_SETTINGS,
             &owner,
-            &json!({"worker_identity_tokens": true, "session_tags": true, "source_identity": true,
-                    "subject_template": ["scoped_principal", "run_id"]}),
+            &crate::common::complete_settings(&json!({"worker_identity_tokens": true, "session_tags": true, "source_identity": true,
+                    "subject_template": ["scoped_principal", "run_id"]})),
         )
         .await;
     assert_eq!(s, 200, "{b}");

@@ -1,6 +1,7 @@
 //! `byollm settings get|set|put`: the team's LLM settings (DESIGN §4, §6).
-//! `set` reads the document, changes what the flags name and writes it back
-//! (`PUT` replaces the whole document); `put` writes a JSON file as is.
+//! `set` sends a JSON Merge Patch (`PATCH`) of only what the flags change, so
+//! it never overwrites another admin's concurrent edit; `put` replaces the
+//! whole document with a JSON file (`PUT`, every field required).
 
 use anyhow::{Context as _, anyhow, bail};
 use byollm_api::client::Client;
@@ -209,9 +210,14 @@ pub async fn run(c: &Client, json: bool, cmd: SettingsCommand) -> anyhow::Result
     let s = match cmd {
         SettingsCommand::Get => c.llm_settings().await?,
         SettingsCommand::Set(args) => {
-            let mut s = c.llm_settings().await?;
-            apply(&mut s, args)?;
-            c.put_llm_settings(&s).await?
+            let old = c.llm_settings().await?;
+            let mut new = old.clone();
+            apply(&mut new, args)?;
+            let patch = byollm_core::merge_patch::diff(
+                &serde_json::to_value(&old)?,
+                &serde_json::to_value(&new)?,
+            );
+            c.patch_llm_settings(&patch).await?
         }
         SettingsCommand::Put { file } => {
             let text = if file == "-" {
@@ -219,12 +225,12 @@ pub async fn run(c: &Client, json: bool, cmd: SettingsCommand) -> anyhow::Result
             } else {
                 std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?
             };
-            let doc: LlmSettings = serde_json::from_str(&text)
-                .with_context(|| format!("{file} is not a settings document"))?;
-            if doc == LlmSettings::default() && text.trim().is_empty() {
+            if text.trim().is_empty() {
                 bail!("{file} is empty");
             }
-            c.put_llm_settings(&doc).await?
+            let doc: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{file} is not JSON"))?;
+            c.put_llm_settings_document(&doc).await?
         }
     };
     if json {

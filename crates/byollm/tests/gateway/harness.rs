@@ -163,12 +163,18 @@ impl Env {
         env
     }
 
+    /// Replaces the team's settings with `settings` merged (RFC 7396) into a
+    /// new team's defaults plus `allow_fallback_outside_cloud: true`: the
+    /// fallback these tests exercise, which a new team no longer starts with.
     pub async fn put_settings(&self, settings: Value) {
+        let mut doc = serde_json::to_value(byollm_api::types::LlmSettings::default()).unwrap();
+        doc["allow_fallback_outside_cloud"] = Value::Bool(true);
+        byollm_core::merge_patch::merge_patch(&mut doc, &settings);
         let r = self
             .http
             .put(format!("{}/api/v1/team/llm-settings", self.base))
             .bearer_auth(&self.owner_key)
-            .json(&settings)
+            .json(&doc)
             .send()
             .await
             .unwrap();
