@@ -227,6 +227,7 @@ pub async fn authenticate(
     let source = source_of(&req);
     let Some(presented) = presented_credential(req.headers()) else {
         state.guard.log_failure(source, "missing", path);
+        state.app.core.metrics().auth_failure("missing");
         return ApiError::unauthenticated().into_response();
     };
     let guard = &state.guard;
@@ -240,6 +241,7 @@ pub async fn authenticate(
         Err(e) => return ApiError::from(e).into_response(),
     };
     guard.log_failure(source, failure.as_str(), path);
+    state.app.core.metrics().auth_failure(failure.as_str());
     let retry_after = match (failure, source) {
         (AuthFailure::Throttled, Some(s)) => Some(guard.record_failure(s).unwrap_or(1)),
         (_, Some(s)) => guard.record_failure(s),

@@ -103,6 +103,11 @@ impl Core {
         &self.broker
     }
 
+    /// The replica's metrics (the broker's registry: one per replica).
+    pub fn metrics(&self) -> &Arc<byollm_telemetry::Metrics> {
+        self.broker.metrics()
+    }
+
     /// The usage ledger's writer.
     pub fn usage_sink(&self) -> &UsageSink {
         &self.usage
