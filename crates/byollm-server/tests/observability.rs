@@ -7,11 +7,7 @@
 //! process-wide too — next to `it`'s tests running on other threads with and
 //! without their own subscribers, INFO events here were filtered out at random.
 
-#![expect(
-    clippy::unwrap_used,
-    clippy::panic,
-    reason = "tests fail loudly"
-)]
+#![expect(clippy::unwrap_used, clippy::panic, reason = "tests fail loudly")]
 
 #[path = "it/common.rs"]
 #[expect(
