@@ -18,9 +18,9 @@ use serde::de::DeserializeOwned;
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes;
 use crate::types::{
-    Agent, AgentCreate, AgentList, ApiKeyCreate, ApiKeyCreated, ApiKeyList, Health,
-    IdentityTokenRequest, IdentityTokenResponse, LlmSettings, Me, Member, MemberCreate, MemberList,
-    MemberSettings, RunCreate, RunCreated, RunFinish, RunInfo, UsageQuery, UsageReport,
+    Agent, AgentCreate, AgentList, ApiKeyCreate, ApiKeyCreated, ApiKeyList, AuditPage, AuditQuery,
+    Health, IdentityTokenRequest, IdentityTokenResponse, LlmSettings, Me, Member, MemberCreate,
+    MemberList, MemberSettings, RunCreate, RunCreated, RunFinish, RunInfo, UsageQuery, UsageReport,
 };
 
 /// Why a call failed.
@@ -449,6 +449,40 @@ impl Client {
             report.next_cursor = page.next_cursor;
         }
         Ok(report)
+    }
+
+    /// `GET /api/v1/audit`: one page of the team's audit trail (admins).
+    pub async fn audit(&self, query: &AuditQuery) -> Result<AuditPage, ClientError> {
+        let limit = query.limit.map(|l| l.to_string());
+        let mut pairs = Vec::new();
+        for (name, value) in [
+            ("action", &query.action),
+            ("actor", &query.actor),
+            ("target", &query.target),
+            ("since", &query.since),
+            ("until", &query.until),
+            ("limit", &limit),
+            ("cursor", &query.cursor),
+        ] {
+            if let Some(v) = value {
+                pairs.push((name, v.as_str()));
+            }
+        }
+        let req = self.request(Method::GET, routes::AUDIT).query(&pairs);
+        self.send(req, routes::AUDIT).await
+    }
+
+    /// Every page of [`Client::audit`], oldest first.
+    pub async fn audit_all(&self, query: &AuditQuery) -> Result<AuditPage, ClientError> {
+        let mut q = query.clone();
+        let mut page = self.audit(&q).await?;
+        while let Some(cursor) = page.next_cursor.take() {
+            q.cursor = Some(cursor);
+            let next = self.audit(&q).await?;
+            page.events.extend(next.events);
+            page.next_cursor = next.next_cursor;
+        }
+        Ok(page)
     }
 
     /// `GET /v1/models`: the models this principal may use, with the host each

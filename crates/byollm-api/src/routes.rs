@@ -43,6 +43,8 @@ pub const AGENT_IDENTITY_TOKEN: &str = "/api/v1/agent/identities/{uid}/identity-
 pub const IDENTITY_TOKEN: &str = "/api/v1/identity-token";
 /// Usage and credits.
 pub const USAGE: &str = "/api/v1/usage";
+/// The team's admin audit trail (admins).
+pub const AUDIT: &str = "/api/v1/audit";
 
 /// The gateway's Anthropic Messages API (`POST`; streams when the body says
 /// `"stream": true`).

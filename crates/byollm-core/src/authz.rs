@@ -190,6 +190,8 @@ actions! {
     ReadMemberUsage => SelfOrAdmin, "members see only their own usage", hint "omit member_uid";
     /// Usage of the whole team (otherwise a member sees only their own).
     ReadTeamUsage => Admins;
+    /// `GET /api/v1/audit`.
+    ReadAudit => Admins, "only admins read the audit trail";
 }
 
 /// Allows `action` on `target`, or the 403 the API answers.

@@ -110,7 +110,10 @@ pub async fn observe(State(core): State<Arc<Core>>, mut req: Request, next: Next
         method = %method,
         path = %req.uri().path(),
     );
-    let mut resp = next.run(req).instrument(span.clone()).await;
+    // Audit events recorded while serving name the request.
+    let mut resp = byollm_core::service::with_request_id(id.clone(), next.run(req))
+        .instrument(span.clone())
+        .await;
     let caller = resp.extensions_mut().remove::<Caller>();
     let taken = resp.extensions_mut().remove::<RouteTaken>();
     let route = template.as_ref().map_or("unmatched", MatchedPath::as_str);

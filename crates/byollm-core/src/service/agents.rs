@@ -84,6 +84,14 @@ impl Core {
             },
         };
         self.store.insert_agent(&row, now).await?;
+        let changes = serde_json::to_value(&row.agent).unwrap_or_default();
+        self.audit(
+            p,
+            "agent.create",
+            format!("agent:{}", row.agent.uid),
+            changes,
+        )
+        .await?;
         Ok(row.agent)
     }
 
@@ -123,6 +131,11 @@ impl Core {
         merge_patch(&mut doc, &patch);
         let edited: AgentEditable = validate::from_json_value(doc)?;
         validate_agent(&edited)?;
+        // Agents hold no secret: the AWS override is a role ARN and a region.
+        let changes = super::changed_fields(
+            &serde_json::to_value(&current).unwrap_or_default(),
+            &serde_json::to_value(&edited).unwrap_or_default(),
+        );
         let credentials_stale = edited.available != current.available
             || edited.inference_providers != current.inference_providers;
         row.agent.name = edited.name;
@@ -131,6 +144,8 @@ impl Core {
         row.agent.base_model = edited.base_model;
         row.agent.inference_providers = edited.inference_providers;
         self.store.update_agent(&row).await?;
+        self.audit(p, "agent.update", format!("agent:{uid}"), changes)
+            .await?;
         self.bump();
         if credentials_stale {
             self.broker
@@ -150,6 +165,13 @@ impl Core {
             .await?
             .ok_or(CoreError::NotFound("agent"))?;
         self.forget_removed(&p.team_uid, &agent_actor(uid), &removed);
+        self.audit(
+            p,
+            "agent.delete",
+            format!("agent:{uid}"),
+            serde_json::json!({}),
+        )
+        .await?;
         Ok(())
     }
 }

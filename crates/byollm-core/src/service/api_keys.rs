@@ -7,6 +7,7 @@
 use byollm_api::SecretValue;
 use byollm_api::types::{Actor, ActorType, ApiKeyCreate, ApiKeyCreated, ApiKeyInfo};
 use secrecy::ExposeSecret as _;
+use serde_json::json;
 
 use super::{Core, Result};
 use crate::auth::Principal;
@@ -51,6 +52,9 @@ impl Core {
             created_at: self.clock.now(),
         };
         self.store.insert_api_key(&row).await?;
+        let changes = json!({"name": row.name, "owner": owner, "prefix": row.prefix});
+        self.audit(p, "api_key.create", format!("api_key:{}", row.id), changes)
+            .await?;
         Ok(ApiKeyCreated {
             id: row.id,
             key: SecretValue::from(key),
@@ -95,6 +99,9 @@ impl Core {
         authz::check(p, Action::RevokeApiKey, Target::ApiKey { owner: &owner })?;
         self.store.delete_api_key(&p.team_uid, id).await?;
         self.auth.evict(&[key.key_hash]);
+        let changes = json!({"name": key.name, "owner": owner});
+        self.audit(p, "api_key.revoke", format!("api_key:{id}"), changes)
+            .await?;
         Ok(())
     }
 }

@@ -8,6 +8,7 @@
 
 mod agents;
 mod api_keys;
+mod audit;
 mod identity;
 mod runs;
 mod team;
@@ -27,6 +28,7 @@ use crate::store::{Store, TeamRow};
 use crate::usage::UsageSink;
 use byollm_api::clock::Clock;
 
+pub use audit::{changed_fields, with_request_id};
 pub use identity::{MintSubject, Minted};
 pub use runs::MAX_PROMPT_CHARS;
 pub use team::{Bootstrapped, bootstrap_team};

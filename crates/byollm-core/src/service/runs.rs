@@ -13,6 +13,7 @@ use byollm_api::types::{
     Actor, ActorType, BedrockTarget, RunCreate, RunCreated, RunFinish, RunInfo, RunState,
 };
 use secrecy::ExposeSecret as _;
+use serde_json::json;
 
 use super::{Core, Result};
 use crate::auth::Principal;
@@ -88,6 +89,13 @@ impl Core {
             finished_at: None,
         };
         self.store.insert_run(&row).await?;
+        self.audit(
+            p,
+            "run.create",
+            format!("run:{}", row.uid),
+            json!({"actor": row.actor}),
+        )
+        .await?;
         Ok(RunCreated {
             run_id: row.uid,
             state: row.state,
@@ -218,6 +226,13 @@ impl Core {
         self.bump();
         // Its credentials die with it (DESIGN §2 flow 1).
         self.broker.drop_run(&p.team_uid, id);
+        self.audit(
+            p,
+            "run.finish",
+            format!("run:{id}"),
+            json!({"state": state.as_str()}),
+        )
+        .await?;
         let run = self
             .store
             .get_run(&p.team_uid, id)

@@ -13,6 +13,7 @@ use byollm_api::types::{
     Actor, ActorType, LlmSettings, Me, Member, MemberCreate, MemberSettings, Role, TeamInfo,
 };
 use secrecy::ExposeSecret as _;
+use serde_json::json;
 
 use super::{Core, Result};
 use crate::auth::Principal;
@@ -65,6 +66,14 @@ impl Core {
         self.store
             .set_member_opt_in(&p.team_uid, &p.actor.uid, s.aws_bedrock_opt_in)
             .await?;
+        let changes = json!({"aws_bedrock_opt_in": s.aws_bedrock_opt_in});
+        self.audit(
+            p,
+            "member_settings.update",
+            format!("member:{}", p.actor.uid),
+            changes,
+        )
+        .await?;
         self.bump();
         if !s.aws_bedrock_opt_in {
             self.broker
@@ -85,6 +94,13 @@ impl Core {
         settings::validate_llm_settings(&s)?;
         let old = self.team(&p.team_uid).await?.settings;
         self.store.put_settings(&p.team_uid, &s).await?;
+        self.audit(
+            p,
+            "settings.update",
+            "team".into(),
+            settings_change(&old, &s),
+        )
+        .await?;
         self.bump();
         if chooses_credentials_differently(&old, &s) {
             self.broker.drop_team(&p.team_uid);
@@ -123,6 +139,9 @@ impl Core {
             aws_bedrock_opt_in: false,
         };
         self.store.insert_member(&row, self.clock.now()).await?;
+        let changes = json!({"email": row.email, "role": row.role});
+        self.audit(p, "member.create", format!("member:{}", row.uid), changes)
+            .await?;
         Ok(Member {
             uid: row.uid,
             email: row.email,
@@ -165,6 +184,9 @@ impl Core {
             uid: uid.to_owned(),
         };
         self.forget_removed(&p.team_uid, &actor, &removed);
+        let changes = json!({"email": target.email, "role": target.role});
+        self.audit(p, "member.delete", format!("member:{uid}"), changes)
+            .await?;
         Ok(())
     }
 
@@ -190,6 +212,13 @@ fn chooses_credentials_differently(old: &LlmSettings, new: &LlmSettings) -> bool
         || old.session_tags != new.session_tags
         || old.source_identity != new.source_identity
         || old.token_audiences != new.token_audiences
+}
+
+/// The audit entry of a settings write: the changed fields, before and after.
+/// Team settings hold no secret (role ARNs, regions, model lists).
+fn settings_change(old: &LlmSettings, new: &LlmSettings) -> serde_json::Value {
+    let as_json = |s: &LlmSettings| serde_json::to_value(s).unwrap_or_default();
+    super::changed_fields(&as_json(old), &as_json(new))
 }
 
 /// What `byollm admin bootstrap` created.

@@ -13,6 +13,7 @@
 mod agents;
 mod api_keys;
 mod audit;
+mod audit_events;
 mod members;
 mod rows;
 mod runs;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row as _};
 
+pub use audit_events::{AuditEventRow, AuditFilter};
 pub use members::RemovedActor;
 pub use rows::*;
 pub use runs::ExpiredRun;

@@ -4,6 +4,7 @@
 
 mod agents;
 mod api_keys;
+mod audit;
 mod gateway;
 mod health;
 mod identity;
@@ -51,6 +52,7 @@ pub const ACTIONS: &[(Method, &str, Action)] = &[
     (Method::POST, r::IDENTITY_TOKEN, Action::MintForMember),
     (Method::POST, r::AGENT_IDENTITY_TOKEN, Action::MintForAgent),
     (Method::GET, r::USAGE, Action::ReadUsage),
+    (Method::GET, r::AUDIT, Action::ReadAudit),
 ];
 
 /// The action behind `method` on a route template, if it is an authenticated
@@ -75,5 +77,6 @@ pub fn router() -> Router<AppState> {
         .merge(runs::router())
         .merge(identity::router())
         .merge(usage::router())
+        .merge(audit::router())
         .merge(gateway::router())
 }

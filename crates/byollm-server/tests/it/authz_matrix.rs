@@ -96,6 +96,7 @@ const ALL_ROUTES: &[&str] = &[
     routes::IDENTITY_TOKEN,
     routes::AGENT_IDENTITY_TOKEN,
     routes::USAGE,
+    routes::AUDIT,
     routes::MODELS,
     routes::MESSAGES,
     routes::CHAT_COMPLETIONS,
@@ -278,6 +279,8 @@ fn matrix() -> Vec<Row> {
         ),
         // Members see their own usage, admins the team's.
         row(M::GET, routes::USAGE, T::None, MEMBERS_READ),
+        // The audit trail is the admins'.
+        row(M::GET, routes::AUDIT, T::None, ADMINS),
         // Keys and run tokens list the models they may use (DESIGN §5).
         row(
             M::GET,

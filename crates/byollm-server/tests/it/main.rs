@@ -10,6 +10,7 @@
     reason = "test helpers outside #[test] functions fail loudly too"
 )]
 
+mod audit;
 mod auth_abuse;
 mod authz_matrix;
 mod authz_table;
