@@ -665,4 +665,3 @@ pub struct UsageRequest {
     /// When (RFC 3339).
     pub created_at: String,
 }
-

@@ -1,6 +1,12 @@
 //! Server configuration: `byollm.toml` (`version = 1`, unknown fields refused) and
 //! the flags of `byollm serve`, which override the file.
 
+#[path = "config/telemetry.rs"]
+mod telemetry;
+pub use telemetry::{
+    DEFAULT_METRICS_LISTEN, LogFormat, MetricsListen, TelemetryConfig, TelemetrySection,
+};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -63,103 +69,6 @@ pub struct FileConfig {
     /// Metrics listener and log format.
     #[serde(default)]
     pub telemetry: TelemetrySection,
-}
-
-/// `[telemetry]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TelemetrySection {
-    /// Address of the metrics listener, or `off` (default
-    /// [`DEFAULT_METRICS_LISTEN`]).
-    pub metrics_listen: Option<String>,
-    /// Adds a `team` label (the team id) to the gateway's request and token
-    /// series (default false: no ids in labels).
-    pub per_team_metrics: Option<bool>,
-    /// `text` (default) or `json` (one JSON object per line).
-    pub log_format: Option<LogFormat>,
-}
-
-/// Default metrics listener: loopback, so nothing outside the host scrapes
-/// it unless the operator says so.
-pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line (Loki, CloudWatch, jq).
-    Json,
-}
-
-impl std::str::FromStr for LogFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "text" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            _ => Err(format!("`{s}`: expected `text` or `json`")),
-        }
-    }
-}
-
-/// Where the metrics listener binds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum MetricsListen {
-    /// No metrics listener (the [`Default`], for embedders and tests).
-    #[default]
-    Off,
-    /// [`DEFAULT_METRICS_LISTEN`], not chosen by the operator: when the address
-    /// is taken, the server warns and runs without metrics.
-    Default(SocketAddr),
-    /// An address the operator set: failing to bind it stops the start.
-    At(SocketAddr),
-}
-
-impl MetricsListen {
-    /// Parses `off` or an address; `what` names the setting in errors.
-    pub fn parse(value: &str, what: &str) -> Result<MetricsListen, ConfigError> {
-        if value.eq_ignore_ascii_case("off") {
-            return Ok(MetricsListen::Off);
-        }
-        value.parse().map(MetricsListen::At).map_err(|_| {
-            ConfigError::Invalid(format!(
-                "{what}: expected an address such as 127.0.0.1:9464, or `off`"
-            ))
-        })
-    }
-}
-
-/// `[telemetry]`, checked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TelemetryConfig {
-    /// The metrics listener.
-    pub metrics_listen: MetricsListen,
-    /// A `team` label on the gateway's series.
-    pub per_team_metrics: bool,
-    /// The log line format.
-    pub log_format: LogFormat,
-}
-
-impl TelemetrySection {
-    /// The settings, checked; unset values take their defaults.
-    pub fn config(&self) -> Result<TelemetryConfig, ConfigError> {
-        let metrics_listen = match &self.metrics_listen {
-            Some(v) => MetricsListen::parse(v, "telemetry.metrics_listen")?,
-            None => MetricsListen::Default(
-                DEFAULT_METRICS_LISTEN
-                    .parse()
-                    .map_err(|_| ConfigError::Invalid("bad default metrics address".into()))?,
-            ),
-        };
-        Ok(TelemetryConfig {
-            metrics_listen,
-            per_team_metrics: self.per_team_metrics.unwrap_or(false),
-            log_format: self.log_format.unwrap_or_default(),
-        })
-    }
 }
 
 /// `[server]`.
