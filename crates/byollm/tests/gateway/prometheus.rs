@@ -182,6 +182,22 @@ async fn a_real_prometheus_sees_requests_fallbacks_and_sts_outcomes() {
         r.header("x-byollm-route"),
         Some("direct_api:claude-sonnet-4-6")
     );
+    // One id names the request and its usage row.
+    let id = r.header("x-request-id").unwrap();
+    assert!(id.starts_with("req_"), "{id}");
+    assert_eq!(r.header("x-byollm-request-id"), Some(id));
+    // A caller's own id is echoed, and the caller formats' error bodies carry it.
+    let r = env
+        .infer_with(
+            routes::MESSAGES,
+            &env.owner_key,
+            serde_json::json!({"model": "claude-sonnet-4-6"}),
+            &[("x-request-id", "caller-7")],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.header("x-request-id"), Some("caller-7"));
+    assert_eq!(r.json()["error"]["request_id"], "caller-7", "{}", r.text);
     // A Bedrock request: the policy admits the team again; a run's token is a
     // credential the broker has not seen fail.
     env.sim
@@ -228,6 +244,10 @@ async fn a_real_prometheus_sees_requests_fallbacks_and_sts_outcomes() {
         (
             r#"sum(byollm_http_requests_total{route="/v1/messages",method="POST",status_class="2xx"})"#,
             2.0,
+        ),
+        (
+            r#"sum(byollm_http_requests_total{route="/v1/messages",method="POST",status_class="4xx"})"#,
+            1.0,
         ),
         (r#"sum(byollm_credential_cache_total{event="miss"})"#, 2.0),
         (
