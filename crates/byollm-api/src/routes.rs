@@ -48,6 +48,8 @@ pub const USAGE: &str = "/api/v1/usage";
 pub const TEAM_MEMBER_INVITATION: &str = "/api/v1/team/members/{uid}/invitation";
 /// Redeem an invitation code for the member's first API key (public).
 pub const INVITATIONS_REDEEM: &str = "/api/v1/invitations/redeem";
+/// The team's admin audit trail (admins).
+pub const AUDIT: &str = "/api/v1/audit";
 
 /// The gateway's Anthropic Messages API (`POST`; streams when the body says
 /// `"stream": true`).

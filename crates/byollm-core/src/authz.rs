@@ -208,6 +208,8 @@ actions! {
     InviteOwner => Owners, "only an owner can issue or revoke an owner's invitation";
     /// Revoking an owner's key (on top of [`Action::RevokeApiKey`]).
     RevokeOwnerKey => Owners, "only an owner can revoke an owner's key";
+    /// `GET /api/v1/audit`.
+    ReadAudit => Admins, "only admins read the audit trail";
 }
 
 /// Allows `action` on `target`, or the 403 the API answers.

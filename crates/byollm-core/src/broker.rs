@@ -46,6 +46,7 @@ use byollm_api::types::Actor;
 use byollm_federation::ExchangeError;
 use byollm_federation::aws::{AssumeRole, AwsExchange, TemporaryCredentials};
 use byollm_federation::refresh::Schedule;
+use byollm_telemetry::{CacheEvent, Metrics, Stopwatch};
 
 use crate::bounded::{Bounded, Cause, Evictions};
 
@@ -258,6 +259,9 @@ pub struct CredentialsBroker {
     rate_per_second: f64,
     burst: f64,
     tasks: TaskTracker,
+    /// The replica's metrics (cache events, STS calls); the domain's too
+    /// ([`crate::service::Core::metrics`]).
+    metrics: Arc<Metrics>,
 }
 
 impl CredentialsBroker {
@@ -299,7 +303,19 @@ impl CredentialsBroker {
             rate_per_second,
             burst,
             tasks: TaskTracker::new(),
+            metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// Records into `metrics` from now on (set once, before the broker is shared).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The replica's metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The live slot of `key`: one whose credentials expired on our clock
@@ -349,7 +365,13 @@ impl CredentialsBroker {
                 && schedule.is_usable(now)
             {
                 let creds = c.clone();
-                if schedule.is_due(now) && !st.refreshing {
+                let due = schedule.is_due(now) && !st.refreshing;
+                self.metrics.credential_cache(if due {
+                    CacheEvent::Refresh
+                } else {
+                    CacheEvent::Hit
+                });
+                if due {
                     // Due: refresh in the background, serve what we have.
                     st.refreshing = true;
                     let (this, key, slot, name) = (
@@ -374,6 +396,7 @@ impl CredentialsBroker {
             }
             seen_attempts = st.attempts;
         }
+        self.metrics.credential_cache(CacheEvent::Miss);
         let _flight = slot.flight.lock().await;
         {
             let st = slot.state.lock();
@@ -407,6 +430,7 @@ impl CredentialsBroker {
             if !self.take_token() {
                 return Err(BrokerError::RateLimited);
             }
+            let watch = Stopwatch::start();
             let token = mint().await?;
             let target = AssumeRole {
                 role_arn: key.role_arn.clone(),
@@ -414,8 +438,10 @@ impl CredentialsBroker {
                 region: key.region.clone(),
                 duration_seconds: None,
             };
-            let creds = self.sts.exchange(&token, &target).await?;
-            Ok(Arc::new(Brokered::new(creds)))
+            let result = self.sts.exchange(&token, &target).await;
+            self.metrics
+                .sts_call(sts_outcome(result.as_ref().err()), watch.seconds());
+            Ok(Arc::new(Brokered::new(result?)))
         }
         .await;
         {
@@ -526,6 +552,20 @@ impl CredentialsBroker {
     pub async fn close(&self) {
         self.tasks.close();
         self.tasks.wait().await;
+    }
+}
+
+/// The `outcome` label of an STS call: `ok` or the error's AWS class.
+fn sts_outcome(e: Option<&ExchangeError>) -> &'static str {
+    match e {
+        None => "ok",
+        Some(ExchangeError::AccessDenied(_)) => "access_denied",
+        Some(ExchangeError::InvalidIdentityToken(_)) => "invalid_identity_token",
+        Some(ExchangeError::ExpiredToken(_)) => "expired_token",
+        Some(ExchangeError::IdpCommunication(_)) => "idp_communication_error",
+        Some(ExchangeError::Validation(_)) => "validation_error",
+        Some(ExchangeError::Throttled(_)) => "throttling",
+        Some(ExchangeError::Unavailable(_)) => "unavailable",
     }
 }
 

@@ -26,6 +26,7 @@ use bytes::Bytes;
 
 use byollm_api::catalog::Catalog;
 use byollm_api::types::BedrockTarget;
+use byollm_telemetry::Stopwatch;
 
 use crate::bedrock::CallCredentials;
 use crate::caller::Ctx;
@@ -232,37 +233,66 @@ impl Gateway {
         F: Fn(Call) -> Fut,
         Fut: Future<Output = Result<Served, Failure>>,
     {
+        let metrics = self.core.metrics();
+        let count = |host, outcome| {
+            metrics.gateway_request(
+                format.as_label(),
+                model_label(model),
+                host,
+                outcome,
+                &ctx.team.uid,
+            );
+        };
         let candidates = match plan::plan(Catalog::builtin(), model, &self.plan_input(ctx, format))
         {
             Ok(c) => c,
-            Err(e) => return e.into_response(format),
+            Err(e) => {
+                count("none", "no_plan");
+                return e.into_response(format);
+            }
         };
         let draft = UsageDraft::new(ctx, model);
         let allow_outside_cloud = ctx.team.settings.allow_fallback_outside_cloud;
         let mut walk = Walk::default();
+        // The host and reason of the last failed attempt, until a call on the
+        // next route makes it a fallback.
+        let mut failed: Option<(&'static str, &'static str)> = None;
         for c in candidates {
             let outcome = match walk.skip(&c, allow_outside_cloud) {
                 Some(why) => AttemptOutcome::Skipped(why),
-                None => self.attempt(ctx, &c, &walk, &draft, &call).await,
+                None => {
+                    if let Some((from, reason)) = failed.take() {
+                        metrics.fallback(from, c.host(), reason);
+                    }
+                    self.attempt(ctx, &c, &walk, &draft, &call).await
+                }
             };
+            if let Some(reason) = outcome.fallback_reason() {
+                failed = Some((c.host(), reason));
+            }
             match walk.after(&c, outcome) {
                 Step::TryNext => {}
                 Step::Commit(served) => {
+                    count(c.host(), "ok");
                     return self.respond(served, &c, &walk.attempts, draft).await;
                 }
                 Step::Stop(e) => {
+                    count(c.host(), "client_error");
                     draft
                         .record(&self.core, NO_ROUTE, &e.attempts, 0, 0, 0)
                         .await;
-                    return with_request_id(e.into_response(format), &draft.id);
+                    let taken = RouteTaken::new(NO_ROUTE, &e.attempts);
+                    return with_request_id(e.into_response(format), &draft.id, taken);
                 }
             }
         }
         let e = walk.exhausted(model, allow_outside_cloud);
+        count("none", "no_route");
         draft
             .record(&self.core, NO_ROUTE, &e.attempts, 0, 0, 0)
             .await;
-        with_request_id(e.into_response(format), &draft.id)
+        let taken = RouteTaken::new(NO_ROUTE, &e.attempts);
+        with_request_id(e.into_response(format), &draft.id, taken)
     }
 
     /// Tries one candidate that no rule skipped: the dispatch to providers.
@@ -281,8 +311,9 @@ impl Gateway {
         // Each upstream call gets `first_byte` to start answering; past it the
         // call is dropped (closing its connection) and the next route may serve.
         let limit = self.timeouts.first_byte;
-        let call_with = |creds| {
-            first_byte_within(
+        let call_with = |creds| async move {
+            let watch = Stopwatch::start();
+            let result = first_byte_within(
                 limit,
                 call(Call {
                     candidate: c.clone(),
@@ -291,6 +322,12 @@ impl Gateway {
                     attempts: walk.attempts.clone(),
                 }),
             )
+            .await;
+            let streamed = matches!(result, Ok(Served::Stream(_)));
+            self.core
+                .metrics()
+                .upstream_call(c.host(), streamed, watch.seconds());
+            result
         };
         match c {
             Candidate::Bedrock { target, .. } => {
@@ -369,15 +406,46 @@ impl Gateway {
         if let Some(v) = fallback_header(attempts) {
             resp.headers_mut().insert("x-byollm-fallback", v);
         }
-        with_request_id(resp, &id)
+        with_request_id(resp, &id, RouteTaken::new(route, attempts))
     }
 }
 
-/// `resp` with the `x-byollm-request-id` header: the id of its usage row.
-fn with_request_id(mut resp: Response, id: &str) -> Response {
+/// `model` as a metrics label: a catalog id, else `other` (callers may send
+/// any string; labels stay bounded).
+pub(crate) fn model_label(model: &str) -> &str {
+    if Catalog::builtin().get(model).is_some() {
+        model
+    } else {
+        "other"
+    }
+}
+
+/// The route a request took and how many attempts were listed, on the
+/// response's extensions for the server's access log (never sent).
+#[derive(Debug, Clone)]
+pub struct RouteTaken {
+    /// The serving route (`x-byollm-route`), or `none`.
+    pub route: String,
+    /// Attempts listed (tried, or skipped with a listed reason).
+    pub attempts: usize,
+}
+
+impl RouteTaken {
+    fn new(route: &str, attempts: &[Attempt]) -> Self {
+        RouteTaken {
+            route: route.to_owned(),
+            attempts: attempts.len(),
+        }
+    }
+}
+
+/// `resp` with the `x-byollm-request-id` header (the id of its usage row) and
+/// the [`RouteTaken`] extension.
+fn with_request_id(mut resp: Response, id: &str, taken: RouteTaken) -> Response {
     if let Ok(v) = HeaderValue::from_str(id) {
         resp.headers_mut().insert(HDR_REQUEST_ID, v);
     }
+    resp.extensions_mut().insert(taken);
     resp
 }
 

@@ -29,7 +29,8 @@ use byollm_core::store::TeamRow;
 use crate::bedrock::{CallCredentials, CallerCredentials};
 use crate::error::GatewayError;
 use crate::gateway::{
-    CONTEXT_TTL_SECONDS, Gateway, HDR_ACCESS_KEY, HDR_REGION, HDR_SECRET_KEY, HDR_SESSION_TOKEN,
+    CONTEXT_TTL_SECONDS, Gateway, HDR_ACCESS_KEY, HDR_REGION, HDR_REQUEST_ID, HDR_SECRET_KEY,
+    HDR_SESSION_TOKEN,
 };
 
 /// Most callers cached; past this the least recently used leave.
@@ -93,6 +94,10 @@ pub(crate) struct Ctx {
     /// The caller's own AWS credentials (flow 4), which replace brokered ones.
     pub caller_creds: Option<CallCredentials>,
     pub effective: Result<BedrockTarget, NoBedrock>,
+    /// The request's id as the server generated it (`x-byollm-request-id`,
+    /// set by the server's request layer, never the caller's): the usage
+    /// row's id. Absent when the gateway is driven without that layer.
+    pub request_id: Option<String>,
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -229,6 +234,7 @@ impl Gateway {
             };
         }
         Ok(Ctx {
+            request_id: header(headers, HDR_REQUEST_ID).map(str::to_owned),
             run_id: p.run_id.clone(),
             p,
             team,

@@ -22,6 +22,16 @@ pub enum ApiFormat {
     OpenAi,
 }
 
+impl ApiFormat {
+    /// The `format` label of the gateway's metrics.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            ApiFormat::Anthropic => "anthropic",
+            ApiFormat::OpenAi => "openai",
+        }
+    }
+}
+
 /// One try of one route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Attempt {

@@ -127,7 +127,7 @@ impl UsageDraft {
     /// The draft for `ctx` asking for `model` (as requested, `auto` resolved).
     pub(crate) fn new(ctx: &Ctx, model: &str) -> Self {
         UsageDraft {
-            id: ids::new_id("use"),
+            id: ctx.request_id.clone().unwrap_or_else(|| ids::new_id("use")),
             team_uid: ctx.team.uid.clone(),
             run_id: ctx.run_id.clone(),
             actor: ctx.p.actor.clone(),
@@ -164,6 +164,18 @@ impl UsageDraft {
             inference_microcredits: microcredits,
             created_at: core.clock().now(),
         };
+        let host = match route.split_once(':') {
+            Some((crate::plan::HOST_BEDROCK, _)) => crate::plan::HOST_BEDROCK,
+            Some((crate::plan::HOST_DIRECT, _)) => crate::plan::HOST_DIRECT,
+            _ => "none",
+        };
+        core.metrics().tokens(
+            host,
+            crate::attempt::model_label(&self.model),
+            &self.team_uid,
+            input,
+            output,
+        );
         let _ = core.usage_sink().record(row).await;
     }
 }

@@ -23,6 +23,7 @@ pub mod sse;
 mod stream;
 pub mod translate;
 
-pub use gateway::{Gateway, GatewayConfig, GatewayStats};
+pub use attempt::RouteTaken;
+pub use gateway::{Gateway, GatewayConfig, GatewayStats, HDR_REQUEST_ID};
 pub use limits::Timeouts;
 pub use stream::Streams;

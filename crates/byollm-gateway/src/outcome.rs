@@ -160,6 +160,33 @@ impl fmt::Display for FailReason {
 }
 
 impl FailReason {
+    /// A stable word for the failure's kind (the `reason` label of the
+    /// fallback metric; the texts above carry the detail).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FailReason::CredentialsRefused(_) => "credentials_refused",
+            FailReason::AccessDenied(_) => "access_denied",
+            FailReason::ModelNotAvailable(_) => "model_not_available",
+            FailReason::Throttled(_) => "throttled",
+            FailReason::NotFound(_) => "not_found",
+            FailReason::Unavailable { .. } => "unavailable",
+            FailReason::Unrecognised { .. } => "unrecognised",
+            FailReason::TimedOut(_) => "timed_out",
+            FailReason::BedrockUnreachable | FailReason::DirectUnreachable(_) => "unreachable",
+            FailReason::UnreadableResponse
+            | FailReason::DirectBody(_)
+            | FailReason::DirectStream(_)
+            | FailReason::DirectStreamEmpty
+            | FailReason::NoFirstChunk
+            | FailReason::NoFirstEvent => "bad_response",
+            FailReason::Sdk(_) => "sdk",
+            FailReason::DirectNotConfigured => "not_configured",
+            FailReason::DirectKeyInvalid => "key_invalid",
+            FailReason::DirectStatus { .. } => "upstream_status",
+            FailReason::Encode(_) | FailReason::NoCredentials => "internal",
+        }
+    }
+
     /// Whether the same request may succeed later (throttling, timeouts, outages,
     /// broken connections), as opposed to a refusal an admin or the caller must
     /// fix first. Decides the final status when every route failed: SDKs retry
@@ -275,6 +302,15 @@ impl From<Result<Served, Failure>> for AttemptOutcome {
 }
 
 impl AttemptOutcome {
+    /// The failure's kind word when another route may be tried after it.
+    pub(crate) fn fallback_reason(&self) -> Option<&'static str> {
+        match self {
+            AttemptOutcome::RoleRefused(_) => Some("role_refused"),
+            AttemptOutcome::Failed(reason) => Some(reason.kind()),
+            _ => None,
+        }
+    }
+
     /// The `outcome` of this attempt in attempt lists, `x-byollm-fallback` and
     /// usage rows; `None` for a skip that is not listed.
     pub(crate) fn listed(&self) -> Option<String> {

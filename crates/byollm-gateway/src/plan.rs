@@ -20,6 +20,11 @@ use crate::error::{ApiFormat, GatewayError};
 /// Default number of models tried for one request.
 pub const MAX_FALLBACK_ATTEMPTS: usize = 3;
 
+/// The host of a route in the customer's Bedrock.
+pub const HOST_BEDROCK: &str = "aws_bedrock";
+/// The host of a route to a vendor's own API.
+pub const HOST_DIRECT: &str = "direct_api";
+
 /// One route to try.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Candidate {
@@ -53,6 +58,14 @@ impl Candidate {
                 model_ref, target, ..
             } => format!("aws_bedrock:{model_ref}@{}", target.region),
             Candidate::Direct { model, .. } => format!("direct_api:{model}"),
+        }
+    }
+
+    /// The host kind, the prefix of [`Candidate::route`] (a metrics label).
+    pub fn host(&self) -> &'static str {
+        match self {
+            Candidate::Bedrock { .. } => HOST_BEDROCK,
+            Candidate::Direct { .. } => HOST_DIRECT,
         }
     }
 

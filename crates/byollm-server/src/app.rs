@@ -19,7 +19,6 @@ use axum::http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::TraceLayer;
 
 use byollm_api::clock::Clock;
 use byollm_core::broker::CredentialsBroker;
@@ -33,11 +32,11 @@ use byollm_federation::aws::Sts;
 use byollm_gateway::direct::DirectEndpoint;
 use byollm_gateway::{Gateway, GatewayConfig};
 
-use crate::config::{ServerConfig, ShutdownConfig};
+use crate::config::{MetricsListen, ServerConfig, ShutdownConfig};
 use crate::conn::{self, ConnectionLimits};
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
-use crate::{auth, routes};
+use crate::{auth, routes, telemetry};
 
 /// Everything a request handler may use.
 #[derive(Debug)]
@@ -67,7 +66,9 @@ pub const SENSITIVE_HEADERS: &[&str] = &[
     "x-byollm-aws-session-token",
 ];
 
-/// The full router: every route, authentication by default, body limit, tracing.
+/// The full router: every route, authentication by default, body limit, and
+/// the request layer of [`crate::telemetry`] (request id, span, metrics,
+/// access log).
 ///
 /// The body limit here ([`MAX_BODY_BYTES`]) is the API's; the `/v1/*` handlers
 /// read their bodies themselves up to `[gateway] max_body_bytes`, so their 413
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
     let mut sensitive = vec![AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE];
     sensitive.extend(SENSITIVE_HEADERS.iter().map(|h| HeaderName::from_static(h)));
     routes::router()
+        .route_layer(axum::middleware::from_fn(telemetry::mark_caller))
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(
@@ -86,12 +88,10 @@ pub fn router(state: AppState) -> Router {
             auth::authenticate,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                // Path only: query strings and headers stay out of the log.
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-            }),
-        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.core.clone(),
+            telemetry::observe,
+        ))
         .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
         .with_state(state)
 }
@@ -175,12 +175,11 @@ pub async fn build_core(
         cfg.upstreams.aws_endpoint_url.clone(),
         cfg.gateway.sts,
     ));
-    let broker = Arc::new(CredentialsBroker::new(
-        sts,
-        clock.clone(),
-        STS_CALLS_PER_SECOND,
-        STS_BURST,
-    ));
+    let metrics = byollm_telemetry::Metrics::new(cfg.telemetry.per_team_metrics);
+    let broker = Arc::new(
+        CredentialsBroker::new(sts, clock.clone(), STS_CALLS_PER_SECOND, STS_BURST)
+            .with_metrics(Arc::new(metrics)),
+    );
     let tasks = TaskTracker::new();
     let usage = UsageSink::start(store.clone(), &tasks);
     Ok(Arc::new(Core::new(
@@ -208,6 +207,8 @@ pub const FLUSH_WAIT: Duration = Duration::from_secs(5);
 pub struct Server {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its metrics listener listens, when it has one.
+    pub metrics_addr: Option<SocketAddr>,
     /// The domain it serves.
     pub core: Arc<Core>,
     /// Its inference gateway (its counters, [`Gateway::stats`], and its streams
@@ -272,6 +273,19 @@ impl Server {
         self.shutdown.clone()
     }
 
+    /// Serves `GET /metrics` on `listener` (the metrics listener, separate
+    /// from the public one) until shutdown.
+    pub fn serve_metrics(&mut self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        self.metrics_addr = Some(listener.local_addr()?);
+        self.tracker.spawn(telemetry::serve_metrics(
+            listener,
+            self.core.clone(),
+            self.gateway.clone(),
+            self.shutdown.clone(),
+        ));
+        Ok(())
+    }
+
     /// Sets how long [`Server::shutdown`] lets streams in flight run on.
     pub fn set_shutdown(&mut self, cfg: ShutdownConfig) {
         self.grace = cfg.grace;
@@ -285,6 +299,24 @@ pub async fn start(cfg: &ServerConfig, clock: Arc<dyn Clock>) -> Result<Server, 
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let mut server = serve_with(listener, core, gateway_cfg, cfg.connections.clone()).await?;
     server.set_shutdown(cfg.shutdown);
+    match cfg.telemetry.metrics_listen {
+        MetricsListen::Off => {}
+        MetricsListen::At(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| StartError::Config(format!("metrics listener {addr}: {e}")))?;
+            server.serve_metrics(listener)?;
+        }
+        MetricsListen::Default(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => server.serve_metrics(listener)?,
+            Err(e) => tracing::warn!(
+                %addr,
+                error = %e,
+                "the default metrics address is taken: serving without metrics (set \
+                 --metrics-listen or [telemetry] metrics_listen, or `off`)"
+            ),
+        },
+    }
     Ok(server)
 }
 
@@ -386,6 +418,7 @@ pub async fn serve_with(
     });
     Ok(Server {
         addr,
+        metrics_addr: None,
         core,
         gateway,
         shutdown,

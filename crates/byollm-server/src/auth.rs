@@ -284,10 +284,12 @@ pub async fn authenticate(
         Ok(Some(presented)) => presented,
         Ok(None) => {
             state.guard.log_failure(source, "missing", path);
+            state.app.core.metrics().auth_failure("missing");
             return ApiError::unauthenticated().into_response();
         }
         Err(SeveralCredentials) => {
             state.guard.log_failure(source, "several_credentials", path);
+            state.app.core.metrics().auth_failure("several_credentials");
             return several_credentials(path);
         }
     };
@@ -302,6 +304,7 @@ pub async fn authenticate(
         Err(e) => return ApiError::from(e).into_response(),
     };
     guard.log_failure(source, failure.as_str(), path);
+    state.app.core.metrics().auth_failure(failure.as_str());
     let retry_after = match (failure, source) {
         (AuthFailure::Throttled, Some(s)) => Some(guard.record_failure(s).unwrap_or(1)),
         (_, Some(s)) => guard.record_failure(s),

@@ -1,6 +1,12 @@
 //! Server configuration: `byollm.toml` (`version = 1`, unknown fields refused) and
 //! the flags of `byollm serve`, which override the file.
 
+#[path = "config/telemetry.rs"]
+mod telemetry;
+pub use telemetry::{
+    DEFAULT_METRICS_LISTEN, LogFormat, MetricsListen, TelemetryConfig, TelemetrySection,
+};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -60,6 +66,9 @@ pub struct FileConfig {
     /// The inference gateway's request size and upstream timeouts.
     #[serde(default)]
     pub gateway: GatewaySection,
+    /// Metrics listener and log format.
+    #[serde(default)]
+    pub telemetry: TelemetrySection,
 }
 
 /// `[server]`.
@@ -307,6 +316,8 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// How the server stops.
     pub shutdown: ShutdownConfig,
+    /// `[telemetry]`: metrics listener, labels, log format.
+    pub telemetry: TelemetryConfig,
 }
 
 /// Default of `[server] shutdown_grace_seconds`. Kubernetes kills a pod
@@ -400,6 +411,7 @@ impl ServerConfig {
             core.retention_days = days;
         }
         let gateway = file.gateway.limits()?;
+        let telemetry = file.telemetry.config()?;
         let mut shutdown = ShutdownConfig::default();
         if let Some(grace) = file.server.shutdown_grace_seconds {
             if grace > MAX_SHUTDOWN_GRACE_SECONDS {
@@ -421,6 +433,7 @@ impl ServerConfig {
             gateway,
             connections,
             shutdown,
+            telemetry,
         })
     }
 

@@ -12,6 +12,7 @@ pub mod conn;
 pub mod error;
 pub mod extract;
 pub mod routes;
+pub mod telemetry;
 
 pub use app::{App, AppState, Server, router, start};
 pub use config::{FileConfig, ServerConfig};

@@ -100,6 +100,7 @@ impl Stack {
             connections: Default::default(),
             upstreams: emulator_upstreams(&sim, &dir.path().join("direct-api-key"))?,
             shutdown: Default::default(),
+            telemetry: Default::default(),
         };
         let gateway = app::gateway_config(&cfg)?;
         let core = app::build_core(&cfg, Arc::new(SystemClock)).await?;

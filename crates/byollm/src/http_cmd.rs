@@ -11,6 +11,8 @@
 //! run's workload token is shown exactly once, when it is created, as the API
 //! does; nothing else secret is ever printed.
 
+#[path = "http_cmd/audit.rs"]
+mod audit;
 #[path = "http_cmd/lists.rs"]
 mod lists;
 #[path = "http_cmd/members.rs"]
@@ -109,6 +111,13 @@ pub enum HttpCommand {
         /// Show the page starting at this cursor (a previous page's `next_cursor`).
         #[arg(long, value_name = "CURSOR")]
         cursor: Option<String>,
+    },
+    /// The team's admin audit trail (admins): who changed what, when.
+    Audit {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        args: audit::AuditArgs,
     },
     /// Team members, their roles and invitations (admins).
     Members {
@@ -251,6 +260,7 @@ pub async fn run(cmd: HttpCommand) -> anyhow::Result<()> {
         HttpCommand::Members { conn, cmd } => {
             members::members(&client(&conn)?, conn.json, cmd).await
         }
+        HttpCommand::Audit { conn, args } => audit::run(&client(&conn)?, conn.json, args).await,
     }
 }
 

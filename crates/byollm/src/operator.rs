@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use byollm_api::clock::{Clock, SystemClock, rfc3339};
 use byollm_core::identity::keyring::{Keyring, RotateOutcome};
 use byollm_core::store::Store;
-use byollm_server::config::{FileConfig, ServerConfig};
+use byollm_server::config::{FileConfig, LogFormat, MetricsListen, ServerConfig};
 
 use crate::out;
 
@@ -41,15 +41,27 @@ fn kek_from_env() -> Option<String> {
     std::env::var("BYOLLM_KEK").ok().filter(|v| !v.is_empty())
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour only for a person at a terminal: a log file or a pipe gets plain text.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = match format {
+        // One JSON object per line: the event's fields flattened at the top,
+        // the request span's (request_id, method, path) under `span`.
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init(),
+        // Colour only for a person at a terminal: a log file or a pipe gets plain text.
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .try_init(),
+    };
 }
 
 /// `byollm serve`.
@@ -87,18 +99,17 @@ pub struct ServeArgs {
     /// OpenAI API key reference: env:NAME or file:PATH.
     #[arg(long, value_name = "REF")]
     direct_openai_key: Option<String>,
+    /// Metrics listener (Prometheus, GET /metrics, no auth), or `off`
+    /// [default: 127.0.0.1:9464].
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
+    /// Log lines as `text` or `json` (one object per line) [default: text].
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM, then drains it and exits 0.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging();
-    // Each client connection is a descriptor: a server wants the hard limit,
-    // not the desktop soft default of 1,024 (the connection cap is derived from
-    // what this leaves; see byollm_server::conn).
-    match byollm_server::conn::raise_nofile_limit() {
-        Ok(limit) => tracing::debug!(?limit, "open-file limit"),
-        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
-    }
     let file = match &args.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig {
@@ -106,6 +117,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..FileConfig::default()
         },
     };
+    init_logging(
+        args.log_format
+            .or(file.telemetry.log_format)
+            .unwrap_or_default(),
+    );
+    // Each client connection is a descriptor: a server wants the hard limit,
+    // not the desktop soft default of 1,024 (the connection cap is derived from
+    // what this leaves; see byollm_server::conn).
+    match byollm_server::conn::raise_nofile_limit() {
+        Ok(limit) => tracing::debug!(?limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
     let mut cfg = ServerConfig::merge(
         file,
         args.listen,
@@ -116,6 +139,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     if cfg.kek.is_none() {
         cfg.kek = kek_from_env();
+    }
+    if let Some(listen) = &args.metrics_listen {
+        cfg.telemetry.metrics_listen = MetricsListen::parse(listen, "--metrics-listen")?;
+    }
+    if let Some(format) = args.log_format {
+        cfg.telemetry.log_format = format;
     }
     cfg.upstreams = byollm_server::config::Upstreams {
         aws_endpoint_url: args.aws_endpoint_url,
@@ -136,6 +165,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "byollm listening on http://{} (issuer {})",
         server.addr, cfg.core.issuer_url
     ));
+    if let Some(addr) = server.metrics_addr {
+        tracing::info!(%addr, "metrics listener");
+        out::err(&format!("metrics on http://{addr}/metrics"));
+    }
     let stop = server.shutdown_token();
     tokio::select! {
         () = shutdown_signal() => {}
@@ -285,7 +318,7 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
             owner_email,
             json,
         } => {
-            init_logging();
+            init_logging(LogFormat::Text);
             let (_, store) = store.open().await?;
             let made =
                 byollm_core::service::recover_owner(&store, &SystemClock, &team, &owner_email)

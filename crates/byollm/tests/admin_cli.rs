@@ -72,6 +72,7 @@ async fn the_admin_cli_drives_the_api() {
         connections: Default::default(),
         upstreams: Upstreams::default(),
         shutdown: Default::default(),
+        telemetry: Default::default(),
     };
     let gw = app::gateway_config(&cfg).unwrap();
     let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();

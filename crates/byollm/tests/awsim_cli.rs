@@ -150,6 +150,7 @@ async fn setup_script_runs_with_the_aws_cli_against_the_emulator() {
         connections: Default::default(),
         upstreams: Default::default(),
         shutdown: Default::default(),
+        telemetry: Default::default(),
     };
     let server = byollm_server::start(&cfg, Arc::new(SystemClock))
         .await

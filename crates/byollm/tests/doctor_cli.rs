@@ -86,6 +86,7 @@ async fn the_doctor_command_names_the_cause_and_exits_accordingly() {
             ..Upstreams::default()
         },
         shutdown: Default::default(),
+        telemetry: Default::default(),
     };
     let gw = app::gateway_config(&cfg).unwrap();
     let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();

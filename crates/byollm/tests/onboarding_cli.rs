@@ -99,6 +99,7 @@ async fn a_new_member_goes_from_invitation_to_first_request() {
         connections: Default::default(),
         upstreams: Upstreams::default(),
         shutdown: Default::default(),
+        telemetry: Default::default(),
     };
     let gw = app::gateway_config(&cfg).unwrap();
     let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();

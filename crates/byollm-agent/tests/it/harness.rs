@@ -92,6 +92,7 @@ impl Env {
                 direct_openai_key: None,
             },
             shutdown: Default::default(),
+            telemetry: Default::default(),
         };
         let gw = app::gateway_config(&cfg).unwrap();
         let core = app::build_core(&cfg, core_clock.clone()).await.unwrap();

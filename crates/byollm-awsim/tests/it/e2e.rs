@@ -28,6 +28,7 @@ async fn byollm_issuer_token_to_bedrock() {
         connections: Default::default(),
         upstreams: Default::default(),
         shutdown: Default::default(),
+        telemetry: Default::default(),
     };
     let server = byollm_server::start(&cfg, Arc::new(SystemClock))
         .await

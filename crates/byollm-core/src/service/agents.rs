@@ -109,6 +109,14 @@ impl Core {
             },
         };
         self.store.insert_agent(&row, now).await?;
+        let changes = serde_json::to_value(&row.agent).unwrap_or_default();
+        self.audit(
+            p,
+            "agent.create",
+            format!("agent:{}", row.agent.uid),
+            changes,
+        )
+        .await?;
         Ok(row.agent)
     }
 
@@ -157,6 +165,11 @@ impl Core {
             merge_patch(&mut doc, &patch);
             let mut edited: AgentEditable = validate::from_json_value(doc)?;
             validate_agent(&mut edited)?;
+            // Agents hold no secret: the AWS override is a role ARN and a region.
+            let changes = super::changed_fields(
+                &serde_json::to_value(&current).unwrap_or_default(),
+                &serde_json::to_value(&edited).unwrap_or_default(),
+            );
             let credentials_stale = edited.available != current.available
                 || edited.inference_providers != current.inference_providers;
             row.agent.name = edited.name;
@@ -170,6 +183,8 @@ impl Core {
                 }
                 continue;
             }
+            self.audit(p, "agent.update", format!("agent:{uid}"), changes)
+                .await?;
             self.bump();
             if credentials_stale {
                 self.broker
@@ -194,6 +209,13 @@ impl Core {
             .await?
             .ok_or(CoreError::NotFound("agent"))?;
         self.forget_removed(&p.team_uid, &agent_actor(uid), &removed);
+        self.audit(
+            p,
+            "agent.delete",
+            format!("agent:{uid}"),
+            serde_json::json!({}),
+        )
+        .await?;
         Ok(())
     }
 }

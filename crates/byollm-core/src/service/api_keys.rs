@@ -12,6 +12,7 @@ use byollm_api::types::{
     Actor, ActorType, ApiKeyCreate, ApiKeyCreated, ApiKeyInfo, ApiKeyList, PageQuery, Role,
 };
 use secrecy::ExposeSecret as _;
+use serde_json::json;
 
 use super::page::Page;
 use super::{Core, Result};
@@ -52,6 +53,12 @@ impl Core {
             .await?;
         let (row, key) = new_key_row(&p.team_uid, &owner, req.name, self.clock.now(), expires_at);
         self.store.insert_api_key(&row).await?;
+        let changes = json!({
+            "name": row.name, "owner": owner, "prefix": row.prefix,
+            "expires_at": row.expires_at.map(rfc3339),
+        });
+        self.audit(p, "api_key.create", format!("api_key:{}", row.id), changes)
+            .await?;
         Ok(created(row, key))
     }
 
@@ -153,6 +160,9 @@ impl Core {
         }
         self.store.delete_api_key(&p.team_uid, id).await?;
         self.auth.evict(&[key.key_hash]);
+        let changes = json!({"name": key.name, "owner": owner});
+        self.audit(p, "api_key.revoke", format!("api_key:{id}"), changes)
+            .await?;
         Ok(())
     }
 }

@@ -235,6 +235,8 @@ impl Core {
                 requested_by: s.requested_by.clone(),
             })
             .await?;
+        self.metrics()
+            .identity_token_issued(s.actor.actor_type.as_str());
         Ok(Minted {
             response: IdentityTokenResponse {
                 token: SecretValue::from(token),

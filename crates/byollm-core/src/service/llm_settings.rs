@@ -104,6 +104,13 @@ impl Core {
                 }
                 continue;
             }
+            self.audit(
+                p,
+                "settings.update",
+                "team".into(),
+                settings_change(&old.value, &new),
+            )
+            .await?;
             self.bump();
             if chooses_credentials_differently(&old.value, &new) {
                 self.broker.drop_team(&p.team_uid);
@@ -127,4 +134,11 @@ fn chooses_credentials_differently(old: &LlmSettings, new: &LlmSettings) -> bool
         || old.session_tags != new.session_tags
         || old.source_identity != new.source_identity
         || old.token_audiences != new.token_audiences
+}
+
+/// The audit entry of a settings write: the changed fields, before and after.
+/// Team settings hold no secret (role ARNs, regions, model lists).
+fn settings_change(old: &LlmSettings, new: &LlmSettings) -> serde_json::Value {
+    let as_json = |s: &LlmSettings| serde_json::to_value(s).unwrap_or_default();
+    super::changed_fields(&as_json(old), &as_json(new))
 }

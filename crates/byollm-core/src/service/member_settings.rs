@@ -58,6 +58,14 @@ impl Core {
                 }
                 continue;
             }
+            let changes = serde_json::json!({"aws_bedrock_opt_in": s.aws_bedrock_opt_in});
+            self.audit(
+                p,
+                "member_settings.update",
+                format!("member:{}", p.actor.uid),
+                changes,
+            )
+            .await?;
             self.bump();
             if !s.aws_bedrock_opt_in {
                 self.broker

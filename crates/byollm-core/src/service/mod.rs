@@ -8,6 +8,7 @@
 
 mod agents;
 mod api_keys;
+mod audit;
 mod changes;
 mod identity;
 mod invitations;
@@ -32,6 +33,7 @@ use crate::store::{Store, TeamRow};
 use crate::usage::UsageSink;
 use byollm_api::clock::Clock;
 
+pub use audit::{changed_fields, with_request_id};
 pub use identity::{MintSubject, Minted};
 pub use runs::MAX_PROMPT_CHARS;
 pub use team::{Bootstrapped, Recovered, bootstrap_team, recover_owner};
@@ -109,6 +111,11 @@ impl Core {
     /// Temporary AWS credentials, in memory only.
     pub fn broker(&self) -> &Arc<CredentialsBroker> {
         &self.broker
+    }
+
+    /// The replica's metrics (the broker's registry: one per replica).
+    pub fn metrics(&self) -> &Arc<byollm_telemetry::Metrics> {
+        self.broker.metrics()
     }
 
     /// The usage ledger's writer.

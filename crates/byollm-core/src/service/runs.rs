@@ -16,6 +16,7 @@ use byollm_api::types::{
     RunListQuery, RunState,
 };
 use secrecy::ExposeSecret as _;
+use serde_json::json;
 
 use super::{Core, Result};
 use crate::auth::Principal;
@@ -127,6 +128,13 @@ impl Core {
             finished_at: None,
         };
         self.store.insert_run(&row).await?;
+        self.audit(
+            p,
+            "run.create",
+            format!("run:{}", row.uid),
+            json!({"actor": row.actor}),
+        )
+        .await?;
         Ok(RunCreated {
             run_id: row.uid,
             state: row.state,
@@ -292,6 +300,13 @@ impl Core {
         self.bump();
         // Its credentials die with it (DESIGN §2 flow 1).
         self.broker.drop_run(&p.team_uid, id);
+        self.audit(
+            p,
+            "run.finish",
+            format!("run:{id}"),
+            json!({"state": state.as_str()}),
+        )
+        .await?;
         let run = self
             .store
             .get_run(&p.team_uid, id)

@@ -16,6 +16,7 @@ use byollm_api::types::{
     Actor, ActorType, Me, Member, MemberCreate, MemberCreated, MemberList, MemberPatch, PageQuery,
     Role, TeamInfo,
 };
+use serde_json::json;
 
 use super::api_keys::new_key_row;
 use super::page::Page;
@@ -25,7 +26,7 @@ use crate::authz::{self, Action, Target};
 use crate::bounded::Cause;
 use crate::error::CoreError;
 use crate::ids;
-use crate::store::{MemberAfter, MemberRow, RemovedActor, Store, StoreError};
+use crate::store::{AuditEventRow, MemberAfter, MemberRow, RemovedActor, Store, StoreError};
 use crate::validate;
 use byollm_api::clock::Clock;
 
@@ -91,6 +92,9 @@ impl Core {
                 return Err(CoreError::NotFound("member"));
             }
             self.evict_member_keys(&p.team_uid, uid).await?;
+            let changes = json!({"role": {"before": target.role, "after": req.role}});
+            self.audit(p, "member.role", format!("member:{uid}"), changes)
+                .await?;
         }
         Ok(Member {
             role: req.role,
@@ -129,6 +133,9 @@ impl Core {
             aws_bedrock_opt_in: false,
         };
         self.store.insert_member(&row, self.clock.now()).await?;
+        let changes = json!({"email": row.email, "role": row.role});
+        self.audit(p, "member.create", format!("member:{}", row.uid), changes)
+            .await?;
         let invitation = self.issue_invitation(&p.team_uid, &row.uid).await?;
         Ok(MemberCreated {
             member: member(row),
@@ -160,6 +167,9 @@ impl Core {
             uid: uid.to_owned(),
         };
         self.forget_removed(&p.team_uid, &actor, &removed);
+        let changes = json!({"email": target.email, "role": target.role});
+        self.audit(p, "member.delete", format!("member:{uid}"), changes)
+            .await?;
         Ok(())
     }
 
@@ -256,7 +266,7 @@ pub struct Recovered {
 
 /// Issues a new API key for the team's owner with this email, directly on the
 /// store (offline: the operator's way back in when no owner has a key left),
-/// and logs it at warn. The key does not expire; refused when the email is not
+/// records it in the team's audit trail and logs it at warn. The key does not expire; refused when the email is not
 /// an owner's.
 pub async fn recover_owner(
     store: &Store,
@@ -297,8 +307,22 @@ pub async fn recover_owner(
         None,
     );
     store.insert_api_key(&row).await?;
-    // The audit record of an operator's recovery (the admin audit trail has no
-    // table for it yet): who got a key, never the key.
+    // The audit record of an operator's recovery: who got a key, never the key.
+    // The operator acts on the store, with no credential of the team's.
+    store
+        .insert_audit_event(&AuditEventRow {
+            id: ids::new_id("aud"),
+            team_uid: team_uid.to_owned(),
+            at: clock.now(),
+            actor_type: "operator".to_owned(),
+            actor_uid: "byollm admin recover".to_owned(),
+            credential: "store".to_owned(),
+            action: "owner.recover".to_owned(),
+            target: format!("member:{}", owner.uid),
+            request_id: None,
+            changes: json!({"api_key": {"id": row.id, "prefix": row.prefix}}).to_string(),
+        })
+        .await?;
     tracing::warn!(
         team_uid,
         owner_uid = %owner.uid,

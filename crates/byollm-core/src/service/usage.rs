@@ -28,12 +28,12 @@ use byollm_api::clock::rfc3339;
 const CURSOR_VERSION: &str = "v1";
 
 /// The cursor of the page that starts after `key`.
-fn encode_cursor(key: &UsageKey) -> String {
+pub(super) fn encode_cursor(key: &UsageKey) -> String {
     URL_SAFE_NO_PAD.encode(format!("{CURSOR_VERSION}:{}:{}", key.created_at, key.id))
 }
 
 /// The key a cursor names, or a 400 naming `cursor`.
-fn decode_cursor(cursor: &str) -> std::result::Result<UsageKey, FieldError> {
+pub(super) fn decode_cursor(cursor: &str) -> std::result::Result<UsageKey, FieldError> {
     let bad = || {
         FieldError::new(
             "cursor",
@@ -57,7 +57,7 @@ fn decode_cursor(cursor: &str) -> std::result::Result<UsageKey, FieldError> {
 }
 
 /// The page size a query asks for, or a 400 naming `limit`.
-fn page_limit(limit: Option<u32>) -> std::result::Result<u32, FieldError> {
+pub(super) fn page_limit(limit: Option<u32>) -> std::result::Result<u32, FieldError> {
     match limit {
         None => Ok(USAGE_DEFAULT_LIMIT),
         Some(l) if (1..=USAGE_MAX_LIMIT).contains(&l) => Ok(l),

@@ -20,6 +20,7 @@
 mod agents;
 mod api_keys;
 mod audit;
+mod audit_events;
 mod invitations;
 mod member_settings;
 mod members;
@@ -39,6 +40,7 @@ use sqlx::{AnyPool, Row as _};
 
 pub use agents::AgentFilter;
 pub use api_keys::{KeyAfter, LAST_USE_GRANULARITY};
+pub use audit_events::{AuditEventRow, AuditFilter};
 pub use invitations::InvitationRow;
 pub use members::{LAST_OWNER, MemberAfter, ROLE_CHANGED, RemovedActor};
 pub use rows::*;

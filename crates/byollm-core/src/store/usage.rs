@@ -121,7 +121,8 @@ impl Store {
             .execute(&self.pool)
             .await?
             .rows_affected();
-        Ok(runs + audit + usage)
+        let events = self.purge_audit_events_before(cutoff).await?;
+        Ok(runs + audit + usage + events)
     }
 }
 

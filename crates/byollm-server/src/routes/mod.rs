@@ -4,6 +4,7 @@
 
 mod agents;
 mod api_keys;
+mod audit;
 mod gateway;
 mod health;
 mod identity;
@@ -70,6 +71,7 @@ pub const ACTIONS: &[(Method, &str, Action)] = &[
         r::TEAM_MEMBER_INVITATION,
         Action::RevokeInvitation,
     ),
+    (Method::GET, r::AUDIT, Action::ReadAudit),
 ];
 
 /// The action behind `method` on a route template, if it is an authenticated
@@ -95,5 +97,6 @@ pub fn router() -> Router<AppState> {
         .merge(identity::router())
         .merge(usage::router())
         .merge(invitations::router())
+        .merge(audit::router())
         .merge(gateway::router())
 }

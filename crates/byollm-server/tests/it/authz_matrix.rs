@@ -98,6 +98,7 @@ const ALL_ROUTES: &[&str] = &[
     routes::USAGE,
     routes::TEAM_MEMBER_INVITATION,
     routes::INVITATIONS_REDEEM,
+    routes::AUDIT,
     routes::MODELS,
     routes::MESSAGES,
     routes::CHAT_COMPLETIONS,
@@ -312,6 +313,8 @@ fn matrix() -> Vec<Row> {
             row(M::POST, routes::INVITATIONS_REDEEM, T::None, [401; 9]),
             |_, _| json!({"code": "byollm_inv_notacode"}),
         ),
+        // The audit trail is the admins'.
+        row(M::GET, routes::AUDIT, T::None, ADMINS),
         // Keys and run tokens list the models they may use (DESIGN §5).
         row(
             M::GET,

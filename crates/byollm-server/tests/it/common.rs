@@ -44,6 +44,7 @@ pub fn config(dir: &std::path::Path, alg: Algorithm) -> ServerConfig {
         connections: Default::default(),
         upstreams: Default::default(),
         shutdown: Default::default(),
+        telemetry: Default::default(),
     }
 }
 

@@ -12,6 +12,7 @@
 )]
 
 mod agent_run_paging;
+mod audit;
 mod auth_abuse;
 mod authz_matrix;
 mod authz_table;

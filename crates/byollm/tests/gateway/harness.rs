@@ -111,6 +111,7 @@ impl Env {
             upstreams: byollm_stack::emulator_upstreams(&sim, &dir.path().join("direct-key"))
                 .unwrap(),
             shutdown: Default::default(),
+            telemetry: Default::default(),
         };
         let gw = app::gateway_config(&cfg).unwrap();
         let core = app::build_core(&cfg, clock).await.unwrap();

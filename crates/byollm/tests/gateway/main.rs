@@ -17,6 +17,7 @@ mod fallback;
 mod harness;
 mod interactive;
 mod lifetimes;
+mod prometheus;
 mod python_sdks;
 mod refresh;
 mod streams;
