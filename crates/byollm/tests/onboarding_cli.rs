@@ -196,20 +196,32 @@ async fn a_new_member_goes_from_invitation_to_first_request() {
         .await;
     assert_eq!(m["role"], "admin");
     assert_eq!(member.json(&["me"]).await["role"], "admin");
-    let (stdout, _) = owner.ok(&["members", "invite", &uid]).await;
-    let second = code_in(&stdout);
-    owner.ok(&["members", "revoke-invitation", &uid]).await;
-    let (ok, _, _) = member
-        .run(&["login", "--server", &base, "--invite", &second])
+    // A member who has a key gets no new code (it would let an admin act as
+    // them); one who has not redeemed yet does, and the old code dies.
+    let (ok, _, stderr) = owner.run(&["members", "invite", &uid]).await;
+    assert!(!ok && stderr.contains("already has an API key"), "{stderr}");
+    let added = owner
+        .json(&["members", "add", "--email", "later@acme.example"])
         .await;
-    assert!(!ok, "a revoked code redeems nothing");
+    let later = added["uid"].as_str().unwrap().to_owned();
+    let first = added["invitation"]["code"].as_str().unwrap().to_owned();
+    let (stdout, _) = owner.ok(&["members", "invite", &later]).await;
+    let second = code_in(&stdout);
+    assert_ne!(first, second);
+    owner.ok(&["members", "revoke-invitation", &later]).await;
+    for code in [&first, &second] {
+        let (ok, _, _) = member
+            .run(&["login", "--server", &base, "--invite", code])
+            .await;
+        assert!(!ok, "a re-issued or revoked code redeems nothing");
+    }
     let (page, more) = owner.ok(&["members", "list", "--limit", "1"]).await;
     assert!(more.contains("--cursor"), "{more}");
     assert_eq!(page.lines().count(), 2, "header and one member:\n{page}");
     let all = owner
         .json(&["members", "list", "--all", "--limit", "1"])
         .await;
-    assert_eq!(all["members"].as_array().unwrap().len(), 2);
+    assert_eq!(all["members"].as_array().unwrap().len(), 3);
     assert!(all["next_cursor"].is_null());
 
     // An admin cannot demote the owner; the operator recovers an owner's access.

@@ -545,7 +545,7 @@ async fn three_replicas_behind_haproxy_share_changes_and_survive_a_kill() {
         .unwrap();
     let put = c
         .http
-        .put(format!("{}{}", c.replicas[0].base(), routes::TEAM_LLM_SETTINGS))
+        .patch(format!("{}{}", c.replicas[0].base(), routes::TEAM_LLM_SETTINGS))
         .bearer_auth(&c.owner)
         .json(&json!({"hosts": {"aws_bedrock": {"enabled": true, "role_arn": role, "region": "us-east-1"}},
             "allow_fallback_outside_cloud": false}))
