@@ -554,9 +554,9 @@ pub struct UsageQuery {
 }
 
 /// Requests on a usage page when the query names no `limit`.
-pub const USAGE_DEFAULT_LIMIT: u32 = 100;
+pub const USAGE_DEFAULT_LIMIT: u32 = PAGE_DEFAULT_LIMIT;
 /// Most requests one usage page lists.
-pub const USAGE_MAX_LIMIT: u32 = 1_000;
+pub const USAGE_MAX_LIMIT: u32 = PAGE_MAX_LIMIT;
 
 /// `GET /api/v1/usage`: one page of requests, oldest first, and the buckets
 /// over every matching request and run (the same on every page).

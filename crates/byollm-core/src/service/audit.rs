@@ -8,7 +8,7 @@
 //! changed fields, which never hold a secret (callers pass field values that
 //! are not secrets: API keys and tokens are never among them). Events are read
 //! within the caller's team only, by admins, a page at a time in `(at, id)`
-//! order with the usage report's cursor.
+//! order with the one paging helper (`page.rs`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,12 +18,12 @@ use serde_json::{Map, Value};
 use byollm_api::clock::{parse_rfc3339_ms, rfc3339};
 use byollm_api::types::{AuditEvent, AuditPage, AuditQuery};
 
-use super::usage::{decode_cursor, encode_cursor, page_limit};
+use super::page::Page;
 use super::{Core, Result};
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
 use crate::ids;
-use crate::store::{AuditEventRow, AuditFilter, UsageKey};
+use crate::store::{AuditEventRow, AuditFilter};
 use crate::validate::FieldError;
 
 tokio::task_local! {
@@ -107,8 +107,7 @@ impl Core {
     /// `GET /api/v1/audit`: the team's events (admins), oldest first.
     pub async fn audit_events(&self, p: &Principal, q: AuditQuery) -> Result<AuditPage> {
         authz::check(p, Action::ReadAudit, Target::Team)?;
-        let limit = page_limit(q.limit)?;
-        let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+        let page = Page::parse(q.limit, q.cursor.as_deref())?;
         let time = |field: &str, v: &Option<String>| -> std::result::Result<_, FieldError> {
             v.as_deref()
                 .map(|t| {
@@ -135,18 +134,11 @@ impl Core {
             .list_audit_events(
                 &p.team_uid,
                 &filter,
-                after.as_ref().map(|k| (k.created_at, k.id.as_str())),
-                i64::from(limit) + 1,
+                page.cursor.as_ref().map(|c| (c.created_at, c.id.as_str())),
+                page.fetch(),
             )
             .await?;
-        let more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
-        let next_cursor = more.then(|| rows.last()).flatten().map(|r| {
-            encode_cursor(&UsageKey {
-                created_at: r.at,
-                id: r.id.clone(),
-            })
-        });
+        let next_cursor = page.finish(&mut rows, |r| (r.at, r.id.clone()));
         Ok(AuditPage {
             events: rows
                 .into_iter()

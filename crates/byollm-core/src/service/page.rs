@@ -121,6 +121,16 @@ mod tests {
         assert_eq!(Page::parse(Some(0), None).unwrap_err().field, "limit");
         assert_eq!(Page::parse(Some(1_001), None).unwrap_err().field, "limit");
         assert_eq!(Page::parse(None, Some("nope")).unwrap_err().field, "cursor");
+        for bad in [
+            "",
+            "!!",
+            "djE6eDp1c2VfYQ", // v1:x:use_a (time not a number)
+            &URL_SAFE_NO_PAD.encode("v2:1:use_a"),
+            &URL_SAFE_NO_PAD.encode("v1:1:USE A"),
+            &URL_SAFE_NO_PAD.encode("v1:1"),
+        ] {
+            assert_eq!(Cursor::decode(bad).unwrap_err().field, "cursor", "{bad}");
+        }
         let c = Cursor {
             created_at: 1_800_000_000,
             id: "key_abc".into(),

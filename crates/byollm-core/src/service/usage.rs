@@ -3,77 +3,31 @@
 //!
 //! Invariants: a caller reads its own requests, even those still queued for the
 //! writer on this replica. Requests are listed a page at a time in
-//! `(created_at, id)` order; the cursor is opaque to callers (base64url of
-//! `v1:<created_at>:<id>`), and a walk from the first page following
-//! `next_cursor` lists every request committed before it began exactly once.
+//! `(created_at, id)` order with the one paging helper (`page.rs`), and a walk
+//! from the first page following `next_cursor` lists every request committed
+//! before it began exactly once.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use byollm_api::types::{CreditBuckets, UsageQuery, UsageReport, UsageRequest};
 
-use byollm_api::types::{
-    CreditBuckets, USAGE_DEFAULT_LIMIT, USAGE_MAX_LIMIT, UsageQuery, UsageReport, UsageRequest,
-};
-
+use super::page::Page;
 use super::{Core, Result};
 use crate::CoreError;
 use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
 use crate::store::{UsageFilter, UsageKey};
 use crate::usage::{COMMIT_WAIT, PLATFORM_CREDITS_PER_RUN, compute_credits};
-use crate::validate::{self, FieldError};
+use crate::validate;
 use byollm_api::clock::rfc3339;
-
-/// The version tag inside a cursor, so the format can change without old
-/// cursors being misread.
-const CURSOR_VERSION: &str = "v1";
-
-/// The cursor of the page that starts after `key`.
-pub(super) fn encode_cursor(key: &UsageKey) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{CURSOR_VERSION}:{}:{}", key.created_at, key.id))
-}
-
-/// The key a cursor names, or a 400 naming `cursor`.
-pub(super) fn decode_cursor(cursor: &str) -> std::result::Result<UsageKey, FieldError> {
-    let bad = || {
-        FieldError::new(
-            "cursor",
-            "not a cursor of this API; pass a `next_cursor` from a previous page unchanged",
-        )
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let mut parts = text.splitn(3, ':');
-    let (Some(CURSOR_VERSION), Some(created_at), Some(id)) =
-        (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad());
-    };
-    let created_at = created_at.parse::<i64>().map_err(|_| bad())?;
-    validate::uid("cursor", id).map_err(|_| bad())?;
-    Ok(UsageKey {
-        created_at,
-        id: id.to_owned(),
-    })
-}
-
-/// The page size a query asks for, or a 400 naming `limit`.
-pub(super) fn page_limit(limit: Option<u32>) -> std::result::Result<u32, FieldError> {
-    match limit {
-        None => Ok(USAGE_DEFAULT_LIMIT),
-        Some(l) if (1..=USAGE_MAX_LIMIT).contains(&l) => Ok(l),
-        Some(l) => Err(FieldError::new(
-            "limit",
-            format!("{l} is out of range; expected 1 to {USAGE_MAX_LIMIT}"),
-        )),
-    }
-}
 
 impl Core {
     /// `GET /api/v1/usage`: members see their own; admins the team's.
     pub async fn usage(&self, p: &Principal, q: UsageQuery) -> Result<UsageReport> {
         authz::check(p, Action::ReadUsage, Target::Team)?;
-        let limit = page_limit(q.limit)?;
-        let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+        let page = Page::parse(q.limit, q.cursor.as_deref())?;
+        let after = page.cursor.as_ref().map(|c| UsageKey {
+            created_at: c.created_at,
+            id: c.id.clone(),
+        });
         for (field, value) in [
             ("run_id", &q.run_id),
             ("agent_uid", &q.agent_uid),
@@ -117,19 +71,9 @@ impl Core {
         // One row more than the page shows: whether there is a next page.
         let mut rows = self
             .store
-            .list_usage(&p.team_uid, &filter, after.as_ref(), i64::from(limit) + 1)
+            .list_usage(&p.team_uid, &filter, after.as_ref(), page.fetch())
             .await?;
-        let next_cursor = if rows.len() > limit as usize {
-            rows.truncate(limit as usize);
-            rows.last().map(|r| {
-                encode_cursor(&UsageKey {
-                    created_at: r.created_at,
-                    id: r.id.clone(),
-                })
-            })
-        } else {
-            None
-        };
+        let next_cursor = page.finish(&mut rows, |r| (r.created_at, r.id.clone()));
         let runs = self.store.list_runs(&p.team_uid, &filter).await?;
         // The bucket covers every matching row, summed by the store, not only
         // the rows this report lists.
@@ -169,39 +113,5 @@ impl Core {
             requests,
             next_cursor,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        let key = UsageKey {
-            created_at: 1_800_000_123,
-            id: "use_abc-1".into(),
-        };
-        assert_eq!(decode_cursor(&encode_cursor(&key)).unwrap(), key);
-        for bad in [
-            "",
-            "!!",
-            "djE6eDp1c2VfYQ", // v1:x:use_a (time not a number)
-            &URL_SAFE_NO_PAD.encode("v2:1:use_a"),
-            &URL_SAFE_NO_PAD.encode("v1:1:USE A"),
-            &URL_SAFE_NO_PAD.encode("v1:1"),
-        ] {
-            assert_eq!(decode_cursor(bad).unwrap_err().field, "cursor", "{bad}");
-        }
-    }
-
-    #[test]
-    fn limits_are_bounded() {
-        assert_eq!(page_limit(None).unwrap(), USAGE_DEFAULT_LIMIT);
-        assert_eq!(page_limit(Some(1)).unwrap(), 1);
-        assert_eq!(page_limit(Some(USAGE_MAX_LIMIT)).unwrap(), USAGE_MAX_LIMIT);
-        for l in [0, USAGE_MAX_LIMIT + 1] {
-            assert_eq!(page_limit(Some(l)).unwrap_err().field, "limit");
-        }
     }
 }
