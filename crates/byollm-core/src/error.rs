@@ -38,10 +38,19 @@ pub enum CoreError {
         /// What the admin can change.
         hint: Option<String>,
     },
+    /// The store cannot be reached right now (503 with `Retry-After`
+    /// [`RETRY_AFTER_SECONDS`]); the detail goes to the log, not the caller.
+    /// Transient: the same request may succeed once the store is back.
+    #[error("the store is unavailable")]
+    Unavailable(String),
     /// Something inside failed (500); the detail goes to the log, not the caller.
     #[error("internal error")]
     Internal(String),
 }
+
+/// `Retry-After` (seconds) on a 503 for an unreachable store: about the time a
+/// PostgreSQL restart or failover takes.
+pub const RETRY_AFTER_SECONDS: u64 = 5;
 
 impl CoreError {
     /// A 403 with a hint.
@@ -65,7 +74,38 @@ impl From<StoreError> for CoreError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(m) => CoreError::Conflict(m),
+            other if other.is_unavailable() => CoreError::Unavailable(other.to_string()),
             other => CoreError::Internal(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unreachable database is a transient 503, a refused statement stays
+    /// a 500, a uniqueness conflict a 409.
+    #[test]
+    fn store_errors_map_by_whether_the_database_was_reachable() {
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for unreachable in [
+            StoreError::Db(sqlx::Error::PoolTimedOut),
+            StoreError::Db(sqlx::Error::Io(io)),
+            StoreError::Db(sqlx::Error::PoolClosed),
+        ] {
+            assert!(unreachable.is_unavailable(), "{unreachable}");
+            assert!(matches!(
+                CoreError::from(unreachable),
+                CoreError::Unavailable(_)
+            ));
+        }
+        let refused = StoreError::Db(sqlx::Error::RowNotFound);
+        assert!(!refused.is_unavailable());
+        assert!(matches!(CoreError::from(refused), CoreError::Internal(_)));
+        assert!(matches!(
+            CoreError::from(StoreError::Conflict("x".into())),
+            CoreError::Conflict(_)
+        ));
     }
 }

@@ -105,10 +105,21 @@ impl GatewayError {
 
     /// A domain error met while resolving the caller: a refusal of any kind
     /// means this caller may not proceed (403, with the domain's message), except
-    /// an internal failure (500, detail logged here, never sent). Not a general
+    /// an unreachable store (503, retried after `Retry-After`) and an internal
+    /// failure (500, detail logged here, never sent). Not a general
     /// `From<CoreError>`: elsewhere a `CoreError` category has its own status.
     pub fn forbidden_or_internal(e: CoreError) -> Self {
         match e {
+            CoreError::Unavailable(detail) => {
+                tracing::warn!(%detail, "gateway: store unavailable");
+                Self {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "store_unavailable",
+                    message: "the store is unavailable; retry shortly.".into(),
+                    hint: None,
+                    attempts: Vec::new(),
+                }
+            }
             CoreError::Internal(detail) => {
                 tracing::error!(%detail, "gateway internal error");
                 Self {

@@ -3,7 +3,8 @@
 //! never sent.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use byollm_api::{ErrorBody, ErrorDetail};
@@ -109,6 +110,14 @@ impl From<CoreError> for ApiError {
                     None => e,
                 }
             }
+            CoreError::Unavailable(detail) => {
+                tracing::warn!(%detail, "store unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store is unavailable; retry shortly",
+                )
+            }
             CoreError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 ApiError::new(
@@ -122,7 +131,50 @@ impl From<CoreError> for ApiError {
 }
 
 impl IntoResponse for ApiError {
+    /// A 503 carries `Retry-After` (the store's outage is transient).
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody { error: self.detail })).into_response()
+        let unavailable = self.status == StatusCode::SERVICE_UNAVAILABLE;
+        let mut resp = (self.status, Json(ErrorBody { error: self.detail })).into_response();
+        if unavailable {
+            resp.headers_mut().insert(
+                RETRY_AFTER,
+                HeaderValue::from(byollm_core::error::RETRY_AFTER_SECONDS),
+            );
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unreachable store: 503 with `Retry-After` and a JSON error that does
+    /// not carry the database's detail.
+    #[tokio::test]
+    async fn an_unavailable_store_is_a_503_with_retry_after() {
+        let resp = ApiError::from(CoreError::Unavailable(
+            "pool timed out while connecting to db.internal".into(),
+        ))
+        .into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            resp.headers()[RETRY_AFTER],
+            byollm_core::error::RETRY_AFTER_SECONDS.to_string()
+        );
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "store_unavailable");
+        assert!(!v.to_string().contains("db.internal"), "{v}");
+    }
+
+    /// Other errors carry no `Retry-After`.
+    #[test]
+    fn an_internal_error_has_no_retry_after() {
+        let resp = ApiError::from(CoreError::Internal("x".into())).into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!resp.headers().contains_key(RETRY_AFTER));
     }
 }

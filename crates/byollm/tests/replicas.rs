@@ -1,12 +1,16 @@
-//! Three `byollm serve` processes (the built binary) on one PostgreSQL database
-//! behind HAProxy, run with deploy/haproxy/haproxy.cfg (the file compose.yaml
-//! uses), the emulator as upstream, under a bounded open-loop load through the
-//! balancer (streaming and not) (issue 13):
+//! Three `byollm serve` processes on one PostgreSQL database behind HAProxy
+//! (the cluster of replicas_support/cluster.rs), under a bounded open-loop
+//! load through the balancer (streaming and not) (issue 13):
 //!
 //! - a key revoked through replica A is refused by B and C within 1 s;
 //! - a run finished through A: its token is refused by B and C within 1 s;
 //! - `byollm keys rotate` (the CLI, on the store): every replica publishes the
-//!   new key in its JWKS within 1 s, long before it signs;
+//!   new key in its JWKS within 1 s, long before it signs; once the
+//!   pre-publication window has passed (the test moves the key's
+//!   `activate_after` into the past, then `byollm keys list` runs the
+//!   lifecycle), a token minted through each replica is signed by the new key
+//!   and verifies against every replica's JWKS, which never lacks the key that
+//!   signs;
 //! - replica C killed with SIGKILL mid-load: every answered request has exactly
 //!   one usage row, requests after the kill succeed through A and B, and C
 //!   restarts, answers and hears changes again.
@@ -19,8 +23,8 @@
 //!
 //! Needs PostgreSQL (`BYOLLM_TEST_POSTGRES_URL`) and `haproxy` on the PATH:
 //! without them it fails when CI=true and says SKIPPED loudly otherwise.
-//! Not done here (it would disturb the machine's shared PostgreSQL):
-//! PostgreSQL restarted mid-load.
+//! PostgreSQL restarted mid-load is replicas_pg_restart.rs (on a private
+//! PostgreSQL: restarting the shared one would disturb other tests).
 
 #![allow(
     clippy::unwrap_used,
@@ -31,410 +35,110 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use byollm_api::clock::SystemClock;
 use byollm_api::routes;
-use byollm_awsim::{Awsim, AwsimConfig};
-use byollm_core::store::{Store, UsageFilter};
-use byollm_server::config::Upstreams;
-use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
-use tokio::task::JoinSet;
+use serde_json::json;
 
-/// The gateway suite's emulator wiring (trust policy, permissions), shared
-/// rather than copied.
-#[path = "gateway/harness.rs"]
-#[expect(dead_code, reason = "only the IAM helpers are used here")]
-mod harness;
-
-const MODEL: &str = "claude-sonnet-4-6";
-/// The bound the issue sets on propagation to other replicas.
-const WITHIN: Duration = Duration::from_secs(1);
-/// Open-loop load: requests per second through the balancer.
-const RATE: u64 = 15;
-
-const TEST: &str = "the multi-replica test";
-
-fn haproxy_present() -> bool {
-    std::process::Command::new("haproxy")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn haproxy_cfg() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/haproxy/haproxy.cfg")
-}
-
-/// A free port on 127.0.0.1 for HAProxy, which cannot report one it chose
-/// itself (the one place this test picks a port).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Cluster {
-    sim: Awsim,
-    upstreams: Upstreams,
-    dir: tempfile::TempDir,
-    url: String,
-    kek: String,
-    replicas: Vec<Replica>,
-    haproxy: Child,
-    lb: String,
-    owner: String,
-    team: String,
-    http: reqwest::Client,
-}
-
-struct Replica {
-    child: Child,
-    addr: String,
-}
-
-impl Replica {
-    fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Cluster {
-    async fn start(url: String) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        // The emulator's STS fetches the issuer's JWKS through the balancer.
-        let port = free_port();
-        let sim = Awsim::start(AwsimConfig {
-            resolve: vec![(
-                harness::ISSUER_HOST.into(),
-                std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-            )],
-            ..AwsimConfig::default()
-        })
-        .await
-        .unwrap();
-        // Streams take a while, so the kill may land among requests in flight.
-        sim.faults()
-            .set_stream_event_delay(Duration::from_millis(100));
-        let upstreams =
-            byollm_stack::emulator_upstreams(&sim, &dir.path().join("direct-key")).unwrap();
-        // Replicas share one KEK (and one store), nothing else.
-        let kek_path = dir.path().join("kek");
-        byollm_core::identity::kek::Kek::load_or_create_file(&kek_path).unwrap();
-        let kek = format!("file:{}", kek_path.display());
-        let store = Store::connect(&url).await.unwrap();
-        let boot =
-            byollm_core::service::bootstrap_team(&store, &SystemClock, "Acme", "o@acme.example")
-                .await
-                .unwrap();
-        let mut c = Cluster {
-            sim,
-            upstreams,
-            dir,
-            url,
-            kek,
-            replicas: Vec::new(),
-            haproxy: Command::new("true").spawn().unwrap(),
-            lb: String::new(),
-            owner: boot.api_key.expose().to_owned(),
-            team: boot.team_uid,
-            http: reqwest::Client::new(),
-        };
-        for i in 0..3 {
-            let r = c.serve(i, "127.0.0.1:0").await;
-            c.replicas.push(r);
-        }
-        c.lb = format!("http://127.0.0.1:{port}");
-        c.haproxy = Command::new("haproxy")
-            .arg("-f")
-            .arg(haproxy_cfg())
-            .env("HAPROXY_BIND", format!("127.0.0.1:{port}"))
-            .env("BYOLLM_REPLICA_1", &c.replicas[0].addr)
-            .env("BYOLLM_REPLICA_2", &c.replicas[1].addr)
-            .env("BYOLLM_REPLICA_3", &c.replicas[2].addr)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        c.until("HAProxy answers", Duration::from_secs(10), || async {
-            c.http
-                .get(format!("{}{}", c.lb, routes::READYZ))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        })
-        .await;
-        c
-    }
-
-    /// Starts replica `i` listening on `listen`; returns once it listens.
-    async fn serve(&self, i: usize, listen: &str) -> Replica {
-        let data = self.dir.path().join(format!("data{i}"));
-        let u = &self.upstreams;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_byollm"))
-            .arg("serve")
-            .args(["--listen", listen])
-            .args(["--issuer-url", "https://issuer.test"])
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--store-url", &self.url])
-            .args(["--aws-endpoint-url", u.aws_endpoint_url.as_deref().unwrap()])
-            .args([
-                "--direct-anthropic-url",
-                u.direct_anthropic_url.as_deref().unwrap(),
-            ])
-            .args([
-                "--direct-anthropic-key",
-                u.direct_anthropic_key.as_deref().unwrap(),
-            ])
-            .env("BYOLLM_KEK", &self.kek)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                let line = lines
-                    .next_line()
-                    .await
-                    .unwrap()
-                    .expect("byollm serve exited before listening");
-                if let Some(rest) = line.strip_prefix("byollm listening on ") {
-                    let url = rest.split_whitespace().next().unwrap();
-                    break url.trim_start_matches("http://").to_owned();
-                }
+/// Steps the pending key `kid` past its pre-publication window (its
+/// `activate_after` moved into the past in the store; waiting out the real
+/// window would take 15 minutes), lets `byollm keys list` run the lifecycle,
+/// and waits until a token minted through each replica carries `kid`. Every
+/// token minted meanwhile, by either key, verifies against every replica's
+/// JWKS, which still publishes the keys in `before` (tokens they signed stay
+/// valid). Returns the time from the CLI to the last replica signing with `kid`.
+async fn new_key_signs_everywhere(c: &Cluster, kid: &str, before: &[String]) -> Duration {
+    use sqlx::Connection as _;
+    let mut db = sqlx::PgConnection::connect(&c.url).await.unwrap();
+    let moved = sqlx::query(
+        "UPDATE signing_keys SET activate_after = activate_after - 86400 \
+         WHERE kid = $1 AND state = 'pending'",
+    )
+    .bind(kid)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(moved.rows_affected(), 1, "{kid} is pending");
+    let start = Instant::now();
+    c.keys_list().await;
+    for r in 0..3 {
+        loop {
+            let token = mint(c, r).await;
+            let signed_by = verify_everywhere(c, &token).await;
+            if signed_by == kid {
+                break;
             }
-        })
-        .await
-        .expect("byollm serve did not start");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let r = Replica { child, addr };
-        self.until("the replica is ready", Duration::from_secs(10), || async {
-            self.http
-                .get(format!("{}{}", r.base(), routes::READYZ))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        })
+            assert!(
+                start.elapsed() < WITHIN,
+                "replica {r} still signs with {signed_by} {WITHIN:?} after the switch"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let took = start.elapsed();
+    for r in 0..3 {
+        let kids = c.jwks_kids(r).await;
+        for old in before {
+            assert!(
+                kids.contains(old),
+                "replica {r} dropped {old} at the switch"
+            );
+        }
+    }
+    took
+}
+
+/// An identity token (a JWT for STS) minted through replica `on`.
+async fn mint(c: &Cluster, on: usize) -> String {
+    let minted = c
+        .post_on(
+            on,
+            routes::IDENTITY_TOKEN,
+            json!({"audience": byollm_api::types::STS_AUDIENCE, "requested_duration_seconds": 900}),
+        )
         .await;
-        r
-    }
+    minted["token"].as_str().unwrap().to_owned()
+}
 
-    async fn until<F, Fut>(&self, what: &str, patience: Duration, cond: F)
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let waited = tokio::time::timeout(patience, async {
-            while !cond().await {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-        assert!(waited.is_ok(), "{what}: not within {patience:?}");
-    }
-
-    async fn me(&self, on: usize, cred: &str) -> u16 {
-        self.http
-            .get(format!("{}{}", self.replicas[on].base(), routes::ME))
-            .bearer_auth(cred)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-
-    async fn post_on(&self, on: usize, path: &str, body: Value) -> Value {
-        let r = self
+/// Verifies `token`'s signature, issuer and audience against each replica's
+/// JWKS; returns the kid that signed it.
+async fn verify_everywhere(c: &Cluster, token: &str) -> String {
+    use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    let kid = header.kid.clone().expect("a kid in the header");
+    for r in 0..3 {
+        let set: JwkSet = c
             .http
-            .post(format!("{}{path}", self.replicas[on].base()))
-            .bearer_auth(&self.owner)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap()
-    }
-
-    /// Waits until every replica in `others` refuses `cred`; the time from the
-    /// call to the last refusal, which must be within [`WITHIN`].
-    async fn refused_by(&self, others: &[usize], cred: &str, what: &str) -> Vec<Duration> {
-        let start = Instant::now();
-        let mut took = Vec::new();
-        for &o in others {
-            loop {
-                if self.me(o, cred).await == 401 {
-                    took.push(start.elapsed());
-                    break;
-                }
-                assert!(
-                    start.elapsed() < WITHIN,
-                    "{what}: replica {o} still accepts after {WITHIN:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
-        took
-    }
-
-    /// Revokes a fresh key through replica 0 that replicas 1 and 2 had cached.
-    async fn revocation(&self) -> Vec<Duration> {
-        let key = self
-            .post_on(0, routes::API_KEYS, json!({"name": "probe"}))
-            .await;
-        let (id, secret) = (key["id"].as_str().unwrap(), key["key"].as_str().unwrap());
-        for o in [1, 2] {
-            assert_eq!(self.me(o, secret).await, 200);
-        }
-        let done = self
-            .http
-            .delete(format!(
-                "{}{}",
-                self.replicas[0].base(),
-                routes::fill(routes::API_KEY, id)
-            ))
-            .bearer_auth(&self.owner)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(done.status(), 204);
-        self.refused_by(&[1, 2], secret, "revoked key").await
-    }
-
-    /// Finishes a run through replica 0 whose token 1 and 2 had cached.
-    async fn run_end(&self) -> Vec<Duration> {
-        let run = self.post_on(0, routes::RUNS, json!({})).await;
-        let (id, token) = (
-            run["run_id"].as_str().unwrap(),
-            run["workload_token"].as_str().unwrap(),
-        );
-        for o in [1, 2] {
-            assert_eq!(self.me(o, token).await, 200);
-        }
-        self.post_on(0, &routes::fill(routes::RUN_FINISH, id), json!({}))
-            .await;
-        self.refused_by(&[1, 2], token, "finished run's token")
-            .await
-    }
-
-    async fn jwks_kids(&self, on: usize) -> Vec<String> {
-        let doc: Value = self
-            .http
-            .get(format!("{}{}", self.replicas[on].base(), routes::JWKS))
+            .get(format!("{}{}", c.replicas[r].base(), routes::JWKS))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        doc["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k["kid"].as_str().unwrap().to_owned())
-            .collect()
+        let jwk = set
+            .find(&kid)
+            .unwrap_or_else(|| panic!("replica {r} serves a JWKS without {kid}, which signs"));
+        let mut v = Validation::new(header.alg);
+        v.set_issuer(&["https://issuer.test"]);
+        v.set_audience(&[byollm_api::types::STS_AUDIENCE]);
+        jsonwebtoken::decode::<serde_json::Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &v)
+            .unwrap_or_else(|e| panic!("replica {r}'s JWKS does not verify a token by {kid}: {e}"));
     }
-
-    /// `byollm keys rotate` on the store, as an operator runs it.
-    async fn rotate_keys(&self) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_byollm"))
-            .args(["keys", "rotate", "--store-url", &self.url])
-            .env("BYOLLM_KEK", &self.kek)
-            .output()
-            .await
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        let text = String::from_utf8(out.stdout).unwrap();
-        let kid = text
-            .strip_prefix("published ")
-            .and_then(|t| t.split(';').next())
-            .unwrap_or_else(|| panic!("unexpected output: {text}"));
-        kid.to_owned()
-    }
+    kid
 }
 
-/// One request through the balancer: its id when it was answered with a
-/// complete 200.
-async fn one_request(
-    http: reqwest::Client,
-    lb: String,
-    key: String,
-    stream: bool,
-) -> Option<String> {
-    let resp = http
-        .post(format!("{lb}{}", routes::MESSAGES))
-        .header("x-api-key", key)
-        .json(&json!({"model": MODEL, "max_tokens": 32, "stream": stream,
-            "messages": [{"role": "user", "content": "hello"}]}))
-        .send()
-        .await
-        .ok()?;
-    if resp.status() != 200 {
-        return None;
-    }
-    let id = resp
-        .headers()
-        .get("x-byollm-request-id")?
-        .to_str()
-        .ok()?
-        .to_owned();
-    let body = resp.text().await.ok()?;
-    let whole = if stream {
-        body.contains("event: message_stop")
-    } else {
-        serde_json::from_str::<Value>(&body).is_ok_and(|v| v["type"] == "message")
-    };
-    whole.then_some(id)
-}
+#[path = "replicas_support/cluster.rs"]
+mod cluster;
+/// The gateway suite's emulator wiring (trust policy, permissions), shared
+/// rather than copied.
+#[path = "gateway/harness.rs"]
+#[expect(dead_code, reason = "only the IAM helpers are used here")]
+mod harness;
 
-/// Open-loop load through the balancer for `seconds`: a request every
-/// 1/[`RATE`] s whatever the answers do, half of them streams. Resolves to
-/// (requests sent, ids of the answered ones).
-fn start_load(c: &Cluster, seconds: u64) -> tokio::task::JoinHandle<(u64, Vec<String>)> {
-    let (http, lb, key) = (c.http.clone(), c.lb.clone(), c.owner.clone());
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(1000 / RATE));
-        let n = seconds * RATE;
-        let mut set = JoinSet::new();
-        for i in 0..n {
-            tick.tick().await;
-            set.spawn(one_request(
-                http.clone(),
-                lb.clone(),
-                key.clone(),
-                i % 2 == 0,
-            ));
-        }
-        let mut ids = Vec::new();
-        while let Some(r) = set.join_next().await {
-            if let Ok(Some(id)) = r {
-                ids.push(id);
-            }
-        }
-        (n, ids)
-    })
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
+use cluster::{
+    Cluster, TEST, WITHIN, haproxy_present, one_request, one_usage_row_each, percentile, start_load,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_behind_haproxy_share_changes_and_survive_a_kill() {
@@ -460,6 +164,7 @@ async fn three_replicas_behind_haproxy_share_changes_and_survive_a_kill() {
         revocations.extend(c.revocation().await);
         run_ends.extend(c.run_end().await);
     }
+    let before = c.jwks_kids(0).await;
     let kid = c.rotate_keys().await;
     let start = Instant::now();
     for r in 0..3 {
@@ -469,6 +174,7 @@ async fn three_replicas_behind_haproxy_share_changes_and_survive_a_kill() {
         .await;
     }
     let rotation = start.elapsed();
+    let switch = new_key_signs_everywhere(&c, &kid, &before).await;
     let (sent, answered) = load.await.unwrap();
     assert!(
         answered.len() as u64 * 10 >= sent * 9,
@@ -500,33 +206,8 @@ async fn three_replicas_behind_haproxy_share_changes_and_survive_a_kill() {
     let after_restart = c.revocation().await;
 
     // Every answered request has exactly one usage row.
-    let store = Store::connect(&c.url).await.unwrap();
     let all: Vec<String> = answered.iter().chain(&answered_k).cloned().collect();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let rows = loop {
-        let mut rows: HashMap<String, usize> = HashMap::new();
-        for r in store
-            .list_usage(&c.team, &UsageFilter::default(), None, 100_000)
-            .await
-            .unwrap()
-        {
-            *rows.entry(r.id).or_default() += 1;
-        }
-        let missing: Vec<_> = all.iter().filter(|id| !rows.contains_key(*id)).collect();
-        if missing.is_empty() {
-            break rows;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {} answered requests have no usage row, e.g. {:?}",
-            missing.len(),
-            all.len(),
-            &missing[..missing.len().min(3)]
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let doubled: Vec<_> = rows.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(doubled.is_empty(), "usage rows doubled: {doubled:?}");
+    let rows = one_usage_row_each(&c, &all, Duration::from_secs(10)).await;
 
     // STS calls across replicas: the team moves to Bedrock (the emulator).
     c.sim
@@ -543,16 +224,26 @@ async fn three_replicas_behind_haproxy_share_changes_and_survive_a_kill() {
     c.sim
         .put_role_policy("byollm-team", "bedrock", harness::BROAD_PERMISSIONS)
         .unwrap();
+    // PUT takes the complete document: a new team's defaults with Bedrock on.
+    let mut settings = serde_json::to_value(byollm_api::types::LlmSettings::default()).unwrap();
+    byollm_core::merge_patch::merge_patch(
+        &mut settings,
+        &json!({"hosts": {"aws_bedrock": {"enabled": true, "role_arn": role, "region": "us-east-1"}},
+            "allow_fallback_outside_cloud": false}),
+    );
     let put = c
         .http
-        .patch(format!("{}{}", c.replicas[0].base(), routes::TEAM_LLM_SETTINGS))
+        .put(format!(
+            "{}{}",
+            c.replicas[0].base(),
+            routes::TEAM_LLM_SETTINGS
+        ))
         .bearer_auth(&c.owner)
-        .json(&json!({"hosts": {"aws_bedrock": {"enabled": true, "role_arn": role, "region": "us-east-1"}},
-            "allow_fallback_outside_cloud": false}))
+        .json(&settings)
         .send()
         .await
         .unwrap();
-    assert_eq!(put.status(), 200);
+    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
     let sts_before = c.sim.call_count("sts:AssumeRoleWithWebIdentity");
     const BEDROCK_REQUESTS: usize = 30;
     for i in 0..BEDROCK_REQUESTS {
@@ -575,7 +266,7 @@ async fn three_replicas_behind_haproxy_share_changes_and_survive_a_kill() {
     runs.sort();
     eprintln!(
         "replicas: revocation → refusal p50 {:?} p99 {:?} ({} samples); run end → refusal p50 {:?} p99 {:?} ({} samples); \
-         rotation published everywhere in {rotation:?}",
+         rotation published everywhere in {rotation:?}, signing with it everywhere {switch:?} after the window",
         percentile(&times, 0.5),
         percentile(&times, 0.99),
         times.len(),
@@ -590,7 +281,7 @@ async fn three_replicas_behind_haproxy_share_changes_and_survive_a_kill() {
         answered.len(),
         answered_k.len(),
         sent_k - answered_k.len() as u64,
-        rows.len(),
+        rows,
         all.len(),
     );
     eprintln!(

@@ -71,6 +71,31 @@ pub enum StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
+impl StoreError {
+    /// Whether the database could not be reached (connection refused or lost,
+    /// no connection free within the pool's wait, the server shutting down or
+    /// starting up), as opposed to a statement it refused: a transient state
+    /// the caller may retry after.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Db(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            // SQLSTATE class 08 (connection exception) and 57P01–57P03
+            // (admin or crash shutdown, cannot connect now).
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+            _ => false,
+        }
+    }
+}
+
 /// Which engine the store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -91,6 +116,10 @@ pub struct Store {
     /// A random id per handle, carried by its change notifications.
     origin: std::sync::Arc<str>,
 }
+
+/// Longest a statement waits for a PostgreSQL connection (a free one, or a new
+/// one while the server is unreachable) before failing as unavailable.
+pub const POSTGRES_ACQUIRE_WAIT: Duration = Duration::from_secs(3);
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -150,7 +179,12 @@ impl Store {
                 })
             });
         } else {
-            pool = pool.max_connections(16);
+            // While PostgreSQL is down, sqlx retries the connection until this
+            // wait runs out: it bounds how long a request (or /readyz) hangs
+            // before answering 503.
+            pool = pool
+                .max_connections(16)
+                .acquire_timeout(POSTGRES_ACQUIRE_WAIT);
         }
         let pool = pool.connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
