@@ -296,6 +296,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_full_queue_drops_spans_instead_of_blocking() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        // The exporter takes one batch, then waits a minute: nothing drains.
+        let layer = OtlpLayer::new("http://127.0.0.1:9", "test", Duration::from_secs(60)).unwrap();
+        let subscriber = tracing_subscriber::registry().with(layer.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..QUEUE + otlp::BATCH + 100 {
+                tracing::info_span!("x").in_scope(|| {});
+            }
+        });
+        assert!(layer.dropped() >= 100, "{}", layer.dropped());
+    }
+
+    #[test]
     fn traceparent_round_trips_and_rejects_malformed_values() {
         let v = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let ctx = TraceContext::parse(v).unwrap();
