@@ -40,6 +40,7 @@ use moka::policy::Expiry;
 use parking_lot::Mutex;
 use secrecy::SecretString;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use byollm_api::clock::Clock;
 use byollm_api::types::Actor;
@@ -438,7 +439,15 @@ impl CredentialsBroker {
                 region: key.region.clone(),
                 duration_seconds: None,
             };
-            let result = self.sts.exchange(&token, &target).await;
+            let span = tracing::info_span!(
+                "sts",
+                otel.kind = "client",
+                rpc.system = "aws-api",
+                rpc.service = "STS",
+                rpc.method = "AssumeRoleWithWebIdentity",
+                cloud.region = %key.region,
+            );
+            let result = self.sts.exchange(&token, &target).instrument(span).await;
             self.metrics
                 .sts_call(sts_outcome(result.as_ref().err()), watch.seconds());
             Ok(Arc::new(Brokered::new(result?)))

@@ -19,6 +19,7 @@ use crate::gateway::{Gateway, parse_body};
 use crate::outcome::{FailReason, Failure};
 use crate::plan::Candidate;
 use crate::relay::{AnthropicFromBedrock, AnthropicPassthrough, anthropic_usage};
+use crate::traces::record_usage;
 
 /// The `anthropic_version` Bedrock requires in the body (aws-facts §5.5).
 pub const BEDROCK_ANTHROPIC_VERSION: &str = "bedrock-2023-05-31";
@@ -121,6 +122,7 @@ impl Gateway {
                         .await?;
                     let v: Value = serde_json::from_slice(&out.body).unwrap_or(Value::Null);
                     let (i, o) = anthropic_usage(&v);
+                    record_usage(i, o, v["stop_reason"].as_str());
                     return Ok(Served::Whole {
                         body: Bytes::from(out.body),
                         input: i.unwrap_or(0),
@@ -150,6 +152,7 @@ impl Gateway {
                 if !stream {
                     let (body, v) = whole_body(resp).await?;
                     let (i, o) = anthropic_usage(&v);
+                    record_usage(i, o, v["stop_reason"].as_str());
                     return Ok(Served::Whole {
                         body,
                         input: i.unwrap_or(0),

@@ -27,6 +27,7 @@ use bytes::Bytes;
 use byollm_api::catalog::Catalog;
 use byollm_api::types::BedrockTarget;
 use byollm_telemetry::Stopwatch;
+use tracing::Instrument as _;
 
 use crate::bedrock::CallCredentials;
 use crate::caller::Ctx;
@@ -35,6 +36,7 @@ use crate::gateway::{Gateway, HDR_REQUEST_ID, UsageDraft, credits};
 use crate::limits::first_byte_within;
 use crate::outcome::{AttemptOutcome, FailReason, Failure, RoleRefused, SkipReason};
 use crate::plan::{self, Candidate};
+use crate::traces::{gen_ai_system, upstream_model};
 
 /// The `route` of a usage row when nothing served.
 pub(crate) const NO_ROUTE: &str = "none";
@@ -243,8 +245,11 @@ impl Gateway {
                 &ctx.team.uid,
             );
         };
-        let candidates = match plan::plan(Catalog::builtin(), model, &self.plan_input(ctx, format))
-        {
+        let planned = {
+            let _span = tracing::info_span!("plan", gen_ai.request.model = model).entered();
+            plan::plan(Catalog::builtin(), model, &self.plan_input(ctx, format))
+        };
+        let candidates = match planned {
             Ok(c) => c,
             Err(e) => {
                 count("none", "no_plan");
@@ -264,7 +269,15 @@ impl Gateway {
                     if let Some((from, reason)) = failed.take() {
                         metrics.fallback(from, c.host(), reason);
                     }
-                    self.attempt(ctx, &c, &walk, &draft, &call).await
+                    let span = tracing::info_span!(
+                        "attempt",
+                        byollm.route = %c.route(),
+                        gen_ai.system = gen_ai_system(&c),
+                        gen_ai.request.model = model,
+                    );
+                    self.attempt(ctx, &c, &walk, &draft, &call)
+                        .instrument(span)
+                        .await
                 }
             };
             if let Some(reason) = outcome.fallback_reason() {
@@ -313,6 +326,18 @@ impl Gateway {
         let limit = self.timeouts.first_byte;
         let call_with = |creds| async move {
             let watch = Stopwatch::start();
+            // The inference span: GenAI attributes, usage recorded by the
+            // format's dispatch (`record_usage`) when the answer is whole.
+            let span = tracing::info_span!(
+                "upstream",
+                otel.kind = "client",
+                gen_ai.operation.name = "chat",
+                gen_ai.system = gen_ai_system(c),
+                gen_ai.request.model = upstream_model(c),
+                gen_ai.usage.input_tokens = tracing::field::Empty,
+                gen_ai.usage.output_tokens = tracing::field::Empty,
+                gen_ai.response.finish_reasons = tracing::field::Empty,
+            );
             let result = first_byte_within(
                 limit,
                 call(Call {
@@ -320,7 +345,8 @@ impl Gateway {
                     creds,
                     draft: draft.clone(),
                     attempts: walk.attempts.clone(),
-                }),
+                })
+                .instrument(span),
             )
             .await;
             let streamed = matches!(result, Ok(Served::Stream(_)));

@@ -255,6 +255,8 @@ impl Bedrock {
             .content_type("application/json")
             .accept("application/json")
             .body(Blob::new(body))
+            .customize()
+            .mutate_request(with_traceparent())
             .send()
             .await
             .map_err(|e| classify_op(&e))?;
@@ -279,6 +281,8 @@ impl Bedrock {
             .content_type("application/json")
             .accept("application/json")
             .body(Blob::new(body))
+            .customize()
+            .mutate_request(with_traceparent())
             .send()
             .await
             .map_err(|e| classify_op(&e))?;
@@ -309,6 +313,8 @@ impl Bedrock {
             })
             .inference_config(req.inference_config)
             .set_tool_config(req.tool_config)
+            .customize()
+            .mutate_request(with_traceparent())
             .send()
             .await
             .map_err(|e| classify_op(&e))
@@ -340,6 +346,8 @@ impl Bedrock {
             })
             .inference_config(req.inference_config)
             .set_tool_config(req.tool_config)
+            .customize()
+            .mutate_request(with_traceparent())
             .send()
             .await
             .map_err(|e| classify_op(&e))?;
@@ -398,6 +406,22 @@ impl ConverseEvents {
             Ok(Some(ev)) => Some(Ok(ev)),
             Ok(None) => None,
             Err(e) => Some(Err(classify(&e, None))),
+        }
+    }
+}
+
+/// Adds the current span's `traceparent` (when traces are on) to a Bedrock
+/// request, so the caller's trace continues upstream. Read once, when the
+/// call is built, inside its `upstream` span.
+fn with_traceparent()
+-> impl Fn(&mut aws_sdk_bedrockruntime::config::http::HttpRequest) + Send + Sync + 'static {
+    let tp = byollm_telemetry::trace::current_traceparent();
+    move |req| {
+        if let Some(tp) = &tp {
+            // Hex and dashes: always a valid header value.
+            let _ = req
+                .headers_mut()
+                .try_insert(crate::HDR_TRACEPARENT, tp.clone());
         }
     }
 }

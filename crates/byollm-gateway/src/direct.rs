@@ -108,18 +108,17 @@ impl Direct {
                     .header(http::header::AUTHORIZATION, bearer)
             }
         };
-        let resp = req
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    crate::limits::connect_timed_out()
-                } else {
-                    FailReason::DirectUnreachable(without_url(&e))
-                }
-            })?;
+        let mut req = req.header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(tp) = byollm_telemetry::trace::current_traceparent() {
+            req = req.header(crate::HDR_TRACEPARENT, tp);
+        }
+        let resp = req.body(body).send().await.map_err(|e| {
+            if e.is_timeout() {
+                crate::limits::connect_timed_out()
+            } else {
+                FailReason::DirectUnreachable(without_url(&e))
+            }
+        })?;
         let status = resp.status().as_u16();
         if resp.status().is_success() {
             return Ok(resp);

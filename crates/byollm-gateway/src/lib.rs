@@ -21,9 +21,14 @@ pub mod plan;
 mod relay;
 pub mod sse;
 mod stream;
+mod traces;
 pub mod translate;
 
 pub use attempt::RouteTaken;
 pub use gateway::{Gateway, GatewayConfig, GatewayStats, HDR_REQUEST_ID};
 pub use limits::Timeouts;
 pub use stream::Streams;
+
+/// The W3C trace context header sent upstream (Bedrock and the vendors' APIs)
+/// when traces are on.
+pub const HDR_TRACEPARENT: &str = "traceparent";

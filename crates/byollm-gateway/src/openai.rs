@@ -20,6 +20,7 @@ use crate::gateway::{DEFAULT_MAX_TOKENS, Gateway, parse_body};
 use crate::outcome::{FailReason, Failure};
 use crate::plan::Candidate;
 use crate::relay::{OpenAiFromConverse, OpenAiPassthrough, openai_usage};
+use crate::traces::{finish_reasons, record_usage};
 use crate::translate::{self, OpenAiStream};
 
 impl Gateway {
@@ -98,6 +99,7 @@ impl Gateway {
                         .converse(&target.region, creds, model_ref, converse)
                         .await?;
                     let (input, output) = translate::usage_of(&out);
+                    record_usage(Some(input), Some(output), Some(out.stop_reason().as_str()));
                     let body = translate::converse_to_openai(&out, model, &id, created);
                     return Ok(Served::Whole {
                         body: Bytes::from(body.to_string()),
@@ -137,6 +139,7 @@ impl Gateway {
                 if !stream {
                     let (body, v) = whole_body(resp).await?;
                     let (i, o) = openai_usage(&v);
+                    record_usage(i, o, finish_reasons(&v).as_deref());
                     return Ok(Served::Whole {
                         body,
                         input: i.unwrap_or(0),

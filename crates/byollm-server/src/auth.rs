@@ -37,6 +37,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use moka::sync::Cache;
 use parking_lot::Mutex;
+use tracing::Instrument as _;
 
 use byollm_api::clock::Clock;
 use byollm_api::routes::{INVITATIONS_REDEEM, MESSAGES, PUBLIC_ROUTES};
@@ -295,7 +296,23 @@ pub async fn authenticate(
     };
     let guard = &state.guard;
     let may_query = || source.is_none_or(|s| !guard.is_throttled(s));
-    let failure = match state.app.core.check_credential(presented, &may_query).await {
+    let span = tracing::info_span!("auth", outcome = tracing::field::Empty);
+    let checked = state
+        .app
+        .core
+        .check_credential(presented, &may_query)
+        .instrument(span.clone())
+        .await;
+    span.record(
+        "outcome",
+        match &checked {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(failure)) => failure.as_str(),
+            Err(_) => "error",
+        },
+    );
+    drop(span);
+    let failure = match checked {
         Ok(Ok(principal)) => {
             req.extensions_mut().insert(principal);
             return next.run(req).await;

@@ -5,6 +5,7 @@
 mod telemetry;
 pub use telemetry::{
     DEFAULT_METRICS_LISTEN, LogFormat, MetricsListen, TelemetryConfig, TelemetrySection,
+    check_otlp_endpoint,
 };
 
 use std::net::SocketAddr;

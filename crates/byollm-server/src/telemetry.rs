@@ -40,6 +40,9 @@ use byollm_telemetry::Stopwatch;
 /// The request id header, on every response.
 pub const HDR_X_REQUEST_ID: &str = "x-request-id";
 
+/// The W3C trace context header a caller may send.
+pub const HDR_TRACEPARENT: &str = "traceparent";
+
 /// Longest caller-supplied request id kept.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
@@ -110,6 +113,15 @@ pub async fn observe(State(core): State<Arc<Core>>, mut req: Request, next: Next
         method = %method,
         path = %req.uri().path(),
     );
+    // A caller's W3C `traceparent` makes this span a child of theirs in
+    // exported traces; it is parsed, never logged.
+    if let Some(tp) = req
+        .headers()
+        .get(HDR_TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        byollm_telemetry::trace::continue_trace(&span, tp);
+    }
     // Audit events recorded while serving name the request.
     let mut resp = byollm_core::service::with_request_id(id.clone(), next.run(req))
         .instrument(span.clone())

@@ -1,7 +1,8 @@
 //! byollm's metrics: one [`Metrics`] registry per replica, recorded by the
 //! server (HTTP, authentication), the domain (STS, credential cache, identity
 //! tokens) and the gateway (requests, upstream calls, fallbacks, tokens), and
-//! rendered in the OpenMetrics text format on the metrics listener.
+//! rendered in the OpenMetrics text format on the metrics listener; and
+//! traces ([`trace`]), exported over OTLP/HTTP when configured.
 //!
 //! Invariants:
 //! - Label values are bounded: route templates, methods, status classes,
@@ -12,7 +13,9 @@
 //!   allocation on the hot path is the label set's owned strings.
 //! - Histograms share [`BUCKETS`] (seconds), resolving 50 µs to 60 s.
 
+pub mod otlp;
 pub mod process;
+pub mod trace;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

@@ -11,7 +11,9 @@ use clap::{Args, Subcommand};
 use byollm_api::clock::{Clock, SystemClock, rfc3339};
 use byollm_core::identity::keyring::{Keyring, RotateOutcome};
 use byollm_core::store::Store;
-use byollm_server::config::{FileConfig, LogFormat, MetricsListen, ServerConfig};
+use byollm_server::config::{
+    FileConfig, LogFormat, MetricsListen, ServerConfig, check_otlp_endpoint,
+};
 
 use crate::out;
 
@@ -41,7 +43,17 @@ fn kek_from_env() -> Option<String> {
     std::env::var("BYOLLM_KEK").ok().filter(|v| !v.is_empty())
 }
 
-fn init_logging(format: LogFormat) {
+/// How often the OTLP exporter posts a batch (at most).
+const TRACE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Installs the log subscriber, with the OTLP trace layer when `otlp` names
+/// a collector.
+fn init_logging(format: LogFormat, otlp: Option<&str>) -> std::io::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let traces = otlp
+        .map(|endpoint| byollm_telemetry::trace::OtlpLayer::new(endpoint, "byollm", TRACE_INTERVAL))
+        .transpose()?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = match format {
@@ -54,14 +66,19 @@ fn init_logging(format: LogFormat) {
             .with_span_list(false)
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            .finish()
+            .with(traces)
             .try_init(),
         // Colour only for a person at a terminal: a log file or a pipe gets plain text.
         LogFormat::Text => tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(std::io::stderr)
+            .finish()
+            .with(traces)
             .try_init(),
     };
+    Ok(())
 }
 
 /// `byollm serve`.
@@ -106,6 +123,10 @@ pub struct ServeArgs {
     /// Log lines as `text` or `json` (one object per line) [default: text].
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
+    /// Export traces to this OTLP/HTTP collector (`http://host:4318`)
+    /// [default: no traces].
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM, then drains it and exits 0.
@@ -117,11 +138,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..FileConfig::default()
         },
     };
+    let otlp = match &args.otlp_endpoint {
+        Some(v) => Some(check_otlp_endpoint(v, "--otlp-endpoint")?),
+        None => file.telemetry.config()?.otlp_endpoint,
+    };
     init_logging(
         args.log_format
             .or(file.telemetry.log_format)
             .unwrap_or_default(),
-    );
+        otlp.as_deref(),
+    )
+    .context("starting the OTLP trace exporter")?;
     // Each client connection is a descriptor: a server wants the hard limit,
     // not the desktop soft default of 1,024 (the connection cap is derived from
     // what this leaves; see byollm_server::conn).
@@ -146,6 +173,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(format) = args.log_format {
         cfg.telemetry.log_format = format;
     }
+    cfg.telemetry.otlp_endpoint = otlp;
     cfg.upstreams = byollm_server::config::Upstreams {
         aws_endpoint_url: args.aws_endpoint_url,
         direct_anthropic_url: args.direct_anthropic_url,
@@ -318,7 +346,7 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
             owner_email,
             json,
         } => {
-            init_logging(LogFormat::Text);
+            init_logging(LogFormat::Text, None)?;
             let (_, store) = store.open().await?;
             let made =
                 byollm_core::service::recover_owner(&store, &SystemClock, &team, &owner_email)

@@ -1,5 +1,5 @@
-//! `[telemetry]`: the metrics listener, the `team` label switch and the log
-//! format (see `docs/operations.md`).
+//! `[telemetry]`: the metrics listener, the `team` label switch, the log
+//! format and the OTLP traces endpoint (see `docs/operations.md`).
 
 use std::net::SocketAddr;
 
@@ -19,6 +19,9 @@ pub struct TelemetrySection {
     pub per_team_metrics: Option<bool>,
     /// `text` (default) or `json` (one JSON object per line).
     pub log_format: Option<LogFormat>,
+    /// OTLP/HTTP collector base URL (`http://host:4318`); traces are off
+    /// when unset.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Default metrics listener: loopback, so nothing outside the host scrapes
@@ -83,6 +86,23 @@ pub struct TelemetryConfig {
     pub per_team_metrics: bool,
     /// The log line format.
     pub log_format: LogFormat,
+    /// Where traces are exported (OTLP/HTTP protobuf); `None`: no traces.
+    pub otlp_endpoint: Option<String>,
+}
+
+/// Checks an OTLP endpoint: an `http://` or `https://` URL; `what` names the
+/// setting in errors.
+pub fn check_otlp_endpoint(value: &str, what: &str) -> Result<String, ConfigError> {
+    let v = value.trim();
+    let rest = v
+        .strip_prefix("http://")
+        .or_else(|| v.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(v.to_owned()),
+        _ => Err(ConfigError::Invalid(format!(
+            "{what}: expected an http(s) URL such as http://127.0.0.1:4318"
+        ))),
+    }
 }
 
 impl TelemetrySection {
@@ -100,6 +120,11 @@ impl TelemetrySection {
             metrics_listen,
             per_team_metrics: self.per_team_metrics.unwrap_or(false),
             log_format: self.log_format.unwrap_or_default(),
+            otlp_endpoint: self
+                .otlp_endpoint
+                .as_deref()
+                .map(|v| check_otlp_endpoint(v, "telemetry.otlp_endpoint"))
+                .transpose()?,
         })
     }
 }
@@ -124,6 +149,16 @@ mod tests {
         );
         assert!(!default.per_team_metrics);
         assert_eq!(default.log_format, LogFormat::Text);
+        assert_eq!(default.otlp_endpoint, None);
+        assert_eq!(
+            merge("otlp_endpoint = \"http://collector:4318\"")
+                .unwrap()
+                .otlp_endpoint
+                .as_deref(),
+            Some("http://collector:4318")
+        );
+        let e = merge("otlp_endpoint = \"collector:4318\"").unwrap_err();
+        assert!(e.starts_with("telemetry.otlp_endpoint"), "{e}");
         let set = merge(
             "metrics_listen = \"0.0.0.0:9100\"\nper_team_metrics = true\nlog_format = \"json\"",
         )

@@ -24,3 +24,4 @@ mod streams;
 mod timeouts;
 #[path = "../support/tools.rs"]
 mod tools;
+mod traces;
