@@ -16,7 +16,10 @@
 //!   restarts, answers and hears changes again.
 //!
 //! - Bedrock through the emulator's STS: N replicas make at most N STS calls
-//!   for one role (each replica caches its credentials).
+//!   for one role (each replica caches its credentials);
+//! - a run served by every replica: when it is finished through A, its AWS
+//!   credentials leave every replica (each replica's `byollm_credentials_cached`
+//!   gauge, read from its own metrics listener, drops).
 //!
 //! Measured propagation times (revocation or run end to refusal) are printed
 //! as p50/p99, with the usage accounting of the kill.
@@ -258,6 +261,44 @@ async fn three_replicas_behind_haproxy_share_changes_and_survive_a_kill() {
     assert!(
         (1..=3).contains(&sts),
         "{sts} STS calls for {BEDROCK_REQUESTS} requests over 3 replicas"
+    );
+
+    // A run's AWS credentials, held by every replica that served it, leave
+    // every replica when the run is finished through one of them.
+    let run = c.post_on(0, routes::RUNS, json!({})).await;
+    let (run_id, run_token) = (
+        run["run_id"].as_str().unwrap().to_owned(),
+        run["workload_token"].as_str().unwrap().to_owned(),
+    );
+    let mut held = Vec::new();
+    for i in 0..3 {
+        assert!(
+            one_request(
+                c.http.clone(),
+                c.replicas[i].base(),
+                run_token.clone(),
+                false
+            )
+            .await
+            .is_some(),
+            "the run's Bedrock request on replica {i}"
+        );
+        held.push(c.credentials_cached(i).await);
+    }
+    c.post_on(0, &routes::fill(routes::RUN_FINISH, &run_id), json!({}))
+        .await;
+    let finished = Instant::now();
+    for (i, before) in held.iter().enumerate() {
+        c.until(
+            "the finished run's credentials leave the replica",
+            Duration::from_secs(5),
+            || async { c.credentials_cached(i).await < *before },
+        )
+        .await;
+    }
+    eprintln!(
+        "run finished: its AWS credentials left all 3 replicas within {:?}",
+        finished.elapsed()
     );
 
     let mut times: Vec<Duration> = revocations.iter().chain(&after_restart).copied().collect();

@@ -68,6 +68,8 @@ pub struct Cluster {
 pub struct Replica {
     pub child: Child,
     pub addr: String,
+    /// Its metrics listener (`--metrics-listen 127.0.0.1:0`).
+    pub metrics: String,
 }
 
 impl Replica {
@@ -166,6 +168,7 @@ impl Cluster {
                 "--direct-anthropic-key",
                 u.direct_anthropic_key.as_deref().unwrap(),
             ])
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .env("BYOLLM_KEK", &self.kek)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -175,7 +178,9 @@ impl Cluster {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(20), async {
+        // It prints where it listens, then where its metrics are.
+        let (addr, metrics) = tokio::time::timeout(Duration::from_secs(20), async {
+            let mut addr = None;
             loop {
                 let line = lines
                     .next_line()
@@ -184,14 +189,22 @@ impl Cluster {
                     .expect("byollm serve exited before listening");
                 if let Some(rest) = line.strip_prefix("byollm listening on ") {
                     let url = rest.split_whitespace().next().unwrap();
-                    break url.trim_start_matches("http://").to_owned();
+                    addr = Some(url.trim_start_matches("http://").to_owned());
+                }
+                if let Some(rest) = line.strip_prefix("metrics on http://") {
+                    let at = rest.trim_end_matches("/metrics").to_owned();
+                    break (addr.expect("the listen line comes first"), at);
                 }
             }
         })
         .await
         .expect("byollm serve did not start");
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let r = Replica { child, addr };
+        let r = Replica {
+            child,
+            addr,
+            metrics,
+        };
         self.until("the replica is ready", Duration::from_secs(10), || async {
             self.http
                 .get(format!("{}{}", r.base(), routes::READYZ))
@@ -300,6 +313,24 @@ impl Cluster {
             .await;
         self.refused_by(&[1, 2], token, "finished run's token")
             .await
+    }
+
+    /// How many actors' AWS credentials replica `on` holds (its
+    /// `byollm_credentials_cached` gauge, read from its metrics listener).
+    pub async fn credentials_cached(&self, on: usize) -> u64 {
+        let text = self
+            .http
+            .get(format!("http://{}/metrics", self.replicas[on].metrics))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("byollm_credentials_cached "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no byollm_credentials_cached in:\n{text}"))
     }
 
     pub async fn jwks_kids(&self, on: usize) -> Vec<String> {
