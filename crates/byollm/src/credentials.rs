@@ -19,7 +19,7 @@ use byollm_api::SecretValue;
 use byollm_api::client::Client;
 use byollm_api::types::InvitationRedeem;
 use clap::Args;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::out;
@@ -156,8 +156,13 @@ pub struct LoginArgs {
     server: String,
     /// The one-time invitation code your admin gave you (it works once, for 7
     /// days; the key it gives you is stored, never printed).
-    #[arg(long, value_name = "CODE")]
-    invite: String,
+    #[arg(long, value_name = "CODE", value_parser = secret_arg)]
+    invite: SecretString,
+}
+
+/// A secret flag value, so the parsed arguments' `Debug` never shows it.
+fn secret_arg(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s.to_owned()))
 }
 
 /// Redeems an invitation and stores the key and the server.
@@ -165,7 +170,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.server, None)?;
     let redeemed = client
         .redeem_invitation(&InvitationRedeem {
-            code: SecretValue::new(args.invite.trim()),
+            code: SecretValue::new(args.invite.expose_secret().trim()),
         })
         .await
         .context("redeeming the invitation")?;

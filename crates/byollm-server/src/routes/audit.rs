@@ -12,7 +12,7 @@ use byollm_api::types::{AuditPage, AuditQuery};
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::extract::Caller;
+use crate::extract::{Caller, query_pairs};
 
 pub fn router() -> Router<AppState> {
     Router::new().route(AUDIT, get(audit))
@@ -24,16 +24,9 @@ async fn audit(
     RawQuery(q): RawQuery,
 ) -> Result<Json<AuditPage>, ApiError> {
     let mut query = AuditQuery::default();
-    for pair in q
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|s| !s.is_empty())
-    {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = percent_decode(v)?;
+    for (k, v) in query_pairs(q.as_deref())? {
         let v = (!v.is_empty()).then_some(v);
-        match k {
+        match k.as_str() {
             "action" => query.action = v,
             "actor" => query.actor = v,
             "target" => query.target = v,
@@ -46,22 +39,13 @@ async fn audit(
                 })?;
                 query.limit = Some(limit);
             }
-            other => {
+            _ => {
                 return Err(ApiError::invalid(
-                    other,
+                    k,
                     "unknown query parameter; expected action, actor, target, since, until, limit or cursor",
                 ));
             }
         }
     }
     Ok(Json(state.core.audit_events(&p, query).await?))
-}
-
-/// A query value with `%XX` escapes (and `+` for space) decoded.
-fn percent_decode(v: &str) -> Result<String, ApiError> {
-    let plus = v.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus)
-        .decode_utf8()
-        .map(|s| s.into_owned())
-        .map_err(|_| ApiError::invalid("query", "not UTF-8 after percent-decoding"))
 }

@@ -4,14 +4,14 @@
 use byollm_api::types::PageQuery;
 
 use crate::error::ApiError;
+use crate::extract::query_pairs;
 
 /// Parses a paged list's raw query string.
 pub fn page_query(raw: Option<&str>) -> Result<PageQuery, ApiError> {
     let mut query = PageQuery::default();
-    for pair in raw.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = (!v.is_empty()).then(|| v.to_owned());
-        match k {
+    for (k, v) in query_pairs(raw)? {
+        let v = (!v.is_empty()).then_some(v);
+        match k.as_str() {
             "cursor" => query.cursor = v,
             "limit" => {
                 let limit =
@@ -20,9 +20,9 @@ pub fn page_query(raw: Option<&str>) -> Result<PageQuery, ApiError> {
                     })?;
                 query.limit = Some(limit);
             }
-            other => {
+            _ => {
                 return Err(ApiError::invalid(
-                    other,
+                    k,
                     "unknown query parameter; expected limit or cursor",
                 ));
             }

@@ -11,7 +11,7 @@ use byollm_api::types::{UsageQuery, UsageReport};
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::extract::Caller;
+use crate::extract::{Caller, query_pairs};
 
 pub fn router() -> Router<AppState> {
     Router::new().route(USAGE, get(usage))
@@ -23,15 +23,9 @@ async fn usage(
     RawQuery(q): RawQuery,
 ) -> Result<Json<UsageReport>, ApiError> {
     let mut query = UsageQuery::default();
-    for pair in q
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|s| !s.is_empty())
-    {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = (!v.is_empty()).then(|| v.to_owned());
-        match k {
+    for (k, v) in query_pairs(q.as_deref())? {
+        let v = (!v.is_empty()).then_some(v);
+        match k.as_str() {
             "run_id" => query.run_id = v,
             "agent_uid" => query.agent_uid = v,
             "member_uid" => query.member_uid = v,
@@ -42,9 +36,9 @@ async fn usage(
                 })?;
                 query.limit = Some(limit);
             }
-            other => {
+            _ => {
                 return Err(ApiError::invalid(
-                    other,
+                    k,
                     "unknown query parameter; expected run_id, agent_uid, member_uid, limit or cursor",
                 ));
             }
