@@ -405,6 +405,7 @@ pub async fn serve_with(
     tracker.spawn(conn::serve(listener, app, limits, shutdown.clone()));
     // Other replicas' changes (PostgreSQL); returns at once on SQLite.
     tracker.spawn(core.clone().follow_changes(shutdown.clone()));
+    wait_until_listening(&core).await;
     let (stop, maint_core) = (shutdown.clone(), core.clone());
     tracker.spawn(async move {
         let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
@@ -426,6 +427,28 @@ pub async fn serve_with(
         grace: ShutdownConfig::default().grace,
     })
 }
+
+/// On PostgreSQL, waits (at most [`LISTEN_WAIT`]) until this replica hears
+/// other replicas' changes, so that it starts with trusted caches; past that it
+/// serves with its caches bypassed until the listener subscribes.
+async fn wait_until_listening(core: &Core) {
+    if !core.store().hears_changes() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + LISTEN_WAIT;
+    while core.subscriptions() == 0 {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                "not yet listening for other replicas' changes; caches bypassed until it is"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// How long start-up waits for the change listener to subscribe.
+const LISTEN_WAIT: Duration = Duration::from_secs(5);
 
 /// One maintenance pass: keyring lifecycle, runs past their maximum age
 /// (expired, with their tokens and AWS credentials), AWS credentials past their

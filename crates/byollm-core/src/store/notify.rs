@@ -140,6 +140,11 @@ impl Store {
         &self.origin
     }
 
+    /// Whether other replicas' changes can be heard (PostgreSQL).
+    pub fn hears_changes(&self) -> bool {
+        self.listen_url.is_some()
+    }
+
     /// A listener for other replicas' changes; `None` on SQLite.
     pub fn change_listener(&self) -> Option<ChangeListener> {
         let url = self.listen_url.clone()?;
