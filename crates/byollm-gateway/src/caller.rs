@@ -14,6 +14,7 @@
 //! An agent marked `available: false` does no inference: its keys and its
 //! runs' tokens get a 403 in the caller's format.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,24 +54,66 @@ struct StoredCaller {
     at: i64,
 }
 
-/// Stored callers by credential hash.
+/// Stored callers by credential hash, and the reads in progress: concurrent
+/// first requests with one credential wait for one read (a burst of a run's
+/// first requests costs the store one read, not one per request).
 #[derive(Debug)]
-pub(crate) struct StoredCallers(Bounded<String, Arc<StoredCaller>>);
+pub(crate) struct StoredCallers {
+    cache: Bounded<String, Arc<StoredCaller>>,
+    /// One lock per credential being read; an entry lives while its read runs.
+    reading: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
 
 impl Default for StoredCallers {
     fn default() -> Self {
-        Self(Bounded::new(
-            MAX_STORED_CALLERS,
-            Some(Box::new(Lifetime(STORED_CALLER_LIFETIME))),
-            |_, _| {},
-        ))
+        Self {
+            cache: Bounded::new(
+                MAX_STORED_CALLERS,
+                Some(Box::new(Lifetime(STORED_CALLER_LIFETIME))),
+                |_, _| {},
+            ),
+            reading: parking_lot::Mutex::default(),
+        }
     }
 }
 
 impl StoredCallers {
     /// Callers held.
     pub(crate) fn len(&self) -> u64 {
-        self.0.entries()
+        self.cache.entries()
+    }
+
+    /// Joins the readers of one credential; the table forgets the credential
+    /// when its last reader leaves (done or cancelled).
+    fn join(&self, hash: &str) -> Reading<'_> {
+        let lock = self
+            .reading
+            .lock()
+            .entry(hash.to_owned())
+            .or_default()
+            .clone();
+        Reading {
+            callers: self,
+            hash: hash.to_owned(),
+            lock,
+        }
+    }
+}
+
+/// One reader's place among a credential's readers.
+struct Reading<'a> {
+    callers: &'a StoredCallers,
+    hash: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        let mut reading = self.callers.reading.lock();
+        // Held by the table and by us only: nobody else is reading or waiting.
+        if Arc::strong_count(&self.lock) == 2 {
+            reading.remove(&self.hash);
+        }
     }
 }
 
@@ -112,15 +155,31 @@ impl Gateway {
     /// What the store says about a caller, cached per credential for at most
     /// [`CONTEXT_TTL_SECONDS`] and dropped at once by any write on this replica.
     async fn stored_caller(&self, p: &Principal) -> Result<Arc<StoredCaller>, GatewayError> {
+        if let Some(b) = self.cached_caller(p) {
+            return Ok(b);
+        }
+        let reading = self.callers.join(&p.credential_hash);
+        let _turn = reading.lock.lock().await;
+        // A reader before us may have stored it while we waited.
+        match self.cached_caller(p) {
+            Some(b) => Ok(b),
+            None => self.read_caller(p).await,
+        }
+    }
+
+    /// The cached caller, if it may still answer.
+    fn cached_caller(&self, p: &Principal) -> Option<Arc<StoredCaller>> {
+        let b = self.callers.cache.get(&p.credential_hash)?;
+        let fresh = self.core.caches_trusted()
+            && b.epoch == self.core.current_epoch()
+            && self.core.clock().now() - b.at < CONTEXT_TTL_SECONDS;
+        fresh.then_some(b)
+    }
+
+    /// Reads the caller from the store and caches it.
+    async fn read_caller(&self, p: &Principal) -> Result<Arc<StoredCaller>, GatewayError> {
         let epoch = self.core.current_epoch();
         let now = self.core.clock().now();
-        if self.core.caches_trusted()
-            && let Some(b) = self.callers.0.get(&p.credential_hash)
-            && b.epoch == epoch
-            && now - b.at < CONTEXT_TTL_SECONDS
-        {
-            return Ok(b.clone());
-        }
         let store = self.core.store();
         let forbidden_or_internal = GatewayError::forbidden_or_internal;
         let team = store
@@ -196,7 +255,7 @@ impl Gateway {
             at: now,
         });
         self.callers
-            .0
+            .cache
             .insert(p.credential_hash.clone(), stored.clone());
         Ok(stored)
     }
