@@ -435,15 +435,15 @@ async fn wait_until_listening(core: &Core) {
     if !core.store().hears_changes() {
         return;
     }
-    let deadline = tokio::time::Instant::now() + LISTEN_WAIT;
-    while core.subscriptions() == 0 {
-        if tokio::time::Instant::now() >= deadline {
-            tracing::warn!(
-                "not yet listening for other replicas' changes; caches bypassed until it is"
-            );
-            return;
+    let subscribed = async {
+        while core.subscriptions() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    if tokio::time::timeout(LISTEN_WAIT, subscribed).await.is_err() {
+        tracing::warn!(
+            "not yet listening for other replicas' changes; caches bypassed until it is"
+        );
     }
 }
 
