@@ -17,5 +17,6 @@ mod bedrock;
 mod common;
 mod direct;
 mod e2e;
+mod gcp;
 mod iam;
 mod sts;
