@@ -18,5 +18,6 @@ mod common;
 mod direct;
 mod e2e;
 mod gcp;
+mod gcp_e2e;
 mod iam;
 mod sts;
