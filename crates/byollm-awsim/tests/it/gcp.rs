@@ -17,11 +17,11 @@ use serde_json::{Value, json};
 
 use crate::common::{ALICE, FAKE_ISSUER, Key, World};
 
-const AUD: &str = "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/byollm-pool/providers/byollm-issuer";
-const POOL: &str =
+pub(crate) const AUD: &str = "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/byollm-pool/providers/byollm-issuer";
+pub(crate) const POOL: &str =
     "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/byollm-pool";
 const PROJECT: &str = "acme-ml-prod";
-const SA: &str = "vertex@acme-ml-prod.iam.gserviceaccount.com";
+pub(crate) const SA: &str = "vertex@acme-ml-prod.iam.gserviceaccount.com";
 const TEAM2: &str = "scoped_principal:team2/user:mallory";
 
 fn provider(condition: Option<&str>) -> GcpProvider {
@@ -43,15 +43,15 @@ fn provider(condition: Option<&str>) -> GcpProvider {
     }
 }
 
-struct Gcp {
-    w: World,
+pub(crate) struct Gcp {
+    pub(crate) w: World,
     sts: GoogleSts,
     http: reqwest::Client,
 }
 
 impl Gcp {
     /// The world, a provider admitting team1 only, and Vertex granted to team1.
-    async fn new() -> Gcp {
+    pub(crate) async fn new() -> Gcp {
         let w = World::new().await;
         w.sim
             .gcp()
@@ -81,7 +81,7 @@ impl Gcp {
                "exp": now + 600, "team": "team1", "actor_type": "user"})
     }
 
-    fn token(&self, sub: &str) -> SecretString {
+    pub(crate) fn token(&self, sub: &str) -> SecretString {
         SecretString::from(self.w.key.sign(&self.claims(sub)))
     }
 
@@ -92,7 +92,7 @@ impl Gcp {
         )
     }
 
-    async fn predict(&self, bearer: &str, verb: &str, body: &Value) -> (u16, String) {
+    pub(crate) async fn predict(&self, bearer: &str, verb: &str, body: &Value) -> (u16, String) {
         let r = self
             .http
             .post(self.url("claude-sonnet-4-5@20250929", verb))
@@ -117,7 +117,7 @@ impl Gcp {
     }
 }
 
-fn body(text: &str) -> Value {
+pub(crate) fn body(text: &str) -> Value {
     json!({"anthropic_version": "vertex-2023-10-16", "max_tokens": 64,
            "messages": [{"role": "user", "content": text}]})
 }

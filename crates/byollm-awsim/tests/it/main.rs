@@ -19,5 +19,6 @@ mod direct;
 mod e2e;
 mod gcp;
 mod gcp_e2e;
+mod gcp_google_auth;
 mod iam;
 mod sts;
