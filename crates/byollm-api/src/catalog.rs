@@ -44,6 +44,9 @@ pub struct CatalogModel {
     pub direct_api_id: Option<String>,
     /// How Bedrock serves it, when it does.
     pub bedrock: Option<BedrockModel>,
+    /// How Google Vertex AI serves it, when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vertex: Option<VertexModel>,
     /// Inference credits per million tokens (direct-API requests only).
     pub price: Price,
     /// Higher ranks are preferred by `auto` and tried first on fallback.
@@ -69,6 +72,37 @@ pub struct BedrockModel {
     /// The system inference-profile geographies it has (`global`, `us`, `eu`,
     /// `jp`, `apac`), from Anthropic's table (aws-facts §6.3).
     pub geos: Vec<String>,
+}
+
+/// A model's presence on Google Vertex AI (gcp-facts §2.1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VertexModel {
+    /// The publisher model id in the URL (`…/publishers/anthropic/models/{id}:rawPredict`),
+    /// e.g. `claude-sonnet-4-5@20250929`; newer models drop the `@date`.
+    pub model_id: String,
+    /// The locations that serve it: `global` (dynamic routing) and regions.
+    pub locations: Vec<String>,
+}
+
+impl VertexModel {
+    /// Whether `location` serves this model.
+    pub fn serves(&self, location: &str) -> bool {
+        self.locations.iter().any(|l| l == location)
+    }
+}
+
+/// Every Vertex AI location some catalog model is served in.
+pub fn vertex_locations(catalog: &Catalog) -> Vec<&str> {
+    let mut out: Vec<&str> = catalog
+        .models
+        .iter()
+        .filter_map(|m| m.vertex.as_ref())
+        .flat_map(|v| v.locations.iter().map(String::as_str))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// One system (cross-Region) inference profile.

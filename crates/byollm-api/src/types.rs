@@ -16,6 +16,8 @@ mod lists;
 pub use lists::*;
 mod members;
 pub use members::*;
+mod gcp;
+pub use gcp::*;
 
 /// The audience AWS STS expects (aws-facts §2).
 pub const STS_AUDIENCE: &str = "sts.amazonaws.com";
@@ -184,6 +186,9 @@ pub const SUBJECT_RUN_ID: &str = "run_id";
 pub struct Hosts {
     /// The team's Amazon Bedrock.
     pub aws_bedrock: AwsBedrockHost,
+    /// The team's Google Vertex AI. In-cloud hosts are tried in the order
+    /// listed here (Bedrock, then Vertex AI), before the direct API.
+    pub gcp_vertex: GcpVertexHost,
     /// The vendors' own APIs, billed in inference credits.
     pub direct_api: DirectApiHost,
 }
@@ -235,6 +240,8 @@ impl Default for DirectApiHost {
 pub struct ModelHosts {
     /// On Bedrock.
     pub aws_bedrock: ModelBedrock,
+    /// On Vertex AI.
+    pub gcp_vertex: ModelVertex,
     /// On the direct API.
     pub direct_api: ModelDirect,
 }

@@ -91,7 +91,8 @@ fn openai_fault(rule: &FailRule) -> (u16, &'static str, String) {
     (status, kind, msg)
 }
 
-fn sse(chunks: Vec<String>, delay: Duration) -> Response {
+/// An SSE response of `chunks`, `delay` apart.
+pub(crate) fn sse(chunks: Vec<String>, delay: Duration) -> Response {
     let body = if delay.is_zero() {
         Body::from(chunks.concat())
     } else {

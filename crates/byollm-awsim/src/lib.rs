@@ -1,4 +1,5 @@
 //! byollm-awsim: a strict local stand-in for AWS IAM, STS and Bedrock Runtime,
+//! Google Cloud's STS, IAM Credentials and Vertex AI for Claude ([`gcp`]),
 //! plus the direct Anthropic and OpenAI APIs (DESIGN §8), so the whole system is
 //! tested offline with the official AWS SDKs and CLI as clients.
 //!
@@ -54,6 +55,7 @@ mod direct;
 pub mod error;
 pub mod eventstream;
 pub mod faults;
+pub mod gcp;
 mod iam;
 pub mod jwt;
 pub mod llm;
@@ -188,6 +190,7 @@ pub(crate) struct Inner {
     pub(crate) account: state::Account,
     pub(crate) faults: Faults,
     pub(crate) keys: jwt::KeyFetcher,
+    pub(crate) gcp: gcp::GcpState,
 }
 
 /// A running emulator.
@@ -247,6 +250,7 @@ impl Awsim {
             account: state::Account::new(cfg.account_id.clone()),
             faults: Faults::new(cfg.clock.clone()),
             keys: jwt::KeyFetcher::new(cfg.jwks_timeout, cfg.jwks_cache_ttl, cfg.resolve.clone()),
+            gcp: gcp::GcpState::default(),
             cfg,
         });
         let app = axum::Router::new()
@@ -358,6 +362,12 @@ impl Awsim {
     /// `DeleteRole` (fails while inline policies remain, as IAM does).
     pub fn delete_role(&self, role: &str) -> Result<(), AwsError> {
         self.inner.delete_role(role)
+    }
+
+    /// Google Cloud's part: workload identity providers, IAM bindings and
+    /// issued access tokens ([`gcp`]).
+    pub fn gcp(&self) -> &gcp::GcpState {
+        &self.inner.gcp
     }
 
     /// The fault and load knobs.

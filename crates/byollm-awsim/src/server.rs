@@ -9,7 +9,8 @@
 //! | `POST /anthropic/v1/messages`, `GET /anthropic/v1/models` | Anthropic direct API |
 //! | `POST /openai/v1/chat/completions`, `GET /openai/v1/models` | OpenAI direct API |
 //! | `POST /anthropic/v1/chat/completions` | Anthropic's OpenAI-compatible endpoint |
-//! | `/_awsim/…` | control: faults, counters, health (see [`crate::control`]) |
+//! | `POST /v1/token`, `POST /v1/projects/…` | Google STS, IAM Credentials, Vertex AI (see [`crate::gcp`]) |
+//! | `/_awsim/…` | control: faults, counters, health (see [`crate::control`]); `/_awsim/gcp/…` Google's (see [`crate::gcp`]) |
 
 use std::sync::Arc;
 
@@ -97,8 +98,19 @@ pub(crate) async fn dispatch(State(inner): State<Arc<Inner>>, req: Request<Body>
         headers: &parts.headers,
         body: &body,
     };
+    if let Some(what) = path.strip_prefix("/_awsim/gcp/")
+        && parts.method == Method::POST
+    {
+        return crate::gcp::control(&inner.gcp, what, &body);
+    }
     if let Some(rest) = path.strip_prefix("/_awsim/") {
         return inner.control(&parts.method, rest, &body);
+    }
+    if path.starts_with("/v1/")
+        && let Some(resp) =
+            crate::gcp::dispatch(&inner, &parts.method, &path, &parts.headers, &body).await
+    {
+        return resp;
     }
     if let Some(rest) = path.strip_prefix("/model/")
         && parts.method == Method::POST

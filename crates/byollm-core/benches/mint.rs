@@ -39,6 +39,7 @@ fn claims() -> Claims {
             Some("r4f2hqkq2xj7m3v5n6ta"),
         )),
         source_identity: Some("ann@example.com".into()),
+        team: None,
     }
 }
 

@@ -575,6 +575,7 @@ fn sts_outcome(e: Option<&ExchangeError>) -> &'static str {
         Some(ExchangeError::Validation(_)) => "validation_error",
         Some(ExchangeError::Throttled(_)) => "throttling",
         Some(ExchangeError::Unavailable(_)) => "unavailable",
+        Some(ExchangeError::Cloud { .. }) => "cloud_error",
     }
 }
 

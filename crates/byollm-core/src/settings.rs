@@ -17,6 +17,9 @@ use byollm_api::types::{
 
 use crate::validate::{self, FieldError};
 
+#[path = "settings_gcp.rs"]
+pub mod gcp;
+
 /// Most audiences a team may list.
 pub const MAX_AUDIENCES: usize = 10;
 
@@ -122,6 +125,8 @@ pub fn validate_llm_settings(s: &LlmSettings) -> Result<(), FieldError> {
             ));
         }
     }
+    gcp::validate_host(&s.hosts.gcp_vertex)?;
+    gcp::validate_models(s)?;
     for (model, hosts) in &s.models {
         validate::model_id(&format!("models.{model}"), model)?;
         if let Some(model_ref) = &hosts.aws_bedrock.model_ref {

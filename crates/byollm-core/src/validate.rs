@@ -27,7 +27,8 @@ impl FieldError {
     }
 }
 
-fn regex(pattern: &str) -> Regex {
+/// Compiles a constant pattern (the callers' unit tests exercise each).
+pub(crate) fn regex(pattern: &str) -> Regex {
     #[expect(
         clippy::expect_used,
         reason = "constant patterns, exercised by the unit tests"

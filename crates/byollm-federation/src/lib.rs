@@ -4,7 +4,9 @@
 //! One home for that concern, used by both the server's credentials broker
 //! (`byollm_core::broker`) and the agent runtime (`byollm_agent::oidc`):
 //! - [`Exchange`]: the seam, one implementation per cloud, each in its own
-//!   module ([`aws`]: STS `AssumeRoleWithWebIdentity` through the official SDK);
+//!   module ([`aws`]: STS `AssumeRoleWithWebIdentity` through the official SDK;
+//!   [`gcp`]: Google's STS token exchange and optional service-account
+//!   impersonation);
 //! - [`ExchangeError`]: failures by what the caller can do about them
 //!   ([`ErrorClass`]);
 //! - [`refresh`]: refresh ahead of expiry with jitter, the backoff schedule,
@@ -16,6 +18,7 @@
 //! on its own (the caller's policy decides, single flight).
 
 pub mod aws;
+pub mod gcp;
 pub mod refresh;
 
 use async_trait::async_trait;
@@ -101,12 +104,23 @@ pub enum ExchangeError {
     /// Transport or service failure.
     #[error("STS is unavailable: {0}")]
     Unavailable(String),
+    /// Another cloud's refusal or failure, worded by its module with the
+    /// service and the cloud's own code (`Google STS: unauthorized_client: …`),
+    /// and classed there.
+    #[error("{message}")]
+    Cloud {
+        /// What the caller can do about it.
+        class: ErrorClass,
+        /// The cloud's service, code and message.
+        message: String,
+    },
 }
 
 impl ExchangeError {
     /// What the caller can do about it.
     pub fn class(&self) -> ErrorClass {
         match self {
+            ExchangeError::Cloud { class, .. } => *class,
             ExchangeError::ExpiredToken(_) => ErrorClass::ReMint,
             ExchangeError::Throttled(_) | ExchangeError::IdpCommunication(_) => {
                 ErrorClass::RetryLater

@@ -329,6 +329,7 @@ mod tests {
                     model_ref: Some("us.anthropic.claude-sonnet-4-6".into()),
                 },
                 direct_api: ModelDirect { enabled: false },
+                ..ModelHosts::default()
             },
         );
         let c = plan(Catalog::builtin(), "claude-sonnet-4-6", &input(&s)).unwrap();
@@ -415,6 +416,7 @@ mod tests {
                     model_ref: None,
                 },
                 direct_api: ModelDirect { enabled: true },
+                ..ModelHosts::default()
             },
         );
         assert_eq!(

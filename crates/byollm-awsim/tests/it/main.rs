@@ -17,5 +17,8 @@ mod bedrock;
 mod common;
 mod direct;
 mod e2e;
+mod gcp;
+mod gcp_e2e;
+mod gcp_google_auth;
 mod iam;
 mod sts;

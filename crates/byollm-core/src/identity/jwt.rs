@@ -57,6 +57,11 @@ pub struct Claims {
         skip_serializing_if = "Option::is_none"
     )]
     pub source_identity: Option<String>,
+    /// The team's uid again, under the short name a Google attribute mapping
+    /// reads (`attribute.team=assertion.team`); only in tokens for the team's
+    /// own workload identity provider, so AWS tokens are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 /// AWS's session-tag claim shape: each tag a single-element array (STS does not

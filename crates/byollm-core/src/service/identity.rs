@@ -166,7 +166,10 @@ impl Core {
             .into());
         }
         let settings = &s.team.settings;
-        if !settings.token_audiences.contains(&req.audience) {
+        // Google has no global audience: a team's own workload identity
+        // provider is accepted for that team only (gcp-facts §1.4).
+        let gcp_audience = crate::settings::gcp::is_team_audience(settings, &req.audience);
+        if !gcp_audience && !settings.token_audiences.contains(&req.audience) {
             return Err(CoreError::refused(
                 format!(
                     "audience `{}` is not one of the team's token audiences",
@@ -209,7 +212,13 @@ impl Core {
                 &settings.subject_template,
             ),
             aud: req.audience.clone(),
-            iat: now,
+            // Google's STS wants `iat` "in the past" with no documented
+            // skew (gcp-facts §1.4): back-date it like `nbf` for its tokens.
+            iat: if gcp_audience {
+                now - NBF_BACKDATE_SECONDS
+            } else {
+                now
+            },
             nbf: now - NBF_BACKDATE_SECONDS,
             exp: now + req.requested_duration_seconds,
             jti: ids::new_uid(),
@@ -221,6 +230,7 @@ impl Core {
                 names::session_tags(&s.team.uid, s.actor.actor_type, &s.actor.uid, s.run_id)
             }),
             source_identity,
+            team: gcp_audience.then(|| s.team.uid.clone()),
         };
         let token = jwt::encode(&key, &claims).map_err(|e| CoreError::Internal(e.to_string()))?;
         self.store

@@ -45,6 +45,7 @@ fn claims(now: i64) -> Claims {
         run_id: None,
         session_tags: None,
         source_identity: None,
+        team: None,
     }
 }
 
