@@ -174,7 +174,7 @@ pub struct AgentFields {
     #[arg(long, value_name = "ID")]
     base_model: Option<String>,
     /// Whether runs may start for it.
-    #[arg(long, value_name = "true|false")]
+    #[arg(long, value_name = "on|off", value_parser = settings::parse_switch)]
     available: Option<bool>,
     /// The agent's own IAM role (`null` clears it: the team's role applies).
     #[arg(long, value_name = "ARN")]
@@ -183,7 +183,7 @@ pub struct AgentFields {
     #[arg(long, value_name = "REGION")]
     aws_region: Option<String>,
     /// Keep this agent off Bedrock.
-    #[arg(long, value_name = "true|false")]
+    #[arg(long, value_name = "on|off", value_parser = settings::parse_switch)]
     aws_disabled: Option<bool>,
 }
 
