@@ -446,6 +446,7 @@ fn run_table(r: &RunInfo) -> Table {
         .as_ref()
         .map(|b| format!("{} in {}", b.role_arn, b.region))
         .unwrap_or_else(|| "none (not routed through Bedrock)".into());
+    // An ended run's target is the one it was given at its start.
     t.row(["bedrock", &bedrock]);
     t
 }
