@@ -318,6 +318,20 @@ async fn switches_are_on_off_and_exit_statuses_are_as_documented() {
     let (code, _, err) = env.run(&["runs", "get", "no-such-run"]).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.starts_with("error: "), "{err}");
+    // The README is the one place that documents them.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    for row in [
+        "| 0 | ok |",
+        "| 1 | failure",
+        "| 2 | usage error",
+        "| 3 | not verified",
+    ] {
+        assert!(
+            readme.contains(row),
+            "README lacks the exit status row `{row}`"
+        );
+    }
 
     // One --server default everywhere: with no BYOLLM_SERVER, a worker command
     // uses the server `byollm login` stored, as the admin commands do.
@@ -342,5 +356,48 @@ async fn switches_are_on_off_and_exit_statuses_are_as_documented() {
         !err.contains("set BYOLLM_SERVER"),
         "credential-process has its own default: {err}"
     );
+    env.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_run_still_shows_the_bedrock_target_it_had() {
+    let env = Env::start().await;
+    env.ok(&[
+        "settings",
+        "set",
+        "--bedrock",
+        "on",
+        "--role-arn",
+        ROLE,
+        "--region",
+        "us-east-1",
+        "--enforcement",
+        "enforce",
+    ])
+    .await;
+    let (out, _) = env.ok(&["runs", "create", "--json"]).await;
+    let run: Value = serde_json::from_str(&out).unwrap();
+    let id = run["run_id"].as_str().unwrap();
+    let target = format!("{ROLE} in us-east-1");
+    let (out, _) = env.ok(&["runs", "get", id]).await;
+    assert!(out.contains(&target), "{out}");
+    // The team turns Bedrock off, then the run ends: it went to Bedrock, and
+    // `runs get` keeps saying where.
+    env.ok(&["settings", "set", "--bedrock", "off"]).await;
+    env.ok(&["runs", "finish", id]).await;
+    let (out, _) = env.ok(&["runs", "get", id]).await;
+    assert!(out.contains("finished"), "{out}");
+    assert!(out.contains(&target), "{out}");
+    assert!(!out.contains("none"), "{out}");
+    let (out, _) = env.ok(&["runs", "get", id, "--json"]).await;
+    let info: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(info["bedrock"]["role_arn"], ROLE);
+    // A run started while Bedrock is off had no target, and says so.
+    let (out, _) = env.ok(&["runs", "create", "--json"]).await;
+    let off: Value = serde_json::from_str(&out).unwrap();
+    let off = off["run_id"].as_str().unwrap();
+    env.ok(&["runs", "finish", off]).await;
+    let (out, _) = env.ok(&["runs", "get", off]).await;
+    assert!(out.contains("none"), "{out}");
     env.server.shutdown().await;
 }
