@@ -318,6 +318,15 @@ async fn models(conn: &Conn) -> anyhow::Result<()> {
         t.row([s("id"), s("display_name"), &routes.join(", ")]);
     }
     t.print();
+    for note in v
+        .get("notes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        out::err(&format!("note: {note}"));
+    }
     Ok(())
 }
 

@@ -174,12 +174,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cfg.telemetry.log_format = format;
     }
     cfg.telemetry.otlp_endpoint = otlp;
+    // Each flag wins over its `[upstreams]` key in the file.
+    let file = std::mem::take(&mut cfg.upstreams);
     cfg.upstreams = byollm_server::config::Upstreams {
-        aws_endpoint_url: args.aws_endpoint_url,
-        direct_anthropic_url: args.direct_anthropic_url,
-        direct_anthropic_key: args.direct_anthropic_key,
-        direct_openai_url: args.direct_openai_url,
-        direct_openai_key: args.direct_openai_key,
+        aws_endpoint_url: args.aws_endpoint_url.or(file.aws_endpoint_url),
+        direct_anthropic_url: args.direct_anthropic_url.or(file.direct_anthropic_url),
+        direct_anthropic_key: args.direct_anthropic_key.or(file.direct_anthropic_key),
+        direct_openai_url: args.direct_openai_url.or(file.direct_openai_url),
+        direct_openai_key: args.direct_openai_key.or(file.direct_openai_key),
     };
     if let Some(warning) = cfg.issuer_warning() {
         out::err(&format!("warning: {warning}"));

@@ -265,6 +265,22 @@ async fn settings_get_shows_every_models_routing() {
     assert_eq!(row("claude-haiku-4-5")[1], "on", "{out}");
     assert_eq!(row("claude-haiku-4-5")[2], "(catalog)", "{out}");
     assert_eq!(row("gpt-5")[1], "-", "{out}");
+
+    // The direct API on, but this server has no direct upstream: `models`
+    // says so rather than listing routes no request can take.
+    env.ok(&["settings", "set", "--direct-api", "on"]).await;
+    let (out, err) = env.ok(&["models"]).await;
+    assert!(
+        err.contains("direct_api is on in the team's settings, but this server has no direct upstream for anthropic or openai"),
+        "{err}"
+    );
+    assert!(!out.contains("direct_api:"), "{out}");
+    let (out, _) = env.ok(&["models", "--json"]).await;
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["notes"].as_array().unwrap().len(), 1, "{v}");
+    env.ok(&["settings", "set", "--direct-api", "off"]).await;
+    let (_, err) = env.ok(&["models"]).await;
+    assert!(!err.contains("direct_api is on"), "{err}");
     env.server.shutdown().await;
 }
 
