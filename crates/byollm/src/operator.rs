@@ -101,16 +101,18 @@ pub struct ServeArgs {
     /// Config file (byollm.toml, `version = 1`).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// STS and Bedrock endpoint override (e.g. the emulator, `byollm awsim`).
+    /// STS and Bedrock endpoint override (e.g. the emulator, `byollm awsim`);
+    /// wins over `[upstreams] aws_endpoint_url`.
     #[arg(long, value_name = "URL")]
     aws_endpoint_url: Option<String>,
-    /// Anthropic API base URL, without /v1.
+    /// Anthropic API base URL, without /v1 (or `[upstreams]
+    /// direct_anthropic_url`).
     #[arg(long, value_name = "URL")]
     direct_anthropic_url: Option<String>,
     /// Anthropic API key reference: env:NAME or file:PATH.
     #[arg(long, value_name = "REF")]
     direct_anthropic_key: Option<String>,
-    /// OpenAI API base URL, without /v1.
+    /// OpenAI API base URL, without /v1 (or `[upstreams] direct_openai_url`).
     #[arg(long, value_name = "URL")]
     direct_openai_url: Option<String>,
     /// OpenAI API key reference: env:NAME or file:PATH.
