@@ -492,7 +492,9 @@ pub struct RunInfo {
     pub created_at: String,
     /// When it ended (RFC 3339).
     pub finished_at: Option<String>,
-    /// The effective AWS config, or null.
+    /// Where its Bedrock calls go: for an active run the effective AWS config
+    /// now, for an ended run the target it was given when it started; null
+    /// when it has (had) none.
     pub bedrock: Option<BedrockTarget>,
 }
 

@@ -61,6 +61,32 @@ impl Gateway {
             .last()
             .and_then(|d| d["id"].as_str())
             .map(str::to_owned);
-        Json(json!({"object": "list", "data": data, "has_more": false, "first_id": first, "last_id": last})).into_response()
+        let notes = unconfigured_notes(&input);
+        Json(json!({"object": "list", "data": data, "has_more": false, "first_id": first, "last_id": last, "notes": notes})).into_response()
     }
+}
+
+/// Hosts the team's settings enable that this server cannot reach, said once
+/// each: the settings read "on" while no request can take that route.
+fn unconfigured_notes(input: &plan::PlanInput<'_>) -> Vec<String> {
+    let mut notes = Vec::new();
+    if input.settings.hosts.direct_api.enabled {
+        let missing: Vec<&str> = [
+            ("anthropic", input.direct_anthropic),
+            ("openai", input.direct_openai),
+        ]
+        .into_iter()
+        .filter(|(_, configured)| !configured)
+        .map(|(name, _)| name)
+        .collect();
+        if !missing.is_empty() {
+            notes.push(format!(
+                "direct_api is on in the team's settings, but this server has no direct upstream \
+                 for {}: no request takes that route until the operator sets it ([upstreams] in \
+                 byollm.toml, or --direct-…-url and --direct-…-key)",
+                missing.join(" or ")
+            ));
+        }
+    }
+    notes
 }

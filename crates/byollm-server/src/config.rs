@@ -70,6 +70,10 @@ pub struct FileConfig {
     /// Metrics listener and log format.
     #[serde(default)]
     pub telemetry: TelemetrySection,
+    /// Where the gateway sends requests: AWS endpoint, direct vendor APIs
+    /// (URLs and key references, never the keys themselves).
+    #[serde(default)]
+    pub upstreams: Upstreams,
 }
 
 /// `[server]`.
@@ -344,8 +348,11 @@ impl Default for ShutdownConfig {
     }
 }
 
-/// Where the gateway sends requests (`byollm serve` flags; the emulator in tests).
-#[derive(Debug, Clone, Default)]
+/// Where the gateway sends requests: `[upstreams]` in `byollm.toml`, each
+/// overridden by its `byollm serve` flag (the emulator in tests). Keys are
+/// references (`env:NAME`, `file:PATH`), so the file holds no secret.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Upstreams {
     /// STS and Bedrock endpoint override (`--aws-endpoint-url`).
     pub aws_endpoint_url: Option<String>,
@@ -430,7 +437,7 @@ impl ServerConfig {
             store_url: store_url.or(file.server.store_url),
             kek: file.identity.kek,
             core,
-            upstreams: Upstreams::default(),
+            upstreams: file.upstreams,
             gateway,
             connections,
             shutdown,
@@ -511,6 +518,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("shutdown_grace_seconds"), "{err}");
+    }
+
+    #[test]
+    fn upstreams_come_from_the_file() {
+        let cfg = FileConfig::parse(
+            "version = 1\n[upstreams]\naws_endpoint_url = \"http://127.0.0.1:4566\"\n\
+             direct_anthropic_url = \"https://api.anthropic.com\"\n\
+             direct_anthropic_key = \"env:ANTHROPIC_API_KEY\"",
+        )
+        .unwrap();
+        let merged =
+            ServerConfig::merge(cfg, None, None, None, None, PathBuf::from("/tmp/x")).unwrap();
+        let u = &merged.upstreams;
+        assert_eq!(u.aws_endpoint_url.as_deref(), Some("http://127.0.0.1:4566"));
+        assert_eq!(
+            u.direct_anthropic_url.as_deref(),
+            Some("https://api.anthropic.com")
+        );
+        assert_eq!(
+            u.direct_anthropic_key.as_deref(),
+            Some("env:ANTHROPIC_API_KEY")
+        );
+        assert!(u.direct_openai_url.is_none());
+        assert!(
+            FileConfig::parse("version = 1\n[upstreams]\nanthropic_key = \"sk-x\"")
+                .unwrap_err()
+                .contains("anthropic_key")
+        );
     }
 
     #[test]

@@ -65,9 +65,10 @@ pub enum AwsSink {
 /// `byollm agent run` flags.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The byollm server.
+    /// The byollm server (default: the one `byollm login` stored, else
+    /// http://127.0.0.1:8080, as for every command).
     #[arg(long, env = "BYOLLM_SERVER", value_name = "URL")]
-    server: String,
+    server: Option<String>,
     /// The run.
     #[arg(long, env = "BYOLLM_RUN_ID", value_name = "ID")]
     run_id: String,
@@ -119,7 +120,10 @@ struct WorkerAws {
 }
 
 async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
-    let server = Client::new(&args.server, Some(workload_token()?))?;
+    let server = Client::new(
+        &crate::credentials::server(args.server.as_deref()),
+        Some(workload_token()?),
+    )?;
     let run = server
         .run(&args.run_id)
         .await

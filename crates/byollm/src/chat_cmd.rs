@@ -10,9 +10,12 @@
 //!   missing or expired), sent with each request (flow 4).
 //!
 //! Every reply is followed by the route that served it (`x-byollm-route`) and
-//! the credential state; failures are explained in a line or two. The API key
-//! comes from `BYOLLM_API_KEY` only (a flag would land in shell history) and is
-//! never printed.
+//! where its credentials came from; failures are explained in a line or two
+//! that says what to do. Lines starting with `/` are commands handled here
+//! (`/help` lists them) and never sent to the model. The chat exits 1 when any
+//! request failed, so a piped chat tells its script. The API key comes from
+//! `BYOLLM_API_KEY` or `byollm login` (a flag would land in shell history) and
+//! is never printed.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use byollm_agent::{
     CredentialState, CredentialStatus, LocalChain, LocalChainConfig, OidcConfig, OidcManaged,
     TokenSource,
 };
+use byollm_api::catalog::{Catalog, Family};
 use byollm_api::client::Client;
 use byollm_api::clock::SystemClock;
 use byollm_federation::aws::user_session_name;
@@ -82,6 +86,25 @@ impl Creds {
         }
     }
 
+    /// The credentials line: what the state means here. "disabled" would read
+    /// as broken when the server holding them is the normal case.
+    fn describe(&self) -> String {
+        match self {
+            Creds::Server => "from the server (none on this machine: the server brokers \
+                              the team's OIDC role for you)"
+                .to_owned(),
+            other => other.status().to_string(),
+        }
+    }
+
+    /// The short form after each reply.
+    fn short(&self) -> &'static str {
+        match self {
+            Creds::Server => "from the server",
+            other => other.status().state.as_str(),
+        }
+    }
+
     fn invalidate(&self) {
         match self {
             Creds::Server => {}
@@ -130,6 +153,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
         .me()
         .await
         .context("checking the API key with the server")?;
+    check_model(&server, &args.model).await?;
     let creds = if args.client_credentials {
         let settings = server.llm_settings().await?;
         let bedrock = &settings.hosts.aws_bedrock;
@@ -170,30 +194,31 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
     };
     write_out(&format!(
         "byollm chat: {} as {} in team {}, model {}\ncredentials: {}\n\
-         Type a message and press Enter; /status shows the credentials, /exit quits.\n",
+         Type a message and press Enter; /help lists the commands, /exit quits.\n",
         server.base_url(),
         me.actor.uid,
         me.team.name,
         args.model,
-        creds.status()
+        creds.describe()
     ));
     let mut conversation: Vec<Message> = Vec::new();
+    let mut failed = 0usize;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     loop {
         write_out("> ");
         let Some(line) = lines.next_line().await? else {
             write_out("\n");
-            return Ok(());
+            return finish(failed);
         };
         let line = line.trim();
-        match line {
-            "" => continue,
-            "/exit" | "/quit" => return Ok(()),
-            "/status" => {
-                write_out(&format!("credentials: {}\n", creds.status()));
-                continue;
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(command) = line.strip_prefix('/') {
+            match slash(command, &creds, &mut conversation) {
+                Slash::Exit => return finish(failed),
+                Slash::Handled => continue,
             }
-            _ => {}
         }
         conversation.push(Message {
             role: "user",
@@ -210,7 +235,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
                 write_out(&format!(
                     "\n[route: {}{fallback} · credentials: {}]\n",
                     reply.route.as_deref().unwrap_or("unknown"),
-                    creds.status().state.as_str()
+                    creds.short()
                 ));
                 conversation.push(Message {
                     role: "assistant",
@@ -219,10 +244,93 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
             }
             Err(e) => {
                 conversation.pop();
+                failed += 1;
                 write_out(&format!("\n{e}\n"));
             }
         }
     }
+}
+
+/// Refuses, before the first message, a model this chat cannot talk to, and
+/// says which it can.
+async fn check_model(server: &Client, model: &str) -> anyhow::Result<()> {
+    if model == "auto" {
+        return Ok(());
+    }
+    let list = server
+        .models()
+        .await
+        .context("listing the models this key may use")?;
+    let ids: Vec<&str> = list
+        .get("data")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("id").and_then(serde_json::Value::as_str))
+        .filter(|id| {
+            Catalog::builtin()
+                .get(id)
+                .is_none_or(|m| m.family == Family::Anthropic)
+        })
+        .collect();
+    if ids.contains(&model) {
+        return Ok(());
+    }
+    let why = match Catalog::builtin().get(model) {
+        Some(m) if m.family == Family::Openai => format!(
+            "`{model}` is an OpenAI model and `byollm chat` speaks the Anthropic Messages API \
+             (call it with an OpenAI SDK instead)"
+        ),
+        Some(_) => format!("this key may not use `{model}`"),
+        None => format!("there is no model `{model}`"),
+    };
+    anyhow::bail!(
+        "{why}; start the chat with --model and one of: auto, {} (`byollm models` shows their routes)",
+        ids.join(", ")
+    )
+}
+
+/// The help `/help` prints.
+const HELP: &str = "Commands (handled here, never sent to the model):
+  /help     this list
+  /status   where this chat's AWS credentials come from, and their state
+  /clear    forget the conversation so far (the next message starts afresh)
+  /exit     quit (also /quit, or Ctrl-D)
+Anything else is sent to the model as your next message.
+";
+
+/// What a slash command asks of the loop.
+enum Slash {
+    Handled,
+    Exit,
+}
+
+/// Handles one `/command` locally.
+fn slash(command: &str, creds: &Creds, conversation: &mut Vec<Message>) -> Slash {
+    match command.split_whitespace().next().unwrap_or_default() {
+        "exit" | "quit" => return Slash::Exit,
+        "help" | "?" => write_out(HELP),
+        "status" => write_out(&format!("credentials: {}\n", creds.describe())),
+        "clear" => {
+            conversation.clear();
+            write_out("(conversation cleared)\n");
+        }
+        other => write_out(&format!(
+            "unknown command /{other}: /help lists the commands (nothing was sent)\n"
+        )),
+    }
+    Slash::Handled
+}
+
+/// The chat's exit: an error (exit status 1) when any request failed.
+fn finish(failed: usize) -> anyhow::Result<()> {
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} request{} failed (see the messages above)",
+            if failed == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
 }
 
 /// One turn with this request's credentials. When AWS refuses them as
@@ -260,8 +368,31 @@ fn explain(e: &TurnError) -> String {
                 .to_owned()
         }
         TurnError::Refused {
+            status: 429 | 503 | 529,
+            message,
+            ..
+        } => format!(
+            "error: the model is busy or briefly unavailable ({message}); send the message again in a moment"
+        ),
+        TurnError::Refused {
+            status: 403,
+            message,
+            ..
+        } => format!(
+            "error (403): {message}\n(an admin can check the team's setup with `byollm aws doctor`)"
+        ),
+        TurnError::Refused {
+            status, message, ..
+        } if *status >= 500 => format!(
+            "error ({status}): {message}\n(no route could serve this; `byollm aws doctor` checks \
+             the path to Bedrock, `byollm models` shows each model's routes)"
+        ),
+        TurnError::Refused {
             status, message, ..
         } => format!("error ({status}): {message}"),
+        TurnError::Unreachable(e) => format!(
+            "error: cannot reach the gateway ({e}); check --server or BYOLLM_SERVER and that the server runs"
+        ),
         other => format!("error: {other}"),
     }
 }

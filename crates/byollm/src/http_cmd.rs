@@ -174,7 +174,7 @@ pub struct AgentFields {
     #[arg(long, value_name = "ID")]
     base_model: Option<String>,
     /// Whether runs may start for it.
-    #[arg(long, value_name = "true|false")]
+    #[arg(long, value_name = "on|off", value_parser = settings::parse_switch)]
     available: Option<bool>,
     /// The agent's own IAM role (`null` clears it: the team's role applies).
     #[arg(long, value_name = "ARN")]
@@ -183,7 +183,7 @@ pub struct AgentFields {
     #[arg(long, value_name = "REGION")]
     aws_region: Option<String>,
     /// Keep this agent off Bedrock.
-    #[arg(long, value_name = "true|false")]
+    #[arg(long, value_name = "on|off", value_parser = settings::parse_switch)]
     aws_disabled: Option<bool>,
 }
 
@@ -318,6 +318,15 @@ async fn models(conn: &Conn) -> anyhow::Result<()> {
         t.row([s("id"), s("display_name"), &routes.join(", ")]);
     }
     t.print();
+    for note in v
+        .get("notes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        out::err(&format!("note: {note}"));
+    }
     Ok(())
 }
 
@@ -446,6 +455,7 @@ fn run_table(r: &RunInfo) -> Table {
         .as_ref()
         .map(|b| format!("{} in {}", b.role_arn, b.region))
         .unwrap_or_else(|| "none (not routed through Bedrock)".into());
+    // An ended run's target is the one it was given at its start.
     t.row(["bedrock", &bedrock]);
     t
 }

@@ -101,16 +101,18 @@ pub struct ServeArgs {
     /// Config file (byollm.toml, `version = 1`).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// STS and Bedrock endpoint override (e.g. the emulator, `byollm awsim`).
+    /// STS and Bedrock endpoint override (e.g. the emulator, `byollm awsim`);
+    /// wins over `[upstreams] aws_endpoint_url`.
     #[arg(long, value_name = "URL")]
     aws_endpoint_url: Option<String>,
-    /// Anthropic API base URL, without /v1.
+    /// Anthropic API base URL, without /v1 (or `[upstreams]
+    /// direct_anthropic_url`).
     #[arg(long, value_name = "URL")]
     direct_anthropic_url: Option<String>,
     /// Anthropic API key reference: env:NAME or file:PATH.
     #[arg(long, value_name = "REF")]
     direct_anthropic_key: Option<String>,
-    /// OpenAI API base URL, without /v1.
+    /// OpenAI API base URL, without /v1 (or `[upstreams] direct_openai_url`).
     #[arg(long, value_name = "URL")]
     direct_openai_url: Option<String>,
     /// OpenAI API key reference: env:NAME or file:PATH.
@@ -174,12 +176,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cfg.telemetry.log_format = format;
     }
     cfg.telemetry.otlp_endpoint = otlp;
+    // Each flag wins over its `[upstreams]` key in the file.
+    let file = std::mem::take(&mut cfg.upstreams);
     cfg.upstreams = byollm_server::config::Upstreams {
-        aws_endpoint_url: args.aws_endpoint_url,
-        direct_anthropic_url: args.direct_anthropic_url,
-        direct_anthropic_key: args.direct_anthropic_key,
-        direct_openai_url: args.direct_openai_url,
-        direct_openai_key: args.direct_openai_key,
+        aws_endpoint_url: args.aws_endpoint_url.or(file.aws_endpoint_url),
+        direct_anthropic_url: args.direct_anthropic_url.or(file.direct_anthropic_url),
+        direct_anthropic_key: args.direct_anthropic_key.or(file.direct_anthropic_key),
+        direct_openai_url: args.direct_openai_url.or(file.direct_openai_url),
+        direct_openai_key: args.direct_openai_key.or(file.direct_openai_key),
     };
     if let Some(warning) = cfg.issuer_warning() {
         out::err(&format!("warning: {warning}"));

@@ -227,17 +227,56 @@ async fn failures_are_explained_in_a_line() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("BYOLLM_API_KEY"), "{err}");
-    // A missing profile is said plainly and the chat goes on.
-    let (ok, out, err) = piped_chat(&env, &["--aws-profile", "nope"], "hello\n", &[]).await;
-    assert!(ok, "{out}\n{err}");
+    // A missing profile is said plainly and the chat goes on, but a request
+    // failed, so the chat exits non-zero when it ends.
+    let (ok, out, err) =
+        piped_chat(&env, &["--aws-profile", "nope"], "hello\n/status\n", &[]).await;
+    assert!(!ok, "a failed request must fail the chat: {out}\n{err}");
     assert!(
         out.contains("error: no AWS credentials for this request"),
         "{out}"
     );
-    // An unknown model: the gateway's reason, in a line.
+    assert!(out.contains("credentials: "), "the chat went on: {out}");
+    assert!(err.contains("1 request failed"), "{err}");
+    // An unknown model is refused before the first message, naming the ones
+    // this key may use.
     let (ok, out, err) = piped_chat(&env, &["--model", "no-such-model"], "hello\n", &[]).await;
+    assert!(!ok, "{out}\n{err}");
+    assert!(err.contains("there is no model `no-such-model`"), "{err}");
+    assert!(err.contains("claude-haiku-4-5"), "{err}");
+    assert!(!out.contains("[route:"), "{out}");
+    // An OpenAI model: the chat says why and what to do, not an API path.
+    let (ok, _, err) = piped_chat(&env, &["--model", "gpt-5"], "hello\n", &[]).await;
+    assert!(!ok);
+    assert!(err.contains("`gpt-5` is an OpenAI model"), "{err}");
+    assert!(!err.contains("POST /v1"), "{err}");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn slash_commands_are_handled_locally_and_never_sent() {
+    let env = Env::start(false).await;
+    let (ok, out, err) = piped_chat(
+        &env,
+        &[],
+        "/help\n/nope\n/status\nfirst\n/clear\nsecond\n/exit\nnot sent\n",
+        &[],
+    )
+    .await;
     assert!(ok, "{out}\n{err}");
-    assert!(out.contains("error (4"), "{out}");
+    assert!(out.contains("/help lists the commands"), "{out}");
+    assert!(out.contains("Commands (handled here, never sent"), "{out}");
+    assert!(out.contains("unknown command /nope"), "{out}");
+    assert!(out.contains("(conversation cleared)"), "{out}");
+    // Two messages reached the model; /help, /nope and the line after /exit did not.
+    assert_eq!(out.matches("[route: aws_bedrock:").count(), 2, "{out}");
+    // The server-brokered case reads as what it is, not "disabled".
+    assert!(
+        out.contains("credentials: from the server (none on this machine"),
+        "{out}"
+    );
+    assert!(out.contains("· credentials: from the server]"), "{out}");
+    assert!(!out.contains("disabled"), "{out}");
     env.stop().await;
 }
 

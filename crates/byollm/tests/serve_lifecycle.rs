@@ -8,6 +8,9 @@
 //!   completes, its row is stored, the process exits 0.
 //! - SIGTERM with a stream slower than the grace period: the stream ends with
 //!   an error event, its row says so, the process exits 0.
+//!
+//! Every server here takes its direct upstream from `byollm.toml`'s
+//! `[upstreams]` (no flag), and its piped log carries no ANSI colour.
 
 #![allow(
     clippy::unwrap_used,
@@ -73,12 +76,18 @@ impl Fixture {
     /// Starts `byollm serve` with `shutdown_grace_seconds`.
     async fn serve(&self, grace_seconds: u64) -> Serve {
         let config = self.dir.path().join("byollm.toml");
+        // The direct upstream comes from the config file's `[upstreams]`.
+        let u = &self.upstreams;
         std::fs::write(
             &config,
-            format!("version = 1\n[server]\nshutdown_grace_seconds = {grace_seconds}\n"),
+            format!(
+                "version = 1\n[server]\nshutdown_grace_seconds = {grace_seconds}\n\
+                 [upstreams]\ndirect_anthropic_url = {:?}\ndirect_anthropic_key = {:?}\n",
+                u.direct_anthropic_url.as_deref().unwrap(),
+                u.direct_anthropic_key.as_deref().unwrap(),
+            ),
         )
         .unwrap();
-        let u = &self.upstreams;
         let mut child = Command::new(env!("CARGO_BIN_EXE_byollm"))
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
@@ -87,15 +96,7 @@ impl Fixture {
             .arg(&self.data)
             .arg("--config")
             .arg(&config)
-            .args([
-                "--direct-anthropic-url",
-                u.direct_anthropic_url.as_deref().unwrap(),
-            ])
-            .args([
-                "--direct-anthropic-key",
-                u.direct_anthropic_key.as_deref().unwrap(),
-            ])
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -110,6 +111,11 @@ impl Fixture {
                     .await
                     .unwrap()
                     .expect("byollm serve exited before listening");
+                // Stderr is a pipe, not a terminal: logs carry no ANSI colour.
+                assert!(
+                    !line.contains('\x1b'),
+                    "ANSI escape in a piped log: {line:?}"
+                );
                 if let Some(rest) = line.strip_prefix("byollm listening on ") {
                     break rest.split_whitespace().next().unwrap().to_owned();
                 }

@@ -126,6 +126,7 @@ impl Core {
             token_expires_at: now + self.config.run_max_age_seconds,
             created_at: now,
             finished_at: None,
+            bedrock: bedrock.clone(),
         };
         self.store.insert_run(&row).await?;
         self.audit(
@@ -259,8 +260,10 @@ impl Core {
             }
             ActorType::User => None,
         };
+        // An active run: where its next request goes. An ended one: the
+        // target it was given (recorded at its start), not `none`.
         let bedrock = if run.state.is_terminal() {
-            None
+            run.bedrock.clone()
         } else {
             self.effective_bedrock(&team, &run.actor, agent.as_ref())
                 .await?

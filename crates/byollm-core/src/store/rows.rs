@@ -3,7 +3,9 @@
 use sqlx::any::AnyRow;
 
 use byollm_api::clock::rfc3339;
-use byollm_api::types::{Actor, ActorType, Agent, InferenceProviders, LlmSettings, Role, RunState};
+use byollm_api::types::{
+    Actor, ActorType, Agent, BedrockTarget, InferenceProviders, LlmSettings, Role, RunState,
+};
 
 use super::{Result, StoreError, col};
 
@@ -171,6 +173,8 @@ pub struct RunRow {
     pub created_at: i64,
     /// Ended, Unix seconds.
     pub finished_at: Option<i64>,
+    /// The Bedrock target the run was given when it started (None: none).
+    pub bedrock: Option<BedrockTarget>,
 }
 
 impl RunRow {
@@ -194,6 +198,13 @@ impl RunRow {
             token_expires_at: col(r, "token_expires_at")?,
             created_at: col(r, "created_at")?,
             finished_at: col(r, "finished_at")?,
+            bedrock: match (
+                col::<Option<String>>(r, "bedrock_role_arn")?,
+                col::<Option<String>>(r, "bedrock_region")?,
+            ) {
+                (Some(role_arn), Some(region)) => Some(BedrockTarget { role_arn, region }),
+                _ => None,
+            },
         })
     }
 }

@@ -38,15 +38,17 @@ pub struct RunFilter {
 }
 
 const RUN_SELECT: &str = "SELECT uid, team_uid, actor_type, actor_uid, triggered_by_type, triggered_by_uid, \
-     state, model, prompt, token_hash, token_expires_at, created_at, finished_at FROM runs";
+     state, model, prompt, token_hash, token_expires_at, created_at, finished_at, \
+     bedrock_role_arn, bedrock_region FROM runs";
 
 impl Store {
     /// Stores a new run.
     pub async fn insert_run(&self, r: &RunRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO runs (uid, team_uid, actor_type, actor_uid, triggered_by_type, triggered_by_uid, \
-             state, model, prompt, token_hash, token_expires_at, created_at, finished_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL)",
+             state, model, prompt, token_hash, token_expires_at, created_at, finished_at, \
+             bedrock_role_arn, bedrock_region) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, $13, $14)",
         )
         .bind(&r.uid)
         .bind(&r.team_uid)
@@ -60,6 +62,8 @@ impl Store {
         .bind(&r.token_hash)
         .bind(r.token_expires_at)
         .bind(r.created_at)
+        .bind(r.bedrock.as_ref().map(|b| b.role_arn.clone()))
+        .bind(r.bedrock.as_ref().map(|b| b.region.clone()))
         .execute(&self.pool)
         .await
         .map_err(|e| map_unique(e, "run exists"))?;

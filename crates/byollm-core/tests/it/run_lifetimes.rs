@@ -24,6 +24,7 @@ async fn run(s: &Store, team: &str, actor: Actor, by: Actor, expires_at: i64) ->
         token_expires_at: expires_at,
         created_at: NOW - 100,
         finished_at: None,
+        bedrock: None,
     };
     s.insert_run(&row).await.unwrap();
     row

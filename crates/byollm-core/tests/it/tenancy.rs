@@ -166,6 +166,7 @@ async fn tenancy_round_trips_and_scoping() {
             token_expires_at: 2_000_000_000,
             created_at: 5,
             finished_at: None,
+            bedrock: None,
         };
         s.insert_run(&run).await.unwrap();
         assert_eq!(

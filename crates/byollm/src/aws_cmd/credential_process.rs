@@ -33,7 +33,8 @@ pub struct CredentialProcessArgs {
     /// command).
     #[arg(long, env = CREDENTIALS_SOCKET_ENV, value_name = "PATH")]
     socket: Option<PathBuf>,
-    /// Without a socket: the byollm server.
+    /// Without a socket: the byollm server (default: the one `byollm login`
+    /// stored, else http://127.0.0.1:8080, as for every command).
     #[arg(long, env = "BYOLLM_SERVER", value_name = "URL")]
     server: Option<String>,
     /// Without a socket: the run (its workload token comes from
@@ -76,15 +77,12 @@ fn workload_token() -> anyhow::Result<secrecy::SecretString> {
 }
 
 async fn standalone(args: &CredentialProcessArgs) -> anyhow::Result<String> {
-    let server = args
-        .server
-        .as_deref()
-        .context("set BYOLLM_SERVER (or --server) to the byollm server URL")?;
+    let server = crate::credentials::server(args.server.as_deref());
     let run_id = args
         .run_id
         .as_deref()
         .context("set BYOLLM_RUN_ID (or --run-id) to the run's id")?;
-    let client = Client::new(server, Some(workload_token()?))?;
+    let client = Client::new(&server, Some(workload_token()?))?;
     let run = client.run(run_id).await?;
     let target = run
         .bedrock

@@ -9,6 +9,7 @@
 
 mod credential_process;
 pub(crate) mod doctor;
+mod from_server;
 mod inspect;
 mod models;
 mod policies;
@@ -39,18 +40,44 @@ pub enum AwsCommand {
     CredentialProcess(credential_process::CredentialProcessArgs),
 }
 
+/// `--from-server`: read the team from the byollm server instead of flags.
+#[derive(Debug, Args)]
+pub struct ServerFlags {
+    /// Read the team from the byollm server with your key (BYOLLM_API_KEY or
+    /// `byollm login`): issuer, team uid, role (account and name), region, token
+    /// settings, and the models its routing sends to Bedrock. A flag given
+    /// still wins.
+    #[arg(long)]
+    from_server: bool,
+    /// The byollm server for --from-server (default: the one `byollm login`
+    /// stored, else http://127.0.0.1:8080, as for every command).
+    #[arg(long, env = "BYOLLM_SERVER", value_name = "URL")]
+    server: Option<String>,
+}
+
+impl ServerFlags {
+    /// The server's view of the team, when `--from-server` asks for it.
+    fn read(&self) -> anyhow::Result<Option<from_server::ServerView>> {
+        self.from_server
+            .then(|| from_server::read(self.server.as_deref()))
+            .transpose()
+    }
+}
+
 /// The team's identity settings shared by `trust-policy` and `setup-script`.
 #[derive(Debug, Args)]
 pub struct TrustFlags {
+    #[command(flatten)]
+    from: ServerFlags,
     /// The issuer URL (`server.issuer_url`), e.g. https://byollm.example.com.
-    #[arg(long, value_name = "URL")]
-    issuer: String,
+    #[arg(long, value_name = "URL", required_unless_present = "from_server")]
+    issuer: Option<String>,
     /// The team uid.
-    #[arg(long, value_name = "UID")]
-    team: String,
+    #[arg(long, value_name = "UID", required_unless_present = "from_server")]
+    team: Option<String>,
     /// The AWS account id (12 digits) holding the OIDC provider and the role.
-    #[arg(long, value_name = "ID")]
-    account: String,
+    #[arg(long, value_name = "ID", required_unless_present = "from_server")]
+    account: Option<String>,
     /// Whom the role admits: team (every member and agent), users, agents, or
     /// exact actors user:UID,… / agent:UID,… (a named agent's own role).
     #[arg(long, value_name = "SCOPE", default_value = "team")]
@@ -76,12 +103,14 @@ pub struct TrustArgs {
 /// `byollm aws permissions-policy`.
 #[derive(Debug, Args)]
 pub struct PermissionsArgs {
+    #[command(flatten)]
+    from: ServerFlags,
     /// The AWS account id (12 digits).
-    #[arg(long, value_name = "ID")]
-    account: String,
+    #[arg(long, value_name = "ID", required_unless_present = "from_server")]
+    account: Option<String>,
     /// The region the team calls Bedrock in (the inference profiles' source region).
-    #[arg(long, value_name = "REGION")]
-    region: String,
+    #[arg(long, value_name = "REGION", required_unless_present = "from_server")]
+    region: Option<String>,
     /// Enabled model ids (catalog ids such as claude-sonnet-4-6; ID=GEO or a
     /// profile id such as us.anthropic.claude-sonnet-4-6 picks the profile).
     #[arg(long = "model", value_name = "ID", num_args = 1.., value_delimiter = ',')]
@@ -108,12 +137,13 @@ pub struct SetupArgs {
     #[command(flatten)]
     trust: TrustFlags,
     /// The IAM role to create or update.
-    #[arg(long, value_name = "NAME")]
-    role_name: String,
+    #[arg(long, value_name = "NAME", required_unless_present = "from_server")]
+    role_name: Option<String>,
     /// The region the team calls Bedrock in (required with --model).
     #[arg(long, value_name = "R")]
     region: Option<String>,
-    /// Enabled model ids; without any, the broad default permissions.
+    /// Enabled model ids; without any, the broad default permissions (with
+    /// --from-server, the models the team routes through Bedrock).
     #[arg(long = "model", value_name = "ID", num_args = 1.., value_delimiter = ',')]
     models: Vec<String>,
     /// The documented broad permissions policy.

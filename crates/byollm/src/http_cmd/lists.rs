@@ -32,8 +32,8 @@ pub struct AgentListArgs {
     /// Only agents whose name starts with this (case-insensitive).
     #[arg(long, value_name = "PREFIX")]
     name_prefix: Option<String>,
-    /// Only available (true) or unavailable (false) agents.
-    #[arg(long, value_name = "true|false")]
+    /// Only available (on) or unavailable (off) agents.
+    #[arg(long, value_name = "on|off", value_parser = super::settings::parse_switch)]
     available: Option<bool>,
 }
 

@@ -1,23 +1,35 @@
 //! `byollm settings get|set|put`: the team's LLM settings (DESIGN §4, §6).
 //! `set` sends a JSON Merge Patch (`PATCH`) of only what the flags change, so
 //! it never overwrites another admin's concurrent edit; `put` replaces the
-//! whole document with a JSON file (`PUT`, every field required).
+//! whole document with a JSON file (`PUT`, every field required). Every
+//! answer ends with the per-model routing: what each catalog model does under
+//! these settings.
 
 use anyhow::{Context as _, anyhow, bail};
+use byollm_api::catalog::Catalog;
 use byollm_api::client::Client;
 use byollm_api::types::{Enforcement, LlmSettings};
+use byollm_gateway::plan;
 use clap::{Args, Subcommand};
 
 use super::table::Table;
 use crate::out;
 
-/// Parses `on|off` (also `true|false`, `yes|no`).
+/// Parses a switch. Every boolean flag of the CLI is spelled `on|off`; the
+/// other spellings (`true|false`, `yes|no`) are accepted with a hint on stderr,
+/// so an old script keeps working and its author learns the one spelling.
 pub fn parse_switch(s: &str) -> Result<bool, String> {
-    match s {
-        "on" | "true" | "yes" => Ok(true),
-        "off" | "false" | "no" => Ok(false),
-        _ => Err(format!("expected on or off, not `{s}`")),
-    }
+    let (value, canonical) = match s {
+        "on" => return Ok(true),
+        "off" => return Ok(false),
+        "true" | "yes" => (true, "on"),
+        "false" | "no" => (false, "off"),
+        _ => return Err(format!("expected on or off, not `{s}`")),
+    };
+    out::err(&format!(
+        "hint: `{s}` read as `{canonical}`; byollm's switches are spelled on|off"
+    ));
+    Ok(value)
 }
 
 /// `byollm settings …`.
@@ -190,19 +202,46 @@ fn print(s: &LlmSettings) {
     t.row(["worker_identity_tokens", on(s.worker_identity_tokens)]);
     t.row(["token_audiences", &s.token_audiences.join(",")]);
     t.print();
-    if !s.models.is_empty() {
-        out::line("");
-        let mut m = Table::new(&["model", "bedrock", "model_ref", "direct_api"]);
-        for (id, h) in &s.models {
-            m.row([
-                id.as_str(),
-                on(h.aws_bedrock.enabled),
-                h.aws_bedrock.model_ref.as_deref().unwrap_or("(catalog)"),
-                on(h.direct_api.enabled),
-            ]);
-        }
-        m.print();
+    out::line("");
+    routing_table(s).print();
+}
+
+/// Per-model routing: for every model of the catalog, whether the team's
+/// settings send it to Bedrock (and through which profile) and whether the
+/// direct API may serve it, by the gateway's own rules (`plan`), so what this
+/// shows is what requests do.
+fn routing_table(s: &LlmSettings) -> Table {
+    let bedrock_on = s.hosts.aws_bedrock.enabled;
+    let direct_on = s.hosts.direct_api.enabled;
+    let mut t = Table::new(&["model", "bedrock", "profile", "direct_api"]);
+    for m in Catalog::builtin().by_rank() {
+        let overrides = s.models.get(&m.id);
+        let bedrock = if m.bedrock.is_none() {
+            "- (not on Bedrock)"
+        } else if !plan::bedrock_enabled(s, m) {
+            "off"
+        } else if bedrock_on {
+            "on"
+        } else {
+            "on (aws_bedrock off)"
+        };
+        let profile = match overrides.and_then(|h| h.aws_bedrock.model_ref.as_deref()) {
+            _ if !plan::bedrock_enabled(s, m) => "-",
+            Some(r) => r,
+            None => "(catalog)",
+        };
+        let direct = if m.direct_api_id.is_none() {
+            "-"
+        } else if overrides.is_some_and(|h| !h.direct_api.enabled) {
+            "off"
+        } else if direct_on {
+            "on"
+        } else {
+            "on (direct_api off)"
+        };
+        t.row([m.id.as_str(), bedrock, profile, direct]);
     }
+    t
 }
 
 /// Runs one `byollm settings` command.
