@@ -19,6 +19,7 @@ mod authz_table;
 mod bad_input;
 mod common;
 mod connections;
+mod console;
 mod invitations;
 mod key_expiry;
 mod mint_rules;
