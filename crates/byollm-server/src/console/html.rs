@@ -12,7 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 use byollm_core::CoreError;
 
 use super::session::{CSRF_FIELD, Session};
-use super::{AGENTS, AI_SETTINGS, KEYS, OVERVIEW, SIGN_OUT};
+use super::{AGENTS, AI_SETTINGS, KEYS, MEMBERS, OVERVIEW, SIGN_OUT};
 
 /// HTML-escapes text for an element's content or a quoted attribute.
 pub fn esc(s: &str) -> String {
@@ -73,6 +73,9 @@ fn nav(s: &Session) -> String {
         links.push((AI_SETTINGS, "AI settings"));
     }
     links.push((AGENTS, "Agents"));
+    if admin {
+        links.push((MEMBERS, "Members"));
+    }
     links.push((KEYS, "API keys"));
     let items: String = links
         .iter()

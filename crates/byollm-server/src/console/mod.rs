@@ -23,6 +23,7 @@ mod agents;
 mod assets;
 mod html;
 mod keys;
+mod members;
 mod overview;
 mod session;
 mod settings;
@@ -61,6 +62,12 @@ pub const AGENT_DELETE: &str = "/console/agents/{uid}/delete";
 pub const KEYS: &str = "/console/keys";
 /// Revokes a key (POST).
 pub const KEY_REVOKE: &str = "/console/keys/{id}/revoke";
+/// Members and roles (admins): list and add.
+pub const MEMBERS: &str = "/console/members";
+/// Changes a member's role (POST).
+pub const MEMBER_ROLE: &str = "/console/members/{uid}/role";
+/// Removes a member (POST).
+pub const MEMBER_REMOVE: &str = "/console/members/{uid}/remove";
 
 /// Whether a path is the console's (the API's auth layer lets it through).
 pub fn is_console_path(path: &str) -> bool {
@@ -78,6 +85,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(AGENT_DELETE, post(agents::delete))
         .route(KEYS, get(keys::list).post(keys::create))
         .route(KEY_REVOKE, post(keys::revoke))
+        .route(MEMBERS, get(members::list).post(members::create))
+        .route(MEMBER_ROLE, post(members::change_role))
+        .route(MEMBER_REMOVE, post(members::remove))
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             session::require,

@@ -1,6 +1,6 @@
 //! The console in a real browser (headless Chromium over WebDriver): an admin
 //! signs in with an API key, turns Bedrock on with a role ARN, creates an
-//! agent with its own role, creates and revokes a key, signs out; a member
+//! agent with its own role, adds a member, creates and revokes a key, signs out; a member
 //! cannot open AI settings; a form without the CSRF token is refused; no key is
 //! ever in the browser's cookies or storage.
 
@@ -45,7 +45,7 @@ async fn sign_in(b: &Browser, c: &Console, key: &str) {
     );
     assert_eq!(b.text("label[for=api_key]").await, "API key");
     b.fill("#api_key", key).await;
-    b.click("form[action='/console/sign-in'] button[type=submit]")
+    b.click_and_wait("form[action='/console/sign-in'] button[type=submit]")
         .await;
     assert!(b.url().await.ends_with("/console"), "{}", b.source().await);
 }
@@ -73,13 +73,13 @@ async fn an_admin_sets_up_bedrock_an_agent_and_keys_in_the_browser() {
     assert_not_stored(&b, &owner).await;
 
     // AI settings: an invalid ARN is refused next to its field, then Bedrock on.
-    b.click("a[href='/console/ai-settings']").await;
+    b.click_and_wait("a[href='/console/ai-settings']").await;
     if !b.selected("#aws_bedrock_enabled").await {
         b.click("#aws_bedrock_enabled").await;
     }
     b.fill("#role_arn", "not-a-role").await;
     b.fill("#region", "us-east-1").await;
-    b.click("form[action='/console/ai-settings'] button[type=submit]")
+    b.click_and_wait("form[action='/console/ai-settings'] button[type=submit]")
         .await;
     let error = b.text("#hosts-aws_bedrock-role_arn-error").await;
     assert!(
@@ -87,7 +87,7 @@ async fn an_admin_sets_up_bedrock_an_agent_and_keys_in_the_browser() {
         "{error}"
     );
     b.fill("#role_arn", TEAM_ROLE).await;
-    b.click("form[action='/console/ai-settings'] button[type=submit]")
+    b.click_and_wait("form[action='/console/ai-settings'] button[type=submit]")
         .await;
     assert!(b.url().await.ends_with("/console"), "{}", b.source().await);
     assert_eq!(b.text("#bedrock-status").await, "on");
@@ -101,10 +101,10 @@ async fn an_admin_sets_up_bedrock_an_agent_and_keys_in_the_browser() {
     assert_eq!(api.body["hosts"]["aws_bedrock"]["region"], "us-east-1");
 
     // An agent with its own role: its page's URL carries its uid.
-    b.click("a[href='/console/agents']").await;
+    b.click_and_wait("a[href='/console/agents']").await;
     b.fill("#name", "reviewer").await;
     b.fill("#role_arn", AGENT_ROLE).await;
-    b.click("form[action='/console/agents'] button[type=submit]")
+    b.click_and_wait("form[action='/console/agents'] button[type=submit]")
         .await;
     let url = b.url().await;
     let uid = url
@@ -124,23 +124,33 @@ async fn an_admin_sets_up_bedrock_an_agent_and_keys_in_the_browser() {
     );
     // Its override edited from its page.
     b.fill("#region", "eu-west-1").await;
-    b.click(&format!(
+    b.click_and_wait(&format!(
         "form[action='/console/agents/{uid}'] button[type=submit]"
     ))
     .await;
     assert!(b.text("#agent-aws").await.contains("eu-west-1"));
 
+    // A member added: their one-time invitation code is shown once.
+    b.click_and_wait("a[href='/console/members']").await;
+    b.fill("#email", "new@alpha.test").await;
+    b.click_and_wait("form[action='/console/members'] button[type=submit]")
+        .await;
+    let code = b.text("#invitation-code").await;
+    assert!(code.starts_with("byollm_inv_"), "{code}");
+    assert_not_stored(&b, &code).await;
+
     // A key: shown once, works on the API, then revoked.
-    b.click("a[href='/console/keys']").await;
+    b.click_and_wait("a[href='/console/keys']").await;
     b.fill("#key-name", "laptop").await;
-    b.click("form[action='/console/keys'] button[type=submit]")
+    b.click_and_wait("form[action='/console/keys'] button[type=submit]")
         .await;
     let key = b.text("#new-key").await;
     assert!(key.starts_with("byollm_key_"), "{key}");
     c.h.get(routes::ME, Some(&key)).await.expect(200);
     assert_not_stored(&b, &key).await;
     assert_not_stored(&b, &owner).await;
-    b.click("button[aria-label='Revoke key laptop']").await;
+    b.click_and_wait("button[aria-label='Revoke key laptop']")
+        .await;
     assert!(b.url().await.ends_with("/console/keys"));
     assert_eq!(b.count("#new-key").await, 0, "shown once only");
     assert_eq!(b.count("button[aria-label='Revoke key laptop']").await, 0);
@@ -169,7 +179,7 @@ async fn an_admin_sets_up_bedrock_an_agent_and_keys_in_the_browser() {
 
     // Sign out: the session is over in this browser.
     b.goto(&c.url("/console")).await;
-    b.click(".sign-out button[type=submit]").await;
+    b.click_and_wait(".sign-out button[type=submit]").await;
     assert!(b.url().await.ends_with("/console/sign-in"));
     b.goto(&c.url("/console/keys")).await;
     assert!(b.url().await.ends_with("/console/sign-in"));

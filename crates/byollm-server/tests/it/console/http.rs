@@ -416,3 +416,100 @@ async fn validation_errors_use_the_apis_words() {
     let settings = c.h.get(routes::TEAM_LLM_SETTINGS, Some(owner)).await;
     assert_eq!(settings.body["hosts"]["aws_bedrock"]["enabled"], false);
 }
+
+/// Members (admins): add one (the invitation code shown once redeems for
+/// their first key), change their role, remove them; a member who is not an
+/// admin gets the 403 page; the owner rules are the API's.
+#[tokio::test]
+async fn admins_manage_members_through_the_apis_rules() {
+    let c = Console::start(Arc::new(SystemClock), false).await;
+    let member = c.sign_in(&c.alpha.member.key).await;
+    assert_eq!(c.get("/console/members", Some(&member)).await.0, 403);
+
+    let admin = c.sign_in(&c.alpha.admin.key).await;
+    let (status, page, _) = c.get("/console/members", Some(&admin)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("member@alpha.test"), "{page}");
+    let csrf = csrf_of(&page);
+    let (status, page, _) = c
+        .post(
+            "/console/members",
+            &admin,
+            Some(&c.base),
+            &format!("csrf={csrf}&email=new%40alpha.test&role=member"),
+        )
+        .await;
+    assert_eq!(status, 201, "{page}");
+    let code = page
+        .split(r#"id="invitation-code">"#)
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap()
+        .to_owned();
+    assert!(code.starts_with("byollm_inv_"), "{code}");
+    let redeemed =
+        c.h.post(routes::INVITATIONS_REDEEM, None, &json!({"code": code}))
+            .await
+            .expect(201);
+    let new_key = redeemed.str("/api_key/key");
+    let me = c.h.get(routes::ME, Some(&new_key)).await.expect(200);
+    let uid = me.str("/actor/uid");
+    assert_eq!(me.str("/role"), "member");
+
+    // A bad email: the API's words next to the field.
+    let (status, page, _) = c
+        .post(
+            "/console/members",
+            &admin,
+            Some(&c.base),
+            &format!("csrf={csrf}&email=nope&role=member"),
+        )
+        .await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains(r#"id="email-error""#), "{page}");
+
+    let (status, _, _) = c
+        .post(
+            &format!("/console/members/{uid}/role"),
+            &admin,
+            Some(&c.base),
+            &format!("csrf={csrf}&role=admin"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        c.h.get(routes::ME, Some(&new_key)).await.str("/role"),
+        "admin"
+    );
+    // Only owners make owners (the API's rule, the API's 403).
+    let (status, _, _) = c
+        .post(
+            &format!("/console/members/{uid}/role"),
+            &admin,
+            Some(&c.base),
+            &format!("csrf={csrf}&role=owner"),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = c
+        .post(
+            &format!("/console/members/{uid}/remove"),
+            &admin,
+            Some(&c.base),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    c.h.get(routes::ME, Some(&new_key)).await.expect(401);
+    // Another team's member is a 404 page.
+    let beta = c.h.team("beta").await;
+    let (status, _, _) = c
+        .post(
+            &format!("/console/members/{}/remove", beta.member.uid),
+            &admin,
+            Some(&c.base),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(status, 404);
+}

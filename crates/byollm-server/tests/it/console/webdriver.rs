@@ -186,6 +186,22 @@ impl Browser {
         .await;
     }
 
+    /// Clicks a link or submit button and waits until the next page has
+    /// replaced this one (a click may return before the navigation it starts
+    /// has committed).
+    pub async fn click_and_wait(&self, css: &str) {
+        self.exec("window.__byollmOldPage = true; return true;")
+            .await;
+        self.click(css).await;
+        for _ in 0..100 {
+            if self.exec("return window.__byollmOldPage === true;").await != Value::Bool(true) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("clicking {css} did not load a new page");
+    }
+
     /// Whether a checkbox is checked.
     pub async fn selected(&self, css: &str) -> bool {
         let id = self.find(css).await;
