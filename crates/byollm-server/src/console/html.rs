@@ -12,7 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 use byollm_core::CoreError;
 
 use super::session::{CSRF_FIELD, Session};
-use super::{AGENTS, AI_SETTINGS, KEYS, MEMBERS, OVERVIEW, SIGN_OUT};
+use super::{AGENTS, AI_SETTINGS, AWS_SETUP, KEYS, MEMBERS, OVERVIEW, SIGN_OUT};
 
 /// HTML-escapes text for an element's content or a quoted attribute.
 pub fn esc(s: &str) -> String {
@@ -71,6 +71,7 @@ fn nav(s: &Session) -> String {
     let mut links = vec![(OVERVIEW, "Overview")];
     if admin {
         links.push((AI_SETTINGS, "AI settings"));
+        links.push((AWS_SETUP, "AWS setup"));
     }
     links.push((AGENTS, "Agents"));
     if admin {

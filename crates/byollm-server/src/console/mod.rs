@@ -21,6 +21,7 @@
 
 mod agents;
 mod assets;
+mod aws_setup;
 mod html;
 mod keys;
 mod members;
@@ -62,6 +63,10 @@ pub const AGENT_DELETE: &str = "/console/agents/{uid}/delete";
 pub const KEYS: &str = "/console/keys";
 /// Revokes a key (POST).
 pub const KEY_REVOKE: &str = "/console/keys/{id}/revoke";
+/// AWS setup (admins): policies and setup scripts out.
+pub const AWS_SETUP: &str = "/console/aws-setup";
+/// One generated AWS setup document, as a download.
+pub const AWS_SETUP_FILE: &str = "/console/aws-setup/file";
 /// Members and roles (admins): list and add.
 pub const MEMBERS: &str = "/console/members";
 /// Changes a member's role (POST).
@@ -85,6 +90,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(AGENT_DELETE, post(agents::delete))
         .route(KEYS, get(keys::list).post(keys::create))
         .route(KEY_REVOKE, post(keys::revoke))
+        .route(AWS_SETUP, get(aws_setup::show))
+        .route(AWS_SETUP_FILE, get(aws_setup::file))
         .route(MEMBERS, get(members::list).post(members::create))
         .route(MEMBER_ROLE, post(members::change_role))
         .route(MEMBER_REMOVE, post(members::remove))

@@ -513,3 +513,83 @@ async fn admins_manage_members_through_the_apis_rules() {
         .await;
     assert_eq!(status, 404);
 }
+
+/// AWS setup (admins): the generators' documents for this issuer and team,
+/// each downloadable; a bad account id is shown next to its field; members get
+/// the 403 page.
+#[tokio::test]
+async fn aws_setup_generates_the_policies_and_scripts() {
+    let c = Console::start(Arc::new(SystemClock), true).await;
+    let member = c.sign_in(&c.alpha.member.key).await;
+    assert_eq!(c.get("/console/aws-setup", Some(&member)).await.0, 403);
+
+    let owner = c.sign_in(&c.alpha.owner.key).await;
+    let (status, page, _) = c.get("/console/aws-setup", Some(&owner)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(r#"<label for="account_id">AWS account id</label>"#));
+
+    let query = "account_id=123456789012&role_name=byollm-bedrock&region=us-east-1&scope=team";
+    let (status, page, _) = c
+        .get(&format!("/console/aws-setup?{query}"), Some(&owner))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    for doc in [
+        "trust-doc",
+        "permissions-doc",
+        "bash-doc",
+        "terraform-doc",
+        "cloudformation-doc",
+    ] {
+        assert!(page.contains(&format!(r#"id="{doc}""#)), "{doc} missing");
+    }
+    assert!(page.contains("sts:AssumeRoleWithWebIdentity"), "{page}");
+    assert!(
+        page.contains(&format!("scoped_principal:{}/*", c.alpha.uid)),
+        "the team's subjects: {page}"
+    );
+
+    let resp = c
+        .http
+        .get(c.url(&format!("/console/aws-setup/file?{query}&format=bash")))
+        .header("cookie", format!("byollm_console={owner}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()["content-disposition"],
+        "attachment; filename=\"byollm-setup.sh\""
+    );
+    let script = resp.text().await.unwrap();
+    assert!(script.starts_with("#!"), "{script}");
+    assert!(
+        page.contains(&esc(&script)),
+        "the download is the page's script"
+    );
+
+    let (status, page, _) = c
+        .get(
+            "/console/aws-setup?account_id=12&role_name=r&region=us-east-1&scope=team",
+            Some(&owner),
+        )
+        .await;
+    assert_eq!(status, 400, "{page}");
+    assert!(
+        page.contains(r#"id="account_id-error" role="alert">invalid AWS account id"#),
+        "{page}"
+    );
+    let (status, page, _) = c
+        .get(
+            &format!("/console/aws-setup?account_id=123456789012&role_name=r&region=us-east-1&scope=chosen&agents={}", c.alpha.agent_uid),
+            Some(&owner),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(&format!(
+            "scoped_principal:{}/service_account:{}",
+            c.alpha.uid, c.alpha.agent_uid
+        )),
+        "{page}"
+    );
+}
