@@ -29,6 +29,7 @@ mod overview;
 mod session;
 mod settings;
 mod sign_in;
+mod usage;
 
 use axum::Router;
 use axum::extract::Request;
@@ -67,6 +68,10 @@ pub const KEY_REVOKE: &str = "/console/keys/{id}/revoke";
 pub const AWS_SETUP: &str = "/console/aws-setup";
 /// One generated AWS setup document, as a download.
 pub const AWS_SETUP_FILE: &str = "/console/aws-setup/file";
+/// Credits and requests.
+pub const USAGE: &str = "/console/usage";
+/// The member's own settings (POST).
+pub const MY_SETTINGS: &str = "/console/my-settings";
 /// Members and roles (admins): list and add.
 pub const MEMBERS: &str = "/console/members";
 /// Changes a member's role (POST).
@@ -90,6 +95,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(AGENT_DELETE, post(agents::delete))
         .route(KEYS, get(keys::list).post(keys::create))
         .route(KEY_REVOKE, post(keys::revoke))
+        .route(USAGE, get(usage::show))
+        .route(MY_SETTINGS, post(overview::save_my_settings))
         .route(AWS_SETUP, get(aws_setup::show))
         .route(AWS_SETUP_FILE, get(aws_setup::file))
         .route(MEMBERS, get(members::list).post(members::create))
@@ -103,7 +110,18 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(private)
         .route(SIGN_IN, get(sign_in::form_page).post(sign_in::submit))
         .route(ASSET, get(assets::serve))
+        .route("/console/{*rest}", get(not_found).post(not_found))
         .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// A console path that names no page: the 404 page (not the API's JSON).
+async fn not_found() -> Response {
+    html::message_page(
+        axum::http::StatusCode::NOT_FOUND,
+        "Not found",
+        "No such page.",
+        None,
+    )
 }
 
 /// The Content-Security-Policy of every console response: only this origin's

@@ -4,6 +4,7 @@
 
 mod browser;
 mod http;
+mod pages;
 mod webdriver;
 
 use std::sync::Arc;

@@ -1,0 +1,78 @@
+//! The console's read-mostly pages over plain HTTP: usage, the member's own
+//! settings, and the 404 page for a path that names no page.
+
+use std::sync::Arc;
+
+use byollm_api::clock::SystemClock;
+use byollm_api::routes;
+
+use super::{Console, csrf_of};
+
+/// The member's `aws_bedrock_opt_in` as the API reads it.
+async fn opt_in(c: &Console) -> serde_json::Value {
+    c.h.get(routes::ME_SETTINGS, Some(&c.alpha.member.key))
+        .await
+        .expect(200)
+        .body["aws_bedrock_opt_in"]
+        .clone()
+}
+
+/// A member sees their own credits, an admin the team's; every member sets
+/// their own `aws_bedrock_opt_in` through the API's operation.
+#[tokio::test]
+async fn usage_and_the_members_own_settings() {
+    let c = Console::start(Arc::new(SystemClock), false).await;
+    let member = c.sign_in(&c.alpha.member.key).await;
+    let (status, page, _) = c.get("/console/usage", Some(&member)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Credits (your)"), "{page}");
+    assert!(page.contains(r#"id="credits-inference""#), "{page}");
+    let admin = c.sign_in(&c.alpha.admin.key).await;
+    let (status, page, _) = c.get("/console/usage", Some(&admin)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Credits (the team's)"), "{page}");
+
+    let (status, page, _) = c.get("/console", Some(&member)).await;
+    assert_eq!(status, 200);
+    assert!(!page.contains(r#"name="aws_bedrock_opt_in" checked"#));
+    let csrf = csrf_of(&page);
+    let (status, _, _) = c
+        .post(
+            "/console/my-settings",
+            &member,
+            Some(&c.base),
+            &format!("csrf={csrf}&aws_bedrock_opt_in=on"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(opt_in(&c).await, true);
+    let (_, page, _) = c.get("/console", Some(&member)).await;
+    assert!(
+        page.contains(r#"name="aws_bedrock_opt_in" checked"#),
+        "{page}"
+    );
+    let (status, _, _) = c
+        .post(
+            "/console/my-settings",
+            &member,
+            Some(&c.base),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(opt_in(&c).await, false);
+}
+
+/// A console path that names no page is an HTML 404 page with the console's
+/// headers, signed in or not.
+#[tokio::test]
+async fn unknown_console_paths_are_404_pages() {
+    let c = Console::start(Arc::new(SystemClock), false).await;
+    let cookie = c.sign_in(&c.alpha.owner.key).await;
+    for session in [None, Some(cookie.as_str())] {
+        let (status, page, headers) = c.get("/console/nope/nothing", session).await;
+        assert_eq!(status, 404, "{page}");
+        assert!(page.contains("<h1>Not found</h1>"), "{page}");
+        assert_eq!(headers["x-frame-options"], "DENY");
+    }
+}
