@@ -12,7 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 use byollm_core::CoreError;
 
 use super::session::{CSRF_FIELD, Session};
-use super::{AGENTS, AI_SETTINGS, AWS_SETUP, KEYS, MEMBERS, OVERVIEW, SIGN_OUT, USAGE};
+use super::{AGENTS, AI_SETTINGS, AWS_SETUP, KEYS, MEMBERS, OVERVIEW, RUNS, SIGN_OUT, USAGE};
 
 /// HTML-escapes text for an element's content or a quoted attribute.
 pub fn esc(s: &str) -> String {
@@ -78,6 +78,7 @@ fn nav(s: &Session) -> String {
         links.push((MEMBERS, "Members"));
     }
     links.push((KEYS, "API keys"));
+    links.push((RUNS, "Runs"));
     links.push((USAGE, "Usage"));
     let items: String = links
         .iter()

@@ -26,6 +26,7 @@ mod html;
 mod keys;
 mod members;
 mod overview;
+mod runs;
 mod session;
 mod settings;
 mod sign_in;
@@ -68,6 +69,10 @@ pub const KEY_REVOKE: &str = "/console/keys/{id}/revoke";
 pub const AWS_SETUP: &str = "/console/aws-setup";
 /// One generated AWS setup document, as a download.
 pub const AWS_SETUP_FILE: &str = "/console/aws-setup/file";
+/// Runs: the list.
+pub const RUNS: &str = "/console/runs";
+/// One run's page.
+pub const RUN: &str = "/console/runs/{id}";
 /// Credits and requests.
 pub const USAGE: &str = "/console/usage";
 /// The member's own settings (POST).
@@ -95,6 +100,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(AGENT_DELETE, post(agents::delete))
         .route(KEYS, get(keys::list).post(keys::create))
         .route(KEY_REVOKE, post(keys::revoke))
+        .route(RUNS, get(runs::list))
+        .route(RUN, get(runs::show))
         .route(USAGE, get(usage::show))
         .route(MY_SETTINGS, post(overview::save_my_settings))
         .route(AWS_SETUP, get(aws_setup::show))

@@ -76,3 +76,38 @@ async fn unknown_console_paths_are_404_pages() {
         assert_eq!(headers["x-frame-options"], "DENY");
     }
 }
+
+/// Runs: the list and a run's page, as the API scopes them; another team's run
+/// is a 404 page.
+#[tokio::test]
+async fn runs_list_and_detail() {
+    let c = Console::start(Arc::new(SystemClock), false).await;
+    let member = c.sign_in(&c.alpha.member.key).await;
+    let (status, page, _) = c.get("/console/runs", Some(&member)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&c.alpha.member_run), "{page}");
+    let (status, page, _) = c
+        .get(
+            &format!("/console/runs/{}", c.alpha.member_run),
+            Some(&member),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(&format!(
+            r#"<code id="run-id">{}</code>"#,
+            c.alpha.member_run
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<dd id="run-state">running</dd>"#),
+        "{page}"
+    );
+    let beta = c.h.team("beta").await;
+    let owner = c.sign_in(&c.alpha.owner.key).await;
+    let (status, _, _) = c
+        .get(&format!("/console/runs/{}", beta.member_run), Some(&owner))
+        .await;
+    assert_eq!(status, 404);
+}
