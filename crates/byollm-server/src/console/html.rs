@@ -12,7 +12,9 @@ use axum::response::{Html, IntoResponse, Response};
 use byollm_core::CoreError;
 
 use super::session::{CSRF_FIELD, Session};
-use super::{AGENTS, AI_SETTINGS, AWS_SETUP, KEYS, MEMBERS, OVERVIEW, RUNS, SIGN_OUT, USAGE};
+use super::{
+    AGENTS, AI_SETTINGS, AUDIT, AWS_SETUP, KEYS, MEMBERS, OVERVIEW, RUNS, SIGN_OUT, USAGE,
+};
 
 /// HTML-escapes text for an element's content or a quoted attribute.
 pub fn esc(s: &str) -> String {
@@ -80,6 +82,9 @@ fn nav(s: &Session) -> String {
     links.push((KEYS, "API keys"));
     links.push((RUNS, "Runs"));
     links.push((USAGE, "Usage"));
+    if admin {
+        links.push((AUDIT, "Audit"));
+    }
     let items: String = links
         .iter()
         .map(|(href, label)| format!(r#"<li><a href="{href}">{label}</a></li>"#))

@@ -21,6 +21,7 @@
 
 mod agents;
 mod assets;
+mod audit;
 mod aws_setup;
 mod html;
 mod keys;
@@ -69,6 +70,8 @@ pub const KEY_REVOKE: &str = "/console/keys/{id}/revoke";
 pub const AWS_SETUP: &str = "/console/aws-setup";
 /// One generated AWS setup document, as a download.
 pub const AWS_SETUP_FILE: &str = "/console/aws-setup/file";
+/// The audit trail (admins).
+pub const AUDIT: &str = "/console/audit";
 /// Runs: the list.
 pub const RUNS: &str = "/console/runs";
 /// One run's page.
@@ -100,6 +103,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(AGENT_DELETE, post(agents::delete))
         .route(KEYS, get(keys::list).post(keys::create))
         .route(KEY_REVOKE, post(keys::revoke))
+        .route(AUDIT, get(audit::show))
         .route(RUNS, get(runs::list))
         .route(RUN, get(runs::show))
         .route(USAGE, get(usage::show))

@@ -111,3 +111,25 @@ async fn runs_list_and_detail() {
         .await;
     assert_eq!(status, 404);
 }
+
+/// The audit trail (admins): the console's own changes are there, as the API
+/// records them (sign-in included); filters are the API's; members get 403.
+#[tokio::test]
+async fn audit_shows_the_teams_changes_to_admins_only() {
+    let c = Console::start(Arc::new(SystemClock), false).await;
+    let member = c.sign_in(&c.alpha.member.key).await;
+    assert_eq!(c.get("/console/audit", Some(&member)).await.0, 403);
+    let owner = c.sign_in(&c.alpha.owner.key).await;
+    let (status, page, _) = c.get("/console/audit", Some(&owner)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("console.sign_in"), "{page}");
+    assert!(page.contains("member.create"), "{page}");
+    let (status, page, _) = c
+        .get("/console/audit?action=console.sign_in", Some(&owner))
+        .await;
+    assert_eq!(status, 200);
+    assert!(!page.contains("member.create"), "filtered: {page}");
+    let (status, page, _) = c.get("/console/audit?since=yesterday", Some(&owner)).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains(r#"id="since-error""#), "{page}");
+}
