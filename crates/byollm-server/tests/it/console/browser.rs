@@ -37,6 +37,24 @@ async fn assert_not_stored(b: &Browser, secret: &str) {
     assert!(!storage.contains("byollm_console"), "{storage}");
 }
 
+/// Saves a screenshot of the page as `docs/console/NAME.png` when
+/// `BYOLLM_CONSOLE_SCREENSHOTS=1` (the command in docs/console.md); otherwise
+/// takes it anyway, so the command cannot rot.
+async fn shot(b: &Browser, name: &str) {
+    let png = b.screenshot().await;
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a test switch, not configuration: whether to refresh the committed screenshots"
+    )]
+    let save = std::env::var("BYOLLM_CONSOLE_SCREENSHOTS").is_ok_and(|v| v == "1");
+    if save {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/console");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
 async fn sign_in(b: &Browser, c: &Console, key: &str) {
     b.goto(&c.url("/console")).await;
     assert!(
@@ -44,6 +62,7 @@ async fn sign_in(b: &Browser, c: &Console, key: &str) {
         "sent to sign in"
     );
     assert_eq!(b.text("label[for=api_key]").await, "API key");
+    shot(b, "sign-in").await;
     b.fill("#api_key", key).await;
     b.click_and_wait("form[action='/console/sign-in'] button[type=submit]")
         .await;
@@ -86,12 +105,14 @@ async fn an_admin_sets_up_bedrock_an_agent_and_keys_in_the_browser() {
         error.starts_with("hosts.aws_bedrock.role_arn: `not-a-role` is not an IAM role ARN"),
         "{error}"
     );
+    shot(&b, "ai-settings").await;
     b.fill("#role_arn", TEAM_ROLE).await;
     b.click_and_wait("form[action='/console/ai-settings'] button[type=submit]")
         .await;
     assert!(b.url().await.ends_with("/console"), "{}", b.source().await);
     assert_eq!(b.text("#bedrock-status").await, "on");
     assert_eq!(b.text("#bedrock-role").await, TEAM_ROLE);
+    shot(&b, "overview").await;
     let api =
         c.h.get(routes::TEAM_LLM_SETTINGS, Some(&owner))
             .await
@@ -129,6 +150,7 @@ async fn an_admin_sets_up_bedrock_an_agent_and_keys_in_the_browser() {
     ))
     .await;
     assert!(b.text("#agent-aws").await.contains("eu-west-1"));
+    shot(&b, "agent").await;
 
     // A member added: their one-time invitation code is shown once.
     b.click_and_wait("a[href='/console/members']").await;
@@ -155,6 +177,7 @@ async fn an_admin_sets_up_bedrock_an_agent_and_keys_in_the_browser() {
     assert_eq!(b.count("#new-key").await, 0, "shown once only");
     assert_eq!(b.count("button[aria-label='Revoke key laptop']").await, 0);
     c.h.get(routes::ME, Some(&key)).await.expect(401);
+    shot(&b, "api-keys").await;
 
     // A form without the CSRF token (built by a script in the page) is refused.
     let refused = b
@@ -190,6 +213,7 @@ async fn an_admin_sets_up_bedrock_an_agent_and_keys_in_the_browser() {
     assert_eq!(b.count("a[href='/console/ai-settings']").await, 0);
     b.goto(&c.url("/console/ai-settings")).await;
     assert_eq!(b.text("h1").await, "Not allowed");
+    shot(&b, "member-refused").await;
     assert_eq!(b.count("#role_arn").await, 0, "no settings form");
     assert_not_stored(&b, &c.alpha.member.key).await;
     b.quit().await;

@@ -64,6 +64,7 @@ impl Browser {
             "--disable-component-update".to_owned(),
             "--disable-sync".to_owned(),
             "--disable-dev-shm-usage".to_owned(),
+            "--window-size=1200,900".to_owned(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
         let http = reqwest::Client::new();
@@ -239,6 +240,15 @@ impl Browser {
             Some(json!({"script": script, "args": []})),
         )
         .await
+    }
+
+    /// A PNG of the viewport.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let b64 = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap()
     }
 
     /// Ends the browser session.
