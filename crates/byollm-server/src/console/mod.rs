@@ -4,8 +4,9 @@
 //!
 //! Invariants:
 //! - The API's authentication layer lets `/console` through
-//!   ([`crate::auth`]); here every route but [`SIGN_IN`] and the assets needs a
-//!   session ([`session::require`]), which acts as the member's API key.
+//!   ([`crate::auth`]); here every route but [`SIGN_IN`], the assets and the
+//!   404 page for paths that name no page needs a session
+//!   ([`session::require`]), which acts as the member's API key.
 //! - The browser never holds the key: sign-in trades it for a random,
 //!   `HttpOnly`, `SameSite=Strict` cookie (`Secure` under an https issuer) whose
 //!   session lives in the store (hashed, [`byollm_core::service::ConsoleSession`]).
