@@ -8,6 +8,7 @@
 //! reach out turned off (this machine's network is closed).
 
 use std::io::{BufRead as _, BufReader};
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
@@ -37,7 +38,10 @@ impl Browser {
         if !byollm_core::testing::require(test, "chromium and chromium-driver", present) {
             return None;
         }
+        // Its own process group, which the browser it starts joins: dropping
+        // the session kills the whole group, so a failed test leaves no browser.
         let mut driver = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg("--port=0")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -251,17 +255,19 @@ impl Browser {
             .unwrap()
     }
 
-    /// Ends the browser session.
-    pub async fn quit(mut self) {
+    /// Ends the browser session (then [`Drop`] stops the rest).
+    pub async fn quit(self) {
         let _ = self.http.delete(&self.session).send().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // A failed test still stops chromedriver (and with it its browser).
+        // A failed test still stops chromedriver and the browser it started:
+        // the whole process group.
+        let group = rustix::process::Pid::from_child(&self.driver);
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }
