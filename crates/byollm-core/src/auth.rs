@@ -235,7 +235,22 @@ impl AuthCache {
             CredentialFormat::BadChecksum => return Ok(Err(AuthFailure::BadChecksum)),
             CredentialFormat::Malformed => return Ok(Err(AuthFailure::Malformed)),
         }
-        let hash = hash_secret(presented);
+        self.authenticate_hash(store, clock, hash_secret(presented), may_query)
+            .await
+    }
+
+    /// Authenticates a credential known by its hash only (a web console
+    /// session holds the hash of the key it was opened with, never the key):
+    /// the same cache, revocation and expiry rules as [`AuthCache::authenticate`]
+    /// after its format check.
+    pub async fn authenticate_hash(
+        &self,
+        store: &Store,
+        clock: &dyn Clock,
+        hash: String,
+        may_query: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Result<Principal, AuthFailure>, StoreError> {
+        let now = clock.now();
         let trusted = self.trusted.load(Ordering::SeqCst);
         if trusted
             && let Some(entry) = self.entries.get(&hash)

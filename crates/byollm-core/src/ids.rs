@@ -119,6 +119,12 @@ pub fn new_workload_token() -> SecretString {
     ))
 }
 
+/// A new web console session cookie: 256 random bits in base32 with a prefix of
+/// its own (not a credential format: the API refuses it as malformed).
+pub fn new_console_session() -> SecretString {
+    SecretString::from(format!("bcs_{}", base32(&random_bytes::<32>())))
+}
+
 /// What a presented credential looks like, judged without any lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialFormat {

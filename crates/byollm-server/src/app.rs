@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> Router {
     let mut sensitive = vec![AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE];
     sensitive.extend(SENSITIVE_HEADERS.iter().map(|h| HeaderName::from_static(h)));
     routes::router()
+        .merge(crate::console::router(state.clone()))
         .route_layer(axum::middleware::from_fn(telemetry::mark_caller))
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
@@ -465,6 +466,9 @@ pub async fn maintain(core: &Core) {
     let evicted = core.broker().evict_expired();
     if evicted > 0 {
         tracing::debug!(entries = evicted, "expired AWS credentials dropped");
+    }
+    if let Err(e) = core.purge_console_sessions().await {
+        tracing::warn!(error = %e, "console session purge failed; will retry");
     }
     let cutoff = core.clock().now() - core.config().retention_days * 86_400;
     match core.store().purge_before(cutoff).await {

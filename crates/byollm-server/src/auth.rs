@@ -24,8 +24,11 @@
 //! - A request carries at most one credential: `Authorization` and `x-api-key`
 //!   together, or either header twice, is a 400 that says to send one (in the
 //!   caller's error format), never a silent pick of one of them.
-//! - Failed invitation redemptions (the one public route that takes a secret)
-//!   count against the same per-source allowance ([`FailureLimiter`]).
+//! - Failed invitation redemptions and console sign-ins (the public routes
+//!   that take a secret) count against the same per-source allowance
+//!   ([`FailureLimiter`]).
+//! - `/console` is let through: the console's own session layer
+//!   ([`crate::console`]) authenticates it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -270,8 +273,11 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let path = req.uri().path();
-    if PUBLIC_ROUTES.contains(&path) {
-        if path == INVITATIONS_REDEEM {
+    // The web console authenticates with its own session cookie (never an API
+    // key in the browser): `crate::console::session` requires it on every
+    // console route but sign-in and the assets.
+    if PUBLIC_ROUTES.contains(&path) || crate::console::is_console_path(path) {
+        if path == INVITATIONS_REDEEM || path == crate::console::SIGN_IN {
             let limiter = FailureLimiter {
                 guard: state.guard.clone(),
                 source: source_of(&req),

@@ -49,6 +49,11 @@ impl ApiError {
         e
     }
 
+    /// The message the caller is sent (safe: no internal detail).
+    pub fn message(&self) -> &str {
+        &self.detail.message
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status

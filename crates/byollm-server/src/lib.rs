@@ -2,13 +2,15 @@
 //! tenancy API and the identity-token endpoints (DESIGN §3, §6).
 //!
 //! Authentication wraps the whole router; only the routes in
-//! [`byollm_api::routes::PUBLIC_ROUTES`] pass without credentials. Handlers are
+//! [`byollm_api::routes::PUBLIC_ROUTES`] pass without credentials, and the web
+//! console ([`console`], under `/console`) authenticates with its own session. Handlers are
 //! thin: extract, call [`byollm_core::service::Core`], map the error.
 
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod conn;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod routes;

@@ -10,6 +10,7 @@ mod agents;
 mod api_keys;
 mod audit;
 mod changes;
+mod console;
 mod identity;
 mod invitations;
 mod llm_settings;
@@ -34,6 +35,7 @@ use crate::usage::UsageSink;
 use byollm_api::clock::Clock;
 
 pub use audit::{changed_fields, with_request_id};
+pub use console::{CONSOLE_SESSION_SECONDS, ConsoleSession, ConsoleSignIn};
 pub use identity::{MintSubject, Minted};
 pub use runs::MAX_PROMPT_CHARS;
 pub use team::{Bootstrapped, Recovered, bootstrap_team, recover_owner};

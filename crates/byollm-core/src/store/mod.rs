@@ -13,14 +13,15 @@
 //!
 //! One module per table, each adding its queries to [`Store`]: `teams`,
 //! `members` (with the removal of a member or an agent and the owner rule),
-//! `invitations`, `agents`, `api_keys`, `runs`, `signing_keys`, `audit` and
-//! `usage` (with retention); `notify` announces the writes other replicas must
+//! `invitations`, `agents`, `api_keys`, `runs`, `signing_keys`, `audit`,
+//! `console_sessions` and `usage` (with retention); `notify` announces the writes other replicas must
 //! hear of (PostgreSQL only).
 
 mod agents;
 mod api_keys;
 mod audit;
 mod audit_events;
+mod console_sessions;
 mod invitations;
 mod member_settings;
 mod members;
@@ -41,6 +42,7 @@ use sqlx::{AnyPool, Row as _};
 pub use agents::AgentFilter;
 pub use api_keys::{KeyAfter, LAST_USE_GRANULARITY};
 pub use audit_events::{AuditEventRow, AuditFilter};
+pub use console_sessions::ConsoleSessionRow;
 pub use invitations::InvitationRow;
 pub use members::{LAST_OWNER, MemberAfter, ROLE_CHANGED, RemovedActor};
 pub use rows::*;

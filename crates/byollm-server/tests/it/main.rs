@@ -19,6 +19,7 @@ mod authz_table;
 mod bad_input;
 mod common;
 mod connections;
+mod console;
 mod gcp_settings;
 mod invitations;
 mod key_expiry;
