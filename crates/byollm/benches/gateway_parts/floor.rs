@@ -226,6 +226,7 @@ async fn round(env: &Env, nginx: Option<&Nginx>, log: &LogSwitch, key: &str, n: 
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v
     };
+    let direct = sorted(get(Path::Direct).unwrap());
     let on = sorted(get(Path::TelemetryOn).unwrap());
     let off = sorted(get(Path::TelemetryOff).unwrap());
     let cost = json!({
@@ -233,11 +234,11 @@ async fn round(env: &Env, nginx: Option<&Nginx>, log: &LogSwitch, key: &str, n: 
         "p99_us": pct(&on, 0.99) - pct(&off, 0.99),
     });
     let mut r = json!({
-        "direct": summary(get(Path::Direct).unwrap()),
+        "direct": summary(direct.clone()),
         "byollm_added": summary(on.clone()),
         "byollm_added_telemetry_off": summary(off.clone()),
         "telemetry_cost": cost,
-        "samples_us": {"byollm_added": on, "byollm_added_telemetry_off": off},
+        "samples_us": {"direct": direct, "byollm_added": on, "byollm_added_telemetry_off": off},
     });
     if let Some(ng) = get(Path::Nginx) {
         let ng = sorted(ng);
@@ -249,6 +250,10 @@ async fn round(env: &Env, nginx: Option<&Nginx>, log: &LogSwitch, key: &str, n: 
         r["samples_us"]["nginx_added"] = json!(ng);
     }
     r
+}
+
+fn ratio(v: &Value) -> String {
+    v.as_f64().map_or("-".to_owned(), |r| format!("{r:.2}×"))
 }
 
 /// The median over rounds of `f(round)`.
@@ -310,8 +315,8 @@ pub async fn floor(log: &LogSwitch, n: usize) -> Value {
             line("byollm_added_telemetry_off"),
             r["telemetry_cost"]["p50_us"].as_f64().unwrap(),
             r["telemetry_cost"]["p99_us"].as_f64().unwrap(),
-            r["ratio_to_nginx"]["p50"],
-            r["ratio_to_nginx"]["p99"],
+            ratio(&r["ratio_to_nginx"]["p50"]),
+            ratio(&r["ratio_to_nginx"]["p99"]),
         );
         rounds.push(r);
     }
