@@ -238,7 +238,8 @@ impl Gateway {
     /// Commits to `call`'s route with a stream: pumps the rest of `upstream`
     /// through `relay` on a stream task (see [`Streams`]), and when it ends
     /// commits the usage row, with the stream's end as the last attempt, before
-    /// the final frames go out.
+    /// the final frames go out. The current (`upstream`) span lives as long as
+    /// the stream and gets its usage and stop reasons at the end.
     pub(crate) fn spawn_stream<U, R>(
         &self,
         first: U::Item,
@@ -261,6 +262,9 @@ impl Gateway {
         let idle = self.timeouts.stream_idle;
         let end_now = self.streams.end_token().clone();
         let route = c.route();
+        // The inference (`upstream`) span this stream was opened in: it stays
+        // open until the stream ends, when its usage and stop reason are known.
+        let span = tracing::Span::current();
         let price = match &c {
             Candidate::Bedrock { .. } => None,
             Candidate::Direct { model, .. } => Catalog::builtin().get(model).map(|m| m.price),
@@ -268,6 +272,11 @@ impl Gateway {
         self.streams.tracker().spawn(async move {
             let pumped = crate::relay::pump(first, upstream, relay, &frames, &end_now, idle).await;
             let (input, output) = pumped.relay.usage();
+            let finish = pumped.relay.finish_reasons();
+            span.in_scope(|| {
+                crate::traces::record_usage(Some(input), Some(output), finish.as_deref());
+            });
+            drop(span);
             let credits = price.map_or(0, |p| usage::inference_microcredits(&p, input, output));
             attempts.push(Attempt {
                 route: route.clone(),

@@ -86,6 +86,9 @@ pub(crate) trait Relay: Send + 'static {
     }
     /// Input and output tokens seen so far.
     fn usage(&self) -> (u64, u64);
+    /// The stop reasons seen so far, comma-joined, as the whole answer's
+    /// span would carry them (`gen_ai.response.finish_reasons`).
+    fn finish_reasons(&self) -> Option<String>;
 }
 
 /// What a pump came to.
@@ -179,6 +182,11 @@ fn is_message_stop(v: &Value) -> bool {
     v.get("type").and_then(Value::as_str) == Some("message_stop")
 }
 
+/// The `stop_reason` of an Anthropic `message_delta` event.
+fn anthropic_stop_reason(v: &Value) -> Option<String> {
+    v["delta"]["stop_reason"].as_str().map(str::to_owned)
+}
+
 /// Input and output tokens of an Anthropic message or stream event.
 pub(crate) fn anthropic_usage(v: &Value) -> (Option<u64>, Option<u64>) {
     let u = if v.get("type").and_then(Value::as_str) == Some("message_start") {
@@ -202,6 +210,7 @@ pub(crate) fn openai_usage(v: &Value) -> (Option<u64>, Option<u64>) {
 pub(crate) struct AnthropicFromBedrock {
     input: u64,
     output: u64,
+    stop_reason: Option<String>,
     stopped: bool,
 }
 
@@ -214,6 +223,7 @@ impl Relay for AnthropicFromBedrock {
         let (i, o) = anthropic_usage(&v);
         self.input = i.unwrap_or(self.input);
         self.output = o.unwrap_or(self.output);
+        self.stop_reason = anthropic_stop_reason(&v).or(self.stop_reason.take());
         self.stopped |= is_message_stop(&v);
         let kind = v["type"].as_str().unwrap_or("message").to_owned();
         if let Some(obj) = v.as_object_mut() {
@@ -231,6 +241,9 @@ impl Relay for AnthropicFromBedrock {
     fn usage(&self) -> (u64, u64) {
         (self.input, self.output)
     }
+    fn finish_reasons(&self) -> Option<String> {
+        self.stop_reason.clone()
+    }
 }
 
 /// The Anthropic API's own SSE, byte for byte, read for usage on the way.
@@ -239,6 +252,7 @@ pub(crate) struct AnthropicPassthrough {
     parser: SseParser,
     input: u64,
     output: u64,
+    stop_reason: Option<String>,
     stopped: bool,
 }
 
@@ -250,6 +264,7 @@ impl Relay for AnthropicPassthrough {
                 let (i, o) = anthropic_usage(&v);
                 self.input = i.unwrap_or(self.input);
                 self.output = o.unwrap_or(self.output);
+                self.stop_reason = anthropic_stop_reason(&v).or(self.stop_reason.take());
                 self.stopped |= is_message_stop(&v);
             }
         }
@@ -264,6 +279,9 @@ impl Relay for AnthropicPassthrough {
     }
     fn usage(&self) -> (u64, u64) {
         (self.input, self.output)
+    }
+    fn finish_reasons(&self) -> Option<String> {
+        self.stop_reason.clone()
     }
 }
 
@@ -289,6 +307,9 @@ impl Relay for OpenAiFromConverse {
     fn usage(&self) -> (u64, u64) {
         self.0.usage().unwrap_or((0, 0))
     }
+    fn finish_reasons(&self) -> Option<String> {
+        self.0.stop_reason().map(str::to_owned)
+    }
 }
 
 /// An OpenAI-format vendor stream, re-framed per event; the usage-only chunk the
@@ -299,6 +320,8 @@ pub(crate) struct OpenAiPassthrough {
     include_usage: bool,
     input: u64,
     output: u64,
+    /// Each choice's `finish_reason`, in the order they came.
+    finish: Vec<String>,
     done: bool,
 }
 
@@ -309,6 +332,7 @@ impl OpenAiPassthrough {
             include_usage,
             input: 0,
             output: 0,
+            finish: Vec::new(),
             done: false,
         }
     }
@@ -330,6 +354,9 @@ impl Relay for OpenAiPassthrough {
             let (i, o) = openai_usage(&v);
             self.input = i.unwrap_or(self.input);
             self.output = o.unwrap_or(self.output);
+            if let Some(reasons) = crate::traces::finish_reasons(&v) {
+                self.finish.push(reasons);
+            }
             let usage_only =
                 v["choices"].as_array().is_some_and(Vec::is_empty) && !v["usage"].is_null();
             if !usage_only || self.include_usage {
@@ -346,5 +373,8 @@ impl Relay for OpenAiPassthrough {
     }
     fn usage(&self) -> (u64, u64) {
         (self.input, self.output)
+    }
+    fn finish_reasons(&self) -> Option<String> {
+        (!self.finish.is_empty()).then(|| self.finish.join(","))
     }
 }

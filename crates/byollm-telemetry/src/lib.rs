@@ -12,13 +12,16 @@
 //! - Recording is atomics behind a read lock once a label set exists; the only
 //!   allocation on the hot path is the label set's owned strings.
 //! - Histograms share [`BUCKETS`] (seconds), resolving 50 µs to 60 s.
+//! - Recording can be paused ([`Metrics::set_recording`]): the gateway
+//!   benchmark measures what metrics cost a request by comparing requests
+//!   with recording on and paused. Nothing else pauses it.
 
 pub mod otlp;
 pub mod process;
 pub mod trace;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use prometheus_client::collector::Collector;
@@ -249,6 +252,8 @@ pub struct Metrics {
     credential_cache: Counters<EventLabels>,
     identity_tokens: Counters<ActorLabels>,
     auth_failures: Counters<ReasonLabels>,
+    /// False while recording is paused.
+    recording: AtomicBool,
 }
 
 impl Default for Metrics {
@@ -279,6 +284,7 @@ impl Metrics {
             credential_cache: Family::default(),
             identity_tokens: Family::default(),
             auth_failures: Family::default(),
+            recording: AtomicBool::new(true),
         };
         registry.register(
             "byollm_http_requests",
@@ -349,6 +355,18 @@ impl Metrics {
         &self.scraped
     }
 
+    /// Pauses (`false`) or resumes recording: while paused, the recording
+    /// methods below return at once and the series keep their values. For
+    /// measuring the cost of metrics (the gateway benchmark), not for
+    /// operators: `[telemetry] metrics_listen = "off"` only closes the listener.
+    pub fn set_recording(&self, on: bool) {
+        self.recording.store(on, Ordering::Relaxed);
+    }
+
+    fn paused(&self) -> bool {
+        !self.recording.load(Ordering::Relaxed)
+    }
+
     /// Whether series carry a `team` label.
     pub fn per_team(&self) -> bool {
         self.per_team
@@ -361,6 +379,9 @@ impl Metrics {
     /// One HTTP request: `route` is the matched route template (never the
     /// path); `seconds` until the response head.
     pub fn http_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        if self.paused() {
+            return;
+        }
         let method = method_label(method);
         self.http_requests
             .get_or_create(&HttpLabels {
@@ -387,6 +408,9 @@ impl Metrics {
         outcome: &'static str,
         team: &str,
     ) {
+        if self.paused() {
+            return;
+        }
         self.gateway_requests
             .get_or_create(&GatewayLabels {
                 format,
@@ -401,6 +425,9 @@ impl Metrics {
     /// One upstream call that answered or failed: a stream's first chunk
     /// (`streamed`) goes to the time-to-first-token histogram.
     pub fn upstream_call(&self, host: &'static str, streamed: bool, seconds: f64) {
+        if self.paused() {
+            return;
+        }
         let h = if streamed {
             &self.upstream_ttft
         } else {
@@ -411,6 +438,9 @@ impl Metrics {
 
     /// The gateway moved from a failed route on `from` to try one on `to`.
     pub fn fallback(&self, from: &'static str, to: &'static str, reason: &'static str) {
+        if self.paused() {
+            return;
+        }
         self.fallbacks
             .get_or_create(&FallbackLabels { from, to, reason })
             .inc();
@@ -418,6 +448,9 @@ impl Metrics {
 
     /// Tokens an upstream counted for one request.
     pub fn tokens(&self, host: &'static str, model: &str, team: &str, input: u64, output: u64) {
+        if self.paused() {
+            return;
+        }
         for (direction, n) in [("input", input), ("output", output)] {
             if n > 0 {
                 self.tokens
@@ -434,6 +467,9 @@ impl Metrics {
 
     /// One STS call: `outcome` is `ok` or the AWS error class word.
     pub fn sts_call(&self, outcome: &'static str, seconds: f64) {
+        if self.paused() {
+            return;
+        }
         self.sts_calls
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
@@ -442,6 +478,9 @@ impl Metrics {
 
     /// One credential cache lookup.
     pub fn credential_cache(&self, event: CacheEvent) {
+        if self.paused() {
+            return;
+        }
         let event = match event {
             CacheEvent::Hit => "hit",
             CacheEvent::Miss => "miss",
@@ -454,6 +493,9 @@ impl Metrics {
 
     /// One identity token signed for an actor of this type.
     pub fn identity_token_issued(&self, actor_type: &'static str) {
+        if self.paused() {
+            return;
+        }
         self.identity_tokens
             .get_or_create(&ActorLabels { actor_type })
             .inc();
@@ -461,6 +503,9 @@ impl Metrics {
 
     /// One request refused authentication.
     pub fn auth_failure(&self, reason: &'static str) {
+        if self.paused() {
+            return;
+        }
         self.auth_failures
             .get_or_create(&ReasonLabels { reason })
             .inc();
@@ -538,6 +583,22 @@ mod tests {
         let per_team = Metrics::new(true);
         per_team.gateway_request("openai", "m", "none", "no_route", "team_1");
         assert!(per_team.render().contains(r#"team="team_1""#));
+    }
+
+    #[test]
+    fn paused_recording_leaves_the_series_as_they_were() {
+        let m = Metrics::new(false);
+        m.http_request("GET", "/api/v1/me", 200, 0.01);
+        m.set_recording(false);
+        m.http_request("GET", "/api/v1/me", 200, 0.01);
+        m.auth_failure("unknown_key");
+        let line =
+            r#"byollm_http_requests_total{method="GET",route="/api/v1/me",status_class="2xx"}"#;
+        assert!(m.render().contains(&format!("{line} 1")));
+        assert!(!m.render().contains("byollm_auth_failures_total{"));
+        m.set_recording(true);
+        m.http_request("GET", "/api/v1/me", 200, 0.01);
+        assert!(m.render().contains(&format!("{line} 2")));
     }
 
     #[test]

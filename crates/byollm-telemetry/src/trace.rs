@@ -298,8 +298,13 @@ mod tests {
     #[test]
     fn a_full_queue_drops_spans_instead_of_blocking() {
         use tracing_subscriber::layer::SubscriberExt as _;
-        // The exporter takes one batch, then waits a minute: nothing drains.
-        let layer = OtlpLayer::new("http://127.0.0.1:9", "test", Duration::from_secs(60)).unwrap();
+        // A collector that accepts connections (the kernel's backlog) and never
+        // answers: the exporter's first POST waits out its timeout, so nothing
+        // drains while the spans are made. (A refused connection would fail
+        // at once and let a full-batch exporter keep pace on a slow machine.)
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", silent.local_addr().unwrap());
+        let layer = OtlpLayer::new(&url, "test", Duration::from_secs(60)).unwrap();
         let subscriber = tracing_subscriber::registry().with(layer.clone());
         tracing::subscriber::with_default(subscriber, || {
             for _ in 0..QUEUE + otlp::BATCH + 100 {

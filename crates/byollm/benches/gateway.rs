@@ -3,9 +3,16 @@
 //! emulator as upstream (real SigV4 and event-stream framing, zero added delay),
 //! byollm's server with the gateway, and the load generator.
 //!
-//! Run: `cargo bench -p byollm --bench gateway` (about a minute; `BENCH_QUICK=1`
-//! for a smoke run). Raw results go to `target/bench-gateway.json`.
+//! Run: `cargo bench -p byollm --bench gateway` (a few minutes; `BENCH_QUICK=1`
+//! for a smoke run; `BENCH_ONLY=floor` for the floor section alone). Raw results go to `target/bench-gateway.json`
+//! (`$CARGO_TARGET_DIR/bench-gateway.json` when set).
 //!
+//! - FLOOR (issues 14 and 15, [`floor`]): the emulator's direct Anthropic API
+//!   alone, through nginx (a bare keep-alive reverse proxy; Debian
+//!   `nginx-light`, skipped with a message saying how to install it when
+//!   missing) and through byollm with metrics and the access log on and off,
+//!   interleaved: byollm's added latency beside nginx's, their ratio, and
+//!   what telemetry costs per request (p50 and p99, µs).
 //! - S1/S1b: one request at a time, gateway and direct interleaved A B A B;
 //!   added latency = gateway − direct per pair; median of 3 repetitions.
 //!   Direct calls use the AWS SDK with the emulator's admin credentials.
@@ -29,6 +36,9 @@
 #[path = "../tests/gateway/harness.rs"]
 #[allow(dead_code, reason = "shared with the tests; the bench uses part of it")]
 mod harness;
+
+#[path = "gateway_parts/floor.rs"]
+mod floor;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -258,61 +268,103 @@ async fn idle_streams(env: &Arc<Env>, n: usize) -> Value {
            "bytes_per_stream_upper_bound": per_stream, "time_to_first_chunk": summary(ttft)})
 }
 
+/// S1, S1b, S2, S6, S4/S5 (everything but the floor).
+async fn sections(quick: bool, n: usize) -> Value {
+    let env = Arc::new(Env::start().await);
+    let mut s1 = Vec::new();
+    let mut s1b = Vec::new();
+    for rep in 0..3 {
+        let (g, d, a) = pairs(&env, n, false).await;
+        let r =
+            json!({"rep": rep, "gateway": summary(g), "direct": summary(d), "added": summary(a)});
+        println!("S1  rep {rep}: added {}", r["added"]);
+        s1.push(r);
+        let (g, d, a) = pairs(&env, n, true).await;
+        let r =
+            json!({"rep": rep, "gateway": summary(g), "direct": summary(d), "added": summary(a)});
+        println!("S1b rep {rep}: added {}", r["added"]);
+        s1b.push(r);
+    }
+    let mut s2 = Vec::new();
+    let rates: &[f64] = if quick {
+        &[500.0, 1000.0]
+    } else {
+        &[1000.0, 2500.0, 5000.0, 7500.0, 10000.0]
+    };
+    for &rate in rates {
+        let body = messages_body("claude-sonnet-4-6", "hello", false);
+        let r = open_loop(
+            &env,
+            routes::MESSAGES,
+            body,
+            rate,
+            if quick { 1.0 } else { 3.0 },
+        )
+        .await;
+        println!("S2  {rate} rps: {r}");
+        s2.push(r);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // S6: the identity-token endpoint (ES256 signing, audit row per token).
+    let mut s6 = Vec::new();
+    let mint_rates: &[f64] = if quick {
+        &[500.0]
+    } else {
+        &[1000.0, 2500.0, 5000.0]
+    };
+    for &rate in mint_rates {
+        let body = json!({"audience": "sts.amazonaws.com", "requested_duration_seconds": 900});
+        let r = open_loop(
+            &env,
+            routes::IDENTITY_TOKEN,
+            body,
+            rate,
+            if quick { 1.0 } else { 2.0 },
+        )
+        .await;
+        println!("S6  {rate} mints/s: {r}");
+        s6.push(r);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let s5 = idle_streams(&env, if quick { 100 } else { 1024 }).await;
+    println!("S4/S5: {s5}");
+    json!({"s1": s1, "s1b": s1b, "s2": s2, "s4_s5": s5, "s6": s6})
+}
+
 fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
+    // `BENCH_ONLY=floor`: the floor and telemetry section alone.
+    let only_floor = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "floor");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    let dir = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target").to_owned());
+    std::fs::create_dir_all(&dir).unwrap();
+    // The log subscriber `byollm serve` installs, off except where FLOOR turns it on.
+    let log = floor::LogSwitch::install(format!("{dir}/bench-gateway-access.log"));
     rt.block_on(async {
-        let env = Arc::new(Env::start().await);
         let n = if quick { 200 } else { 2000 };
-        let mut s1 = Vec::new();
-        let mut s1b = Vec::new();
-        for rep in 0..3 {
-            let (g, d, a) = pairs(&env, n, false).await;
-            let r = json!({"rep": rep, "gateway": summary(g), "direct": summary(d), "added": summary(a)});
-            println!("S1  rep {rep}: added {}", r["added"]);
-            s1.push(r);
-            let (g, d, a) = pairs(&env, n, true).await;
-            let r = json!({"rep": rep, "gateway": summary(g), "direct": summary(d), "added": summary(a)});
-            println!("S1b rep {rep}: added {}", r["added"]);
-            s1b.push(r);
-        }
-        let mut s2 = Vec::new();
-        let rates: &[f64] = if quick { &[500.0, 1000.0] } else { &[1000.0, 2500.0, 5000.0, 7500.0, 10000.0] };
-        for &rate in rates {
-            let body = messages_body("claude-sonnet-4-6", "hello", false);
-            let r = open_loop(&env, routes::MESSAGES, body, rate, if quick { 1.0 } else { 3.0 }).await;
-            println!("S2  {rate} rps: {r}");
-            s2.push(r);
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        // S6: the identity-token endpoint (ES256 signing, audit row per token).
-        let mut s6 = Vec::new();
-        let mint_rates: &[f64] = if quick { &[500.0] } else { &[1000.0, 2500.0, 5000.0] };
-        for &rate in mint_rates {
-            let body = json!({"audience": "sts.amazonaws.com", "requested_duration_seconds": 900});
-            let r = open_loop(&env, routes::IDENTITY_TOKEN, body, rate, if quick { 1.0 } else { 2.0 }).await;
-            println!("S6  {rate} mints/s: {r}");
-            s6.push(r);
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        let s5 = idle_streams(&env, if quick { 100 } else { 1024 }).await;
-        println!("S4/S5: {s5}");
+        let floor = floor::floor(&log, n).await;
+        let rest = if only_floor {
+            json!({})
+        } else {
+            sections(quick, n).await
+        };
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .unwrap_or_default()
             .lines()
             .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
             .unwrap_or_default();
-        let report = json!({"nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-            "cpu": cpu, "quick": quick, "s1": s1, "s1b": s1b, "s2": s2, "s4_s5": s5, "s6": s6});
-        let dir = std::env::var("CARGO_TARGET_DIR")
-            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target").to_owned());
-        std::fs::create_dir_all(&dir).unwrap();
+        let mut report = json!({"nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "cpu": cpu, "quick": quick, "floor": floor});
+        if let (Some(report), Value::Object(rest)) = (report.as_object_mut(), rest) {
+            report.extend(rest);
+        }
         let path = format!("{dir}/bench-gateway.json");
         std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
-        println!("raw results: target/bench-gateway.json");
+        println!("raw results: {path}");
     });
 }

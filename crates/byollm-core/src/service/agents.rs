@@ -108,15 +108,14 @@ impl Core {
                 inference_providers: editable.inference_providers,
             },
         };
-        self.store.insert_agent(&row, now).await?;
         let changes = serde_json::to_value(&row.agent).unwrap_or_default();
-        self.audit(
+        let audit = self.audit_event(
             p,
             "agent.create",
             format!("agent:{}", row.agent.uid),
-            changes,
-        )
-        .await?;
+            &changes,
+        );
+        self.store.insert_agent(&row, now, Some(&audit)).await?;
         Ok(row.agent)
     }
 
@@ -177,14 +176,17 @@ impl Core {
             row.agent.available = edited.available;
             row.agent.base_model = edited.base_model;
             row.agent.inference_providers = edited.inference_providers;
-            if !self.store.update_agent_if(&row, version).await? {
+            let audit = self.audit_event(p, "agent.update", format!("agent:{uid}"), &changes);
+            if !self
+                .store
+                .update_agent_if(&row, version, Some(&audit))
+                .await?
+            {
                 if if_match.is_some() {
                     return Err(versioned::stale());
                 }
                 continue;
             }
-            self.audit(p, "agent.update", format!("agent:{uid}"), changes)
-                .await?;
             self.bump();
             if credentials_stale {
                 self.broker
@@ -203,19 +205,18 @@ impl Core {
     pub async fn delete_agent(&self, p: &Principal, uid: &str) -> Result<()> {
         authz::check(p, Action::DeleteAgent, Target::Agent(uid))?;
         validate::uid("uid", uid)?;
-        let removed = self
-            .store
-            .delete_agent(&p.team_uid, uid, self.clock.now())
-            .await?
-            .ok_or(CoreError::NotFound("agent"))?;
-        self.forget_removed(&p.team_uid, &agent_actor(uid), &removed);
-        self.audit(
+        let audit = self.audit_event(
             p,
             "agent.delete",
             format!("agent:{uid}"),
-            serde_json::json!({}),
-        )
-        .await?;
+            &serde_json::json!({}),
+        );
+        let removed = self
+            .store
+            .delete_agent(&p.team_uid, uid, self.clock.now(), Some(&audit))
+            .await?
+            .ok_or(CoreError::NotFound("agent"))?;
+        self.forget_removed(&p.team_uid, &agent_actor(uid), &removed);
         Ok(())
     }
 }

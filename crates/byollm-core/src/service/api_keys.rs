@@ -52,13 +52,12 @@ impl Core {
             .key_expiry(&p.team_uid, req.expires_at.as_deref())
             .await?;
         let (row, key) = new_key_row(&p.team_uid, &owner, req.name, self.clock.now(), expires_at);
-        self.store.insert_api_key(&row).await?;
         let changes = json!({
             "name": row.name, "owner": owner, "prefix": row.prefix,
             "expires_at": row.expires_at.map(rfc3339),
         });
-        self.audit(p, "api_key.create", format!("api_key:{}", row.id), changes)
-            .await?;
+        let audit = self.audit_event(p, "api_key.create", format!("api_key:{}", row.id), &changes);
+        self.store.insert_api_key(&row, Some(&audit)).await?;
         Ok(created(row, key))
     }
 
@@ -158,11 +157,12 @@ impl Core {
         {
             authz::check(p, Action::RevokeOwnerKey, Target::Member(&owner.uid))?;
         }
-        self.store.delete_api_key(&p.team_uid, id).await?;
-        self.auth.evict(&[key.key_hash]);
         let changes = json!({"name": key.name, "owner": owner});
-        self.audit(p, "api_key.revoke", format!("api_key:{id}"), changes)
+        let audit = self.audit_event(p, "api_key.revoke", format!("api_key:{id}"), &changes);
+        self.store
+            .delete_api_key(&p.team_uid, id, Some(&audit))
             .await?;
+        self.auth.evict(&[key.key_hash]);
         Ok(())
     }
 }

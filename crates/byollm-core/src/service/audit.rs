@@ -1,6 +1,8 @@
-//! The admin audit trail: [`Core::audit`], the one recording function every
-//! administrative operation calls once when its change is stored, and
-//! `GET /api/v1/audit` ([`Core::audit_events`]).
+//! The admin audit trail: [`Core::audit_event`], the one place an
+//! administrative operation's event is made, handed to the store write that
+//! makes the change (the store writes both in one transaction: the change is
+//! not applied unless its event is), and `GET /api/v1/audit`
+//! ([`Core::audit_events`]).
 //!
 //! Invariants: an event names who acted (actor type and uid, and a credential
 //! fingerprint, never the credential), the action, the target, the request id
@@ -77,18 +79,18 @@ pub fn changed_fields(before: &Value, after: &Value) -> Value {
 }
 
 impl Core {
-    /// Records one administrative change by `p`: `action` (e.g.
+    /// The event of one administrative change by `p`: `action` (e.g.
     /// `member.create`) on `target` (e.g. `member:<uid>`), with `changes` (a
-    /// JSON object of non-secret fields).
-    pub async fn audit(
+    /// JSON object of non-secret fields); the store writes it with the change.
+    pub(crate) fn audit_event(
         &self,
         p: &Principal,
         action: &str,
         target: String,
-        changes: Value,
-    ) -> Result<()> {
+        changes: &Value,
+    ) -> AuditEventRow {
         let fingerprint = p.credential_hash.get(..16).unwrap_or(&p.credential_hash);
-        let row = AuditEventRow {
+        AuditEventRow {
             id: ids::new_id("aud"),
             team_uid: p.team_uid.clone(),
             at: self.clock.now(),
@@ -99,9 +101,7 @@ impl Core {
             target,
             request_id: current_request_id(),
             changes: changes.to_string(),
-        };
-        self.store.insert_audit_event(&row).await?;
-        Ok(())
+        }
     }
 
     /// `GET /api/v1/audit`: the team's events (admins), oldest first.

@@ -80,14 +80,15 @@ impl Core {
             created_at: now,
             expires_at: now + CONSOLE_SESSION_SECONDS,
         };
-        self.store.insert_console_session(&row).await?;
-        self.audit(
+        let audit = self.audit_event(
             &principal,
             "console.sign_in",
             "console_session".to_owned(),
-            json!({ "expires_at": byollm_api::clock::rfc3339(row.expires_at) }),
-        )
-        .await?;
+            &json!({ "expires_at": byollm_api::clock::rfc3339(row.expires_at) }),
+        );
+        self.store
+            .insert_console_session(&row, Some(&audit))
+            .await?;
         Ok(Ok(ConsoleSignIn {
             cookie,
             principal,

@@ -94,9 +94,15 @@ impl Core {
             }
             let new = edit(&old.value)?;
             settings::validate_llm_settings(&new)?;
+            let audit = self.audit_event(
+                p,
+                "settings.update",
+                "team".into(),
+                &settings_change(&old.value, &new),
+            );
             if !self
                 .store
-                .put_settings_if(&p.team_uid, &new, old.version)
+                .put_settings_if(&p.team_uid, &new, old.version, Some(&audit))
                 .await?
             {
                 if if_match.is_some() {
@@ -104,13 +110,6 @@ impl Core {
                 }
                 continue;
             }
-            self.audit(
-                p,
-                "settings.update",
-                "team".into(),
-                settings_change(&old.value, &new),
-            )
-            .await?;
             self.bump();
             if chooses_credentials_differently(&old.value, &new) {
                 self.broker.drop_team(&p.team_uid);

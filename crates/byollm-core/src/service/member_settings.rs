@@ -43,6 +43,12 @@ impl Core {
             if let Some(m) = &if_match {
                 m.check(current.version)?;
             }
+            let audit = self.audit_event(
+                p,
+                "member_settings.update",
+                format!("member:{}", p.actor.uid),
+                &serde_json::json!({"aws_bedrock_opt_in": s.aws_bedrock_opt_in}),
+            );
             if !self
                 .store
                 .set_member_opt_in_if(
@@ -50,6 +56,7 @@ impl Core {
                     &p.actor.uid,
                     s.aws_bedrock_opt_in,
                     current.version,
+                    Some(&audit),
                 )
                 .await?
             {
@@ -58,14 +65,6 @@ impl Core {
                 }
                 continue;
             }
-            let changes = serde_json::json!({"aws_bedrock_opt_in": s.aws_bedrock_opt_in});
-            self.audit(
-                p,
-                "member_settings.update",
-                format!("member:{}", p.actor.uid),
-                changes,
-            )
-            .await?;
             self.bump();
             if !s.aws_bedrock_opt_in {
                 self.broker

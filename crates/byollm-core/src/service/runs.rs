@@ -128,14 +128,13 @@ impl Core {
             finished_at: None,
             bedrock: bedrock.clone(),
         };
-        self.store.insert_run(&row).await?;
-        self.audit(
+        let audit = self.audit_event(
             p,
             "run.create",
             format!("run:{}", row.uid),
-            json!({"actor": row.actor}),
-        )
-        .await?;
+            &json!({"actor": row.actor}),
+        );
+        self.store.insert_run(&row, Some(&audit)).await?;
         Ok(RunCreated {
             run_id: row.uid,
             state: row.state,
@@ -289,9 +288,21 @@ impl Core {
         if !state.is_terminal() || state == RunState::Expired {
             return Err(FieldError::new("state", "expected finished, failed or cancelled").into());
         }
+        let audit = self.audit_event(
+            p,
+            "run.finish",
+            format!("run:{id}"),
+            &json!({"state": state.as_str()}),
+        );
         if !self
             .store
-            .finish_run(&p.team_uid, id, state.as_str(), self.clock.now())
+            .finish_run(
+                &p.team_uid,
+                id,
+                state.as_str(),
+                self.clock.now(),
+                Some(&audit),
+            )
             .await?
         {
             return Err(CoreError::Conflict(format!(
@@ -303,13 +314,6 @@ impl Core {
         self.bump();
         // Its credentials die with it (DESIGN §2 flow 1).
         self.broker.drop_run(&p.team_uid, id);
-        self.audit(
-            p,
-            "run.finish",
-            format!("run:{id}"),
-            json!({"state": state.as_str()}),
-        )
-        .await?;
         let run = self
             .store
             .get_run(&p.team_uid, id)

@@ -83,18 +83,17 @@ impl Core {
             authz::check(p, Action::AddOwner, Target::Member(uid))?;
         }
         if target.role != req.role {
+            let changes = json!({"role": {"before": target.role, "after": req.role}});
+            let audit = self.audit_event(p, "member.role", format!("member:{uid}"), &changes);
             let changed = self
                 .store
-                .set_member_role(&p.team_uid, uid, target.role, req.role)
+                .set_member_role(&p.team_uid, uid, target.role, req.role, Some(&audit))
                 .await
                 .map_err(owner_rule)?;
             if !changed {
                 return Err(CoreError::NotFound("member"));
             }
             self.evict_member_keys(&p.team_uid, uid).await?;
-            let changes = json!({"role": {"before": target.role, "after": req.role}});
-            self.audit(p, "member.role", format!("member:{uid}"), changes)
-                .await?;
         }
         Ok(Member {
             role: req.role,
@@ -132,9 +131,10 @@ impl Core {
             role: req.role,
             aws_bedrock_opt_in: false,
         };
-        self.store.insert_member(&row, self.clock.now()).await?;
         let changes = json!({"email": row.email, "role": row.role});
-        self.audit(p, "member.create", format!("member:{}", row.uid), changes)
+        let audit = self.audit_event(p, "member.create", format!("member:{}", row.uid), &changes);
+        self.store
+            .insert_member(&row, self.clock.now(), Some(&audit))
             .await?;
         let invitation = self.issue_invitation(&p.team_uid, &row.uid).await?;
         Ok(MemberCreated {
@@ -156,9 +156,17 @@ impl Core {
         if target.role == Role::Owner {
             authz::check(p, Action::RemoveOwner, Target::Member(uid))?;
         }
+        let changes = json!({"email": target.email, "role": target.role});
+        let audit = self.audit_event(p, "member.delete", format!("member:{uid}"), &changes);
         let removed = self
             .store
-            .delete_member(&p.team_uid, uid, target.role, self.clock.now())
+            .delete_member(
+                &p.team_uid,
+                uid,
+                target.role,
+                self.clock.now(),
+                Some(&audit),
+            )
             .await
             .map_err(owner_rule)?
             .ok_or(CoreError::NotFound("member"))?;
@@ -167,9 +175,6 @@ impl Core {
             uid: uid.to_owned(),
         };
         self.forget_removed(&p.team_uid, &actor, &removed);
-        let changes = json!({"email": target.email, "role": target.role});
-        self.audit(p, "member.delete", format!("member:{uid}"), changes)
-            .await?;
         Ok(())
     }
 
@@ -233,7 +238,7 @@ pub async fn bootstrap_team(
         role: Role::Owner,
         aws_bedrock_opt_in: false,
     };
-    store.insert_member(&owner, now).await?;
+    store.insert_member(&owner, now, None).await?;
     let actor = Actor {
         actor_type: ActorType::User,
         uid: owner.uid.clone(),
@@ -245,7 +250,7 @@ pub async fn bootstrap_team(
         now,
         None,
     );
-    store.insert_api_key(&row).await?;
+    store.insert_api_key(&row, None).await?;
     Ok(Bootstrapped {
         team_uid,
         owner_uid: owner.uid,
@@ -306,23 +311,21 @@ pub async fn recover_owner(
         clock.now(),
         None,
     );
-    store.insert_api_key(&row).await?;
     // The audit record of an operator's recovery: who got a key, never the key.
     // The operator acts on the store, with no credential of the team's.
-    store
-        .insert_audit_event(&AuditEventRow {
-            id: ids::new_id("aud"),
-            team_uid: team_uid.to_owned(),
-            at: clock.now(),
-            actor_type: "operator".to_owned(),
-            actor_uid: "byollm admin recover".to_owned(),
-            credential: "store".to_owned(),
-            action: "owner.recover".to_owned(),
-            target: format!("member:{}", owner.uid),
-            request_id: None,
-            changes: json!({"api_key": {"id": row.id, "prefix": row.prefix}}).to_string(),
-        })
-        .await?;
+    let audit = AuditEventRow {
+        id: ids::new_id("aud"),
+        team_uid: team_uid.to_owned(),
+        at: clock.now(),
+        actor_type: "operator".to_owned(),
+        actor_uid: "byollm admin recover".to_owned(),
+        credential: "store".to_owned(),
+        action: "owner.recover".to_owned(),
+        target: format!("member:{}", owner.uid),
+        request_id: None,
+        changes: json!({"api_key": {"id": row.id, "prefix": row.prefix}}).to_string(),
+    };
+    store.insert_api_key(&row, Some(&audit)).await?;
     tracing::warn!(
         team_uid,
         owner_uid = %owner.uid,

@@ -6,8 +6,9 @@
 
 use byollm_api::types::ActorType;
 
+use super::audit_events::insert_audit_in;
 use super::notify::{Change, ChangeKind};
-use super::{AgentRow, RemovedActor, Result, Store, b, col, map_unique};
+use super::{AgentRow, AuditEventRow, RemovedActor, Result, Store, b, col, map_unique};
 use crate::validate;
 use crate::versioned::Versioned;
 
@@ -42,8 +43,14 @@ fn like_prefix(prefix: &str) -> String {
 }
 
 impl Store {
-    /// Adds a named agent.
-    pub async fn insert_agent(&self, a: &AgentRow, now: i64) -> Result<()> {
+    /// Adds a named agent, with its audit row.
+    pub async fn insert_agent(
+        &self,
+        a: &AgentRow,
+        now: i64,
+        audit: Option<&AuditEventRow>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO agents (uid, team_uid, name, description, base_model, available, \
              inference_providers, created_at, created_by, name_key) \
@@ -59,9 +66,11 @@ impl Store {
         .bind(now)
         .bind(&a.agent.created_by)
         .bind(validate::name_key(&a.agent.name))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| map_unique(e, NAME_TAKEN))?;
+        insert_audit_in(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -148,8 +157,15 @@ impl Store {
     }
 
     /// Writes an agent's mutable fields if its version is still `seen`
-    /// (compare-and-swap); `false` when another write got there first.
-    pub async fn update_agent_if(&self, a: &AgentRow, seen: i64) -> Result<bool> {
+    /// (compare-and-swap), with its audit row; `false` when another write got
+    /// there first.
+    pub async fn update_agent_if(
+        &self,
+        a: &AgentRow,
+        seen: i64,
+        audit: Option<&AuditEventRow>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE agents SET name = $1, description = $2, base_model = $3, available = $4, \
              inference_providers = $5, name_key = $6, version = version + 1 \
@@ -164,10 +180,14 @@ impl Store {
         .bind(&a.team_uid)
         .bind(&a.agent.uid)
         .bind(seen)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| map_unique(e, NAME_TAKEN))?;
         let updated = done.rows_affected() == 1;
+        if updated {
+            insert_audit_in(&mut tx, audit).await?;
+        }
+        tx.commit().await?;
         if updated {
             self.announce(&[Change::new(
                 ChangeKind::AgentChanged,
@@ -180,14 +200,15 @@ impl Store {
     }
 
     /// Removes an agent and its keys and cancels its open runs; `None` when
-    /// there was no such agent.
+    /// there was no such agent. `audit` is written with it.
     pub async fn delete_agent(
         &self,
         team_uid: &str,
         uid: &str,
         now: i64,
+        audit: Option<&AuditEventRow>,
     ) -> Result<Option<RemovedActor>> {
-        self.delete_actor(team_uid, ActorType::ServiceAccount, uid, None, now)
+        self.delete_actor(team_uid, ActorType::ServiceAccount, uid, None, now, audit)
             .await
     }
 }

@@ -6,8 +6,9 @@
 
 use byollm_api::types::ActorType;
 
+use super::audit_events::insert_audit_in;
 use super::notify::{Change, ChangeKind};
-use super::{ApiKeyRow, Result, Store, map_unique};
+use super::{ApiKeyRow, AuditEventRow, Result, Store, map_unique};
 
 /// How stale `last_used_at` may be: a use within this many seconds of the
 /// recorded one is not written.
@@ -26,8 +27,9 @@ pub struct KeyAfter {
 }
 
 impl Store {
-    /// Stores a key (its hash).
-    pub async fn insert_api_key(&self, k: &ApiKeyRow) -> Result<()> {
+    /// Stores a key (its hash), with its audit row.
+    pub async fn insert_api_key(&self, k: &ApiKeyRow, audit: Option<&AuditEventRow>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, team_uid, owner_type, owner_uid, name, key_hash, prefix, \
              created_at, expires_at, last_used_at) \
@@ -43,9 +45,11 @@ impl Store {
         .bind(k.created_at)
         .bind(k.expires_at)
         .bind(k.last_used_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| map_unique(e, "key exists"))?;
+        insert_audit_in(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -98,14 +102,24 @@ impl Store {
         row.map(|r| ApiKeyRow::from_row(&r)).transpose()
     }
 
-    /// Deletes a key.
-    pub async fn delete_api_key(&self, team_uid: &str, id: &str) -> Result<bool> {
+    /// Deletes a key, with its audit row (written only if the key existed).
+    pub async fn delete_api_key(
+        &self,
+        team_uid: &str,
+        id: &str,
+        audit: Option<&AuditEventRow>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM api_keys WHERE team_uid = $1 AND id = $2")
             .bind(team_uid)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         let changed = done.rows_affected() == 1;
+        if changed {
+            insert_audit_in(&mut tx, audit).await?;
+        }
+        tx.commit().await?;
         if changed {
             self.announce(&[Change::new(ChangeKind::KeyRevoked, team_uid, id)])
                 .await;

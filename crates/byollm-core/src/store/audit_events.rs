@@ -1,6 +1,14 @@
 //! The `audit_events` table: the admin audit trail, one row per administrative
 //! change, read a team at a time in `(at, id)` order.
+//!
+//! Invariant: an administrative write and its audit row are one transaction.
+//! Each audited write of the store takes the row (`audit: Option<&AuditEventRow>`,
+//! `None` only for writes nobody made through the API: bootstrap, fixtures)
+//! and inserts it with [`insert_audit_in`] on its own transaction, after the
+//! change and only when the change was made; if the insert fails, the change
+//! rolls back with it.
 
+use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use super::{Result, Store, col};
@@ -63,26 +71,45 @@ pub struct AuditFilter {
     pub until: Option<i64>,
 }
 
+/// Inserts `audit` (when given) on `db`: the transaction of the change it
+/// records.
+pub(super) async fn insert_audit_in(
+    db: &mut AnyConnection,
+    audit: Option<&AuditEventRow>,
+) -> Result<()> {
+    if let Some(e) = audit {
+        insert(&mut *db, e).await?;
+    }
+    Ok(())
+}
+
+async fn insert<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+    db: E,
+    e: &AuditEventRow,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, team_uid, at, actor_type, actor_uid, credential, \
+         action, target, request_id, changes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&e.id)
+    .bind(&e.team_uid)
+    .bind(e.at)
+    .bind(&e.actor_type)
+    .bind(&e.actor_uid)
+    .bind(&e.credential)
+    .bind(&e.action)
+    .bind(&e.target)
+    .bind(e.request_id.clone())
+    .bind(&e.changes)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 impl Store {
-    /// Records an administrative change.
+    /// Records an event that changes nothing else in the store.
     pub async fn insert_audit_event(&self, e: &AuditEventRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO audit_events (id, team_uid, at, actor_type, actor_uid, credential, \
-             action, target, request_id, changes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&e.id)
-        .bind(&e.team_uid)
-        .bind(e.at)
-        .bind(&e.actor_type)
-        .bind(&e.actor_uid)
-        .bind(&e.credential)
-        .bind(&e.action)
-        .bind(&e.target)
-        .bind(e.request_id.clone())
-        .bind(&e.changes)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert(&self.pool, e).await
     }
 
     /// A team's events matching `filter`, oldest first, after `(at, id)` when

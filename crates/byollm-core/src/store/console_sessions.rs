@@ -7,7 +7,8 @@
 
 use sqlx::Row as _;
 
-use super::{Result, Store, map_unique};
+use super::audit_events::insert_audit_in;
+use super::{AuditEventRow, Result, Store, map_unique};
 
 /// A console session as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +26,13 @@ pub struct ConsoleSessionRow {
 }
 
 impl Store {
-    /// Stores a new session.
-    pub async fn insert_console_session(&self, s: &ConsoleSessionRow) -> Result<()> {
+    /// Stores a new session, with its audit row (one transaction).
+    pub async fn insert_console_session(
+        &self,
+        s: &ConsoleSessionRow,
+        audit: Option<&AuditEventRow>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO console_sessions (id_hash, team_uid, key_hash, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -36,9 +42,11 @@ impl Store {
         .bind(&s.key_hash)
         .bind(s.created_at)
         .bind(s.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| map_unique(e, "console session exists"))?;
+        insert_audit_in(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -1,8 +1,9 @@
 //! A member's own settings in the `members` table, written only by a
 //! compare-and-swap on the row's `version` (see [`crate::versioned`]).
 
+use super::audit_events::insert_audit_in;
 use super::notify::{Change, ChangeKind};
-use super::{Result, Store, b, col};
+use super::{AuditEventRow, Result, Store, b, col};
 use crate::versioned::Versioned;
 
 impl Store {
@@ -30,14 +31,16 @@ impl Store {
     }
 
     /// Sets a member's Bedrock opt-in if the row's version is still `seen`;
-    /// `false` when another write got there first.
+    /// `false` when another write got there first. `audit` is written with it.
     pub async fn set_member_opt_in_if(
         &self,
         team_uid: &str,
         uid: &str,
         opt_in: bool,
         seen: i64,
+        audit: Option<&AuditEventRow>,
     ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE members SET aws_bedrock_opt_in = $1, version = version + 1 \
              WHERE team_uid = $2 AND uid = $3 AND version = $4",
@@ -46,9 +49,13 @@ impl Store {
         .bind(team_uid)
         .bind(uid)
         .bind(seen)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         let updated = done.rows_affected() == 1;
+        if updated {
+            insert_audit_in(&mut tx, audit).await?;
+        }
+        tx.commit().await?;
         if updated {
             self.announce(&[Change::new(ChangeKind::MemberChanged, team_uid, uid)])
                 .await;

@@ -12,8 +12,9 @@ use sqlx::Row as _;
 
 use byollm_api::types::{ActorType, Role};
 
+use super::audit_events::insert_audit_in;
 use super::notify::{Change, ChangeKind};
-use super::{MemberRow, Result, Store, StoreError, b, map_unique};
+use super::{AuditEventRow, MemberRow, Result, Store, StoreError, b, map_unique};
 
 /// The refusal of a change that would leave a team without an owner.
 pub const LAST_OWNER: &str = "a team keeps at least one owner";
@@ -41,8 +42,14 @@ pub struct RemovedActor {
 }
 
 impl Store {
-    /// Adds a member.
-    pub async fn insert_member(&self, m: &MemberRow, now: i64) -> Result<()> {
+    /// Adds a member, with its audit row.
+    pub async fn insert_member(
+        &self,
+        m: &MemberRow,
+        now: i64,
+        audit: Option<&AuditEventRow>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO members (uid, team_uid, email, role, aws_bedrock_opt_in, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -53,9 +60,11 @@ impl Store {
         .bind(m.role.as_str())
         .bind(b(m.aws_bedrock_opt_in))
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| map_unique(e, "a member with this email already exists in the team"))?;
+        insert_audit_in(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -118,19 +127,22 @@ impl Store {
         uid: &str,
         expected: Role,
         now: i64,
+        audit: Option<&AuditEventRow>,
     ) -> Result<Option<RemovedActor>> {
-        self.delete_actor(team_uid, ActorType::User, uid, Some(expected), now)
+        self.delete_actor(team_uid, ActorType::User, uid, Some(expected), now, audit)
             .await
     }
 
     /// Changes a member's role from `from` to `to`, in one transaction with the
-    /// owner rule (module docs); `false` when there is no such member.
+    /// owner rule (module docs) and `audit`; `false` when there is no such
+    /// member.
     pub async fn set_member_role(
         &self,
         team_uid: &str,
         uid: &str,
         from: Role,
         to: Role,
+        audit: Option<&AuditEventRow>,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let Some(current) = lock_and_read_role(&mut tx, team_uid, uid).await? else {
@@ -143,6 +155,7 @@ impl Store {
             .bind(uid)
             .execute(&mut *tx)
             .await?;
+        insert_audit_in(&mut tx, audit).await?;
         // Other replicas drop the member's cached principal (it holds the role).
         self.announce_in(
             &mut tx,
@@ -154,8 +167,8 @@ impl Store {
     }
 
     /// Removes a member or an agent in one transaction: its API keys go, the runs
-    /// it acts in or started are cancelled, and what died is returned; `None`
-    /// when the actor did not exist in the team.
+    /// it acts in or started are cancelled, `audit` is written, and what died
+    /// is returned; `None` when the actor did not exist in the team.
     pub(super) async fn delete_actor(
         &self,
         team_uid: &str,
@@ -163,6 +176,7 @@ impl Store {
         uid: &str,
         expected_role: Option<Role>,
         now: i64,
+        audit: Option<&AuditEventRow>,
     ) -> Result<Option<RemovedActor>> {
         let kind = actor.as_str();
         let (table, change) = match actor {
@@ -237,6 +251,10 @@ impl Store {
         .bind(uid)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        insert_audit_in(&mut tx, audit).await?;
         let changes = std::iter::once(Change::new(change, team_uid, uid)).chain(
             removed
                 .cancelled_runs
@@ -246,7 +264,7 @@ impl Store {
         self.announce_in(&mut tx, &changes.collect::<Vec<_>>())
             .await?;
         tx.commit().await?;
-        Ok((done.rows_affected() == 1).then_some(removed))
+        Ok(Some(removed))
     }
 }
 

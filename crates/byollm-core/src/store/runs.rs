@@ -6,8 +6,9 @@
 
 use sqlx::Row as _;
 
+use super::audit_events::insert_audit_in;
 use super::notify::{Change, ChangeKind};
-use super::{Result, RunRow, Store, UsageFilter, map_unique};
+use super::{AuditEventRow, Result, RunRow, Store, UsageFilter, map_unique};
 
 /// A run that [`Store::expire_runs`] ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +43,9 @@ const RUN_SELECT: &str = "SELECT uid, team_uid, actor_type, actor_uid, triggered
      bedrock_role_arn, bedrock_region FROM runs";
 
 impl Store {
-    /// Stores a new run.
-    pub async fn insert_run(&self, r: &RunRow) -> Result<()> {
+    /// Stores a new run, with its audit row.
+    pub async fn insert_run(&self, r: &RunRow, audit: Option<&AuditEventRow>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO runs (uid, team_uid, actor_type, actor_uid, triggered_by_type, triggered_by_uid, \
              state, model, prompt, token_hash, token_expires_at, created_at, finished_at, \
@@ -64,9 +66,11 @@ impl Store {
         .bind(r.created_at)
         .bind(r.bedrock.as_ref().map(|b| b.role_arn.clone()))
         .bind(r.bedrock.as_ref().map(|b| b.region.clone()))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| map_unique(e, "run exists"))?;
+        insert_audit_in(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -196,14 +200,17 @@ impl Store {
     }
 
     /// Ends a run unless it already ended or is past its maximum age (then it
-    /// is `expired`, see [`Store::expire_runs`]); true when this call ended it.
+    /// is `expired`, see [`Store::expire_runs`]); true when this call ended it
+    /// (and wrote `audit` with it).
     pub async fn finish_run(
         &self,
         team_uid: &str,
         uid: &str,
         state: &str,
         now: i64,
+        audit: Option<&AuditEventRow>,
     ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE runs SET state = $1, finished_at = $2 WHERE team_uid = $3 AND uid = $4 \
              AND state IN ('queued', 'running') AND token_expires_at > $2",
@@ -212,9 +219,13 @@ impl Store {
         .bind(now)
         .bind(team_uid)
         .bind(uid)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         let changed = done.rows_affected() == 1;
+        if changed {
+            insert_audit_in(&mut tx, audit).await?;
+        }
+        tx.commit().await?;
         if changed {
             self.announce(&[Change::new(ChangeKind::RunEnded, team_uid, uid)])
                 .await;

@@ -3,8 +3,9 @@
 
 use byollm_api::types::LlmSettings;
 
+use super::audit_events::insert_audit_in;
 use super::notify::{Change, ChangeKind};
-use super::{Result, Store, StoreError, TeamRow, col, map_unique};
+use super::{AuditEventRow, Result, Store, StoreError, TeamRow, col, map_unique};
 use crate::versioned::Versioned;
 
 impl Store {
@@ -55,15 +56,18 @@ impl Store {
     }
 
     /// Replaces a team's LLM settings if their version is still `seen`
-    /// (compare-and-swap); `false` when another write got there first.
+    /// (compare-and-swap), with its audit row; `false` when another write got
+    /// there first.
     pub async fn put_settings_if(
         &self,
         team_uid: &str,
         settings: &LlmSettings,
         seen: i64,
+        audit: Option<&AuditEventRow>,
     ) -> Result<bool> {
         let text =
             serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE teams SET llm_settings = $1, settings_version = settings_version + 1 \
              WHERE uid = $2 AND settings_version = $3",
@@ -71,9 +75,13 @@ impl Store {
         .bind(text)
         .bind(team_uid)
         .bind(seen)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         let updated = done.rows_affected() == 1;
+        if updated {
+            insert_audit_in(&mut tx, audit).await?;
+        }
+        tx.commit().await?;
         if updated {
             self.announce(&[Change::new(ChangeKind::TeamSettings, team_uid, team_uid)])
                 .await;

@@ -93,7 +93,7 @@ async fn legacy_keys_work_until_the_documented_date() {
     let mut legacy_row = row.clone();
     legacy_row.id = ids::new_id("key");
     legacy_row.key_hash = ids::hash_secret(legacy);
-    t.store.insert_api_key(&legacy_row).await.unwrap();
+    t.store.insert_api_key(&legacy_row, None).await.unwrap();
 
     let cache = AuthCache::default();
     assert!(
@@ -139,7 +139,7 @@ async fn a_lookup_that_raced_a_revocation_does_not_repopulate_the_cache() {
     // Revoke while the lookup holds its stale read.
     assert!(
         t.store
-            .delete_api_key(&row.team_uid, &row.id)
+            .delete_api_key(&row.team_uid, &row.id, None)
             .await
             .unwrap()
     );

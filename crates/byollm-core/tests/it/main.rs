@@ -10,6 +10,7 @@
     reason = "test and bench code: a failed unwrap is a failed test"
 )]
 
+mod audited_writes;
 mod auth_cache;
 mod keyring;
 mod ledger;

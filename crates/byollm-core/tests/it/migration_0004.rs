@@ -59,7 +59,7 @@ async fn check(url: &str, engine: &str) {
     again.agent.name = "OTHER".into();
     assert!(
         matches!(
-            store.insert_agent(&again, 4).await,
+            store.insert_agent(&again, 4, None).await,
             Err(StoreError::Conflict(_))
         ),
         "{engine}"
@@ -69,7 +69,7 @@ async fn check(url: &str, engine: &str) {
     twin.email = "ADA@example.com".into();
     assert!(
         matches!(
-            store.insert_member(&twin, 3).await,
+            store.insert_member(&twin, 3, None).await,
             Err(StoreError::Conflict(_))
         ),
         "{engine}"

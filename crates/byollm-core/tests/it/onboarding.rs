@@ -32,7 +32,7 @@ async fn add(s: &Store, team: &str, email: &str, role: Role, at: i64) -> MemberR
         role,
         aws_bedrock_opt_in: false,
     };
-    s.insert_member(&m, at).await.unwrap();
+    s.insert_member(&m, at, None).await.unwrap();
     m
 }
 
@@ -83,22 +83,22 @@ async fn two_concurrent_demotions_or_removals_of_the_last_two_owners_cannot_both
             let (x, y) = match trial % 3 {
                 0 => {
                     let (x, y) = tokio::join!(
-                        s.set_member_role(team, &b.owner_uid, Role::Owner, Role::Admin),
-                        s.set_member_role(team, &second.uid, Role::Owner, Role::Member),
+                        s.set_member_role(team, &b.owner_uid, Role::Owner, Role::Admin, None),
+                        s.set_member_role(team, &second.uid, Role::Owner, Role::Member, None),
                     );
                     (x.map(|_| ()), y.map(|_| ()))
                 }
                 1 => {
                     let (x, y) = tokio::join!(
-                        s.delete_member(team, &b.owner_uid, Role::Owner, NOW),
-                        s.delete_member(team, &second.uid, Role::Owner, NOW),
+                        s.delete_member(team, &b.owner_uid, Role::Owner, NOW, None),
+                        s.delete_member(team, &second.uid, Role::Owner, NOW, None),
                     );
                     (x.map(|_| ()), y.map(|_| ()))
                 }
                 _ => {
                     let (x, y) = tokio::join!(
-                        s.set_member_role(team, &b.owner_uid, Role::Owner, Role::Member),
-                        s.delete_member(team, &second.uid, Role::Owner, NOW),
+                        s.set_member_role(team, &b.owner_uid, Role::Owner, Role::Member, None),
+                        s.delete_member(team, &second.uid, Role::Owner, NOW, None),
                     );
                     (x.map(|_| ()), y.map(|_| ()))
                 }
@@ -120,17 +120,17 @@ async fn a_change_judged_on_a_stale_role_is_refused() {
         let m = add(s, &b.team_uid, "m@a.example", Role::Member, NOW).await;
         // Judged as a member, but an owner meanwhile.
         assert!(
-            s.set_member_role(&b.team_uid, &m.uid, Role::Member, Role::Owner)
+            s.set_member_role(&b.team_uid, &m.uid, Role::Member, Role::Owner, None)
                 .await
                 .unwrap()
         );
         assert!(matches!(
-            s.delete_member(&b.team_uid, &m.uid, Role::Member, NOW)
+            s.delete_member(&b.team_uid, &m.uid, Role::Member, NOW, None)
                 .await,
             Err(StoreError::Conflict(_))
         ));
         assert!(
-            !s.set_member_role(&b.team_uid, "nobody", Role::Member, Role::Admin)
+            !s.set_member_role(&b.team_uid, "nobody", Role::Member, Role::Admin, None)
                 .await
                 .unwrap(),
             "{}",
@@ -198,7 +198,7 @@ async fn an_invitation_redeems_once_and_never_after_expiry_or_reissue() {
         // A removed member's invitation goes with them.
         let (inv, code) = invitation(&b.team_uid, &m.uid, NOW + 100);
         s.put_invitation(&inv).await.unwrap();
-        s.delete_member(&b.team_uid, &m.uid, Role::Member, NOW)
+        s.delete_member(&b.team_uid, &m.uid, Role::Member, NOW, None)
             .await
             .unwrap()
             .unwrap();
@@ -218,7 +218,7 @@ async fn an_expiring_key_dies_in_the_cache_and_its_use_is_written_coarsely() {
         let clock = FakeClock::new(NOW);
         let b = bootstrap_team(s, &clock, "T", "o@a.example").await.unwrap();
         let (row, key) = key_row(&b.team_uid, &b.owner_uid, NOW, Some(NOW + 5));
-        s.insert_api_key(&row).await.unwrap();
+        s.insert_api_key(&row, None).await.unwrap();
         let cache = AuthCache::default();
         let p = cache
             .authenticate(s, &clock, &key, &yes)
@@ -276,7 +276,7 @@ async fn pages_walk_members_and_keys_once_each() {
                 NOW,
             )
             .await;
-            s.insert_api_key(&key_row(&b.team_uid, &b.owner_uid, NOW, None).0)
+            s.insert_api_key(&key_row(&b.team_uid, &b.owner_uid, NOW, None).0, None)
                 .await
                 .unwrap();
         }

@@ -26,7 +26,7 @@ async fn run(s: &Store, team: &str, actor: Actor, by: Actor, expires_at: i64) ->
         finished_at: None,
         bedrock: None,
     };
-    s.insert_run(&row).await.unwrap();
+    s.insert_run(&row, None).await.unwrap();
     row
 }
 
@@ -66,7 +66,7 @@ async fn runs_past_their_maximum_age_expire_at_that_age() {
         );
         // Finishing a run at or past its maximum age is refused: it expired.
         assert!(
-            !s.finish_run(&a.team_uid, &due_now.uid, "finished", NOW)
+            !s.finish_run(&a.team_uid, &due_now.uid, "finished", NOW, None)
                 .await
                 .unwrap(),
             "{}",
@@ -101,7 +101,7 @@ async fn removing_a_member_cancels_the_runs_they_started_for_an_agent() {
             role: Role::Member,
             aws_bedrock_opt_in: false,
         };
-        s.insert_member(&m, NOW).await.unwrap();
+        s.insert_member(&m, NOW, None).await.unwrap();
         let agent = AgentRow {
             team_uid: a.team_uid.clone(),
             agent: Agent {
@@ -115,7 +115,7 @@ async fn removing_a_member_cancels_the_runs_they_started_for_an_agent() {
                 inference_providers: InferenceProviders::default(),
             },
         };
-        s.insert_agent(&agent, NOW).await.unwrap();
+        s.insert_agent(&agent, NOW, None).await.unwrap();
         let agent_actor = Actor {
             actor_type: ActorType::ServiceAccount,
             uid: agent.agent.uid.clone(),
@@ -124,7 +124,7 @@ async fn removing_a_member_cancels_the_runs_they_started_for_an_agent() {
         let owners = run(s, &a.team_uid, agent_actor, user(&a.owner_uid), NOW + 99).await;
 
         let removed = s
-            .delete_member(&a.team_uid, &m.uid, Role::Member, NOW)
+            .delete_member(&a.team_uid, &m.uid, Role::Member, NOW, None)
             .await
             .unwrap()
             .unwrap();

@@ -45,13 +45,16 @@ async fn tenancy_round_trips_and_scoping() {
             role: Role::Member,
             aws_bedrock_opt_in: false,
         };
-        s.insert_member(&m, 1).await.unwrap();
+        s.insert_member(&m, 1, None).await.unwrap();
         let dup = MemberRow {
             uid: ids::new_uid(),
             ..m.clone()
         };
         assert!(
-            matches!(s.insert_member(&dup, 1).await, Err(StoreError::Conflict(_))),
+            matches!(
+                s.insert_member(&dup, 1, None).await,
+                Err(StoreError::Conflict(_))
+            ),
             "{}",
             t.name
         );
@@ -60,7 +63,7 @@ async fn tenancy_round_trips_and_scoping() {
             team_uid: b.team_uid.clone(),
             ..m.clone()
         };
-        s.insert_member(&other_team, 1).await.unwrap();
+        s.insert_member(&other_team, 1, None).await.unwrap();
         assert!(
             s.get_member(&b.team_uid, &m.uid).await.unwrap().is_none(),
             "scoped by team"
@@ -72,7 +75,7 @@ async fn tenancy_round_trips_and_scoping() {
             .unwrap()
             .version;
         assert!(
-            s.set_member_opt_in_if(&a.team_uid, &m.uid, true, seen)
+            s.set_member_opt_in_if(&a.team_uid, &m.uid, true, seen, None)
                 .await
                 .unwrap()
         );
@@ -104,7 +107,7 @@ async fn tenancy_round_trips_and_scoping() {
                 },
             },
         };
-        s.insert_agent(&agent, 1_800_000_000).await.unwrap();
+        s.insert_agent(&agent, 1_800_000_000, None).await.unwrap();
         let got = s
             .get_agent(&a.team_uid, &agent.agent.uid)
             .await
@@ -129,7 +132,7 @@ async fn tenancy_round_trips_and_scoping() {
             ..agent.clone()
         };
         assert!(matches!(
-            s.insert_agent(&same_name, 1).await,
+            s.insert_agent(&same_name, 1, None).await,
             Err(StoreError::Conflict(_))
         ));
 
@@ -147,7 +150,7 @@ async fn tenancy_round_trips_and_scoping() {
             expires_at: None,
             last_used_at: None,
         };
-        s.insert_api_key(&key_row).await.unwrap();
+        s.insert_api_key(&key_row, None).await.unwrap();
         let run = RunRow {
             uid: ids::new_uid(),
             team_uid: a.team_uid.clone(),
@@ -168,7 +171,7 @@ async fn tenancy_round_trips_and_scoping() {
             finished_at: None,
             bedrock: None,
         };
-        s.insert_run(&run).await.unwrap();
+        s.insert_run(&run, None).await.unwrap();
         assert_eq!(
             s.find_run_by_token(&run.token_hash)
                 .await
@@ -179,14 +182,14 @@ async fn tenancy_round_trips_and_scoping() {
         );
         assert!(s.get_run(&b.team_uid, &run.uid).await.unwrap().is_none());
         assert!(
-            s.delete_agent(&b.team_uid, &agent.agent.uid, 9)
+            s.delete_agent(&b.team_uid, &agent.agent.uid, 9, None)
                 .await
                 .unwrap()
                 .is_none(),
             "other team cannot delete"
         );
         let dead = s
-            .delete_agent(&a.team_uid, &agent.agent.uid, 9)
+            .delete_agent(&a.team_uid, &agent.agent.uid, 9, None)
             .await
             .unwrap()
             .unwrap();
@@ -200,7 +203,7 @@ async fn tenancy_round_trips_and_scoping() {
         let cancelled = s.get_run(&a.team_uid, &run.uid).await.unwrap().unwrap();
         assert_eq!(cancelled.state, RunState::Cancelled);
         assert!(
-            !s.finish_run(&a.team_uid, &run.uid, "finished", 10)
+            !s.finish_run(&a.team_uid, &run.uid, "finished", 10, None)
                 .await
                 .unwrap(),
             "already ended"

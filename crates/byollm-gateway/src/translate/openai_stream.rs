@@ -32,6 +32,8 @@ pub struct OpenAiStream {
     /// Converse `contentBlockIndex` → OpenAI tool call `index`.
     tool_index: HashMap<i32, usize>,
     usage: Option<(u64, u64)>,
+    /// Converse's `stopReason`, once `messageStop` has arrived.
+    stop_reason: Option<String>,
 }
 
 impl OpenAiStream {
@@ -45,6 +47,7 @@ impl OpenAiStream {
             role_sent: false,
             tool_index: HashMap::new(),
             usage: None,
+            stop_reason: None,
         }
     }
 
@@ -84,6 +87,7 @@ impl OpenAiStream {
                 _ => {}
             },
             ConverseStreamOutput::MessageStop(e) => {
+                self.stop_reason = Some(e.stop_reason.as_str().to_owned());
                 self.ensure_role(&mut out);
                 out.push(self.chunk(json!({}), Value::from(finish_reason(&e.stop_reason))));
             }
@@ -111,6 +115,12 @@ impl OpenAiStream {
     /// Input includes cache reads and writes, as in [`super::usage_of`].
     pub fn usage(&self) -> Option<(u64, u64)> {
         self.usage
+    }
+
+    /// Converse's `stopReason` (`end_turn`, `max_tokens`, …), once the
+    /// stream has stopped: what the unstreamed answer's span records.
+    pub fn stop_reason(&self) -> Option<&str> {
+        self.stop_reason.as_deref()
     }
 
     fn ensure_role(&mut self, out: &mut Vec<Value>) {

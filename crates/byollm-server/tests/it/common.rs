@@ -224,18 +224,21 @@ impl Harness {
         let key = ids::new_api_key().expose_secret().to_owned();
         self.core
             .store()
-            .insert_api_key(&ApiKeyRow {
-                id: ids::new_id("key"),
-                team_uid: team_uid.to_owned(),
-                owner_type: ActorType::User,
-                owner_uid: member_uid.to_owned(),
-                name: "test key".to_owned(),
-                key_hash: ids::hash_secret(&key),
-                prefix: ids::visible_prefix(&key),
-                created_at: self.core.clock().now(),
-                expires_at: None,
-                last_used_at: None,
-            })
+            .insert_api_key(
+                &ApiKeyRow {
+                    id: ids::new_id("key"),
+                    team_uid: team_uid.to_owned(),
+                    owner_type: ActorType::User,
+                    owner_uid: member_uid.to_owned(),
+                    name: "test key".to_owned(),
+                    key_hash: ids::hash_secret(&key),
+                    prefix: ids::visible_prefix(&key),
+                    created_at: self.core.clock().now(),
+                    expires_at: None,
+                    last_used_at: None,
+                },
+                None,
+            )
             .await
             .unwrap();
         key

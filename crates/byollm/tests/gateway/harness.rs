@@ -18,6 +18,9 @@ pub const ACCOUNT: &str = "123456789012";
 
 pub struct Env {
     pub server: Server,
+    /// The server's domain (its metrics, for the benchmark's telemetry switch).
+    #[allow(dead_code, reason = "read by the gateway benchmark, not by every test")]
+    pub core: Arc<byollm_core::service::Core>,
     pub sim: Awsim,
     pub base: String,
     pub http: reqwest::Client,
@@ -123,7 +126,7 @@ impl Env {
         )
         .await
         .unwrap();
-        let server = app::serve_on(listener, core, gw).await.unwrap();
+        let server = app::serve_on(listener, core.clone(), gw).await.unwrap();
         sim.create_oidc_provider(ISSUER, &["sts.amazonaws.com"])
             .unwrap();
         let role_arn = sim
@@ -138,6 +141,7 @@ impl Env {
         let env = Env {
             base: format!("http://{addr}"),
             server,
+            core,
             sim,
             http: reqwest::Client::new(),
             team: boot.team_uid,

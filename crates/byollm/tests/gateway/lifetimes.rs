@@ -190,18 +190,21 @@ async fn removing_an_agent_or_a_member_drops_their_credentials_and_ends_their_ru
     env.server
         .core
         .store()
-        .insert_api_key(&ApiKeyRow {
-            id: ids::new_id("key"),
-            team_uid: env.team.clone(),
-            owner_type: byollm_api::types::ActorType::User,
-            owner_uid: member.clone(),
-            name: "dev".into(),
-            key_hash: ids::hash_secret(&member_key),
-            prefix: ids::visible_prefix(&member_key),
-            created_at: 0,
-            expires_at: None,
-            last_used_at: None,
-        })
+        .insert_api_key(
+            &ApiKeyRow {
+                id: ids::new_id("key"),
+                team_uid: env.team.clone(),
+                owner_type: byollm_api::types::ActorType::User,
+                owner_uid: member.clone(),
+                name: "dev".into(),
+                key_hash: ids::hash_secret(&member_key),
+                prefix: ids::visible_prefix(&member_key),
+                created_at: 0,
+                expires_at: None,
+                last_used_at: None,
+            },
+            None,
+        )
         .await
         .unwrap();
 

@@ -19,7 +19,7 @@ use byollm_api::routes;
 use byollm_telemetry::trace::OtlpLayer;
 use tracing_subscriber::layer::SubscriberExt as _;
 
-use crate::harness::{Env, messages_body};
+use crate::harness::{Env, chat_body, messages_body};
 
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
@@ -156,15 +156,18 @@ fn decode(body: &[u8]) -> Vec<Span> {
 }
 
 /// Starts the receiver once and installs the OTLP layer as this test
-/// binary's global subscriber (spans of other tests land there too; the
-/// test keeps its own trace id).
+/// binary's global subscriber (spans of other tests land there too; each
+/// test keeps its own trace id). Tests call it concurrently: the first
+/// initialises, the others wait for it.
 async fn receiver() -> Received {
     static RECEIVED: OnceLock<Received> = OnceLock::new();
-    if let Some(r) = RECEIVED.get() {
-        return r.clone();
-    }
+    RECEIVED.get_or_init(start_receiver).clone()
+}
+
+fn start_receiver() -> Received {
     let received: Received = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new()
         .route(
@@ -179,7 +182,7 @@ async fn receiver() -> Received {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener.into_std().unwrap()).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(listener, app).await.unwrap();
         });
     });
@@ -193,7 +196,45 @@ async fn receiver() -> Received {
         .with(tracing_subscriber::filter::LevelFilter::INFO)
         .with(layer);
     tracing::subscriber::set_global_default(subscriber).unwrap();
-    RECEIVED.get_or_init(|| received).clone()
+    received
+}
+
+/// The spans exported for `trace`, once its root (`request`, closed last)
+/// has arrived (exports come every 100 ms).
+async fn spans_of(received: &Received, trace: &str) -> Vec<Span> {
+    let mut ours = Vec::new();
+    for _ in 0..100 {
+        ours = received
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| decode(b))
+            .filter(|s| s.trace_id == trace)
+            .collect();
+        if ours.iter().any(|s| s.name == "request") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for s in &ours {
+        let mut attrs: Vec<_> = s.attrs.iter().collect();
+        attrs.sort();
+        eprintln!(
+            "span {} id={} parent={} kind={} {attrs:?}",
+            s.name,
+            s.span_id,
+            s.parent.as_deref().unwrap_or("-"),
+            s.kind
+        );
+    }
+    ours
+}
+
+/// The one `upstream` span of `spans`.
+fn upstream_of(spans: &[Span]) -> Span {
+    let found: Vec<&Span> = spans.iter().filter(|s| s.name == "upstream").collect();
+    assert_eq!(found.len(), 1, "one upstream span in {spans:?}");
+    found[0].clone()
 }
 
 #[tokio::test]
@@ -214,32 +255,7 @@ async fn a_bedrock_request_is_one_trace_under_the_callers_span() {
     assert!(route.starts_with("aws_bedrock:"), "{route}");
     let usage = r.json()["usage"].clone();
 
-    // Exports come every 100 ms; wait for the root span (closed last).
-    let mut ours = Vec::new();
-    for _ in 0..100 {
-        ours = received
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|b| decode(b))
-            .filter(|s| s.trace_id == CALLER_TRACE)
-            .collect();
-        if ours.iter().any(|s| s.name == "request") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for s in &ours {
-        let mut attrs: Vec<_> = s.attrs.iter().collect();
-        attrs.sort();
-        eprintln!(
-            "span {} id={} parent={} kind={} {attrs:?}",
-            s.name,
-            s.span_id,
-            s.parent.as_deref().unwrap_or("-"),
-            s.kind
-        );
-    }
+    let ours = spans_of(&received, CALLER_TRACE).await;
     let names: Vec<&str> = ours.iter().map(|s| s.name.as_str()).collect();
     let one = |name: &str| -> Span {
         let found: Vec<&Span> = ours.iter().filter(|s| s.name == name).collect();
@@ -287,5 +303,86 @@ async fn a_bedrock_request_is_one_trace_under_the_callers_span() {
     let stop = r.json()["stop_reason"].as_str().unwrap().to_owned();
     assert_eq!(a["gen_ai.response.finish_reasons"], format!("[{stop}]"));
     assert_eq!(sts.attrs["rpc.method"], "AssumeRoleWithWebIdentity");
+    env.stop().await;
+}
+
+/// A streamed answer's usage is known only when the stream ends: the
+/// inference span stays open until then and carries the same GenAI usage and
+/// stop reason as the caller saw, in both formats (Anthropic events from
+/// InvokeModelWithResponseStream, OpenAI chunks from ConverseStream).
+#[tokio::test]
+async fn a_streamed_answer_has_its_usage_on_the_inference_span() {
+    let received = receiver().await;
+    let env = Env::start().await;
+
+    const MESSAGES_TRACE: &str = "5af92f3577b34da6a3ce929d0e0e4737";
+    let r = env
+        .infer_with(
+            routes::MESSAGES,
+            &env.owner_key,
+            messages_body("claude-sonnet-4-6", "hello", true),
+            &[(
+                "traceparent",
+                &format!("00-{MESSAGES_TRACE}-{CALLER_SPAN}-01"),
+            )],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        r.header("x-byollm-route")
+            .unwrap()
+            .starts_with("aws_bedrock:")
+    );
+    let (mut input, mut output, mut stop) = (None, None, None);
+    for (_, data) in r.events() {
+        let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+        match v["type"].as_str() {
+            Some("message_start") => input = v["message"]["usage"]["input_tokens"].as_u64(),
+            Some("message_delta") => {
+                output = v["usage"]["output_tokens"].as_u64();
+                stop = v["delta"]["stop_reason"].as_str().map(str::to_owned);
+            }
+            _ => {}
+        }
+    }
+    let (input, output, stop) = (input.unwrap(), output.unwrap(), stop.unwrap());
+    assert!(input > 0 && output > 0, "{}", r.text);
+    let a = upstream_of(&spans_of(&received, MESSAGES_TRACE).await).attrs;
+    assert_eq!(a["gen_ai.system"], "aws.bedrock");
+    assert_eq!(a["gen_ai.usage.input_tokens"], input.to_string(), "{a:?}");
+    assert_eq!(a["gen_ai.usage.output_tokens"], output.to_string(), "{a:?}");
+    assert_eq!(a["gen_ai.response.finish_reasons"], format!("[{stop}]"));
+
+    const CHAT_TRACE: &str = "6bf92f3577b34da6a3ce929d0e0e4738";
+    let mut body = chat_body("claude-sonnet-4-6", "hello", true);
+    body["stream_options"] = serde_json::json!({"include_usage": true});
+    let r = env
+        .infer_with(
+            routes::CHAT_COMPLETIONS,
+            &env.owner_key,
+            body,
+            &[("traceparent", &format!("00-{CHAT_TRACE}-{CALLER_SPAN}-01"))],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let usage = r
+        .events()
+        .iter()
+        .filter(|(_, d)| d.as_str() != "[DONE]")
+        .map(|(_, d)| serde_json::from_str::<serde_json::Value>(d).unwrap())
+        .find(|v| !v["usage"].is_null())
+        .map(|v| v["usage"].clone())
+        .unwrap_or_else(|| panic!("no usage chunk: {}", r.text));
+    let a = upstream_of(&spans_of(&received, CHAT_TRACE).await).attrs;
+    assert_eq!(
+        a["gen_ai.usage.input_tokens"],
+        usage["prompt_tokens"].to_string()
+    );
+    assert_eq!(
+        a["gen_ai.usage.output_tokens"],
+        usage["completion_tokens"].to_string()
+    );
+    // Converse's own stop reason, as the unstreamed Converse answer records.
+    assert_eq!(a["gen_ai.response.finish_reasons"], "[end_turn]", "{a:?}");
     env.stop().await;
 }
