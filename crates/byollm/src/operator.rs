@@ -291,7 +291,8 @@ pub enum AdminCommand {
         /// The owner's email.
         #[arg(long, value_name = "EMAIL")]
         owner_email: String,
-        /// Print {"team_uid", "owner_uid", "api_key"} as JSON.
+        /// Print {"team_uid", "owner_uid", "key"} as JSON (`key` as in every
+        /// new key the API returns).
         #[arg(long)]
         json: bool,
     },
@@ -306,7 +307,7 @@ pub enum AdminCommand {
         /// The owner's email.
         #[arg(long, value_name = "EMAIL")]
         owner_email: String,
-        /// Print {"team_uid", "owner_uid", "key_id", "api_key"} as JSON.
+        /// Print {"team_uid", "owner_uid", "key_id", "key"} as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -334,12 +335,12 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
                 out::json(&serde_json::json!({
                     "team_uid": made.team_uid,
                     "owner_uid": made.owner_uid,
-                    "api_key": made.api_key,
+                    "key": made.api_key,
                 }))?;
             } else {
                 out::line(&format!("team_uid:  {}", made.team_uid));
                 out::line(&format!("owner_uid: {}", made.owner_uid));
-                out::line(&format!("api_key:   {}", made.api_key.expose()));
+                out::line(&format!("key:       {}", made.api_key.expose()));
                 out::err("The API key is shown only once: store it now.");
             }
             Ok(())
@@ -361,12 +362,12 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
                     "team_uid": team,
                     "owner_uid": made.owner_uid,
                     "key_id": made.key_id,
-                    "api_key": made.api_key,
+                    "key": made.api_key,
                 }))?;
             } else {
                 out::line(&format!("owner_uid: {}", made.owner_uid));
                 out::line(&format!("key_id:    {}", made.key_id));
-                out::line(&format!("api_key:   {}", made.api_key.expose()));
+                out::line(&format!("key:       {}", made.api_key.expose()));
                 out::err("The API key is shown only once: store it now.");
             }
             Ok(())

@@ -247,7 +247,7 @@ async fn a_new_member_goes_from_invitation_to_first_request() {
         .await;
     let recovered: Value = serde_json::from_str(&stdout).unwrap();
     let recovered = Shell {
-        key: Some(recovered["api_key"].as_str().unwrap().to_owned()),
+        key: Some(recovered["key"].as_str().unwrap().to_owned()),
         home: owner.home.clone(),
         server: Some(base.clone()),
     };
