@@ -49,35 +49,40 @@ const TRACE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Installs the log subscriber, with the OTLP trace layer when `otlp` names
 /// a collector.
 fn init_logging(format: LogFormat, otlp: Option<&str>) -> std::io::Result<()> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::{FilterExt as _, filter_fn};
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
+    let level = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
     let traces = otlp
         .map(|endpoint| byollm_telemetry::trace::OtlpLayer::new(endpoint, "byollm", TRACE_INTERVAL))
-        .transpose()?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = match format {
+        .transpose()?
+        .map(|t| t.with_filter(level()));
+    let lines = match format {
         // One JSON object per line: the event's fields flattened at the top,
         // the request span's (request_id, method, path) under `span`.
-        LogFormat::Json => tracing_subscriber::fmt()
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .with_env_filter(filter)
             .with_writer(std::io::stderr)
-            .finish()
-            .with(traces)
-            .try_init(),
+            .boxed(),
         // Colour only for a person at a terminal: a log file or a pipe gets plain text.
-        LogFormat::Text => tracing_subscriber::fmt()
-            .with_env_filter(filter)
+        LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(std::io::stderr)
-            .finish()
-            .with(traces)
-            .try_init(),
+            .boxed(),
     };
+    // The log lines see events and the request span only (see `logged`).
+    let lines = lines.with_filter(level().and(filter_fn(byollm_telemetry::logged)));
+    let _ = tracing_subscriber::registry()
+        .with(lines)
+        .with(traces)
+        .try_init();
     Ok(())
 }
 

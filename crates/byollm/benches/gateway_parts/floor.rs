@@ -30,16 +30,19 @@ pub struct LogSwitch {
 }
 
 impl LogSwitch {
-    /// Installs the global subscriber, off, writing text lines to `path`.
+    /// Installs the global subscriber, off, writing text lines to `path`,
+    /// filtered as `byollm serve` filters its log lines.
     pub fn install(path: String) -> LogSwitch {
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::filter::{FilterExt as _, filter_fn};
         let file = std::fs::File::create(&path).unwrap();
         let (filter, handle) = reload::Layer::new(EnvFilter::new("off"));
         tracing_subscriber::registry()
-            .with(filter)
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(false)
-                    .with_writer(std::sync::Mutex::new(file)),
+                    .with_writer(std::sync::Mutex::new(file))
+                    .with_filter(filter.and(filter_fn(byollm_telemetry::logged))),
             )
             .init();
         LogSwitch { handle, path }
@@ -197,8 +200,9 @@ async fn round(env: &Env, nginx: Option<&Nginx>, log: &LogSwitch, key: &str, n: 
                 Path::Nginx => timed(upstream(nginx_url.as_deref().unwrap())).await,
                 Path::TelemetryOn | Path::TelemetryOff => {
                     let on = path == Path::TelemetryOn;
-                    env.core.metrics().set_recording(on);
-                    log.set(on);
+                    let (metrics, access_log) = telemetry_parts();
+                    env.core.metrics().set_recording(on && metrics);
+                    log.set(on && access_log);
                     let us = timed(
                         http.post(&byollm_url)
                             .header("x-api-key", &env.owner_key)
@@ -264,6 +268,16 @@ fn median_of(rounds: &[Value], f: impl Fn(&Value) -> Option<f64>) -> Value {
     }
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     json!(v[v.len() / 2])
+}
+
+/// What "telemetry on" turns on: both (default), or only one part to see
+/// what each costs (`BENCH_TELEMETRY=metrics|log`).
+fn telemetry_parts() -> (bool, bool) {
+    match std::env::var("BENCH_TELEMETRY").as_deref() {
+        Ok("metrics") => (true, false),
+        Ok("log") => (false, true),
+        _ => (true, true),
+    }
 }
 
 /// The floor section: three rounds of `n`, printed and returned for the JSON.
