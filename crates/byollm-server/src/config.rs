@@ -325,6 +325,26 @@ pub struct ServerConfig {
     pub telemetry: TelemetryConfig,
 }
 
+impl ServerConfig {
+    /// A server on `listen` keeping its state in `data_dir` (SQLite, the KEK
+    /// file beside it), with every other setting at its default: what an
+    /// embedding program or a test starts from.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf, core: CoreConfig) -> Self {
+        ServerConfig {
+            listen,
+            data_dir,
+            store_url: None,
+            kek: None,
+            core,
+            upstreams: Upstreams::default(),
+            gateway: GatewayLimits::default(),
+            connections: ConnectionLimits::default(),
+            shutdown: ShutdownConfig::default(),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
+}
+
 /// Default of `[server] shutdown_grace_seconds`. Kubernetes kills a pod
 /// `terminationGracePeriodSeconds` (default 30) after SIGTERM; the grace plus
 /// ending the streams left ([`crate::app::AFTER_GRACE`]) plus the usage flush

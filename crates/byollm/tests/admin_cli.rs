@@ -18,7 +18,7 @@ use byollm_api::types::{Actor, ActorType};
 use byollm_core::config::CoreConfig;
 use byollm_core::store::UsageRow;
 use byollm_server::app;
-use byollm_server::config::{ServerConfig, Upstreams};
+use byollm_server::config::ServerConfig;
 use serde_json::Value;
 
 struct Cli {
@@ -62,18 +62,11 @@ async fn the_admin_cli_drives_the_api() {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let cfg = ServerConfig {
-        listen: addr,
-        data_dir: dir.path().join("data"),
-        store_url: None,
-        kek: None,
-        core: CoreConfig::new("https://issuer.cli.test"),
-        gateway: Default::default(),
-        connections: Default::default(),
-        upstreams: Upstreams::default(),
-        shutdown: Default::default(),
-        telemetry: Default::default(),
-    };
+    let cfg = ServerConfig::new(
+        addr,
+        dir.path().join("data"),
+        CoreConfig::new("https://issuer.cli.test"),
+    );
     let gw = app::gateway_config(&cfg).unwrap();
     let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();
     let boot =

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use byollm_api::clock::SystemClock;
 use byollm_core::config::CoreConfig;
 use byollm_server::app;
-use byollm_server::config::{ServerConfig, Upstreams};
+use byollm_server::config::ServerConfig;
 use serde_json::Value;
 
 const ISSUER: &str = "https://issuer.grammar.test";
@@ -37,18 +37,7 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let cfg = ServerConfig {
-            listen: addr,
-            data_dir: dir.path().join("data"),
-            store_url: None,
-            kek: None,
-            core: CoreConfig::new(ISSUER),
-            gateway: Default::default(),
-            connections: Default::default(),
-            upstreams: Upstreams::default(),
-            shutdown: Default::default(),
-            telemetry: Default::default(),
-        };
+        let cfg = ServerConfig::new(addr, dir.path().join("data"), CoreConfig::new(ISSUER));
         let gw = app::gateway_config(&cfg).unwrap();
         let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();
         let boot = byollm_core::service::bootstrap_team(

@@ -74,19 +74,11 @@ async fn the_doctor_command_names_the_cause_and_exits_accordingly() {
     .await
     .unwrap();
     let cfg = ServerConfig {
-        listen: addr,
-        data_dir: dir.path().join("data"),
-        store_url: None,
-        kek: None,
-        core: CoreConfig::new(ISSUER),
-        gateway: Default::default(),
-        connections: Default::default(),
         upstreams: Upstreams {
             aws_endpoint_url: Some(sim.endpoint_url()),
             ..Upstreams::default()
         },
-        shutdown: Default::default(),
-        telemetry: Default::default(),
+        ..ServerConfig::new(addr, dir.path().join("data"), CoreConfig::new(ISSUER))
     };
     let gw = app::gateway_config(&cfg).unwrap();
     let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();

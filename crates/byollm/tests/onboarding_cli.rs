@@ -21,7 +21,7 @@ use std::sync::Arc;
 use byollm_api::clock::SystemClock;
 use byollm_core::config::CoreConfig;
 use byollm_server::app;
-use byollm_server::config::{ServerConfig, Upstreams};
+use byollm_server::config::ServerConfig;
 use serde_json::Value;
 
 /// One person's shell: their own home and config directory, and maybe a key.
@@ -89,18 +89,11 @@ async fn a_new_member_goes_from_invitation_to_first_request() {
     let data = dir.path().join("data");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let cfg = ServerConfig {
-        listen: addr,
-        data_dir: data.clone(),
-        store_url: None,
-        kek: None,
-        core: CoreConfig::new("https://issuer.cli.test"),
-        gateway: Default::default(),
-        connections: Default::default(),
-        upstreams: Upstreams::default(),
-        shutdown: Default::default(),
-        telemetry: Default::default(),
-    };
+    let cfg = ServerConfig::new(
+        addr,
+        data.clone(),
+        CoreConfig::new("https://issuer.cli.test"),
+    );
     let gw = app::gateway_config(&cfg).unwrap();
     let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();
     let boot =

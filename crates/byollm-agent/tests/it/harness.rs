@@ -77,13 +77,6 @@ impl Env {
         .await
         .unwrap();
         let cfg = ServerConfig {
-            listen: addr,
-            data_dir: dir.path().join("data"),
-            store_url: None,
-            kek: None,
-            core: CoreConfig::new(ISSUER),
-            gateway: Default::default(),
-            connections: Default::default(),
             upstreams: Upstreams {
                 aws_endpoint_url: Some(sim.endpoint_url()),
                 direct_anthropic_url: None,
@@ -91,8 +84,7 @@ impl Env {
                 direct_openai_url: None,
                 direct_openai_key: None,
             },
-            shutdown: Default::default(),
-            telemetry: Default::default(),
+            ..ServerConfig::new(addr, dir.path().join("data"), CoreConfig::new(ISSUER))
         };
         let gw = app::gateway_config(&cfg).unwrap();
         let core = app::build_core(&cfg, core_clock.clone()).await.unwrap();

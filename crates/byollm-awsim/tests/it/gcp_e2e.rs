@@ -52,18 +52,11 @@ async fn call(
 #[tokio::test]
 async fn byollm_tokens_reach_claude_on_vertex_through_the_teams_pool() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().to_owned(),
-        store_url: None,
-        kek: None,
-        core: CoreConfig::new(ISSUER),
-        gateway: Default::default(),
-        connections: Default::default(),
-        upstreams: Default::default(),
-        shutdown: Default::default(),
-        telemetry: Default::default(),
-    };
+    let cfg = ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.path().to_owned(),
+        CoreConfig::new(ISSUER),
+    );
     let server = byollm_server::start(&cfg, Arc::new(SystemClock))
         .await
         .unwrap();

@@ -37,12 +37,22 @@ pub const FORM_LIMIT: usize = 64 * 1024;
 
 /// The signed-in caller of a console request (put in the request by
 /// [`require`]).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Session {
     /// The key's caller: every operation runs as it.
     pub principal: Principal,
-    /// This session's CSRF token, for the forms of the page.
+    /// This session's CSRF token, for the forms of the page (derived from the
+    /// cookie: `Debug` leaves it out).
     pub csrf: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("principal", &self.principal)
+            .field("csrf", &"…")
+            .finish()
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Session {
@@ -247,5 +257,25 @@ mod tests {
         assert_eq!(cookie_value(&h).as_deref(), Some("xyz"));
         assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
         assert_ne!(csrf_token("one"), csrf_token("two"));
+    }
+
+    #[test]
+    fn debug_leaves_the_csrf_token_out() {
+        let csrf = csrf_token("cookie");
+        let s = Session {
+            principal: Principal {
+                team_uid: "t".into(),
+                kind: byollm_core::auth::CredentialKind::MemberKey,
+                actor: byollm_api::types::Actor {
+                    actor_type: byollm_api::types::ActorType::User,
+                    uid: "u".into(),
+                },
+                role: None,
+                run_id: None,
+                credential_hash: "h".into(),
+            },
+            csrf: csrf.clone(),
+        };
+        assert!(!format!("{s:?}").contains(&csrf));
     }
 }
