@@ -15,6 +15,8 @@
 //!   it printed once), counted as not run.
 //! - `text`, `json`, `toml`, `yaml`, `mermaid`: output, documents, diagrams.
 //!
+//! The log files a page writes (`2> serve.log`) must hold no ANSI colour codes.
+//!
 //! Anything else fails [`every_block_is_run_or_marked`]: a fence without a
 //! language, `sh`/`shell`/`console`, or a `bash` block on a page that is not
 //! run, so no command is ever skipped silently.
@@ -320,6 +322,17 @@ fn run_page(rel: &str, wrapper: &[&str]) -> Result<(), String> {
                 n + 1,
                 outputs[n]
             ));
+        }
+    }
+    // The logs the page wrote (`2> serve.log`) are files, not a terminal:
+    // no ANSI colour codes in them.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let log = std::fs::read(&path).unwrap();
+            if log.contains(&0x1b) {
+                return Err(format!("{rel}: {} has ANSI escape codes", path.display()));
+            }
         }
     }
     eprintln!("{} (in {:?})", summary(rel, &blocks), started.elapsed());
