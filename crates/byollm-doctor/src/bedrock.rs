@@ -130,7 +130,10 @@ pub(super) async fn bedrock_check(
         let choices = match choose_model(&ctx.settings, &id, &ctx.region) {
             Ok(choices) => choices,
             Err(e) => {
-                checks.push(model_check(&id, "", Status::Failed, e.clone()));
+                checks.push(ModelCheck {
+                    cause: Some(Cause::ModelNotAvailable),
+                    ..model_check(&id, "", Status::Failed, e.clone())
+                });
                 first.get_or_insert_with(|| {
                     fail(
                         s,
@@ -154,12 +157,15 @@ pub(super) async fn bedrock_check(
                     detail,
                 )),
                 Err(d) => {
-                    checks.push(model_check(
-                        &choice.model,
-                        &choice.profile,
-                        Status::Failed,
-                        d.summary.clone(),
-                    ));
+                    checks.push(ModelCheck {
+                        cause: Some(d.cause),
+                        ..model_check(
+                            &choice.model,
+                            &choice.profile,
+                            Status::Failed,
+                            d.summary.clone(),
+                        )
+                    });
                     first.get_or_insert(d);
                 }
             }
@@ -174,6 +180,7 @@ fn model_check(model: &str, profile: &str, status: Status, detail: String) -> Mo
         profile: profile.to_owned(),
         status,
         detail,
+        cause: None,
     }
 }
 

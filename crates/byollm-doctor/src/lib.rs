@@ -221,6 +221,10 @@ pub struct ModelCheck {
     pub status: Status,
     /// What Bedrock answered.
     pub detail: String,
+    /// Why the call failed (absent when it worked or was skipped), so a
+    /// caller can tell a permissions gap from another failure per model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
 }
 
 /// The doctor's report.

@@ -296,8 +296,34 @@ async fn me(conn: &Conn, opt_in: Option<bool>) -> anyhow::Result<()> {
 }
 
 async fn models(conn: &Conn) -> anyhow::Result<()> {
-    let v = client(conn)?.models().await?;
+    let c = client(conn)?;
+    let mut v = c.models().await?;
+    // What `byollm aws doctor` last found for this server, team and actor.
+    let server = crate::credentials::server(conn.server.as_deref());
+    let missing = match c.me().await {
+        Ok(me) => crate::verdicts::missing(
+            &server,
+            &me.team.uid,
+            &format!("{}:{}", me.actor.actor_type.as_str(), me.actor.uid),
+        ),
+        Err(_) => vec![],
+    };
+    let verdict = |id: &str| missing.iter().find(|m| m.model == id);
     if conn.json {
+        for m in v
+            .get_mut("data")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let id = m.get("id").and_then(Value::as_str).unwrap_or_default();
+            if let Some(found) = verdict(id) {
+                m["doctor"] = json!({
+                    "permissions_missing": found.permission_missing,
+                    "checked_at": found.checked_at,
+                });
+            }
+        }
         return out::json(&v);
     }
     let mut t = Table::new(&["model", "name", "routes (in order)"]);
@@ -307,17 +333,31 @@ async fn models(conn: &Conn) -> anyhow::Result<()> {
         .into_iter()
         .flatten()
     {
-        let routes: Vec<&str> = m
+        let s = |n: &str| m.get(n).and_then(Value::as_str).unwrap_or_default();
+        let found = verdict(s("id"));
+        let routes: Vec<String> = m
             .get("routes")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
+            .map(|r| match found {
+                Some(f) if denied_route(r, &f.permission_missing) => {
+                    format!("{r} [permissions missing (doctor, {})]", f.checked_at)
+                }
+                _ => r.to_owned(),
+            })
             .collect();
-        let s = |n: &str| m.get(n).and_then(Value::as_str).unwrap_or_default();
         t.row([s("id"), s("display_name"), &routes.join(", ")]);
     }
     t.print();
+    if !missing.is_empty() {
+        out::err(
+            "note: `byollm aws doctor` found the role's permissions missing for the marked \
+             route(s); fix the role's permissions policy (`byollm aws setup-script \
+             --from-server`), then re-run `byollm aws doctor` to check again and clear the mark",
+        );
+    }
     for note in v
         .get("notes")
         .and_then(Value::as_array)
@@ -328,6 +368,14 @@ async fn models(conn: &Conn) -> anyhow::Result<()> {
         out::err(&format!("note: {note}"));
     }
     Ok(())
+}
+
+/// Whether `route` (`aws_bedrock:<profile>@<region>`) calls one of `profiles`.
+fn denied_route(route: &str, profiles: &[String]) -> bool {
+    route
+        .strip_prefix("aws_bedrock:")
+        .and_then(|r| r.rsplit_once('@'))
+        .is_some_and(|(profile, _)| profiles.iter().any(|p| p == profile))
 }
 
 fn agent_table(agents: &[Agent]) -> Table {
@@ -450,12 +498,16 @@ fn run_table(r: &RunInfo) -> Table {
     t.row(["model", r.model.as_deref().unwrap_or("-")]);
     t.row(["created_at", &r.created_at]);
     t.row(["finished_at", r.finished_at.as_deref().unwrap_or("-")]);
-    let bedrock = r
-        .bedrock
-        .as_ref()
-        .map(|b| format!("{} in {}", b.role_arn, b.region))
-        .unwrap_or_else(|| "none (not routed through Bedrock)".into());
-    // An ended run's target is the one it was given at its start.
+    // An ended run's target is the one it was given at its start; an ended
+    // run without one had none then, or predates recording it (migration 0006).
+    let bedrock = match &r.bedrock {
+        Some(b) => format!("{} in {}", b.role_arn, b.region),
+        None if r.state.is_terminal() => {
+            "none recorded (no Bedrock target when it started, or the run predates recording it)"
+                .into()
+        }
+        None => "none (not routed through Bedrock)".into(),
+    };
     t.row(["bedrock", &bedrock]);
     t
 }

@@ -10,6 +10,7 @@ mod demo_cmd;
 mod http_cmd;
 mod operator;
 mod out;
+mod verdicts;
 
 use std::process::ExitCode;
 

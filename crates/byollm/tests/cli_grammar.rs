@@ -404,5 +404,9 @@ async fn an_ended_run_still_shows_the_bedrock_target_it_had() {
     env.ok(&["runs", "finish", off]).await;
     let (out, _) = env.ok(&["runs", "get", off]).await;
     assert!(out.contains("none"), "{out}");
+    // An ended run's missing target reads as not recorded (it may predate the
+    // column), never as a claim that it was not routed through Bedrock.
+    assert!(out.contains("none recorded"), "{out}");
+    assert!(!out.contains("not routed"), "{out}");
     env.server.shutdown().await;
 }

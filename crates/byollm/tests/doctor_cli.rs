@@ -48,6 +48,11 @@ async fn doctor_with(
         .env("AWS_SECRET_ACCESS_KEY", sk)
         .env_remove("AWS_SESSION_TOKEN")
         .env("RUST_LOG", "off")
+        // The doctor keeps per-model verdicts for `byollm models`: not in $HOME.
+        .env(
+            "BYOLLM_CONFIG_DIR",
+            std::env::temp_dir().join("byollm-doctor-cli-state"),
+        )
         .output()
         .await
         .unwrap();

@@ -80,7 +80,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let opts = Options {
-        server,
+        server: server.clone(),
         api_key: key,
         agent: args.agent,
         aws_endpoint_url: args.aws_endpoint_url.or_else(|| env("AWS_ENDPOINT_URL")),
@@ -89,7 +89,14 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         duration_seconds: args.duration,
         model: args.model,
     };
+    let agent = opts.agent.clone();
     let report = byollm_doctor::run(&opts).await;
+    // `byollm models` marks the routes whose permissions this walk found missing.
+    if let Err(e) = remember(&server, agent.as_deref(), &report).await {
+        out::err(&format!(
+            "warning: the per-model verdicts were not kept for `byollm models`: {e:#}"
+        ));
+    }
     if args.json {
         out::json(&report)?;
     } else {
@@ -107,6 +114,23 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
             bail!("the doctor found a problem: {cause}")
         }
     }
+}
+
+/// Records the report's per-model verdicts for the server, team and actor it
+/// checked (`crate::verdicts`).
+async fn remember(server: &str, agent: Option<&str>, report: &Report) -> anyhow::Result<()> {
+    if report.models.is_empty() {
+        return Ok(());
+    }
+    let me = crate::credentials::client(server)?.me().await?;
+    let actor = match agent {
+        Some(uid) => format!("service_account:{uid}"),
+        None => format!("{}:{}", me.actor.actor_type.as_str(), me.actor.uid),
+    };
+    let at = byollm_api::clock::rfc3339(byollm_api::clock::Clock::now(
+        &byollm_api::clock::SystemClock,
+    ));
+    crate::verdicts::record(server, &me.team.uid, &actor, report, &at)
 }
 
 /// The report for people: a header, one line per step (the bedrock step with a
@@ -231,6 +255,7 @@ mod tests {
             profile: "global.anthropic.claude-sonnet-4-6".to_owned(),
             status,
             detail: "answered".to_owned(),
+            cause: None,
         };
         let healthy = Report::new(
             "team".to_owned(),

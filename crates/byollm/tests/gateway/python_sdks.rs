@@ -1,7 +1,9 @@
 //! The official Python `openai` and `anthropic` SDKs, pointed at the gateway,
 //! stream a reply and read usage (CI installs them from PyPI).
 
-use crate::harness::Env;
+use serde_json::json;
+
+use crate::harness::{Env, trust_policy};
 
 const SCRIPT: &str = r#"
 import os, openai, anthropic
@@ -61,6 +63,26 @@ except openai.APIStatusError as e:
 print("413 ok")
 "#;
 
+/// A request the team's role refuses, with the SDKs' default retries on: a
+/// permanent refusal is a 4xx they do not retry.
+const REFUSED: &str = r#"
+import os, openai, anthropic
+base, key = os.environ["BYOLLM_GW"], os.environ["BYOLLM_KEY"]
+oc = openai.OpenAI(base_url=base + "/v1", api_key=key)
+try:
+    oc.chat.completions.create(model="claude-sonnet-4-6", messages=[{"role": "user", "content": "hi"}])
+    raise SystemExit("openai: a refused role served")
+except openai.PermissionDeniedError as e:
+    assert e.status_code == 403, e
+ac = anthropic.Anthropic(base_url=base, api_key=key)
+try:
+    ac.messages.create(model="claude-sonnet-4-6", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+    raise SystemExit("anthropic: a refused role served")
+except anthropic.PermissionDeniedError as e:
+    assert e.status_code == 403, e
+print("refused ok")
+"#;
+
 /// Runs a script with the SDKs against `env`; its stdout.
 async fn run_python(env: &Env, script: &'static str) -> String {
     let base = env.base.clone();
@@ -118,5 +140,29 @@ async fn python_sdks_read_an_oversized_body_refusal_as_their_own_413() {
     assert!(stdout.contains("413 ok"), "{stdout}");
     assert_eq!(env.sim.call_count("bedrock:InvokeModel"), 0);
     assert_eq!(env.sim.call_count("bedrock:Converse"), 0);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_permanent_refusal_is_one_request_for_the_sdks_not_three() {
+    if !sdks_or_skip("the Python SDKs do not retry a refused role") {
+        return;
+    }
+    let env = Env::start().await;
+    env.sim
+        .update_assume_role_policy(
+            "byollm-team",
+            &trust_policy("scoped_principal:someoneelse/*"),
+        )
+        .unwrap();
+    env.put_settings(json!({"hosts": {"aws_bedrock": {"enabled": true, "role_arn": env.role_arn, "region": "us-east-1"}},
+        "allow_fallback_outside_cloud": false}))
+    .await;
+    let stdout = run_python(&env, REFUSED).await;
+    assert!(stdout.contains("refused ok"), "{stdout}");
+    // One usage row per SDK call: neither SDK retried (a 5xx would be 3 each).
+    let usage = env.usage("").await;
+    let requests = usage["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 2, "{usage}");
     env.stop().await;
 }
