@@ -7,7 +7,7 @@
 //! Invariant: every call returns a database no other test uses, so tests stay
 //! parallel and independent on either store.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sqlx::Connection as _;
 
@@ -104,6 +104,7 @@ pub fn store_url() -> Option<String> {
 )]
 pub fn fresh_postgres_database() -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
+    static SWEPT: AtomicBool = AtomicBool::new(false);
     let admin = env(POSTGRES_ENV).unwrap_or_else(|| {
         panic!("{STORE_ENV}=postgres needs {POSTGRES_ENV} (e.g. postgres://postgres:postgres@127.0.0.1:5432/postgres)")
     });
@@ -130,6 +131,9 @@ pub fn fresh_postgres_database() -> String {
             let mut conn = sqlx::AnyConnection::connect(&admin)
                 .await
                 .expect("connect to the test PostgreSQL server");
+            if !SWEPT.swap(true, Ordering::SeqCst) {
+                drop_orphans(&mut conn).await;
+            }
             for s in &statements {
                 sqlx::query(s)
                     .execute(&mut conn)
@@ -141,4 +145,65 @@ pub fn fresh_postgres_database() -> String {
     .join()
     .expect("the database thread");
     url
+}
+
+/// The prefixes of the databases [`fresh_postgres_database`] makes; the second
+/// `_`-separated field after the prefix is the making process's id.
+const TEST_DATABASE_PREFIXES: [&str; 2] = ["byollm_it_", "byollm_test_"];
+
+/// Drops the test databases whose making process has exited.
+///
+/// A test process cannot drop its databases when it ends (its tests may still
+/// hold connections until the last moment), so each process sweeps those of
+/// processes that are gone before it makes its first one: the server keeps only
+/// the running suites' databases instead of growing by a few hundred per run.
+/// Failures are ignored: a database still in use is left for the next sweep.
+pub async fn drop_orphans(conn: &mut sqlx::AnyConnection) {
+    let Ok(rows) = sqlx::query("SELECT datname FROM pg_database")
+        .fetch_all(&mut *conn)
+        .await
+    else {
+        return;
+    };
+    for row in rows {
+        let Ok(name) = sqlx::Row::try_get::<String, _>(&row, 0) else {
+            continue;
+        };
+        if orphaned(&name) {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut *conn)
+                .await;
+        }
+    }
+}
+
+/// Whether `name` is a test database whose making process no longer runs.
+fn orphaned(name: &str) -> bool {
+    let Some(rest) = TEST_DATABASE_PREFIXES
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+    else {
+        return false;
+    };
+    let Some(pid) = rest.split('_').next().and_then(|p| p.parse::<u32>().ok()) else {
+        return false;
+    };
+    pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::orphaned;
+
+    #[test]
+    fn only_test_databases_of_gone_processes_are_orphans() {
+        // u32::MAX is above any Linux pid limit, so no such process runs.
+        assert!(orphaned(&format!("byollm_it_{}_3", u32::MAX)));
+        assert!(orphaned(&format!("byollm_test_{}_0", u32::MAX)));
+        assert!(!orphaned(&format!("byollm_it_{}_3", std::process::id())));
+        assert!(!orphaned("byollm_it_1_3"), "pid 1 always runs");
+        assert!(!orphaned(&format!("production_{}_1", u32::MAX)));
+        assert!(!orphaned("byollm_it_notapid_1"));
+        assert!(!orphaned("postgres"));
+    }
 }

@@ -1,9 +1,6 @@
 //! Test stores: a fresh SQLite file, and a fresh PostgreSQL database per test.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use byollm_core::store::Store;
-use sqlx::Connection as _;
 
 /// The environment variable naming a PostgreSQL server for the store tests.
 pub const PG_ENV: &str = "BYOLLM_TEST_POSTGRES_URL";
@@ -81,23 +78,12 @@ pub async fn empty_postgres_url() -> Option<String> {
     }
 }
 
+/// A fresh database on the server `BYOLLM_TEST_POSTGRES_URL` names (the same
+/// server `admin_url` came from): the one helper every suite uses, which also
+/// drops the databases of test processes that have exited.
 async fn empty_postgres(admin_url: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    sqlx::any::install_default_drivers();
-    let db = format!(
-        "byollm_test_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    );
-    let mut admin = sqlx::AnyConnection::connect(admin_url).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
-        .execute(&mut admin)
+    debug_assert_eq!(pg_url().as_deref(), Some(admin_url));
+    tokio::task::spawn_blocking(byollm_core::testing::fresh_postgres_database)
         .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    format!("{base}/{db}")
+        .unwrap()
 }
