@@ -11,6 +11,7 @@ use std::sync::LazyLock;
 
 use byollm_api::catalog::{Catalog, vertex_locations};
 use byollm_api::types::{GcpVertexHost, HTTPS_IAM_PREFIX, IAM_PREFIX, LlmSettings};
+use byollm_federation::gcp::PoolTarget;
 use regex::Regex;
 
 use crate::validate::{FieldError, quote, regex};
@@ -143,6 +144,38 @@ pub fn validate_models(s: &LlmSettings) -> Result<(), FieldError> {
         }
     }
     Ok(())
+}
+
+/// Where a caller's Vertex AI calls go: the team's project and location, and
+/// the pool provider (and service account) its access tokens come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VertexTarget {
+    /// The project whose Vertex AI serves (and bills) the call.
+    pub project_id: String,
+    /// `global` or a region.
+    pub location: String,
+    /// `x-goog-user-project`, when the team names one.
+    pub quota_project: Option<String>,
+    /// What the broker exchanges for.
+    pub pool: PoolTarget,
+}
+
+/// The team's Vertex AI target, when the host is on and complete (validation
+/// makes an enabled host complete, so `None` means off).
+pub fn effective_gcp(s: &LlmSettings) -> Option<VertexTarget> {
+    let h = &s.hosts.gcp_vertex;
+    if !h.enabled {
+        return None;
+    }
+    Some(VertexTarget {
+        project_id: h.project_id.clone()?,
+        location: h.location.clone()?,
+        quota_project: h.quota_project.clone(),
+        pool: PoolTarget {
+            audience: h.audience()?,
+            service_account: h.service_account.clone(),
+        },
+    })
 }
 
 /// Whether `audience` is the team's own provider, in the canonical

@@ -115,6 +115,11 @@ impl Gateway {
                     OpenAiFromConverse(OpenAiStream::new(model, &id, created, include_usage));
                 Ok(self.spawn_stream(first, rest, relay, call))
             }
+            // Never planned for Chat Completions callers (see `crate::plan`).
+            Candidate::Vertex { .. } => Err(FailReason::Encode(
+                "Chat Completions is not translated for Vertex AI".into(),
+            )
+            .into()),
             Candidate::Direct {
                 direct_id, family, ..
             } => {
