@@ -174,9 +174,9 @@ fn candidates_for(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<Can
 }
 
 fn vertex_candidates(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<Candidate>) {
-    // Claude only, from Anthropic Messages callers: rawPredict takes an
-    // Anthropic Messages body (Chat Completions is not translated to it yet).
-    if model.family != Family::Anthropic || input.format != ApiFormat::Anthropic {
+    // Claude only: rawPredict takes an Anthropic Messages body (Chat
+    // Completions callers are translated to one).
+    if model.family != Family::Anthropic {
         return;
     }
     let (Some(target), Some(vertex)) = (&input.vertex, &model.vertex) else {
@@ -548,6 +548,9 @@ mod tests {
         i.format = ApiFormat::OpenAi;
         let gpt = plan(Catalog::builtin(), "gpt-5", &i).unwrap();
         assert!(gpt.iter().all(|c| c.host() != HOST_VERTEX));
+        // Chat Completions callers reach Claude on Vertex AI too.
+        let chat = plan(Catalog::builtin(), "claude-sonnet-4-6", &i).unwrap();
+        assert!(chat.iter().any(|c| c.host() == HOST_VERTEX));
         // Vertex alone is a route; a Vertex route stays in the cloud.
         s.hosts.aws_bedrock.enabled = false;
         s.models.clear();

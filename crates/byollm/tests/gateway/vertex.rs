@@ -375,3 +375,70 @@ async fn a_condition_that_excludes_the_team_refuses_with_the_cause() {
     assert_eq!(env.sim.call_count(RAW_PREDICT), 0, "no token, no call");
     env.stop().await;
 }
+
+#[tokio::test]
+async fn chat_completions_reach_claude_on_vertex_translated() {
+    let env = vertex_env(
+        None,
+        false,
+        json!({"hosts": {"direct_api": {"enabled": false}}}),
+    )
+    .await;
+    let route = "gcp_vertex:claude-sonnet-4-6@global";
+    let r = env
+        .owner_asks(routes::CHAT_COMPLETIONS, "claude-sonnet-4-6", false)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-byollm-route"), Some(route));
+    let v = r.json();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["choices"][0]["message"]["content"], "x");
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0, "{v}");
+    // Streamed, with usage asked for.
+    let mut body = crate::harness::chat_body("claude-sonnet-4-6", "streamed words", true);
+    body["stream_options"] = json!({"include_usage": true});
+    let r = env
+        .infer(routes::CHAT_COMPLETIONS, &env.owner_key, body)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-byollm-route"), Some(route));
+    let events = r.events();
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let text: String = events
+        .iter()
+        .filter_map(|(_, d)| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, "streamed words");
+    assert!(
+        events
+            .iter()
+            .filter_map(|(_, d)| serde_json::from_str::<Value>(d).ok())
+            .any(|c| c["usage"]["completion_tokens"].as_u64().is_some())
+    );
+    // Tools: the model's call comes back as an OpenAI tool call.
+    let r = env
+        .infer(
+            routes::CHAT_COMPLETIONS,
+            &env.owner_key,
+            json!({"model": "claude-sonnet-4-6", "messages": [
+                {"role": "user", "content": "/tool lookup weather"}],
+                "tools": [{"type": "function", "function": {"name": "lookup",
+                    "parameters": {"type": "object"}}}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls", "{v}");
+    assert_eq!(
+        v["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "lookup"
+    );
+    assert_eq!(env.sim.call_count(STS_OP), 1);
+    env.stop().await;
+}
