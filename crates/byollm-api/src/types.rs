@@ -365,6 +365,9 @@ pub struct Agent {
 pub struct InferenceProviders {
     /// The AWS override.
     pub aws: AwsOverride,
+    /// The Google Cloud override (left out of answers while unset).
+    #[serde(skip_serializing_if = "GcpOverride::is_unset")]
+    pub gcp: GcpOverride,
 }
 
 /// A named agent's AWS override: role and region where set, else the team's;

@@ -244,14 +244,15 @@ impl Gateway {
                 .await
                 .map_err(forbidden_or_internal)?;
         }
-        let override_ = agent.map(|a| a.agent.inference_providers.aws);
+        let providers = agent.map(|a| a.agent.inference_providers);
         let effective = settings::effective_aws(
             &team.settings,
             p.actor.actor_type,
-            override_.as_ref(),
+            providers.as_ref().map(|o| &o.aws),
             opt_in,
         );
-        let vertex = settings::gcp::effective_gcp(&team.settings);
+        let vertex =
+            settings::gcp::effective_gcp(&team.settings, providers.as_ref().map(|o| &o.gcp));
         let stored = Arc::new(StoredCaller {
             team: Arc::new(team),
             accountable,

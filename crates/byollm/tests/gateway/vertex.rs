@@ -442,3 +442,91 @@ async fn chat_completions_reach_claude_on_vertex_translated() {
     assert_eq!(env.sim.call_count(STS_OP), 1);
     env.stop().await;
 }
+
+#[tokio::test]
+async fn an_agents_gcp_override_routes_it_on_its_own_terms() {
+    let env = vertex_env(
+        None,
+        false,
+        json!({"hosts": {"direct_api": {"enabled": false}}}),
+    )
+    .await;
+    // A second provider in the team's pool, for agents.
+    env.sim
+        .gcp()
+        .create_provider(GcpProvider {
+            project_number: NUMBER.into(),
+            pool_id: "byollm-pool".into(),
+            provider_id: "agents-issuer".into(),
+            issuer_uri: ISSUER.into(),
+            allowed_audiences: vec![],
+            attribute_mapping: BTreeMap::from([
+                ("google.subject".into(), "assertion.sub".into()),
+                ("attribute.team".into(), "assertion.team".into()),
+            ]),
+            attribute_condition: Some(format!(
+                "assertion.team == '{}' && assertion.actor_type == 'service_account'",
+                env.team
+            )),
+            disabled: false,
+        })
+        .unwrap();
+    let agent = |name: &str, gcp: Value| {
+        let body = json!({"name": name, "inference_providers": {"gcp": gcp}});
+        env.api(
+            reqwest::Method::POST,
+            routes::AGENT_IDENTITIES,
+            &env.owner_key,
+            Some(body),
+        )
+    };
+    let (s, v) = agent(
+        "regional",
+        json!({"location": "us-east5", "provider_id": "agents-issuer"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["inference_providers"]["gcp"]["location"], "us-east5");
+    let (_, token) = env.start_run(Some(v["uid"].as_str().unwrap())).await;
+    let r = env
+        .infer(
+            routes::MESSAGES,
+            &token,
+            messages_body("claude-sonnet-4-6", "regional", false),
+        )
+        .await;
+    // Its token's audience is its own provider, which the emulator checks.
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.header("x-byollm-route"),
+        Some("gcp_vertex:claude-sonnet-4-6@us-east5")
+    );
+    // Disabled: no route left for it.
+    let (s, v) = agent("grounded", json!({"disabled": true})).await;
+    assert_eq!(s, 201, "{v}");
+    let (_, token) = env.start_run(Some(v["uid"].as_str().unwrap())).await;
+    let r = env
+        .infer(
+            routes::MESSAGES,
+            &token,
+            messages_body("claude-sonnet-4-6", "x", false),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    // Members keep the team's provider and location.
+    let r = env
+        .owner_asks(routes::MESSAGES, "claude-sonnet-4-6", false)
+        .await;
+    assert_eq!(
+        r.header("x-byollm-route"),
+        Some("gcp_vertex:claude-sonnet-4-6@global")
+    );
+    // A bad override names its field.
+    let (s, v) = agent("bad", json!({"pool_id": "gcp-reserved"})).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(
+        v["error"]["field"], "inference_providers.gcp.pool_id",
+        "{v}"
+    );
+    env.stop().await;
+}
