@@ -157,6 +157,61 @@ pub struct LlmSettings {
     /// `expires_at` gets this lifetime. Absent: keys may live for ever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_max_lifetime_days: Option<u32>,
+    /// The order in which the in-customer-cloud hosts are tried for a model,
+    /// before the direct API; each host at most once, a host left out comes
+    /// after the listed ones in the default order. Absent (and left out of
+    /// answers while it is the default): `["aws_bedrock", "gcp_vertex"]`.
+    #[serde(
+        default = "default_host_order",
+        skip_serializing_if = "is_default_host_order"
+    )]
+    pub host_order: Vec<CloudHost>,
+}
+
+/// An in-customer-cloud host, as `host_order` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloudHost {
+    /// `hosts.aws_bedrock`.
+    AwsBedrock,
+    /// `hosts.gcp_vertex`.
+    GcpVertex,
+}
+
+impl CloudHost {
+    /// Every in-cloud host, in the default order.
+    pub const ALL: [CloudHost; 2] = [CloudHost::AwsBedrock, CloudHost::GcpVertex];
+
+    /// The name `host_order` and routes use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloudHost::AwsBedrock => "aws_bedrock",
+            CloudHost::GcpVertex => "gcp_vertex",
+        }
+    }
+}
+
+/// `host_order` when a team never set it.
+pub fn default_host_order() -> Vec<CloudHost> {
+    CloudHost::ALL.to_vec()
+}
+
+fn is_default_host_order(order: &[CloudHost]) -> bool {
+    order == CloudHost::ALL
+}
+
+impl LlmSettings {
+    /// The in-cloud hosts in the order to try them: `host_order`, then any
+    /// host it leaves out, each once.
+    pub fn cloud_hosts(&self) -> Vec<CloudHost> {
+        let mut out: Vec<CloudHost> = Vec::with_capacity(CloudHost::ALL.len());
+        for h in self.host_order.iter().chain(CloudHost::ALL.iter()) {
+            if !out.contains(h) {
+                out.push(*h);
+            }
+        }
+        out
+    }
 }
 
 impl Default for LlmSettings {
@@ -171,6 +226,7 @@ impl Default for LlmSettings {
             worker_identity_tokens: false,
             token_audiences: vec![STS_AUDIENCE.to_owned()],
             api_key_max_lifetime_days: None,
+            host_order: default_host_order(),
         }
     }
 }
@@ -187,7 +243,8 @@ pub struct Hosts {
     /// The team's Amazon Bedrock.
     pub aws_bedrock: AwsBedrockHost,
     /// The team's Google Vertex AI. In-cloud hosts are tried in the order
-    /// listed here (Bedrock, then Vertex AI), before the direct API.
+    /// of [`LlmSettings::host_order`] (Bedrock, then Vertex AI, by default),
+    /// before the direct API.
     pub gcp_vertex: GcpVertexHost,
     /// The vendors' own APIs, billed in inference credits.
     pub direct_api: DirectApiHost,
@@ -308,6 +365,9 @@ pub struct Agent {
 pub struct InferenceProviders {
     /// The AWS override.
     pub aws: AwsOverride,
+    /// The Google Cloud override (left out of answers while unset).
+    #[serde(skip_serializing_if = "GcpOverride::is_unset")]
+    pub gcp: GcpOverride,
 }
 
 /// A named agent's AWS override: role and region where set, else the team's;

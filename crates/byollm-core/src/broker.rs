@@ -1,6 +1,12 @@
-//! The credentials broker (DESIGN §5): temporary AWS credentials per (team,
-//! actor, role, region, run), obtained through the one exchange
-//! (`byollm_federation::aws`) and kept in memory only.
+//! The credentials broker (DESIGN §5): a cloud's short-lived credentials per
+//! (team, actor, cloud target, run), obtained through that cloud's exchange in
+//! `byollm_federation` and kept in memory only. A cloud target
+//! ([`CloudTarget`]) is an AWS role and region (STS
+//! `AssumeRoleWithWebIdentity`) or a Google workload identity pool provider
+//! and optional service account (Google's STS token exchange); every rule
+//! below holds for each the same way, and the key carries the whole target,
+//! so a settings change that names another role, provider or service account
+//! exchanges afresh.
 //!
 //! - Refresh when `byollm_federation::refresh` says (ahead of expiry with
 //!   jitter, scaled for short sessions), never on a fixed timer.
@@ -46,10 +52,15 @@ use byollm_api::clock::Clock;
 use byollm_api::types::Actor;
 use byollm_federation::ExchangeError;
 use byollm_federation::aws::{AssumeRole, AwsExchange, TemporaryCredentials};
+use byollm_federation::gcp::{GcpExchange, GoogleSts};
 use byollm_federation::refresh::Schedule;
 use byollm_telemetry::{CacheEvent, Metrics, Stopwatch};
 
 use crate::bounded::{Bounded, Cause, Evictions};
+
+#[path = "broker_clouds.rs"]
+mod clouds;
+pub use clouds::{CloudCredentials, CloudTarget};
 
 /// After a failed role assumption, requests for the same key get the same error
 /// for this long instead of another STS call: a misconfigured role must not turn
@@ -71,10 +82,9 @@ pub struct BrokerKey {
     pub team_uid: String,
     /// The actor the token names.
     pub actor: Actor,
-    /// The role assumed.
-    pub role_arn: String,
-    /// The STS and Bedrock region.
-    pub region: String,
+    /// Which cloud, and what in it: the role and region, or the pool
+    /// provider and service account.
+    pub target: CloudTarget,
     /// The run, for cloud runs.
     pub run_id: Option<String>,
 }
@@ -96,7 +106,7 @@ pub enum BrokerError {
 /// Brokered credentials, and what a user of the broker built from them (the
 /// gateway's SDK client), which lives exactly as long as they do.
 pub struct Brokered {
-    creds: TemporaryCredentials,
+    creds: CloudCredentials,
     attached: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
@@ -110,7 +120,7 @@ impl std::fmt::Debug for Brokered {
 }
 
 impl Brokered {
-    fn new(creds: TemporaryCredentials) -> Self {
+    fn new(creds: CloudCredentials) -> Self {
         Self {
             creds,
             attached: OnceLock::new(),
@@ -118,8 +128,16 @@ impl Brokered {
     }
 
     /// The credentials.
-    pub fn credentials(&self) -> &TemporaryCredentials {
+    pub fn credentials(&self) -> &CloudCredentials {
         &self.creds
+    }
+
+    /// The AWS credentials, when these are AWS's.
+    pub fn aws(&self) -> Option<&TemporaryCredentials> {
+        match &self.creds {
+            CloudCredentials::Aws(c) => Some(c),
+            CloudCredentials::Gcp(_) => None,
+        }
     }
 
     /// What was built from these credentials, built by `init` on first use and
@@ -181,7 +199,7 @@ impl Slot {
             .lock()
             .creds
             .as_ref()
-            .is_some_and(|(c, _)| now_ms >= c.creds.expires_at_ms)
+            .is_some_and(|(c, _)| now_ms >= c.creds.expires_at_ms())
     }
 
     /// Nothing worth keeping at `now_ms`: expired credentials, or none and no
@@ -192,7 +210,7 @@ impl Slot {
         }
         let st = self.state.lock();
         match &st.creds {
-            Some((c, _)) => now_ms >= c.creds.expires_at_ms,
+            Some((c, _)) => now_ms >= c.creds.expires_at_ms(),
             None => {
                 !st.refreshing && now_ms.div_euclid(1000) - st.last_error_at >= FAILURE_HOLD_SECONDS
             }
@@ -211,7 +229,7 @@ impl SlotExpiry {
         // try_lock: never wait on a slot from inside the cache.
         let st = slot.state.try_lock()?;
         let (c, _) = st.creds.as_ref()?;
-        let left = c.creds.expires_at_ms - self.clock.now_ms();
+        let left = c.creds.expires_at_ms() - self.clock.now_ms();
         Some(Duration::from_millis(u64::try_from(left).unwrap_or(0)))
     }
 }
@@ -254,6 +272,8 @@ pub struct BrokerStats {
 #[derive(Debug)]
 pub struct CredentialsBroker {
     sts: Arc<AwsExchange>,
+    /// Google's STS (and IAM Credentials), for [`CloudTarget::Gcp`] keys.
+    gcp: Arc<GcpExchange>,
     clock: Arc<dyn Clock>,
     slots: Bounded<BrokerKey, Arc<Slot>>,
     bucket: Mutex<Bucket>,
@@ -289,8 +309,14 @@ impl CredentialsBroker {
         let expiry = SlotExpiry {
             clock: clock.clone(),
         };
+        let google_clock = clock.clone();
+        let gcp: Arc<GcpExchange> = Arc::new(GoogleSts::new(
+            None,
+            Arc::new(move || google_clock.now_ms()),
+        ));
         Self {
             sts,
+            gcp,
             slots: Bounded::new(
                 max_entries,
                 Some(Box::new(expiry)),
@@ -306,6 +332,13 @@ impl CredentialsBroker {
             tasks: TaskTracker::new(),
             metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// Exchanges for Google Cloud keys through `gcp` (Google's endpoints by
+    /// default; the emulator, or a stand-in in tests).
+    pub fn with_gcp(mut self, gcp: Arc<GcpExchange>) -> Self {
+        self.gcp = gcp;
+        self
     }
 
     /// Records into `metrics` from now on (set once, before the broker is shared).
@@ -433,21 +466,7 @@ impl CredentialsBroker {
             }
             let watch = Stopwatch::start();
             let token = mint().await?;
-            let target = AssumeRole {
-                role_arn: key.role_arn.clone(),
-                role_session_name: session_name.to_owned(),
-                region: key.region.clone(),
-                duration_seconds: None,
-            };
-            let span = tracing::info_span!(
-                "sts",
-                otel.kind = "client",
-                rpc.system = "aws-api",
-                rpc.service = "STS",
-                rpc.method = "AssumeRoleWithWebIdentity",
-                cloud.region = %key.region,
-            );
-            let result = self.sts.exchange(&token, &target).instrument(span).await;
+            let result = self.exchange(key, session_name, &token).await;
             self.metrics
                 .sts_call(sts_outcome(result.as_ref().err()), watch.seconds());
             Ok(Arc::new(Brokered::new(result?)))
@@ -463,8 +482,10 @@ impl CredentialsBroker {
                 Ok(_) if slot.is_dead() => return result,
                 Ok(creds) => {
                     // Whole seconds, like the clock reading and STS's expirations.
-                    let schedule =
-                        Schedule::whole_seconds(self.clock.now(), creds.creds.expires_at());
+                    let schedule = Schedule::whole_seconds(
+                        self.clock.now(),
+                        creds.creds.expires_at_ms().div_euclid(1000),
+                    );
                     st.creds = Some((creds.clone(), schedule));
                     st.last_error = None;
                 }
@@ -484,8 +505,48 @@ impl CredentialsBroker {
         result
     }
 
-    /// Forgets the credentials of `key` (AWS said they expired or are invalid);
-    /// the next request assumes the role again.
+    /// One exchange for `key`'s cloud target, in a client span naming it.
+    async fn exchange(
+        &self,
+        key: &BrokerKey,
+        session_name: &str,
+        token: &SecretString,
+    ) -> Result<CloudCredentials, ExchangeError> {
+        match &key.target {
+            CloudTarget::Aws { role_arn, region } => {
+                let target = AssumeRole {
+                    role_arn: role_arn.clone(),
+                    role_session_name: session_name.to_owned(),
+                    region: region.clone(),
+                    duration_seconds: None,
+                };
+                let span = tracing::info_span!(
+                    "sts",
+                    otel.kind = "client",
+                    rpc.system = "aws-api",
+                    rpc.service = "STS",
+                    rpc.method = "AssumeRoleWithWebIdentity",
+                    cloud.region = %region,
+                );
+                let creds = self.sts.exchange(token, &target).instrument(span).await?;
+                Ok(CloudCredentials::Aws(creds))
+            }
+            CloudTarget::Gcp(target) => {
+                let span = tracing::info_span!(
+                    "sts",
+                    otel.kind = "client",
+                    rpc.system = "google-api",
+                    rpc.service = "sts.googleapis.com",
+                    rpc.method = "token",
+                );
+                let creds = self.gcp.exchange(token, target).instrument(span).await?;
+                Ok(CloudCredentials::Gcp(creds))
+            }
+        }
+    }
+
+    /// Forgets the credentials of `key` (the cloud said they expired or are
+    /// invalid); the next request exchanges again.
     pub fn invalidate(&self, key: &BrokerKey) {
         self.slots.remove(key, Cause::Refused);
     }

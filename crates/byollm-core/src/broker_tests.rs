@@ -79,8 +79,10 @@ fn setup_with(max_entries: u64) -> (FakeClock, Arc<FakeSts>, Arc<CredentialsBrok
             actor_type: ActorType::ServiceAccount,
             uid: "a1".into(),
         },
-        role_arn: "arn:aws:iam::123456789012:role/r".into(),
-        region: "us-east-1".into(),
+        target: CloudTarget::Aws {
+            role_arn: "arn:aws:iam::123456789012:role/r".into(),
+            region: "us-east-1".into(),
+        },
         run_id: Some("r1".into()),
     };
     (clock, sts, broker, key)
@@ -92,7 +94,7 @@ async fn get(broker: &Arc<CredentialsBroker>, key: &BrokerKey) -> Result<String,
             Ok(SecretString::from("identity-token"))
         })
         .await
-        .map(|c| c.credentials().access_key_id.clone())
+        .map(|c| c.aws().unwrap().access_key_id.clone())
 }
 
 #[tokio::test]
@@ -281,4 +283,107 @@ async fn what_is_built_from_credentials_dies_with_them() {
     );
     broker.drop_run("t1", "r1");
     assert!(dropped.load(Ordering::SeqCst), "gone with the entry");
+}
+
+/// Google's STS on the broker's clock: hour-long access tokens numbered by
+/// call, or the failure set.
+#[derive(Debug)]
+struct FakeGoogle {
+    clock: FakeClock,
+    calls: AtomicU64,
+    fail: parking_lot::Mutex<Option<ExchangeError>>,
+}
+
+#[async_trait]
+impl Exchange for FakeGoogle {
+    type Target = byollm_federation::gcp::PoolTarget;
+    type Credentials = byollm_federation::gcp::AccessToken;
+
+    async fn exchange(
+        &self,
+        _token: &SecretString,
+        target: &byollm_federation::gcp::PoolTarget,
+    ) -> Result<byollm_federation::gcp::AccessToken, ExchangeError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(e) = self.fail.lock().clone() {
+            return Err(e);
+        }
+        Ok(byollm_federation::gcp::AccessToken {
+            token: SecretString::from(format!("ya29.{n}")),
+            expires_at_ms: self.clock.now_ms() + LIFETIME_MS,
+            impersonated: target.service_account.is_some(),
+        })
+    }
+}
+
+/// Google keys follow the AWS rules: one exchange per key per window, a
+/// refresh ahead of expiry, held failures, dropped with their run; another
+/// service account (a settings change) is another key.
+#[tokio::test]
+async fn google_tokens_follow_the_same_rules() {
+    use secrecy::ExposeSecret as _;
+    let (clock, sts, broker, aws_key) = setup();
+    let google = Arc::new(FakeGoogle {
+        clock: clock.clone(),
+        calls: AtomicU64::new(0),
+        fail: parking_lot::Mutex::new(None),
+    });
+    let broker = Arc::new(Arc::try_unwrap(broker).unwrap().with_gcp(google.clone()));
+    let target = byollm_federation::gcp::PoolTarget {
+        audience:
+            "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/q"
+                .into(),
+        service_account: None,
+    };
+    let key = BrokerKey {
+        target: CloudTarget::Gcp(target.clone()),
+        ..aws_key.clone()
+    };
+    let token = |broker: Arc<CredentialsBroker>, key: BrokerKey| async move {
+        broker
+            .credentials(&key, "unused", || async {
+                Ok(SecretString::from("identity-token"))
+            })
+            .await
+            .map(|c| match c.credentials() {
+                CloudCredentials::Gcp(t) => t.token.expose_secret().to_owned(),
+                CloudCredentials::Aws(_) => panic!("AWS credentials for a Google key"),
+            })
+    };
+    // Many requests in one window: one exchange.
+    for _ in 0..5 {
+        assert_eq!(token(broker.clone(), key.clone()).await.unwrap(), "ya29.1");
+    }
+    assert_eq!(google.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(sts.calls.load(Ordering::SeqCst), 0, "AWS's STS untouched");
+    // Due: served from the cache while a refresh runs behind.
+    clock.advance_ms(LIFETIME_MS - 300_000);
+    assert_eq!(token(broker.clone(), key.clone()).await.unwrap(), "ya29.1");
+    broker.close().await;
+    assert_eq!(token(broker.clone(), key.clone()).await.unwrap(), "ya29.2");
+    assert_eq!(google.calls.load(Ordering::SeqCst), 2);
+    // Another service account is another key: a fresh exchange.
+    let impersonating = BrokerKey {
+        target: CloudTarget::Gcp(byollm_federation::gcp::PoolTarget {
+            service_account: Some("sa@p.iam.gserviceaccount.com".into()),
+            ..target
+        }),
+        ..aws_key.clone()
+    };
+    assert_eq!(
+        token(broker.clone(), impersonating.clone()).await.unwrap(),
+        "ya29.3"
+    );
+    // A refusal is held like AWS's.
+    broker.invalidate(&impersonating);
+    *google.fail.lock() = Some(ExchangeError::Cloud {
+        class: byollm_federation::ErrorClass::Refused,
+        message: "Google STS: unauthorized_client: no".into(),
+    });
+    assert!(token(broker.clone(), impersonating.clone()).await.is_err());
+    assert!(token(broker.clone(), impersonating.clone()).await.is_err());
+    assert_eq!(google.calls.load(Ordering::SeqCst), 4, "held, not retried");
+    // Both leave with their run.
+    assert_eq!(broker.drop_run("t1", "r1"), 2);
+    assert!(broker.is_empty());
 }

@@ -127,6 +127,17 @@ pub fn validate_llm_settings(s: &LlmSettings) -> Result<(), FieldError> {
     }
     gcp::validate_host(&s.hosts.gcp_vertex)?;
     gcp::validate_models(s)?;
+    for (i, h) in s.host_order.iter().enumerate() {
+        if s.host_order[..i].contains(h) {
+            return Err(FieldError::new(
+                "host_order",
+                format!(
+                    "`{}` is listed twice; expected each of aws_bedrock, gcp_vertex at most once",
+                    h.as_str()
+                ),
+            ));
+        }
+    }
     for (model, hosts) in &s.models {
         validate::model_id(&format!("models.{model}"), model)?;
         if let Some(model_ref) = &hosts.aws_bedrock.model_ref {

@@ -10,7 +10,10 @@
 use std::sync::LazyLock;
 
 use byollm_api::catalog::{Catalog, vertex_locations};
-use byollm_api::types::{GcpVertexHost, HTTPS_IAM_PREFIX, IAM_PREFIX, LlmSettings};
+use byollm_api::types::{
+    GcpOverride, GcpVertexHost, HTTPS_IAM_PREFIX, IAM_PREFIX, LlmSettings, provider_audience,
+};
+use byollm_federation::gcp::PoolTarget;
 use regex::Regex;
 
 use crate::validate::{FieldError, quote, regex};
@@ -145,6 +148,96 @@ pub fn validate_models(s: &LlmSettings) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// Where a caller's Vertex AI calls go: the team's project and location, and
+/// the pool provider (and service account) its access tokens come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VertexTarget {
+    /// The project whose Vertex AI serves (and bills) the call.
+    pub project_id: String,
+    /// `global` or a region.
+    pub location: String,
+    /// `x-goog-user-project`, when the team names one.
+    pub quota_project: Option<String>,
+    /// What the broker exchanges for.
+    pub pool: PoolTarget,
+}
+
+/// The caller's Vertex AI target: the team's host, with a named agent's
+/// override (`inference_providers.gcp`) field by field; `None` when the host
+/// is off (validation makes an enabled host complete) or the agent's
+/// override is disabled.
+pub fn effective_gcp(s: &LlmSettings, agent: Option<&GcpOverride>) -> Option<VertexTarget> {
+    let h = &s.hosts.gcp_vertex;
+    if !h.enabled || agent.is_some_and(|o| o.disabled) {
+        return None;
+    }
+    let none = GcpOverride::default();
+    let o = agent.unwrap_or(&none);
+    let pick = |own: &Option<String>, team: &Option<String>| own.clone().or_else(|| team.clone());
+    let pool_id = pick(&o.pool_id, &h.pool_id)?;
+    let provider_id = pick(&o.provider_id, &h.provider_id)?;
+    Some(VertexTarget {
+        project_id: pick(&o.project_id, &h.project_id)?,
+        location: pick(&o.location, &h.location)?,
+        quota_project: h.quota_project.clone(),
+        pool: PoolTarget {
+            audience: provider_audience(h.project_number.as_deref()?, &pool_id, &provider_id),
+            service_account: pick(&o.service_account, &h.service_account),
+        },
+    })
+}
+
+/// Checks a named agent's `inference_providers.gcp`, each field as the
+/// team's host field is checked.
+pub fn validate_override(o: &GcpOverride) -> Result<(), FieldError> {
+    const P: &str = "inference_providers.gcp";
+    let probe = GcpVertexHost {
+        enabled: false,
+        project_id: o.project_id.clone(),
+        project_number: None,
+        pool_id: o.pool_id.clone(),
+        provider_id: o.provider_id.clone(),
+        location: o.location.clone(),
+        service_account: o.service_account.clone(),
+        quota_project: None,
+    };
+    validate_host(&probe).map_err(|e| {
+        let field = e
+            .field
+            .strip_prefix("hosts.gcp_vertex")
+            .map_or_else(|| e.field.clone(), |rest| format!("{P}{rest}"));
+        FieldError::new(field, e.message.clone())
+    })
+}
+
+/// Whether `audience` is the provider a named agent's override names (in
+/// either form Google accepts), which that agent may mint for as it may for
+/// the team's own.
+pub fn is_agent_audience(s: &LlmSettings, agent: &GcpOverride, audience: &str) -> bool {
+    if agent.pool_id.is_none() && agent.provider_id.is_none() {
+        return false;
+    }
+    effective_gcp(
+        s,
+        Some(&GcpOverride {
+            disabled: false,
+            ..agent.clone()
+        }),
+    )
+    .is_some_and(|t| same_audience(&t.pool.audience, audience))
+}
+
+/// `audience` is `own` in the canonical or the `https:` form.
+fn same_audience(own: &str, audience: &str) -> bool {
+    if audience == own {
+        return true;
+    }
+    let tail = own.strip_prefix(IAM_PREFIX).unwrap_or(own);
+    audience
+        .strip_prefix(HTTPS_IAM_PREFIX)
+        .is_some_and(|rest| rest == tail)
+}
+
 /// Whether `audience` is the team's own provider, in the canonical
 /// `//iam.googleapis.com/…` form or the `https://iam.googleapis.com/…` form
 /// (gcp-facts §1.4). Never true for another team's provider: the name comes
@@ -153,13 +246,7 @@ pub fn is_team_audience(s: &LlmSettings, audience: &str) -> bool {
     let Some(own) = s.hosts.gcp_vertex.audience() else {
         return false;
     };
-    if audience == own {
-        return true;
-    }
-    let tail = own.strip_prefix(IAM_PREFIX).unwrap_or(&own);
-    audience
-        .strip_prefix(HTTPS_IAM_PREFIX)
-        .is_some_and(|rest| rest == tail)
+    same_audience(&own, audience)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `POST /v1/messages` (Anthropic Messages): to Claude on Bedrock through
-//! `InvokeModel` / `InvokeModelWithResponseStream` with the body passed through
-//! (tools, thinking and caching unchanged), or to the Anthropic API.
+//! `InvokeModel` / `InvokeModelWithResponseStream`, on Vertex AI through
+//! `rawPredict` / `streamRawPredict`, with the body passed through (tools,
+//! thinking and caching unchanged), or to the Anthropic API.
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use byollm_core::auth::Principal;
+use byollm_core::broker::CloudCredentials;
 
 use crate::attempt::{Call, Served};
 use crate::direct::{first_chunk, whole_body};
@@ -134,6 +136,30 @@ impl Gateway {
                     .invoke_stream(&target.region, creds, model_ref, bytes)
                     .await?;
                 Ok(self.spawn_stream(first, rest, AnthropicFromBedrock::default(), call))
+            }
+            Candidate::Vertex {
+                model_ref, target, ..
+            } => {
+                let token = call.token.as_ref().ok_or(FailReason::NoCredentials)?;
+                let CloudCredentials::Gcp(access) = token.credentials() else {
+                    return Err(FailReason::NoCredentials.into());
+                };
+                let mut resp = self
+                    .vertex
+                    .raw_predict(target, model_ref, &access.token, req.clone(), stream, beta)
+                    .await?;
+                if !stream {
+                    let (body, v) = whole_body(resp).await?;
+                    let (i, o) = anthropic_usage(&v);
+                    record_usage(i, o, v["stop_reason"].as_str());
+                    return Ok(Served::Whole {
+                        body,
+                        input: i.unwrap_or(0),
+                        output: o.unwrap_or(0),
+                    });
+                }
+                let first = crate::vertex::first_chunk(&mut resp).await?;
+                Ok(self.spawn_stream(first, resp, AnthropicPassthrough::default(), call))
             }
             Candidate::Direct {
                 direct_id, family, ..

@@ -6,8 +6,10 @@
 //!   geographic profile unless its global profile was just refused with access
 //!   denied; a route out of the cloud after an in-cloud failure unless the team
 //!   allows it.
-//! - A role that could not be assumed is not asked again in the same request.
-//! - Brokered credentials refused by Bedrock are renewed once, on the same route.
+//! - A role that could not be assumed (a pool provider whose token exchange
+//!   failed) is not asked again in the same request.
+//! - Brokered credentials refused by Bedrock (a token refused by Vertex AI)
+//!   are renewed once, on the same route.
 //! - The first answer (for a stream, its first chunk) commits; a client error
 //!   stops (it would fail everywhere); anything else tries the next candidate.
 //! - Each call has `[gateway] first_byte_timeout_ms` to start answering; one
@@ -25,7 +27,6 @@ use axum::response::Response;
 use bytes::Bytes;
 
 use byollm_api::catalog::Catalog;
-use byollm_api::types::BedrockTarget;
 use byollm_telemetry::Stopwatch;
 use tracing::Instrument as _;
 
@@ -57,8 +58,10 @@ pub(crate) enum Served {
 /// One upstream call, as a provider (`try_messages`, `try_chat`) receives it.
 pub(crate) struct Call {
     pub candidate: Candidate,
-    /// Present for Bedrock candidates, absent for the direct APIs.
+    /// Present for Bedrock candidates, absent otherwise.
     pub creds: Option<CallCredentials>,
+    /// Present for Vertex AI candidates: the brokered access token.
+    pub token: Option<std::sync::Arc<byollm_core::broker::Brokered>>,
     /// The usage row a stream records when it ends.
     pub draft: UsageDraft,
     /// The attempts before this one, for that usage row.
@@ -76,8 +79,12 @@ struct Walk {
     /// The model whose global profile was just refused with access denied;
     /// only its geographic profile may run next.
     global_denied: Option<String>,
-    /// Roles that could not be assumed in this request, and why.
-    refused_roles: Vec<(BedrockTarget, RoleRefused)>,
+    /// Candidates whose credentials could not be had in this request (a role
+    /// not assumed, a token not exchanged), and why: a later candidate with
+    /// the same credentials is not tried for them again.
+    refused_roles: Vec<(Candidate, RoleRefused)>,
+    /// A Vertex AI candidate failed (the final hint names Google's side).
+    vertex_failed: bool,
     /// Tried candidates that failed, and how many of them timed out: when
     /// every failure was a timeout the request ends with 504, not 502.
     failures: usize,
@@ -114,11 +121,11 @@ impl Walk {
         }
     }
 
-    /// Why `target`'s role could not be assumed earlier in this request.
-    fn refused_role(&self, target: &BedrockTarget) -> Option<&RoleRefused> {
+    /// Why `c`'s credentials could not be had earlier in this request.
+    fn refused_role(&self, c: &Candidate) -> Option<&RoleRefused> {
         self.refused_roles
             .iter()
-            .find(|(t, _)| t == target)
+            .find(|(t, _)| same_credentials(t, c))
             .map(|(_, refused)| refused)
     }
 
@@ -144,10 +151,8 @@ impl Walk {
                 } else {
                     self.permission += 1;
                 }
-                if let Candidate::Bedrock { target, .. } = c
-                    && self.refused_role(target).is_none()
-                {
-                    self.refused_roles.push((target.clone(), refused));
+                if self.refused_role(c).is_none() {
+                    self.refused_roles.push((c.clone(), refused));
                 }
                 self.failed(c, false);
                 Step::TryNext
@@ -182,6 +187,9 @@ impl Walk {
         if !c.leaves_cloud() {
             self.cloud_failed = true;
         }
+        if matches!(c, Candidate::Vertex { .. }) {
+            self.vertex_failed = true;
+        }
         if let Some(a) = self.attempts.last() {
             tracing::info!(route = %a.route, cause = %a.outcome, "attempt failed; trying the next route");
         }
@@ -205,7 +213,11 @@ impl Walk {
         } else {
             StatusCode::UNPROCESSABLE_ENTITY
         };
-        let hint = if self.cloud_failed && !allow_outside_cloud {
+        let hint = if self.vertex_failed {
+            "An admin can check the team's Google Cloud side (the pool provider's attribute condition, \
+             the IAM bindings on the project, the model enabled in Model Garden, quota) and `hosts.gcp_vertex`, \
+             or the AWS side with `byollm aws doctor`, or enable another model or host."
+        } else if self.cloud_failed && !allow_outside_cloud {
             "The team keeps requests inside its cloud (allow_fallback_outside_cloud is false); an admin can fix \
              the AWS role or permissions (see `byollm aws doctor`), or allow the direct API."
         } else {
@@ -324,7 +336,7 @@ impl Gateway {
         // Each upstream call gets `first_byte` to start answering; past it the
         // call is dropped (closing its connection) and the next route may serve.
         let limit = self.timeouts.first_byte;
-        let call_with = |creds| async move {
+        let call_with = |creds, token| async move {
             let watch = Stopwatch::start();
             // The inference span: GenAI attributes, usage recorded by the
             // format's dispatch (`record_usage`) when the answer is whole.
@@ -343,6 +355,7 @@ impl Gateway {
                 call(Call {
                     candidate: c.clone(),
                     creds,
+                    token,
                     draft: draft.clone(),
                     attempts: walk.attempts.clone(),
                 })
@@ -357,14 +370,14 @@ impl Gateway {
         };
         match c {
             Candidate::Bedrock { target, .. } => {
-                if let Some(refused) = walk.refused_role(target) {
+                if let Some(refused) = walk.refused_role(c) {
                     return AttemptOutcome::RoleRefused(refused.clone());
                 }
                 let creds = match self.bedrock_credentials(ctx, target).await {
                     Ok(creds) => creds,
                     Err(refused) => return AttemptOutcome::RoleRefused(refused),
                 };
-                match call_with(Some(creds)).await {
+                match call_with(Some(creds), None).await {
                     // Expired or unrecognised brokered credentials: new ones, one
                     // more try on the same route.
                     Err(Failure::Fallback(FailReason::CredentialsRefused(_)))
@@ -372,14 +385,34 @@ impl Gateway {
                     {
                         self.forget_bedrock_credentials(ctx, target);
                         match self.bedrock_credentials(ctx, target).await {
-                            Ok(creds) => call_with(Some(creds)).await.into(),
+                            Ok(creds) => call_with(Some(creds), None).await.into(),
                             Err(refused) => AttemptOutcome::RoleRefused(refused),
                         }
                     }
                     other => other.into(),
                 }
             }
-            Candidate::Direct { .. } => call_with(None).await.into(),
+            Candidate::Vertex { target, .. } => {
+                if let Some(refused) = walk.refused_role(c) {
+                    return AttemptOutcome::RoleRefused(refused.clone());
+                }
+                let token = match self.vertex_token(ctx, target).await {
+                    Ok(t) => t,
+                    Err(refused) => return AttemptOutcome::RoleRefused(refused),
+                };
+                match call_with(None, Some(token)).await {
+                    // An expired or revoked token: a fresh exchange, one more try.
+                    Err(Failure::Fallback(FailReason::CredentialsRefused(_))) => {
+                        self.forget_vertex_token(ctx, target);
+                        match self.vertex_token(ctx, target).await {
+                            Ok(t) => call_with(None, Some(t)).await.into(),
+                            Err(refused) => AttemptOutcome::RoleRefused(refused),
+                        }
+                    }
+                    other => other.into(),
+                }
+            }
+            Candidate::Direct { .. } => call_with(None, None).await.into(),
         }
     }
 
@@ -436,6 +469,18 @@ impl Gateway {
     }
 }
 
+/// Whether `a` and `b` need the same brokered credentials (one role and
+/// region, one pool provider and service account).
+fn same_credentials(a: &Candidate, b: &Candidate) -> bool {
+    match (a, b) {
+        (Candidate::Bedrock { target: x, .. }, Candidate::Bedrock { target: y, .. }) => x == y,
+        (Candidate::Vertex { target: x, .. }, Candidate::Vertex { target: y, .. }) => {
+            x.pool == y.pool
+        }
+        _ => false,
+    }
+}
+
 /// `model` as a metrics label: a catalog id, else `other` (callers may send
 /// any string; labels stay bounded).
 pub(crate) fn model_label(model: &str) -> &str {
@@ -476,204 +521,5 @@ fn with_request_id(mut resp: Response, id: &str, taken: RouteTaken) -> Response 
 }
 
 #[cfg(test)]
-mod tests {
-    use byollm_api::types::LlmSettings;
-    use byollm_core::broker::BrokerError;
-
-    use super::*;
-    use crate::outcome::OK;
-    use crate::plan::PlanInput;
-
-    /// Global profile, geographic profile, direct API (DESIGN §5 rule 2).
-    fn candidates() -> Vec<Candidate> {
-        let mut s = LlmSettings::default();
-        s.hosts.aws_bedrock.enabled = true;
-        let input = PlanInput {
-            settings: &s,
-            effective: Ok(BedrockTarget {
-                role_arn: "arn:aws:iam::123456789012:role/t".into(),
-                region: "us-east-1".into(),
-            }),
-            direct_anthropic: true,
-            direct_openai: true,
-            format: ApiFormat::Anthropic,
-            max_models: 1,
-        };
-        let c = plan::plan(Catalog::builtin(), "claude-sonnet-4-6", &input).unwrap();
-        assert_eq!(c.len(), 3);
-        c
-    }
-
-    fn served() -> AttemptOutcome {
-        AttemptOutcome::Served(Served::Whole {
-            body: Bytes::new(),
-            input: 0,
-            output: 0,
-        })
-    }
-
-    fn outcomes(walk: &Walk) -> Vec<&str> {
-        walk.attempts.iter().map(|a| a.outcome.as_str()).collect()
-    }
-
-    #[test]
-    fn denied_global_profile_opens_the_geographic_one_only() {
-        let [global, geo, direct] = <[Candidate; 3]>::try_from(candidates()).unwrap();
-        let mut walk = Walk::default();
-        assert_eq!(walk.skip(&global, true), None);
-        let denied = AttemptOutcome::Failed(FailReason::AccessDenied("scp".into()));
-        assert!(matches!(walk.after(&global, denied), Step::TryNext));
-        assert_eq!(walk.skip(&geo, false), None);
-        let throttled = AttemptOutcome::Failed(FailReason::Throttled("slow".into()));
-        assert!(matches!(walk.after(&geo, throttled), Step::TryNext));
-        // In-cloud failures keep the request inside the cloud when the team says so.
-        assert_eq!(walk.skip(&direct, true), None);
-        let skip = walk.skip(&direct, false).unwrap();
-        assert_eq!(skip, SkipReason::StayInCloud);
-        assert!(matches!(
-            walk.after(&direct, AttemptOutcome::Skipped(skip)),
-            Step::TryNext
-        ));
-        assert_eq!(
-            outcomes(&walk),
-            [
-                "access denied: scp",
-                "throttled: slow",
-                "skipped: allow_fallback_outside_cloud is false"
-            ]
-        );
-        let e = walk.exhausted("claude-sonnet-4-6", false);
-        // A throttle may pass: 503, which SDKs retry after `Retry-After`.
-        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(e.code, "no_upstream_succeeded");
-        assert!(e.hint.unwrap().contains("inside its cloud"));
-        assert_eq!(
-            e.attempts[1].route,
-            "aws_bedrock:us.anthropic.claude-sonnet-4-6@us-east-1"
-        );
-    }
-
-    #[test]
-    fn other_failures_skip_the_geographic_profile_silently() {
-        let [global, geo, direct] = <[Candidate; 3]>::try_from(candidates()).unwrap();
-        let mut walk = Walk::default();
-        let refused = AttemptOutcome::RoleRefused(RoleRefused(BrokerError::RateLimited));
-        assert!(matches!(walk.after(&global, refused), Step::TryNext));
-        let Candidate::Bedrock { target, .. } = &global else {
-            unreachable!()
-        };
-        // Remembered: the same role is not asked again in this request.
-        assert!(walk.refused_role(target).is_some());
-        let skip = walk.skip(&geo, true).unwrap();
-        assert_eq!(skip, SkipReason::GlobalNotDenied);
-        assert!(matches!(
-            walk.after(&geo, AttemptOutcome::Skipped(skip)),
-            Step::TryNext
-        ));
-        assert_eq!(walk.skip(&direct, true), None);
-        assert!(matches!(walk.after(&direct, served()), Step::Commit(_)));
-        assert_eq!(
-            outcomes(&walk),
-            [
-                "role assumption failed: too many STS calls from this server; try again shortly",
-                OK
-            ]
-        );
-        assert_eq!(walk.attempts[1].route, "direct_api:claude-sonnet-4-6");
-    }
-
-    #[test]
-    fn only_timeouts_end_with_504() {
-        let [global, _, direct] = <[Candidate; 3]>::try_from(candidates()).unwrap();
-        let timed_out = || AttemptOutcome::Failed(FailReason::TimedOut("late".into()));
-        let mut walk = Walk::default();
-        walk.after(&global, timed_out());
-        walk.after(&direct, timed_out());
-        let e = walk.exhausted("claude-sonnet-4-6", true);
-        assert_eq!(e.status, StatusCode::GATEWAY_TIMEOUT);
-        assert_eq!(e.attempts[0].outcome, "timed out: late");
-        let mut walk = Walk::default();
-        walk.after(&global, timed_out());
-        walk.after(
-            &direct,
-            AttemptOutcome::Failed(FailReason::DirectStatus {
-                status: 529,
-                message: "busy".into(),
-            }),
-        );
-        let e = walk.exhausted("claude-sonnet-4-6", true);
-        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
-    }
-
-    /// SDKs retry 5xx answers: a failure no retry can fix must be a 4xx, or one
-    /// refused request becomes three (and three usage rows).
-    #[test]
-    fn permanent_failures_end_with_a_4xx_that_sdks_do_not_retry() {
-        let [global, _, direct] = <[Candidate; 3]>::try_from(candidates()).unwrap();
-        let refused = || {
-            AttemptOutcome::RoleRefused(RoleRefused(BrokerError::Sts(
-                byollm_federation::ExchangeError::AccessDenied("trust".into()),
-            )))
-        };
-        let mut walk = Walk::default();
-        walk.after(&global, refused());
-        walk.after(
-            &direct,
-            AttemptOutcome::Failed(FailReason::DirectStatus {
-                status: 401,
-                message: "bad key".into(),
-            }),
-        );
-        let e = walk.exhausted("claude-sonnet-4-6", true);
-        assert_eq!(e.status, StatusCode::FORBIDDEN);
-        let body = e.body(ApiFormat::Anthropic);
-        assert_eq!(body["error"]["type"], "permission_error");
-
-        let mut walk = Walk::default();
-        walk.after(
-            &global,
-            AttemptOutcome::Failed(FailReason::ModelNotAvailable("no".into())),
-        );
-        walk.after(
-            &direct,
-            AttemptOutcome::Failed(FailReason::DirectNotConfigured),
-        );
-        assert_eq!(
-            walk.exhausted("claude-sonnet-4-6", true).status,
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-
-        // One transient failure among permanent ones: retrying may help.
-        let mut walk = Walk::default();
-        walk.after(&global, refused());
-        walk.after(
-            &direct,
-            AttemptOutcome::Failed(FailReason::DirectUnreachable("reset".into())),
-        );
-        let e = walk.exhausted("claude-sonnet-4-6", true);
-        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
-        let resp = e.into_response(ApiFormat::OpenAi);
-        assert_eq!(
-            resp.headers()[axum::http::header::RETRY_AFTER],
-            crate::error::RETRY_AFTER_SECONDS.to_string()
-        );
-    }
-
-    #[test]
-    fn a_client_error_stops_with_every_attempt() {
-        let [global, ..] = <[Candidate; 3]>::try_from(candidates()).unwrap();
-        let mut walk = Walk::default();
-        let rejected = AttemptOutcome::ClientError {
-            status: 413,
-            message: "too big".into(),
-        };
-        let Step::Stop(e) = walk.after(&global, rejected) else {
-            panic!("a client error must stop the walk")
-        };
-        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(e.code, "upstream_rejected_request");
-        assert_eq!(e.message, "too big");
-        assert_eq!(e.attempts.len(), 1);
-        assert_eq!(e.attempts[0].outcome, "client error 413");
-    }
-}
+#[path = "attempt_tests.rs"]
+mod tests;

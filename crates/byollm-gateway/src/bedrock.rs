@@ -46,16 +46,18 @@ impl CallCredentials {
     /// client built from them.
     fn sdk(&self) -> Credentials {
         match self {
-            CallCredentials::Brokered(b) => {
-                let c = b.credentials();
-                Credentials::new(
+            // A Bedrock candidate's key is always an AWS target, so its
+            // credentials are AWS's; anything else signs nothing AWS accepts.
+            CallCredentials::Brokered(b) => match b.aws() {
+                Some(c) => Credentials::new(
                     c.access_key_id.clone(),
                     c.secret_access_key.expose_secret().to_owned(),
                     Some(c.session_token.expose_secret().to_owned()),
                     None,
                     "byollm",
-                )
-            }
+                ),
+                None => Credentials::new("", "", None, None, "byollm"),
+            },
             CallCredentials::Caller(c) => Credentials::new(
                 c.access_key_id.clone(),
                 c.secret_access_key.expose_secret().to_owned(),

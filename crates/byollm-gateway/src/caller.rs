@@ -24,6 +24,7 @@ use byollm_api::types::{ActorType, BedrockTarget};
 use byollm_core::CoreError;
 use byollm_core::auth::Principal;
 use byollm_core::bounded::Bounded;
+use byollm_core::settings::gcp::VertexTarget;
 use byollm_core::settings::{self, NoBedrock};
 use byollm_core::store::TeamRow;
 
@@ -48,6 +49,7 @@ struct StoredCaller {
     team: Arc<TeamRow>,
     accountable: Option<String>,
     effective: Result<BedrockTarget, NoBedrock>,
+    vertex: Option<VertexTarget>,
     /// The store epoch it was read at.
     epoch: u64,
     /// When it was read (clock seconds).
@@ -137,6 +139,8 @@ pub(crate) struct Ctx {
     /// The caller's own AWS credentials (flow 4), which replace brokered ones.
     pub caller_creds: Option<CallCredentials>,
     pub effective: Result<BedrockTarget, NoBedrock>,
+    /// The team's Vertex AI target, when its host is on.
+    pub vertex: Option<VertexTarget>,
     /// The request's id as the server generated it (`x-byollm-request-id`,
     /// set by the server's request layer, never the caller's): the usage
     /// row's id. Absent when the gateway is driven without that layer.
@@ -240,17 +244,20 @@ impl Gateway {
                 .await
                 .map_err(forbidden_or_internal)?;
         }
-        let override_ = agent.map(|a| a.agent.inference_providers.aws);
+        let providers = agent.map(|a| a.agent.inference_providers);
         let effective = settings::effective_aws(
             &team.settings,
             p.actor.actor_type,
-            override_.as_ref(),
+            providers.as_ref().map(|o| &o.aws),
             opt_in,
         );
+        let vertex =
+            settings::gcp::effective_gcp(&team.settings, providers.as_ref().map(|o| &o.gcp));
         let stored = Arc::new(StoredCaller {
             team: Arc::new(team),
             accountable,
             effective,
+            vertex,
             epoch,
             at: now,
         });
@@ -300,6 +307,7 @@ impl Gateway {
             accountable,
             caller_creds,
             effective,
+            vertex: stored.vertex.clone(),
         })
     }
 }

@@ -31,6 +31,7 @@ use crate::error::{ApiFormat, Attempt, GatewayError};
 use crate::limits::{DEFAULT_MAX_BODY_BYTES, Timeouts};
 use crate::plan::{self, Candidate, PlanInput};
 use crate::stream::Streams;
+use crate::vertex::Vertex;
 
 /// Caller-supplied AWS credentials (flow 4): used for one request, never stored
 /// or logged.
@@ -62,6 +63,8 @@ pub const CONTEXT_TTL_SECONDS: i64 = 1;
 pub struct GatewayConfig {
     /// STS and Bedrock endpoint override.
     pub aws_endpoint_url: Option<String>,
+    /// Vertex AI endpoint override, for every location (the emulator).
+    pub gcp_endpoint_url: Option<String>,
     /// The Anthropic API.
     pub direct_anthropic: Option<DirectEndpoint>,
     /// The OpenAI API.
@@ -78,6 +81,7 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
             aws_endpoint_url: None,
+            gcp_endpoint_url: None,
             direct_anthropic: None,
             direct_openai: None,
             max_fallback_attempts: None,
@@ -93,6 +97,7 @@ pub struct Gateway {
     pub(crate) core: Arc<Core>,
     pub(crate) callers: StoredCallers,
     pub(crate) bedrock: Bedrock,
+    pub(crate) vertex: Vertex,
     pub(crate) direct: Direct,
     streams: Streams,
     max_models: usize,
@@ -166,6 +171,7 @@ impl UsageDraft {
         };
         let host = match route.split_once(':') {
             Some((crate::plan::HOST_BEDROCK, _)) => crate::plan::HOST_BEDROCK,
+            Some((crate::plan::HOST_VERTEX, _)) => crate::plan::HOST_VERTEX,
             Some((crate::plan::HOST_DIRECT, _)) => crate::plan::HOST_DIRECT,
             _ => "none",
         };
@@ -185,6 +191,7 @@ impl Gateway {
     pub fn new(core: Arc<Core>, cfg: GatewayConfig) -> Result<Self, reqwest::Error> {
         Ok(Self {
             bedrock: Bedrock::new(cfg.aws_endpoint_url.clone(), cfg.timeouts.connect),
+            vertex: Vertex::new(cfg.gcp_endpoint_url.clone(), cfg.timeouts.connect)?,
             direct: Direct::new(
                 cfg.direct_anthropic,
                 cfg.direct_openai,
@@ -228,6 +235,7 @@ impl Gateway {
         PlanInput {
             settings: &ctx.team.settings,
             effective: ctx.effective.clone(),
+            vertex: ctx.vertex.clone(),
             direct_anthropic: self.direct.has(Family::Anthropic),
             direct_openai: self.direct.has(Family::Openai),
             format,
@@ -266,7 +274,7 @@ impl Gateway {
         // open until the stream ends, when its usage and stop reason are known.
         let span = tracing::Span::current();
         let price = match &c {
-            Candidate::Bedrock { .. } => None,
+            Candidate::Bedrock { .. } | Candidate::Vertex { .. } => None,
             Candidate::Direct { model, .. } => Catalog::builtin().get(model).map(|m| m.price),
         };
         self.streams.tracker().spawn(async move {
@@ -295,10 +303,11 @@ impl Gateway {
     }
 }
 
-/// Inference credits: direct-API tokens × catalog price; Bedrock is free here.
+/// Inference credits: direct-API tokens × catalog price; the customer's own
+/// cloud (Bedrock, Vertex AI) bills the customer, so it is free here.
 pub(crate) fn credits(c: &Candidate, input: u64, output: u64) -> i64 {
     match c {
-        Candidate::Bedrock { .. } => 0,
+        Candidate::Bedrock { .. } | Candidate::Vertex { .. } => 0,
         Candidate::Direct { model, .. } => Catalog::builtin().get(model).map_or(0, |m| {
             usage::inference_microcredits(&m.price, input, output)
         }),

@@ -1,6 +1,7 @@
 //! The inference gateway (DESIGN §5): `POST /v1/messages`, `POST
-//! /v1/chat/completions` and `GET /v1/models` on the customer's Bedrock with
-//! brokered short-lived credentials (or the caller's own), falling back to the
+//! /v1/chat/completions` and `GET /v1/models` on the customer's cloud (Bedrock,
+//! Vertex AI) with brokered short-lived credentials (or the caller's own AWS
+//! ones), falling back to the
 //! vendors' APIs only as the team allows, committing on the first chunk, and
 //! recording a usage row per request. Request bodies and every upstream wait
 //! are bounded (`[gateway]` in `byollm.toml`, [`limits`]).
@@ -23,6 +24,7 @@ pub mod sse;
 mod stream;
 mod traces;
 pub mod translate;
+pub mod vertex;
 
 pub use attempt::RouteTaken;
 pub use gateway::{Gateway, GatewayConfig, GatewayStats, HDR_REQUEST_ID};

@@ -1,6 +1,8 @@
 //! `POST /v1/chat/completions` (OpenAI Chat Completions): Claude on Bedrock
-//! through `Converse` / `ConverseStream` with a faithful translation, or the
-//! vendors' APIs (OpenAI's, and Anthropic's OpenAI-compatible endpoint).
+//! through `Converse` / `ConverseStream` with a faithful translation, Claude
+//! on Vertex AI through the same translation bridged to Anthropic Messages
+//! (`translate::converse_to_anthropic`), or the vendors' APIs (OpenAI's, and
+//! Anthropic's OpenAI-compatible endpoint).
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use byollm_core::auth::Principal;
+use byollm_core::broker::CloudCredentials;
 use byollm_core::ids;
 
 use crate::attempt::{Call, Served};
@@ -114,6 +117,48 @@ impl Gateway {
                 let relay =
                     OpenAiFromConverse(OpenAiStream::new(model, &id, created, include_usage));
                 Ok(self.spawn_stream(first, rest, relay, call))
+            }
+            Candidate::Vertex {
+                model_ref,
+                target,
+                model,
+            } => {
+                let token = call.token.as_ref().ok_or(FailReason::NoCredentials)?;
+                let CloudCredentials::Gcp(access) = token.credentials() else {
+                    return Err(FailReason::NoCredentials.into());
+                };
+                let converse =
+                    translate::openai_to_converse(&Value::Object(req.clone()), DEFAULT_MAX_TOKENS)
+                        .map_err(|e| Failure::Client {
+                            status: 400,
+                            message: e.to_string(),
+                        })?;
+                let body = translate::converse_to_anthropic(&converse);
+                let mut resp = self
+                    .vertex
+                    .raw_predict(target, model_ref, &access.token, body, stream, None)
+                    .await?;
+                if !stream {
+                    let (_, v) = whole_body(resp).await?;
+                    let out = translate::anthropic_to_converse(&v)
+                        .ok_or_else(|| FailReason::DirectBody("not an Anthropic message".into()))?;
+                    let (input, output) = translate::usage_of(&out);
+                    record_usage(Some(input), Some(output), Some(out.stop_reason().as_str()));
+                    let body = translate::converse_to_openai(&out, model, &id, created);
+                    return Ok(Served::Whole {
+                        body: Bytes::from(body.to_string()),
+                        input,
+                        output,
+                    });
+                }
+                let first = crate::vertex::first_chunk(&mut resp).await?;
+                let relay = translate::OpenAiFromAnthropic::new(OpenAiStream::new(
+                    model,
+                    &id,
+                    created,
+                    include_usage,
+                ));
+                Ok(self.spawn_stream(first, resp, relay, call))
             }
             Candidate::Direct {
                 direct_id, family, ..

@@ -11,6 +11,7 @@
 use std::fmt;
 
 use byollm_core::broker::BrokerError;
+use byollm_federation::ExchangeError;
 
 use crate::attempt::Served;
 
@@ -243,8 +244,15 @@ impl RoleRefused {
 }
 
 impl fmt::Display for RoleRefused {
+    /// AWS's role assumption, or another cloud's token exchange (whose
+    /// error names its service: `Google STS: unauthorized_client: …`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "role assumption failed: {}", self.0)
+        match &self.0 {
+            BrokerError::Sts(e @ ExchangeError::Cloud { .. }) => {
+                write!(f, "token exchange failed: {e}")
+            }
+            other => write!(f, "role assumption failed: {other}"),
+        }
     }
 }
 
@@ -412,6 +420,14 @@ mod tests {
         assert_eq!(
             RoleRefused(BrokerError::RateLimited).to_string(),
             "role assumption failed: too many STS calls from this server; try again shortly"
+        );
+        assert_eq!(
+            RoleRefused(BrokerError::Sts(ExchangeError::Cloud {
+                class: byollm_federation::ErrorClass::Refused,
+                message: "Google STS: unauthorized_client: rejected".into()
+            }))
+            .to_string(),
+            "token exchange failed: Google STS: unauthorized_client: rejected"
         );
         assert_eq!(
             SkipReason::StayInCloud.listed(),

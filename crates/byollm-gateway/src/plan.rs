@@ -4,16 +4,22 @@
 //!    highest-ranked model the team's own cloud (Bedrock) serves for this caller,
 //!    or, when Bedrock serves none, the highest-ranked model enabled at all.
 //! 2. For the model, then the next enabled models by rank (at most
-//!    `max_fallback_attempts` models): Bedrock first when the team enabled it, for
-//!    this model, and the effective config is not disabled — the global profile,
-//!    and behind it the geographic profile of the source region, tried only when
-//!    the global one is refused; then the direct API when enabled for the host and
-//!    the model (after a Bedrock failure only if `allow_fallback_outside_cloud`,
+//!    `max_fallback_attempts` models): the in-customer-cloud hosts in the team's
+//!    `host_order` (default Bedrock, then Vertex AI), each when the team enabled
+//!    it, for this model, and the caller has a target there — Bedrock's global
+//!    profile, and behind it the geographic profile of the source region, tried
+//!    only when the global one is refused; Vertex AI's publisher model in the
+//!    team's location —; then the direct API when enabled for the host and the
+//!    model (after an in-cloud failure only if `allow_fallback_outside_cloud`,
 //!    checked when it is tried).
+//!
+//! A cloud here is a [`Candidate`] variant and its `candidates_for` arm; what
+//! calls it lives in its adapter (`bedrock.rs`, `vertex.rs`).
 
 use byollm_api::catalog::{Catalog, CatalogModel, Family};
-use byollm_api::types::{BedrockTarget, LlmSettings, ModelHosts};
+use byollm_api::types::{BedrockTarget, CloudHost, LlmSettings, ModelHosts};
 use byollm_core::settings::NoBedrock;
+use byollm_core::settings::gcp::VertexTarget;
 
 use crate::error::{ApiFormat, GatewayError};
 
@@ -22,6 +28,8 @@ pub const MAX_FALLBACK_ATTEMPTS: usize = 3;
 
 /// The host of a route in the customer's Bedrock.
 pub const HOST_BEDROCK: &str = "aws_bedrock";
+/// The host of a route in the customer's Vertex AI.
+pub const HOST_VERTEX: &str = "gcp_vertex";
 /// The host of a route to a vendor's own API.
 pub const HOST_DIRECT: &str = "direct_api";
 
@@ -38,6 +46,15 @@ pub enum Candidate {
         target: BedrockTarget,
         /// Tried only when the preceding global profile was refused.
         geo_fallback: bool,
+    },
+    /// The customer's Vertex AI (Claude through `rawPredict`).
+    Vertex {
+        /// The public model id.
+        model: String,
+        /// The publisher model id in the URL.
+        model_ref: String,
+        /// The project, location and pool provider.
+        target: VertexTarget,
     },
     /// The vendor's own API.
     Direct {
@@ -57,6 +74,9 @@ impl Candidate {
             Candidate::Bedrock {
                 model_ref, target, ..
             } => format!("aws_bedrock:{model_ref}@{}", target.region),
+            Candidate::Vertex {
+                model_ref, target, ..
+            } => format!("gcp_vertex:{model_ref}@{}", target.location),
             Candidate::Direct { model, .. } => format!("direct_api:{model}"),
         }
     }
@@ -65,6 +85,7 @@ impl Candidate {
     pub fn host(&self) -> &'static str {
         match self {
             Candidate::Bedrock { .. } => HOST_BEDROCK,
+            Candidate::Vertex { .. } => HOST_VERTEX,
             Candidate::Direct { .. } => HOST_DIRECT,
         }
     }
@@ -74,7 +95,7 @@ impl Candidate {
     /// (`allow_fallback_outside_cloud`).
     pub fn leaves_cloud(&self) -> bool {
         match self {
-            Candidate::Bedrock { .. } => false,
+            Candidate::Bedrock { .. } | Candidate::Vertex { .. } => false,
             Candidate::Direct { .. } => true,
         }
     }
@@ -82,7 +103,9 @@ impl Candidate {
     /// The public model id.
     pub fn model(&self) -> &str {
         match self {
-            Candidate::Bedrock { model, .. } | Candidate::Direct { model, .. } => model,
+            Candidate::Bedrock { model, .. }
+            | Candidate::Vertex { model, .. }
+            | Candidate::Direct { model, .. } => model,
         }
     }
 }
@@ -94,6 +117,8 @@ pub struct PlanInput<'a> {
     pub settings: &'a LlmSettings,
     /// The effective AWS config (DESIGN §4) or why there is none.
     pub effective: Result<BedrockTarget, NoBedrock>,
+    /// The team's Vertex AI target, when its host is on.
+    pub vertex: Option<VertexTarget>,
     /// Which direct APIs this server can reach.
     pub direct_anthropic: bool,
     /// Which direct APIs this server can reach.
@@ -117,6 +142,12 @@ pub fn bedrock_enabled(settings: &LlmSettings, model: &CatalogModel) -> bool {
         }
 }
 
+/// Vertex AI is enabled for this model in `location`.
+pub fn vertex_enabled(settings: &LlmSettings, model: &CatalogModel, location: &str) -> bool {
+    model.vertex.as_ref().is_some_and(|v| v.serves(location))
+        && hosts(settings, &model.id).is_none_or(|h| h.gcp_vertex.enabled)
+}
+
 /// The direct API is enabled for this model.
 pub fn direct_enabled(settings: &LlmSettings, model: &CatalogModel) -> bool {
     settings.hosts.direct_api.enabled
@@ -133,6 +164,38 @@ fn serves_format(model: &CatalogModel, format: ApiFormat) -> bool {
 }
 
 fn candidates_for(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<Candidate>) {
+    for host in input.settings.cloud_hosts() {
+        match host {
+            CloudHost::AwsBedrock => bedrock_candidates(input, model, out),
+            CloudHost::GcpVertex => vertex_candidates(input, model, out),
+        }
+    }
+    direct_candidate(input, model, out);
+}
+
+fn vertex_candidates(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<Candidate>) {
+    // Claude only: rawPredict takes an Anthropic Messages body (Chat
+    // Completions callers are translated to one).
+    if model.family != Family::Anthropic {
+        return;
+    }
+    let (Some(target), Some(vertex)) = (&input.vertex, &model.vertex) else {
+        return;
+    };
+    if !vertex_enabled(input.settings, model, &target.location) {
+        return;
+    }
+    let model_ref = hosts(input.settings, &model.id)
+        .and_then(|h| h.gcp_vertex.model_ref.clone())
+        .unwrap_or_else(|| vertex.model_id.clone());
+    out.push(Candidate::Vertex {
+        model: model.id.clone(),
+        model_ref,
+        target: target.clone(),
+    });
+}
+
+fn bedrock_candidates(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<Candidate>) {
     let s = input.settings;
     if s.hosts.aws_bedrock.enabled
         && bedrock_enabled(s, model)
@@ -162,6 +225,10 @@ fn candidates_for(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<Can
             }
         }
     }
+}
+
+fn direct_candidate(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<Candidate>) {
+    let s = input.settings;
     let reachable = match model.family {
         Family::Anthropic => input.direct_anthropic,
         Family::Openai => input.direct_openai,
@@ -269,7 +336,7 @@ pub fn plan(
         };
         return Err(GatewayError::no_route(
             format!("no route can serve `{model_id}` for this principal{why}"),
-            "an admin can enable the model on AWS Bedrock or the direct API in the team's LLM settings",
+            "an admin can enable the model on AWS Bedrock, Vertex AI or the direct API in the team's LLM settings",
         ));
     }
     Ok(out)
@@ -296,6 +363,7 @@ mod tests {
                 role_arn: "arn:aws:iam::123456789012:role/t".into(),
                 region: "us-east-1".into(),
             }),
+            vertex: None,
             direct_anthropic: true,
             direct_openai: true,
             format: ApiFormat::Anthropic,
@@ -430,5 +498,68 @@ mod tests {
             resolve_auto(Catalog::builtin(), &i).unwrap(),
             "claude-opus-4-6"
         );
+    }
+
+    fn vertex_target() -> VertexTarget {
+        VertexTarget {
+            project_id: "acme-ml-prod".into(),
+            location: "global".into(),
+            quota_project: None,
+            pool: byollm_federation::gcp::PoolTarget {
+                audience: "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/q".into(),
+                service_account: None,
+            },
+        }
+    }
+
+    #[test]
+    fn cloud_hosts_in_the_teams_order_then_direct() {
+        let mut s = bedrock_team();
+        let routes = |s: &LlmSettings| -> Vec<String> {
+            let mut i = input(s);
+            i.vertex = Some(vertex_target());
+            plan(Catalog::builtin(), "claude-opus-4-5", &i)
+                .unwrap()
+                .iter()
+                .map(Candidate::route)
+                .collect()
+        };
+        assert_eq!(
+            routes(&s),
+            [
+                "aws_bedrock:global.anthropic.claude-opus-4-5-20251101-v1:0@us-east-1",
+                "aws_bedrock:us.anthropic.claude-opus-4-5-20251101-v1:0@us-east-1",
+                "gcp_vertex:claude-opus-4-5@20251101@global",
+                "direct_api:claude-opus-4-5"
+            ]
+        );
+        s.host_order = vec![CloudHost::GcpVertex];
+        let r = routes(&s);
+        assert_eq!(r[0], "gcp_vertex:claude-opus-4-5@20251101@global");
+        assert!(r[1].starts_with("aws_bedrock:global."), "{r:?}");
+        assert_eq!(r.last().unwrap(), "direct_api:claude-opus-4-5");
+        // Off for the model: no Vertex route; GPT never goes to rawPredict.
+        let mut off = ModelHosts::default();
+        off.gcp_vertex.enabled = false;
+        s.models.insert("claude-opus-4-5".into(), off);
+        assert!(!routes(&s).iter().any(|r| r.starts_with("gcp_vertex:")));
+        let mut i = input(&s);
+        i.vertex = Some(vertex_target());
+        i.format = ApiFormat::OpenAi;
+        let gpt = plan(Catalog::builtin(), "gpt-5", &i).unwrap();
+        assert!(gpt.iter().all(|c| c.host() != HOST_VERTEX));
+        // Chat Completions callers reach Claude on Vertex AI too.
+        let chat = plan(Catalog::builtin(), "claude-sonnet-4-6", &i).unwrap();
+        assert!(chat.iter().any(|c| c.host() == HOST_VERTEX));
+        // Vertex alone is a route; a Vertex route stays in the cloud.
+        s.hosts.aws_bedrock.enabled = false;
+        s.models.clear();
+        let c = {
+            let mut i = input(&s);
+            i.vertex = Some(vertex_target());
+            plan(Catalog::builtin(), "claude-sonnet-4-6", &i).unwrap()
+        };
+        assert_eq!(c[0].route(), "gcp_vertex:claude-sonnet-4-6@global");
+        assert!(!c[0].leaves_cloud());
     }
 }

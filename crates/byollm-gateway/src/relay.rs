@@ -172,7 +172,8 @@ fn anthropic_error(message: &str) -> Bytes {
     sse::named("error", &err.to_string())
 }
 
-fn openai_error(message: &str) -> Bytes {
+/// The OpenAI-format error event carrying `message`.
+pub(crate) fn openai_error(message: &str) -> Bytes {
     let err = json!({"error": {"message": message, "type": "api_error", "code": "upstream_stream_error"}});
     sse::data(&err.to_string())
 }

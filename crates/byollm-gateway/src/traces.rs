@@ -11,6 +11,7 @@ use crate::plan::Candidate;
 pub(crate) fn gen_ai_system(c: &Candidate) -> &'static str {
     match c {
         Candidate::Bedrock { .. } => "aws.bedrock",
+        Candidate::Vertex { .. } => "gcp.vertex_ai",
         Candidate::Direct { family, .. } => match family {
             Family::Anthropic => "anthropic",
             Family::Openai => "openai",
@@ -22,7 +23,7 @@ pub(crate) fn gen_ai_system(c: &Candidate) -> &'static str {
 /// or the vendor's id).
 pub(crate) fn upstream_model(c: &Candidate) -> &str {
     match c {
-        Candidate::Bedrock { model_ref, .. } => model_ref,
+        Candidate::Bedrock { model_ref, .. } | Candidate::Vertex { model_ref, .. } => model_ref,
         Candidate::Direct { direct_id, .. } => direct_id,
     }
 }

@@ -177,8 +177,14 @@ pub async fn build_core(
         cfg.gateway.sts,
     ));
     let metrics = byollm_telemetry::Metrics::new(cfg.telemetry.per_team_metrics);
+    let google_clock = clock.clone();
+    let google = Arc::new(byollm_federation::gcp::GoogleSts::new(
+        cfg.upstreams.gcp_endpoint_url.clone(),
+        Arc::new(move || google_clock.now_ms()),
+    ));
     let broker = Arc::new(
         CredentialsBroker::new(sts, clock.clone(), STS_CALLS_PER_SECOND, STS_BURST)
+            .with_gcp(google)
             .with_metrics(Arc::new(metrics)),
     );
     let tasks = TaskTracker::new();
@@ -349,6 +355,7 @@ pub fn gateway_config(cfg: &ServerConfig) -> Result<GatewayConfig, StartError> {
     let u = &cfg.upstreams;
     Ok(GatewayConfig {
         aws_endpoint_url: u.aws_endpoint_url.clone(),
+        gcp_endpoint_url: u.gcp_endpoint_url.clone(),
         direct_anthropic: endpoint(
             &u.direct_anthropic_url,
             &u.direct_anthropic_key,

@@ -376,6 +376,10 @@ impl Default for ShutdownConfig {
 pub struct Upstreams {
     /// STS and Bedrock endpoint override (`--aws-endpoint-url`).
     pub aws_endpoint_url: Option<String>,
+    /// Google STS, IAM Credentials and Vertex AI endpoint override, one URL
+    /// for all three and every location (`--gcp-endpoint-url`).
+    #[serde(default)]
+    pub gcp_endpoint_url: Option<String>,
     /// Anthropic API base URL without `/v1` (`--direct-anthropic-url`).
     pub direct_anthropic_url: Option<String>,
     /// Anthropic API key reference (`--direct-anthropic-key`, `env:`/`file:`).

@@ -214,8 +214,8 @@ pub fn profiles(models: &[&str]) -> anyhow::Result<Vec<ModelProfile>> {
     Ok(out)
 }
 
-/// Upstreams that point the gateway at the emulator: STS and Bedrock at its
-/// endpoint, the direct APIs at its `/anthropic` and `/openai` paths. The
+/// Upstreams that point the gateway at the emulator: STS and Bedrock, and
+/// Google's STS and Vertex AI, at its endpoint, the direct APIs at its `/anthropic` and `/openai` paths. The
 /// emulator's direct-API key is written to `key_file` (a `file:` reference, as
 /// an operator's config would give it), never put in the config in plain text.
 pub fn emulator_upstreams(sim: &Awsim, key_file: &std::path::Path) -> std::io::Result<Upstreams> {
@@ -223,6 +223,7 @@ pub fn emulator_upstreams(sim: &Awsim, key_file: &std::path::Path) -> std::io::R
     let key_ref = format!("file:{}", key_file.display());
     Ok(Upstreams {
         aws_endpoint_url: Some(sim.endpoint_url()),
+        gcp_endpoint_url: Some(sim.endpoint_url()),
         direct_anthropic_url: Some(format!("{}/anthropic", sim.endpoint_url())),
         direct_anthropic_key: Some(key_ref.clone()),
         direct_openai_url: Some(format!("{}/openai", sim.endpoint_url())),

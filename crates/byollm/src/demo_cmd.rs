@@ -252,6 +252,7 @@ async fn demo(stack: &Stack) -> anyhow::Result<()> {
                     region: None,
                     disabled: false,
                 },
+                ..InferenceProviders::default()
             }),
         })
         .await?;

@@ -430,7 +430,10 @@ async fn agents(conn: &Conn, cmd: AgentsCommand) -> anyhow::Result<()> {
                 description: fields.description,
                 available: fields.available,
                 base_model: fields.base_model.filter(|v| v != "null"),
-                inference_providers: Some(InferenceProviders { aws }),
+                inference_providers: Some(InferenceProviders {
+                    aws,
+                    ..InferenceProviders::default()
+                }),
             })
             .await?
         }

@@ -110,6 +110,10 @@ pub struct ServeArgs {
     /// wins over `[upstreams] aws_endpoint_url`.
     #[arg(long, value_name = "URL")]
     aws_endpoint_url: Option<String>,
+    /// Google STS, IAM Credentials and Vertex AI endpoint override (e.g. the
+    /// emulator); wins over `[upstreams] gcp_endpoint_url`.
+    #[arg(long, value_name = "URL")]
+    gcp_endpoint_url: Option<String>,
     /// Anthropic API base URL, without /v1 (or `[upstreams]
     /// direct_anthropic_url`).
     #[arg(long, value_name = "URL")]
@@ -185,6 +189,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let file = std::mem::take(&mut cfg.upstreams);
     cfg.upstreams = byollm_server::config::Upstreams {
         aws_endpoint_url: args.aws_endpoint_url.or(file.aws_endpoint_url),
+        gcp_endpoint_url: args.gcp_endpoint_url.or(file.gcp_endpoint_url),
         direct_anthropic_url: args.direct_anthropic_url.or(file.direct_anthropic_url),
         direct_anthropic_key: args.direct_anthropic_key.or(file.direct_anthropic_key),
         direct_openai_url: args.direct_openai_url.or(file.direct_openai_url),

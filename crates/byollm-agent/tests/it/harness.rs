@@ -79,6 +79,7 @@ impl Env {
         let cfg = ServerConfig {
             upstreams: Upstreams {
                 aws_endpoint_url: Some(sim.endpoint_url()),
+                gcp_endpoint_url: None,
                 direct_anthropic_url: None,
                 direct_anthropic_key: None,
                 direct_openai_url: None,

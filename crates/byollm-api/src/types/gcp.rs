@@ -61,6 +61,35 @@ pub fn provider_audience(project_number: &str, pool_id: &str, provider_id: &str)
     )
 }
 
+/// A named agent's Google Cloud override (`inference_providers.gcp`): each
+/// field set replaces the team's `hosts.gcp_vertex` one for this agent (the
+/// pool stays in the team's pool project, `project_number`); `disabled`
+/// keeps the agent off Vertex AI. A field left out (or `null` in a merge
+/// patch) is unset.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcpOverride {
+    /// The project whose Vertex AI serves the agent.
+    pub project_id: Option<String>,
+    /// Another workload identity pool of the team's pool project.
+    pub pool_id: Option<String>,
+    /// Another provider (of that pool).
+    pub provider_id: Option<String>,
+    /// Another location.
+    pub location: Option<String>,
+    /// Another service account to impersonate.
+    pub service_account: Option<String>,
+    /// Keep this agent off Vertex AI.
+    pub disabled: bool,
+}
+
+impl GcpOverride {
+    /// Nothing overridden (left out of answers).
+    pub fn is_unset(&self) -> bool {
+        self == &GcpOverride::default()
+    }
+}
+
 /// A model on Vertex AI.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

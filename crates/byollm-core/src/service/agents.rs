@@ -40,6 +40,7 @@ fn validate_agent(e: &mut AgentEditable) -> Result<()> {
         validate::model_id("base_model", model)?;
     }
     settings::validate_override(&e.inference_providers.aws)?;
+    settings::gcp::validate_override(&e.inference_providers.gcp)?;
     Ok(())
 }
 

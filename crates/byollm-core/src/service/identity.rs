@@ -168,7 +168,19 @@ impl Core {
         let settings = &s.team.settings;
         // Google has no global audience: a team's own workload identity
         // provider is accepted for that team only (gcp-facts §1.4).
-        let gcp_audience = crate::settings::gcp::is_team_audience(settings, &req.audience);
+        let mut gcp_audience = crate::settings::gcp::is_team_audience(settings, &req.audience);
+        // A named agent may also mint for the provider its own override names.
+        if !gcp_audience
+            && !settings.token_audiences.contains(&req.audience)
+            && s.actor.actor_type == ActorType::ServiceAccount
+            && let Some(agent) = self.store.get_agent(&s.team.uid, &s.actor.uid).await?
+        {
+            gcp_audience = crate::settings::gcp::is_agent_audience(
+                settings,
+                &agent.agent.inference_providers.gcp,
+                &req.audience,
+            );
+        }
         if !gcp_audience && !settings.token_audiences.contains(&req.audience) {
             return Err(CoreError::refused(
                 format!(

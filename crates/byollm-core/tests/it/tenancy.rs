@@ -104,6 +104,7 @@ async fn tenancy_round_trips_and_scoping() {
                         region: Some("eu-west-1".into()),
                         disabled: false,
                     },
+                    ..InferenceProviders::default()
                 },
             },
         };

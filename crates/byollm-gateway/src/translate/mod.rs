@@ -10,6 +10,7 @@
 //! caller's request ([`TranslateError`], an HTTP 400 that must not fall back to
 //! another upstream) and names the offending field.
 
+mod anthropic_bridge;
 mod document;
 mod openai_messages;
 mod openai_request;
@@ -17,6 +18,8 @@ mod openai_response;
 mod openai_stream;
 mod openai_tools;
 
+pub(crate) use anthropic_bridge::OpenAiFromAnthropic;
+pub use anthropic_bridge::{anthropic_to_converse, converse_to_anthropic};
 pub use document::{document_to_json, json_to_document};
 pub use openai_request::{ConverseRequest, openai_to_converse};
 pub use openai_response::converse_to_openai;

@@ -168,6 +168,7 @@ pub async fn create(State(state): State<AppState>, s: Session, body: Bytes) -> R
         base_model: None,
         inference_providers: Some(InferenceProviders {
             aws: override_of(&pairs),
+            ..InferenceProviders::default()
         }),
     };
     match state.core.create_agent(&s.principal, req).await {

@@ -1,6 +1,7 @@
 //! End-to-end tests of the inference gateway against the emulator, through real
 //! sockets: byollm's issuer and gateway on one port, `byollm-awsim` (IAM, STS,
-//! Bedrock and the direct APIs) on another, verifying tokens over HTTP.
+//! Bedrock, Google's STS and Vertex AI, and the direct APIs) on another,
+//! verifying tokens over HTTP.
 
 #![allow(
     clippy::unwrap_used,
@@ -25,3 +26,4 @@ mod timeouts;
 #[path = "../support/tools.rs"]
 mod tools;
 mod traces;
+mod vertex;
