@@ -199,19 +199,20 @@ fn etag(bindings: &[Value]) -> String {
     base64::engine::general_purpose::STANDARD.encode(h.to_be_bytes())
 }
 
-/// The bearer must be present and not a token the emulator issued.
-fn admin(state: &GcpState, headers: &HeaderMap) -> Result<(), Response> {
+/// The bearer must be present and not a token the emulator issued; the
+/// refusal otherwise.
+fn refuse_non_admin(state: &GcpState, headers: &HeaderMap) -> Option<Response> {
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .filter(|t| !t.trim().is_empty());
     match bearer {
-        None => Err(super::sts::unauthenticated()),
+        None => Some(super::sts::unauthenticated()),
         Some(t) if state.token(t.trim()).is_some() => {
-            Err(denied("iam.workloadIdentityPools.create"))
+            Some(denied("iam.workloadIdentityPools.create"))
         }
-        Some(_) => Ok(()),
+        Some(_) => None,
     }
 }
 
@@ -287,7 +288,7 @@ pub(crate) fn dispatch(
         ([_, "locations", "global", "workloadIdentityPools", ..], None) => Route::Pools,
         _ => return None,
     };
-    if let Err(r) = admin(state, headers) {
+    if let Some(r) = refuse_non_admin(state, headers) {
         return Some(r);
     }
     let Some((project_id, number)) = state.project(parts[0]) else {

@@ -250,7 +250,7 @@ pub fn explain_condition(
             "the condition admits none of the team's members or agents".into(),
         ));
     }
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let own: Vec<&str> = subjects
         .iter()
         .filter(|v| v.own_team && v.admitted)
