@@ -149,8 +149,11 @@ impl GcpState {
         };
         let policy = &req["policy"];
         let current = self.policy(resource);
+        // An etag is base64 bytes; gcloud (apitools) sends it back in the
+        // URL-safe alphabet, which Google accepts as the same bytes.
+        let same = |a: &str, b: &str| a.replace('-', "+").replace('_', "/") == b;
         if let Some(e) = policy["etag"].as_str()
-            && current["etag"].as_str() != Some(e)
+            && !current["etag"].as_str().is_some_and(|c| same(e, c))
         {
             return google_error(
                 409,
