@@ -107,6 +107,18 @@ pub(crate) async fn dispatch(State(inner): State<Arc<Inner>>, req: Request<Body>
         return inner.control(&parts.method, rest, &body);
     }
     if path.starts_with("/v1/")
+        && let Some(resp) = crate::gcp::resources::dispatch(
+            &inner.gcp,
+            &parts.method,
+            &path,
+            &query,
+            &parts.headers,
+            &body,
+        )
+    {
+        return resp;
+    }
+    if path.starts_with("/v1/")
         && let Some(resp) =
             crate::gcp::dispatch(&inner, &parts.method, &path, &parts.headers, &body).await
     {

@@ -25,11 +25,16 @@
 //!   doctor never says more than it checked.
 //! - Checking an agent mints its token through the admin's diagnosis route: no
 //!   run is started, so nothing is billed.
+//! - The GCP walk ([`gcp`], `byollm gcp doctor`) is a sibling: discovery,
+//!   JWKS, token for the team's provider, the provider's condition (when it
+//!   can be read), STS exchange, impersonation, one Vertex AI call — same
+//!   report, outcomes and exit codes.
 //! - Secrets: the API key, workload tokens, identity tokens and AWS credentials
 //!   are never part of the report; the token's decoded claims (`iss`, `aud`,
 //!   `sub`) are.
 
 mod bedrock;
+pub mod gcp;
 mod iam;
 mod lint;
 mod sts;
@@ -57,6 +62,14 @@ pub enum StepName {
     Sts,
     /// A one-token Bedrock call.
     Bedrock,
+    /// Google: the workload identity provider's condition, read (GCP walk).
+    Provider,
+    /// Google STS token exchange (GCP walk).
+    GoogleSts,
+    /// IAM Credentials `generateAccessToken` (GCP walk).
+    Impersonation,
+    /// A one-token Vertex AI `rawPredict` call (GCP walk).
+    Vertex,
 }
 
 impl StepName {
@@ -69,6 +82,10 @@ impl StepName {
             StepName::Token => "token",
             StepName::Sts => "sts",
             StepName::Bedrock => "bedrock",
+            StepName::Provider => "provider",
+            StepName::GoogleSts => "google_sts",
+            StepName::Impersonation => "impersonation",
+            StepName::Vertex => "vertex",
         }
     }
 }
@@ -149,6 +166,31 @@ pub enum Cause {
     ModelNotAvailable,
     /// Bedrock failed otherwise.
     BedrockFailed,
+    /// Vertex AI is off for the team, or its project, pool, provider or
+    /// location is missing.
+    GcpNotConfigured,
+    /// The pool or provider does not exist or is disabled (`invalid_target`).
+    GcpProviderMissing,
+    /// The provider has no attribute condition: every byollm team is admitted.
+    GcpNoCondition,
+    /// The provider's condition admits other teams' tokens.
+    GcpConditionAdmitsOtherTeams,
+    /// The attribute condition refused the token (`unauthorized_client`).
+    GcpConditionRefused,
+    /// STS refused the audience (`invalid_request` / `invalid_grant` naming it).
+    GcpAudienceRefused,
+    /// STS refused the token otherwise (`invalid_grant`).
+    GcpTokenRefused,
+    /// Google STS failed otherwise.
+    GoogleStsFailed,
+    /// The principal may not impersonate the service account.
+    GcpImpersonationDenied,
+    /// The principal lacks `roles/aiplatform.user` on the project.
+    VertexPermissionDenied,
+    /// The model is not enabled for the project (`FAILED_PRECONDITION`).
+    VertexModelNotEnabled,
+    /// Vertex AI failed otherwise.
+    VertexFailed,
 }
 
 impl Cause {

@@ -158,7 +158,7 @@ pub(super) fn fail(
     }
 }
 
-fn server_error(step: StepName, what: &str, e: &ClientError) -> Diagnosis {
+pub(super) fn server_error(step: StepName, what: &str, e: &ClientError) -> Diagnosis {
     match e {
         ClientError::Transport { .. } | ClientError::Config(_) => fail(
             step,

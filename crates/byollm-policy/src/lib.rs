@@ -7,6 +7,9 @@
 //! - [`conditions`]: the condition operators, set qualifiers and missing-key rules;
 //! - [`generate`]: trust and permissions policies, and the setup as a bash script,
 //!   Terraform and CloudFormation;
+//! - [`gcp`]: Google Cloud's side: workload identity pool and provider setup
+//!   (gcloud script, Terraform), the CEL of attribute mappings and conditions,
+//!   and which subjects a provider admits;
 //! - [`explain`]: which subjects a trust policy admits, decided by the evaluator,
 //!   plus lint findings.
 //!
@@ -16,6 +19,7 @@
 pub mod conditions;
 pub mod eval;
 pub mod explain;
+pub mod gcp;
 pub mod generate;
 pub mod model;
 pub mod parse;

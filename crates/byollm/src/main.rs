@@ -7,6 +7,7 @@ mod awsim_cmd;
 mod chat_cmd;
 mod credentials;
 mod demo_cmd;
+mod gcp_cmd;
 mod http_cmd;
 mod operator;
 mod out;
@@ -47,6 +48,11 @@ enum Command {
         #[command(subcommand)]
         cmd: aws_cmd::AwsCommand,
     },
+    /// Google Cloud setup tooling: setup script, attribute-condition explainer, doctor.
+    Gcp {
+        #[command(subcommand)]
+        cmd: gcp_cmd::GcpCommand,
+    },
     /// A strict local AWS emulator (IAM, STS, Bedrock Runtime) and direct-API emulators.
     Awsim(awsim_cmd::AwsimArgs),
     /// The cloud-run worker.
@@ -74,6 +80,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Aws { cmd } => aws_cmd::run(cmd),
+        Command::Gcp { cmd } => gcp_cmd::run(cmd),
         Command::Serve(args) => block(operator::serve(args)),
         Command::Admin { cmd } => block(operator::admin(cmd)),
         Command::Keys { cmd } => block(operator::keys(cmd)),

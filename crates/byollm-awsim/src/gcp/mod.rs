@@ -10,6 +10,8 @@
 //! | `POST /v1/projects/-/serviceAccounts/{SA}:generateAccessToken` | IAM Credentials ([`sts`]) |
 //! | `POST /v1/projects/{P}/locations/{L}/publishers/anthropic/models/{M}:rawPredict` (and `:streamRawPredict`) | Vertex AI ([`vertex`]) |
 //! | `POST /_awsim/gcp/providers`, `POST /_awsim/gcp/bindings` | control: create a provider, grant a role |
+//! | `POST /_awsim/gcp/projects` | control: register a project id and number (`{"projectId", "projectNumber"}`) |
+//! | pools, providers, IAM policies under Google's REST paths | the administrator's APIs gcloud calls ([`resources`]) |
 //!
 //! Invariants: every Vertex call checks an IAM binding of `roles/aiplatform.user`
 //! on the project for one of the caller's principals (never "any valid token");
@@ -17,7 +19,8 @@
 //! without an attribute condition admits every token of its issuer, exactly as
 //! Google does (the setup byollm generates always writes one).
 
-pub mod cel;
+use byollm_policy::gcp::condition as cel;
+pub(crate) mod resources;
 mod sts;
 mod vertex;
 
@@ -123,6 +126,10 @@ pub struct GcpState {
     providers: RwLock<BTreeMap<String, GcpProvider>>,
     bindings: RwLock<Vec<Binding>>,
     tokens: RwLock<HashMap<String, Issued>>,
+    /// Workload identity pools created through the REST API ([`resources`]).
+    pools: RwLock<BTreeMap<String, resources::Pool>>,
+    /// Project id → number.
+    projects: RwLock<BTreeMap<String, String>>,
 }
 
 impl GcpState {
@@ -297,6 +304,16 @@ pub(crate) fn control(state: &GcpState, what: &str, body: &[u8]) -> Response {
                 state.add_binding(b);
                 json_response(200, &json!({}))
             }
+            Err(e) => google_error(400, "INVALID_ARGUMENT", &e.to_string()),
+        },
+        "projects" => match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(v) => match (v["projectId"].as_str(), v["projectNumber"].as_str()) {
+                (Some(id), Some(n)) => {
+                    state.add_project(id, n);
+                    json_response(200, &json!({}))
+                }
+                _ => google_error(400, "INVALID_ARGUMENT", "projectId and projectNumber"),
+            },
             Err(e) => google_error(400, "INVALID_ARGUMENT", &e.to_string()),
         },
         _ => google_error(404, "NOT_FOUND", "unknown control resource"),

@@ -76,6 +76,9 @@ pub enum GenerateError {
         /// Its maximum length.
         max: usize,
     },
+    /// A Google Cloud id, number or service account outside its grammar.
+    #[error("invalid Google Cloud {0} `{1}`")]
+    Gcp(&'static str, String),
     /// A model profile that cannot be granted.
     #[error("invalid model profile `{0}`: {1}")]
     Model(String, &'static str),

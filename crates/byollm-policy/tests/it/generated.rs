@@ -108,7 +108,7 @@ fn setup_script_snapshot_and_shell_checks() {
     )));
 }
 
-fn tempdir() -> std::path::PathBuf {
+pub(crate) fn tempdir() -> std::path::PathBuf {
     let n = std::sync::atomic::AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "byollm-policy-test-{}-{}",
@@ -171,7 +171,7 @@ fn terraform_snapshot_parses_as_hcl() {
     clippy::print_stderr,
     reason = "CI decides whether a missing tool fails or skips, and a skip is said loudly"
 )]
-fn tool_accepts(tool: &str, args: &[&str], file: &std::path::Path, install: &str) {
+pub(crate) fn tool_accepts(tool: &str, args: &[&str], file: &std::path::Path, install: &str) {
     match Command::new(tool).args(args).arg(file).output() {
         Ok(out) => assert!(
             out.status.success(),

@@ -11,6 +11,7 @@
 mod common;
 mod eval_table;
 mod explain;
+mod gcp_generated;
 mod generated;
 mod parse_errors;
 mod props;

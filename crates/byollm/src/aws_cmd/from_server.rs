@@ -12,7 +12,7 @@ use serde_json::Value;
 
 /// What the server says about the team.
 #[derive(Debug)]
-pub(super) struct ServerView {
+pub(crate) struct ServerView {
     /// The issuer tokens carry (`iss`), from the discovery document.
     pub issuer: String,
     /// The key's team.
@@ -22,7 +22,7 @@ pub(super) struct ServerView {
 }
 
 /// Reads the team from `server` (default as for every command).
-pub(super) fn read(server: Option<&str>) -> anyhow::Result<ServerView> {
+pub(crate) fn read(server: Option<&str>) -> anyhow::Result<ServerView> {
     crate::operator::runtime()?.block_on(async {
         let c = crate::credentials::client(&crate::credentials::server(server))?;
         let me = c

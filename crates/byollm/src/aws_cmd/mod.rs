@@ -9,7 +9,7 @@
 
 mod credential_process;
 pub(crate) mod doctor;
-mod from_server;
+pub(crate) mod from_server;
 mod inspect;
 mod models;
 mod policies;

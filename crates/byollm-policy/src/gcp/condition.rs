@@ -1,6 +1,8 @@
 //! Attribute mapping and attribute condition of a workload identity pool
 //! provider (gcp-facts §1.2, §1.3), evaluated with `cel-interpreter` rather
-//! than a hand-written interpreter.
+//! than a hand-written interpreter. One home for both readers: the emulator's
+//! STS decides exchanges with it, and `byollm gcp explain-condition` and the
+//! doctor say which subjects a provider admits with the same code.
 //!
 //! - A mapping expression sees `assertion` (the token's claims) and answers a
 //!   string (or, for `google.groups`, a list of strings).
