@@ -208,7 +208,9 @@ fn agent_page(
             r#"<h2>AWS override</h2>{general}<form method="post" action="{path}" novalidate>{csrf}<input type="hidden" name="version" value="{version}">
 {aws}
 <button type="submit">Save override</button></form>
+{check}
 <h2>Delete</h2><form method="post" action="{delete}">{csrf}<button type="submit" class="danger">Delete agent {name}</button></form>"#,
+            check = super::check::button(s, &super::check::path(Some(&a.uid)), "this agent's role"),
             general = form_errors(errors, FIELDS),
             path = esc(&agent_path(&a.uid)),
             delete = esc(&AGENT_DELETE.replace("{uid}", &a.uid)),
