@@ -189,7 +189,8 @@ fn render(r: &Report, back: &str) -> String {
         ),
         Some(d) => format!(
             r#"<div class="diagnosis" id="check-verdict" role="alert"><p class="error">Refused at the <strong>{step}</strong> step: {summary}</p>
-<p>Cause: <code>{cause}</code></p>{evidence}<p class="fix"><strong>Fix:</strong> {fix}</p></div>"#,
+<p>Cause: <code>{cause}</code></p>{evidence}<p class="fix"><strong>Fix:</strong> {fix}</p>
+<p class="hint">The <a href="{AWS_SETUP}">AWS setup</a> page generates the trust and permissions policies and a setup script (bash, Terraform, CloudFormation) for this team.</p></div>"#,
             step = d.step.as_str(),
             summary = esc(&d.summary),
             cause = esc(&d.cause.code()),

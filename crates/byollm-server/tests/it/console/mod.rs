@@ -7,6 +7,7 @@ mod check;
 mod http;
 mod links;
 mod pages;
+mod setup_flow;
 mod webdriver;
 
 use std::sync::Arc;
