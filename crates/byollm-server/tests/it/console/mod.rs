@@ -2,6 +2,7 @@
 //! and headers (`http`), and a real headless Chromium driven over WebDriver
 //! (`browser`).
 
+mod accessibility;
 mod browser;
 mod check;
 mod http;
