@@ -14,7 +14,9 @@ use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use byollm_api::types::{Agent, AgentCreate, AgentListQuery, AwsOverride, InferenceProviders};
+use byollm_api::types::{
+    Agent, AgentCreate, AgentListQuery, AwsOverride, InferenceProviders, RunListQuery,
+};
 use byollm_core::CoreError;
 use byollm_core::versioned::IfMatch;
 
@@ -197,6 +199,7 @@ fn agent_page(
     version: i64,
     shown: &AwsOverride,
     errors: &Errors,
+    runs: &str,
 ) -> Response {
     let status = if errors.is_empty() {
         StatusCode::OK
@@ -228,7 +231,7 @@ fn agent_page(
 <dt>Available</dt><dd>{avail}</dd>
 <dt>AWS</dt><dd id="agent-aws">{aws}</dd>
 <dt>Created</dt><dd>{created} by <code>{by}</code></dd>
-</dl>{admin}<p><a href="{AGENTS}">All agents</a></p>"#,
+</dl>{admin}<h2>Its runs</h2>{runs}<p><a href="{AGENTS}">All agents</a></p>"#,
         uid = esc(&a.uid),
         desc = esc(&a.description),
         avail = if a.available { "yes" } else { "no" },
@@ -241,16 +244,35 @@ fn agent_page(
 
 /// `GET /console/agents/{uid}`.
 pub async fn show(State(state): State<AppState>, s: Session, Path(uid): Path<String>) -> Response {
-    match state.core.get_agent(&s.principal, &uid).await {
-        Ok(v) => agent_page(
-            &s,
-            &v.value,
-            v.version,
-            &v.value.inference_providers.aws,
-            &Vec::new(),
+    let v = match state.core.get_agent(&s.principal, &uid).await {
+        Ok(v) => v,
+        Err(e) => return html::core_error(e, Some(&s)),
+    };
+    let actor = format!("service_account:{uid}");
+    let query = RunListQuery {
+        actor: Some(actor.clone()),
+        ..RunListQuery::default()
+    };
+    let runs = match state.core.list_runs(&s.principal, query).await {
+        Ok(list) => format!(
+            "{}{}",
+            super::runs::table(&list.runs),
+            html::next_page(
+                super::RUNS,
+                &[("actor", Some(actor))],
+                list.next_cursor.as_deref()
+            )
         ),
-        Err(e) => html::core_error(e, Some(&s)),
-    }
+        Err(e) => return html::core_error(e, Some(&s)),
+    };
+    agent_page(
+        &s,
+        &v.value,
+        v.version,
+        &v.value.inference_providers.aws,
+        &Vec::new(),
+        &runs,
+    )
 }
 
 /// `POST /console/agents/{uid}`: sets the agent's AWS override.
@@ -279,7 +301,14 @@ pub async fn save(
         Err(CoreError::Invalid(f)) => match state.core.get_agent(&s.principal, &uid).await {
             Ok(v) => {
                 let message = format!("{}: {}", f.field, f.message);
-                agent_page(&s, &v.value, v.version, &sent, &vec![(f.field, message)])
+                agent_page(
+                    &s,
+                    &v.value,
+                    v.version,
+                    &sent,
+                    &vec![(f.field, message)],
+                    "",
+                )
             }
             Err(e) => html::core_error(e, Some(&s)),
         },

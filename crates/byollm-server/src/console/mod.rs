@@ -92,6 +92,8 @@ pub const RUNS: &str = "/console/runs";
 pub const RUN: &str = "/console/runs/{id}";
 /// Credits and requests.
 pub const USAGE: &str = "/console/usage";
+/// Every request of the usage page's filters, as CSV.
+pub const USAGE_CSV: &str = "/console/usage/requests.csv";
 /// The member's own settings (POST).
 pub const MY_SETTINGS: &str = "/console/my-settings";
 /// Members and roles (admins): list and add.
@@ -121,6 +123,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(RUNS, get(runs::list))
         .route(RUN, get(runs::show))
         .route(USAGE, get(usage::show))
+        .route(USAGE_CSV, get(usage::csv))
         .route(MY_SETTINGS, post(overview::save_my_settings))
         .route(AWS_SETUP, get(aws_setup::show))
         .route(AWS_SETUP_FILE, get(aws_setup::file))

@@ -7,6 +7,7 @@ mod browser;
 mod check;
 mod http;
 mod links;
+mod lists;
 mod pages;
 mod setup_flow;
 mod webdriver;
