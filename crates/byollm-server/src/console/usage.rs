@@ -98,7 +98,7 @@ fn summary_table(
     )
 }
 
-/// Inference credits per day: SVG bars (`aria-hidden`: the table beside it
+/// Inference credits per day: SVG bars (`aria-hidden`: the table with it
 /// says the same to a screen reader).
 fn chart(days: &BTreeMap<String, (u64, f64)>) -> String {
     if days.is_empty() {
@@ -129,7 +129,7 @@ fn chart(days: &BTreeMap<String, (u64, f64)>) -> String {
     )]
     let width = days.len() as f64 * (bar + gap);
     format!(
-        r#"<figure class="chart"><svg id="usage-chart" aria-hidden="true" focusable="false" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}">{bars}</svg><figcaption>Inference credits per day (the table beside it has the numbers)</figcaption></figure>"#
+        r#"<figure class="chart"><svg id="usage-chart" aria-hidden="true" focusable="false" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}">{bars}</svg><figcaption>Inference credits per day (the numbers are in the table)</figcaption></figure>"#
     )
 }
 
@@ -285,4 +285,72 @@ pub async fn csv(State(state): State<AppState>, s: Session, RawQuery(q): RawQuer
         out,
     )
         .into_response()
+}
+
+/// The overview's credits: the three buckets (as the API totals them, for
+/// every request and run the caller may see), this month's inference credits
+/// per day (chart and table) and the last requests with their routes.
+pub async fn overview_section(state: &AppState, s: &Session) -> Result<String, Response> {
+    let report = state
+        .core
+        .usage(&s.principal, UsageQuery::default())
+        .await
+        .map_err(|e| html::core_error(e, Some(s)))?;
+    let (all, _) = all_requests(state, s, &UsageQuery::default()).await?;
+    let month = byollm_api::clock::rfc3339(state.core.clock().now())
+        .get(..7)
+        .unwrap_or_default()
+        .to_owned();
+    let this_month: Vec<UsageRequest> = all
+        .iter()
+        .filter(|r| r.created_at.starts_with(&month))
+        .cloned()
+        .collect();
+    let days = by(&this_month, |r| {
+        r.created_at.get(..10).unwrap_or_default().to_owned()
+    });
+    let over_time = if days.is_empty() {
+        "<p>No requests this month yet.</p>".to_owned()
+    } else {
+        format!(
+            r#"<div class="chart-and-table">{}{}</div>"#,
+            chart(&days),
+            summary_table(
+                "overview-days",
+                &format!("Inference credits per day, {month}"),
+                "Day",
+                &days
+            )
+        )
+    };
+    let last: String = all
+        .iter()
+        .rev()
+        .take(5)
+        .map(|r| {
+            format!(
+                "<tr><td>{at}</td><td>{model}</td><td><code>{route}</code></td><td>{credits:.4}</td></tr>",
+                at = esc(&r.created_at),
+                model = esc(&r.model),
+                route = esc(&r.route),
+                credits = r.credits,
+            )
+        })
+        .collect();
+    let last = if last.is_empty() {
+        String::new()
+    } else {
+        format!(
+            r#"<table id="overview-last"><caption>The last requests and their routes</caption><thead><tr><th scope="col">When</th><th scope="col">Model</th><th scope="col">Route</th><th scope="col">Credits</th></tr></thead><tbody>{last}</tbody></table>"#
+        )
+    };
+    let b = report.buckets;
+    Ok(format!(
+        r#"<section aria-labelledby="credits-h"><h2 id="credits-h">Credits</h2>
+<table id="overview-buckets"><caption>Credits by bucket (every request and run you can see)</caption><thead><tr><th scope="col">Inference</th><th scope="col">Platform</th><th scope="col">Compute</th></tr></thead><tbody><tr><td>{i:.4}</td><td>{p:.4}</td><td>{c:.4}</td></tr></tbody></table>
+{over_time}{last}<p><a href="{USAGE}">All usage</a></p></section>"#,
+        i = b.inference,
+        p = b.platform,
+        c = b.compute,
+    ))
 }

@@ -179,3 +179,42 @@ async fn audit_and_runs_pages_keep_their_filters() {
     assert_eq!(status, 200, "{page}");
     assert!(page.contains(&c.alpha.agent_run) && !page.contains(&c.alpha.member_run));
 }
+
+/// The overview: the buckets, this month's inference credits per day (chart
+/// and table) and the last requests with their routes.
+#[tokio::test]
+async fn the_overview_shows_credits_this_month_and_the_last_requests() {
+    let c = Console::start(Arc::new(SystemClock), false).await;
+    let owner = c.sign_in(&c.alpha.owner.key).await;
+    let (_, page, _) = c.get("/console", Some(&owner)).await;
+    assert!(page.contains("No requests this month yet."), "{page}");
+    let now = c.h.core.clock().now();
+    let rows: Vec<UsageRow> = (0..3)
+        .map(|i| UsageRow {
+            id: format!("use_over{i}"),
+            team_uid: c.alpha.uid.clone(),
+            run_id: None,
+            actor: Actor {
+                actor_type: ActorType::User,
+                uid: c.alpha.owner.uid.clone(),
+            },
+            member_uid: Some(c.alpha.owner.uid.clone()),
+            agent_uid: None,
+            model: "claude-sonnet-4-6".into(),
+            route: format!("direct_api:route{i}"),
+            attempts: "[]".into(),
+            input_tokens: 1,
+            output_tokens: 1,
+            inference_microcredits: 2_000,
+            created_at: now - i,
+        })
+        .collect();
+    c.h.core.store().insert_usage(&rows).await.unwrap();
+    let (status, page, _) = c.get("/console", Some(&owner)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(r#"<table id="overview-buckets">"#), "{page}");
+    assert!(page.contains("<td>0.0060</td>"), "{page}");
+    assert!(page.contains(r#"<svg id="usage-chart""#), "{page}");
+    assert!(page.contains(r#"<table id="overview-days">"#), "{page}");
+    assert!(page.contains("<code>direct_api:route2</code>"), "{page}");
+}

@@ -140,5 +140,37 @@ async fn an_admin_sets_up_bedrock_for_the_team_and_an_agent_in_the_console_alone
         api.body["inference_providers"]["aws"]["role_arn"],
         agent_role.as_str()
     );
+
+    // Usage once requests went through: the chart with its table.
+    let now = c.h.core.clock().now();
+    let rows: Vec<byollm_core::store::UsageRow> = (0..12)
+        .map(|i| byollm_core::store::UsageRow {
+            id: format!("use_shot{i:02}"),
+            team_uid: c.alpha.uid.clone(),
+            run_id: None,
+            actor: byollm_api::types::Actor {
+                actor_type: byollm_api::types::ActorType::ServiceAccount,
+                uid: uid.clone(),
+            },
+            member_uid: None,
+            agent_uid: Some(uid.clone()),
+            model: "claude-sonnet-4-6".into(),
+            route: if i % 3 == 0 {
+                "direct_api:claude-sonnet-4-6".into()
+            } else {
+                "aws_bedrock:global.anthropic.claude-sonnet-4-6@us-east-1".into()
+            },
+            attempts: "[]".into(),
+            input_tokens: 100,
+            output_tokens: 50,
+            inference_microcredits: if i % 3 == 0 { 3_000 + i * 500 } else { 0 },
+            created_at: now - (i % 4) * 86_400,
+        })
+        .collect();
+    c.h.core.store().insert_usage(&rows).await.unwrap();
+    b.click_and_wait("a[href='/console/usage']").await;
+    assert_eq!(b.count("#usage-chart").await, 1);
+    assert_eq!(b.count("#usage-days").await, 1);
+    shot(&b, "usage").await;
     b.quit().await;
 }
