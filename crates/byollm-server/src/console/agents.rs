@@ -8,7 +8,7 @@
 //! to its field in the API's words.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
@@ -101,12 +101,13 @@ async fn list_page(
     sent: &[(String, String)],
     errors: &Errors,
     status: StatusCode,
+    cursor: Option<String>,
 ) -> Response {
-    let list = match state
-        .core
-        .list_agents(&s.principal, AgentListQuery::default())
-        .await
-    {
+    let query = AgentListQuery {
+        cursor,
+        ..AgentListQuery::default()
+    };
+    let list = match state.core.list_agents(&s.principal, query).await {
         Ok(l) => l,
         Err(e) => return html::core_error(e, Some(s)),
     };
@@ -149,12 +150,14 @@ async fn list_page(
     } else {
         r#"<p class="hint">Only the team's admins create agents.</p>"#.to_owned()
     };
-    html::page(status, "Agents", Some(s), &format!("{table}{create}"))
+    let more = html::next_page(AGENTS, &[], list.next_cursor.as_deref());
+    html::page(status, "Agents", Some(s), &format!("{table}{more}{create}"))
 }
 
 /// `GET /console/agents`.
-pub async fn list(State(state): State<AppState>, s: Session) -> Response {
-    list_page(&state, &s, &[], &Vec::new(), StatusCode::OK).await
+pub async fn list(State(state): State<AppState>, s: Session, RawQuery(q): RawQuery) -> Response {
+    let cursor = html::query_value(q.as_deref(), "cursor");
+    list_page(&state, &s, &[], &Vec::new(), StatusCode::OK, cursor).await
 }
 
 /// `POST /console/agents`: creates an agent and opens its page.
@@ -182,6 +185,7 @@ pub async fn create(State(state): State<AppState>, s: Session, body: Bytes) -> R
                 &pairs,
                 &vec![(f.field, message)],
                 StatusCode::BAD_REQUEST,
+                None,
             )
             .await
         }

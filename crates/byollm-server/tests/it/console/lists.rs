@@ -218,3 +218,48 @@ async fn the_overview_shows_credits_this_month_and_the_last_requests() {
     assert!(page.contains(r#"<table id="overview-days">"#), "{page}");
     assert!(page.contains("<code>direct_api:route2</code>"), "{page}");
 }
+
+/// Agents, API keys and members past their first page.
+#[tokio::test]
+async fn agents_keys_and_members_have_next_pages() {
+    let c = Console::start(Arc::new(SystemClock), false).await;
+    let admin = &c.alpha.admin.key;
+    for n in 0..100 {
+        for (path, body) in [
+            (
+                byollm_api::routes::AGENT_IDENTITIES,
+                serde_json::json!({"name": format!("bot{n:03}")}),
+            ),
+            (
+                byollm_api::routes::API_KEYS,
+                serde_json::json!({"name": format!("k{n:03}")}),
+            ),
+            (
+                byollm_api::routes::TEAM_MEMBERS,
+                serde_json::json!({"email": format!("m{n:03}@alpha.test"), "role": "member"}),
+            ),
+        ] {
+            c.h.json(axum::http::Method::POST, path, Some(admin), &body)
+                .await
+                .expect(201);
+        }
+    }
+    let owner = c.sign_in(&c.alpha.admin.key).await;
+    for (path, last) in [
+        ("/console/agents", "bot099"),
+        ("/console/keys", "k099"),
+        ("/console/members", "m099@alpha.test"),
+    ] {
+        let (status, page, _) = c.get(path, Some(&owner)).await;
+        assert_eq!(status, 200, "{page}");
+        let next = next_of(&page).unwrap_or_else(|| panic!("{path}: no next page"));
+        assert!(next.starts_with(&format!("{path}?cursor=")), "{next}");
+        let (status, two, _) = c.get(&next, Some(&owner)).await;
+        assert_eq!(status, 200, "{two}");
+        assert!(
+            page.contains(last) || two.contains(last),
+            "{path}: {last} on neither page"
+        );
+        assert!(!two.is_empty() && two != page);
+    }
+}
