@@ -125,6 +125,12 @@ pub fn new_console_session() -> SecretString {
     SecretString::from(format!("bcs_{}", base32(&random_bytes::<32>())))
 }
 
+/// A new one-time console sign-in link token: 256 random bits in base32 with
+/// a prefix of its own (not a credential: the API refuses it as malformed).
+pub fn new_sign_in_link() -> SecretString {
+    SecretString::from(format!("bsl_{}", base32(&random_bytes::<32>())))
+}
+
 /// What a presented credential looks like, judged without any lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialFormat {

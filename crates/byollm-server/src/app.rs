@@ -402,11 +402,13 @@ pub async fn serve_with(
     limits: ConnectionLimits,
 ) -> Result<Server, StartError> {
     let addr = listener.local_addr()?;
+    let check_env = crate::console::CheckEnv::new(addr, gateway_cfg.aws_endpoint_url.clone());
     let gateway = Arc::new(Gateway::new(core.clone(), gateway_cfg)?);
     let app = router(AppState(Arc::new(App {
         core: core.clone(),
         gateway: gateway.clone(),
-    })));
+    })))
+    .layer(axum::Extension(check_env));
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     // Returns once shutdown is requested and every connection has closed.

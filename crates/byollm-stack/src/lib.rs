@@ -47,6 +47,9 @@ pub struct Stack {
     pub owner_uid: String,
     /// The owner's key (never printed).
     pub owner_key: SecretString,
+    /// The server's store (what an operator's offline command acts on, e.g.
+    /// the one-time console sign-in link).
+    pub store: byollm_core::store::Store,
     /// Holds the store and the direct-API key; removed on drop.
     _dir: tempfile::TempDir,
 }
@@ -111,6 +114,7 @@ impl Stack {
             owner_email,
         )
         .await?;
+        let store = core.store().clone();
         let server = app::serve_on(listener, core, gateway).await?;
         Ok(Stack {
             sim,
@@ -119,6 +123,7 @@ impl Stack {
             team_uid: boot.team_uid,
             owner_uid: boot.owner_uid,
             owner_key: SecretString::from(boot.api_key.expose().to_owned()),
+            store,
             _dir: dir,
         })
     }

@@ -43,7 +43,12 @@ const PROMPT: &str = "Hello from a byollm agent run: this reply streamed from Am
 
 /// `byollm demo` flags.
 #[derive(Debug, Args)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// Keep the emulator and the server running after the demo (until Ctrl-C),
+    /// to explore the web console with the printed sign-in link.
+    #[arg(long)]
+    pub keep_running: bool,
+}
 
 fn header(n: u32, title: &str) {
     out::line("");
@@ -59,7 +64,7 @@ fn say(text: &str) {
 }
 
 /// Runs the demo.
-pub async fn run(_args: DemoArgs) -> anyhow::Result<()> {
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     #[expect(
         clippy::disallowed_methods,
         reason = "the demo reports its own wall-clock duration to the person watching"
@@ -70,14 +75,55 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<()> {
 
     header(1, "Start the AWS emulator and the byollm server");
     let stack = Stack::start("Acme Robotics", "owner@acme.example").await?;
-    let result = demo(&stack).await;
-    stack.shutdown().await;
-    result?;
+    let result = match demo(&stack).await {
+        Ok(()) => console(&stack).await,
+        Err(e) => Err(e),
+    };
+    if result.is_err() {
+        stack.shutdown().await;
+        return result;
+    }
     out::line("");
     out::line(&format!(
         "Done in {:.1} s. Try the pieces yourself: byollm awsim, byollm serve, byollm aws setup-script, byollm aws doctor.",
         started.elapsed().as_secs_f64()
     ));
+    if args.keep_running {
+        out::line("Still running (--keep-running): open the link above; Ctrl-C stops.");
+        crate::operator::shutdown_signal().await;
+        out::line("Stopping.");
+    }
+    stack.shutdown().await;
+    Ok(())
+}
+
+/// The last step: the web console's URL and a one-time sign-in link for the
+/// owner (printed: it is the way in, works once, for 10 minutes).
+async fn console(stack: &Stack) -> anyhow::Result<()> {
+    header(9, "The web console");
+    let link = byollm_core::service::create_sign_in_link(
+        &stack.store,
+        &byollm_api::clock::SystemClock,
+        &stack.team_uid,
+        &stack.owner_uid,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    say(&format!(
+        "console:         {}{}",
+        stack.base,
+        byollm_server::console::PREFIX
+    ));
+    say(&format!(
+        "sign-in link:    {}",
+        crate::operator::sign_in_link_url(
+            &stack.base,
+            secrecy::ExposeSecret::expose_secret(&link.token)
+        )
+    ));
+    say(
+        "                 (one-time, for the owner, valid 10 minutes; byollm admin login-link makes more)",
+    );
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use secrecy::ExposeSecret as _;
 
 use byollm_api::clock::{Clock, SystemClock, rfc3339};
 use byollm_core::identity::keyring::{Keyring, RotateOutcome};
@@ -321,6 +322,40 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a one-time web console sign-in link for a member (works once,
+    /// for 10 minutes; stored hashed; audited). A session opened with it acts
+    /// as the member and ends at 12 hours, at sign-out or when the member is
+    /// removed.
+    LoginLink {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The team's uid.
+        #[arg(long, value_name = "UID")]
+        team: String,
+        /// The member: their uid or email.
+        #[arg(long, value_name = "UID|EMAIL")]
+        member: String,
+        /// The server's URL as the browser reaches it.
+        #[arg(
+            long,
+            env = "BYOLLM_SERVER",
+            value_name = "URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        url: String,
+        /// Print {"url", "member_uid", "expires_at"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The console URL a sign-in link's token opens.
+pub fn sign_in_link_url(server: &str, token: &str) -> String {
+    format!(
+        "{}{}{token}",
+        server.trim_end_matches('/'),
+        byollm_server::console::SIGN_IN_LINK_PREFIX
+    )
 }
 
 /// Runs an admin command.
@@ -379,6 +414,35 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
                 out::line(&format!("key_id:    {}", made.key_id));
                 out::line(&format!("key:       {}", made.api_key.expose()));
                 out::err("The API key is shown only once: store it now.");
+            }
+            Ok(())
+        }
+        AdminCommand::LoginLink {
+            store,
+            team,
+            member,
+            url,
+            json,
+        } => {
+            let (_, store) = store.open().await?;
+            let link =
+                byollm_core::service::create_sign_in_link(&store, &SystemClock, &team, &member)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let url = sign_in_link_url(&url, link.token.expose_secret());
+            let expires_at = rfc3339(link.expires_at);
+            if json {
+                out::json(&serde_json::json!({
+                    "url": url,
+                    "member_uid": link.member_uid,
+                    "expires_at": expires_at,
+                }))?;
+            } else {
+                out::line(&url);
+                out::err(&format!(
+                    "One-time sign-in link for member {}: it works once, until {expires_at}.",
+                    link.member_uid
+                ));
             }
             Ok(())
         }

@@ -11,7 +11,8 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::process::Command;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
 
 #[test]
 fn the_demo_runs_and_prints_its_transcript() {
@@ -46,6 +47,8 @@ fn the_demo_runs_and_prints_its_transcript() {
         "[FAIL] sts",
         "cause: sub_not_admitted",
         "condition StringEquals",
+        "9. The web console",
+        "/console/sign-in/link/bsl_",
         "Done in",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
@@ -64,4 +67,68 @@ fn the_demo_runs_and_prints_its_transcript() {
             "{secret} printed:\n{stdout}\n{stderr}"
         );
     }
+}
+
+/// `--keep-running` keeps the server up after the transcript: the printed
+/// console URL and one-time sign-in link work until Ctrl-C (SIGINT), which
+/// stops it cleanly.
+#[test]
+fn keep_running_serves_the_console_until_ctrl_c() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_byollm"))
+        .args(["demo", "--keep-running"])
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut console, mut link) = (None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let value = |label: &str| line.trim().strip_prefix(label).map(|v| v.trim().to_owned());
+        console = console.or_else(|| value("console:"));
+        link = link.or_else(|| value("sign-in link:"));
+        if line.contains("Still running") {
+            break;
+        }
+    }
+    let (console, link) = (console.expect("a console URL"), link.expect("a link"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let sign_in = http.get(&console).send().await.unwrap();
+        assert_eq!(
+            sign_in.status().as_u16(),
+            303,
+            "the console asks to sign in"
+        );
+        let page = http.get(&link).send().await.unwrap();
+        assert_eq!(page.status().as_u16(), 200);
+        assert!(
+            page.text()
+                .await
+                .unwrap()
+                .contains("Sign in with this link")
+        );
+        let origin = console.trim_end_matches("/console");
+        let spent = http
+            .post(&link)
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(spent.status().as_u16(), 303, "the link signs the owner in");
+    });
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit {status:?}: {rest:?}");
+    assert!(rest.iter().any(|l| l.contains("Stopping")), "{rest:?}");
 }

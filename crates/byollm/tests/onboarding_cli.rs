@@ -245,5 +245,54 @@ async fn a_new_member_goes_from_invitation_to_first_request() {
         server: Some(base.clone()),
     };
     assert_eq!(recovered.json(&["me"]).await["role"], "owner");
+
+    // The operator prints a one-time console sign-in link (BYOLLM_SERVER is the
+    // URL it starts with); it signs the member in once.
+    let (url, note) = owner
+        .ok(&[
+            "admin",
+            "login-link",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--team",
+            &boot.team_uid,
+            "--member",
+            "o@acme.example",
+        ])
+        .await;
+    let url = url.trim();
+    assert!(
+        url.starts_with(&format!("{base}/console/sign-in/link/bsl_")),
+        "{url}"
+    );
+    assert!(note.contains("works once"), "{note}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let spend = || http.post(url).header("origin", &base).send();
+    let first = spend().await.unwrap();
+    assert_eq!(first.status().as_u16(), 303);
+    assert!(first.headers().contains_key("set-cookie"));
+    assert_eq!(spend().await.unwrap().status().as_u16(), 410, "single use");
+    let json = owner
+        .json(&[
+            "admin",
+            "login-link",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--team",
+            &boot.team_uid,
+            "--member",
+            &boot.owner_uid,
+        ])
+        .await;
+    assert!(
+        json["url"]
+            .as_str()
+            .unwrap()
+            .contains("/console/sign-in/link/")
+    );
+    assert_eq!(json["member_uid"], boot.owner_uid.as_str());
     server.shutdown().await;
 }

@@ -35,7 +35,10 @@ use crate::usage::UsageSink;
 use byollm_api::clock::Clock;
 
 pub use audit::{changed_fields, with_request_id};
-pub use console::{CONSOLE_SESSION_SECONDS, ConsoleSession, ConsoleSignIn};
+pub use console::{
+    CHECK_SETUP_KEY_SECONDS, CONSOLE_SESSION_SECONDS, CheckSetupKey, ConsoleSession, ConsoleSignIn,
+    LinkRefusal, SIGN_IN_LINK_SECONDS, SignInLink, create_sign_in_link,
+};
 pub use identity::{MintSubject, Minted};
 pub use runs::MAX_PROMPT_CHARS;
 pub use team::{Bootstrapped, Recovered, bootstrap_team, recover_owner};

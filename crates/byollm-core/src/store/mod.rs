@@ -42,7 +42,7 @@ use sqlx::{AnyPool, Row as _};
 pub use agents::AgentFilter;
 pub use api_keys::{KeyAfter, LAST_USE_GRANULARITY};
 pub use audit_events::{AuditEventRow, AuditFilter};
-pub use console_sessions::ConsoleSessionRow;
+pub use console_sessions::{ConsoleSessionRow, SignInLinkRow};
 pub use invitations::InvitationRow;
 pub use members::{LAST_OWNER, MemberAfter, ROLE_CHANGED, RemovedActor};
 pub use rows::*;

@@ -8,13 +8,15 @@
 //! to its field in the API's words.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use byollm_api::types::{Agent, AgentCreate, AgentListQuery, AwsOverride, InferenceProviders};
+use byollm_api::types::{
+    Agent, AgentCreate, AgentListQuery, AwsOverride, InferenceProviders, RunListQuery,
+};
 use byollm_core::CoreError;
 use byollm_core::versioned::IfMatch;
 
@@ -99,12 +101,13 @@ async fn list_page(
     sent: &[(String, String)],
     errors: &Errors,
     status: StatusCode,
+    cursor: Option<String>,
 ) -> Response {
-    let list = match state
-        .core
-        .list_agents(&s.principal, AgentListQuery::default())
-        .await
-    {
+    let query = AgentListQuery {
+        cursor,
+        ..AgentListQuery::default()
+    };
+    let list = match state.core.list_agents(&s.principal, query).await {
         Ok(l) => l,
         Err(e) => return html::core_error(e, Some(s)),
     };
@@ -147,12 +150,14 @@ async fn list_page(
     } else {
         r#"<p class="hint">Only the team's admins create agents.</p>"#.to_owned()
     };
-    html::page(status, "Agents", Some(s), &format!("{table}{create}"))
+    let more = html::next_page(AGENTS, &[], list.next_cursor.as_deref());
+    html::page(status, "Agents", Some(s), &format!("{table}{more}{create}"))
 }
 
 /// `GET /console/agents`.
-pub async fn list(State(state): State<AppState>, s: Session) -> Response {
-    list_page(&state, &s, &[], &Vec::new(), StatusCode::OK).await
+pub async fn list(State(state): State<AppState>, s: Session, RawQuery(q): RawQuery) -> Response {
+    let cursor = html::query_value(q.as_deref(), "cursor");
+    list_page(&state, &s, &[], &Vec::new(), StatusCode::OK, cursor).await
 }
 
 /// `POST /console/agents`: creates an agent and opens its page.
@@ -181,6 +186,7 @@ pub async fn create(State(state): State<AppState>, s: Session, body: Bytes) -> R
                 &pairs,
                 &vec![(f.field, message)],
                 StatusCode::BAD_REQUEST,
+                None,
             )
             .await
         }
@@ -198,6 +204,7 @@ fn agent_page(
     version: i64,
     shown: &AwsOverride,
     errors: &Errors,
+    runs: &str,
 ) -> Response {
     let status = if errors.is_empty() {
         StatusCode::OK
@@ -209,7 +216,9 @@ fn agent_page(
             r#"<h2>AWS override</h2>{general}<form method="post" action="{path}" novalidate>{csrf}<input type="hidden" name="version" value="{version}">
 {aws}
 <button type="submit">Save override</button></form>
+{check}
 <h2>Delete</h2><form method="post" action="{delete}">{csrf}<button type="submit" class="danger">Delete agent {name}</button></form>"#,
+            check = super::check::button(s, &super::check::path(Some(&a.uid)), "this agent's role"),
             general = form_errors(errors, FIELDS),
             path = esc(&agent_path(&a.uid)),
             delete = esc(&AGENT_DELETE.replace("{uid}", &a.uid)),
@@ -227,7 +236,7 @@ fn agent_page(
 <dt>Available</dt><dd>{avail}</dd>
 <dt>AWS</dt><dd id="agent-aws">{aws}</dd>
 <dt>Created</dt><dd>{created} by <code>{by}</code></dd>
-</dl>{admin}<p><a href="{AGENTS}">All agents</a></p>"#,
+</dl>{admin}<h2>Its runs</h2>{runs}<p><a href="{AGENTS}">All agents</a></p>"#,
         uid = esc(&a.uid),
         desc = esc(&a.description),
         avail = if a.available { "yes" } else { "no" },
@@ -240,16 +249,35 @@ fn agent_page(
 
 /// `GET /console/agents/{uid}`.
 pub async fn show(State(state): State<AppState>, s: Session, Path(uid): Path<String>) -> Response {
-    match state.core.get_agent(&s.principal, &uid).await {
-        Ok(v) => agent_page(
-            &s,
-            &v.value,
-            v.version,
-            &v.value.inference_providers.aws,
-            &Vec::new(),
+    let v = match state.core.get_agent(&s.principal, &uid).await {
+        Ok(v) => v,
+        Err(e) => return html::core_error(e, Some(&s)),
+    };
+    let actor = format!("service_account:{uid}");
+    let query = RunListQuery {
+        actor: Some(actor.clone()),
+        ..RunListQuery::default()
+    };
+    let runs = match state.core.list_runs(&s.principal, query).await {
+        Ok(list) => format!(
+            "{}{}",
+            super::runs::table(&list.runs),
+            html::next_page(
+                super::RUNS,
+                &[("actor", Some(actor))],
+                list.next_cursor.as_deref()
+            )
         ),
-        Err(e) => html::core_error(e, Some(&s)),
-    }
+        Err(e) => return html::core_error(e, Some(&s)),
+    };
+    agent_page(
+        &s,
+        &v.value,
+        v.version,
+        &v.value.inference_providers.aws,
+        &Vec::new(),
+        &runs,
+    )
 }
 
 /// `POST /console/agents/{uid}`: sets the agent's AWS override.
@@ -278,7 +306,14 @@ pub async fn save(
         Err(CoreError::Invalid(f)) => match state.core.get_agent(&s.principal, &uid).await {
             Ok(v) => {
                 let message = format!("{}: {}", f.field, f.message);
-                agent_page(&s, &v.value, v.version, &sent, &vec![(f.field, message)])
+                agent_page(
+                    &s,
+                    &v.value,
+                    v.version,
+                    &sent,
+                    &vec![(f.field, message)],
+                    "",
+                )
             }
             Err(e) => html::core_error(e, Some(&s)),
         },

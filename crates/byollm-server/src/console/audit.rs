@@ -42,14 +42,15 @@ pub async fn show(State(state): State<AppState>, s: Session, RawQuery(q): RawQue
         since: get("since"),
         until: get("until"),
         limit: None,
-        cursor: None,
+        cursor: get("cursor"),
     };
-    let (events, errors, status) = match state.core.audit_events(&s.principal, query).await {
-        Ok(page) => (page.events, Vec::new(), StatusCode::OK),
+    let (events, next, errors, status) = match state.core.audit_events(&s.principal, query).await {
+        Ok(page) => (page.events, page.next_cursor, Vec::new(), StatusCode::OK),
         Err(CoreError::Invalid(f)) => {
             let message = format!("{}: {}", f.field, f.message);
             (
                 Vec::new(),
+                None,
                 vec![(f.field, message)],
                 StatusCode::BAD_REQUEST,
             )
@@ -81,8 +82,16 @@ pub async fn show(State(state): State<AppState>, s: Session, RawQuery(q): RawQue
         .collect();
     let body = format!(
         r#"{general}<form method="get" action="{AUDIT}">{inputs}<button type="submit">Filter</button></form>
-<table><caption>Audit events (oldest first)</caption><thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">Action</th><th scope="col">Target</th><th scope="col">Changes</th></tr></thead><tbody>{rows}</tbody></table>"#,
+<table><caption>Audit events (oldest first)</caption><thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">Action</th><th scope="col">Target</th><th scope="col">Changes</th></tr></thead><tbody>{rows}</tbody></table>{more}"#,
         general = form_errors(&errors, &["action", "actor", "target", "since", "until"]),
+        more = html::next_page(
+            AUDIT,
+            &FILTERS
+                .iter()
+                .map(|(k, _)| (*k, get(k)))
+                .collect::<Vec<_>>(),
+            next.as_deref(),
+        ),
     );
     html::page(status, "Audit", Some(&s), &body)
 }

@@ -238,7 +238,8 @@ pub async fn show(State(state): State<AppState>, s: Session, RawQuery(q): RawQue
 <label for="region">Region</label><input type="text" id="region" name="region" value="{region}" aria-describedby="region-error">{region_err}
 <label for="scope">Who may use the role</label><select id="scope" name="scope"><option value="team"{s_team}>The whole team</option><option value="users"{s_users}>Members only</option><option value="agents"{s_agents}>All agents</option><option value="chosen"{s_chosen}>Chosen agents</option></select>
 <label for="agents">Chosen agents' uids (comma-separated)</label><input type="text" id="agents" name="agents" value="{agents}" aria-describedby="agents-error">{agents_err}
-<button type="submit">Generate</button></form>{out}"#,
+<button type="submit">Generate</button></form>{out}{check}"#,
+        check = super::check::button(&s, &super::check::path(None), "the team"),
         general = form_errors(&errors, &["account_id", "role_name", "region", "agents"]),
         account = esc(&inputs.account),
         role = esc(&inputs.role),

@@ -179,3 +179,34 @@ pub fn form_errors(errors: &[(String, String)], shown: &[&str]) -> String {
         .map(|(_, m)| format!(r#"<p class="error" role="alert">{}</p>"#, esc(m)))
         .collect()
 }
+
+/// The value of `name` in a request's raw query (`None`: absent, empty or
+/// unreadable).
+pub fn query_value(q: Option<&str>, name: &str) -> Option<String> {
+    crate::extract::query_pairs(q)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// A "Next page" link to `path` with the API's `next` cursor and the `keep`
+/// pairs (the page's filters); nothing on the last page.
+pub fn next_page(path: &str, keep: &[(&str, Option<String>)], next: Option<&str>) -> String {
+    let Some(next) = next else {
+        return String::new();
+    };
+    let enc = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let mut query: String = keep
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}&", enc(v))))
+        .collect();
+    query.push_str(&format!("cursor={}", enc(next)));
+    format!(
+        r#"<nav aria-label="Pages" class="pages"><a href="{}" rel="next" id="next-page">Next page</a></nav>"#,
+        esc(&format!("{path}?{query}"))
+    )
+}

@@ -6,7 +6,7 @@
 //! request finds the key gone and is sent to sign in.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
@@ -32,12 +32,13 @@ async fn page(
     created: Option<Created>,
     errors: &[(String, String)],
     status: StatusCode,
+    cursor: Option<String>,
 ) -> Response {
-    let list = match state
-        .core
-        .list_api_keys(&s.principal, PageQuery::default())
-        .await
-    {
+    let query = PageQuery {
+        cursor,
+        ..PageQuery::default()
+    };
+    let list = match state.core.list_api_keys(&s.principal, query).await {
         Ok(l) => l,
         Err(e) => return html::core_error(e, Some(s)),
     };
@@ -68,13 +69,14 @@ async fn page(
         })
         .collect();
     let body = format!(
-        r#"{notice}<table><caption>API keys</caption><thead><tr><th scope="col">Name</th><th scope="col">Starts with</th><th scope="col">Owner</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Revoke</th></tr></thead><tbody>{rows}</tbody></table>
+        r#"{notice}<table><caption>API keys</caption><thead><tr><th scope="col">Name</th><th scope="col">Starts with</th><th scope="col">Owner</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Revoke</th></tr></thead><tbody>{rows}</tbody></table>{more}
 <h2>Create a key</h2>{general}<form method="post" action="{KEYS}" novalidate>{csrf}
 <label for="key-name">Name</label><input type="text" id="key-name" name="name" aria-describedby="name-error">{name_err}
 <button type="submit">Create key</button></form>"#,
         general = form_errors(errors, &["name"]),
         csrf = html::csrf_input(s),
         name_err = field_error(errors, "name"),
+        more = html::next_page(KEYS, &[], list.next_cursor.as_deref()),
     );
     let mut resp = html::page(status, "API keys", Some(s), &body);
     resp.headers_mut().insert(
@@ -85,8 +87,9 @@ async fn page(
 }
 
 /// `GET /console/keys`.
-pub async fn list(State(state): State<AppState>, s: Session) -> Response {
-    page(&state, &s, None, &[], StatusCode::OK).await
+pub async fn list(State(state): State<AppState>, s: Session, RawQuery(q): RawQuery) -> Response {
+    let cursor = html::query_value(q.as_deref(), "cursor");
+    page(&state, &s, None, &[], StatusCode::OK, cursor).await
 }
 
 /// `POST /console/keys`: creates a key for the caller and shows it once.
@@ -111,7 +114,7 @@ pub async fn create(State(state): State<AppState>, s: Session, body: Bytes) -> R
                 name,
                 key: SecretString::from(created.key.expose().to_owned()),
             };
-            page(&state, &s, Some(created), &[], StatusCode::CREATED).await
+            page(&state, &s, Some(created), &[], StatusCode::CREATED, None).await
         }
         Err(CoreError::Invalid(f)) => {
             let message = format!("{}: {}", f.field, f.message);
@@ -121,6 +124,7 @@ pub async fn create(State(state): State<AppState>, s: Session, body: Bytes) -> R
                 None,
                 &[(f.field, message)],
                 StatusCode::BAD_REQUEST,
+                None,
             )
             .await
         }

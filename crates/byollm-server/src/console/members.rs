@@ -6,7 +6,7 @@
 //! page, and a member who is not an admin gets the 403 page.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
@@ -49,12 +49,13 @@ async fn page(
     invited: Option<Invited>,
     errors: &[(String, String)],
     status: StatusCode,
+    cursor: Option<String>,
 ) -> Response {
-    let list = match state
-        .core
-        .list_members(&s.principal, PageQuery::default())
-        .await
-    {
+    let query = PageQuery {
+        cursor,
+        ..PageQuery::default()
+    };
+    let list = match state.core.list_members(&s.principal, query).await {
         Ok(l) => l,
         Err(e) => return html::core_error(e, Some(s)),
     };
@@ -86,7 +87,7 @@ async fn page(
         })
         .collect();
     let body = format!(
-        r#"{notice}<table><caption>Members</caption><thead><tr><th scope="col">Email</th><th scope="col">Uid</th><th scope="col">Role</th><th scope="col">Remove</th></tr></thead><tbody>{rows}</tbody></table>
+        r#"{notice}<table><caption>Members</caption><thead><tr><th scope="col">Email</th><th scope="col">Uid</th><th scope="col">Role</th><th scope="col">Remove</th></tr></thead><tbody>{rows}</tbody></table>{more}
 <h2>Add a member</h2>{general}<form method="post" action="{MEMBERS}" novalidate>{csrf}
 <label for="email">Email</label><input type="text" id="email" name="email" aria-describedby="email-error">{email_err}
 <label for="new-role">Role</label>{select}{role_err}
@@ -95,6 +96,7 @@ async fn page(
         email_err = field_error(errors, "email"),
         role_err = field_error(errors, "role"),
         select = role_select("new-role", Role::Member),
+        more = html::next_page(MEMBERS, &[], list.next_cursor.as_deref()),
     );
     html::page(status, "Members", Some(s), &body)
 }
@@ -117,8 +119,9 @@ fn role_of(pairs: &[(String, String)]) -> Result<Role, (String, String)> {
 }
 
 /// `GET /console/members`.
-pub async fn list(State(state): State<AppState>, s: Session) -> Response {
-    page(&state, &s, None, &[], StatusCode::OK).await
+pub async fn list(State(state): State<AppState>, s: Session, RawQuery(q): RawQuery) -> Response {
+    let cursor = html::query_value(q.as_deref(), "cursor");
+    page(&state, &s, None, &[], StatusCode::OK, cursor).await
 }
 
 /// `POST /console/members`: adds a member and shows their invitation once.
@@ -129,7 +132,7 @@ pub async fn create(State(state): State<AppState>, s: Session, body: Bytes) -> R
     };
     let role = match role_of(&pairs) {
         Ok(r) => r,
-        Err(e) => return page(&state, &s, None, &[e], StatusCode::BAD_REQUEST).await,
+        Err(e) => return page(&state, &s, None, &[e], StatusCode::BAD_REQUEST, None).await,
     };
     let email = value(&pairs, "email").to_owned();
     let req = MemberCreate {
@@ -143,7 +146,7 @@ pub async fn create(State(state): State<AppState>, s: Session, body: Bytes) -> R
                 code: SecretString::from(created.invitation.code.expose().to_owned()),
                 expires_at: created.invitation.expires_at,
             };
-            page(&state, &s, Some(invited), &[], StatusCode::CREATED).await
+            page(&state, &s, Some(invited), &[], StatusCode::CREATED, None).await
         }
         Err(CoreError::Invalid(f)) => {
             let message = format!("{}: {}", f.field, f.message);
@@ -153,6 +156,7 @@ pub async fn create(State(state): State<AppState>, s: Session, body: Bytes) -> R
                 None,
                 &[(f.field, message)],
                 StatusCode::BAD_REQUEST,
+                None,
             )
             .await
         }
@@ -173,7 +177,7 @@ pub async fn change_role(
     };
     let role = match role_of(&pairs) {
         Ok(r) => r,
-        Err(e) => return page(&state, &s, None, &[e], StatusCode::BAD_REQUEST).await,
+        Err(e) => return page(&state, &s, None, &[e], StatusCode::BAD_REQUEST, None).await,
     };
     match state
         .core

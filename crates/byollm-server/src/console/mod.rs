@@ -7,6 +7,8 @@
 //!   ([`crate::auth`]); here every route but [`SIGN_IN`], the assets and the
 //!   404 page for paths that name no page needs a session
 //!   ([`session::require`]), which acts as the member's API key.
+//! - A one-time sign-in link ([`SIGN_IN_LINK`]) opens a session acting as its
+//!   member, with no key ([`byollm_core::service::create_sign_in_link`]).
 //! - The browser never holds the key: sign-in trades it for a random,
 //!   `HttpOnly`, `SameSite=Strict` cookie (`Secure` under an https issuer) whose
 //!   session lives in the store (hashed, [`byollm_core::service::ConsoleSession`]).
@@ -24,6 +26,7 @@ mod agents;
 mod assets;
 mod audit;
 mod aws_setup;
+mod check;
 mod html;
 mod keys;
 mod members;
@@ -43,6 +46,7 @@ use axum::routing::{get, post};
 
 use crate::app::AppState;
 
+pub use check::{CHECK_SECONDS, CheckEnv};
 pub use session::{CSRF_FIELD, SESSION_COOKIE};
 
 /// Everything the console serves is under this prefix.
@@ -51,6 +55,11 @@ pub const PREFIX: &str = "/console";
 pub const OVERVIEW: &str = "/console";
 /// Sign-in form (public).
 pub const SIGN_IN: &str = "/console/sign-in";
+/// A one-time sign-in link's page (GET asks, POST signs in).
+pub const SIGN_IN_LINK: &str = "/console/sign-in/link/{token}";
+/// [`SIGN_IN_LINK`] without its token: what `byollm admin login-link` prints
+/// after the server's URL.
+pub const SIGN_IN_LINK_PREFIX: &str = "/console/sign-in/link/";
 /// Sign-out (POST).
 pub const SIGN_OUT: &str = "/console/sign-out";
 /// Vendored scripts and styles (public).
@@ -69,6 +78,10 @@ pub const KEYS: &str = "/console/keys";
 pub const KEY_REVOKE: &str = "/console/keys/{id}/revoke";
 /// AWS setup (admins): policies and setup scripts out.
 pub const AWS_SETUP: &str = "/console/aws-setup";
+/// Runs the doctor for the team (POST).
+pub const AWS_SETUP_CHECK: &str = "/console/aws-setup/check";
+/// Runs the doctor for one agent (POST).
+pub const AGENT_CHECK: &str = "/console/agents/{uid}/check";
 /// One generated AWS setup document, as a download.
 pub const AWS_SETUP_FILE: &str = "/console/aws-setup/file";
 /// The audit trail (admins).
@@ -79,6 +92,8 @@ pub const RUNS: &str = "/console/runs";
 pub const RUN: &str = "/console/runs/{id}";
 /// Credits and requests.
 pub const USAGE: &str = "/console/usage";
+/// Every request of the usage page's filters, as CSV.
+pub const USAGE_CSV: &str = "/console/usage/requests.csv";
 /// The member's own settings (POST).
 pub const MY_SETTINGS: &str = "/console/my-settings";
 /// Members and roles (admins): list and add.
@@ -108,9 +123,12 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(RUNS, get(runs::list))
         .route(RUN, get(runs::show))
         .route(USAGE, get(usage::show))
+        .route(USAGE_CSV, get(usage::csv))
         .route(MY_SETTINGS, post(overview::save_my_settings))
         .route(AWS_SETUP, get(aws_setup::show))
         .route(AWS_SETUP_FILE, get(aws_setup::file))
+        .route(AWS_SETUP_CHECK, post(check::team))
+        .route(AGENT_CHECK, post(check::agent))
         .route(MEMBERS, get(members::list).post(members::create))
         .route(MEMBER_ROLE, post(members::change_role))
         .route(MEMBER_REMOVE, post(members::remove))
@@ -121,6 +139,10 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .merge(private)
         .route(SIGN_IN, get(sign_in::form_page).post(sign_in::submit))
+        .route(
+            SIGN_IN_LINK,
+            get(sign_in::link_page).post(sign_in::link_submit),
+        )
         .route(ASSET, get(assets::serve))
         .route("/console/{*rest}", get(not_found).post(not_found))
         .layer(axum::middleware::from_fn(security_headers))

@@ -31,6 +31,10 @@ pub async fn show(State(state): State<AppState>, s: Session) -> Response {
         Ok(v) => v.value,
         Err(e) => return html::core_error(e, Some(&s)),
     };
+    let credits = match super::usage::overview_section(&state, &s).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
     let bedrock = &settings.hosts.aws_bedrock;
     let or_unset = |v: &Option<String>| {
         v.as_deref().map_or_else(
@@ -69,6 +73,7 @@ pub async fn show(State(state): State<AppState>, s: Session) -> Response {
 <p><input type="checkbox" id="aws_bedrock_opt_in" name="aws_bedrock_opt_in"{opt_in}><label class="inline" for="aws_bedrock_opt_in">Use the team's Amazon Bedrock for my requests (when the team lets each member choose)</label></p>
 <button type="submit" class="secondary">Save my settings</button></form>
 </section>
+{credits}
 <p><a href="{KEYS}">Your API keys</a></p>"#,
         csrf = html::csrf_input(&s),
         opt_in = if mine.aws_bedrock_opt_in {

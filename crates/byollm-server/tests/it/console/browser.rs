@@ -19,7 +19,7 @@ const AGENT_ROLE: &str = "arn:aws:iam::123456789012:role/reviewer-agent";
 
 /// Fails when `secret` is in any cookie (name or value) or in
 /// `document.cookie`, `localStorage` or `sessionStorage`.
-async fn assert_not_stored(b: &Browser, secret: &str) {
+pub(super) async fn assert_not_stored(b: &Browser, secret: &str) {
     let cookies = b.cookies().await;
     assert!(
         !cookies.to_string().contains(secret),
@@ -40,7 +40,7 @@ async fn assert_not_stored(b: &Browser, secret: &str) {
 /// Saves a screenshot of the page as `docs/console/NAME.png` when
 /// `BYOLLM_CONSOLE_SCREENSHOTS=1` (the command in docs/console.md); otherwise
 /// takes it anyway, so the command cannot rot.
-async fn shot(b: &Browser, name: &str) {
+pub(super) async fn shot(b: &Browser, name: &str) {
     let png = b.screenshot().await;
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     #[expect(

@@ -2,9 +2,14 @@
 //! and headers (`http`), and a real headless Chromium driven over WebDriver
 //! (`browser`).
 
+mod accessibility;
 mod browser;
+mod check;
 mod http;
+mod links;
+mod lists;
 mod pages;
+mod setup_flow;
 mod webdriver;
 
 use std::sync::Arc;
@@ -35,14 +40,28 @@ impl Console {
     pub async fn start(clock: Arc<dyn Clock>, https: bool) -> Console {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let issuer = if https {
+            format!("https://{addr}")
+        } else {
+            format!("http://{addr}")
+        };
+        Console::start_on(listener, clock, &issuer, None).await
+    }
+
+    /// A console on `listener` with this issuer URL and AWS endpoint override
+    /// (the emulator, for Check setup).
+    pub async fn start_on(
+        listener: tokio::net::TcpListener,
+        clock: Arc<dyn Clock>,
+        issuer: &str,
+        aws_endpoint_url: Option<String>,
+    ) -> Console {
+        let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(dir.path(), Algorithm::Es256);
-        cfg.core.issuer_url = if https {
-            format!("https://{addr}")
-        } else {
-            base.clone()
-        };
+        cfg.core.issuer_url = issuer.to_owned();
+        cfg.upstreams.aws_endpoint_url = aws_endpoint_url;
         let core = byollm_server::app::build_core(&cfg, clock).await.unwrap();
         let gateway = Arc::new(
             byollm_gateway::Gateway::new(
