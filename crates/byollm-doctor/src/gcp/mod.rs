@@ -579,17 +579,19 @@ impl Gcp<'_> {
             Err(e) => (0, e.to_string()),
         };
         let ok = status == 200;
-        self.models.push(ModelCheck {
-            model: model.clone(),
-            profile: model_ref.clone(),
-            status: if ok { Status::Ok } else { Status::Failed },
-            detail: if ok {
-                "answered a one-token rawPredict".to_owned()
-            } else {
-                format!("{status}: {}", body.chars().take(300).collect::<String>())
-            },
-        });
+        let detail = if ok {
+            "answered a one-token rawPredict".to_owned()
+        } else {
+            format!("{status}: {}", body.chars().take(300).collect::<String>())
+        };
         if ok {
+            self.models.push(ModelCheck {
+                model: model.clone(),
+                profile: model_ref.clone(),
+                status: Status::Ok,
+                detail,
+                cause: None,
+            });
             self.ok(
                 s,
                 format!("{model} ({model_ref}) answered in {}", host.location),
@@ -621,6 +623,13 @@ impl Gcp<'_> {
                 "see Vertex AI's answer above".to_owned(),
             ),
         };
+        self.models.push(ModelCheck {
+            model: model.clone(),
+            profile: model_ref.clone(),
+            status: Status::Failed,
+            detail,
+            cause: Some(cause),
+        });
         Err(fail(
             s,
             cause,
