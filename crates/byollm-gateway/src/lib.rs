@@ -8,6 +8,7 @@
 mod anthropic;
 mod attempt;
 pub mod bedrock;
+mod body;
 mod caller;
 mod credentials;
 pub mod direct;
