@@ -72,7 +72,13 @@ struct Choice {
 /// whole, as before (`null` when it is not JSON: the bytes still go to the
 /// caller unchanged).
 pub(crate) fn answer_summary(bytes: &[u8]) -> Value {
-    let Ok(s) = serde_json::from_slice::<Summary>(bytes) else {
+    // Only an object is summarised (a derived struct would also take an
+    // array, field by field).
+    let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let Some(s) = object
+        .then(|| serde_json::from_slice::<Summary>(bytes).ok())
+        .flatten()
+    else {
         return serde_json::from_slice(bytes).unwrap_or(Value::Null);
     };
     let mut m = Map::new();
