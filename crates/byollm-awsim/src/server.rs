@@ -155,11 +155,15 @@ pub(crate) async fn dispatch(State(inner): State<Arc<Inner>>, req: Request<Body>
     }
     match (parts.method.clone(), path.as_str()) {
         (Method::POST, "/anthropic/v1/messages") => {
+            // Phase marks for the gateway benchmark (`byollm_telemetry::phase`).
+            tracing::trace!(target: "byollm::phase", phase = "sim.in");
             inner.faults.count(ANTHROPIC_OP);
             if let Err(r) = inner.gate_direct(ANTHROPIC_OP).await {
                 return r;
             }
-            inner.anthropic_messages(&parts.headers, &body)
+            let resp = inner.anthropic_messages(&parts.headers, &body);
+            tracing::trace!(target: "byollm::phase", phase = "sim.out");
+            resp
         }
         (Method::POST, "/openai/v1/chat/completions") => {
             inner.faults.count(OPENAI_OP);

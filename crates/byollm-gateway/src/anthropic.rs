@@ -15,6 +15,7 @@ use byollm_core::auth::Principal;
 use byollm_core::broker::CloudCredentials;
 
 use crate::attempt::{Call, Served};
+use crate::body::Patched;
 use crate::direct::{first_chunk, whole_body};
 use crate::error::{ApiFormat, GatewayError};
 use crate::gateway::{Gateway, parse_body};
@@ -39,6 +40,7 @@ impl Gateway {
             Ok(b) => b,
             Err(e) => return e,
         };
+        byollm_telemetry::phase("gw.body_read");
         let (mut req, model, stream) = match parse_body(&body) {
             Ok(v) => v,
             Err(e) => return e.into_response(format),
@@ -47,10 +49,12 @@ impl Gateway {
             return GatewayError::invalid("max_tokens: required, a positive integer")
                 .into_response(format);
         }
+        byollm_telemetry::phase("gw.parsed");
         let ctx = match self.context(p, headers).await {
             Ok(c) => c,
             Err(e) => return e.into_response(format),
         };
+        byollm_telemetry::phase("gw.context");
         let model = if model == "auto" {
             match crate::plan::resolve_auto(
                 byollm_api::catalog::Catalog::builtin(),
@@ -98,25 +102,29 @@ impl Gateway {
                 model_ref, target, ..
             } => {
                 let creds = call.creds.as_ref().ok_or(FailReason::NoCredentials)?;
-                let mut body = req.clone();
                 // Bedrock takes the model in the path and refuses keys its
                 // Anthropic body does not define (aws-facts §5.5): `metadata`
                 // (a caller tag for Anthropic's own API) is dropped, not sent.
-                body.remove("model");
-                body.remove("metadata");
-                body.insert(
-                    "anthropic_version".into(),
+                let mut set = vec![(
+                    "anthropic_version",
                     Value::String(BEDROCK_ANTHROPIC_VERSION.into()),
-                );
-                if let Some(beta) = beta {
+                )];
+                if let Some(beta) = beta
+                    && !req.contains_key("anthropic_beta")
+                {
                     let list: Vec<Value> = beta
                         .split(',')
                         .map(|b| Value::String(b.trim().to_owned()))
                         .collect();
-                    body.entry("anthropic_beta").or_insert(Value::Array(list));
+                    set.push(("anthropic_beta", Value::Array(list)));
                 }
-                let bytes =
-                    serde_json::to_vec(&body).map_err(|e| FailReason::Encode(e.to_string()))?;
+                let bytes = Patched {
+                    base: req,
+                    drop: &["model", "metadata"],
+                    set: &set,
+                }
+                .to_vec()
+                .map_err(|e| FailReason::Encode(e.to_string()))?;
                 if !stream {
                     let out = self
                         .bedrock
@@ -164,19 +172,28 @@ impl Gateway {
             Candidate::Direct {
                 direct_id, family, ..
             } => {
-                let mut body = req.clone();
-                body.insert("model".into(), Value::String(direct_id.clone()));
-                if stream {
-                    body.insert("stream".into(), Value::Bool(true));
+                let model = ("model", Value::String(direct_id.clone()));
+                let set = if stream {
+                    vec![model, ("stream", Value::Bool(true))]
+                } else {
+                    vec![model]
+                };
+                let bytes = Patched {
+                    base: req,
+                    drop: &[],
+                    set: &set,
                 }
-                let bytes =
-                    serde_json::to_vec(&body).map_err(|e| FailReason::Encode(e.to_string()))?;
+                .to_vec()
+                .map_err(|e| FailReason::Encode(e.to_string()))?;
+                byollm_telemetry::phase("gw.body_built");
                 let mut resp = self
                     .direct
                     .send(*family, ApiFormat::Anthropic, bytes, version, beta)
                     .await?;
+                byollm_telemetry::phase("gw.upstream_head");
                 if !stream {
                     let (body, v) = whole_body(resp).await?;
+                    byollm_telemetry::phase("gw.upstream_body");
                     let (i, o) = anthropic_usage(&v);
                     record_usage(i, o, v["stop_reason"].as_str());
                     return Ok(Served::Whole {

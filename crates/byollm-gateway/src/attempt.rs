@@ -261,6 +261,7 @@ impl Gateway {
             let _span = tracing::info_span!("plan", gen_ai.request.model = model).entered();
             plan::plan(Catalog::builtin(), model, &self.plan_input(ctx, format))
         };
+        byollm_telemetry::phase("gw.planned");
         let candidates = match planned {
             Ok(c) => c,
             Err(e) => {
@@ -435,9 +436,11 @@ impl Gateway {
                 output,
             } => {
                 let credits = credits(c, input, output);
+                byollm_telemetry::phase("gw.usage_start");
                 draft
                     .record(&self.core, route, attempts, input, output, credits)
                     .await;
+                byollm_telemetry::phase("gw.usage_done");
                 let mut r = Response::new(Body::from(body));
                 r.headers_mut().insert(
                     http::header::CONTENT_TYPE,

@@ -1,6 +1,10 @@
 //! The vendors' own APIs over `reqwest`: Anthropic Messages (and Anthropic's
 //! OpenAI-compatible Chat Completions) and OpenAI Chat Completions. Billed in
 //! inference credits; used only as the team's settings allow.
+//!
+//! Per-request work is kept off the hot path: each endpoint's URLs (parsed,
+//! IDNA and all) and its key's header values are built once, when the
+//! gateway starts, and cloned per request.
 
 use std::time::Duration;
 
@@ -29,8 +33,56 @@ pub struct DirectEndpoint {
 #[derive(Debug)]
 pub struct Direct {
     http: reqwest::Client,
-    anthropic: Option<DirectEndpoint>,
-    openai: Option<DirectEndpoint>,
+    anthropic: Option<Prepared>,
+    openai: Option<Prepared>,
+}
+
+/// One endpoint's request parts, built once.
+#[derive(Debug)]
+struct Prepared {
+    /// `{base}/v1/messages`, or the unparsable string (reqwest then fails the
+    /// request with its own error, as it would have per request).
+    messages: Target,
+    /// `{base}/v1/chat/completions`, likewise.
+    chat: Target,
+    /// The key as `x-api-key` (sensitive); `None` when it is not a valid
+    /// header value ([`FailReason::DirectKeyInvalid`] at send time).
+    x_api_key: Option<HeaderValue>,
+    /// `Bearer {key}` (sensitive), likewise.
+    bearer: Option<HeaderValue>,
+}
+
+#[derive(Debug)]
+enum Target {
+    Url(reqwest::Url),
+    Raw(String),
+}
+
+impl Target {
+    fn new(url: String) -> Target {
+        match reqwest::Url::parse(&url) {
+            Ok(u) => Target::Url(u),
+            Err(_) => Target::Raw(url),
+        }
+    }
+}
+
+impl Prepared {
+    fn new(e: DirectEndpoint) -> Prepared {
+        let base = e.base_url.trim_end_matches('/');
+        let sensitive = |v: &str| {
+            HeaderValue::from_str(v).ok().map(|mut h| {
+                h.set_sensitive(true);
+                h
+            })
+        };
+        Prepared {
+            messages: Target::new(format!("{base}/v1/messages")),
+            chat: Target::new(format!("{base}/v1/chat/completions")),
+            x_api_key: sensitive(e.key.expose_secret()),
+            bearer: sensitive(&format!("Bearer {}", e.key.expose_secret())),
+        }
+    }
 }
 
 impl Direct {
@@ -49,8 +101,8 @@ impl Direct {
             .build()?;
         Ok(Self {
             http,
-            anthropic,
-            openai,
+            anthropic: anthropic.map(Prepared::new),
+            openai: openai.map(Prepared::new),
         })
     }
 
@@ -77,20 +129,20 @@ impl Direct {
             Family::Openai => self.openai.as_ref(),
         }
         .ok_or(FailReason::DirectNotConfigured)?;
-        let mut key = HeaderValue::from_str(endpoint.key.expose_secret())
-            .map_err(|_| FailReason::DirectKeyInvalid)?;
-        key.set_sensitive(true);
-        let base = endpoint.base_url.trim_end_matches('/');
+        let post = |t: &Target| match t {
+            Target::Url(u) => self.http.post(u.clone()),
+            Target::Raw(s) => self.http.post(s.as_str()),
+        };
         let req = match (family, format) {
             (Family::Anthropic, ApiFormat::Anthropic) => {
-                let mut r = self
-                    .http
-                    .post(format!("{base}/v1/messages"))
-                    .header("x-api-key", key)
-                    .header(
-                        "anthropic-version",
-                        anthropic_version.unwrap_or(ANTHROPIC_VERSION),
-                    );
+                let key = endpoint
+                    .x_api_key
+                    .clone()
+                    .ok_or(FailReason::DirectKeyInvalid)?;
+                let mut r = post(&endpoint.messages).header("x-api-key", key).header(
+                    "anthropic-version",
+                    anthropic_version.unwrap_or(ANTHROPIC_VERSION),
+                );
                 if let Some(beta) = anthropic_beta {
                     r = r.header("anthropic-beta", beta);
                 }
@@ -99,19 +151,18 @@ impl Direct {
             // Anthropic's OpenAI-compatible endpoint and OpenAI itself take the
             // key as a bearer token.
             (Family::Anthropic, ApiFormat::OpenAi) | (Family::Openai, _) => {
-                let mut bearer =
-                    HeaderValue::from_str(&format!("Bearer {}", endpoint.key.expose_secret()))
-                        .map_err(|_| FailReason::DirectKeyInvalid)?;
-                bearer.set_sensitive(true);
-                self.http
-                    .post(format!("{base}/v1/chat/completions"))
-                    .header(http::header::AUTHORIZATION, bearer)
+                let bearer = endpoint
+                    .bearer
+                    .clone()
+                    .ok_or(FailReason::DirectKeyInvalid)?;
+                post(&endpoint.chat).header(http::header::AUTHORIZATION, bearer)
             }
         };
         let mut req = req.header(http::header::CONTENT_TYPE, "application/json");
         if let Some(tp) = byollm_telemetry::trace::current_traceparent() {
             req = req.header(crate::HDR_TRACEPARENT, tp);
         }
+        byollm_telemetry::phase("gw.upstream_send");
         let resp = req.body(body).send().await.map_err(|e| {
             if e.is_timeout() {
                 crate::limits::connect_timed_out()
@@ -149,14 +200,15 @@ pub(crate) async fn first_chunk(resp: &mut reqwest::Response) -> Result<Bytes, F
     }
 }
 
-/// A vendor's whole JSON response, as bytes and parsed (`null` when it is not
-/// JSON: the bytes still go to the caller).
+/// A vendor's whole JSON response, as bytes and the parts the gateway reads
+/// ([`crate::body::answer_summary`]; `null` when it is not JSON: the bytes
+/// still go to the caller).
 pub(crate) async fn whole_body(resp: reqwest::Response) -> Result<(Bytes, Value), Failure> {
     let bytes = resp
         .bytes()
         .await
         .map_err(|e| FailReason::DirectBody(e.to_string()))?;
-    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let v = crate::body::answer_summary(&bytes);
     Ok((bytes, v))
 }
 

@@ -9,6 +9,7 @@
 mod anthropic;
 mod attempt;
 pub mod bedrock;
+mod body;
 mod caller;
 mod credentials;
 pub mod direct;

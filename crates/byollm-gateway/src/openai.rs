@@ -163,20 +163,26 @@ impl Gateway {
             Candidate::Direct {
                 direct_id, family, ..
             } => {
-                let mut body = req.clone();
-                body.insert("model".into(), Value::String(direct_id.clone()));
+                let mut set = vec![("model", Value::String(direct_id.clone()))];
                 if stream {
                     // Ask for usage so the request can be billed; the extra chunk is
                     // dropped when the caller did not ask for it.
-                    let opts = body
-                        .entry("stream_options")
-                        .or_insert_with(|| Value::Object(Default::default()));
+                    let mut opts = req
+                        .get("stream_options")
+                        .cloned()
+                        .unwrap_or_else(|| Value::Object(Default::default()));
                     if let Some(o) = opts.as_object_mut() {
                         o.insert("include_usage".into(), Value::Bool(true));
                     }
+                    set.push(("stream_options", opts));
                 }
-                let bytes =
-                    serde_json::to_vec(&body).map_err(|e| FailReason::Encode(e.to_string()))?;
+                let bytes = crate::body::Patched {
+                    base: req,
+                    drop: &[],
+                    set: &set,
+                }
+                .to_vec()
+                .map_err(|e| FailReason::Encode(e.to_string()))?;
                 let mut resp = self
                     .direct
                     .send(*family, ApiFormat::OpenAi, bytes, None, None)

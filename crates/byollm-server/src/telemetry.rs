@@ -73,6 +73,7 @@ pub fn sane_request_id(value: &HeaderValue) -> Option<&str> {
 /// Inner layer (route layer, inside authentication): notes the caller on the
 /// response, for [`observe`]'s access log line.
 pub async fn mark_caller(req: Request, next: Next) -> Response {
+    byollm_telemetry::phase("server.authed");
     let who = req.extensions().get::<Principal>().map(|p| Caller {
         team: p.team_uid.clone(),
         actor_type: p.actor.actor_type.as_str(),
@@ -87,6 +88,7 @@ pub async fn mark_caller(req: Request, next: Next) -> Response {
 /// Outer layer: request id, span, metrics, access log line, and the id in
 /// error bodies.
 pub async fn observe(State(core): State<Arc<Core>>, mut req: Request, next: Next) -> Response {
+    byollm_telemetry::phase("server.observe");
     let watch = Stopwatch::start();
     let generated = ids::new_id("req");
     let id: Arc<str> = match req
@@ -152,6 +154,7 @@ pub async fn observe(State(core): State<Arc<Core>>, mut req: Request, next: Next
     if status.is_client_error() || status.is_server_error() {
         resp = with_id_in_error_body(resp, &id).await;
     }
+    byollm_telemetry::phase("server.responded");
     resp
 }
 

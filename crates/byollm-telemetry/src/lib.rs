@@ -33,6 +33,19 @@ pub fn logged(meta: &tracing::Metadata<'_>) -> bool {
     meta.is_event() || meta.name() == REQUEST_SPAN
 }
 
+/// The target of [`phase`] marks.
+pub const PHASE_TARGET: &str = "byollm::phase";
+
+/// Marks that one request reached a named point of the hot path (accept,
+/// auth, context, plan, upstream send, …): a `trace` event with target
+/// [`PHASE_TARGET`]. The gateway benchmark's phase mode (`BENCH_ONLY=phases`)
+/// timestamps these to break one request's time down; nothing else listens,
+/// and below `trace` the mark costs one comparison with the global level.
+#[inline]
+pub fn phase(name: &'static str) {
+    tracing::trace!(target: "byollm::phase", phase = name);
+}
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -3,25 +3,35 @@
 //! emulator as upstream (real SigV4 and event-stream framing, zero added delay),
 //! byollm's server with the gateway, and the load generator.
 //!
-//! Run: `cargo bench -p byollm --bench gateway` (a few minutes; `BENCH_QUICK=1`
-//! for a smoke run; `BENCH_ONLY=floor` for the floor section alone). Raw results go to `target/bench-gateway.json`
-//! (`$CARGO_TARGET_DIR/bench-gateway.json` when set).
+//! Run: `cargo bench -p byollm --bench gateway` (about ten minutes;
+//! `BENCH_QUICK=1` for a smoke run). One section alone: `BENCH_ONLY=floor`
+//! (the floor and telemetry cost), `BENCH_ONLY=phases` (where one request's
+//! time goes, [`phases`]), `BENCH_ONLY=s2` (the S2 sweep and S4's time to first
+//! token beside nginx and the upstream; `BENCH_RATES=5000 BENCH_SECONDS=20`
+//! override the sweep, e.g. to profile one rate with `perf`). Raw results go to
+//! `target/bench-gateway.json` (`$CARGO_TARGET_DIR/bench-gateway.json` when set).
+//! nginx is Debian's `nginx-light` (`apt-get install nginx-light`); without it
+//! the floor columns are skipped with a message saying so.
 //!
 //! - FLOOR (issues 14 and 15, [`floor`]): the emulator's direct Anthropic API
-//!   alone, through nginx (a bare keep-alive reverse proxy; Debian
-//!   `nginx-light`, skipped with a message saying how to install it when
-//!   missing) and through byollm with metrics and the access log on and off,
-//!   interleaved: byollm's added latency beside nginx's, their ratio, and
-//!   what telemetry costs per request (p50 and p99, µs).
+//!   alone, through nginx (a bare keep-alive reverse proxy) and through byollm
+//!   with metrics and the access log on and off, interleaved: byollm's added
+//!   latency beside nginx's, their ratio, and what telemetry costs per
+//!   request (p50 and p99, µs).
 //! - S1/S1b: one request at a time, gateway and direct interleaved A B A B;
 //!   added latency = gateway − direct per pair; median of 3 repetitions.
 //!   Direct calls use the AWS SDK with the emulator's admin credentials.
-//! - S2: open-loop constant arrival rate; latency from each request's scheduled
-//!   send time (so queueing is counted, not hidden).
-//! - S6: the identity-token endpoint under the same open-loop generator.
-//! - S4/S5: idle streams held open through the gateway; RSS growth per stream
-//!   (an upper bound: the process also holds the emulator's and the client's
-//!   side of each stream).
+//! - S2 ([`load`]): open-loop constant arrival rate (2,500, 5,000, 10,000/s,
+//!   10 s each) on the upstream alone, nginx and byollm → the direct API in
+//!   turn; latency from each request's scheduled send time (queueing counted,
+//!   not hidden); byollm's p99 over nginx's, and the highest rate each keeps
+//!   p99 ≤ 2 ms.
+//! - S4: time to first token of a streamed answer, the three paths
+//!   interleaved one at a time; then 1,024 idle streams held open through the
+//!   gateway and the RSS growth per stream (S5; an upper bound: the process
+//!   also holds the emulator's and the client's side of each stream).
+//! - S6: the identity-token endpoint (ES256, an audit row per token) under
+//!   the same open-loop generator, up to 20,000/s.
 
 #![allow(
     clippy::unwrap_used,
@@ -39,6 +49,10 @@ mod harness;
 
 #[path = "gateway_parts/floor.rs"]
 mod floor;
+#[path = "gateway_parts/load.rs"]
+mod load;
+#[path = "gateway_parts/phases.rs"]
+mod phases;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -147,69 +161,6 @@ async fn pairs(env: &Env, n: usize, openai: bool) -> (Vec<f64>, Vec<f64>, Vec<f6
     (g, d, added)
 }
 
-async fn open_loop(
-    env: &Arc<Env>,
-    path: &'static str,
-    body: Value,
-    rate: f64,
-    seconds: f64,
-) -> Value {
-    let http = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(4096)
-        .build()
-        .unwrap();
-    let body = Arc::new(body);
-    let total = (rate * seconds) as usize;
-    let start = Instant::now() + Duration::from_millis(50);
-    let mut tasks = Vec::with_capacity(total);
-    for i in 0..total {
-        let scheduled = start + Duration::from_secs_f64(i as f64 / rate);
-        let (env, http, body) = (env.clone(), http.clone(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            tokio::time::sleep_until(scheduled.into()).await;
-            let sent = Instant::now();
-            let r = http
-                .post(format!("{}{path}", env.base))
-                .header("x-api-key", &env.owner_key)
-                .json(&*body)
-                .send()
-                .await;
-            let ok = match r {
-                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                Err(_) => false,
-            };
-            (
-                ok,
-                scheduled.elapsed().as_secs_f64() * 1e6,
-                sent.elapsed().as_secs_f64() * 1e6,
-            )
-        }));
-    }
-    let mut lat = Vec::with_capacity(total);
-    let mut from_send = Vec::with_capacity(total);
-    let mut errors = 0;
-    for t in tasks {
-        let (ok, us, sent_us) = t.await.unwrap();
-        if ok {
-            lat.push(us);
-            from_send.push(sent_us);
-        } else {
-            errors += 1;
-        }
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    let mut s = summary(lat);
-    s["rate_target"] = json!(rate);
-    s["achieved_rps"] = json!(total as f64 / elapsed);
-    s["errors"] = json!(errors);
-    // tokio's timer releases scheduled sends on a 1 ms grid, so latency from the
-    // scheduled time carries up to ~1 ms of generator slack; this one does not
-    // (but hides queueing before the send).
-    s["from_send"] = summary(from_send);
-    s
-}
-
 fn rss_kb() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -224,22 +175,7 @@ async fn idle_streams(env: &Arc<Env>, n: usize) -> Value {
         .tcp_nodelay(true)
         .build()
         .unwrap();
-    // Time to first chunk, one stream at a time, with no upstream delay.
     let body = messages_body("claude-sonnet-4-6", "hold the line", true);
-    let mut ttft = Vec::new();
-    for _ in 0..200 {
-        let t = Instant::now();
-        let mut r = http
-            .post(format!("{}{}", env.base, routes::MESSAGES))
-            .header("x-api-key", &env.owner_key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.chunk().await.unwrap().is_some());
-        ttft.push(t.elapsed().as_secs_f64() * 1e6);
-        while r.chunk().await.unwrap().is_some() {}
-    }
     // Streams held open and idle: the upstream waits before every event.
     env.sim
         .faults()
@@ -265,7 +201,7 @@ async fn idle_streams(env: &Arc<Env>, n: usize) -> Value {
     }
     env.sim.faults().set_stream_event_delay(Duration::ZERO);
     json!({"streams": n, "rss_before_kb": before, "rss_after_kb": after,
-           "bytes_per_stream_upper_bound": per_stream, "time_to_first_chunk": summary(ttft)})
+           "bytes_per_stream_upper_bound": per_stream})
 }
 
 /// S1, S1b, S2, S6, S4/S5 (everything but the floor).
@@ -285,56 +221,40 @@ async fn sections(quick: bool, n: usize) -> Value {
         println!("S1b rep {rep}: added {}", r["added"]);
         s1b.push(r);
     }
-    let mut s2 = Vec::new();
-    let rates: &[f64] = if quick {
-        &[500.0, 1000.0]
-    } else {
-        &[1000.0, 2500.0, 5000.0, 7500.0, 10000.0]
-    };
-    for &rate in rates {
-        let body = messages_body("claude-sonnet-4-6", "hello", false);
-        let r = open_loop(
-            &env,
-            routes::MESSAGES,
-            body,
-            rate,
-            if quick { 1.0 } else { 3.0 },
-        )
+    // S2 and S4 on the floor's upstream: byollm → the direct API, beside nginx
+    // and the upstream alone.
+    env.put_settings(json!({"hosts": {"aws_bedrock": {"enabled": false}}}))
         .await;
-        println!("S2  {rate} rps: {r}");
-        s2.push(r);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let (s2, s4) = load::floor_sections(&env, quick).await;
     // S6: the identity-token endpoint (ES256 signing, audit row per token).
     let mut s6 = Vec::new();
     let mint_rates: &[f64] = if quick {
         &[500.0]
     } else {
-        &[1000.0, 2500.0, 5000.0]
+        &[2500.0, 5000.0, 10000.0, 20000.0]
     };
+    let mint = Arc::new(load::Target {
+        name: "byollm",
+        url: format!("{}{}", env.base, routes::IDENTITY_TOKEN),
+        headers: vec![("x-api-key", env.owner_key.clone())],
+    });
     for &rate in mint_rates {
         let body = json!({"audience": "sts.amazonaws.com", "requested_duration_seconds": 900});
-        let r = open_loop(
-            &env,
-            routes::IDENTITY_TOKEN,
-            body,
-            rate,
-            if quick { 1.0 } else { 2.0 },
-        )
-        .await;
+        let r = load::open_loop(&mint, &body, rate, if quick { 1.0 } else { 3.0 }).await;
         println!("S6  {rate} mints/s: {r}");
         s6.push(r);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let s5 = idle_streams(&env, if quick { 100 } else { 1024 }).await;
     println!("S4/S5: {s5}");
-    json!({"s1": s1, "s1b": s1b, "s2": s2, "s4_s5": s5, "s6": s6})
+    json!({"s1": s1, "s1b": s1b, "s2": s2, "s4_ttft": s4, "s4_s5": s5, "s6": s6})
 }
 
 fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
-    // `BENCH_ONLY=floor`: the floor and telemetry section alone.
-    let only_floor = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "floor");
+    // `BENCH_ONLY=floor|phases|s2`: one section alone (the floor and telemetry
+    // cost; the phase breakdown; the S2 sweep and S4's time to first token).
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -343,26 +263,48 @@ fn main() {
     let dir = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target").to_owned());
     std::fs::create_dir_all(&dir).unwrap();
-    // The log subscriber `byollm serve` installs, off except where FLOOR turns it on.
-    let log = floor::LogSwitch::install(format!("{dir}/bench-gateway-access.log"));
+    // The log subscriber `byollm serve` installs, off except where FLOOR turns
+    // it on; the phase marks' layer only in the phase section.
+    let log =
+        floor::LogSwitch::install(format!("{dir}/bench-gateway-access.log"), only == "phases");
     rt.block_on(async {
         let n = if quick { 200 } else { 2000 };
-        let floor = floor::floor(&log, n).await;
-        let rest = if only_floor {
-            json!({})
-        } else {
-            sections(quick, n).await
-        };
+        let mut report = json!({});
+        match only.as_str() {
+            "floor" => report["floor"] = floor::floor(&log, n).await,
+            "phases" => report["phases"] = phases::phases(n).await,
+            "s2" => {
+                let env = Env::start().await;
+                env.put_settings(json!({"hosts": {"aws_bedrock": {"enabled": false}}}))
+                    .await;
+                let (s2, s4) = load::floor_sections(&env, quick).await;
+                report["s2"] = s2;
+                report["s4_ttft"] = s4;
+            }
+            _ => {
+                report["floor"] = floor::floor(&log, n).await;
+                if let (Some(r), Value::Object(rest)) =
+                    (report.as_object_mut(), sections(quick, n).await)
+                {
+                    r.extend(rest);
+                }
+            }
+        }
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .unwrap_or_default()
             .lines()
-            .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
             .unwrap_or_default();
-        let mut report = json!({"nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-            "cpu": cpu, "quick": quick, "floor": floor});
-        if let (Some(report), Value::Object(rest)) = (report.as_object_mut(), rest) {
-            report.extend(rest);
-        }
+        report["nproc"] = json!(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0)
+        );
+        report["cpu"] = json!(cpu);
+        report["quick"] = json!(quick);
         let path = format!("{dir}/bench-gateway.json");
         std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
         println!("raw results: {path}");

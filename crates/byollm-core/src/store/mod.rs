@@ -163,23 +163,29 @@ impl Store {
         if engine == Engine::Sqlite {
             // WAL lets readers run beside the one writer; busy_timeout makes
             // concurrent writers (replicas' maintenance, the CLI) wait, not fail.
-            pool = pool.max_connections(8).after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlx::query("PRAGMA journal_mode = WAL")
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("PRAGMA busy_timeout = 10000")
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("PRAGMA foreign_keys = ON")
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("PRAGMA synchronous = NORMAL")
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok(())
-                })
-            });
+            // No ping before each use: a file does not drop connections, and
+            // the ping was one more round trip to the connection's thread on
+            // every query (the usage row's commit among them).
+            pool = pool
+                .max_connections(8)
+                .test_before_acquire(false)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        Ok(())
+                    })
+                });
         } else {
             // While PostgreSQL is down, sqlx retries the connection until this
             // wait runs out: it bounds how long a request (or /readyz) hangs

@@ -31,8 +31,9 @@ pub struct LogSwitch {
 
 impl LogSwitch {
     /// Installs the global subscriber, off, writing text lines to `path`,
-    /// filtered as `byollm serve` filters its log lines.
-    pub fn install(path: String) -> LogSwitch {
+    /// filtered as `byollm serve` filters its log lines; with `phases`, also
+    /// the phase marks' layer ([`crate::phases`]).
+    pub fn install(path: String, phases: bool) -> LogSwitch {
         use tracing_subscriber::Layer as _;
         use tracing_subscriber::filter::{FilterExt as _, filter_fn};
         let file = std::fs::File::create(&path).unwrap();
@@ -44,6 +45,7 @@ impl LogSwitch {
                     .with_writer(std::sync::Mutex::new(file))
                     .with_filter(filter.and(filter_fn(byollm_telemetry::logged))),
             )
+            .with(phases.then(crate::phases::layer))
             .init();
         LogSwitch { handle, path }
     }
