@@ -80,18 +80,9 @@ pub async fn run(opts: &Options) -> Report {
         Some(a) => format!("agent {a}"),
         None => "team".to_owned(),
     };
-    let client = match Client::new(&opts.server, Some(opts.api_key.clone())) {
+    let client = match connect(&opts.server, &opts.api_key, &target) {
         Ok(c) => c,
-        Err(e) => {
-            let d = fail(
-                StepName::Server,
-                Cause::ServerUnreachable,
-                e.to_string(),
-                vec![],
-                "pass --server http(s)://HOST:PORT",
-            );
-            return Report::new(target, None, None, vec![], vec![], Some(d), vec![]);
-        }
+        Err(report) => return *report,
     };
     let iam_endpoint = opts
         .iam_endpoint_url
@@ -111,35 +102,80 @@ pub async fn run(opts: &Options) -> Report {
         region: None,
     };
     let diagnosis = w.walk().await.err();
-    if let Some(d) = &diagnosis {
-        w.steps.push(Step {
+    settle_steps(
+        &mut w.steps,
+        diagnosis.as_ref(),
+        &[
+            StepName::Server,
+            StepName::Discovery,
+            StepName::Jwks,
+            StepName::Token,
+            StepName::Sts,
+            StepName::Bedrock,
+        ],
+    );
+    Report::new(
+        target, w.role_arn, w.region, w.steps, w.models, diagnosis, w.notes,
+    )
+}
+
+/// The API client for `server`, or the report of a walk that could not start
+/// (an unusable `--server`) for `target`.
+pub(super) fn connect(
+    server: &str,
+    api_key: &SecretString,
+    target: &str,
+) -> Result<Client, Box<Report>> {
+    Client::new(server, Some(api_key.clone())).map_err(|e| {
+        let d = fail(
+            StepName::Server,
+            Cause::ServerUnreachable,
+            e.to_string(),
+            vec![],
+            "pass --server http(s)://HOST:PORT",
+        );
+        Box::new(Report::new(
+            target.to_owned(),
+            None,
+            None,
+            vec![],
+            vec![],
+            Some(d),
+            vec![],
+        ))
+    })
+}
+
+/// Completes a walk's steps: the step its diagnosis names is failed, every
+/// step of `order` it did not reach is skipped ("not reached"), and the steps
+/// are put in `order`, so a report always lists the whole walk.
+pub(super) fn settle_steps(
+    steps: &mut Vec<Step>,
+    diagnosis: Option<&Diagnosis>,
+    order: &[StepName],
+) {
+    if let Some(d) = diagnosis {
+        steps.push(Step {
             step: d.step,
             status: Status::Failed,
             detail: d.summary.clone(),
         });
     }
-    let all = [
-        StepName::Server,
-        StepName::Discovery,
-        StepName::Jwks,
-        StepName::Token,
-        StepName::Sts,
-        StepName::Bedrock,
-    ];
-    for name in all {
-        if !w.steps.iter().any(|s| s.step == name) {
-            w.steps.push(Step {
+    for &name in order {
+        if !steps.iter().any(|s| s.step == name) {
+            steps.push(Step {
                 step: name,
                 status: Status::Skipped,
                 detail: "not reached".to_owned(),
             });
         }
     }
-    w.steps
-        .sort_by_key(|s| all.iter().position(|n| *n == s.step).unwrap_or(all.len()));
-    Report::new(
-        target, w.role_arn, w.region, w.steps, w.models, diagnosis, w.notes,
-    )
+    steps.sort_by_key(|s| {
+        order
+            .iter()
+            .position(|n| *n == s.step)
+            .unwrap_or(order.len())
+    });
 }
 
 pub(super) fn fail(

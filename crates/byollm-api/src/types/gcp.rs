@@ -37,7 +37,8 @@ pub struct GcpVertexHost {
     /// A service account to impersonate (`NAME@PROJECT.iam.gserviceaccount.com`);
     /// absent: the federated token calls Vertex directly.
     pub service_account: Option<String>,
-    /// The project charged for quota (`x-goog-user-project`); absent: `project_id`.
+    /// The project charged for quota, sent as `x-goog-user-project`; absent: no
+    /// header, so Google charges the project the call is made in (`project_id`).
     pub quota_project: Option<String>,
 }
 

@@ -22,7 +22,7 @@ mod diagnose;
 
 use diagnose::{pick_model, sts_failure};
 
-use super::walk::{decode_jwt, fail, server_error};
+use super::walk::{connect, decode_jwt, fail, server_error, settle_steps};
 use super::{Cause, Diagnosis, ModelCheck, Report, Status, Step, StepName};
 
 /// What the GCP doctor checks and with what.
@@ -84,18 +84,9 @@ pub async fn run(opts: &GcpOptions) -> Report {
         Some(a) => format!("agent {a}"),
         None => "team".to_owned(),
     };
-    let client = match Client::new(&opts.server, Some(opts.api_key.clone())) {
+    let client = match connect(&opts.server, &opts.api_key, &target) {
         Ok(c) => c,
-        Err(e) => {
-            let d = fail(
-                StepName::Server,
-                Cause::ServerUnreachable,
-                e.to_string(),
-                vec![],
-                "pass --server http(s)://HOST:PORT",
-            );
-            return Report::new(target, None, None, vec![], vec![], Some(d), vec![]);
-        }
+        Err(report) => return *report,
     };
     let mut w = Gcp {
         opts,
@@ -107,28 +98,7 @@ pub async fn run(opts: &GcpOptions) -> Report {
         location: None,
     };
     let diagnosis = w.walk().await.err();
-    if let Some(d) = &diagnosis {
-        w.steps.push(Step {
-            step: d.step,
-            status: Status::Failed,
-            detail: d.summary.clone(),
-        });
-    }
-    for name in STEPS {
-        if !w.steps.iter().any(|s| s.step == name) {
-            w.steps.push(Step {
-                step: name,
-                status: Status::Skipped,
-                detail: "not reached".to_owned(),
-            });
-        }
-    }
-    w.steps.sort_by_key(|s| {
-        STEPS
-            .iter()
-            .position(|n| *n == s.step)
-            .unwrap_or(STEPS.len())
-    });
+    settle_steps(&mut w.steps, diagnosis.as_ref(), &STEPS);
     Report::new(
         target, None, w.location, w.steps, w.models, diagnosis, w.notes,
     )
@@ -138,7 +108,8 @@ pub async fn run(opts: &GcpOptions) -> Report {
 struct Host {
     team: String,
     project_id: String,
-    quota_project: String,
+    /// Sent as `x-goog-user-project` when set, exactly as the gateway does.
+    quota_project: Option<String>,
     location: String,
     audience: String,
     service_account: Option<String>,
@@ -273,10 +244,7 @@ impl Gcp<'_> {
         );
         Ok(Host {
             team: me.team.uid,
-            quota_project: h
-                .quota_project
-                .clone()
-                .unwrap_or_else(|| project_id.clone()),
+            quota_project: h.quota_project.clone(),
             project_id,
             location,
             audience,
@@ -563,11 +531,14 @@ impl Gcp<'_> {
             host.project_id,
             host.location
         );
-        let resp = self
+        let mut req = self
             .http
             .post(&url)
-            .bearer_auth(access.token.expose_secret())
-            .header("x-goog-user-project", &host.quota_project)
+            .bearer_auth(access.token.expose_secret());
+        if let Some(q) = &host.quota_project {
+            req = req.header("x-goog-user-project", q);
+        }
+        let resp = req
             .json(
                 &json!({"anthropic_version": "vertex-2023-10-16", "max_tokens": 1,
                           "messages": [{"role": "user", "content": "ping"}]}),
