@@ -139,7 +139,11 @@ impl Gateway {
                     .raw_predict(target, model_ref, &access.token, body, stream, None)
                     .await?;
                 if !stream {
-                    let (_, v) = whole_body(resp).await?;
+                    // The whole message is translated, so it is parsed whole
+                    // (`whole_body`'s value is only a usage summary).
+                    let (bytes, _) = whole_body(resp).await?;
+                    let v: Value = serde_json::from_slice(&bytes)
+                        .map_err(|e| FailReason::DirectBody(e.to_string()))?;
                     let out = translate::anthropic_to_converse(&v)
                         .ok_or_else(|| FailReason::DirectBody("not an Anthropic message".into()))?;
                     let (input, output) = translate::usage_of(&out);
