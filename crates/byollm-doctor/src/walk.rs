@@ -178,6 +178,25 @@ pub(super) fn settle_steps(
     });
 }
 
+/// The `(kid, alg)` of each key a JWKS document lists (empty strings for a
+/// missing member), for the walks' JWKS steps.
+pub(super) fn jwks_keys(jwks: &Value) -> Vec<(String, String)> {
+    let field = |k: &Value, n: &str| {
+        k.get(n)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    jwks.get("keys")
+        .and_then(Value::as_array)
+        .map(|ks| {
+            ks.iter()
+                .map(|k| (field(k, "kid"), field(k, "alg")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub(super) fn fail(
     step: StepName,
     cause: Cause,
@@ -417,23 +436,7 @@ impl Walk<'_> {
             .await
             .map_err(|e| server_error(s, &format!("GET {}", routes::JWKS), &e))?;
         const AWS_ALGS: [&str; 6] = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"];
-        let keys: Vec<(String, String)> = jwks
-            .get("keys")
-            .and_then(Value::as_array)
-            .map(|ks| {
-                ks.iter()
-                    .map(|k| {
-                        let field = |n: &str| {
-                            k.get(n)
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_owned()
-                        };
-                        (field("kid"), field("alg"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let keys = jwks_keys(&jwks);
         let usable: Vec<String> = keys
             .iter()
             .filter(|(_, alg)| AWS_ALGS.contains(&alg.as_str()))

@@ -22,7 +22,7 @@ mod diagnose;
 
 use diagnose::{pick_model, sts_failure};
 
-use super::walk::{connect, decode_jwt, fail, server_error, settle_steps};
+use super::walk::{connect, decode_jwt, fail, jwks_keys, server_error, settle_steps};
 use super::{Cause, Diagnosis, ModelCheck, Report, Status, Step, StepName};
 
 /// What the GCP doctor checks and with what.
@@ -291,23 +291,7 @@ impl Gcp<'_> {
             .jwks()
             .await
             .map_err(|e| server_error(s, &format!("GET {}", routes::JWKS), &e))?;
-        let keys: Vec<(String, String)> = jwks
-            .get("keys")
-            .and_then(Value::as_array)
-            .map(|ks| {
-                ks.iter()
-                    .map(|k| {
-                        let f = |n: &str| {
-                            k.get(n)
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_owned()
-                        };
-                        (f("kid"), f("alg"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let keys = jwks_keys(&jwks);
         let usable: Vec<String> = keys
             .iter()
             .filter(|(_, alg)| alg == "RS256" || alg == "ES256")
