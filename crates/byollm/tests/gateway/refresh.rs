@@ -39,7 +39,9 @@ async fn a_run_outliving_its_credentials_refreshes_once_per_window_without_failu
     let (_, token) = env.start_run(Some(&agent)).await;
     let start = tokio::time::Instant::now();
     let mut n = 0;
+    let mut last_sent = Duration::ZERO;
     while start.elapsed() < Duration::from_secs(17) {
+        last_sent = start.elapsed();
         let r = env
             .infer(
                 routes::MESSAGES,
@@ -56,7 +58,12 @@ async fn a_run_outliving_its_credentials_refreshes_once_per_window_without_failu
         n += 1;
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert!(n > 40);
+    // Requests kept coming until the end (however slow the machine), so the
+    // last token lifetime was exercised too; no throughput is asserted.
+    assert!(
+        last_sent + Duration::from_secs(5) > Duration::from_secs(17),
+        "the last request left at {last_sent:?} after {n} requests"
+    );
     // One assumption at the start, one refresh before the first credentials expired.
     assert_eq!(env.sts_calls(), 2, "after {n} requests");
     env.stop().await;

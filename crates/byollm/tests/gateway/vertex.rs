@@ -180,7 +180,9 @@ async fn vertex_tokens_refresh_once_per_lifetime_without_failures() {
     let start = tokio::time::Instant::now();
     let mut n = 0;
     // Over two token lifetimes.
+    let mut last_sent = Duration::ZERO;
     while start.elapsed() < Duration::from_secs(25) {
+        last_sent = start.elapsed();
         let r = env
             .infer(
                 routes::MESSAGES,
@@ -197,7 +199,12 @@ async fn vertex_tokens_refresh_once_per_lifetime_without_failures() {
         n += 1;
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert!(n > 50, "{n}");
+    // Requests kept coming until the end (however slow the machine), so the
+    // last token lifetime was exercised too; no throughput is asserted.
+    assert!(
+        last_sent + Duration::from_secs(5) > Duration::from_secs(25),
+        "the last request left at {last_sent:?} after {n} requests"
+    );
     // The first exchange and one refresh per lifetime that ran out.
     assert_eq!(env.sim.call_count(STS_OP), 3, "after {n} requests");
     env.stop().await;
