@@ -4,10 +4,16 @@
 //!
 //! The data lives in `catalog.json` beside this crate's manifest and is compiled in,
 //! so the server, the policy generator and the emulator all read the same file.
+//! Model choices resolve into the inference profiles a permissions policy
+//! grants in [`resolve`] ([`Catalog::resolve_models`]).
+
+mod resolve;
 
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
+
+pub use resolve::{ResolveError, RoutedProfile};
 
 /// The catalog file, compiled in.
 const CATALOG_JSON: &str = include_str!("../catalog.json");

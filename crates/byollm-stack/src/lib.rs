@@ -12,8 +12,8 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context as _, anyhow};
-use byollm_api::catalog::{Catalog, destination_regions};
+use anyhow::Context as _;
+use byollm_api::catalog::Catalog;
 use byollm_api::client::Client;
 use byollm_api::clock::SystemClock;
 use byollm_awsim::{Awsim, AwsimConfig};
@@ -188,35 +188,16 @@ impl Stack {
 /// [`REGION`] (the global one and its geographic fallback), for the
 /// least-privilege permissions policy.
 pub fn profiles(models: &[&str]) -> anyhow::Result<Vec<ModelProfile>> {
-    let catalog = Catalog::builtin();
-    let mut out = Vec::new();
-    for id in models {
-        let model = catalog
-            .get(id)
-            .ok_or_else(|| anyhow!("{id} is not in the model catalog"))?;
-        let bedrock = model
-            .bedrock
-            .as_ref()
-            .ok_or_else(|| anyhow!("{id} is not served by Amazon Bedrock"))?;
-        let routed = bedrock.routed_profiles(REGION);
-        if routed.is_empty() {
-            return Err(anyhow!(
-                "{id} has no inference profile usable from {REGION}"
-            ));
-        }
-        out.extend(routed.into_iter().map(|profile| {
-            ModelProfile {
-                model_id: model.id.clone(),
-                base_model_id: bedrock.base_model_id.clone(),
-                destination_regions: destination_regions(&profile.geo)
-                    .iter()
-                    .map(|r| (*r).to_owned())
-                    .collect(),
-                profile_id: profile.id,
-            }
-        }));
-    }
-    Ok(out)
+    let routed = Catalog::builtin().resolve_models(models, REGION)?;
+    Ok(routed
+        .into_iter()
+        .map(|r| ModelProfile {
+            model_id: r.model_id,
+            base_model_id: r.base_model_id,
+            profile_id: r.profile_id,
+            destination_regions: r.destination_regions,
+        })
+        .collect())
 }
 
 /// Upstreams that point the gateway at the emulator: STS and Bedrock, and

@@ -382,3 +382,89 @@ fn explain_trust_and_simulate() {
     ]);
     assert!(err.contains("expected KEY=VALUE"), "{err}");
 }
+
+/// The console's AWS setup page and `byollm aws` give the same documents,
+/// byte for byte, for the same chosen model (both resolve it through the
+/// catalog's one resolver).
+#[test]
+fn the_consoles_documents_for_a_chosen_model_are_the_clis() {
+    use secrecy::ExposeSecret as _;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (stack, files) = rt.block_on(async {
+        let stack = byollm_stack::Stack::start("alpha", "owner@alpha.test")
+            .await
+            .unwrap();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let signed_in = http
+            .post(format!("{}/console/sign-in", stack.base))
+            .header("origin", &stack.base)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("api_key={}", stack.owner_key.expose_secret()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed_in.status().as_u16(), 303);
+        let cookie = signed_in
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .find_map(|v| v.to_str().ok()?.strip_prefix("byollm_console="))
+            .and_then(|v| v.split(';').next())
+            .unwrap()
+            .to_owned();
+        let mut files = Vec::new();
+        for format in ["permissions", "bash", "terraform", "cloudformation"] {
+            let resp = http
+                .get(format!(
+                    "{}/console/aws-setup/file?account_id={ACCOUNT}&role_name=byollm-bedrock\
+                     &region=us-east-1&scope=team&model=claude-haiku-4-5&format={format}",
+                    stack.base
+                ))
+                .header("cookie", format!("byollm_console={cookie}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200, "{format}");
+            files.push(resp.text().await.unwrap());
+        }
+        (stack, files)
+    });
+    let (policy, _) = ok(&[
+        "permissions-policy",
+        "--account",
+        ACCOUNT,
+        "--region",
+        "us-east-1",
+        "--model",
+        "claude-haiku-4-5",
+    ]);
+    assert_eq!(files[0], policy);
+    assert!(policy.contains("inference-profile/global.anthropic.claude-haiku-4-5"));
+    for (at, format) in [(1, "bash"), (2, "terraform"), (3, "cloudformation")] {
+        let (script, _) = ok(&[
+            "setup-script",
+            "--issuer",
+            byollm_stack::ISSUER,
+            "--team",
+            &stack.team_uid,
+            "--account",
+            ACCOUNT,
+            "--role-name",
+            "byollm-bedrock",
+            "--scope",
+            "team",
+            "--region",
+            "us-east-1",
+            "--model",
+            "claude-haiku-4-5",
+            "--format",
+            format,
+        ]);
+        assert_eq!(files[at], script, "{format}");
+    }
+    rt.block_on(stack.shutdown());
+}

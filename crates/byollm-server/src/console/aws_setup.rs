@@ -6,22 +6,28 @@
 //! The documents come from `byollm-policy`'s generators, the ones
 //! `byollm aws trust-policy | permissions-policy | setup-script` print, fed
 //! with this server's issuer URL and the team's uid and token settings
-//! (session tags, source identity, subject template, audience). Nothing is
-//! written: the page is a GET form, so it needs no CSRF token.
+//! (session tags, source identity, subject template, audience). Models
+//! chosen with the checkboxes narrow the permissions policy (and the scripts
+//! that carry it) to their inference profiles, resolved by the catalog
+//! ([`Catalog::resolve_models`], as `byollm aws setup-script --model …`
+//! does, so the documents are byte for byte the CLI's); none chosen is the
+//! broad documented default. Nothing is written: the page is a GET form, so
+//! it needs no CSRF token.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 
+use byollm_api::catalog::{Catalog, ResolveError};
 use byollm_api::types::LlmSettings;
 use byollm_core::authz::{self, Action, Target};
 use byollm_policy::generate::cloudformation::cloudformation;
 use byollm_policy::generate::script::setup_script;
 use byollm_policy::generate::terraform::terraform;
 use byollm_policy::generate::{
-    AccountId, GenerateError, Grant, Issuer, PermissionsOptions, Region, SetupOptions,
-    SubjectTemplate, TrustOptions, TrustScope, permissions_policy, trust_policy,
+    AccountId, GenerateError, Grant, Issuer, ModelProfile, PermissionsOptions, Region,
+    SetupOptions, SubjectTemplate, TrustOptions, TrustScope, permissions_policy, trust_policy,
 };
 
 use super::html::{self, esc, field_error, form_errors};
@@ -37,6 +43,30 @@ struct Inputs {
     region: String,
     scope: String,
     agents: String,
+    /// The chosen models' catalog ids (none: the broad default).
+    models: Vec<String>,
+}
+
+/// Why the documents could not be generated.
+#[derive(Debug)]
+enum Refusal {
+    Generate(GenerateError),
+    Models(ResolveError),
+}
+
+impl From<GenerateError> for Refusal {
+    fn from(e: GenerateError) -> Self {
+        Refusal::Generate(e)
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Generate(e) => e.fmt(f),
+            Refusal::Models(e) => e.fmt(f),
+        }
+    }
 }
 
 impl Inputs {
@@ -63,6 +93,11 @@ impl Inputs {
                     .filter(|r| !r.is_empty())
                     .unwrap_or_else(|| "team".to_owned()),
                 agents: get("agents"),
+                models: pairs
+                    .iter()
+                    .filter(|(n, v)| n == "model" && !v.trim().is_empty())
+                    .map(|(_, v)| v.trim().to_owned())
+                    .collect(),
             },
             format,
         ))
@@ -72,8 +107,13 @@ impl Inputs {
         let enc = |s: &str| {
             percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
         };
+        let models: String = self
+            .models
+            .iter()
+            .map(|m| format!("&model={}", enc(m)))
+            .collect();
         format!(
-            "account_id={}&role_name={}&region={}&scope={}&agents={}",
+            "account_id={}&role_name={}&region={}&scope={}&agents={}{models}",
             enc(&self.account),
             enc(&self.role),
             enc(&self.region),
@@ -84,8 +124,11 @@ impl Inputs {
 }
 
 /// The field a generator error is about, and its message.
-fn error_field(e: &GenerateError) -> (&'static str, String) {
-    let field = match e {
+fn error_field(e: &Refusal) -> (&'static str, String) {
+    let Refusal::Generate(g) = e else {
+        return ("models", e.to_string());
+    };
+    let field = match g {
         GenerateError::Account(_) => "account_id",
         GenerateError::Name { .. } => "role_name",
         GenerateError::Region(_) => "region",
@@ -101,7 +144,7 @@ fn generate(
     team_uid: &str,
     settings: &LlmSettings,
     i: &Inputs,
-) -> Result<[String; 5], GenerateError> {
+) -> Result<[String; 5], Refusal> {
     let account = AccountId::parse(&i.account)?;
     let mut trust = TrustOptions::new(Issuer::parse(issuer)?, team_uid, account.clone())?;
     trust.scope = match i.scope.as_str() {
@@ -114,10 +157,29 @@ fn generate(
     if let Some(aud) = settings.token_audiences.first() {
         trust.audience = aud.clone();
     }
+    let region = Region::parse(&i.region)?;
+    let grant = if i.models.is_empty() {
+        Grant::Broad
+    } else {
+        let routed = Catalog::builtin()
+            .resolve_models(&i.models, region.as_str())
+            .map_err(Refusal::Models)?;
+        Grant::Models(
+            routed
+                .into_iter()
+                .map(|r| ModelProfile {
+                    model_id: r.model_id,
+                    base_model_id: r.base_model_id,
+                    profile_id: r.profile_id,
+                    destination_regions: r.destination_regions,
+                })
+                .collect(),
+        )
+    };
     let permissions = PermissionsOptions {
         account,
-        region: Region::parse(&i.region)?,
-        grant: Grant::Broad,
+        region,
+        grant,
     };
     let trust_doc = trust_policy(&trust)?.to_json_pretty();
     let permissions_doc = permissions_policy(&permissions)?.to_json_pretty();
@@ -164,14 +226,7 @@ async fn inputs_and_docs(
     state: &AppState,
     s: &Session,
     query: Option<&str>,
-) -> Result<
-    (
-        Inputs,
-        Option<String>,
-        Option<Result<[String; 5], GenerateError>>,
-    ),
-    Response,
-> {
+) -> Result<(Inputs, Option<String>, Option<Result<[String; 5], Refusal>>), Response> {
     if let Err(e) = authz::check(&s.principal, Action::WriteLlmSettings, Target::Team) {
         return Err(html::core_error(e, Some(s)));
     }
@@ -238,9 +293,14 @@ pub async fn show(State(state): State<AppState>, s: Session, RawQuery(q): RawQue
 <label for="region">Region</label><input type="text" id="region" name="region" value="{region}" aria-describedby="region-error">{region_err}
 <label for="scope">Who may use the role</label><select id="scope" name="scope"><option value="team"{s_team}>The whole team</option><option value="users"{s_users}>Members only</option><option value="agents"{s_agents}>All agents</option><option value="chosen"{s_chosen}>Chosen agents</option></select>
 <label for="agents">Chosen agents' uids (comma-separated)</label><input type="text" id="agents" name="agents" value="{agents}" aria-describedby="agents-error">{agents_err}
+{models}
 <button type="submit">Generate</button></form>{out}{check}"#,
         check = super::check::button(&s, &super::check::path(None), "the team"),
-        general = form_errors(&errors, &["account_id", "role_name", "region", "agents"]),
+        general = form_errors(
+            &errors,
+            &["account_id", "role_name", "region", "agents", "models"]
+        ),
+        models = model_choices(&inputs.models, &errors),
         account = esc(&inputs.account),
         role = esc(&inputs.role),
         region = esc(&inputs.region),
@@ -257,6 +317,30 @@ pub async fn show(State(state): State<AppState>, s: Session, RawQuery(q): RawQue
     html::page(status, "AWS setup", Some(&s), &body)
 }
 
+/// A checkbox per Bedrock model of the catalog, best first: the chosen ones
+/// narrow the permissions policy.
+fn model_choices(chosen: &[String], errors: &[(String, String)]) -> String {
+    let boxes: String = Catalog::builtin()
+        .by_rank()
+        .into_iter()
+        .filter(|m| m.bedrock.is_some())
+        .map(|m| {
+            format!(
+                r#"<p><input type="checkbox" id="model-{id}" name="model" value="{id}"{checked}><label class="inline" for="model-{id}">{name} (<code>{id}</code>)</label></p>"#,
+                id = esc(&m.id),
+                name = esc(&m.display_name),
+                checked = if chosen.contains(&m.id) { " checked" } else { "" },
+            )
+        })
+        .collect();
+    format!(
+        r#"<fieldset><legend>Models the role may invoke</legend>
+<p class="hint">Choose the team's models for a least-privilege permissions policy (their inference profiles and foundation models, from this Region); choose none for the broad documented default (every Bedrock model).</p>
+{boxes}{err}</fieldset>"#,
+        err = field_error(errors, "models"),
+    )
+}
+
 /// `GET /console/aws-setup/file?…&format=…`: one document as a download.
 pub async fn file(State(state): State<AppState>, s: Session, RawQuery(q): RawQuery) -> Response {
     let (_, format, docs) = match inputs_and_docs(&state, &s, q.as_deref()).await {
@@ -269,6 +353,12 @@ pub async fn file(State(state): State<AppState>, s: Session, RawQuery(q): RawQue
     match (found, docs) {
         (Some(at), Some(Ok(docs))) => {
             let (_, _, name, kind) = DOCUMENTS[at];
+            // A text file ends with a line break, as `byollm aws` prints it:
+            // the download is byte for byte the CLI's output.
+            let mut doc = docs[at].clone();
+            if !doc.ends_with('\n') {
+                doc.push('\n');
+            }
             (
                 StatusCode::OK,
                 [
@@ -278,7 +368,7 @@ pub async fn file(State(state): State<AppState>, s: Session, RawQuery(q): RawQue
                         format!("attachment; filename=\"{name}\""),
                     ),
                 ],
-                docs[at].clone(),
+                doc,
             )
                 .into_response()
         }

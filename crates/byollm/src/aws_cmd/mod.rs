@@ -11,7 +11,6 @@ mod credential_process;
 pub(crate) mod doctor;
 pub(crate) mod from_server;
 mod inspect;
-mod models;
 mod policies;
 
 use std::io::Write as _;

@@ -1,17 +1,18 @@
 //! `trust-policy`, `permissions-policy` and `setup-script`.
 
 use anyhow::{anyhow, bail};
+use byollm_api::catalog::{Catalog, ResolveError, RoutedProfile};
 use byollm_policy::generate::cloudformation::cloudformation;
 use byollm_policy::generate::permissions::{INLINE_POLICY_LIMIT, counted_size};
 use byollm_policy::generate::script::setup_script as bash_script;
 use byollm_policy::generate::terraform::terraform;
 use byollm_policy::generate::{
-    AccountId, Grant, Issuer, PermissionsOptions, Region, SetupOptions, SubjectTemplate,
-    TrustOptions, TrustScope, permissions_policy as gen_permissions, trust_policy as gen_trust,
+    AccountId, Grant, Issuer, ModelProfile, PermissionsOptions, Region, SetupOptions,
+    SubjectTemplate, TrustOptions, TrustScope, permissions_policy as gen_permissions,
+    trust_policy as gen_trust,
 };
 
 use super::from_server::ServerView;
-use super::models::resolve_models;
 use super::{PermissionsArgs, SetupArgs, SetupFormat, TrustArgs, TrustFlags, note};
 
 /// The identity settings: the flags, filled in from the server's view.
@@ -80,6 +81,29 @@ fn grant(
         bail!("--region is required with --model (the inference profiles' source region)");
     };
     Ok(Grant::Models(resolve_models(models, region)?))
+}
+
+/// `--model` values through the catalog ([`Catalog::resolve_models`]), as
+/// the profiles the permissions policy grants.
+fn resolve_models(values: &[String], region: &str) -> anyhow::Result<Vec<ModelProfile>> {
+    match Catalog::builtin().resolve_models(values, region) {
+        Ok(routed) => Ok(routed.into_iter().map(policy_profile).collect()),
+        Err(ResolveError::Model { value, message }) => {
+            Err(anyhow!(message).context(format!("--model {value}")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A catalog profile as the policy generator takes it (the crates share no
+/// type: `byollm-api` and `byollm-policy` depend on neither).
+fn policy_profile(r: RoutedProfile) -> ModelProfile {
+    ModelProfile {
+        model_id: r.model_id,
+        base_model_id: r.base_model_id,
+        profile_id: r.profile_id,
+        destination_regions: r.destination_regions,
+    }
 }
 
 fn permissions_options(
