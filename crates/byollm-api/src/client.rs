@@ -592,6 +592,7 @@ impl Client {
             q.cursor = Some(cursor);
             let page = self.usage(&q).await?;
             report.buckets = page.buckets;
+            report.run_days = page.run_days;
             report.requests.extend(page.requests);
             report.next_cursor = page.next_cursor;
         }

@@ -1,13 +1,17 @@
 //! Usage and credits: members read their own, admins the team's (any member's,
 //! agent's or run's).
 //!
-//! Invariants: a caller reads its own requests, even those still queued for the
+//! Invariants: the run days (platform and compute by the UTC day a run
+//! started) come from the same runs as the buckets and sum to them. A caller
+//! reads its own requests, even those still queued for the
 //! writer on this replica. Requests are listed a page at a time in
 //! `(created_at, id)` order with the one paging helper (`page.rs`), and a walk
 //! from the first page following `next_cursor` lists every request committed
 //! before it began exactly once.
 
-use byollm_api::types::{CreditBuckets, UsageQuery, UsageReport, UsageRequest};
+use std::collections::BTreeMap;
+
+use byollm_api::types::{CreditBuckets, RunCreditsDay, UsageQuery, UsageReport, UsageRequest};
 
 use super::page::Page;
 use super::{Core, Result};
@@ -102,16 +106,30 @@ impl Core {
                 created_at: rfc3339(r.created_at),
             });
         }
+        // The run buckets per UTC day a run started (the day of its RFC 3339 time).
+        let mut days: BTreeMap<String, RunCreditsDay> = BTreeMap::new();
         for run in runs {
-            buckets.platform += PLATFORM_CREDITS_PER_RUN;
             // A run past its maximum age counts up to it, swept or not yet.
             let end = run.finished_at.unwrap_or(now).min(run.token_expires_at);
-            buckets.compute += compute_credits(end - run.created_at);
+            let compute = compute_credits(end - run.created_at);
+            buckets.platform += PLATFORM_CREDITS_PER_RUN;
+            buckets.compute += compute;
+            let day: String = rfc3339(run.created_at).chars().take(10).collect();
+            let d = days.entry(day.clone()).or_insert_with(|| RunCreditsDay {
+                day,
+                runs: 0,
+                platform: 0.0,
+                compute: 0.0,
+            });
+            d.runs += 1;
+            d.platform += PLATFORM_CREDITS_PER_RUN;
+            d.compute += compute;
         }
         Ok(UsageReport {
             buckets,
             requests,
             next_cursor,
+            run_days: days.into_values().collect(),
         })
     }
 }

@@ -30,6 +30,7 @@ mod check;
 mod html;
 mod keys;
 mod members;
+mod models;
 mod overview;
 mod runs;
 mod session;

@@ -1,5 +1,6 @@
 //! The overview: who is signed in, the team (name and uid, with a copy
-//! button) and its Bedrock status, read-only for every member; and the
+//! button), its Bedrock status and per-model table, read-only for every
+//! member; and the
 //! member's own settings (`aws_bedrock_opt_in`), which they change here
 //! through the API's member-settings operation.
 
@@ -65,6 +66,7 @@ pub async fn show(State(state): State<AppState>, s: Session) -> Response {
 <dt>Region</dt><dd id="bedrock-region">{region}</dd>
 <dt>Direct API fallback</dt><dd id="bedrock-fallback">{fallback}</dd>
 </dl>
+{models}
 {edit}
 </section>
 <section aria-labelledby="mine-h">
@@ -76,6 +78,7 @@ pub async fn show(State(state): State<AppState>, s: Session) -> Response {
 {credits}
 <p><a href="{KEYS}">Your API keys</a></p>"#,
         csrf = html::csrf_input(&s),
+        models = super::models::read_only_table(&settings),
         opt_in = if mine.aws_bedrock_opt_in {
             " checked"
         } else {

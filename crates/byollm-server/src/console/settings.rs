@@ -1,6 +1,7 @@
 //! The team's AI settings: the Bedrock host (on/off, enforcement, role ARN,
 //! region), the direct API, fallback outside the cloud, worker identity
-//! tokens, session tags, source identity and audiences.
+//! tokens, session tags, source identity and audiences, and the per-model
+//! table ([`super::models`]).
 //!
 //! This page is the settings' edit form, so opening it needs the rule of
 //! [`Action::WriteLlmSettings`] (admins): a member gets the 403 page, and reads
@@ -23,6 +24,7 @@ use byollm_core::authz::{self, Action, Target};
 use byollm_core::versioned::IfMatch;
 
 use super::html::{self, esc, field_error, form_errors};
+use super::models;
 use super::session::{Session, form_pairs};
 use super::{AI_SETTINGS, OVERVIEW};
 use crate::app::AppState;
@@ -40,6 +42,9 @@ struct Form {
     session_tags: bool,
     source_identity: bool,
     audiences: String,
+    /// `opt_out_of_new_models` as read (what a model with no entry means).
+    opt_out: bool,
+    models: Vec<models::Row>,
     version: i64,
 }
 
@@ -57,6 +62,8 @@ impl Form {
             session_tags: s.session_tags,
             source_identity: s.source_identity,
             audiences: s.token_audiences.join(", "),
+            opt_out: b.opt_out_of_new_models,
+            models: models::rows(s),
             version,
         }
     }
@@ -81,6 +88,8 @@ impl Form {
             session_tags: on("session_tags"),
             source_identity: on("source_identity"),
             audiences: text("token_audiences"),
+            opt_out: text("opt_out") == "1",
+            models: models::parse(pairs),
             version: text("version").parse().unwrap_or(-1),
         }
     }
@@ -100,7 +109,7 @@ impl Form {
             .map(str::trim)
             .filter(|a| !a.is_empty())
             .collect();
-        json!({
+        let mut patch = json!({
             "hosts": {
                 "aws_bedrock": {
                     "enabled": self.enabled,
@@ -115,7 +124,11 @@ impl Form {
             "session_tags": self.session_tags,
             "source_identity": self.source_identity,
             "token_audiences": audiences,
-        })
+        });
+        if let Some(m) = models::patch(&self.models, self.opt_out) {
+            patch["models"] = m;
+        }
+        patch
     }
 }
 
@@ -151,9 +164,15 @@ const FIELDS: &[&str] = &[
 
 fn render(s: &Session, f: &Form, errors: &[(String, String)], status: StatusCode) -> Response {
     let enforce = |v: bool| if v == f.enforce { " selected" } else { "" };
+    let model_fields = models::fields(&f.models);
+    let shown: Vec<&str> = FIELDS
+        .iter()
+        .copied()
+        .chain(model_fields.iter().map(String::as_str))
+        .collect();
     let body = format!(
         r#"{general}<form method="post" action="{AI_SETTINGS}" novalidate>
-{csrf}<input type="hidden" name="version" value="{version}">
+{csrf}<input type="hidden" name="version" value="{version}"><input type="hidden" name="opt_out" value="{opt_out}">
 <fieldset><legend>Amazon Bedrock</legend>
 {enabled}
 <label for="enforcement">Enforcement</label>
@@ -173,9 +192,12 @@ fn render(s: &Session, f: &Form, errors: &[(String, String)], status: StatusCode
 {audiences}
 <p class="hint">Comma-separated, e.g. sts.amazonaws.com.</p>
 </fieldset>
+{models}
 <button type="submit">Save settings</button>
 </form>"#,
-        general = form_errors(errors, FIELDS),
+        general = form_errors(errors, &shown),
+        opt_out = u8::from(f.opt_out),
+        models = models::form_table(&f.models, errors),
         csrf = html::csrf_input(s),
         version = f.version,
         enabled = checkbox(

@@ -1,9 +1,11 @@
 //! Usage: the caller's credits in the three buckets (a member sees their own,
-//! an admin the team's, as the API decides), the gateway requests' inference
-//! credits per day (an SVG bar chart with the same numbers as a text table
-//! beside it), per model and route, and per member and agent, a page of
-//! requests with their routes (paged with the API's cursors), and every
-//! request as a CSV download.
+//! an admin the team's, as the API decides), the three buckets per UTC day
+//! (inference from the gateway requests, platform and compute from the
+//! report's run days; an SVG stacked bar chart with the same numbers as a
+//! text table beside it), per model and route, and per member and agent, a
+//! page of requests with their routes (paged with the API's cursors), and
+//! every request as a CSV download. The overview shows the buckets and the
+//! days of this calendar month (UTC).
 //!
 //! Invariants: every number comes from the API's `usage` operation (the same
 //! visibility rules); the summaries read at most [`SUMMARY_PAGES`] pages of
@@ -17,7 +19,7 @@ use axum::http::StatusCode;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 
-use byollm_api::types::{USAGE_MAX_LIMIT, UsageQuery, UsageRequest};
+use byollm_api::types::{RunCreditsDay, USAGE_MAX_LIMIT, UsageQuery, UsageRequest};
 
 use super::html::{self, esc};
 use super::session::Session;
@@ -98,29 +100,100 @@ fn summary_table(
     )
 }
 
-/// Inference credits per day: SVG bars (`aria-hidden`: the table with it
-/// says the same to a screen reader).
-fn chart(days: &BTreeMap<String, (u64, f64)>) -> String {
+/// One UTC day's credits: its requests and inference credits, its runs and
+/// their platform and compute credits.
+#[derive(Debug, Default, Clone, Copy)]
+struct Day {
+    requests: u64,
+    inference: f64,
+    runs: u64,
+    platform: f64,
+    compute: f64,
+}
+
+impl Day {
+    fn total(&self) -> f64 {
+        self.inference + self.platform + self.compute
+    }
+}
+
+/// The days of `requests` and `runs` whose date starts with `prefix` (`""`:
+/// every day), oldest first.
+fn days(requests: &[UsageRequest], runs: &[RunCreditsDay], prefix: &str) -> BTreeMap<String, Day> {
+    let mut out: BTreeMap<String, Day> = BTreeMap::new();
+    for r in requests.iter().filter(|r| r.created_at.starts_with(prefix)) {
+        let d = out
+            .entry(r.created_at.get(..10).unwrap_or_default().to_owned())
+            .or_default();
+        d.requests += 1;
+        d.inference += r.credits;
+    }
+    for r in runs.iter().filter(|r| r.day.starts_with(prefix)) {
+        let d = out.entry(r.day.clone()).or_default();
+        d.runs += r.runs;
+        d.platform += r.platform;
+        d.compute += r.compute;
+    }
+    out
+}
+
+fn days_table(id: &str, caption: &str, days: &BTreeMap<String, Day>) -> String {
+    let body: String = days
+        .iter()
+        .map(|(k, d)| {
+            format!(
+                r#"<tr><th scope="row"><code>{}</code></th><td>{}</td><td>{:.4}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td></tr>"#,
+                esc(k),
+                d.requests,
+                d.inference,
+                d.runs,
+                d.platform,
+                d.compute
+            )
+        })
+        .collect();
+    format!(
+        r#"<table id="{id}"><caption>{caption}</caption><thead><tr><th scope="col">Day (UTC)</th><th scope="col">Requests</th><th scope="col">Inference credits</th><th scope="col">Runs</th><th scope="col">Platform credits</th><th scope="col">Compute credits</th></tr></thead><tbody>{body}</tbody></table>"#
+    )
+}
+
+/// Credits per day, one bar per day stacked by bucket (inference, platform,
+/// compute); `aria-hidden`: the table with it says the same to a screen
+/// reader.
+fn chart(days: &BTreeMap<String, Day>) -> String {
     if days.is_empty() {
         return String::new();
     }
-    let max = days.values().map(|(_, c)| *c).fold(0.0_f64, f64::max);
+    let max = days.values().map(Day::total).fold(0.0_f64, f64::max);
     let (bar, gap, height) = (24.0_f64, 8.0_f64, 120.0_f64);
+    let scale = |c: f64| if max > 0.0 { (c / max) * height } else { 0.0 };
     let bars: String = days
         .iter()
         .enumerate()
-        .map(|(i, (day, (_, c)))| {
-            let h = if max > 0.0 { (c / max) * height } else { 0.0 };
+        .map(|(i, (day, d))| {
             #[expect(
                 clippy::cast_precision_loss,
                 reason = "a bar's position: at most SUMMARY_PAGES * 1000 days, far below 2^52"
             )]
             let x = i as f64 * (bar + gap);
-            format!(
-                r#"<rect x="{x:.1}" y="{y:.1}" width="{bar}" height="{h:.1}" class="bar"><title>{day}: {c:.4}</title></rect>"#,
-                y = height - h,
-                day = esc(day),
-            )
+            let mut top = height;
+            let mut out = String::new();
+            for (class, name, c) in [
+                ("bar", "inference", d.inference),
+                ("bar platform", "platform", d.platform),
+                ("bar compute", "compute", d.compute),
+            ] {
+                let h = scale(c);
+                if h <= 0.0 {
+                    continue;
+                }
+                top -= h;
+                out.push_str(&format!(
+                    r#"<rect x="{x:.1}" y="{top:.1}" width="{bar}" height="{h:.1}" class="{class}"><title>{day}: {name} {c:.4}</title></rect>"#,
+                    day = esc(day),
+                ));
+            }
+            out
         })
         .collect();
     #[expect(
@@ -129,7 +202,7 @@ fn chart(days: &BTreeMap<String, (u64, f64)>) -> String {
     )]
     let width = days.len() as f64 * (bar + gap);
     format!(
-        r#"<figure class="chart"><svg id="usage-chart" aria-hidden="true" focusable="false" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}">{bars}</svg><figcaption>Inference credits per day (the numbers are in the table)</figcaption></figure>"#
+        r#"<figure class="chart"><svg id="usage-chart" aria-hidden="true" focusable="false" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}">{bars}</svg><figcaption>Credits per day: inference, platform, compute, stacked (the numbers are in the table)</figcaption></figure>"#
     )
 }
 
@@ -178,30 +251,41 @@ pub async fn show(State(state): State<AppState>, s: Session, RawQuery(q): RawQue
         ("agent_uid", base.agent_uid.clone()),
     ];
     let next = html::next_page(USAGE, &keep, report.next_cursor.as_deref());
-    let days = by(&all, |r| {
-        r.created_at.get(..10).unwrap_or_default().to_owned()
-    });
-    let summaries = if all.is_empty() {
+    let days = days(&all, &report.run_days, "");
+    let summaries = if days.is_empty() {
         String::new()
     } else {
         format!(
             r#"<h2>Over time</h2><div class="chart-and-table">{chart}{days}</div>
-<h2>Per model and route</h2>{models}
-<h2>Per member and agent</h2>{who}{more}"#,
+{models}{who}{more}"#,
             chart = chart(&days),
-            days = summary_table("usage-days", "Inference credits per day", "Day", &days),
-            models = summary_table(
-                "usage-models",
-                "Per model and route",
-                "Model / route",
-                &by(&all, |r| format!("{} / {}", r.model, r.route)),
-            ),
-            who = summary_table(
-                "usage-principals",
-                "Per member and agent",
-                "Member or agent",
-                &by(&all, |r| r.principal.clone()),
-            ),
+            days = days_table("usage-days", "Credits per day", &days),
+            models = if all.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "<h2>Per model and route</h2>{}",
+                    summary_table(
+                        "usage-models",
+                        "Per model and route",
+                        "Model / route",
+                        &by(&all, |r| format!("{} / {}", r.model, r.route)),
+                    )
+                )
+            },
+            who = if all.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "<h2>Per member and agent</h2>{}",
+                    summary_table(
+                        "usage-principals",
+                        "Per member and agent",
+                        "Member or agent",
+                        &by(&all, |r| r.principal.clone()),
+                    )
+                )
+            },
             more = if more {
                 r#"<p class="hint">These summaries cover the first 100 pages of requests.</p>"#
             } else {
@@ -287,9 +371,10 @@ pub async fn csv(State(state): State<AppState>, s: Session, RawQuery(q): RawQuer
         .into_response()
 }
 
-/// The overview's credits: the three buckets (as the API totals them, for
-/// every request and run the caller may see), this month's inference credits
-/// per day (chart and table) and the last requests with their routes.
+/// The overview's credits: the three buckets for this calendar month (UTC)
+/// — inference from the month's requests, platform and compute from the runs
+/// that started in it —, the month's credits per day (chart and table) and
+/// the last requests with their routes.
 pub async fn overview_section(state: &AppState, s: &Session) -> Result<String, Response> {
     let report = state
         .core
@@ -301,24 +386,22 @@ pub async fn overview_section(state: &AppState, s: &Session) -> Result<String, R
         .get(..7)
         .unwrap_or_default()
         .to_owned();
-    let this_month: Vec<UsageRequest> = all
-        .iter()
-        .filter(|r| r.created_at.starts_with(&month))
-        .cloned()
-        .collect();
-    let days = by(&this_month, |r| {
-        r.created_at.get(..10).unwrap_or_default().to_owned()
-    });
+    let days = days(&all, &report.run_days, &month);
+    let sum = |f: fn(&Day) -> f64| days.values().map(f).sum::<f64>();
+    let (i, p, c) = (
+        sum(|d| d.inference),
+        sum(|d| d.platform),
+        sum(|d| d.compute),
+    );
     let over_time = if days.is_empty() {
-        "<p>No requests this month yet.</p>".to_owned()
+        "<p>No requests or runs this month yet.</p>".to_owned()
     } else {
         format!(
             r#"<div class="chart-and-table">{}{}</div>"#,
             chart(&days),
-            summary_table(
+            days_table(
                 "overview-days",
-                &format!("Inference credits per day, {month}"),
-                "Day",
+                &format!("Credits per day, {month} (UTC)"),
                 &days
             )
         )
@@ -344,13 +427,9 @@ pub async fn overview_section(state: &AppState, s: &Session) -> Result<String, R
             r#"<table id="overview-last"><caption>The last requests and their routes</caption><thead><tr><th scope="col">When</th><th scope="col">Model</th><th scope="col">Route</th><th scope="col">Credits</th></tr></thead><tbody>{last}</tbody></table>"#
         )
     };
-    let b = report.buckets;
     Ok(format!(
-        r#"<section aria-labelledby="credits-h"><h2 id="credits-h">Credits</h2>
-<table id="overview-buckets"><caption>Credits by bucket (every request and run you can see)</caption><thead><tr><th scope="col">Inference</th><th scope="col">Platform</th><th scope="col">Compute</th></tr></thead><tbody><tr><td>{i:.4}</td><td>{p:.4}</td><td>{c:.4}</td></tr></tbody></table>
+        r#"<section aria-labelledby="credits-h"><h2 id="credits-h">Credits this month</h2>
+<table id="overview-buckets"><caption>Credits by bucket this month, {month} (UTC; every request and run you can see)</caption><thead><tr><th scope="col">Inference</th><th scope="col">Platform</th><th scope="col">Compute</th></tr></thead><tbody><tr><td id="month-inference">{i:.4}</td><td id="month-platform">{p:.4}</td><td id="month-compute">{c:.4}</td></tr></tbody></table>
 {over_time}{last}<p><a href="{USAGE}">All usage</a></p></section>"#,
-        i = b.inference,
-        p = b.platform,
-        c = b.compute,
     ))
 }

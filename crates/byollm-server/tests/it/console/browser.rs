@@ -55,7 +55,7 @@ pub(super) async fn shot(b: &Browser, name: &str) {
     }
 }
 
-async fn sign_in(b: &Browser, c: &Console, key: &str) {
+pub(super) async fn sign_in(b: &Browser, c: &Console, key: &str) {
     b.goto(&c.url("/console")).await;
     assert!(
         b.url().await.ends_with("/console/sign-in"),

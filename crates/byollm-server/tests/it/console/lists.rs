@@ -180,14 +180,18 @@ async fn audit_and_runs_pages_keep_their_filters() {
     assert!(page.contains(&c.alpha.agent_run) && !page.contains(&c.alpha.member_run));
 }
 
-/// The overview: the buckets, this month's inference credits per day (chart
+/// The overview: this month's buckets, its credits per day (chart
 /// and table) and the last requests with their routes.
 #[tokio::test]
 async fn the_overview_shows_credits_this_month_and_the_last_requests() {
     let c = Console::start(Arc::new(SystemClock), false).await;
     let owner = c.sign_in(&c.alpha.owner.key).await;
     let (_, page, _) = c.get("/console", Some(&owner)).await;
-    assert!(page.contains("No requests this month yet."), "{page}");
+    // The fixture's two runs started this month: no requests yet, but runs.
+    assert!(
+        page.contains(r#"<td id="month-inference">0.0000</td><td id="month-platform">2.0000</td>"#),
+        "{page}"
+    );
     let now = c.h.core.clock().now();
     let rows: Vec<UsageRow> = (0..3)
         .map(|i| UsageRow {
@@ -213,7 +217,10 @@ async fn the_overview_shows_credits_this_month_and_the_last_requests() {
     let (status, page, _) = c.get("/console", Some(&owner)).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains(r#"<table id="overview-buckets">"#), "{page}");
-    assert!(page.contains("<td>0.0060</td>"), "{page}");
+    assert!(
+        page.contains(r#"<td id="month-inference">0.0060</td>"#),
+        "{page}"
+    );
     assert!(page.contains(r#"<svg id="usage-chart""#), "{page}");
     assert!(page.contains(r#"<table id="overview-days">"#), "{page}");
     assert!(page.contains("<code>direct_api:route2</code>"), "{page}");

@@ -8,6 +8,8 @@ mod check;
 mod http;
 mod links;
 mod lists;
+mod model_choices;
+mod over_time;
 mod pages;
 mod setup_flow;
 mod webdriver;
