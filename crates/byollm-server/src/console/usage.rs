@@ -157,6 +157,9 @@ fn days_table(id: &str, caption: &str, days: &BTreeMap<String, Day>) -> String {
     )
 }
 
+/// The chart's key: a swatch per bucket (the caption's words say the same).
+const LEGEND: &str = r#"<svg aria-hidden="true" focusable="false" width="270" height="14" viewBox="0 0 270 14"><rect x="0" y="2" width="10" height="10" class="bar"></rect><text x="14" y="11">inference</text><rect x="90" y="2" width="10" height="10" class="bar platform"></rect><text x="104" y="11">platform</text><rect x="176" y="2" width="10" height="10" class="bar compute"></rect><text x="190" y="11">compute</text></svg>"#;
+
 /// Credits per day, one bar per day stacked by bucket (inference, platform,
 /// compute); `aria-hidden`: the table with it says the same to a screen
 /// reader.
@@ -202,7 +205,7 @@ fn chart(days: &BTreeMap<String, Day>) -> String {
     )]
     let width = days.len() as f64 * (bar + gap);
     format!(
-        r#"<figure class="chart"><svg id="usage-chart" aria-hidden="true" focusable="false" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}">{bars}</svg><figcaption>Credits per day: inference, platform, compute, stacked (the numbers are in the table)</figcaption></figure>"#
+        r#"<figure class="chart"><svg id="usage-chart" aria-hidden="true" focusable="false" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}">{bars}</svg><figcaption>{LEGEND} Credits per day, stacked (the numbers are in the table)</figcaption></figure>"#
     )
 }
 

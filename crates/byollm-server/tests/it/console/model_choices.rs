@@ -212,6 +212,8 @@ async fn an_admin_changes_a_models_reference_in_the_browser() {
         b.text("#model-claude-sonnet-4-6 .field-error").await,
         message
     );
+    b.exec("document.getElementById('model-claude-sonnet-4-6').scrollIntoView(); return true;")
+        .await;
     shot(&b, "ai-settings-models").await;
     let api =
         c.h.get(routes::TEAM_LLM_SETTINGS, Some(&c.alpha.owner.key))
