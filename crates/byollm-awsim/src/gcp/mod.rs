@@ -20,11 +20,13 @@
 //! Google does (the setup byollm generates always writes one).
 
 use byollm_policy::gcp::condition as cel;
+mod accounts;
+mod pools;
 pub(crate) mod resources;
 mod sts;
 mod vertex;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -126,10 +128,15 @@ pub struct GcpState {
     providers: RwLock<BTreeMap<String, GcpProvider>>,
     bindings: RwLock<Vec<Binding>>,
     tokens: RwLock<HashMap<String, Issued>>,
-    /// Workload identity pools created through the REST API ([`resources`]).
-    pools: RwLock<BTreeMap<String, resources::Pool>>,
+    /// Workload identity pools ([`pools`]).
+    pools: RwLock<BTreeMap<String, pools::Pool>>,
     /// Project id → number.
     projects: RwLock<BTreeMap<String, String>>,
+    /// Names of deleted pools and providers: Google keeps them (undeletable
+    /// for 30 days), and they exchange nothing ([`pools`]).
+    deleted: RwLock<BTreeSet<String>>,
+    /// Service accounts by email ([`accounts`]).
+    accounts: RwLock<BTreeMap<String, accounts::Account>>,
 }
 
 impl GcpState {
@@ -151,6 +158,9 @@ impl GcpState {
             cel::parses(c).map_err(|e| format!("invalid attribute condition: {e}"))?;
         }
         let name = p.name();
+        // A provider lives in a pool: one created through this library API
+        // brings its (enabled) pool with it.
+        self.pools.write().entry(p.pool()).or_default();
         self.providers.write().insert(name.clone(), p);
         Ok(name)
     }
