@@ -4,7 +4,10 @@
 //! token of the team is then exchanged through the created provider and calls
 //! Vertex AI, another team's is refused by the condition; the explainer reads
 //! the script; the doctor is healthy, then fails a provider without a
-//! condition and names the step when the condition refuses the actor.
+//! condition and names the step when the condition refuses the actor. Then
+//! the lifecycle gcloud drives: service accounts (the script's impersonation
+//! grant needs one), pools and providers disabled, deleted, listed and
+//! undeleted, each refusing or admitting exchanges as Google does.
 
 #![allow(
     clippy::unwrap_used,

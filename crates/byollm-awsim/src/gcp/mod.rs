@@ -11,7 +11,7 @@
 //! | `POST /v1/projects/{P}/locations/{L}/publishers/anthropic/models/{M}:rawPredict` (and `:streamRawPredict`) | Vertex AI ([`vertex`]) |
 //! | `POST /_awsim/gcp/providers`, `POST /_awsim/gcp/bindings` | control: create a provider, grant a role |
 //! | `POST /_awsim/gcp/projects` | control: register a project id and number (`{"projectId", "projectNumber"}`) |
-//! | pools, providers, IAM policies under Google's REST paths | the administrator's APIs gcloud calls ([`resources`]) |
+//! | pools, providers, service accounts, IAM policies under Google's REST paths | the administrator's APIs gcloud calls ([`resources`], [`pools`], [`accounts`]) |
 //!
 //! Invariants: every Vertex call checks an IAM binding of `roles/aiplatform.user`
 //! on the project for one of the caller's principals (never "any valid token");
