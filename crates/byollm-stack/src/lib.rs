@@ -1,7 +1,7 @@
 //! The whole system in one process on loopback: the AWS emulator, the server
 //! (issuer, API and gateway on a fresh SQLite store in a temporary directory) and
 //! a bootstrapped team — what `byollm demo` shows and what the doctor's tests
-//! misconfigure.
+//! misconfigure — and, on request, a second team on Google Vertex AI ([`gcp`]).
 //!
 //! The issuer keeps a real `https://` URL (`ISSUER`), exactly as in production;
 //! the emulator is told to fetch its discovery document and JWKS from the
@@ -9,6 +9,8 @@
 //! created through the emulator's IAM library API from the documents
 //! `byollm-policy` generates — the same documents `byollm aws setup-script`
 //! writes — because a fresh machine has no AWS CLI.
+
+pub mod gcp;
 
 use std::sync::Arc;
 

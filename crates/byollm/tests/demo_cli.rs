@@ -1,5 +1,6 @@
 //! `byollm demo` runs end to end (emulator, server, team, roles, a streamed
-//! Bedrock reply, credits, a refused agent and the doctor's diagnosis) and exits
+//! Bedrock reply, credits, a refused agent and the doctor's diagnosis, a second
+//! team streaming from Vertex AI through its pool) and exits
 //! 0, printing the lines the README's transcript shows and no secret.
 
 #![allow(
@@ -47,7 +48,17 @@ fn the_demo_runs_and_prints_its_transcript() {
         "[FAIL] sts",
         "cause: sub_not_admitted",
         "condition StringEquals",
-        "9. The web console",
+        "9. A second team on Google Vertex AI",
+        "pool           projects/123456789012/locations/global/workloadIdentityPools/byollm-pool",
+        "provider       byollm-issuer trusts https://issuer.byollm.test",
+        "condition    assertion.team == '",
+        "grant        roles/aiplatform.user to principalSet://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/byollm-pool/attribute.team/",
+        "aud = //iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/byollm-pool/providers/byollm-issuer",
+        "> Hello from a byollm member on Google Cloud",
+        "x-byollm-route: gcp_vertex:claude-sonnet-4-6@global",
+        "Google STS token exchanges: 1",
+        "(HTTP 200, route gcp_vertex:claude-sonnet-4-6@global): exchanges still 1",
+        "10. The web console",
         "/console/sign-in/link/bsl_",
         "Done in",
     ] {
@@ -61,6 +72,7 @@ fn the_demo_runs_and_prints_its_transcript() {
         "ASIA",
         "awsimAdminSecret",
         "sk-awsim",
+        "ya29.",
     ] {
         assert!(
             !stdout.contains(secret) && !stderr.contains(secret),

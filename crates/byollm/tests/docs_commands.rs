@@ -27,8 +27,9 @@
 //! the machine can hold those ports and a page cannot reach anything but its
 //! own loopback.
 //!
-//! Needs `unshare` and `ip` (util-linux, iproute2), `curl`, `jq` and the AWS
-//! CLI: missing ones fail the test when `CI` is set and skip it loudly
+//! Needs `unshare` and `ip` (util-linux, iproute2), `curl`, `jq`, the AWS
+//! CLI and the Google Cloud CLI (the Vertex AI guide runs gcloud against the
+//! emulator): missing ones fail the test when `CI` is set and skip it loudly
 //! otherwise.
 
 #![allow(
@@ -52,6 +53,7 @@ const RUNNABLE: &[&str] = &[
     "README.md",
     "docs/try-it-locally.md",
     "docs/admin-guide-aws-bedrock.md",
+    "docs/admin-guide-gcp-vertex.md",
     "docs/member-guide.md",
     "docs/troubleshooting.md",
 ];
@@ -345,6 +347,10 @@ fn the_runnable_pages_work_as_written() {
         (&["aws", "--version"][..], "pip install awscli"),
         (&["jq", "--version"][..], "apt-get install -y jq"),
         (&["curl", "--version"][..], "apt-get install -y curl"),
+        (
+            &["gcloud", "--version"][..],
+            "install the Google Cloud CLI (apt-get install google-cloud-cli)",
+        ),
     ]
     .iter()
     .all(|(probe, install)| tools::present_or_skip("the docs' commands", probe, install));

@@ -4,7 +4,10 @@
 //! token of the team is then exchanged through the created provider and calls
 //! Vertex AI, another team's is refused by the condition; the explainer reads
 //! the script; the doctor is healthy, then fails a provider without a
-//! condition and names the step when the condition refuses the actor.
+//! condition and names the step when the condition refuses the actor. Then
+//! the lifecycle gcloud drives: service accounts (the script's impersonation
+//! grant needs one), pools and providers disabled, deleted, listed and
+//! undeleted, each refusing or admitting exchanges as Google does.
 
 #![allow(
     clippy::unwrap_used,
@@ -331,6 +334,256 @@ async fn the_generated_script_runs_with_gcloud_and_the_condition_keeps_other_tea
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["diagnosis"]["step"], "provider");
     assert_eq!(report["diagnosis"]["cause"], "gcp_no_condition");
+    sim.shutdown().await;
+    server.shutdown().await;
+}
+
+fn gcloud(cfg: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new("gcloud")
+        .args(args)
+        .arg("--quiet")
+        .env("CLOUDSDK_CONFIG", cfg)
+        .env("CLOUDSDK_CORE_DISABLE_PROMPTS", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The emulator's pools, providers and service accounts behave as Google's
+/// do under the real gcloud: the generated script's impersonation grant
+/// needs the service account to exist; a disabled or deleted pool or
+/// provider refuses exchanges with Google's `invalid_target` until enabled
+/// or undeleted; a deleted id is not reused; impersonating a deleted
+/// service account is Google's 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pools_providers_and_service_accounts_live_and_die_as_googles_do() {
+    if !present_or_skip(
+        "gcp_cli",
+        &["gcloud", "--version"],
+        "install the Google Cloud CLI (apt-get install google-cloud-cli)",
+    ) {
+        return;
+    }
+    use byollm_federation::Exchange as _;
+    use byollm_federation::gcp::PoolTarget;
+    const SA: &str = "vertex-sa@acme-ml-prod.iam.gserviceaccount.com";
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.path().join("data"),
+        CoreConfig::new(ISSUER),
+    );
+    let server = byollm_server::start(&cfg, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let made = byollm_core::service::bootstrap_team(
+        server.core.store(),
+        server.core.clock().as_ref(),
+        "acme",
+        "owner@acme.test",
+    )
+    .await
+    .unwrap();
+    let key = made.api_key.expose().to_owned();
+    let settings = json!({"hosts": {"gcp_vertex": {
+        "enabled": true, "project_id": PROJECT, "project_number": NUMBER,
+        "pool_id": "byollm-pool", "provider_id": "byollm-issuer", "location": "global",
+        "service_account": SA}}});
+    let url = format!("{base}/api/v1/team/llm-settings");
+    call(&http, reqwest::Method::PATCH, url, &key, &settings).await;
+    let sim = Awsim::start(AwsimConfig {
+        resolve: vec![("issuer.gcp.test".to_owned(), server.addr)],
+        ..AwsimConfig::default()
+    })
+    .await
+    .unwrap();
+    sim.gcp().add_project(PROJECT, NUMBER);
+    let endpoint = sim.endpoint_url();
+    let gc = gcloud_config(dir.path(), endpoint.trim_end_matches('/'));
+
+    // The script grants on the service account: it must exist first.
+    let (code, script, stderr) = byollm(
+        &["gcp", "setup-script", "--from-server", "--server", &base],
+        &[("BYOLLM_API_KEY", &key)],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(script.contains("gcloud iam service-accounts add-iam-policy-binding"));
+    let path = dir.path().join("setup.sh");
+    std::fs::write(&path, &script).unwrap();
+    let (code, _, stderr) = run_script(&path, &gc);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "NOT_FOUND: Service account projects/{PROJECT}/serviceAccounts/{SA} does not exist."
+        )),
+        "{stderr}"
+    );
+    let (ok, _, err) = gcloud(
+        &gc,
+        &[
+            "iam",
+            "service-accounts",
+            "create",
+            "vertex-sa",
+            "--display-name=Vertex AI",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(err.contains("Created service account [vertex-sa]"), "{err}");
+    let (ok, _, err) = gcloud(&gc, &["iam", "service-accounts", "create", "vertex-sa"]);
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "Service account vertex-sa already exists within project projects/acme-ml-prod."
+        ),
+        "{err}"
+    );
+    let (code, stdout, stderr) = run_script(&path, &gc);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stderr.contains(&format!("granted roles/iam.workloadIdentityUser on {SA}")));
+    let (ok, out, err) = gcloud(
+        &gc,
+        &["iam", "service-accounts", "list", "--format=value(email)"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), SA);
+
+    // Exchanges through the pool, impersonating the account.
+    let sts = GoogleSts::new(Some(endpoint.clone()), Arc::new(|| SystemClock.now_ms()));
+    let target = PoolTarget {
+        audience: AUD.into(),
+        service_account: Some(SA.into()),
+    };
+    let exchange = || async { sts.exchange(&mint(&http, &base, &key).await, &target).await };
+    assert!(exchange().await.unwrap().impersonated);
+    let target_refused = "Google STS: invalid_target: The target service indicated by the \"audience\" parameters is invalid. This might either be because the pool or provider is disabled or deleted or because it doesn't exist.";
+    let refused = |what: &str, e: byollm_federation::ExchangeError| {
+        assert_eq!(e.to_string(), target_refused, "{what}");
+    };
+    let pool = ["--location=global", "--workload-identity-pool=byollm-pool"];
+    let with = |args: &[&'static str], extra: &[&'static str]| -> Vec<&'static str> {
+        args.iter().chain(extra).copied().collect()
+    };
+    let provider_cmd = |verb: &'static str| {
+        with(
+            &[
+                "iam",
+                "workload-identity-pools",
+                "providers",
+                verb,
+                "byollm-issuer",
+            ],
+            &pool,
+        )
+    };
+    let pool_cmd = |verb: &'static str| {
+        with(
+            &["iam", "workload-identity-pools", verb, "byollm-pool"],
+            &["--location=global"],
+        )
+    };
+
+    // Disabled provider, then disabled pool: refused until enabled again.
+    for (cmd, what) in [
+        (with(&provider_cmd("update-oidc"), &[]), "provider"),
+        (with(&pool_cmd("update"), &[]), "pool"),
+    ] {
+        let (ok, _, err) = gcloud(&gc, &with(&cmd, &["--disabled"]));
+        assert!(ok, "{err}");
+        refused(what, exchange().await.unwrap_err());
+        let (ok, _, err) = gcloud(&gc, &with(&cmd, &["--no-disabled"]));
+        assert!(ok, "{err}");
+        assert!(exchange().await.is_ok(), "{what} enabled again");
+    }
+
+    // A deleted provider: hidden from the list, kept (state DELETED), its id
+    // not reusable, refused until undeleted.
+    let list = with(
+        &[
+            "iam",
+            "workload-identity-pools",
+            "providers",
+            "list",
+            "--format=value(name,state)",
+        ],
+        &pool,
+    );
+    let (ok, out, err) = gcloud(&gc, &list);
+    assert!(ok, "{err}");
+    assert!(out.contains("providers/byollm-issuer\tACTIVE"), "{out}");
+    let (ok, _, err) = gcloud(&gc, &provider_cmd("delete"));
+    assert!(ok, "{err}");
+    refused("deleted provider", exchange().await.unwrap_err());
+    let (ok, out, _) = gcloud(&gc, &list);
+    assert!(ok && out.trim().is_empty(), "{out}");
+    let (ok, out, _) = gcloud(&gc, &with(&list, &["--show-deleted"]));
+    assert!(
+        ok && out.contains("providers/byollm-issuer\tDELETED"),
+        "{out}"
+    );
+    let (ok, out, _) = gcloud(
+        &gc,
+        &with(&provider_cmd("describe"), &["--format=value(state)"]),
+    );
+    assert!(ok && out.trim() == "DELETED", "{out}");
+    let (ok, _, err) = gcloud(
+        &gc,
+        &with(
+            &provider_cmd("create-oidc"),
+            &[
+                "--issuer-uri=https://issuer.gcp.test",
+                "--attribute-mapping=google.subject=assertion.sub",
+            ],
+        ),
+    );
+    assert!(!ok && err.contains("ALREADY_EXISTS"), "{err}");
+    let (ok, _, err) = gcloud(&gc, &provider_cmd("undelete"));
+    assert!(ok, "{err}");
+    assert!(exchange().await.is_ok(), "provider undeleted");
+
+    // A deleted pool: the same.
+    let (ok, _, err) = gcloud(&gc, &pool_cmd("delete"));
+    assert!(ok, "{err}");
+    refused("deleted pool", exchange().await.unwrap_err());
+    let pools = [
+        "iam",
+        "workload-identity-pools",
+        "list",
+        "--location=global",
+        "--format=value(name)",
+    ];
+    let (ok, out, _) = gcloud(&gc, &pools);
+    assert!(ok && out.trim().is_empty(), "{out}");
+    let (ok, out, _) = gcloud(&gc, &with(&pools, &["--show-deleted"]));
+    assert!(
+        ok && out.contains("workloadIdentityPools/byollm-pool"),
+        "{out}"
+    );
+    let (ok, _, err) = gcloud(&gc, &pool_cmd("undelete"));
+    assert!(ok, "{err}");
+    assert!(exchange().await.is_ok(), "pool undeleted");
+
+    // A deleted service account: impersonation is Google's 403.
+    let (ok, _, err) = gcloud(&gc, &["iam", "service-accounts", "delete", SA]);
+    assert!(ok, "{err}");
+    let e = exchange().await.unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "PERMISSION_DENIED: Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist)."
+        ),
+        "{e}"
+    );
+    let (ok, _, err) = gcloud(&gc, &["iam", "service-accounts", "describe", SA]);
+    assert!(
+        !ok && err.contains("NOT_FOUND: Unknown service account"),
+        "{err}"
+    );
     sim.shutdown().await;
     server.shutdown().await;
 }

@@ -11,7 +11,7 @@
 //! | `POST /v1/projects/{P}/locations/{L}/publishers/anthropic/models/{M}:rawPredict` (and `:streamRawPredict`) | Vertex AI ([`vertex`]) |
 //! | `POST /_awsim/gcp/providers`, `POST /_awsim/gcp/bindings` | control: create a provider, grant a role |
 //! | `POST /_awsim/gcp/projects` | control: register a project id and number (`{"projectId", "projectNumber"}`) |
-//! | pools, providers, IAM policies under Google's REST paths | the administrator's APIs gcloud calls ([`resources`]) |
+//! | pools, providers, service accounts, IAM policies under Google's REST paths | the administrator's APIs gcloud calls ([`resources`], [`pools`], [`accounts`]) |
 //!
 //! Invariants: every Vertex call checks an IAM binding of `roles/aiplatform.user`
 //! on the project for one of the caller's principals (never "any valid token");
@@ -20,11 +20,13 @@
 //! Google does (the setup byollm generates always writes one).
 
 use byollm_policy::gcp::condition as cel;
+mod accounts;
+mod pools;
 pub(crate) mod resources;
 mod sts;
 mod vertex;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -126,10 +128,15 @@ pub struct GcpState {
     providers: RwLock<BTreeMap<String, GcpProvider>>,
     bindings: RwLock<Vec<Binding>>,
     tokens: RwLock<HashMap<String, Issued>>,
-    /// Workload identity pools created through the REST API ([`resources`]).
-    pools: RwLock<BTreeMap<String, resources::Pool>>,
+    /// Workload identity pools ([`pools`]).
+    pools: RwLock<BTreeMap<String, pools::Pool>>,
     /// Project id → number.
     projects: RwLock<BTreeMap<String, String>>,
+    /// Names of deleted pools and providers: Google keeps them (undeletable
+    /// for 30 days), and they exchange nothing ([`pools`]).
+    deleted: RwLock<BTreeSet<String>>,
+    /// Service accounts by email ([`accounts`]).
+    accounts: RwLock<BTreeMap<String, accounts::Account>>,
 }
 
 impl GcpState {
@@ -151,6 +158,9 @@ impl GcpState {
             cel::parses(c).map_err(|e| format!("invalid attribute condition: {e}"))?;
         }
         let name = p.name();
+        // A provider lives in a pool: one created through this library API
+        // brings its (enabled) pool with it.
+        self.pools.write().entry(p.pool()).or_default();
         self.providers.write().insert(name.clone(), p);
         Ok(name)
     }

@@ -1,20 +1,18 @@
-//! The administrator's side of Google on the emulator: workload identity pools
-//! and providers (IAM v1) and IAM policies (Resource Manager v1 for projects,
-//! IAM v1 for service accounts) under Google's REST paths, so the real
+//! The administrator's side of Google on the emulator: projects, IAM
+//! policies (Resource Manager v1 for projects, IAM v1 for service accounts),
+//! workload identity pools and providers ([`super::pools`]) and service
+//! accounts ([`super::accounts`]) under Google's REST paths, so the real
 //! `gcloud` — pointed here with `api_endpoint_overrides/iam` and
 //! `…/cloudresourcemanager` — runs the script `byollm gcp setup-script`
 //! writes (issue 17). The paths are those `gcloud --log-http` calls:
 //!
 //! | request | service |
 //! |---|---|
-//! | `POST /v1/projects/{P}/locations/global/workloadIdentityPools?workloadIdentityPoolId=ID` | create a pool (a done long-running operation) |
-//! | `GET /v1/projects/{P}/locations/global/workloadIdentityPools/{POOL}` | describe it |
-//! | `POST …/workloadIdentityPools/{POOL}/providers?workloadIdentityPoolProviderId=ID` | create an OIDC provider |
-//! | `GET`, `PATCH ?updateMask=…` `…/providers/{PROV}` | describe, update it |
-//! | `GET …/operations/{OP}` | an operation: always done |
+//! | `…/v1/projects/{P}/locations/global/workloadIdentityPools…` | pools and providers ([`super::pools`]) |
+//! | `…/v1/projects/{P or -}/serviceAccounts[/{EMAIL}]` | service accounts ([`super::accounts`]) |
 //! | `GET /v1/projects/{P}` | a project (id and number) |
 //! | `POST /v1/projects/{P}:getIamPolicy`, `:setIamPolicy` | the project's policy |
-//! | `POST /v1/projects/{P}/serviceAccounts/{SA}:getIamPolicy`, `:setIamPolicy` | a service account's policy |
+//! | `POST /v1/projects/{P}/serviceAccounts/{SA}:getIamPolicy`, `:setIamPolicy` | a service account's policy (404 when it does not exist) |
 //!
 //! Invariants: `{P}` is a project id registered with
 //! [`GcpState::add_project`] (or `POST /_awsim/gcp/projects`) or a number;
@@ -23,8 +21,7 @@
 //! bearer token, and it may not be one the emulator issued to a federated
 //! principal or service account: those hold no administrative role. Policies
 //! are the emulator's bindings (the ones Vertex AI and impersonation check),
-//! with an etag that `setIamPolicy` compares, as Google does. Service accounts
-//! are not modelled: any email has a policy.
+//! with an etag that `setIamPolicy` compares, as Google does.
 
 use std::collections::BTreeMap;
 
@@ -33,18 +30,10 @@ use axum::response::Response;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::{Binding, GcpProvider, GcpState, cel, google_error, json_response};
+use super::{Binding, GcpState, accounts, google_error, json_response, pools};
 use crate::util::{parse_form, random_chars};
 
-/// A workload identity pool.
-#[derive(Debug, Clone)]
-pub(crate) struct Pool {
-    display_name: String,
-    description: String,
-    disabled: bool,
-}
-
-fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     google_error(404, "NOT_FOUND", "Requested entity was not found.")
 }
 
@@ -56,12 +45,12 @@ fn denied(permission: &str) -> Response {
     )
 }
 
-fn invalid(message: &str) -> Response {
+pub(crate) fn invalid(message: &str) -> Response {
     google_error(400, "INVALID_ARGUMENT", message)
 }
 
 /// A done long-running operation carrying `resource`.
-fn operation(name: &str, kind: &str, resource: Value) -> Response {
+pub(crate) fn operation(name: &str, kind: &str, resource: Value) -> Response {
     let mut response = resource;
     if let Some(o) = response.as_object_mut() {
         o.insert(
@@ -98,25 +87,6 @@ impl GcpState {
             return Some((id, p.to_owned()));
         }
         None
-    }
-
-    fn pool_json(&self, name: &str) -> Option<Value> {
-        let pools = self.pools.read();
-        let p = pools.get(name)?;
-        Some(json!({"name": name, "displayName": p.display_name,
-                    "description": p.description, "disabled": p.disabled,
-                    "state": "ACTIVE"}))
-    }
-
-    fn provider_json(&self, name: &str) -> Option<Value> {
-        let p = self.provider(name)?;
-        let mut v = json!({"name": name, "state": "ACTIVE", "disabled": p.disabled,
-            "attributeMapping": p.attribute_mapping,
-            "oidc": {"issuerUri": p.issuer_uri, "allowedAudiences": p.allowed_audiences}});
-        if let (Some(c), Some(o)) = (&p.attribute_condition, v.as_object_mut()) {
-            o.insert("attributeCondition".into(), Value::String(c.clone()));
-        }
-        Some(v)
     }
 
     /// The IAM policy of `resource`: its bindings grouped by role, and an
@@ -219,52 +189,6 @@ fn refuse_non_admin(state: &GcpState, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
-/// Applies a provider body (create) or its masked fields (patch) to `p`.
-fn apply(p: &mut GcpProvider, body: &Value, mask: Option<&[&str]>) -> Result<(), String> {
-    let wants = |f: &str| mask.is_none_or(|m| m.contains(&f));
-    if wants("attributeMapping") {
-        let m = body["attributeMapping"]
-            .as_object()
-            .ok_or("attributeMapping is required")?;
-        p.attribute_mapping = m
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-            .collect();
-    }
-    if wants("attributeCondition") {
-        p.attribute_condition = body["attributeCondition"]
-            .as_str()
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned);
-    }
-    if wants("disabled") {
-        p.disabled = body["disabled"].as_bool().unwrap_or(false);
-    }
-    if wants("oidc.issuerUri") || wants("oidc") {
-        p.issuer_uri = body["oidc"]["issuerUri"]
-            .as_str()
-            .ok_or("oidc.issuerUri is required")?
-            .to_owned();
-    }
-    if wants("oidc.allowedAudiences") || (mask.is_none() && !body["oidc"].is_null()) {
-        p.allowed_audiences = body["oidc"]["allowedAudiences"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-    }
-    if p.allowed_audiences.len() > 10 || p.allowed_audiences.iter().any(|a| a.len() > 256) {
-        return Err("oidc.allowedAudiences: at most 10, of at most 256 characters each".into());
-    }
-    for expr in p.attribute_mapping.values() {
-        cel::parses(expr).map_err(|e| format!("invalid attribute mapping: {e}"))?;
-    }
-    Ok(())
-}
-
 /// Routes one administrative request; `None` when the path is not one.
 pub(crate) fn dispatch(
     state: &GcpState,
@@ -288,13 +212,34 @@ pub(crate) fn dispatch(
         ([_, "serviceAccounts", sa], Some(v @ ("getIamPolicy" | "setIamPolicy"))) => {
             Route::AccountPolicy(sa, v == "setIamPolicy")
         }
-        ([_, "locations", "global", "workloadIdentityPools", ..], None) => Route::Pools,
+        ([_, "serviceAccounts"], None) => Route::Accounts(None),
+        ([_, "serviceAccounts", sa], None) => Route::Accounts(Some(sa)),
+        ([_, "locations", "global", "workloadIdentityPools", ..], None | Some("undelete")) => {
+            Route::Pools
+        }
         _ => return None,
     };
     if let Some(r) = refuse_non_admin(state, headers) {
         return Some(r);
     }
-    let Some((project_id, number)) = state.project(parts[0]) else {
+    // `projects/-/serviceAccounts/EMAIL`: the project is the account's.
+    let project = match (parts[0], &route) {
+        ("-", Route::Accounts(Some(sa)) | Route::AccountPolicy(sa, _)) => {
+            match state.account_project(sa) {
+                Some(p) => state.project(&p).or(Some((p, String::new()))),
+                None => {
+                    return Some(match &route {
+                        Route::Accounts(_) => {
+                            accounts::dispatch(state, method, "-", Some(sa), body)
+                        }
+                        _ => accounts::missing("-", sa),
+                    });
+                }
+            }
+        }
+        (p, _) => state.project(p),
+    };
+    let Some((project_id, number)) = project else {
         return Some(denied("resourcemanager.projects.get"));
     };
     Some(match route {
@@ -310,6 +255,9 @@ pub(crate) fn dispatch(
                 _ => json_response(200, &state.policy(&resource)),
             }
         }
+        Route::AccountPolicy(sa, _) if !state.service_account_exists(sa) => {
+            accounts::missing(&project_id, sa)
+        }
         Route::AccountPolicy(sa, set) => {
             let resource = format!("serviceAccounts/{sa}");
             match set {
@@ -317,10 +265,11 @@ pub(crate) fn dispatch(
                 false => json_response(200, &state.policy(&resource)),
             }
         }
+        Route::Accounts(sa) => accounts::dispatch(state, method, &project_id, sa, body),
         Route::Pools => {
             let tail: Vec<&str> = parts[4..].to_vec();
             let prefix = format!("projects/{number}/locations/global/workloadIdentityPools");
-            pools(state, method, &prefix, &tail, &param, body)
+            pools::dispatch(state, method, verb, &prefix, &tail, &param, body)
         }
     })
 }
@@ -329,128 +278,6 @@ enum Route<'a> {
     Project,
     ProjectPolicy,
     AccountPolicy(&'a str, bool),
+    Accounts(Option<&'a str>),
     Pools,
-}
-
-/// `…/workloadIdentityPools[/POOL[/providers[/PROV]]]` and their operations.
-fn pools(
-    state: &GcpState,
-    method: &Method,
-    prefix: &str,
-    tail: &[&str],
-    param: &dyn Fn(&str) -> Option<String>,
-    body: &[u8],
-) -> Response {
-    let json_body = || serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
-    match (method.as_str(), tail) {
-        ("POST", []) => {
-            let Some(id) = param("workloadIdentityPoolId") else {
-                return invalid("workloadIdentityPoolId is required.");
-            };
-            if !valid_id(&id) {
-                return invalid(
-                    "workloadIdentityPoolId must be 4-32 characters of [a-z0-9-], not starting with gcp-.",
-                );
-            }
-            let name = format!("{prefix}/{id}");
-            let b = json_body();
-            {
-                let mut all = state.pools.write();
-                if all.contains_key(&name) {
-                    return google_error(409, "ALREADY_EXISTS", "Requested entity already exists.");
-                }
-                all.insert(
-                    name.clone(),
-                    Pool {
-                        display_name: b["displayName"].as_str().unwrap_or_default().to_owned(),
-                        description: b["description"].as_str().unwrap_or_default().to_owned(),
-                        disabled: b["disabled"].as_bool().unwrap_or(false),
-                    },
-                );
-            }
-            let v = state.pool_json(&name).unwrap_or(Value::Null);
-            operation(&name, "WorkloadIdentityPool", v)
-        }
-        ("GET", [pool]) => state
-            .pool_json(&format!("{prefix}/{pool}"))
-            .map_or_else(not_found, |v| json_response(200, &v)),
-        ("GET", [.., "operations", _]) => json_response(
-            200,
-            &json!({"name": format!("{prefix}/{}", tail.join("/")), "done": true}),
-        ),
-        ("POST", [pool, "providers"]) => {
-            let pool_name = format!("{prefix}/{pool}");
-            if state.pool_json(&pool_name).is_none() {
-                return not_found();
-            }
-            let Some(id) = param("workloadIdentityPoolProviderId") else {
-                return invalid("workloadIdentityPoolProviderId is required.");
-            };
-            if !valid_id(&id) {
-                return invalid(
-                    "workloadIdentityPoolProviderId must be 4-32 characters of [a-z0-9-], not starting with gcp-.",
-                );
-            }
-            let name = format!("{pool_name}/providers/{id}");
-            if state.provider(&name).is_some() {
-                return google_error(409, "ALREADY_EXISTS", "Requested entity already exists.");
-            }
-            let number = prefix.split('/').nth(1).unwrap_or_default().to_owned();
-            let mut p = GcpProvider {
-                project_number: number,
-                pool_id: (*pool).to_owned(),
-                provider_id: id,
-                issuer_uri: String::new(),
-                allowed_audiences: vec![],
-                attribute_mapping: BTreeMap::new(),
-                attribute_condition: None,
-                disabled: false,
-            };
-            if let Err(e) = apply(&mut p, &json_body(), None) {
-                return invalid(&e);
-            }
-            match state.create_provider(p) {
-                Ok(_) => operation(
-                    &name,
-                    "WorkloadIdentityPoolProvider",
-                    state.provider_json(&name).unwrap_or(Value::Null),
-                ),
-                Err(e) => invalid(&e),
-            }
-        }
-        ("GET", [pool, "providers", prov]) => state
-            .provider_json(&format!("{prefix}/{pool}/providers/{prov}"))
-            .map_or_else(not_found, |v| json_response(200, &v)),
-        ("PATCH", [pool, "providers", prov]) => {
-            let name = format!("{prefix}/{pool}/providers/{prov}");
-            let Some(mut p) = state.provider(&name) else {
-                return not_found();
-            };
-            let Some(mask) = param("updateMask") else {
-                return invalid("updateMask is required.");
-            };
-            let mask: Vec<&str> = mask.split(',').map(str::trim).collect();
-            if let Err(e) = apply(&mut p, &json_body(), Some(&mask)) {
-                return invalid(&e);
-            }
-            match state.create_provider(p) {
-                Ok(_) => operation(
-                    &name,
-                    "WorkloadIdentityPoolProvider",
-                    state.provider_json(&name).unwrap_or(Value::Null),
-                ),
-                Err(e) => invalid(&e),
-            }
-        }
-        _ => not_found(),
-    }
-}
-
-/// Pool and provider ids: 4-32 characters of `[a-z0-9-]`, `gcp-` reserved.
-fn valid_id(id: &str) -> bool {
-    (4..=32).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !id.starts_with("gcp-")
 }

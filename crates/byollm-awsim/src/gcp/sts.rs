@@ -3,8 +3,8 @@
 //!
 //! Order of checks for `/v1/token`: no `Authorization` header; the form
 //! (`grant_type`, `requested_token_type`, `subject_token_type`, `scope`,
-//! `audience` as a provider's full name); the provider (exists, enabled:
-//! else `invalid_target`); the token's form, `kid` (required) and `alg`
+//! `audience` as a provider's full name); the provider (exists, and it and its
+//! pool are enabled and not deleted: else `invalid_target`); the token's form, `kid` (required) and `alg`
 //! (`RS256` or `ES256` only); `iss` equal to the provider's issuer; the key by
 //! exact `kid` from the issuer's JWKS and the signature; `aud` (the allowed
 //! audiences, or else the provider's name with or without `https:`); `iat` in
@@ -107,7 +107,7 @@ impl Inner {
             .or_else(|| audience.strip_prefix("https://iam.googleapis.com/"))
             .filter(|n| n.split('/').count() == 8 && n.starts_with("projects/"))
             .ok_or_else(|| request(AUDIENCE_INVALID))?;
-        let provider = self.gcp.provider(name).filter(|p| !p.disabled).ok_or((
+        let provider = self.gcp.active_provider(name).ok_or((
             400,
             "invalid_target",
             TARGET_INVALID.to_owned(),
@@ -300,9 +300,12 @@ impl Inner {
             return google_error(400, "INVALID_ARGUMENT", "Scope required.");
         }
         let resource = format!("serviceAccounts/{service_account}");
-        if !self
-            .gcp
-            .allowed(&resource, WORKLOAD_IDENTITY_USER, &caller.members)
+        // A missing account is refused like a missing grant: Google's message
+        // says "(or it may not exist)" and reveals nothing more.
+        if !self.gcp.service_account_exists(service_account)
+            || !self
+                .gcp
+                .allowed(&resource, WORKLOAD_IDENTITY_USER, &caller.members)
         {
             return json_response(
                 403,

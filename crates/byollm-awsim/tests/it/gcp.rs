@@ -340,6 +340,7 @@ async fn every_vertex_call_needs_a_binding_and_impersonation_needs_its_own() {
         audience: AUD.into(),
         service_account: Some(SA.into()),
     };
+    assert_eq!(g.w.sim.gcp().add_service_account(PROJECT, "vertex"), SA);
     let e = g.sts.exchange(&g.token(ALICE), &via_sa).await.unwrap_err();
     assert!(
         refused(&e)

@@ -85,6 +85,7 @@ async fn google_auth_identity_pool_credentials_exchange_at_the_emulator() {
     assert_eq!(status, 200, "{text}");
 
     // Impersonation through the library's own URL handling.
+    g.w.sim.gcp().add_service_account("acme-ml-prod", "vertex");
     g.w.sim.gcp().add_binding(Binding {
         resource: format!("serviceAccounts/{}", super::gcp::SA),
         role: WORKLOAD_IDENTITY_USER.into(),

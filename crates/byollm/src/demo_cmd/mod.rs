@@ -7,7 +7,9 @@
 //! has no AWS CLI), configures the team and a named agent, starts a run, streams
 //! a Bedrock reply, and prints the token's decoded `sub`, the `x-byollm-route`
 //! header verbatim, the STS call count and the credit buckets. Then it shows an
-//! agent the AWS side refuses, and the doctor's diagnosis of it.
+//! agent the AWS side refuses, and the doctor's diagnosis of it; then a second
+//! team whose Claude runs on Google Vertex AI through its workload identity
+//! pool ([`gcp`]).
 //!
 //! Secrets (API keys, workload and identity tokens, AWS credentials) are never
 //! printed; the token's decoded claims are.
@@ -34,6 +36,8 @@ use byollm_doctor::{IamCredentials, Options};
 use byollm_stack::{ISSUER, REGION, RoleSpec, Stack};
 
 use crate::out;
+
+mod gcp;
 
 /// The model the demo's agent uses.
 const MODEL: &str = "claude-sonnet-4-6";
@@ -70,13 +74,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         reason = "the demo reports its own wall-clock duration to the person watching"
     )]
     let started = Instant::now();
-    out::line("byollm demo: an OIDC issuer and inference gateway, an AWS emulator, one team —");
-    out::line("all on loopback in this process; nothing here talks to AWS.");
+    out::line(
+        "byollm demo: an OIDC issuer and inference gateway, an AWS and Google Cloud emulator, two teams —",
+    );
+    out::line("all on loopback in this process; nothing here talks to AWS or Google.");
 
     header(1, "Start the AWS emulator and the byollm server");
     let stack = Stack::start("Acme Robotics", "owner@acme.example").await?;
     let result = match demo(&stack).await {
-        Ok(()) => console(&stack).await,
+        Ok(()) => {
+            header(
+                9,
+                "A second team on Google Vertex AI, through its workload identity pool",
+            );
+            match gcp::vertex_team(&stack).await {
+                Ok(()) => console(&stack).await,
+                Err(e) => Err(e),
+            }
+        }
         Err(e) => Err(e),
     };
     if result.is_err() {
@@ -85,7 +100,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     out::line("");
     out::line(&format!(
-        "Done in {:.1} s. Try the pieces yourself: byollm awsim, byollm serve, byollm aws setup-script, byollm aws doctor.",
+        "Done in {:.1} s. Try the pieces yourself: byollm awsim, byollm serve, byollm aws setup-script, byollm aws doctor, byollm gcp setup-script, byollm gcp doctor.",
         started.elapsed().as_secs_f64()
     ));
     if args.keep_running {
@@ -100,7 +115,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 /// The last step: the web console's URL and a one-time sign-in link for the
 /// owner (printed: it is the way in, works once, for 10 minutes).
 async fn console(stack: &Stack) -> anyhow::Result<()> {
-    header(9, "The web console");
+    header(10, "The web console");
     let link = byollm_core::service::create_sign_in_link(
         &stack.store,
         &byollm_api::clock::SystemClock,
@@ -246,7 +261,7 @@ async fn demo(stack: &Stack) -> anyhow::Result<()> {
             routes::MESSAGES
         ),
     );
-    let reply = stream_message(&worker, &run.run_id).await?;
+    let reply = stream_message(&worker, PROMPT).await?;
     say(&format!("x-byollm-route: {}", reply.route));
     if let Some(f) = &reply.fallback {
         say(&format!("x-byollm-fallback: {f}"));
@@ -397,10 +412,10 @@ async fn send_message(client: &Client, text: &str, stream: bool) -> anyhow::Resu
     })
 }
 
-/// Streams the run's prompt and prints the text as it arrives.
-async fn stream_message(client: &Client, run_id: &str) -> anyhow::Result<Answer> {
+/// Streams `prompt` and prints the text as it arrives.
+async fn stream_message(client: &Client, prompt: &str) -> anyhow::Result<Answer> {
     let body = json!({"model": MODEL, "max_tokens": 64, "stream": true,
-                      "messages": [{"role": "user", "content": PROMPT}]});
+                      "messages": [{"role": "user", "content": prompt}]});
     let resp = client
         .gateway_post(routes::MESSAGES, &body, HeaderMap::new())
         .await?;
@@ -408,7 +423,7 @@ async fn stream_message(client: &Client, run_id: &str) -> anyhow::Result<Answer>
     let (route, fallback) = headers_of(&resp);
     if status != 200 {
         let text = resp.text().await.unwrap_or_default();
-        bail!("run {run_id}: the gateway answered HTTP {status}: {text}");
+        bail!("the gateway answered HTTP {status}: {text}");
     }
     let mut stdout = std::io::stdout().lock();
     let _ = write!(stdout, "   > ");
