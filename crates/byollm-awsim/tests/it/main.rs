@@ -13,6 +13,7 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod azure;
 mod bedrock;
 mod common;
 mod direct;
