@@ -14,6 +14,7 @@
 )]
 
 mod azure;
+mod azure_e2e;
 mod bedrock;
 mod common;
 mod direct;
