@@ -206,10 +206,12 @@ impl Core {
         }
         let key = match azure {
             Some(_) => self.keyring.signer_for(Algorithm::Rs256).ok_or_else(|| {
-                CoreError::Unavailable(
-                    "no RS256 signing key signs yet (a key added to an existing keyring is \
-                     published for 15 minutes before it signs); try again shortly"
-                        .into(),
+                CoreError::refused(
+                    "no RS256 signing key signs yet, and Azure accepts only RS256 tokens",
+                    Some(
+                        "an RS256 key added to a keyring that already signs is published for \
+                         15 minutes before it signs (`byollm keys list` shows when); try again then",
+                    ),
                 )
             })?,
             None => self
