@@ -20,6 +20,8 @@ mod gcp;
 pub use gcp::*;
 mod usage;
 pub use usage::*;
+mod azure;
+pub use azure::*;
 
 /// The audience AWS STS expects (aws-facts §2).
 pub const STS_AUDIENCE: &str = "sts.amazonaws.com";
@@ -248,6 +250,8 @@ pub struct Hosts {
     /// of [`LlmSettings::host_order`] (Bedrock, then Vertex AI, by default),
     /// before the direct API.
     pub gcp_vertex: GcpVertexHost,
+    /// The team's Azure AI Foundry (not yet routed by the gateway).
+    pub azure_foundry: AzureFoundryHost,
     /// The vendors' own APIs, billed in inference credits.
     pub direct_api: DirectApiHost,
 }
@@ -301,6 +305,8 @@ pub struct ModelHosts {
     pub aws_bedrock: ModelBedrock,
     /// On Vertex AI.
     pub gcp_vertex: ModelVertex,
+    /// On Azure AI Foundry.
+    pub azure_foundry: ModelFoundry,
     /// On the direct API.
     pub direct_api: ModelDirect,
 }
@@ -370,6 +376,9 @@ pub struct InferenceProviders {
     /// The Google Cloud override (left out of answers while unset).
     #[serde(skip_serializing_if = "GcpOverride::is_unset")]
     pub gcp: GcpOverride,
+    /// The Azure override (left out of answers while unset).
+    #[serde(skip_serializing_if = "AzureOverride::is_unset")]
+    pub azure: AzureOverride,
 }
 
 /// A named agent's AWS override: role and region where set, else the team's;

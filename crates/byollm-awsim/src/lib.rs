@@ -1,5 +1,6 @@
 //! byollm-awsim: a strict local stand-in for AWS IAM, STS and Bedrock Runtime,
 //! Google Cloud's STS, IAM Credentials and Vertex AI for Claude ([`gcp`]),
+//! Microsoft Entra's token endpoint for federated credentials ([`azure`]),
 //! plus the direct Anthropic and OpenAI APIs (DESIGN §8), so the whole system is
 //! tested offline with the official AWS SDKs and CLI as clients.
 //!
@@ -49,6 +50,7 @@
 //! `AssumeRoleWithWebIdentity` are held to their role's inline policies.
 
 mod auth;
+pub mod azure;
 pub mod bedrock;
 pub mod control;
 mod direct;
@@ -191,6 +193,7 @@ pub(crate) struct Inner {
     pub(crate) faults: Faults,
     pub(crate) keys: jwt::KeyFetcher,
     pub(crate) gcp: gcp::GcpState,
+    pub(crate) azure: azure::AzureState,
 }
 
 /// A running emulator.
@@ -251,6 +254,7 @@ impl Awsim {
             faults: Faults::new(cfg.clock.clone()),
             keys: jwt::KeyFetcher::new(cfg.jwks_timeout, cfg.jwks_cache_ttl, cfg.resolve.clone()),
             gcp: gcp::GcpState::default(),
+            azure: azure::AzureState::default(),
             cfg,
         });
         let app = axum::Router::new()
@@ -368,6 +372,12 @@ impl Awsim {
     /// issued access tokens ([`gcp`]).
     pub fn gcp(&self) -> &gcp::GcpState {
         &self.inner.gcp
+    }
+
+    /// Azure's part: managed identities, their federated identity
+    /// credentials and issued Entra access tokens ([`azure`]).
+    pub fn azure(&self) -> &azure::AzureState {
+        &self.inner.azure
     }
 
     /// The fault and load knobs.

@@ -10,7 +10,8 @@
 //! | `POST /openai/v1/chat/completions`, `GET /openai/v1/models` | OpenAI direct API |
 //! | `POST /anthropic/v1/chat/completions` | Anthropic's OpenAI-compatible endpoint |
 //! | `POST /v1/token`, `POST /v1/projects/…` | Google STS, IAM Credentials, Vertex AI (see [`crate::gcp`]) |
-//! | `/_awsim/…` | control: faults, counters, health (see [`crate::control`]); `/_awsim/gcp/…` Google's (see [`crate::gcp`]) |
+//! | `POST /{tenant}/oauth2/v2.0/token` | Entra's token endpoint (see [`crate::azure`]) |
+//! | `/_awsim/…` | control: faults, counters, health (see [`crate::control`]); `/_awsim/gcp/…` Google's (see [`crate::gcp`]); `/_awsim/azure/…` Azure's (see [`crate::azure`]) |
 
 use std::sync::Arc;
 
@@ -103,6 +104,11 @@ pub(crate) async fn dispatch(State(inner): State<Arc<Inner>>, req: Request<Body>
     {
         return crate::gcp::control(&inner.gcp, what, &body);
     }
+    if let Some(what) = path.strip_prefix("/_awsim/azure/")
+        && parts.method == Method::POST
+    {
+        return crate::azure::control(&inner.azure, what, &body, inner.clock.now());
+    }
     if let Some(rest) = path.strip_prefix("/_awsim/") {
         return inner.control(&parts.method, rest, &body);
     }
@@ -121,6 +127,11 @@ pub(crate) async fn dispatch(State(inner): State<Arc<Inner>>, req: Request<Body>
     if path.starts_with("/v1/")
         && let Some(resp) =
             crate::gcp::dispatch(&inner, &parts.method, &path, &parts.headers, &body).await
+    {
+        return resp;
+    }
+    if path.ends_with("/oauth2/v2.0/token")
+        && let Some(resp) = crate::azure::dispatch(&inner, &parts.method, &path, &body).await
     {
         return resp;
     }

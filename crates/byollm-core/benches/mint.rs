@@ -40,6 +40,7 @@ fn claims() -> Claims {
         )),
         source_identity: Some("ann@example.com".into()),
         team: None,
+        actor: None,
     }
 }
 

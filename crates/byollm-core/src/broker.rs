@@ -3,7 +3,8 @@
 //! `byollm_federation` and kept in memory only. A cloud target
 //! ([`CloudTarget`]) is an AWS role and region (STS
 //! `AssumeRoleWithWebIdentity`) or a Google workload identity pool provider
-//! and optional service account (Google's STS token exchange); every rule
+//! and optional service account (Google's STS token exchange) or an Entra
+//! tenant and client (Entra's client-assertion grant); every rule
 //! below holds for each the same way, and the key carries the whole target,
 //! so a settings change that names another role, provider or service account
 //! exchanges afresh.
@@ -52,6 +53,7 @@ use byollm_api::clock::Clock;
 use byollm_api::types::Actor;
 use byollm_federation::ExchangeError;
 use byollm_federation::aws::{AssumeRole, AwsExchange, TemporaryCredentials};
+use byollm_federation::azure::{AzureExchange, EntraTokenEndpoint};
 use byollm_federation::gcp::{GcpExchange, GoogleSts};
 use byollm_federation::refresh::Schedule;
 use byollm_telemetry::{CacheEvent, Metrics, Stopwatch};
@@ -136,7 +138,7 @@ impl Brokered {
     pub fn aws(&self) -> Option<&TemporaryCredentials> {
         match &self.creds {
             CloudCredentials::Aws(c) => Some(c),
-            CloudCredentials::Gcp(_) => None,
+            CloudCredentials::Gcp(_) | CloudCredentials::Azure(_) => None,
         }
     }
 
@@ -274,6 +276,8 @@ pub struct CredentialsBroker {
     sts: Arc<AwsExchange>,
     /// Google's STS (and IAM Credentials), for [`CloudTarget::Gcp`] keys.
     gcp: Arc<GcpExchange>,
+    /// Entra's token endpoint, for [`CloudTarget::Azure`] keys.
+    azure: Arc<AzureExchange>,
     clock: Arc<dyn Clock>,
     slots: Bounded<BrokerKey, Arc<Slot>>,
     bucket: Mutex<Bucket>,
@@ -314,9 +318,15 @@ impl CredentialsBroker {
             None,
             Arc::new(move || google_clock.now_ms()),
         ));
+        let entra_clock = clock.clone();
+        let azure: Arc<AzureExchange> = Arc::new(EntraTokenEndpoint::new(
+            None,
+            Arc::new(move || entra_clock.now_ms()),
+        ));
         Self {
             sts,
             gcp,
+            azure,
             slots: Bounded::new(
                 max_entries,
                 Some(Box::new(expiry)),
@@ -338,6 +348,13 @@ impl CredentialsBroker {
     /// default; the emulator, or a stand-in in tests).
     pub fn with_gcp(mut self, gcp: Arc<GcpExchange>) -> Self {
         self.gcp = gcp;
+        self
+    }
+
+    /// Exchanges for Azure keys through `azure` (Entra's public authority by
+    /// default; the emulator, or a stand-in in tests).
+    pub fn with_azure(mut self, azure: Arc<AzureExchange>) -> Self {
+        self.azure = azure;
         self
     }
 
@@ -541,6 +558,17 @@ impl CredentialsBroker {
                 );
                 let creds = self.gcp.exchange(token, target).instrument(span).await?;
                 Ok(CloudCredentials::Gcp(creds))
+            }
+            CloudTarget::Azure(target) => {
+                let span = tracing::info_span!(
+                    "sts",
+                    otel.kind = "client",
+                    rpc.system = "azure-api",
+                    rpc.service = "login.microsoftonline.com",
+                    rpc.method = "token",
+                );
+                let creds = self.azure.exchange(token, target).instrument(span).await?;
+                Ok(CloudCredentials::Azure(creds))
             }
         }
     }

@@ -6,6 +6,7 @@
 
 use byollm_federation::Expiring as _;
 use byollm_federation::aws::TemporaryCredentials;
+use byollm_federation::azure::{EntraTarget, EntraToken};
 use byollm_federation::gcp::{AccessToken, PoolTarget};
 
 /// What the credentials are for, in one cloud.
@@ -21,6 +22,9 @@ pub enum CloudTarget {
     /// Google Cloud: the team's workload identity pool provider (the
     /// token's audience) and the service account impersonated, if any.
     Gcp(PoolTarget),
+    /// Azure: the Entra tenant and the managed identity or app registration
+    /// whose federated identity credentials admit the token, and the scope.
+    Azure(EntraTarget),
 }
 
 /// One cloud's short-lived credentials (secrets hidden from `Debug`).
@@ -30,6 +34,8 @@ pub enum CloudCredentials {
     Aws(TemporaryCredentials),
     /// A Google access token.
     Gcp(AccessToken),
+    /// An Entra access token.
+    Azure(EntraToken),
 }
 
 impl CloudCredentials {
@@ -38,6 +44,7 @@ impl CloudCredentials {
         match self {
             CloudCredentials::Aws(c) => c.expires_at_ms,
             CloudCredentials::Gcp(t) => t.expires_at_ms(),
+            CloudCredentials::Azure(t) => t.expires_at_ms(),
         }
     }
 }

@@ -347,7 +347,7 @@ async fn google_tokens_follow_the_same_rules() {
             .await
             .map(|c| match c.credentials() {
                 CloudCredentials::Gcp(t) => t.token.expose_secret().to_owned(),
-                CloudCredentials::Aws(_) => panic!("AWS credentials for a Google key"),
+                other => panic!("{other:?} for a Google key"),
             })
     };
     // Many requests in one window: one exchange.

@@ -20,6 +20,9 @@ use crate::validate::{self, FieldError};
 #[path = "settings_gcp.rs"]
 pub mod gcp;
 
+#[path = "settings_azure.rs"]
+pub mod azure;
+
 /// Most audiences a team may list.
 pub const MAX_AUDIENCES: usize = 10;
 
@@ -127,6 +130,8 @@ pub fn validate_llm_settings(s: &LlmSettings) -> Result<(), FieldError> {
     }
     gcp::validate_host(&s.hosts.gcp_vertex)?;
     gcp::validate_models(s)?;
+    azure::validate_host(&s.hosts.azure_foundry)?;
+    azure::validate_models(s)?;
     for (i, h) in s.host_order.iter().enumerate() {
         if s.host_order[..i].contains(h) {
             return Err(FieldError::new(

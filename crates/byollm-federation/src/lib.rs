@@ -6,7 +6,8 @@
 //! - [`Exchange`]: the seam, one implementation per cloud, each in its own
 //!   module ([`aws`]: STS `AssumeRoleWithWebIdentity` through the official SDK;
 //!   [`gcp`]: Google's STS token exchange and optional service-account
-//!   impersonation);
+//!   impersonation; [`azure`]: Entra's client-credentials grant with our
+//!   token as the client assertion);
 //! - [`ExchangeError`]: failures by what the caller can do about them
 //!   ([`ErrorClass`]);
 //! - [`refresh`]: refresh ahead of expiry with jitter, the backoff schedule,
@@ -15,9 +16,12 @@
 //! Invariants: credentials are our own types whose secrets are
 //! [`secrecy::SecretString`] (so `Debug` never shows them), never SDK types;
 //! they are never persisted; no exchange reads ambient credentials or retries
-//! on its own (the caller's policy decides, single flight).
+//! on its own (the caller's policy decides, single flight), save Entra's
+//! brief retry of a federated credential still being applied
+//! ([`azure::EntraRetry`]).
 
 pub mod aws;
+pub mod azure;
 pub mod gcp;
 pub mod refresh;
 
@@ -36,7 +40,7 @@ use secrecy::SecretString;
 /// would be `gcp.rs` with a pool/provider/service-account target and an access
 /// token as its credentials; Microsoft Entra's client-assertion grant
 /// (`client_credentials` with our JWT as `client_assertion`, federated identity
-/// credential on an app registration) would be `entra.rs` with a
+/// credential on an app registration) is [`azure`] with a
 /// tenant/client/scope target. Each maps its errors onto [`ExchangeError`] so
 /// [`refresh`] drives them all the same way.
 #[async_trait]

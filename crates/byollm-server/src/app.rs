@@ -182,9 +182,15 @@ pub async fn build_core(
         cfg.upstreams.gcp_endpoint_url.clone(),
         Arc::new(move || google_clock.now_ms()),
     ));
+    let entra_clock = clock.clone();
+    let entra = Arc::new(byollm_federation::azure::EntraTokenEndpoint::new(
+        cfg.upstreams.azure_endpoint_url.clone(),
+        Arc::new(move || entra_clock.now_ms()),
+    ));
     let broker = Arc::new(
         CredentialsBroker::new(sts, clock.clone(), STS_CALLS_PER_SECOND, STS_BURST)
             .with_gcp(google)
+            .with_azure(entra)
             .with_metrics(Arc::new(metrics)),
     );
     let tasks = TaskTracker::new();

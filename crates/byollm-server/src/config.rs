@@ -380,6 +380,10 @@ pub struct Upstreams {
     /// for all three and every location (`--gcp-endpoint-url`).
     #[serde(default)]
     pub gcp_endpoint_url: Option<String>,
+    /// Entra authority override: the token endpoint is
+    /// `URL/TENANT/oauth2/v2.0/token` (`--azure-endpoint-url`).
+    #[serde(default)]
+    pub azure_endpoint_url: Option<String>,
     /// Anthropic API base URL without `/v1` (`--direct-anthropic-url`).
     pub direct_anthropic_url: Option<String>,
     /// Anthropic API key reference (`--direct-anthropic-key`, `env:`/`file:`).

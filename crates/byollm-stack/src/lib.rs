@@ -212,6 +212,7 @@ pub fn emulator_upstreams(sim: &Awsim, key_file: &std::path::Path) -> std::io::R
     Ok(Upstreams {
         aws_endpoint_url: Some(sim.endpoint_url()),
         gcp_endpoint_url: Some(sim.endpoint_url()),
+        azure_endpoint_url: Some(sim.endpoint_url()),
         direct_anthropic_url: Some(format!("{}/anthropic", sim.endpoint_url())),
         direct_anthropic_key: Some(key_ref.clone()),
         direct_openai_url: Some(format!("{}/openai", sim.endpoint_url())),

@@ -115,6 +115,11 @@ pub struct ServeArgs {
     /// emulator); wins over `[upstreams] gcp_endpoint_url`.
     #[arg(long, value_name = "URL")]
     gcp_endpoint_url: Option<String>,
+    /// Entra authority override (e.g. the emulator; the token endpoint is
+    /// `URL/TENANT/oauth2/v2.0/token`); wins over `[upstreams]
+    /// azure_endpoint_url`.
+    #[arg(long, value_name = "URL")]
+    azure_endpoint_url: Option<String>,
     /// Anthropic API base URL, without /v1 (or `[upstreams]
     /// direct_anthropic_url`).
     #[arg(long, value_name = "URL")]
@@ -191,6 +196,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     cfg.upstreams = byollm_server::config::Upstreams {
         aws_endpoint_url: args.aws_endpoint_url.or(file.aws_endpoint_url),
         gcp_endpoint_url: args.gcp_endpoint_url.or(file.gcp_endpoint_url),
+        azure_endpoint_url: args.azure_endpoint_url.or(file.azure_endpoint_url),
         direct_anthropic_url: args.direct_anthropic_url.or(file.direct_anthropic_url),
         direct_anthropic_key: args.direct_anthropic_key.or(file.direct_anthropic_key),
         direct_openai_url: args.direct_openai_url.or(file.direct_openai_url),
@@ -490,11 +496,15 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
                 RotateOutcome::Published {
                     kid,
                     activate_after,
+                    companions,
                 } => {
                     out::line(&format!(
                         "published {kid}; it starts signing at {}",
                         rfc3339(activate_after)
                     ));
+                    for other in companions {
+                        out::line(&format!("published {other} beside it (RS256, for Azure)"));
+                    }
                     out::err(
                         "Running servers activate it then and retire the old key, which stays \
                          published until its last token has expired.",

@@ -80,6 +80,7 @@ impl Env {
             upstreams: Upstreams {
                 aws_endpoint_url: Some(sim.endpoint_url()),
                 gcp_endpoint_url: None,
+                azure_endpoint_url: None,
                 direct_anthropic_url: None,
                 direct_anthropic_key: None,
                 direct_openai_url: None,

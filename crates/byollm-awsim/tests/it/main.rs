@@ -13,6 +13,8 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod azure;
+mod azure_e2e;
 mod bedrock;
 mod common;
 mod direct;

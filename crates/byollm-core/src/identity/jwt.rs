@@ -62,6 +62,11 @@ pub struct Claims {
     /// own workload identity provider, so AWS tokens are unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
+    /// The full actor subject (`scoped_principal:<team>/<type>:<uid>`, with
+    /// the run when the template asks) when `sub` is coarser: an Azure token
+    /// at `team` or `actor_type` granularity, whose `sub` one FIC matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
 }
 
 /// AWS's session-tag claim shape: each tag a single-element array (STS does not

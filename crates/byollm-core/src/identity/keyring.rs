@@ -1,6 +1,15 @@
 //! The keyring: which signing keys are published, which one signs, and the
 //! lifecycle pending → active → retired → removed (DESIGN §3).
 //!
+//! Two kinds of key live side by side, each with its own `kid` and its own
+//! lifecycle: the configured algorithm's (ES256 by default; AWS and Google
+//! tokens) and an RS256 one (Entra accepts only RS256 assertions,
+//! azure-facts §0.1). They rotate together: one rotation pre-publishes a new
+//! key of each kind, and each kind's old key retires when its successor
+//! activates. An RS256 key added to a keyring that already signs (an
+//! upgrade) is pre-published like a rotation's, since verifiers may have
+//! cached a JWKS without it; only an empty store gets active keys at once.
+//!
 //! Every lifecycle change is a compare-and-swap on the store's keyring generation,
 //! so two replicas (or two `byollm keys rotate`) racing leave exactly one active
 //! key. Each replica keeps the keys in memory and reloads them periodically
@@ -57,10 +66,13 @@ pub struct KeyInfo {
 pub enum RotateOutcome {
     /// A new key was published; it signs from `activate_after`.
     Published {
-        /// The new key.
+        /// The new key of the configured algorithm.
         kid: String,
         /// When it starts signing.
         activate_after: i64,
+        /// The new keys of the other kinds published with it (the RS256 key
+        /// beside an ES256 one), signing from the same moment.
+        companions: Vec<String>,
     },
     /// A key was already pending; nothing new was made.
     AlreadyPending {
@@ -76,8 +88,11 @@ pub enum RotateOutcome {
 pub struct KeySet {
     /// The keyring generation these were loaded at.
     pub generation: i64,
-    /// The key that signs now.
+    /// The configured algorithm's key that signs now (another kind's while
+    /// the configured one is still pre-published).
     pub active: Option<Arc<SigningKey>>,
+    /// Every kind's key that signs now (the configured algorithm's and RS256).
+    pub signers: Vec<Arc<SigningKey>>,
     /// Every published key's JWK (pending, active, retired).
     pub jwks: Vec<Jwk>,
     /// The lifecycle of each key.
@@ -113,6 +128,7 @@ impl Keyring {
             current: RwLock::new(Arc::new(KeySet {
                 generation: -1,
                 active: None,
+                signers: Vec::new(),
                 jwks: Vec::new(),
                 info: Vec::new(),
             })),
@@ -126,9 +142,29 @@ impl Keyring {
         self.current.read().clone()
     }
 
-    /// The key that signs now.
+    /// The configured algorithm's key that signs now.
     pub fn signer(&self) -> Option<Arc<SigningKey>> {
         self.current.read().active.clone()
+    }
+
+    /// The `alg` key that signs now (RS256 for Entra); `None` while the
+    /// keyring has none active, e.g. an RS256 key still pre-published.
+    pub fn signer_for(&self, alg: Algorithm) -> Option<Arc<SigningKey>> {
+        self.current
+            .read()
+            .signers
+            .iter()
+            .find(|k| k.alg() == alg)
+            .cloned()
+    }
+
+    /// The kinds of key kept: the configured algorithm's, then RS256.
+    fn kinds(&self) -> Vec<Algorithm> {
+        let mut kinds = vec![self.algorithm];
+        if self.algorithm != Algorithm::Rs256 {
+            kinds.push(Algorithm::Rs256);
+        }
+        kinds
     }
 
     /// Brings the store's keys up to date for this moment (first key, due
@@ -147,29 +183,56 @@ impl Keyring {
         Err(KeyringError::Contended)
     }
 
-    /// Starts a rotation: publishes a new pending key that signs after
-    /// [`PREPUBLISH_SECONDS`], unless one is already pending. The old key retires
-    /// when the new one activates and stays published for the longest token
-    /// lifetime plus [`RETIRE_LEEWAY_SECONDS`].
+    /// Starts a rotation: publishes a new pending key of each kind that signs
+    /// after [`PREPUBLISH_SECONDS`], unless one is already pending. Each old key
+    /// retires when its kind's new one activates and stays published for the
+    /// longest token lifetime plus [`RETIRE_LEEWAY_SECONDS`].
     pub async fn rotate(&self) -> Result<RotateOutcome, KeyringError> {
         self.maintain().await?;
         for _ in 0..8 {
             let (generation, rows) = self.store.load_keys().await?;
-            if let Some(p) = rows.iter().find(|k| k.state == KeyState::Pending) {
+            let pending = |alg: Algorithm| {
+                rows.iter()
+                    .find(|k| k.state == KeyState::Pending && k.alg == alg.as_str())
+            };
+            let now = self.clock.now();
+            let mut insert = Vec::new();
+            for alg in self.kinds() {
+                if pending(alg).is_none() {
+                    insert.push(self.new_key_row(
+                        alg,
+                        KeyState::Pending,
+                        now,
+                        now + PREPUBLISH_SECONDS,
+                    )?);
+                }
+            }
+            // The configured kind's pending key names the rotation, whether
+            // it is new or was pending already (an RS256 key added beside it).
+            let named = pending(self.algorithm)
+                .or_else(|| insert.first())
+                .map(|k| (k.kid.clone(), k.activate_after));
+            let Some((kid, activate_after)) = named else {
+                return Err(KeyringError::Contended);
+            };
+            if insert.is_empty() {
                 self.load(generation, &rows)?;
                 return Ok(RotateOutcome::AlreadyPending {
-                    kid: p.kid.clone(),
-                    activate_after: p.activate_after,
+                    kid,
+                    activate_after,
                 });
             }
-            let now = self.clock.now();
-            let row = self.new_key_row(KeyState::Pending, now, now + PREPUBLISH_SECONDS)?;
             let outcome = RotateOutcome::Published {
-                kid: row.kid.clone(),
-                activate_after: row.activate_after,
+                companions: insert
+                    .iter()
+                    .filter(|r| r.kid != kid)
+                    .map(|r| r.kid.clone())
+                    .collect(),
+                kid,
+                activate_after,
             };
             let change = KeyChange {
-                insert: vec![row],
+                insert,
                 ..KeyChange::default()
             };
             if self.store.apply_key_change(generation, &change).await? {
@@ -182,11 +245,12 @@ impl Keyring {
 
     fn new_key_row(
         &self,
+        alg: Algorithm,
         state: KeyState,
         now: i64,
         activate_after: i64,
     ) -> Result<KeyRow, KeyringError> {
-        let (key, der) = SigningKey::generate(self.algorithm)?;
+        let (key, der) = SigningKey::generate(alg)?;
         let sealed = self.kek.seal(&der, key.kid().as_bytes())?;
         Ok(KeyRow {
             kid: key.kid().to_owned(),
@@ -203,20 +267,56 @@ impl Keyring {
     fn plan_maintenance(&self, rows: &[KeyRow]) -> Result<KeyChange, KeyringError> {
         let now = self.clock.now();
         let mut change = KeyChange::default();
-        let due = rows
-            .iter()
-            .filter(|k| k.state == KeyState::Pending && k.activate_after <= now)
-            .max_by_key(|k| (k.activate_after, k.kid.clone()));
-        let has_active = rows.iter().any(|k| k.state == KeyState::Active);
         let verify_until = now + self.max_token_ttl + RETIRE_LEEWAY_SECONDS;
-        if let Some(next) = due {
-            change
-                .update
-                .push((next.kid.clone(), KeyState::Active, None, None));
+        // First start (no key signs yet): nobody can have cached a JWKS with
+        // a key that signs, so new keys may sign at once.
+        let empty = !rows.iter().any(|k| k.state == KeyState::Active);
+        let kinds = self.kinds();
+        for alg in &kinds {
+            let own: Vec<&KeyRow> = rows.iter().filter(|k| k.alg == alg.as_str()).collect();
+            let due = own
+                .iter()
+                .filter(|k| k.state == KeyState::Pending && k.activate_after <= now)
+                .max_by_key(|k| (k.activate_after, k.kid.clone()));
+            if let Some(next) = due {
+                change
+                    .update
+                    .push((next.kid.clone(), KeyState::Active, None, None));
+                for old in own.iter().filter(|k| {
+                    k.kid != next.kid
+                        && matches!(k.state, KeyState::Active | KeyState::Pending)
+                        && k.activate_after <= now
+                }) {
+                    change.update.push((
+                        old.kid.clone(),
+                        KeyState::Retired,
+                        Some(now),
+                        Some(verify_until),
+                    ));
+                }
+            } else if !own
+                .iter()
+                .any(|k| matches!(k.state, KeyState::Active | KeyState::Pending))
+            {
+                let activate_after = if empty { now } else { now + PREPUBLISH_SECONDS };
+                let state = if empty {
+                    KeyState::Active
+                } else {
+                    KeyState::Pending
+                };
+                change
+                    .insert
+                    .push(self.new_key_row(*alg, state, now, activate_after)?);
+            }
+        }
+        // A kind no longer kept (the configured algorithm changed) retires
+        // once the configured kind has an active key.
+        if rows
+            .iter()
+            .any(|k| k.state == KeyState::Active && k.alg == self.algorithm.as_str())
+        {
             for old in rows.iter().filter(|k| {
-                k.kid != next.kid
-                    && matches!(k.state, KeyState::Active | KeyState::Pending)
-                    && k.activate_after <= now
+                k.state == KeyState::Active && !kinds.iter().any(|a| a.as_str() == k.alg)
             }) {
                 change.update.push((
                     old.kid.clone(),
@@ -225,12 +325,6 @@ impl Keyring {
                     Some(verify_until),
                 ));
             }
-        } else if !has_active {
-            // First start on an empty store: nobody can have cached a JWKS without
-            // this key, so it may sign at once.
-            change
-                .insert
-                .push(self.new_key_row(KeyState::Active, now, now)?);
         }
         for gone in rows
             .iter()
@@ -246,6 +340,7 @@ impl Keyring {
             return Ok(());
         }
         let mut active = None;
+        let mut signers = Vec::new();
         let mut jwks = Vec::new();
         let mut info = Vec::new();
         for row in rows {
@@ -261,12 +356,20 @@ impl Keyring {
                 verify_until: row.verify_until,
             });
             if row.state == KeyState::Active {
-                active = Some(Arc::new(key));
+                let key = Arc::new(key);
+                if key.alg() == self.algorithm {
+                    active = Some(key.clone());
+                }
+                signers.push(key);
             }
         }
+        // After the configured algorithm changed, the old kind's key signs
+        // until the new kind's (pre-published) key activates.
+        let active = active.or_else(|| signers.first().cloned());
         *self.current.write() = Arc::new(KeySet {
             generation,
             active,
+            signers,
             jwks,
             info,
         });

@@ -41,6 +41,7 @@ fn validate_agent(e: &mut AgentEditable) -> Result<()> {
     }
     settings::validate_override(&e.inference_providers.aws)?;
     settings::gcp::validate_override(&e.inference_providers.gcp)?;
+    settings::azure::validate_override(&e.inference_providers.azure)?;
     Ok(())
 }
 

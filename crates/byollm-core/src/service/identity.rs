@@ -5,7 +5,9 @@
 //! lifetime is within the operator's bounds and its audience one of the team's.
 
 use byollm_api::SecretValue;
-use byollm_api::types::{Actor, ActorType, IdentityTokenRequest, IdentityTokenResponse};
+use byollm_api::types::{
+    AZURE_AUDIENCE, Actor, ActorType, IdentityTokenRequest, IdentityTokenResponse,
+};
 
 use super::runs::run_target;
 use super::{Core, Result};
@@ -13,6 +15,7 @@ use crate::auth::Principal;
 use crate::authz::{self, Action, Target};
 use crate::error::CoreError;
 use crate::identity::jwt::{self, Claims};
+use crate::identity::keys::Algorithm;
 use crate::identity::{MIN_TOKEN_TTL_SECONDS, NBF_BACKDATE_SECONDS, names};
 use crate::ids;
 use crate::store::{AuditRow, RunRow, TeamRow};
@@ -181,7 +184,15 @@ impl Core {
                 &req.audience,
             );
         }
-        if !gcp_audience && !settings.token_audiences.contains(&req.audience) {
+        // Entra's audience: only while the caller has an Azure target (the
+        // team's host on, the agent's override not disabling it); such a
+        // token is RS256 and its `sub` the team's granularity.
+        let azure = if req.audience == AZURE_AUDIENCE {
+            Some(self.azure_granularity(s).await?)
+        } else {
+            None
+        };
+        if azure.is_none() && !gcp_audience && !settings.token_audiences.contains(&req.audience) {
             return Err(CoreError::refused(
                 format!(
                     "audience `{}` is not one of the team's token audiences",
@@ -193,10 +204,21 @@ impl Core {
                 )),
             ));
         }
-        let key = self
-            .keyring
-            .signer()
-            .ok_or_else(|| CoreError::Internal("no active signing key".into()))?;
+        let key = match azure {
+            Some(_) => self.keyring.signer_for(Algorithm::Rs256).ok_or_else(|| {
+                CoreError::refused(
+                    "no RS256 signing key signs yet, and Azure accepts only RS256 tokens",
+                    Some(
+                        "an RS256 key added to a keyring that already signs is published for \
+                         15 minutes before it signs (`byollm keys list` shows when); try again then",
+                    ),
+                )
+            })?,
+            None => self
+                .keyring
+                .signer()
+                .ok_or_else(|| CoreError::Internal("no active signing key".into()))?,
+        };
         let now = self.clock.now();
         let source_identity = if settings.source_identity {
             let email = match s.accountable_member {
@@ -214,15 +236,23 @@ impl Core {
         } else {
             None
         };
+        let full = names::subject(
+            &s.team.uid,
+            s.actor.actor_type,
+            &s.actor.uid,
+            s.run_id,
+            &settings.subject_template,
+        );
+        let sub = match azure {
+            Some(g) => {
+                crate::settings::azure::subject(&s.team.uid, s.actor.actor_type, &s.actor.uid, g)
+            }
+            None => full.clone(),
+        };
+        let actor = (sub != full).then_some(full);
         let claims = Claims {
             iss: self.config.issuer_url.clone(),
-            sub: names::subject(
-                &s.team.uid,
-                s.actor.actor_type,
-                &s.actor.uid,
-                s.run_id,
-                &settings.subject_template,
-            ),
+            sub,
             aud: req.audience.clone(),
             // Google's STS wants `iat` "in the past" with no documented
             // skew (gcp-facts §1.4): back-date it like `nbf` for its tokens.
@@ -243,6 +273,7 @@ impl Core {
             }),
             source_identity,
             team: gcp_audience.then(|| s.team.uid.clone()),
+            actor,
         };
         let token = jwt::encode(&key, &claims).map_err(|e| CoreError::Internal(e.to_string()))?;
         self.store
@@ -255,6 +286,7 @@ impl Core {
                 iat: claims.iat,
                 exp: claims.exp,
                 requested_by: s.requested_by.clone(),
+                actor: claims.actor.clone(),
             })
             .await?;
         self.metrics()
@@ -267,5 +299,41 @@ impl Core {
             },
             claims,
         })
+    }
+
+    /// The subject granularity of an Azure token for `s`, or why it may not
+    /// have one: the team's host is off, or the agent's own override keeps
+    /// it off Azure.
+    async fn azure_granularity(
+        &self,
+        s: &MintSubject<'_>,
+    ) -> Result<byollm_api::types::SubjectGranularity> {
+        let agent = match s.actor.actor_type {
+            ActorType::ServiceAccount => self
+                .store
+                .get_agent(&s.team.uid, &s.actor.uid)
+                .await?
+                .map(|a| a.agent.inference_providers.azure),
+            ActorType::User => None,
+        };
+        crate::settings::azure::effective_azure(&s.team.settings, agent.as_ref())
+            .map(|t| t.granularity)
+            .ok_or_else(|| {
+                CoreError::refused(
+                    format!(
+                        "audience `{AZURE_AUDIENCE}` is for Azure AI Foundry, which is off for \
+                         this {}",
+                        if agent.is_some_and(|o| o.disabled) {
+                            "agent"
+                        } else {
+                            "team"
+                        }
+                    ),
+                    Some(
+                        "an admin can enable `hosts.azure_foundry` (and clear the agent's \
+                         `inference_providers.azure.disabled`)",
+                    ),
+                )
+            })
     }
 }

@@ -313,6 +313,9 @@ pub struct AuditRow {
     pub exp: i64,
     /// Who asked: `member:<uid>`, `run:<id>`, or `broker:run:<id>`.
     pub requested_by: String,
+    /// The full actor subject when `sub` is coarser (an Azure token at
+    /// `team` or `actor_type` granularity).
+    pub actor: Option<String>,
 }
 
 impl AuditRow {
@@ -326,6 +329,7 @@ impl AuditRow {
             iat: col(r, "iat")?,
             exp: col(r, "exp")?,
             requested_by: col(r, "requested_by")?,
+            actor: col(r, "actor")?,
         })
     }
 }

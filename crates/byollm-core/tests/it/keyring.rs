@@ -1,6 +1,8 @@
 //! The key lifecycle on both engines: pre-publication, activation, retirement
-//! after the longest token lifetime plus leeway, removal; and racing rotations
-//! leaving exactly one active key.
+//! after the longest token lifetime plus leeway, removal, for the configured
+//! kind of key and the RS256 one beside it (they rotate together); an RS256
+//! key added to a keyring that already signs is pre-published; and racing
+//! rotations leaving exactly one active key of each kind.
 
 use std::sync::Arc;
 
@@ -8,9 +10,10 @@ use byollm_api::clock::{Clock as _, FakeClock};
 use byollm_core::identity::jwt::{self, Claims};
 use byollm_core::identity::kek::Kek;
 use byollm_core::identity::keyring::{Keyring, RotateOutcome};
+use byollm_core::identity::keys::SigningKey;
 use byollm_core::identity::keys::{Algorithm, Jwk};
 use byollm_core::identity::{PREPUBLISH_SECONDS, RETIRE_LEEWAY_SECONDS};
-use byollm_core::store::{KeyState, Store};
+use byollm_core::store::{KeyChange, KeyRow, KeyState, Store};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::stores;
@@ -46,6 +49,7 @@ fn claims(now: i64) -> Claims {
         session_tags: None,
         source_identity: None,
         team: None,
+        actor: None,
     }
 }
 
@@ -85,24 +89,43 @@ async fn rotation_prepublishes_activates_and_retires() {
             let ring = ring(store, &clock, alg).await;
             let k1 = ring.signer().unwrap();
             assert_eq!(k1.alg(), alg);
+            // The RS256 key Entra needs signs from the first start too (its
+            // own kid), and is the configured key when that is RS256.
+            let r1 = ring.signer_for(Algorithm::Rs256).unwrap();
+            assert_eq!(r1.alg(), Algorithm::Rs256);
+            assert_eq!(r1.kid() == k1.kid(), alg == Algorithm::Rs256);
+            let kinds = if alg == Algorithm::Es256 { 2 } else { 1 };
+            assert_eq!(ring.keys().jwks.len(), kinds, "{}", t.name);
             let old = jwt::encode(&k1, &claims(clock.now())).unwrap();
+            let old_rsa = jwt::encode(&r1, &claims(clock.now())).unwrap();
             assert!(
                 verifies(old.expose_secret(), &ring.keys().jwks),
                 "{}",
                 t.name
             );
+            assert!(verifies(old_rsa.expose_secret(), &ring.keys().jwks));
 
             let RotateOutcome::Published {
                 kid: k2,
                 activate_after,
+                companions,
             } = ring.rotate().await.unwrap()
             else {
                 panic!("first rotation publishes");
             };
             assert_eq!(activate_after, T0 + PREPUBLISH_SECONDS);
-            // Published before it signs.
+            assert_eq!(companions.len(), kinds - 1, "{companions:?}");
+            let r2 = companions.first().cloned().unwrap_or_else(|| k2.clone());
+            // Published before they sign.
             assert_eq!(ring.signer().unwrap().kid(), k1.kid());
+            assert_eq!(ring.signer_for(Algorithm::Rs256).unwrap().kid(), r1.kid());
             assert!(ring.keys().jwks.iter().any(|k| k.kid == k2));
+            assert!(
+                ring.keys()
+                    .jwks
+                    .iter()
+                    .any(|k| k.kid == r2 && k.kty == "RSA")
+            );
             assert!(
                 matches!(ring.rotate().await.unwrap(), RotateOutcome::AlreadyPending { kid, .. } if kid == k2)
             );
@@ -111,16 +134,22 @@ async fn rotation_prepublishes_activates_and_retires() {
             ring.maintain().await.unwrap();
             let signer = ring.signer().unwrap();
             assert_eq!(signer.kid(), k2, "{}: new tokens use the new kid", t.name);
+            let rsa = ring.signer_for(Algorithm::Rs256).unwrap();
+            assert_eq!(rsa.kid(), r2, "{}: the RS256 key rotated too", t.name);
             let new = jwt::encode(&signer, &claims(clock.now())).unwrap();
             let header = jsonwebtoken::decode_header(new.expose_secret()).unwrap();
             assert_eq!(header.kid.as_deref(), Some(k2.as_str()));
-            // The old token still verifies: its key is retired, still published.
-            assert!(
-                verifies(old.expose_secret(), &ring.keys().jwks),
-                "{}",
-                t.name
-            );
+            // The old tokens still verify: their keys are retired, still published.
+            for token in [&old, &old_rsa] {
+                assert!(
+                    verifies(token.expose_secret(), &ring.keys().jwks),
+                    "{}",
+                    t.name
+                );
+            }
             assert!(verifies(new.expose_secret(), &ring.keys().jwks));
+            let new_rsa = jwt::encode(&rsa, &claims(clock.now())).unwrap();
+            assert!(verifies(new_rsa.expose_secret(), &ring.keys().jwks));
             let retired = ring
                 .keys()
                 .info
@@ -131,20 +160,80 @@ async fn rotation_prepublishes_activates_and_retires() {
             assert_eq!(retired.state, "retired");
             let until = retired.verify_until.unwrap();
             assert_eq!(until, clock.now() + MAX_TTL + RETIRE_LEEWAY_SECONDS);
+            let retired_rsa = ring.keys().info.iter().find(|k| k.kid == r1.kid()).cloned();
+            assert_eq!(retired_rsa.unwrap().verify_until, Some(until));
 
-            // Until its last token's expiry plus leeway, and not after.
+            // Until their last token's expiry plus leeway, and not after.
             clock.set(until - 1);
             ring.maintain().await.unwrap();
             assert!(verifies(old.expose_secret(), &ring.keys().jwks));
+            assert!(verifies(old_rsa.expose_secret(), &ring.keys().jwks));
             clock.set(until);
             ring.maintain().await.unwrap();
-            assert!(
-                !verifies(old.expose_secret(), &ring.keys().jwks),
-                "{}: removed",
-                t.name
-            );
-            assert_eq!(ring.keys().jwks.len(), 1);
+            for token in [&old, &old_rsa] {
+                assert!(
+                    !verifies(token.expose_secret(), &ring.keys().jwks),
+                    "{}: removed",
+                    t.name
+                );
+            }
+            assert_eq!(ring.keys().jwks.len(), kinds);
         }
+    }
+}
+
+#[tokio::test]
+async fn an_rsa_key_added_to_a_signing_keyring_is_prepublished() {
+    for t in stores::all().await {
+        let clock = FakeClock::new(T0);
+        // A keyring from before RS256 keys: one active ES256 key.
+        let (key, der) = SigningKey::generate(Algorithm::Es256).unwrap();
+        let (generation, rows) = t.store.load_keys().await.unwrap();
+        assert!(rows.is_empty());
+        let row = KeyRow {
+            kid: key.kid().to_owned(),
+            alg: "ES256".into(),
+            state: KeyState::Active,
+            private_key_sealed: kek().seal(&der, key.kid().as_bytes()).unwrap(),
+            created_at: T0 - 86_400,
+            activate_after: T0 - 86_400,
+            retired_at: None,
+            verify_until: None,
+        };
+        let change = KeyChange {
+            insert: vec![row],
+            ..KeyChange::default()
+        };
+        assert!(t.store.apply_key_change(generation, &change).await.unwrap());
+
+        let ring = ring(&t.store, &clock, Algorithm::Es256).await;
+        assert_eq!(ring.signer().unwrap().kid(), key.kid());
+        // Verifiers may hold a JWKS without it: published, not yet signing.
+        assert!(ring.signer_for(Algorithm::Rs256).is_none(), "{}", t.name);
+        let rsa = ring
+            .keys()
+            .info
+            .iter()
+            .find(|k| k.alg == "RS256")
+            .cloned()
+            .unwrap();
+        assert_eq!(rsa.state, "pending");
+        assert_eq!(rsa.activate_after, T0 + PREPUBLISH_SECONDS);
+        assert!(ring.keys().jwks.iter().any(|k| k.kid == rsa.kid));
+
+        clock.advance(PREPUBLISH_SECONDS);
+        ring.maintain().await.unwrap();
+        assert_eq!(
+            ring.signer_for(Algorithm::Rs256).unwrap().kid(),
+            rsa.kid,
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            ring.signer().unwrap().kid(),
+            key.kid(),
+            "the ES256 key is untouched"
+        );
     }
 }
 
@@ -160,8 +249,8 @@ async fn racing_rotations_leave_exactly_one_active_key() {
         let (_, rows) = t.store.load_keys().await.unwrap();
         assert_eq!(
             rows.iter().filter(|k| k.state == KeyState::Active).count(),
-            1,
-            "{}: one first key",
+            2,
+            "{}: one first key of each kind",
             t.name
         );
 
@@ -179,24 +268,27 @@ async fn racing_rotations_leave_exactly_one_active_key() {
         let (_, rows) = t.store.load_keys().await.unwrap();
         assert_eq!(
             rows.iter().filter(|k| k.state == KeyState::Pending).count(),
-            1
+            2,
+            "one pending key of each kind"
         );
 
         clock.advance(PREPUBLISH_SECONDS);
         let results = futures::future::join_all(replicas.iter().map(|r| r.maintain())).await;
         assert!(results.iter().all(Result::is_ok), "{results:?}");
         let (_, rows) = t.store.load_keys().await.unwrap();
-        assert_eq!(
-            rows.iter().filter(|k| k.state == KeyState::Active).count(),
-            1,
-            "{}: {rows:?}",
-            t.name
-        );
-        assert_eq!(
-            rows.iter().filter(|k| k.state == KeyState::Retired).count(),
-            1
-        );
-        let active = rows.iter().find(|k| k.state == KeyState::Active).unwrap();
+        for alg in ["ES256", "RS256"] {
+            let count = |state| {
+                rows.iter()
+                    .filter(|k| k.state == state && k.alg == alg)
+                    .count()
+            };
+            assert_eq!(count(KeyState::Active), 1, "{}: {alg} {rows:?}", t.name);
+            assert_eq!(count(KeyState::Retired), 1, "{alg}");
+        }
+        let active = rows
+            .iter()
+            .find(|k| k.state == KeyState::Active && k.alg == "ES256")
+            .unwrap();
         for r in &replicas {
             assert_eq!(
                 r.signer().unwrap().kid(),

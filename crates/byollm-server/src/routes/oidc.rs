@@ -44,7 +44,8 @@ async fn discovery(State(state): State<AppState>) -> impl IntoResponse {
             "claims_supported": [
                 "iss", "sub", "aud", "iat", "nbf", "exp", "jti",
                 "team_uid", "actor_type", "principal_uid", "run_id",
-                "https://aws.amazon.com/tags", "https://aws.amazon.com/source_identity"
+                "https://aws.amazon.com/tags", "https://aws.amazon.com/source_identity",
+                "actor"
             ],
         })),
     )

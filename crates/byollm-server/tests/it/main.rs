@@ -16,6 +16,7 @@ mod audit;
 mod auth_abuse;
 mod authz_matrix;
 mod authz_table;
+mod azure_tokens;
 mod bad_input;
 mod common;
 mod connections;

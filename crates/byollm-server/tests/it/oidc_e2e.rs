@@ -160,7 +160,11 @@ async fn member_token_verifies_independently_with_every_claim() {
         "the issuer is configured, not derived from the socket"
     );
     assert_eq!(d["jwks_uri"], format!("{ISSUER}{}", routes::JWKS));
-    assert_eq!(d["id_token_signing_alg_values_supported"], json!(["ES256"]));
+    // ES256 for AWS and Google, RS256 for Entra (azure-facts §0.1).
+    assert_eq!(
+        d["id_token_signing_alg_values_supported"],
+        json!(["ES256", "RS256"])
+    );
     insta::assert_json_snapshot!("discovery", d);
 
     let (kid, claims) = verify(
@@ -171,7 +175,14 @@ async fn member_token_verifies_independently_with_every_claim() {
     );
     let active = core.keyring().signer().unwrap();
     assert_eq!(kid, active.kid(), "signed by the active key");
-    assert_eq!(published.jwks["keys"].as_array().unwrap().len(), 1);
+    let keys = published.jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "one EC and one RSA key: {keys:?}");
+    let rsa = keys.iter().find(|k| k["kty"] == "RSA").unwrap();
+    assert_eq!(rsa["alg"], "RS256");
+    assert_eq!(rsa["use"], "sig");
+    assert_eq!(rsa["e"], "AQAB");
+    assert!(rsa["n"].as_str().unwrap().len() >= 342, "2048 bits or more");
+    assert_ne!(rsa["kid"], json!(kid), "its own kid");
 
     // iss equals the configured issuer exactly: scheme, host, no trailing slash.
     assert_eq!(claims["iss"].as_str(), Some(ISSUER));
@@ -531,10 +542,17 @@ async fn host_headers_do_not_change_the_issuer() {
 async fn jwks_snapshot() {
     let _sorted = crate::common::sorted_snapshots();
     let h = crate::common::Harness::new().await;
-    let jwks = h.get(routes::JWKS, None).await.expect(200).body;
+    let mut jwks = h.get(routes::JWKS, None).await.expect(200).body;
+    // Keys made together are published in kid order: sort by type for a
+    // stable snapshot.
+    jwks["keys"]
+        .as_array_mut()
+        .unwrap()
+        .sort_by_key(|k| k["kty"].as_str().unwrap().to_owned());
     insta::assert_json_snapshot!("jwks", jwks, {
         ".keys[].kid" => "[kid]",
         ".keys[].x" => "[x]",
         ".keys[].y" => "[y]",
+        ".keys[].n" => "[n]",
     });
 }

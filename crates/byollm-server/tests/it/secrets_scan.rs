@@ -238,7 +238,12 @@ async fn no_secret_in_the_data_dir_or_the_logs() {
     );
     let kek = Kek::load_or_create_file(&live.dir.path().join("kek")).unwrap();
     let (_, keys) = core.store().load_keys().await.unwrap();
-    assert_eq!(keys.len(), 2, "the active key and the pending one");
+    assert_eq!(
+        keys.len(),
+        4,
+        "the active key and the pending one, of each kind (ES256, and RS256 for Azure)"
+    );
+    assert_eq!(keys.iter().filter(|k| k.alg == "RS256").count(), 2);
     let mut binary: Vec<(String, Vec<u8>)> = vec![
         ("KEK (hex)".into(), kek_text.clone().into_bytes()),
         ("KEK (bytes)".into(), hex_decode(&kek_text)),

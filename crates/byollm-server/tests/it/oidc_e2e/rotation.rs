@@ -1,5 +1,6 @@
 //! Signing-key rotation seen over HTTP: the next key is published before it
-//! signs, and tokens of the old key stay verifiable.
+//! signs, and tokens of the old key stay verifiable; the RS256 key beside the
+//! ES256 one rotates with it.
 
 use std::collections::BTreeSet;
 
@@ -79,22 +80,31 @@ async fn rotation_over_http_prepublishes_then_switches_kid_and_keeps_old_tokens_
 
     let old = mint().await;
     let k1 = kid_of(&old);
+    let r1 = core
+        .keyring()
+        .signer_for(Algorithm::Rs256)
+        .unwrap()
+        .kid()
+        .to_owned();
     let old_exp = crate::common::claims_of(&old)["exp"].as_i64().unwrap();
 
     // Rotation publishes the next key before it signs.
     let RotateOutcome::Published {
         kid: k2,
         activate_after,
+        companions,
     } = core.keyring().rotate().await.unwrap()
     else {
         panic!("the first rotation publishes a key");
     };
     assert_ne!(k1, k2);
+    let [r2] = companions.as_slice() else {
+        panic!("one RS256 key is published beside the ES256 one: {companions:?}");
+    };
+    let r2 = r2.clone();
     assert_eq!(activate_after, clock.now() + PREPUBLISH_SECONDS);
-    assert_eq!(
-        kids(&jwks().await),
-        BTreeSet::from([k1.clone(), k2.clone()])
-    );
+    let all = BTreeSet::from([k1.clone(), k2.clone(), r1.clone(), r2.clone()]);
+    assert_eq!(kids(&jwks().await), all);
     assert_eq!(kid_of(&mint().await), k1, "a pending key does not sign");
 
     // Once due, the new key signs; the old one stays published.
@@ -103,7 +113,12 @@ async fn rotation_over_http_prepublishes_then_switches_kid_and_keeps_old_tokens_
     let new = mint().await;
     assert_eq!(kid_of(&new), k2, "a new token uses the new kid");
     let published = jwks().await;
-    assert_eq!(kids(&published), BTreeSet::from([k1.clone(), k2.clone()]));
+    assert_eq!(kids(&published), all);
+    assert_eq!(
+        core.keyring().signer_for(Algorithm::Rs256).unwrap().kid(),
+        r2,
+        "the RS256 key switched with it"
+    );
     assert!(
         verifies_with(&old, &published),
         "a token signed before rotation still verifies"
@@ -131,7 +146,7 @@ async fn rotation_over_http_prepublishes_then_switches_kid_and_keeps_old_tokens_
     clock.set(verify_until);
     byollm_server::app::maintain(&core).await;
     let published = jwks().await;
-    assert_eq!(kids(&published), BTreeSet::from([k2.clone()]));
+    assert_eq!(kids(&published), BTreeSet::from([k2.clone(), r2.clone()]));
     assert!(!verifies_with(&old, &published), "the retired key is gone");
     assert!(verifies_with(&new, &published));
     live.server.shutdown().await;

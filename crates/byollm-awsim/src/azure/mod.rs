@@ -1,0 +1,322 @@
+//! Microsoft Azure on the same port (`reference/azure-facts.md` is the
+//! specification): Entra's token endpoint for the client-credentials grant
+//! with a federated client assertion, matching the federated identity
+//! credentials (FICs) of managed identities or app registrations exactly as
+//! Entra does, and answering Entra's `AADSTS` errors ([`entra`]).
+//!
+//! | path | service |
+//! |---|---|
+//! | `POST /{tenant}/oauth2/v2.0/token` | Entra's token endpoint ([`entra`]) |
+//! | `POST /_awsim/azure/identities` | control: an identity (`{"tenantId", "clientId", "name"}`) |
+//! | `POST /_awsim/azure/fics` | control: an FIC (`{"clientId", "name", "issuer", "subject", "audiences"}`) |
+//!
+//! Invariants: an FIC matches by exact, case-sensitive string equality on
+//! issuer, subject and audience (no wildcards); an identity holds at most
+//! [`MAX_FICS`]; issued access tokens are opaque, live in memory with their
+//! identity and expiry on the emulator's clock, and are what the later
+//! inference endpoints check ([`AzureState::token`]).
+
+mod entra;
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::response::Response;
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::gcp::json_response;
+
+/// Counter and fault scope of the token endpoint.
+pub const TOKEN_OP: &str = "azure:entra.token";
+/// Most FICs one identity holds (azure-facts §3.1).
+pub const MAX_FICS: usize = 20;
+/// Lifetime of issued access tokens unless the credential-lifetime knob is
+/// set (Entra's live 60–90 minutes; the emulator answers the usual
+/// `expires_in` of a fresh one).
+pub const TOKEN_LIFETIME_SECS: i64 = 3599;
+
+/// A user-assigned managed identity or app registration: what `client_id`
+/// names in a token request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AzureIdentity {
+    /// The Entra tenant (directory) id.
+    pub tenant_id: String,
+    /// Its client id.
+    pub client_id: String,
+    /// Its display name.
+    pub name: String,
+}
+
+/// A federated identity credential, as `az identity federated-credential
+/// create` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Fic {
+    /// The identity it belongs to.
+    pub client_id: String,
+    /// 3–120 characters, unique per identity.
+    pub name: String,
+    /// Exactly the assertions' `iss`.
+    pub issuer: String,
+    /// Exactly the assertions' `sub` (case-sensitive).
+    pub subject: String,
+    /// Exactly one value, `api://AzureADTokenExchange`.
+    pub audiences: Vec<String>,
+}
+
+/// An access token the emulator issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AzureIssued {
+    /// The identity it acts as.
+    pub client_id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// The scope granted (`https://cognitiveservices.azure.com/.default`).
+    pub scope: String,
+    /// The assertion's subject (what the FIC matched).
+    pub subject: String,
+    /// Expiry, Unix seconds.
+    pub expires: i64,
+}
+
+#[derive(Debug, Clone)]
+struct StoredFic {
+    fic: Fic,
+    /// Exchanges see it from here (Unix seconds): a new FIC takes a while.
+    visible_from: i64,
+}
+
+/// Azure's part of the emulator.
+#[derive(Debug, Default)]
+pub struct AzureState {
+    identities: RwLock<BTreeMap<String, AzureIdentity>>,
+    fics: RwLock<Vec<StoredFic>>,
+    tokens: RwLock<HashMap<String, AzureIssued>>,
+    /// Seconds a new FIC stays invisible to exchanges (default 0).
+    propagation_secs: RwLock<i64>,
+}
+
+impl AzureState {
+    /// Creates (or replaces) an identity.
+    pub fn create_identity(&self, identity: AzureIdentity) -> Result<(), String> {
+        if identity.tenant_id.is_empty() || identity.client_id.is_empty() {
+            return Err("tenantId and clientId are required".into());
+        }
+        self.identities
+            .write()
+            .insert(identity.client_id.clone(), identity);
+        Ok(())
+    }
+
+    /// Adds an FIC at `now` (Unix seconds), checked as Azure's resource
+    /// provider checks it: an existing identity, a 3–120 character name,
+    /// exactly one audience, a unique name and issuer+subject pair, at most
+    /// [`MAX_FICS`]. A wrong subject is accepted: it only fails at exchange.
+    pub fn add_fic(&self, fic: Fic, now: i64) -> Result<(), String> {
+        if !self.identities.read().contains_key(&fic.client_id) {
+            return Err(format!("no identity with client id {}", fic.client_id));
+        }
+        if !(3..=120).contains(&fic.name.chars().count()) {
+            return Err("The federated identity credential name must be 3-120 characters".into());
+        }
+        if fic.audiences.len() != 1 {
+            return Err("Federated identity credentials must have exactly one audience.".into());
+        }
+        for (what, v) in [("issuer", &fic.issuer), ("subject", &fic.subject)] {
+            if v.is_empty() || v.chars().count() > 600 {
+                return Err(format!("The {what} must be 1-600 characters"));
+            }
+        }
+        let delay = *self.propagation_secs.read();
+        let mut all = self.fics.write();
+        let own: Vec<&StoredFic> = all
+            .iter()
+            .filter(|f| f.fic.client_id == fic.client_id)
+            .collect();
+        if own.iter().any(|f| f.fic.name == fic.name) {
+            return Err(format!(
+                "A federated identity credential named {} already exists",
+                fic.name
+            ));
+        }
+        if own
+            .iter()
+            .any(|f| f.fic.issuer == fic.issuer && f.fic.subject == fic.subject)
+        {
+            return Err(
+                "A federated identity credential with this issuer and subject already exists"
+                    .into(),
+            );
+        }
+        if own.len() >= MAX_FICS {
+            return Err(format!(
+                "An identity can hold at most {MAX_FICS} federated identity credentials"
+            ));
+        }
+        all.push(StoredFic {
+            fic,
+            visible_from: now.saturating_add(delay),
+        });
+        Ok(())
+    }
+
+    /// Deletes an identity's FIC by name.
+    pub fn remove_fic(&self, client_id: &str, name: &str) {
+        self.fics
+            .write()
+            .retain(|f| !(f.fic.client_id == client_id && f.fic.name == name));
+    }
+
+    /// An identity's FICs, in creation order.
+    pub fn fics(&self, client_id: &str) -> Vec<Fic> {
+        self.fics
+            .read()
+            .iter()
+            .filter(|f| f.fic.client_id == client_id)
+            .map(|f| f.fic.clone())
+            .collect()
+    }
+
+    /// New FICs stay invisible to exchanges for `secs` (Entra's propagation).
+    pub fn set_propagation_secs(&self, secs: i64) {
+        *self.propagation_secs.write() = secs;
+    }
+
+    /// The identity an issued access token acts as, if it exists (expired
+    /// ones too: the caller compares `expires` with its clock).
+    pub fn token(&self, token: &str) -> Option<AzureIssued> {
+        self.tokens.read().get(token).cloned()
+    }
+
+    /// How many access tokens were issued and are still remembered.
+    pub fn issued_count(&self) -> usize {
+        self.tokens.read().len()
+    }
+
+    /// Expires every access token issued so far.
+    pub fn expire_tokens(&self) {
+        for t in self.tokens.write().values_mut() {
+            t.expires = i64::MIN;
+        }
+    }
+
+    pub(crate) fn identity(&self, client_id: &str) -> Option<AzureIdentity> {
+        self.identities.read().get(client_id).cloned()
+    }
+
+    pub(crate) fn visible_fics(&self, client_id: &str, now: i64) -> Vec<Fic> {
+        self.fics
+            .read()
+            .iter()
+            .filter(|f| f.fic.client_id == client_id && f.visible_from <= now)
+            .map(|f| f.fic.clone())
+            .collect()
+    }
+
+    pub(crate) fn has_tenant(&self, tenant_id: &str) -> bool {
+        self.identities
+            .read()
+            .values()
+            .any(|i| i.tenant_id == tenant_id)
+    }
+
+    pub(crate) fn issue(&self, token: String, issued: AzureIssued, now: i64) {
+        let mut all = self.tokens.write();
+        all.retain(|_, t| t.expires.saturating_add(3600) > now);
+        all.insert(token, issued);
+    }
+}
+
+/// `POST /_awsim/azure/identities` and `/_awsim/azure/fics`.
+pub(crate) fn control(state: &AzureState, what: &str, body: &[u8], now: i64) -> Response {
+    let bad =
+        |e: String| json_response(400, &json!({"error": {"code": "BadRequest", "message": e}}));
+    match what {
+        "identities" => match serde_json::from_slice::<AzureIdentity>(body) {
+            Ok(i) => match state.create_identity(i) {
+                Ok(()) => json_response(200, &json!({})),
+                Err(e) => bad(e),
+            },
+            Err(e) => bad(e.to_string()),
+        },
+        "fics" => match serde_json::from_slice::<Fic>(body) {
+            Ok(f) => match state.add_fic(f, now) {
+                Ok(()) => json_response(200, &json!({})),
+                Err(e) => bad(e),
+            },
+            Err(e) => bad(e.to_string()),
+        },
+        _ => json_response(
+            404,
+            &json!({"error": {"code": "NotFound", "message": "unknown control resource"}}),
+        ),
+    }
+}
+
+/// Routes `POST /{tenant}/oauth2/v2.0/token`; `None` when the path is not it.
+pub(crate) async fn dispatch(
+    inner: &crate::Inner,
+    method: &axum::http::Method,
+    path: &str,
+    body: &[u8],
+) -> Option<Response> {
+    if method != axum::http::Method::POST {
+        return None;
+    }
+    let tenant = path.strip_prefix('/')?.strip_suffix("/oauth2/v2.0/token")?;
+    if tenant.is_empty() || tenant.contains('/') {
+        return None;
+    }
+    Some(inner.entra_token(tenant, body).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fic(name: &str, subject: &str) -> Fic {
+        Fic {
+            client_id: "c".into(),
+            name: name.into(),
+            issuer: "https://issuer.test".into(),
+            subject: subject.into(),
+            audiences: vec!["api://AzureADTokenExchange".into()],
+        }
+    }
+
+    #[test]
+    fn fics_are_checked_as_azure_checks_them() {
+        let s = AzureState::default();
+        assert!(s.add_fic(fic("team", "scoped_principal:t"), 0).is_err());
+        s.create_identity(AzureIdentity {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            name: "uami".into(),
+        })
+        .unwrap();
+        s.add_fic(fic("team", "scoped_principal:t"), 0).unwrap();
+        assert!(s.add_fic(fic("team", "other"), 0).is_err(), "same name");
+        assert!(
+            s.add_fic(fic("again", "scoped_principal:t"), 0).is_err(),
+            "same issuer and subject"
+        );
+        let mut two = fic("two", "x");
+        two.audiences.push("api://other".into());
+        assert_eq!(
+            s.add_fic(two, 0).unwrap_err(),
+            "Federated identity credentials must have exactly one audience."
+        );
+        for i in 1..MAX_FICS {
+            s.add_fic(fic(&format!("fic-{i}"), &format!("s{i}")), 0)
+                .unwrap();
+        }
+        assert!(s.add_fic(fic("one-more", "s-last"), 0).is_err(), "21st");
+        s.set_propagation_secs(60);
+        s.remove_fic("c", "fic-1");
+        s.add_fic(fic("late", "late"), 100).unwrap();
+        assert!(!s.visible_fics("c", 159).iter().any(|f| f.name == "late"));
+        assert!(s.visible_fics("c", 160).iter().any(|f| f.name == "late"));
+    }
+}
