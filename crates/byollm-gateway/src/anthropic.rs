@@ -146,8 +146,19 @@ impl Gateway {
                 Ok(self.spawn_stream(first, rest, AnthropicFromBedrock::default(), call))
             }
             Candidate::Vertex {
-                model_ref, target, ..
+                model_ref,
+                target,
+                family,
+                ..
             } => {
+                // The plan sends Messages bodies to Claude only; a Gemini
+                // route here would be a planning bug, refused as the caller's.
+                if *family != byollm_api::catalog::Family::Anthropic {
+                    return Err(Failure::Client {
+                        status: 400,
+                        message: "this model does not speak the Anthropic Messages API; use POST /v1/chat/completions".into(),
+                    });
+                }
                 let token = call.token.as_ref().ok_or(FailReason::NoCredentials)?;
                 let CloudCredentials::Gcp(access) = token.credentials() else {
                     return Err(FailReason::NoCredentials.into());

@@ -31,7 +31,7 @@ fn gcp_vertex() -> Value {
 /// byollm's setup writes, admitting `admitted_team`) and Vertex AI granted
 /// to the team's principal set; the team's settings with Vertex AI on,
 /// Bedrock on or off, and `extra` merged.
-async fn vertex_env(admitted_team: Option<&str>, bedrock: bool, extra: Value) -> Env {
+pub(crate) async fn vertex_env(admitted_team: Option<&str>, bedrock: bool, extra: Value) -> Env {
     let env = Env::start().await;
     let team = admitted_team.unwrap_or(&env.team).to_owned();
     env.sim
@@ -64,7 +64,7 @@ async fn vertex_env(admitted_team: Option<&str>, bedrock: bool, extra: Value) ->
     env
 }
 
-fn attempts(body: &Value) -> Vec<String> {
+pub(crate) fn attempts(body: &Value) -> Vec<String> {
     body["byollm"]["attempts"]
         .as_array()
         .unwrap()
