@@ -273,7 +273,7 @@ impl Inner {
             publisher: "google",
             model,
         };
-        if let Err(refused) = self.vertex_gate(op, &target, headers) {
+        if let Some(refused) = self.vertex_gate(op, &target, headers) {
             return refused;
         }
         let Ok(v) = serde_json::from_slice::<Value>(body) else {

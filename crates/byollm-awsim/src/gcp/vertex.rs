@@ -83,20 +83,20 @@ impl Inner {
     /// Google's order: the bearer token (401), the publisher model in the
     /// location (404), `roles/aiplatform.user` on the project for one of the
     /// token's principals (403), then the injected faults (429 quota, 400
-    /// `FAILED_PRECONDITION`, …). Counts the call under `op`.
+    /// `FAILED_PRECONDITION`, …). Counts the call under `op`; the refusal, if any.
     pub(crate) fn vertex_gate(
         &self,
         op: &str,
         target: &PublisherModel<'_>,
         headers: &HeaderMap,
-    ) -> Result<(), Response> {
+    ) -> Option<Response> {
         self.faults.count(op);
         let Some(caller) = self.gcp_caller(headers) else {
-            return Err(super::sts::unauthenticated());
+            return Some(super::sts::unauthenticated());
         };
         let resource = target.resource();
         if !target.served() {
-            return Err(google_error(
+            return Some(google_error(
                 404,
                 "NOT_FOUND",
                 &format!("Publisher Model `{resource}` not found."),
@@ -108,7 +108,7 @@ impl Inner {
             &caller.members,
         ) {
             tracing::debug!(principal = %caller.principal, %resource, "no roles/aiplatform.user");
-            return Err(google_error(
+            return Some(google_error(
                 403,
                 "PERMISSION_DENIED",
                 &format!(
@@ -122,12 +122,12 @@ impl Inner {
             target.model.to_owned()
         };
         if !self.faults.admit(op) {
-            return Err(fault("RESOURCE_EXHAUSTED", None, &resource, &base_model));
+            return Some(fault("RESOURCE_EXHAUSTED", None, &resource, &base_model));
         }
         if let Some(rule) = self.faults.take_failure(op, false) {
-            return Err(fault(&rule.error, rule.message, &resource, &base_model));
+            return Some(fault(&rule.error, rule.message, &resource, &base_model));
         }
-        Ok(())
+        None
     }
 
     /// `POST /v1/projects/{P}/locations/{L}/publishers/anthropic/models/{M}:(stream)rawPredict`.
@@ -151,7 +151,7 @@ impl Inner {
             publisher: "anthropic",
             model,
         };
-        if let Err(refused) = self.vertex_gate(op, &target, headers) {
+        if let Some(refused) = self.vertex_gate(op, &target, headers) {
             return refused;
         }
         let Ok(v) = serde_json::from_slice::<Value>(body) else {
