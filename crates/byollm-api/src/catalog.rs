@@ -1,6 +1,9 @@
 //! The model catalog (DESIGN §4): every model byollm knows, with its direct-API id,
 //! its Bedrock base model id and the inference profiles built from it
-//! (`reference/aws-facts.md` §6.3), its credit price and its rank for `auto`.
+//! (`reference/aws-facts.md` §6.3), its Vertex AI publisher model and locations
+//! (`reference/gcp-facts.md` §2), its credit price and its rank for `auto`.
+//! Gemini models have no direct-API and no Bedrock route: Vertex AI is their
+//! only host.
 //!
 //! The data lives in `catalog.json` beside this crate's manifest and is compiled in,
 //! so the server, the policy generator and the emulator all read the same file.
@@ -34,6 +37,9 @@ pub enum Family {
     Anthropic,
     /// OpenAI Chat Completions API.
     Openai,
+    /// Google's Gemini (`generateContent`), served only by Vertex AI: callers
+    /// reach it through Chat Completions, translated.
+    Google,
 }
 
 /// One model.
@@ -80,12 +86,15 @@ pub struct BedrockModel {
     pub geos: Vec<String>,
 }
 
-/// A model's presence on Google Vertex AI (gcp-facts §2.1).
+/// A model's presence on Google Vertex AI (gcp-facts §2.1, §2.2): Claude under
+/// `publishers/anthropic`, Gemini under `publishers/google`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VertexModel {
-    /// The publisher model id in the URL (`…/publishers/anthropic/models/{id}:rawPredict`),
-    /// e.g. `claude-sonnet-4-5@20250929`; newer models drop the `@date`.
+    /// The publisher model id in the URL (`…/publishers/anthropic/models/{id}:rawPredict`,
+    /// `…/publishers/google/models/{id}:generateContent`), e.g.
+    /// `claude-sonnet-4-5@20250929` (newer Claude models drop the `@date`) or
+    /// `gemini-2.5-pro`.
     pub model_id: String,
     /// The locations that serve it: `global` (dynamic routing) and regions.
     pub locations: Vec<String>,
@@ -253,6 +262,20 @@ mod tests {
         ids.dedup();
         assert_eq!(before, ids.len(), "duplicate model ids in catalog.json");
         assert!(catalog.get("claude-sonnet-4-6").is_some());
+    }
+
+    #[test]
+    fn gemini_is_on_vertex_only() {
+        let catalog = Catalog::builtin();
+        for id in ["gemini-2.5-pro", "gemini-2.5-flash"] {
+            let m = catalog.get(id).unwrap();
+            assert_eq!(m.family, Family::Google);
+            assert!(m.bedrock.is_none() && m.direct_api_id.is_none(), "{id}");
+            let v = m.vertex.as_ref().unwrap();
+            assert_eq!(v.model_id, id);
+            assert!(v.serves("global") && v.serves("us-central1"), "{id}");
+        }
+        assert!(vertex_locations(catalog).contains(&"us-central1"));
     }
 
     #[test]

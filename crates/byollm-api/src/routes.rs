@@ -58,6 +58,14 @@ pub const MESSAGES: &str = "/v1/messages";
 pub const CHAT_COMPLETIONS: &str = "/v1/chat/completions";
 /// The models the caller may use, with the host each would take (`GET`).
 pub const MODELS: &str = "/v1/models";
+/// Claude in Vertex AI's shape (`POST`), for Anthropic's `AnthropicVertex`
+/// client with `base_url` `{gateway}/vertex/v1` and the byollm key as its
+/// access token: `{model_verb}` is `MODEL:rawPredict` or
+/// `MODEL:streamRawPredict`; routed like [`MESSAGES`] with the model from the
+/// URL. The project and location in the path are the client's; the team's
+/// settings decide where the request goes.
+pub const VERTEX_RAW_PREDICT: &str =
+    "/vertex/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{model_verb}";
 
 /// Routes that need no credentials. Everything else authenticates by default.
 pub const PUBLIC_ROUTES: &[&str] = &[DISCOVERY, JWKS, HEALTHZ, READYZ, INVITATIONS_REDEEM];

@@ -111,7 +111,8 @@ pub(crate) fn sse(chunks: Vec<String>, delay: Duration) -> Response {
     r
 }
 
-fn is_version(v: &str) -> bool {
+/// An Anthropic API version: a date, `YYYY-MM-DD`.
+pub(crate) fn is_version(v: &str) -> bool {
     let b = v.as_bytes();
     b.len() == 10
         && b[4] == b'-'
@@ -154,6 +155,8 @@ impl Inner {
             .map(|id| match family {
                 Family::Anthropic => json!({"type": "model", "id": id, "display_name": id}),
                 Family::Openai => json!({"id": id, "object": "model", "owned_by": "openai"}),
+                // Gemini has no direct API here (filtered out above: no id).
+                Family::Google => json!({"id": id, "object": "model", "owned_by": "google"}),
             })
             .collect();
         json_resp(StatusCode::OK, &json!({"object": "list", "data": data}))
@@ -242,7 +245,7 @@ impl Inner {
     /// `POST /anthropic/v1/chat/completions` (Claude models, same wire format).
     pub(crate) fn openai_chat(&self, headers: &HeaderMap, body: &[u8], family: Family) -> Response {
         let op = match family {
-            Family::Openai => OPENAI_OP,
+            Family::Openai | Family::Google => OPENAI_OP,
             Family::Anthropic => ANTHROPIC_COMPAT_OP,
         };
         let auth = headers

@@ -126,7 +126,7 @@ pub(crate) async fn dispatch(State(inner): State<Arc<Inner>>, req: Request<Body>
     }
     if path.starts_with("/v1/")
         && let Some(resp) =
-            crate::gcp::dispatch(&inner, &parts.method, &path, &parts.headers, &body).await
+            crate::gcp::dispatch(&inner, &parts.method, &path, &query, &parts.headers, &body).await
     {
         return resp;
     }

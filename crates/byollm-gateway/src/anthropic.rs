@@ -28,6 +28,58 @@ use crate::traces::record_usage;
 pub const BEDROCK_ANTHROPIC_VERSION: &str = "bedrock-2023-05-31";
 
 impl Gateway {
+    /// Handles Claude in Vertex AI's shape (`…/models/MODEL:rawPredict` or
+    /// `:streamRawPredict`, [`byollm_api::routes::VERTEX_RAW_PREDICT`]) for
+    /// Anthropic's `AnthropicVertex` client: the body is an Anthropic
+    /// Messages body with `anthropic_version` and without `model`; it is
+    /// routed as `POST /v1/messages` with the model from the URL (a catalog
+    /// id, or the Vertex publisher model id of one).
+    pub async fn vertex_raw_predict(
+        self: &Arc<Self>,
+        p: Principal,
+        headers: &HeaderMap,
+        model_verb: &str,
+        body: Body,
+    ) -> Response {
+        let format = ApiFormat::Anthropic;
+        let stream = match model_verb.rsplit_once(':') {
+            Some((_, "rawPredict")) => false,
+            Some((_, "streamRawPredict")) => true,
+            _ => {
+                return GatewayError::invalid(format!(
+                    "`{model_verb}`: expected MODEL:rawPredict or MODEL:streamRawPredict"
+                ))
+                .into_response(format);
+            }
+        };
+        let model = model_verb.rsplit_once(':').map_or(model_verb, |(m, _)| m);
+        let catalog = byollm_api::catalog::Catalog::builtin();
+        let model = catalog
+            .models
+            .iter()
+            .find(|m| m.id == model || m.vertex.as_ref().is_some_and(|v| v.model_id == model))
+            .map_or_else(|| model.to_owned(), |m| m.id.clone());
+        let bytes = match self.read_body(body, format).await {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        let Ok(Value::Object(mut req)) = serde_json::from_slice::<Value>(&bytes) else {
+            return GatewayError::invalid("the body must be a JSON object").into_response(format);
+        };
+        if req.contains_key("model") {
+            return GatewayError::invalid(
+                "model: Extra inputs are not permitted (on Vertex AI the model is in the URL)",
+            )
+            .into_response(format);
+        }
+        // Vertex's version field; the gateway sets its own per upstream.
+        req.remove("anthropic_version");
+        req.insert("model".into(), Value::String(model));
+        req.insert("stream".into(), Value::Bool(stream));
+        let body = Body::from(Value::Object(req).to_string());
+        self.messages(p, headers, body).await
+    }
+
     /// Handles `POST /v1/messages`.
     pub async fn messages(
         self: &Arc<Self>,
@@ -146,8 +198,19 @@ impl Gateway {
                 Ok(self.spawn_stream(first, rest, AnthropicFromBedrock::default(), call))
             }
             Candidate::Vertex {
-                model_ref, target, ..
+                model_ref,
+                target,
+                family,
+                ..
             } => {
+                // The plan sends Messages bodies to Claude only; a Gemini
+                // route here would be a planning bug, refused as the caller's.
+                if *family != byollm_api::catalog::Family::Anthropic {
+                    return Err(Failure::Client {
+                        status: 400,
+                        message: "this model does not speak the Anthropic Messages API; use POST /v1/chat/completions".into(),
+                    });
+                }
                 let token = call.token.as_ref().ok_or(FailReason::NoCredentials)?;
                 let CloudCredentials::Gcp(access) = token.credentials() else {
                     return Err(FailReason::NoCredentials.into());

@@ -223,10 +223,23 @@ impl Walk {
         } else {
             "An admin can check the AWS role and permissions with `byollm aws doctor`, or enable another model or host."
         };
+        // A model only Vertex AI serves (Gemini) has nothing to fall back to
+        // outside the customer's cloud: say so rather than leave the caller
+        // wondering why the direct API was not tried.
+        let no_direct = Catalog::builtin()
+            .get(model)
+            .is_some_and(|m| m.direct_api_id.is_none() && m.bedrock.is_none());
+        let message = if no_direct && self.vertex_failed {
+            format!(
+                "no route could serve `{model}`: Vertex AI failed and `{model}` has no direct-API route."
+            )
+        } else {
+            format!("no route could serve `{model}`.")
+        };
         GatewayError {
             status,
             code: "no_upstream_succeeded",
-            message: format!("no route could serve `{model}`."),
+            message,
             hint: Some(hint.into()),
             attempts: self.attempts,
         }

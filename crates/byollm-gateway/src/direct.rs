@@ -111,6 +111,8 @@ impl Direct {
         match family {
             Family::Anthropic => self.anthropic.is_some(),
             Family::Openai => self.openai.is_some(),
+            // Gemini has no direct API: Vertex AI is its only host.
+            Family::Google => false,
         }
     }
 
@@ -127,6 +129,7 @@ impl Direct {
         let endpoint = match family {
             Family::Anthropic => self.anthropic.as_ref(),
             Family::Openai => self.openai.as_ref(),
+            Family::Google => None,
         }
         .ok_or(FailReason::DirectNotConfigured)?;
         let post = |t: &Target| match t {
@@ -150,7 +153,7 @@ impl Direct {
             }
             // Anthropic's OpenAI-compatible endpoint and OpenAI itself take the
             // key as a bearer token.
-            (Family::Anthropic, ApiFormat::OpenAi) | (Family::Openai, _) => {
+            (Family::Anthropic, ApiFormat::OpenAi) | (Family::Openai | Family::Google, _) => {
                 let bearer = endpoint
                     .bearer
                     .clone()

@@ -49,7 +49,7 @@ impl Gateway {
                 "display_name": m.display_name,
                 "created": 0,
                 "created_at": "1970-01-01T00:00:00Z",
-                "owned_by": match m.family { Family::Anthropic => "anthropic", Family::Openai => "openai" },
+                "owned_by": match m.family { Family::Anthropic => "anthropic", Family::Openai => "openai", Family::Google => "google" },
                 "routes": routes,
             }));
         }

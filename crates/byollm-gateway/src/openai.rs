@@ -1,8 +1,9 @@
 //! `POST /v1/chat/completions` (OpenAI Chat Completions): Claude on Bedrock
 //! through `Converse` / `ConverseStream` with a faithful translation, Claude
 //! on Vertex AI through the same translation bridged to Anthropic Messages
-//! (`translate::converse_to_anthropic`), or the vendors' APIs (OpenAI's, and
-//! Anthropic's OpenAI-compatible endpoint).
+//! (`translate::converse_to_anthropic`), Gemini on Vertex AI bridged to
+//! `generateContent` (`translate::converse_to_gemini`), or the vendors' APIs
+//! (OpenAI's, and Anthropic's OpenAI-compatible endpoint).
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use serde_json::Value;
 
+use byollm_api::catalog::Family;
 use byollm_core::auth::Principal;
 use byollm_core::broker::CloudCredentials;
 use byollm_core::ids;
@@ -122,6 +124,7 @@ impl Gateway {
                 model_ref,
                 target,
                 model,
+                family,
             } => {
                 let token = call.token.as_ref().ok_or(FailReason::NoCredentials)?;
                 let CloudCredentials::Gcp(access) = token.credentials() else {
@@ -133,6 +136,40 @@ impl Gateway {
                             status: 400,
                             message: e.to_string(),
                         })?;
+                if *family == Family::Google {
+                    let body = translate::converse_to_gemini(&converse);
+                    let mut resp = self
+                        .vertex
+                        .generate_content(target, model_ref, &access.token, body, stream)
+                        .await?;
+                    // Gemini's calls carry no id: the answer's own id names them.
+                    let call_prefix = id.replacen("chatcmpl-", "call_", 1);
+                    if !stream {
+                        let (bytes, _) = whole_body(resp).await?;
+                        let v: Value = serde_json::from_slice(&bytes)
+                            .map_err(|e| FailReason::DirectBody(e.to_string()))?;
+                        let out =
+                            translate::gemini_to_converse(&v, &call_prefix).ok_or_else(|| {
+                                FailReason::DirectBody(
+                                    "not a Gemini GenerateContentResponse".into(),
+                                )
+                            })?;
+                        let (input, output) = translate::usage_of(&out);
+                        record_usage(Some(input), Some(output), Some(out.stop_reason().as_str()));
+                        let body = translate::converse_to_openai(&out, model, &id, created);
+                        return Ok(Served::Whole {
+                            body: Bytes::from(body.to_string()),
+                            input,
+                            output,
+                        });
+                    }
+                    let first = crate::vertex::first_chunk(&mut resp).await?;
+                    let relay = translate::OpenAiFromGemini::new(
+                        OpenAiStream::new(model, &id, created, include_usage),
+                        &call_prefix,
+                    );
+                    return Ok(self.spawn_stream(first, resp, relay, call));
+                }
                 let body = translate::converse_to_anthropic(&converse);
                 let mut resp = self
                     .vertex

@@ -47,7 +47,8 @@ pub enum Candidate {
         /// Tried only when the preceding global profile was refused.
         geo_fallback: bool,
     },
-    /// The customer's Vertex AI (Claude through `rawPredict`).
+    /// The customer's Vertex AI: Claude through `rawPredict`, Gemini through
+    /// `generateContent`.
     Vertex {
         /// The public model id.
         model: String,
@@ -55,6 +56,9 @@ pub enum Candidate {
         model_ref: String,
         /// The project, location and pool provider.
         target: VertexTarget,
+        /// Which publisher serves it (`Anthropic` or `Google`), so which
+        /// Vertex AI method and body.
+        family: Family,
     },
     /// The vendor's own API.
     Direct {
@@ -174,9 +178,10 @@ fn candidates_for(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<Can
 }
 
 fn vertex_candidates(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<Candidate>) {
-    // Claude only: rawPredict takes an Anthropic Messages body (Chat
-    // Completions callers are translated to one).
-    if model.family != Family::Anthropic {
+    // Claude (rawPredict takes an Anthropic Messages body; Chat Completions
+    // callers are translated to one) and Gemini (generateContent, Chat
+    // Completions callers only: `serves_format` keeps Messages callers away).
+    if !matches!(model.family, Family::Anthropic | Family::Google) {
         return;
     }
     let (Some(target), Some(vertex)) = (&input.vertex, &model.vertex) else {
@@ -192,6 +197,7 @@ fn vertex_candidates(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<
         model: model.id.clone(),
         model_ref,
         target: target.clone(),
+        family: model.family,
     });
 }
 
@@ -232,6 +238,7 @@ fn direct_candidate(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<C
     let reachable = match model.family {
         Family::Anthropic => input.direct_anthropic,
         Family::Openai => input.direct_openai,
+        Family::Google => false,
     };
     if reachable
         && direct_enabled(s, model)
@@ -309,6 +316,7 @@ pub fn plan(
             "model `{model_id}` does not speak the Anthropic Messages API; use POST /v1/chat/completions"
         )));
     }
+    let only_vertex = model.direct_api_id.is_none() && model.bedrock.is_none();
     let mut out = Vec::new();
     candidates_for(input, model, &mut out);
     // The next models by rank, each planned once; a model with no route does
@@ -329,6 +337,9 @@ pub fn plan(
     }
     if out.is_empty() {
         let why = match &input.effective {
+            _ if only_vertex => {
+                " (it has no Bedrock or direct-API route: only Vertex AI serves it, through `hosts.gcp_vertex`)".to_owned()
+            }
             Err(reason) if input.settings.hosts.aws_bedrock.enabled => {
                 format!(" (Bedrock: {reason})")
             }

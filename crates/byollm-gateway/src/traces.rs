@@ -15,6 +15,7 @@ pub(crate) fn gen_ai_system(c: &Candidate) -> &'static str {
         Candidate::Direct { family, .. } => match family {
             Family::Anthropic => "anthropic",
             Family::Openai => "openai",
+            Family::Google => "gcp.gemini",
         },
     }
 }

@@ -1,8 +1,12 @@
-//! Google Vertex AI (gcp-facts §2.1): Claude through `:rawPredict` and
-//! `:streamRawPredict` with the team's brokered access token, over one
-//! `reqwest` connection pool.
+//! Google Vertex AI (gcp-facts §2.1, §2.2): Claude through `:rawPredict` and
+//! `:streamRawPredict`, Gemini through `:generateContent` and
+//! `:streamGenerateContent?alt=sse`, with the team's brokered access token,
+//! over one `reqwest` connection pool. The bodies' translation from Chat
+//! Completions lives in [`crate::translate`]; the URL, auth and error
+//! handling for both publishers live here.
 //!
-//! - The URL carries the model: `{base}/v1/projects/P/locations/L/publishers/anthropic/models/M:rawPredict`;
+//! - The URL carries the model: `{base}/v1/projects/P/locations/L/publishers/anthropic/models/M:rawPredict`
+//!   (`…/publishers/google/models/M:generateContent` for Gemini);
 //!   the base is `https://aiplatform.googleapis.com` for `global`,
 //!   `https://{region}-aiplatform.googleapis.com` otherwise, or the
 //!   endpoint override (`--gcp-endpoint-url`, the emulator) for every location.
@@ -77,12 +81,48 @@ impl Vertex {
         } else {
             "rawPredict"
         };
+        self.model_url(target, "anthropic", model_ref, verb)
+    }
+
+    /// The `generateContent` (or `streamGenerateContent?alt=sse`: without
+    /// `alt=sse` Google streams one JSON array) URL of Gemini `model_ref`.
+    pub fn gemini_url(&self, target: &VertexTarget, model_ref: &str, stream: bool) -> String {
+        let verb = if stream {
+            "streamGenerateContent?alt=sse"
+        } else {
+            "generateContent"
+        };
+        self.model_url(target, "google", model_ref, verb)
+    }
+
+    fn model_url(
+        &self,
+        target: &VertexTarget,
+        publisher: &str,
+        model_ref: &str,
+        verb: &str,
+    ) -> String {
         format!(
-            "{}/v1/projects/{}/locations/{}/publishers/anthropic/models/{model_ref}:{verb}",
+            "{}/v1/projects/{}/locations/{}/publishers/{publisher}/models/{model_ref}:{verb}",
             self.base_url(&target.location),
             target.project_id,
             target.location,
         )
+    }
+
+    /// Sends a Gemini `GenerateContentRequest` body to `model_ref`; returns the
+    /// response (JSON, or SSE when `stream`) once its status is a success.
+    pub async fn generate_content(
+        &self,
+        target: &VertexTarget,
+        model_ref: &str,
+        token: &SecretString,
+        body: serde_json::Map<String, Value>,
+        stream: bool,
+    ) -> Result<reqwest::Response, Failure> {
+        let bytes = serde_json::to_vec(&body).map_err(|e| FailReason::Encode(e.to_string()))?;
+        let url = self.gemini_url(target, model_ref, stream);
+        self.send(target, url, token, bytes, None).await
     }
 
     /// Sends an Anthropic Messages body (the caller's, `model` and `stream`
@@ -106,12 +146,27 @@ impl Vertex {
             body.insert("stream".into(), Value::Bool(true));
         }
         let bytes = serde_json::to_vec(&body).map_err(|e| FailReason::Encode(e.to_string()))?;
+        let url = self.url(target, model_ref, stream);
+        self.send(target, url, token, bytes, anthropic_beta).await
+    }
+
+    /// POSTs `bytes` to `url` with the access token (and the quota project,
+    /// the trace context); the response once its status is a success, else
+    /// Google's error as a [`Failure`].
+    async fn send(
+        &self,
+        target: &VertexTarget,
+        url: String,
+        token: &SecretString,
+        bytes: Vec<u8>,
+        anthropic_beta: Option<&str>,
+    ) -> Result<reqwest::Response, Failure> {
         let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
             .map_err(|_| FailReason::CredentialsRefused("unusable access token".into()))?;
         bearer.set_sensitive(true);
         let mut req = self
             .http
-            .post(self.url(target, model_ref, stream))
+            .post(url)
             .header(http::header::AUTHORIZATION, bearer)
             .header(http::header::CONTENT_TYPE, "application/json");
         if let Some(project) = &target.quota_project {
@@ -280,6 +335,14 @@ mod tests {
         assert!(
             sim.url(&regional, "m", false)
                 .starts_with("http://127.0.0.1:4566/v1/projects/acme-ml-prod/locations/us-east5/")
+        );
+        assert_eq!(
+            google.gemini_url(&target, "gemini-2.5-pro", false),
+            "https://aiplatform.googleapis.com/v1/projects/acme-ml-prod/locations/global/publishers/google/models/gemini-2.5-pro:generateContent"
+        );
+        assert_eq!(
+            google.gemini_url(&regional, "gemini-2.5-flash", true),
+            "https://us-east5-aiplatform.googleapis.com/v1/projects/acme-ml-prod/locations/us-east5/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
         );
     }
 }

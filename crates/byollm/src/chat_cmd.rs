@@ -281,6 +281,10 @@ async fn check_model(server: &Client, model: &str) -> anyhow::Result<()> {
             "`{model}` is an OpenAI model and `byollm chat` speaks the Anthropic Messages API \
              (call it with an OpenAI SDK instead)"
         ),
+        Some(m) if m.family == Family::Google => format!(
+            "`{model}` is a Gemini model (Vertex AI) and `byollm chat` speaks the Anthropic Messages API \
+             (call it with an OpenAI SDK instead)"
+        ),
         Some(_) => format!("this key may not use `{model}`"),
         None => format!("there is no model `{model}`"),
     };

@@ -1,14 +1,16 @@
 //! Google Cloud on the same port (`reference/gcp-facts.md` is the
 //! specification): Security Token Service `POST /v1/token`, IAM Credentials
 //! `generateAccessToken`, and Vertex AI `:rawPredict` / `:streamRawPredict`
-//! for Claude, with workload identity pools and providers, IAM bindings and
-//! Google's error bodies.
+//! for Claude and `:generateContent` / `:streamGenerateContent` for Gemini,
+//! with workload identity pools and providers, IAM bindings and Google's
+//! error bodies.
 //!
 //! | path | service |
 //! |---|---|
 //! | `POST /v1/token` | STS ([`sts`]) |
 //! | `POST /v1/projects/-/serviceAccounts/{SA}:generateAccessToken` | IAM Credentials ([`sts`]) |
-//! | `POST /v1/projects/{P}/locations/{L}/publishers/anthropic/models/{M}:rawPredict` (and `:streamRawPredict`) | Vertex AI ([`vertex`]) |
+//! | `POST /v1/projects/{P}/locations/{L}/publishers/anthropic/models/{M}:rawPredict` (and `:streamRawPredict`) | Vertex AI, Claude ([`vertex`]) |
+//! | `POST /v1/projects/{P}/locations/{L}/publishers/google/models/{M}:generateContent` (and `:streamGenerateContent?alt=sse`) | Vertex AI, Gemini ([`gemini`]) |
 //! | `POST /_awsim/gcp/providers`, `POST /_awsim/gcp/bindings` | control: create a provider, grant a role |
 //! | `POST /_awsim/gcp/projects` | control: register a project id and number (`{"projectId", "projectNumber"}`) |
 //! | pools, providers, service accounts, IAM policies under Google's REST paths | the administrator's APIs gcloud calls ([`resources`], [`pools`], [`accounts`]) |
@@ -21,6 +23,7 @@
 
 use byollm_policy::gcp::condition as cel;
 mod accounts;
+mod gemini;
 mod pools;
 pub(crate) mod resources;
 mod sts;
@@ -43,6 +46,10 @@ pub const IMPERSONATE_OP: &str = "gcp:iamcredentials.generateAccessToken";
 pub const RAW_PREDICT_OP: &str = "gcp:vertex.rawPredict";
 /// Counter and fault scope of `:streamRawPredict`.
 pub const STREAM_RAW_PREDICT_OP: &str = "gcp:vertex.streamRawPredict";
+/// Counter and fault scope of Gemini's `:generateContent`.
+pub const GENERATE_CONTENT_OP: &str = "gcp:vertex.generateContent";
+/// Counter and fault scope of Gemini's `:streamGenerateContent`.
+pub const STREAM_GENERATE_CONTENT_OP: &str = "gcp:vertex.streamGenerateContent";
 
 /// The role Vertex AI prediction needs (`aiplatform.endpoints.predict`).
 pub const AIPLATFORM_USER: &str = "roles/aiplatform.user";
@@ -257,6 +264,7 @@ pub(crate) async fn dispatch(
     inner: &Arc<crate::Inner>,
     method: &axum::http::Method,
     path: &str,
+    query: &str,
     headers: &axum::http::HeaderMap,
     body: &[u8],
 ) -> Option<Response> {
@@ -292,6 +300,27 @@ pub(crate) async fn dispatch(
             Some(
                 inner
                     .vertex_raw_predict(project, location, model, stream, headers, body)
+                    .await,
+            )
+        }
+        [
+            project,
+            "locations",
+            location,
+            "publishers",
+            "google",
+            "models",
+            model,
+        ] => {
+            let stream = match verb {
+                "generateContent" => false,
+                "streamGenerateContent" => true,
+                _ => return None,
+            };
+            let sse = query.split('&').any(|kv| kv == "alt=sse");
+            Some(
+                inner
+                    .vertex_generate_content(project, location, model, stream, sse, headers, body)
                     .await,
             )
         }

@@ -45,8 +45,8 @@ fn provider(condition: Option<&str>) -> GcpProvider {
 
 pub(crate) struct Gcp {
     pub(crate) w: World,
-    sts: GoogleSts,
-    http: reqwest::Client,
+    pub(crate) sts: GoogleSts,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Gcp {

@@ -21,6 +21,7 @@ mod direct;
 mod e2e;
 mod gcp;
 mod gcp_e2e;
+mod gcp_gemini;
 mod gcp_google_auth;
 mod iam;
 mod sts;

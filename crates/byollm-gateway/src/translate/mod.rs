@@ -4,7 +4,9 @@
 //! `ConverseStream`; this module turns the request JSON into Converse input
 //! ([`openai_to_converse`]), the Converse output into a `chat.completion`
 //! ([`converse_to_openai`]) and Converse stream events into
-//! `chat.completion.chunk` objects ([`OpenAiStream`]).
+//! `chat.completion.chunk` objects ([`OpenAiStream`]). The same Converse shapes
+//! bridge Chat Completions to Claude on Vertex AI (`anthropic_bridge`) and to
+//! Gemini on Vertex AI (`gemini_bridge`).
 //!
 //! Everything here is pure: no I/O, no clock, no logging. Every failure is the
 //! caller's request ([`TranslateError`], an HTTP 400 that must not fall back to
@@ -12,6 +14,7 @@
 
 mod anthropic_bridge;
 mod document;
+mod gemini_bridge;
 mod openai_messages;
 mod openai_request;
 mod openai_response;
@@ -21,6 +24,8 @@ mod openai_tools;
 pub(crate) use anthropic_bridge::OpenAiFromAnthropic;
 pub use anthropic_bridge::{anthropic_to_converse, converse_to_anthropic};
 pub use document::{document_to_json, json_to_document};
+pub(crate) use gemini_bridge::OpenAiFromGemini;
+pub use gemini_bridge::{converse_to_gemini, gemini_to_converse};
 pub use openai_request::{ConverseRequest, openai_to_converse};
 pub use openai_response::converse_to_openai;
 pub use openai_stream::OpenAiStream;

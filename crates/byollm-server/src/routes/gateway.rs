@@ -4,11 +4,12 @@
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::Path;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
-use byollm_api::routes::{CHAT_COMPLETIONS, MESSAGES, MODELS};
+use byollm_api::routes::{CHAT_COMPLETIONS, MESSAGES, MODELS, VERTEX_RAW_PREDICT};
 
 use crate::app::AppState;
 use crate::extract::Caller;
@@ -18,6 +19,20 @@ pub fn router() -> Router<AppState> {
         .route(MESSAGES, post(messages))
         .route(CHAT_COMPLETIONS, post(chat_completions))
         .route(MODELS, get(models))
+        .route(VERTEX_RAW_PREDICT, post(vertex_raw_predict))
+}
+
+async fn vertex_raw_predict(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path((_project, _location, model_verb)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    state
+        .gateway
+        .vertex_raw_predict(p, &headers, &model_verb, body)
+        .await
 }
 
 async fn messages(

@@ -15,6 +15,7 @@
 mod agent_runs;
 mod body_limit;
 mod fallback;
+mod gemini;
 mod harness;
 mod interactive;
 mod lifetimes;

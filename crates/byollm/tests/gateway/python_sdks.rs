@@ -84,7 +84,7 @@ print("refused ok")
 "#;
 
 /// Runs a script with the SDKs against `env`; its stdout.
-async fn run_python(env: &Env, script: &'static str) -> String {
+pub(crate) async fn run_python(env: &Env, script: &'static str) -> String {
     let base = env.base.clone();
     let key = env.owner_key.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -103,7 +103,7 @@ async fn run_python(env: &Env, script: &'static str) -> String {
     stdout
 }
 
-fn sdks_or_skip(test: &str) -> bool {
+pub(crate) fn sdks_or_skip(test: &str) -> bool {
     super::tools::present_or_skip(
         test,
         &["python3", "-c", "import openai, anthropic"],

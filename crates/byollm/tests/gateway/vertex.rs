@@ -31,7 +31,7 @@ fn gcp_vertex() -> Value {
 /// byollm's setup writes, admitting `admitted_team`) and Vertex AI granted
 /// to the team's principal set; the team's settings with Vertex AI on,
 /// Bedrock on or off, and `extra` merged.
-async fn vertex_env(admitted_team: Option<&str>, bedrock: bool, extra: Value) -> Env {
+pub(crate) async fn vertex_env(admitted_team: Option<&str>, bedrock: bool, extra: Value) -> Env {
     let env = Env::start().await;
     let team = admitted_team.unwrap_or(&env.team).to_owned();
     env.sim
@@ -64,7 +64,7 @@ async fn vertex_env(admitted_team: Option<&str>, bedrock: bool, extra: Value) ->
     env
 }
 
-fn attempts(body: &Value) -> Vec<String> {
+pub(crate) fn attempts(body: &Value) -> Vec<String> {
     body["byollm"]["attempts"]
         .as_array()
         .unwrap()
@@ -534,6 +534,71 @@ async fn an_agents_gcp_override_routes_it_on_its_own_terms() {
     assert_eq!(
         v["error"]["field"], "inference_providers.gcp.pool_id",
         "{v}"
+    );
+    env.stop().await;
+}
+
+const ANTHROPIC_VERTEX: &str = r#"
+import os, json, anthropic
+from anthropic import AnthropicVertex
+base, key = os.environ["BYOLLM_GW"], os.environ["BYOLLM_KEY"]
+# The byollm key is the client's access token; the gateway's Vertex-shaped route.
+client = AnthropicVertex(region="global", project_id="acme-ml-prod", access_token=key,
+                         base_url=base + "/vertex/v1", max_retries=0)
+m = client.messages.create(model="claude-sonnet-4-6", max_tokens=64,
+                           messages=[{"role": "user", "content": "hello through the gateway"}])
+assert m.content[0].text == "hello through the gateway", m
+with client.messages.stream(model="claude-haiku-4-5@20251001", max_tokens=64,
+                            messages=[{"role": "user", "content": "streamed via vertex shape"}]) as s:
+    assert "".join(s.text_stream) == "streamed via vertex shape"
+t = client.messages.create(model="claude-sonnet-4-6", max_tokens=64,
+                           tools=[{"name": "lookup", "description": "look up", "input_schema": {"type": "object"}}],
+                           messages=[{"role": "user", "content": "/tool lookup weather"}])
+assert t.stop_reason == "tool_use" and t.content[0].name == "lookup", t
+try:
+    client.messages.create(model="gemini-2.5-pro", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+    raise SystemExit("a Gemini model was served as Claude")
+except anthropic.BadRequestError as e:
+    assert "/v1/chat/completions" in str(e), e
+print("anthropic vertex ok")
+"#;
+
+#[tokio::test]
+async fn anthropic_vertex_client_reaches_claude_through_the_gateway() {
+    if !crate::tools::present_or_skip(
+        "AnthropicVertex through the gateway",
+        &[
+            "python3",
+            "-c",
+            "import google.auth; from anthropic import AnthropicVertex",
+        ],
+        "pip install 'anthropic[vertex]'",
+    ) {
+        return;
+    }
+    let env = vertex_env(
+        None,
+        false,
+        json!({"hosts": {"direct_api": {"enabled": false}}}),
+    )
+    .await;
+    let stdout = crate::python_sdks::run_python(&env, ANTHROPIC_VERTEX).await;
+    assert!(stdout.contains("anthropic vertex ok"), "{stdout}");
+    // Routed like /v1/messages: to the team's Vertex AI, one usage row per
+    // served request (the refused Gemini one never reached a plan).
+    assert_eq!(env.sim.call_count(RAW_PREDICT), 2);
+    assert_eq!(env.sim.call_count("gcp:vertex.streamRawPredict"), 1);
+    let usage = env.usage("").await;
+    let routes: Vec<&str> = usage["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["route"].as_str().unwrap())
+        .collect();
+    assert_eq!(routes.len(), 3, "{usage}");
+    assert!(
+        routes.contains(&"gcp_vertex:claude-haiku-4-5@20251001@global"),
+        "{routes:?}"
     );
     env.stop().await;
 }
