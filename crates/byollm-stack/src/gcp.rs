@@ -11,7 +11,7 @@
 use anyhow::Context as _;
 use byollm_api::client::Client;
 use byollm_api::types::LlmSettings;
-use byollm_awsim::gcp::{Binding, GcpProvider};
+use byollm_cloudsim::gcp::{Binding, GcpProvider};
 use byollm_policy::gcp::GcpSetup;
 use byollm_policy::generate::{Issuer, TrustScope};
 use secrecy::SecretString;

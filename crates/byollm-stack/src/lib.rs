@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use byollm_api::catalog::Catalog;
 use byollm_api::client::Client;
 use byollm_api::clock::SystemClock;
-use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_cloudsim::{Cloudsim, CloudsimConfig};
 use byollm_core::config::CoreConfig;
 use byollm_policy::generate::{
     AccountId, DEFAULT_POLICY_NAME, Grant, Issuer, ModelProfile, PermissionsOptions, Region,
@@ -39,7 +39,7 @@ pub const REGION: &str = "us-east-1";
 #[derive(Debug)]
 pub struct Stack {
     /// The emulator.
-    pub sim: Awsim,
+    pub sim: Cloudsim,
     server: Option<Server>,
     /// `http://127.0.0.1:PORT` of the server.
     pub base: String,
@@ -89,9 +89,9 @@ impl Stack {
             .await
             .context("cannot listen on 127.0.0.1")?;
         let addr = listener.local_addr()?;
-        let sim = Awsim::start(AwsimConfig {
+        let sim = Cloudsim::start(CloudsimConfig {
             resolve: vec![(ISSUER_HOST.to_owned(), addr)],
-            ..AwsimConfig::default()
+            ..CloudsimConfig::default()
         })
         .await
         .context("cannot start the AWS emulator")?;
@@ -206,7 +206,10 @@ pub fn profiles(models: &[&str]) -> anyhow::Result<Vec<ModelProfile>> {
 /// Google's STS and Vertex AI, at its endpoint, the direct APIs at its `/anthropic` and `/openai` paths. The
 /// emulator's direct-API key is written to `key_file` (a `file:` reference, as
 /// an operator's config would give it), never put in the config in plain text.
-pub fn emulator_upstreams(sim: &Awsim, key_file: &std::path::Path) -> std::io::Result<Upstreams> {
+pub fn emulator_upstreams(
+    sim: &Cloudsim,
+    key_file: &std::path::Path,
+) -> std::io::Result<Upstreams> {
     std::fs::write(key_file, sim.direct_api_key())?;
     let key_ref = format!("file:{}", key_file.display());
     Ok(Upstreams {

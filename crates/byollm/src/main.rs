@@ -3,8 +3,8 @@
 
 mod agent_cmd;
 mod aws_cmd;
-mod awsim_cmd;
 mod chat_cmd;
+mod cloudsim_cmd;
 mod credentials;
 mod demo_cmd;
 mod gcp_cmd;
@@ -53,8 +53,10 @@ enum Command {
         #[command(subcommand)]
         cmd: gcp_cmd::GcpCommand,
     },
-    /// A strict local AWS emulator (IAM, STS, Bedrock Runtime) and direct-API emulators.
-    Awsim(awsim_cmd::AwsimArgs),
+    /// A strict local cloud emulator: AWS (IAM, STS, Bedrock Runtime), Google Cloud
+    /// (STS, IAM, Vertex AI), Microsoft Entra, and the direct vendor APIs. `awsim` is its old name.
+    #[command(alias = "awsim")]
+    Cloudsim(cloudsim_cmd::CloudsimArgs),
     /// The cloud-run worker.
     Agent {
         #[command(subcommand)]
@@ -84,7 +86,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => block(operator::serve(args)),
         Command::Admin { cmd } => block(operator::admin(cmd)),
         Command::Keys { cmd } => block(operator::keys(cmd)),
-        Command::Awsim(args) => block(awsim_cmd::run(args)),
+        Command::Cloudsim(args) => block(cloudsim_cmd::run(args)),
         Command::Agent { cmd } => block(agent_cmd::run(cmd)),
         Command::Chat(args) => block(chat_cmd::run(args)),
         Command::Demo(args) => block(demo_cmd::run(args)),

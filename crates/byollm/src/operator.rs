@@ -107,7 +107,7 @@ pub struct ServeArgs {
     /// Config file (byollm.toml, `version = 1`).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// STS and Bedrock endpoint override (e.g. the emulator, `byollm awsim`);
+    /// STS and Bedrock endpoint override (e.g. the emulator, `byollm cloudsim`);
     /// wins over `[upstreams] aws_endpoint_url`.
     #[arg(long, value_name = "URL")]
     aws_endpoint_url: Option<String>,
@@ -232,7 +232,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM: how `serve` and `awsim` are told to stop.
+/// Resolves on Ctrl-C or SIGTERM: how `serve` and `cloudsim` are told to stop.
 pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {

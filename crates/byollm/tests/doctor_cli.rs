@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use byollm_api::clock::SystemClock;
-use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_cloudsim::{Cloudsim, CloudsimConfig};
 use byollm_core::config::CoreConfig;
 use byollm_server::app;
 use byollm_server::config::{ServerConfig, Upstreams};
@@ -28,7 +28,7 @@ const ISSUER: &str = "https://issuer.doctor.test";
 async fn doctor_with(
     base: &str,
     key: &str,
-    sim: &Awsim,
+    sim: &Cloudsim,
     extra: &[&str],
     endpoint_env: Option<&str>,
 ) -> (i32, String, String) {
@@ -63,7 +63,7 @@ async fn doctor_with(
     )
 }
 
-async fn doctor(base: &str, key: &str, sim: &Awsim, extra: &[&str]) -> (i32, String, String) {
+async fn doctor(base: &str, key: &str, sim: &Cloudsim, extra: &[&str]) -> (i32, String, String) {
     doctor_with(base, key, sim, extra, None).await
 }
 
@@ -72,9 +72,9 @@ async fn the_doctor_command_names_the_cause_and_exits_accordingly() {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let sim = Awsim::start(AwsimConfig {
+    let sim = Cloudsim::start(CloudsimConfig {
         resolve: vec![("issuer.doctor.test".into(), addr)],
-        ..AwsimConfig::default()
+        ..CloudsimConfig::default()
     })
     .await
     .unwrap();

@@ -25,7 +25,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use byollm_api::clock::{Clock as _, SystemClock};
-use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_cloudsim::{Cloudsim, CloudsimConfig};
 use byollm_core::config::CoreConfig;
 use byollm_federation::gcp::GoogleSts;
 use byollm_server::ServerConfig;
@@ -160,9 +160,9 @@ async fn the_generated_script_runs_with_gcloud_and_the_condition_keeps_other_tea
     }
     let (acme, acme_key) = teams[0].clone();
     let (_, intruder_key) = teams[1].clone();
-    let sim = Awsim::start(AwsimConfig {
+    let sim = Cloudsim::start(CloudsimConfig {
         resolve: vec![("issuer.gcp.test".to_owned(), server.addr)],
-        ..AwsimConfig::default()
+        ..CloudsimConfig::default()
     })
     .await
     .unwrap();
@@ -397,9 +397,9 @@ async fn pools_providers_and_service_accounts_live_and_die_as_googles_do() {
         "service_account": SA}}});
     let url = format!("{base}/api/v1/team/llm-settings");
     call(&http, reqwest::Method::PATCH, url, &key, &settings).await;
-    let sim = Awsim::start(AwsimConfig {
+    let sim = Cloudsim::start(CloudsimConfig {
         resolve: vec![("issuer.gcp.test".to_owned(), server.addr)],
-        ..AwsimConfig::default()
+        ..CloudsimConfig::default()
     })
     .await
     .unwrap();

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use byollm_api::clock::SystemClock;
-use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_cloudsim::{Cloudsim, CloudsimConfig};
 use byollm_core::config::CoreConfig;
 use byollm_server::app;
 use byollm_server::config::{ServerConfig, Upstreams};
@@ -31,7 +31,7 @@ async fn byollm(
     args: Vec<String>,
     base: &str,
     key: &str,
-    sim: &Awsim,
+    sim: &Cloudsim,
     state: &Path,
 ) -> (i32, String, String) {
     let (ak, sk) = sim.admin_credentials();
@@ -70,9 +70,9 @@ async fn models_marks_the_routes_the_doctor_found_unpermitted_until_a_healthy_wa
     let state = dir.path().join("cli");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let sim = Awsim::start(AwsimConfig {
+    let sim = Cloudsim::start(CloudsimConfig {
         resolve: vec![("issuer.mark.test".into(), addr)],
-        ..AwsimConfig::default()
+        ..CloudsimConfig::default()
     })
     .await
     .unwrap();

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use byollm_api::clock::SystemClock;
 use byollm_api::routes;
-use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_cloudsim::{Cloudsim, CloudsimConfig};
 use byollm_core::store::{Store, UsageFilter, UsageRow};
 use byollm_server::config::Upstreams;
 use futures::StreamExt as _;
@@ -40,7 +40,7 @@ const MODEL: &str = "claude-sonnet-4-6";
 
 /// A data directory with a bootstrapped team, and the emulator as upstream.
 struct Fixture {
-    sim: Awsim,
+    sim: Cloudsim,
     upstreams: Upstreams,
     data: PathBuf,
     team: String,
@@ -51,7 +51,7 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let sim = Awsim::start(AwsimConfig::default()).await.unwrap();
+        let sim = Cloudsim::start(CloudsimConfig::default()).await.unwrap();
         let upstreams =
             byollm_stack::emulator_upstreams(&sim, &dir.path().join("direct-key")).unwrap();
         let data = dir.path().join("data");

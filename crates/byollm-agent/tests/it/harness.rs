@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use byollm_agent::{OidcConfig, OidcManaged, TokenSource};
 use byollm_api::client::Client;
 use byollm_api::clock::{Clock, FakeClock, SystemClock};
-use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_cloudsim::{Cloudsim, CloudsimConfig};
 use byollm_core::config::CoreConfig;
 use byollm_federation::aws::run_session_name;
 use byollm_server::config::{ServerConfig, Upstreams};
@@ -27,7 +27,7 @@ pub fn real_now_ms() -> i64 {
 
 pub struct Env {
     pub server: Server,
-    pub sim: Awsim,
+    pub sim: Cloudsim,
     pub base: String,
     pub http: reqwest::Client,
     pub owner_key: String,
@@ -69,10 +69,10 @@ impl Env {
             None => Arc::new(SystemClock),
         };
         let (sim_clock, core_clock) = (clock.clone(), clock);
-        let sim = Awsim::start(AwsimConfig {
+        let sim = Cloudsim::start(CloudsimConfig {
             resolve: vec![(ISSUER_HOST.into(), addr)],
             clock: sim_clock,
-            ..AwsimConfig::default()
+            ..CloudsimConfig::default()
         })
         .await
         .unwrap();

@@ -1,5 +1,5 @@
 //! byollm-agent against the real thing: byollm's issuer on a loopback socket and
-//! the `byollm-awsim` emulator verifying its tokens over HTTP. Time is either a
+//! the `byollm-cloudsim` emulator verifying its tokens over HTTP. Time is either a
 //! fake clock shared by the server, the emulator and the agent (refresh
 //! windows, backoff, token file), or real time with short emulator sessions
 //! (inference across several credential lifetimes).

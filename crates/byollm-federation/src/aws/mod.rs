@@ -4,7 +4,7 @@
 //!
 //! - No ambient credentials: the operation is unsigned (aws-facts §1.1), so the
 //!   client is built from scratch, never from the environment's chain.
-//! - The endpoint is overridable (the emulator, `byollm-awsim`).
+//! - The endpoint is overridable (the emulator, `byollm-cloudsim`).
 //! - SDK retries are off: the caller's refresh policy decides (single flight,
 //!   backoff, re-mint on `ExpiredToken`, fallback).
 //! - Every call is bounded ([`StsTimeouts`]): a hung STS fails the exchange

@@ -16,7 +16,7 @@
 //!   again briefly ([`EntraRetry`]), because a new FIC "can take several
 //!   minutes" to apply (azure-facts §3.1); everything else is the caller's
 //!   refresh policy, as for the other clouds.
-//! - The authority is overridable (the emulator, `byollm-awsim`'s Azure
+//! - The authority is overridable (the emulator, `byollm-cloudsim`'s Azure
 //!   module); no ambient credentials are read.
 //! - `expires_in` is read, never assumed; absolute times come from the
 //!   caller's clock ([`NowMs`]). The access token is a [`SecretString`] from

@@ -10,7 +10,7 @@
 //!   ("using the header can cause the request to fail", gcp-facts §1.5), and
 //!   the scope is always `cloud-platform` (without it STS answers "Scope(s)
 //!   must be provided").
-//! - Endpoints are overridable (the emulator, `byollm-awsim`'s GCP module).
+//! - Endpoints are overridable (the emulator, `byollm-cloudsim`'s GCP module).
 //! - No retries here: the caller's refresh policy decides, as for AWS.
 //! - `expires_in` is read, never assumed; absolute times come from the
 //!   caller's clock ([`NowMs`]), so refresh is testable.

@@ -357,7 +357,7 @@ pub async fn floor(log: &LogSwitch, n: usize) -> Value {
     env.stop().await;
     json!({
         "what": "c=1, interleaved, order rotated; added = path - direct call in the same iteration",
-        "upstream": "byollm-awsim direct Anthropic API (POST /anthropic/v1/messages)",
+        "upstream": "byollm-cloudsim direct Anthropic API (POST /anthropic/v1/messages)",
         "nginx": Nginx::version(),
         "nginx_missing": missing.then_some(NGINX_HOWTO),
         "access_log_lines_written": log_lines,

@@ -8,7 +8,7 @@
 
 use anyhow::Context as _;
 use byollm_api::types::IdentityTokenRequest;
-use byollm_awsim::gcp::STS_OP;
+use byollm_cloudsim::gcp::STS_OP;
 use byollm_stack::Stack;
 use byollm_stack::gcp::{GCP_LOCATION, GCP_PROJECT, GCP_PROJECT_NUMBER};
 use serde_json::Value;

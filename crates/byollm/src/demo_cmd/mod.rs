@@ -24,7 +24,7 @@ use byollm_api::types::{
     AgentCreate, AwsOverride, IdentityTokenRequest, InferenceProviders, LlmSettings, RunCreate,
     RunFinish, STS_AUDIENCE, UsageQuery,
 };
-use byollm_awsim::DEFAULT_ACCOUNT_ID;
+use byollm_cloudsim::DEFAULT_ACCOUNT_ID;
 use byollm_policy::generate::{Actor, TrustScope};
 use clap::Args;
 use futures::StreamExt as _;
@@ -100,7 +100,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     out::line("");
     out::line(&format!(
-        "Done in {:.1} s. Try the pieces yourself: byollm awsim, byollm serve, byollm aws setup-script, byollm aws doctor, byollm gcp setup-script, byollm gcp doctor.",
+        "Done in {:.1} s. Try the pieces yourself: byollm cloudsim, byollm serve, byollm aws setup-script, byollm aws doctor, byollm gcp setup-script, byollm gcp doctor.",
         started.elapsed().as_secs_f64()
     ));
     if args.keep_running {

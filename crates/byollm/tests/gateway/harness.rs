@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use byollm_api::clock::{Clock, SystemClock};
-use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_cloudsim::{Cloudsim, CloudsimConfig};
 use byollm_core::config::CoreConfig;
 use byollm_server::config::{GatewayLimits, ServerConfig};
 use byollm_server::{Server, app};
@@ -21,7 +21,7 @@ pub struct Env {
     /// The server's domain (its metrics, for the benchmark's telemetry switch).
     #[allow(dead_code, reason = "read by the gateway benchmark, not by every test")]
     pub core: Arc<byollm_core::service::Core>,
-    pub sim: Awsim,
+    pub sim: Cloudsim,
     pub base: String,
     pub http: reqwest::Client,
     pub team: String,
@@ -96,9 +96,9 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let sim = Awsim::start(AwsimConfig {
+        let sim = Cloudsim::start(CloudsimConfig {
             resolve: vec![(ISSUER_HOST.into(), addr)],
-            ..AwsimConfig::default()
+            ..CloudsimConfig::default()
         })
         .await
         .unwrap();

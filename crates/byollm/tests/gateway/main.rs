@@ -1,5 +1,5 @@
 //! End-to-end tests of the inference gateway against the emulator, through real
-//! sockets: byollm's issuer and gateway on one port, `byollm-awsim` (IAM, STS,
+//! sockets: byollm's issuer and gateway on one port, `byollm-cloudsim` (IAM, STS,
 //! Bedrock, Google's STS and Vertex AI, and the direct APIs) on another,
 //! verifying tokens over HTTP.
 

@@ -6,7 +6,7 @@
 //! encoder) and checks the span tree, the caller's trace id and the GenAI
 //! attributes.
 //!
-//! Not checked: the `traceparent` the emulator receives, as byollm-awsim does
+//! Not checked: the `traceparent` the emulator receives, as byollm-cloudsim does
 //! not expose request headers.
 
 use std::collections::HashMap;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use byollm_api::routes;
-use byollm_awsim::gcp::{AIPLATFORM_USER, Binding, GcpProvider};
+use byollm_cloudsim::gcp::{AIPLATFORM_USER, Binding, GcpProvider};
 use serde_json::{Value, json};
 
 use crate::harness::{Env, ISSUER, messages_body};

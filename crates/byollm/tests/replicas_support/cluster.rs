@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use byollm_api::clock::SystemClock;
 use byollm_api::routes;
-use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_cloudsim::{Cloudsim, CloudsimConfig};
 use byollm_core::store::{Store, UsageFilter};
 use byollm_server::config::Upstreams;
 use serde_json::{Value, json};
@@ -52,7 +52,7 @@ pub fn free_port() -> u16 {
 }
 
 pub struct Cluster {
-    pub sim: Awsim,
+    pub sim: Cloudsim,
     pub upstreams: Upstreams,
     pub dir: tempfile::TempDir,
     pub url: String,
@@ -83,12 +83,12 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         // The emulator's STS fetches the issuer's JWKS through the balancer.
         let port = free_port();
-        let sim = Awsim::start(AwsimConfig {
+        let sim = Cloudsim::start(CloudsimConfig {
             resolve: vec![(
                 harness::ISSUER_HOST.into(),
                 std::net::SocketAddr::from(([127, 0, 0, 1], port)),
             )],
-            ..AwsimConfig::default()
+            ..CloudsimConfig::default()
         })
         .await
         .unwrap();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use byollm_api::clock::SystemClock;
 use byollm_api::types::STS_AUDIENCE;
-use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_cloudsim::{Cloudsim, CloudsimConfig};
 use byollm_policy::generate::{
     AccountId, DEFAULT_POLICY_NAME, Grant, Issuer, PermissionsOptions, Region, TrustOptions,
     TrustScope, permissions_policy, trust_policy,
@@ -24,16 +24,16 @@ pub const ISSUER: &str = "https://issuer.byollm.test";
 /// A console whose issuer is https (as AWS requires) with the emulator as AWS.
 pub struct Cloud {
     pub c: Console,
-    pub sim: Awsim,
+    pub sim: Cloudsim,
 }
 
 impl Cloud {
     pub async fn start() -> Cloud {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let sim = Awsim::start(AwsimConfig {
+        let sim = Cloudsim::start(CloudsimConfig {
             resolve: vec![(ISSUER_HOST.to_owned(), addr)],
-            ..AwsimConfig::default()
+            ..CloudsimConfig::default()
         })
         .await
         .unwrap();

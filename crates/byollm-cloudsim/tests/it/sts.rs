@@ -217,7 +217,7 @@ async fn unknown_kid_and_unreachable_jwks() {
     // refetch cool-down since the last fetch has passed.
     w.assume(&w.token(ALICE)).await.unwrap();
     w.issuer.jwks.lock().push(other.jwk());
-    w.clock.advance(byollm_awsim::jwt::REFETCH_COOLDOWN);
+    w.clock.advance(byollm_cloudsim::jwt::REFETCH_COOLDOWN);
     w.assume(&other.sign(&claims(ALICE))).await.unwrap();
     // The JWKS fault.
     w.sim.faults().set_jwks_unreachable(true);
@@ -242,7 +242,7 @@ async fn unknown_kid_refetch_is_throttled() {
     // The key is published: still refused until the cool-down has passed.
     w.issuer.jwks.lock().push(later.jwk());
     w.clock
-        .advance(byollm_awsim::jwt::REFETCH_COOLDOWN - std::time::Duration::from_secs(1));
+        .advance(byollm_cloudsim::jwt::REFETCH_COOLDOWN - std::time::Duration::from_secs(1));
     let (_, msg, _) = fail(w.assume(&later.sign(&claims(ALICE))).await);
     assert_eq!(msg, KEY_RETRIEVAL);
     assert_eq!(hits(), 1);

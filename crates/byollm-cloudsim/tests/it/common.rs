@@ -20,7 +20,7 @@ use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use byollm_api::clock::{Clock, FakeClock, Sleep, SystemClock};
-use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_cloudsim::{Cloudsim, CloudsimConfig};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -251,7 +251,7 @@ pub const BROAD: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow
 /// The emulator, the fake issuer (ES256 key `k1`), a provider and role `ROLE`
 /// admitting ALICE with the broad policy.
 pub struct World {
-    pub sim: Awsim,
+    pub sim: Cloudsim,
     /// The emulator's clock.
     pub clock: Arc<TestClock>,
     pub key: Key,
@@ -265,10 +265,10 @@ impl World {
         let key = Key::ec("ES256", Some("k1"));
         let issuer = FakeIssuer::start(FAKE_ISSUER, &[&key]).await;
         let clock = Arc::new(TestClock::default());
-        let sim = Awsim::start(AwsimConfig {
+        let sim = Cloudsim::start(CloudsimConfig {
             resolve: vec![(FAKE_HOST.to_owned(), issuer.addr)],
             clock: clock.clone(),
-            ..AwsimConfig::default()
+            ..CloudsimConfig::default()
         })
         .await
         .unwrap();
@@ -338,7 +338,7 @@ pub fn to_creds(c: &aws_sdk_sts::types::Credentials) -> Credentials {
     )
 }
 
-pub fn sts_client(sim: &Awsim) -> aws_sdk_sts::Client {
+pub fn sts_client(sim: &Cloudsim) -> aws_sdk_sts::Client {
     let conf = aws_sdk_sts::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -348,7 +348,7 @@ pub fn sts_client(sim: &Awsim) -> aws_sdk_sts::Client {
     aws_sdk_sts::Client::from_conf(conf)
 }
 
-pub fn signed_sts_client(sim: &Awsim, creds: Credentials) -> aws_sdk_sts::Client {
+pub fn signed_sts_client(sim: &Cloudsim, creds: Credentials) -> aws_sdk_sts::Client {
     let conf = aws_sdk_sts::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -360,7 +360,7 @@ pub fn signed_sts_client(sim: &Awsim, creds: Credentials) -> aws_sdk_sts::Client
 }
 
 pub fn bedrock_client(
-    sim: &Awsim,
+    sim: &Cloudsim,
     region: &str,
     creds: Credentials,
 ) -> aws_sdk_bedrockruntime::Client {
@@ -377,7 +377,7 @@ pub fn bedrock_client(
 }
 
 /// The admin's credentials.
-pub fn admin(sim: &Awsim) -> Credentials {
+pub fn admin(sim: &Cloudsim) -> Credentials {
     let (id, secret) = sim.admin_credentials();
     Credentials::new(id, secret, None, None, "awsim-admin")
 }

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use byollm_api::clock::{Clock as _, SystemClock};
-use byollm_awsim::azure::{AzureIdentity, Fic};
-use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_cloudsim::azure::{AzureIdentity, Fic};
+use byollm_cloudsim::{Cloudsim, CloudsimConfig};
 use byollm_core::config::CoreConfig;
 use byollm_federation::Exchange as _;
 use byollm_federation::azure::{
@@ -154,9 +154,9 @@ async fn byollm_tokens_exchange_at_entra_through_the_teams_fic() {
     .await;
     let intruder_token = mint(format!("{base}/api/v1/identity-token"), intruder_key, AUD).await;
 
-    let sim = Awsim::start(AwsimConfig {
+    let sim = Cloudsim::start(CloudsimConfig {
         resolve: vec![("issuer.test".to_owned(), server.addr)],
-        ..AwsimConfig::default()
+        ..CloudsimConfig::default()
     })
     .await
     .unwrap();

@@ -1,24 +1,25 @@
-//! `byollm awsim`: the local AWS emulator (DESIGN §8, §11). Serves IAM, STS,
-//! Bedrock Runtime and the direct Anthropic/OpenAI APIs on one endpoint until
-//! interrupted; prints `awsim listening on http://ADDR` on stderr once bound (with
+//! `byollm cloudsim` (old name `awsim`, kept as an alias): the local cloud emulator
+//! (DESIGN §8, §11). Serves AWS (IAM, STS, Bedrock Runtime), Google Cloud (STS, IAM,
+//! Vertex AI), Microsoft Entra and the direct Anthropic/OpenAI APIs on one endpoint until
+//! interrupted; prints `cloudsim listening on http://ADDR` on stderr once bound (with
 //! `--listen 127.0.0.1:0`, read the port from that line).
 
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
-use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_cloudsim::{Cloudsim, CloudsimConfig};
 use clap::Args;
 
 use crate::out;
 
-/// `byollm awsim` flags.
+/// `byollm cloudsim` flags.
 #[derive(Debug, Args)]
-pub struct AwsimArgs {
+pub struct CloudsimArgs {
     /// Address to listen on, e.g. 127.0.0.1:4566 (port 0 picks one).
     #[arg(long, value_name = "ADDR")]
     pub listen: SocketAddr,
     /// The emulated account (12 digits).
-    #[arg(long, value_name = "ID", default_value = byollm_awsim::DEFAULT_ACCOUNT_ID)]
+    #[arg(long, value_name = "ID", default_value = byollm_cloudsim::DEFAULT_ACCOUNT_ID)]
     pub account_id: String,
     /// Access key id of the admin credentials (IAM, GetCallerIdentity, Bedrock).
     #[arg(
@@ -51,17 +52,17 @@ pub struct AwsimArgs {
     pub regions: Vec<String>,
     /// Fetch discovery and JWKS of issuer https://HOST from ADDR:PORT over plain
     /// HTTP (repeatable).
-    #[arg(long, value_name = "HOST=ADDR:PORT", value_parser = byollm_awsim::parse_resolve)]
+    #[arg(long, value_name = "HOST=ADDR:PORT", value_parser = byollm_cloudsim::parse_resolve)]
     pub resolve: Vec<(String, SocketAddr)>,
 }
 
 /// Runs the emulator until stopped.
-pub async fn run(args: AwsimArgs) -> anyhow::Result<()> {
-    let mut cfg = AwsimConfig {
+pub async fn run(args: CloudsimArgs) -> anyhow::Result<()> {
+    let mut cfg = CloudsimConfig {
         listen: args.listen,
         account_id: args.account_id,
         resolve: args.resolve,
-        ..AwsimConfig::default()
+        ..CloudsimConfig::default()
     };
     if let (Some(id), Some(secret)) = (args.admin_access_key_id, args.admin_secret_access_key) {
         cfg.admin_access_key_id = id;
@@ -76,10 +77,12 @@ pub async fn run(args: AwsimArgs) -> anyhow::Result<()> {
     let regions = cfg.regions.join(", ");
     let admin_key = cfg.admin_access_key_id.clone();
     let account = cfg.account_id.clone();
-    let sim = Awsim::start(cfg).await.context("starting the emulator")?;
-    out::err(&format!("awsim listening on {}", sim.endpoint_url()));
+    let sim = Cloudsim::start(cfg)
+        .await
+        .context("starting the emulator")?;
+    out::err(&format!("cloudsim listening on {}", sim.endpoint_url()));
     out::err(&format!(
-        "awsim account {account}, admin access key id {admin_key}, regions {regions}"
+        "cloudsim account {account}, admin access key id {admin_key}, regions {regions}"
     ));
     let stop = sim.shutdown_token();
     tokio::select! {

@@ -3,7 +3,7 @@
 //! permission policy evaluated for every resource a global profile implies, the
 //! body parsed and answered.
 //!
-//! Bounded and loopback only: `cargo bench -p byollm-awsim --bench converse`
+//! Bounded and loopback only: `cargo bench -p byollm-cloudsim --bench converse`
 //! runs (0) 500 sequential AssumeRoleWithWebIdentity calls (the client signs a
 //! fresh ES256 token each time), (1) 3,000 sequential Converse requests (c=1), (2) an open-loop
 //! constant-arrival run at 5,000 requests/s for 2 s with latency measured from
@@ -35,8 +35,8 @@ use axum::Json;
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use byollm_awsim::sigv4::{Signed, sign};
-use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_cloudsim::sigv4::{Signed, sign};
+use byollm_cloudsim::{Cloudsim, CloudsimConfig};
 use serde_json::{Value, json};
 
 const ISSUER: &str = "https://bench.test";
@@ -58,7 +58,7 @@ fn percentiles(mut v: Vec<Duration>) -> Value {
            "p999_us": p(0.999), "max_us": p(1.0)})
 }
 
-async fn session(sim: &Awsim, key: &EcdsaKeyPair) -> (String, String, String) {
+async fn session(sim: &Cloudsim, key: &EcdsaKeyPair) -> (String, String, String) {
     let n = now();
     let header =
         URL_SAFE_NO_PAD.encode(json!({"alg": "ES256", "kid": "k1", "typ": "JWT"}).to_string());
@@ -109,9 +109,9 @@ async fn run() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer_addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let sim = Awsim::start(AwsimConfig {
+    let sim = Cloudsim::start(CloudsimConfig {
         resolve: vec![("bench.test".into(), issuer_addr)],
-        ..AwsimConfig::default()
+        ..CloudsimConfig::default()
     })
     .await
     .unwrap();

@@ -1,5 +1,5 @@
 //! The setup script of `byollm aws setup-script` runs unmodified with the real AWS
-//! CLI against `byollm awsim` (the built binary), twice (it is idempotent); the
+//! CLI against `byollm cloudsim` (the built binary), twice (it is idempotent); the
 //! role it creates then admits the intended team's member and refuses another
 //! team's, and the least-privilege permissions policy it puts lets the admitted
 //! session call Bedrock for the enabled model only.
@@ -50,11 +50,11 @@ fn aws_cli_or_skip(test: &str) -> bool {
     tools::present_or_skip(test, &["aws", "--version"], "pip install awscli")
 }
 
-/// Starts `byollm awsim` on a free port; returns it and its endpoint URL.
+/// Starts `byollm cloudsim` on a free port; returns it and its endpoint URL.
 fn start_emulator(issuer_addr: std::net::SocketAddr) -> (Emulator, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_byollm"))
         .args([
-            "awsim",
+            "cloudsim",
             "--listen",
             "127.0.0.1:0",
             "--account-id",
@@ -77,9 +77,9 @@ fn start_emulator(issuer_addr: std::net::SocketAddr) -> (Emulator, String) {
     let url = loop {
         let line = lines
             .next()
-            .expect("awsim exited before listening")
+            .expect("cloudsim exited before listening")
             .unwrap();
-        if let Some(url) = line.strip_prefix("awsim listening on ") {
+        if let Some(url) = line.strip_prefix("cloudsim listening on ") {
             break url.to_owned();
         }
     };
@@ -333,7 +333,7 @@ async fn setup_script_runs_with_the_aws_cli_against_the_emulator() {
 }
 
 #[test]
-fn awsim_flags_refuse_bad_input_with_one_line() {
+fn the_old_name_awsim_still_runs_and_refuses_bad_flags_with_one_line() {
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_byollm"))
             .arg("awsim")

@@ -1,13 +1,13 @@
 //! IAM seeding through the library API: validation and errors as IAM answers
 //! them (the wire protocol is exercised by the AWS CLI in crates/byollm).
 
-use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_cloudsim::{Cloudsim, CloudsimConfig};
 
 use crate::common::{ALICE, trust};
 
 #[tokio::test]
 async fn iam_validation_and_errors() {
-    let sim = Awsim::start(AwsimConfig::default()).await.unwrap();
+    let sim = Cloudsim::start(CloudsimConfig::default()).await.unwrap();
     let arn = sim
         .create_oidc_provider("https://issuer.test", &["sts.amazonaws.com"])
         .unwrap();
@@ -72,28 +72,28 @@ async fn iam_validation_and_errors() {
 #[tokio::test]
 async fn configuration_is_validated() {
     for cfg in [
-        AwsimConfig {
+        CloudsimConfig {
             account_id: "12".into(),
-            ..AwsimConfig::default()
+            ..CloudsimConfig::default()
         },
-        AwsimConfig {
+        CloudsimConfig {
             regions: vec![],
-            ..AwsimConfig::default()
+            ..CloudsimConfig::default()
         },
-        AwsimConfig {
+        CloudsimConfig {
             regions: vec!["US-EAST-1".into()],
-            ..AwsimConfig::default()
+            ..CloudsimConfig::default()
         },
-        AwsimConfig {
+        CloudsimConfig {
             admin_access_key_id: "ASIAAAAAAAAAAAAAAAAA".into(),
-            ..AwsimConfig::default()
+            ..CloudsimConfig::default()
         },
     ] {
-        assert!(Awsim::start(cfg).await.is_err());
+        assert!(Cloudsim::start(cfg).await.is_err());
     }
-    let sim = Awsim::start(AwsimConfig {
+    let sim = Cloudsim::start(CloudsimConfig {
         regions: vec!["us-gov-west-1".into(), "eu-west-3".into()],
-        ..AwsimConfig::default()
+        ..CloudsimConfig::default()
     })
     .await
     .unwrap();

@@ -279,7 +279,7 @@ impl Inner {
                             403,
                             "AccessDenied",
                             format!(
-                                "User: {} is not authorized to perform: iam:{a} (byollm-awsim grants IAM to the admin credentials only)",
+                                "User: {} is not authorized to perform: iam:{a} (byollm-cloudsim grants IAM to the admin credentials only)",
                                 s.assumed_role_arn
                             ),
                         ),
@@ -307,7 +307,7 @@ impl Inner {
                         400,
                         "InvalidAction",
                         format!(
-                            "Could not find operation {other} (byollm-awsim does not emulate it)"
+                            "Could not find operation {other} (byollm-cloudsim does not emulate it)"
                         ),
                     ),
                 )

@@ -1,5 +1,6 @@
-//! byollm-awsim: a strict local stand-in for AWS IAM, STS and Bedrock Runtime,
-//! Google Cloud's STS, IAM Credentials and Vertex AI for Claude ([`gcp`]),
+//! byollm-cloudsim (formerly byollm-awsim; its control routes keep the `/_awsim/`
+//! prefix): a strict local stand-in for AWS IAM, STS and Bedrock Runtime,
+//! Google Cloud's STS, IAM Credentials and Vertex AI for Claude and Gemini ([`gcp`]),
 //! Microsoft Entra's token endpoint for federated credentials ([`azure`]),
 //! plus the direct Anthropic and OpenAI APIs (DESIGN §8), so the whole system is
 //! tested offline with the official AWS SDKs and CLI as clients.
@@ -17,10 +18,10 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use byollm_awsim::{Awsim, AwsimConfig};
-//! let sim = Awsim::start(AwsimConfig {
+//! use byollm_cloudsim::{Cloudsim, CloudsimConfig};
+//! let sim = Cloudsim::start(CloudsimConfig {
 //!     resolve: vec![("issuer.test".into(), "127.0.0.1:8080".parse()?)],
-//!     ..AwsimConfig::default()
+//!     ..CloudsimConfig::default()
 //! })
 //! .await?;
 //! let url = sim.endpoint_url(); // IAM, STS, Bedrock, /anthropic/v1, /openai/v1
@@ -101,8 +102,8 @@ pub const DEFAULT_DIRECT_API_KEY: &str = "sk-awsim-direct-api-key";
 
 /// How the emulator is set up.
 #[derive(Debug, Clone)]
-pub struct AwsimConfig {
-    /// Where to listen (`127.0.0.1:0` picks a port; read [`Awsim::addr`]).
+pub struct CloudsimConfig {
+    /// Where to listen (`127.0.0.1:0` picks a port; read [`Cloudsim::addr`]).
     pub listen: SocketAddr,
     /// The one account (12 digits).
     pub account_id: String,
@@ -124,9 +125,9 @@ pub struct AwsimConfig {
     pub clock: Arc<dyn Clock>,
 }
 
-impl Default for AwsimConfig {
+impl Default for CloudsimConfig {
     fn default() -> Self {
-        AwsimConfig {
+        CloudsimConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             account_id: DEFAULT_ACCOUNT_ID.to_owned(),
             admin_access_key_id: DEFAULT_ADMIN_ACCESS_KEY_ID.to_owned(),
@@ -187,7 +188,7 @@ fn region_name_ok(r: &str) -> bool {
 /// State shared by every handler.
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub(crate) cfg: AwsimConfig,
+    pub(crate) cfg: CloudsimConfig,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) account: state::Account,
     pub(crate) faults: Faults,
@@ -198,7 +199,7 @@ pub(crate) struct Inner {
 
 /// A running emulator.
 #[derive(Debug)]
-pub struct Awsim {
+pub struct Cloudsim {
     /// Where it listens.
     pub addr: SocketAddr,
     inner: Arc<Inner>,
@@ -206,9 +207,9 @@ pub struct Awsim {
     tracker: TaskTracker,
 }
 
-impl Awsim {
+impl Cloudsim {
     /// Validates `cfg`, binds and serves.
-    pub async fn start(cfg: AwsimConfig) -> Result<Awsim, StartError> {
+    pub async fn start(cfg: CloudsimConfig) -> Result<Cloudsim, StartError> {
         if cfg.account_id.len() != 12 || !cfg.account_id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(StartError::Config(format!(
                 "account id must be 12 digits, not {:?}",
@@ -266,10 +267,10 @@ impl Awsim {
             axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         tracker.spawn(async move {
             if let Err(e) = serve.await {
-                tracing::error!(error = %e, "awsim stopped");
+                tracing::error!(error = %e, "cloudsim stopped");
             }
         });
-        Ok(Awsim {
+        Ok(Cloudsim {
             addr,
             inner,
             shutdown,

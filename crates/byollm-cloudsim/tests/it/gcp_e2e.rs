@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use byollm_api::clock::{Clock as _, SystemClock};
-use byollm_awsim::gcp::{AIPLATFORM_USER, Binding, GcpProvider};
-use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_cloudsim::gcp::{AIPLATFORM_USER, Binding, GcpProvider};
+use byollm_cloudsim::{Cloudsim, CloudsimConfig};
 use byollm_core::config::CoreConfig;
 use byollm_federation::gcp::{GoogleSts, PoolTarget};
 use byollm_federation::{ErrorClass, Exchange as _};
@@ -120,9 +120,9 @@ async fn byollm_tokens_reach_claude_on_vertex_through_the_teams_pool() {
     .await;
     let intruder_token = mint(format!("{base}/api/v1/identity-token"), intruder_key).await;
 
-    let sim = Awsim::start(AwsimConfig {
+    let sim = Cloudsim::start(CloudsimConfig {
         resolve: vec![("issuer.test".to_owned(), server.addr)],
-        ..AwsimConfig::default()
+        ..CloudsimConfig::default()
     })
     .await
     .unwrap();

@@ -1,11 +1,11 @@
 //! The direct Anthropic and OpenAI emulators, over raw HTTP, and the control
 //! endpoint.
 
-use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_cloudsim::{Cloudsim, CloudsimConfig};
 use serde_json::{Value, json};
 
-async fn sim() -> Awsim {
-    Awsim::start(AwsimConfig::default()).await.unwrap()
+async fn sim() -> Cloudsim {
+    Cloudsim::start(CloudsimConfig::default()).await.unwrap()
 }
 
 #[tokio::test]

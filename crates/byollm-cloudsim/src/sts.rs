@@ -164,7 +164,7 @@ impl Inner {
             return Err(AwsError::new(
                 400,
                 "MalformedPolicyDocument",
-                "Session policies are not supported by byollm-awsim",
+                "Session policies are not supported by byollm-cloudsim",
             ));
         }
         if p.get("ProviderId").is_some() {

@@ -199,11 +199,13 @@ async fn gemini_is_as_strict_as_claude() {
         assert_eq!(error(&text).0, "NOT_FOUND");
     }
     // Without the IAM binding: 403, before the body is read.
-    g.w.sim.gcp().remove_binding(&byollm_awsim::gcp::Binding {
-        resource: format!("projects/{PROJECT}"),
-        role: byollm_awsim::gcp::AIPLATFORM_USER.into(),
-        member: format!("principalSet:{}/attribute.team/team1", crate::gcp::POOL),
-    });
+    g.w.sim
+        .gcp()
+        .remove_binding(&byollm_cloudsim::gcp::Binding {
+            resource: format!("projects/{PROJECT}"),
+            role: byollm_cloudsim::gcp::AIPLATFORM_USER.into(),
+            member: format!("principalSet:{}/attribute.team/team1", crate::gcp::POOL),
+        });
     let (s, text) = post(&g, &generate, &token, &json!({"bogus": 1})).await;
     assert_eq!(s, 403, "{text}");
     let (status, message) = error(&text);
@@ -213,9 +215,9 @@ async fn gemini_is_as_strict_as_claude() {
             && message.contains("publishers/google/models/gemini-2.5-pro"),
         "{message}"
     );
-    g.w.sim.gcp().add_binding(byollm_awsim::gcp::Binding {
+    g.w.sim.gcp().add_binding(byollm_cloudsim::gcp::Binding {
         resource: format!("projects/{PROJECT}"),
-        role: byollm_awsim::gcp::AIPLATFORM_USER.into(),
+        role: byollm_cloudsim::gcp::AIPLATFORM_USER.into(),
         member: format!("principalSet:{}/attribute.team/team1", crate::gcp::POOL),
     });
     // A bad body: 400 INVALID_ARGUMENT naming the field.

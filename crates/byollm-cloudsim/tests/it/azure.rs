@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use byollm_api::clock::Clock as _;
 use byollm_api::types::Actor;
-use byollm_awsim::azure::{AzureIdentity, Fic};
+use byollm_cloudsim::azure::{AzureIdentity, Fic};
 use byollm_core::broker::{BrokerKey, CloudCredentials, CloudTarget, CredentialsBroker};
 use byollm_federation::azure::{
     COGNITIVE_SERVICES_SCOPE, EntraRetry, EntraTarget, EntraTokenEndpoint, aadsts_code,

@@ -2,7 +2,7 @@
 //! for Rust clients (`aws-sdk-sts`, `aws-sdk-bedrockruntime`) with endpoint
 //! overrides, plus raw HTTP for the direct APIs and the control endpoint. IAM
 //! state is seeded through the library API (the AWS CLI exercises IAM's wire
-//! protocol in `crates/byollm/tests/awsim_cli.rs`).
+//! protocol in `crates/byollm/tests/cloudsim_cli.rs`).
 
 #![allow(
     clippy::unwrap_used,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use byollm_api::clock::Clock as _;
-use byollm_awsim::gcp::{AIPLATFORM_USER, Binding, GcpProvider, WORKLOAD_IDENTITY_USER};
+use byollm_cloudsim::gcp::{AIPLATFORM_USER, Binding, GcpProvider, WORKLOAD_IDENTITY_USER};
 use byollm_federation::gcp::{GoogleSts, PoolTarget};
 use byollm_federation::{ErrorClass, Exchange as _, ExchangeError};
 use secrecy::{ExposeSecret as _, SecretString};

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use byollm_awsim::gcp::{Binding, WORKLOAD_IDENTITY_USER};
+use byollm_cloudsim::gcp::{Binding, WORKLOAD_IDENTITY_USER};
 use serde_json::{Value, json};
 
 use crate::common::ALICE;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use aws_sdk_bedrockruntime::types::{ContentBlock, ConversationRole, Message};
 use byollm_api::clock::SystemClock;
-use byollm_awsim::{Awsim, AwsimConfig};
+use byollm_cloudsim::{Cloudsim, CloudsimConfig};
 use byollm_core::config::CoreConfig;
 use byollm_server::ServerConfig;
 use serde_json::{Value, json};
@@ -46,9 +46,9 @@ async fn byollm_issuer_token_to_bedrock() {
         .unwrap();
     let token = resp["token"].as_str().expect("a token").to_owned();
 
-    let sim = Awsim::start(AwsimConfig {
+    let sim = Cloudsim::start(CloudsimConfig {
         resolve: vec![("issuer.test".to_owned(), server.addr)],
-        ..AwsimConfig::default()
+        ..CloudsimConfig::default()
     })
     .await
     .unwrap();
