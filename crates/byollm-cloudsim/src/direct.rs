@@ -122,7 +122,7 @@ pub(crate) fn is_version(v: &str) -> bool {
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
-fn model_known(name: &str, family: Family) -> bool {
+pub(crate) fn model_known(name: &str, family: Family) -> bool {
     Catalog::builtin()
         .models
         .iter()
@@ -209,6 +209,16 @@ impl Inner {
             }
             Some(m) => m.to_owned(),
         };
+        let id = format!("msg_{}", random_chars(24, UPPER_ALNUM));
+        self.anthropic_answer(ANTHROPIC_OP, &id, &model, &v)
+    }
+
+    /// Anthropic's answer to a Messages body `v` (its `model` already
+    /// checked) for `model`: a Message, or its SSE events when `stream` is
+    /// true, with the injected mid-stream failure of `op`. The one home of
+    /// the Messages answer for every host that serves Claude's own wire
+    /// (Anthropic's API, Azure AI Foundry).
+    pub(crate) fn anthropic_answer(&self, op: &str, id: &str, model: &str, v: &Value) -> Response {
         let mut rest = v.clone();
         if let Some(o) = rest.as_object_mut() {
             o.remove("model");
@@ -219,12 +229,11 @@ impl Inner {
             Ok(r) => r,
             Err(e) => return anthropic_error(400, "invalid_request_error", &e.message),
         };
-        let id = format!("msg_{}", random_chars(24, UPPER_ALNUM));
         if v.get("stream").and_then(Value::as_bool) != Some(true) {
-            return json_resp(StatusCode::OK, &message_json(&id, &model, &r));
+            return json_resp(StatusCode::OK, &message_json(id, model, &r));
         }
-        let failure = self.faults.take_failure(ANTHROPIC_OP, true);
-        let mut chunks: Vec<String> = anthropic_events(&id, &model, &r)
+        let failure = self.faults.take_failure(op, true);
+        let mut chunks: Vec<String> = anthropic_events(id, model, &r)
             .into_iter()
             .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
             .collect();

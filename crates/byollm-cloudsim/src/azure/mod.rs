@@ -9,14 +9,19 @@
 //! | `POST /{tenant}/oauth2/v2.0/token` | Entra's token endpoint ([`entra`]) |
 //! | `POST /_awsim/azure/identities` | control: an identity (`{"tenantId", "clientId", "name"}`) |
 //! | `POST /_awsim/azure/fics` | control: an FIC (`{"clientId", "name", "issuer", "subject", "audiences"}`) |
+//! | `POST /_azure/{resource}/anthropic/v1/messages` | Claude in Azure AI Foundry on `{resource}.services.ai.azure.com` ([`foundry`]) |
+//! | `POST /_awsim/azure/role-assignments` | control: a data-plane role (`{"clientId", "role", "resource"}`) |
 //!
 //! Invariants: an FIC matches by exact, case-sensitive string equality on
 //! issuer, subject and audience (no wildcards); an identity holds at most
 //! [`MAX_FICS`]; issued access tokens are opaque, live in memory with their
 //! identity and expiry on the emulator's clock, and are what the later
-//! inference endpoints check ([`AzureState::token`]).
+//! inference endpoints check ([`AzureState::token`]); every inference call
+//! checks the token and a role assignment on the resource for its identity
+//! (never "any valid token").
 
 mod entra;
+mod foundry;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -29,6 +34,12 @@ use crate::gcp::json_response;
 
 /// Counter and fault scope of the token endpoint.
 pub const TOKEN_OP: &str = "azure:entra.token";
+/// Counter and fault scope of Foundry's Anthropic Messages endpoint.
+pub const FOUNDRY_MESSAGES_OP: &str = "azure:foundry.messages";
+/// The role Claude and other Foundry models need (azure-facts §3.5).
+pub const AZURE_AI_USER: &str = "Azure AI User";
+/// The legacy role that also grants Foundry models (azure-facts §3.5).
+pub const COGNITIVE_SERVICES_USER: &str = "Cognitive Services User";
 /// Most FICs one identity holds (azure-facts §3.1).
 pub const MAX_FICS: usize = 20;
 /// Lifetime of issued access tokens unless the credential-lifetime knob is
@@ -81,6 +92,19 @@ pub struct AzureIssued {
     pub expires: i64,
 }
 
+/// A data-plane role assignment, as `az role assignment create` makes it:
+/// `role` for the identity `client_id` on the resource `resource`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RoleAssignment {
+    /// The identity (its client id) the role is granted to.
+    pub client_id: String,
+    /// The role's name (`Azure AI User`, `Cognitive Services OpenAI User`).
+    pub role: String,
+    /// The resource's bare name (`acme-ai`).
+    pub resource: String,
+}
+
 #[derive(Debug, Clone)]
 struct StoredFic {
     fic: Fic,
@@ -94,6 +118,7 @@ pub struct AzureState {
     identities: RwLock<BTreeMap<String, AzureIdentity>>,
     fics: RwLock<Vec<StoredFic>>,
     tokens: RwLock<HashMap<String, AzureIssued>>,
+    roles: RwLock<Vec<RoleAssignment>>,
     /// Seconds a new FIC stays invisible to exchanges (default 0).
     propagation_secs: RwLock<i64>,
 }
@@ -160,6 +185,37 @@ impl AzureState {
             visible_from: now.saturating_add(delay),
         });
         Ok(())
+    }
+
+    /// Grants a role (idempotent); the identity must exist.
+    pub fn assign_role(&self, assignment: RoleAssignment) -> Result<(), String> {
+        if !self.identities.read().contains_key(&assignment.client_id) {
+            return Err(format!(
+                "no identity with client id {}",
+                assignment.client_id
+            ));
+        }
+        if assignment.role.is_empty() || assignment.resource.is_empty() {
+            return Err("role and resource are required".into());
+        }
+        let mut all = self.roles.write();
+        if !all.contains(&assignment) {
+            all.push(assignment);
+        }
+        Ok(())
+    }
+
+    /// Revokes a role assignment.
+    pub fn remove_role(&self, assignment: &RoleAssignment) {
+        self.roles.write().retain(|a| a != assignment);
+    }
+
+    /// Whether `client_id` holds `role` on `resource`.
+    pub fn has_role(&self, client_id: &str, role: &str, resource: &str) -> bool {
+        self.roles
+            .read()
+            .iter()
+            .any(|a| a.client_id == client_id && a.role == role && a.resource == resource)
     }
 
     /// Deletes an identity's FIC by name.
@@ -229,7 +285,8 @@ impl AzureState {
     }
 }
 
-/// `POST /_awsim/azure/identities` and `/_awsim/azure/fics`.
+/// `POST /_awsim/azure/identities`, `/_awsim/azure/fics` and
+/// `/_awsim/azure/role-assignments`.
 pub(crate) fn control(state: &AzureState, what: &str, body: &[u8], now: i64) -> Response {
     let bad =
         |e: String| json_response(400, &json!({"error": {"code": "BadRequest", "message": e}}));
@@ -248,6 +305,13 @@ pub(crate) fn control(state: &AzureState, what: &str, body: &[u8], now: i64) -> 
             },
             Err(e) => bad(e.to_string()),
         },
+        "role-assignments" => match serde_json::from_slice::<RoleAssignment>(body) {
+            Ok(a) => match state.assign_role(a) {
+                Ok(()) => json_response(200, &json!({})),
+                Err(e) => bad(e),
+            },
+            Err(e) => bad(e.to_string()),
+        },
         _ => json_response(
             404,
             &json!({"error": {"code": "NotFound", "message": "unknown control resource"}}),
@@ -255,15 +319,25 @@ pub(crate) fn control(state: &AzureState, what: &str, body: &[u8], now: i64) -> 
     }
 }
 
-/// Routes `POST /{tenant}/oauth2/v2.0/token`; `None` when the path is not it.
+/// Routes `POST /{tenant}/oauth2/v2.0/token` and `POST
+/// /_azure/{resource}/anthropic/v1/messages`; `None` when the path is
+/// neither.
 pub(crate) async fn dispatch(
     inner: &crate::Inner,
     method: &axum::http::Method,
     path: &str,
+    headers: &axum::http::HeaderMap,
     body: &[u8],
 ) -> Option<Response> {
     if method != axum::http::Method::POST {
         return None;
+    }
+    if let Some(rest) = path.strip_prefix("/_azure/") {
+        let resource = rest.strip_suffix("/anthropic/v1/messages")?;
+        if resource.is_empty() || resource.contains('/') {
+            return None;
+        }
+        return Some(inner.foundry_messages(resource, headers, body));
     }
     let tenant = path.strip_prefix('/')?.strip_suffix("/oauth2/v2.0/token")?;
     if tenant.is_empty() || tenant.contains('/') {

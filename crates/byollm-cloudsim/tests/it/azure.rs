@@ -22,22 +22,22 @@ use serde_json::{Value, json};
 
 use crate::common::{ALICE, FAKE_ISSUER, Key, World};
 
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const CLIENT: &str = "0d3c1f2e-5b6a-4c8d-9e0f-1a2b3c4d5e6f";
-const AUD: &str = "api://AzureADTokenExchange";
-const TEAM: &str = "scoped_principal:team1";
+pub(crate) const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub(crate) const CLIENT: &str = "0d3c1f2e-5b6a-4c8d-9e0f-1a2b3c4d5e6f";
+pub(crate) const AUD: &str = "api://AzureADTokenExchange";
+pub(crate) const TEAM: &str = "scoped_principal:team1";
 const USERS: &str = "scoped_principal:team1/user";
 
-struct Azure {
-    w: World,
+pub(crate) struct Azure {
+    pub(crate) w: World,
     rsa: Key,
-    entra: EntraTokenEndpoint,
+    pub(crate) entra: EntraTokenEndpoint,
 }
 
 impl Azure {
     /// The world with an RS256 key `r1` beside its ES256 `k1`, and one
     /// identity with an FIC for each subject in `subjects`.
-    async fn new(subjects: &[&str]) -> Azure {
+    pub(crate) async fn new(subjects: &[&str]) -> Azure {
         let w = World::new().await;
         let rsa = Key::rsa("RS256", Some("r1"));
         w.issuer.jwks.lock().push(rsa.jwk());
@@ -80,11 +80,11 @@ impl Azure {
                "exp": now + 600, "team_uid": "team1", "actor_type": "user"})
     }
 
-    fn token(&self, sub: &str) -> SecretString {
+    pub(crate) fn token(&self, sub: &str) -> SecretString {
         SecretString::from(self.rsa.sign(&self.claims(sub, AUD)))
     }
 
-    fn target() -> EntraTarget {
+    pub(crate) fn target() -> EntraTarget {
         EntraTarget {
             tenant_id: TENANT.into(),
             client_id: CLIENT.into(),

@@ -15,6 +15,7 @@
 
 mod azure;
 mod azure_e2e;
+mod azure_foundry;
 mod bedrock;
 mod common;
 mod direct;
