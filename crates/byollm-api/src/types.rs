@@ -180,17 +180,24 @@ pub enum CloudHost {
     AwsBedrock,
     /// `hosts.gcp_vertex`.
     GcpVertex,
+    /// `hosts.azure_foundry`.
+    AzureFoundry,
 }
 
 impl CloudHost {
     /// Every in-cloud host, in the default order.
-    pub const ALL: [CloudHost; 2] = [CloudHost::AwsBedrock, CloudHost::GcpVertex];
+    pub const ALL: [CloudHost; 3] = [
+        CloudHost::AwsBedrock,
+        CloudHost::GcpVertex,
+        CloudHost::AzureFoundry,
+    ];
 
     /// The name `host_order` and routes use.
     pub fn as_str(self) -> &'static str {
         match self {
             CloudHost::AwsBedrock => "aws_bedrock",
             CloudHost::GcpVertex => "gcp_vertex",
+            CloudHost::AzureFoundry => "azure_foundry",
         }
     }
 }

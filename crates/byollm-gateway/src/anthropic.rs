@@ -1,6 +1,7 @@
 //! `POST /v1/messages` (Anthropic Messages): to Claude on Bedrock through
 //! `InvokeModel` / `InvokeModelWithResponseStream`, on Vertex AI through
-//! `rawPredict` / `streamRawPredict`, with the body passed through (tools,
+//! `rawPredict` / `streamRawPredict`, on Azure AI Foundry through its
+//! Anthropic Messages endpoint, with the body passed through (tools,
 //! thinking and caching unchanged), or to the Anthropic API.
 
 use std::sync::Arc;
@@ -218,6 +219,38 @@ impl Gateway {
                 let mut resp = self
                     .vertex
                     .raw_predict(target, model_ref, &access.token, req.clone(), stream, beta)
+                    .await?;
+                if !stream {
+                    let (body, v) = whole_body(resp).await?;
+                    let (i, o) = anthropic_usage(&v);
+                    record_usage(i, o, v["stop_reason"].as_str());
+                    return Ok(Served::Whole {
+                        body,
+                        input: i.unwrap_or(0),
+                        output: o.unwrap_or(0),
+                    });
+                }
+                let first = crate::vertex::first_chunk(&mut resp).await?;
+                Ok(self.spawn_stream(first, resp, AnthropicPassthrough::default(), call))
+            }
+            Candidate::Foundry {
+                deployment, target, ..
+            } => {
+                let token = call.token.as_ref().ok_or(FailReason::NoCredentials)?;
+                let CloudCredentials::Azure(access) = token.credentials() else {
+                    return Err(FailReason::NoCredentials.into());
+                };
+                let mut resp = self
+                    .foundry
+                    .messages(
+                        target,
+                        deployment,
+                        &access.token,
+                        req.clone(),
+                        stream,
+                        version,
+                        beta,
+                    )
                     .await?;
                 if !stream {
                     let (body, v) = whole_body(resp).await?;

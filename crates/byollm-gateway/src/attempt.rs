@@ -60,7 +60,8 @@ pub(crate) struct Call {
     pub candidate: Candidate,
     /// Present for Bedrock candidates, absent otherwise.
     pub creds: Option<CallCredentials>,
-    /// Present for Vertex AI candidates: the brokered access token.
+    /// Present for Vertex AI and Azure AI Foundry candidates: the brokered
+    /// access token.
     pub token: Option<std::sync::Arc<byollm_core::broker::Brokered>>,
     /// The usage row a stream records when it ends.
     pub draft: UsageDraft,
@@ -426,6 +427,26 @@ impl Gateway {
                     other => other.into(),
                 }
             }
+            Candidate::Foundry { target, .. } => {
+                if let Some(refused) = walk.refused_role(c) {
+                    return AttemptOutcome::RoleRefused(refused.clone());
+                }
+                let token = match self.azure_token(ctx, target).await {
+                    Ok(t) => t,
+                    Err(refused) => return AttemptOutcome::RoleRefused(refused),
+                };
+                match call_with(None, Some(token)).await {
+                    // An expired or revoked token: a fresh exchange, one more try.
+                    Err(Failure::Fallback(FailReason::CredentialsRefused(_))) => {
+                        self.forget_azure_token(ctx, target);
+                        match self.azure_token(ctx, target).await {
+                            Ok(t) => call_with(None, Some(t)).await.into(),
+                            Err(refused) => AttemptOutcome::RoleRefused(refused),
+                        }
+                    }
+                    other => other.into(),
+                }
+            }
             Candidate::Direct { .. } => call_with(None, None).await.into(),
         }
     }
@@ -492,6 +513,9 @@ fn same_credentials(a: &Candidate, b: &Candidate) -> bool {
         (Candidate::Bedrock { target: x, .. }, Candidate::Bedrock { target: y, .. }) => x == y,
         (Candidate::Vertex { target: x, .. }, Candidate::Vertex { target: y, .. }) => {
             x.pool == y.pool
+        }
+        (Candidate::Foundry { target: x, .. }, Candidate::Foundry { target: y, .. }) => {
+            x.entra == y.entra
         }
         _ => false,
     }

@@ -14,6 +14,7 @@ fn candidates() -> Vec<Candidate> {
     let input = PlanInput {
         settings: &s,
         vertex: None,
+        azure: None,
         effective: Ok(byollm_api::types::BedrockTarget {
             role_arn: "arn:aws:iam::123456789012:role/t".into(),
             region: "us-east-1".into(),

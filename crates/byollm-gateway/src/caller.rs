@@ -24,6 +24,7 @@ use byollm_api::types::{ActorType, BedrockTarget};
 use byollm_core::CoreError;
 use byollm_core::auth::Principal;
 use byollm_core::bounded::Bounded;
+use byollm_core::settings::azure::FoundryTarget;
 use byollm_core::settings::gcp::VertexTarget;
 use byollm_core::settings::{self, NoBedrock};
 use byollm_core::store::TeamRow;
@@ -50,6 +51,7 @@ struct StoredCaller {
     accountable: Option<String>,
     effective: Result<BedrockTarget, NoBedrock>,
     vertex: Option<VertexTarget>,
+    azure: Option<FoundryTarget>,
     /// The store epoch it was read at.
     epoch: u64,
     /// When it was read (clock seconds).
@@ -141,6 +143,8 @@ pub(crate) struct Ctx {
     pub effective: Result<BedrockTarget, NoBedrock>,
     /// The team's Vertex AI target, when its host is on.
     pub vertex: Option<VertexTarget>,
+    /// The caller's Azure AI Foundry target, when its host is on.
+    pub azure: Option<FoundryTarget>,
     /// The request's id as the server generated it (`x-byollm-request-id`,
     /// set by the server's request layer, never the caller's): the usage
     /// row's id. Absent when the gateway is driven without that layer.
@@ -253,11 +257,14 @@ impl Gateway {
         );
         let vertex =
             settings::gcp::effective_gcp(&team.settings, providers.as_ref().map(|o| &o.gcp));
+        let azure =
+            settings::azure::effective_azure(&team.settings, providers.as_ref().map(|o| &o.azure));
         let stored = Arc::new(StoredCaller {
             team: Arc::new(team),
             accountable,
             effective,
             vertex,
+            azure,
             epoch,
             at: now,
         });
@@ -308,6 +315,7 @@ impl Gateway {
             caller_creds,
             effective,
             vertex: stored.vertex.clone(),
+            azure: stored.azure.clone(),
         })
     }
 }

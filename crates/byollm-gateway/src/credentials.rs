@@ -8,9 +8,12 @@
 
 use std::sync::Arc;
 
-use byollm_api::types::{ActorType, BedrockTarget, IdentityTokenRequest, STS_AUDIENCE};
+use byollm_api::types::{
+    AZURE_AUDIENCE, ActorType, BedrockTarget, IdentityTokenRequest, STS_AUDIENCE,
+};
 use byollm_core::broker::{BrokerError, BrokerKey, Brokered, CloudTarget};
 use byollm_core::service::MintSubject;
+use byollm_core::settings::azure::FoundryTarget;
 use byollm_core::settings::gcp::VertexTarget;
 use byollm_federation::aws::names;
 
@@ -90,6 +93,32 @@ impl Gateway {
         self.core
             .broker()
             .invalidate(&broker_key(ctx, CloudTarget::Gcp(target.pool.clone())));
+    }
+
+    /// An Entra access token for an Azure AI Foundry candidate, exchanged
+    /// for an identity token whose audience is `api://AzureADTokenExchange`
+    /// (RS256, the team's subject granularity: the issuer decides).
+    pub(crate) async fn azure_token(
+        &self,
+        ctx: &Ctx,
+        target: &FoundryTarget,
+    ) -> Result<Arc<Brokered>, RoleRefused> {
+        let key = broker_key(ctx, CloudTarget::Azure(target.entra.clone()));
+        let mint = self.minter(ctx, Ok(AZURE_AUDIENCE.to_owned()));
+        // Entra's exchange has no session name.
+        self.core
+            .broker()
+            .credentials(&key, "", mint)
+            .await
+            .map_err(RoleRefused)
+    }
+
+    /// Drops the brokered Entra token for this caller and target, so the
+    /// next [`Gateway::azure_token`] exchanges afresh.
+    pub(crate) fn forget_azure_token(&self, ctx: &Ctx, target: &FoundryTarget) {
+        self.core
+            .broker()
+            .invalidate(&broker_key(ctx, CloudTarget::Azure(target.entra.clone())));
     }
 
     /// Mints, when the broker asks, an identity token for `audience` (or

@@ -28,6 +28,7 @@ use crate::bedrock::Bedrock;
 use crate::caller::{Ctx, StoredCallers};
 use crate::direct::{Direct, DirectEndpoint};
 use crate::error::{ApiFormat, Attempt, GatewayError};
+use crate::foundry::Foundry;
 use crate::limits::{DEFAULT_MAX_BODY_BYTES, Timeouts};
 use crate::plan::{self, Candidate, PlanInput};
 use crate::stream::Streams;
@@ -65,6 +66,9 @@ pub struct GatewayConfig {
     pub aws_endpoint_url: Option<String>,
     /// Vertex AI endpoint override, for every location (the emulator).
     pub gcp_endpoint_url: Option<String>,
+    /// Azure AI Foundry endpoint override, for every resource (the emulator:
+    /// `{url}/_azure/{resource}` stands for `https://{resource}.services.ai.azure.com`).
+    pub azure_endpoint_url: Option<String>,
     /// The Anthropic API.
     pub direct_anthropic: Option<DirectEndpoint>,
     /// The OpenAI API.
@@ -82,6 +86,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             aws_endpoint_url: None,
             gcp_endpoint_url: None,
+            azure_endpoint_url: None,
             direct_anthropic: None,
             direct_openai: None,
             max_fallback_attempts: None,
@@ -98,6 +103,7 @@ pub struct Gateway {
     pub(crate) callers: StoredCallers,
     pub(crate) bedrock: Bedrock,
     pub(crate) vertex: Vertex,
+    pub(crate) foundry: Foundry,
     pub(crate) direct: Direct,
     streams: Streams,
     max_models: usize,
@@ -192,6 +198,7 @@ impl Gateway {
         Ok(Self {
             bedrock: Bedrock::new(cfg.aws_endpoint_url.clone(), cfg.timeouts.connect),
             vertex: Vertex::new(cfg.gcp_endpoint_url.clone(), cfg.timeouts.connect)?,
+            foundry: Foundry::new(cfg.azure_endpoint_url.clone(), cfg.timeouts.connect)?,
             direct: Direct::new(
                 cfg.direct_anthropic,
                 cfg.direct_openai,
@@ -236,6 +243,7 @@ impl Gateway {
             settings: &ctx.team.settings,
             effective: ctx.effective.clone(),
             vertex: ctx.vertex.clone(),
+            azure: ctx.azure.clone(),
             direct_anthropic: self.direct.has(Family::Anthropic),
             direct_openai: self.direct.has(Family::Openai),
             format,
@@ -274,7 +282,9 @@ impl Gateway {
         // open until the stream ends, when its usage and stop reason are known.
         let span = tracing::Span::current();
         let price = match &c {
-            Candidate::Bedrock { .. } | Candidate::Vertex { .. } => None,
+            Candidate::Bedrock { .. } | Candidate::Vertex { .. } | Candidate::Foundry { .. } => {
+                None
+            }
             Candidate::Direct { model, .. } => Catalog::builtin().get(model).map(|m| m.price),
         };
         self.streams.tracker().spawn(async move {
@@ -307,7 +317,7 @@ impl Gateway {
 /// cloud (Bedrock, Vertex AI) bills the customer, so it is free here.
 pub(crate) fn credits(c: &Candidate, input: u64, output: u64) -> i64 {
     match c {
-        Candidate::Bedrock { .. } | Candidate::Vertex { .. } => 0,
+        Candidate::Bedrock { .. } | Candidate::Vertex { .. } | Candidate::Foundry { .. } => 0,
         Candidate::Direct { model, .. } => Catalog::builtin().get(model).map_or(0, |m| {
             usage::inference_microcredits(&m.price, input, output)
         }),

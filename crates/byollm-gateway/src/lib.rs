@@ -14,6 +14,7 @@ mod caller;
 mod credentials;
 pub mod direct;
 pub mod error;
+pub mod foundry;
 pub mod gateway;
 pub mod limits;
 mod models;

@@ -201,6 +201,50 @@ impl Gateway {
                 ));
                 Ok(self.spawn_stream(first, resp, relay, call))
             }
+            Candidate::Foundry {
+                deployment,
+                target,
+                model,
+            } => {
+                let token = call.token.as_ref().ok_or(FailReason::NoCredentials)?;
+                let CloudCredentials::Azure(access) = token.credentials() else {
+                    return Err(FailReason::NoCredentials.into());
+                };
+                let converse =
+                    translate::openai_to_converse(&Value::Object(req.clone()), DEFAULT_MAX_TOKENS)
+                        .map_err(|e| Failure::Client {
+                            status: 400,
+                            message: e.to_string(),
+                        })?;
+                let body = translate::converse_to_anthropic(&converse);
+                let mut resp = self
+                    .foundry
+                    .messages(target, deployment, &access.token, body, stream, None, None)
+                    .await?;
+                if !stream {
+                    let (bytes, _) = whole_body(resp).await?;
+                    let v: Value = serde_json::from_slice(&bytes)
+                        .map_err(|e| FailReason::DirectBody(e.to_string()))?;
+                    let out = translate::anthropic_to_converse(&v)
+                        .ok_or_else(|| FailReason::DirectBody("not an Anthropic message".into()))?;
+                    let (input, output) = translate::usage_of(&out);
+                    record_usage(Some(input), Some(output), Some(out.stop_reason().as_str()));
+                    let body = translate::converse_to_openai(&out, model, &id, created);
+                    return Ok(Served::Whole {
+                        body: Bytes::from(body.to_string()),
+                        input,
+                        output,
+                    });
+                }
+                let first = crate::vertex::first_chunk(&mut resp).await?;
+                let relay = translate::OpenAiFromAnthropic::new(OpenAiStream::new(
+                    model,
+                    &id,
+                    created,
+                    include_usage,
+                ));
+                Ok(self.spawn_stream(first, resp, relay, call))
+            }
             Candidate::Direct {
                 direct_id, family, ..
             } => {

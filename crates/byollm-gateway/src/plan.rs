@@ -19,6 +19,7 @@
 use byollm_api::catalog::{Catalog, CatalogModel, Family};
 use byollm_api::types::{BedrockTarget, CloudHost, LlmSettings, ModelHosts};
 use byollm_core::settings::NoBedrock;
+use byollm_core::settings::azure::FoundryTarget;
 use byollm_core::settings::gcp::VertexTarget;
 
 use crate::error::{ApiFormat, GatewayError};
@@ -30,6 +31,8 @@ pub const MAX_FALLBACK_ATTEMPTS: usize = 3;
 pub const HOST_BEDROCK: &str = "aws_bedrock";
 /// The host of a route in the customer's Vertex AI.
 pub const HOST_VERTEX: &str = "gcp_vertex";
+/// The host of a route in the customer's Azure AI Foundry.
+pub const HOST_FOUNDRY: &str = "azure_foundry";
 /// The host of a route to a vendor's own API.
 pub const HOST_DIRECT: &str = "direct_api";
 
@@ -60,6 +63,16 @@ pub enum Candidate {
         /// Vertex AI method and body.
         family: Family,
     },
+    /// The customer's Azure AI Foundry: Claude through its Anthropic
+    /// Messages endpoint.
+    Foundry {
+        /// The public model id.
+        model: String,
+        /// The deployment name, sent as `model`.
+        deployment: String,
+        /// The resource and the Entra identity.
+        target: FoundryTarget,
+    },
     /// The vendor's own API.
     Direct {
         /// The public model id.
@@ -81,6 +94,9 @@ impl Candidate {
             Candidate::Vertex {
                 model_ref, target, ..
             } => format!("gcp_vertex:{model_ref}@{}", target.location),
+            Candidate::Foundry {
+                deployment, target, ..
+            } => format!("azure_foundry:{deployment}@{}", target.resource),
             Candidate::Direct { model, .. } => format!("direct_api:{model}"),
         }
     }
@@ -90,6 +106,7 @@ impl Candidate {
         match self {
             Candidate::Bedrock { .. } => HOST_BEDROCK,
             Candidate::Vertex { .. } => HOST_VERTEX,
+            Candidate::Foundry { .. } => HOST_FOUNDRY,
             Candidate::Direct { .. } => HOST_DIRECT,
         }
     }
@@ -99,7 +116,9 @@ impl Candidate {
     /// (`allow_fallback_outside_cloud`).
     pub fn leaves_cloud(&self) -> bool {
         match self {
-            Candidate::Bedrock { .. } | Candidate::Vertex { .. } => false,
+            Candidate::Bedrock { .. } | Candidate::Vertex { .. } | Candidate::Foundry { .. } => {
+                false
+            }
             Candidate::Direct { .. } => true,
         }
     }
@@ -109,6 +128,7 @@ impl Candidate {
         match self {
             Candidate::Bedrock { model, .. }
             | Candidate::Vertex { model, .. }
+            | Candidate::Foundry { model, .. }
             | Candidate::Direct { model, .. } => model,
         }
     }
@@ -123,6 +143,8 @@ pub struct PlanInput<'a> {
     pub effective: Result<BedrockTarget, NoBedrock>,
     /// The team's Vertex AI target, when its host is on.
     pub vertex: Option<VertexTarget>,
+    /// The caller's Azure AI Foundry target, when its host is on.
+    pub azure: Option<FoundryTarget>,
     /// Which direct APIs this server can reach.
     pub direct_anthropic: bool,
     /// Which direct APIs this server can reach.
@@ -172,6 +194,7 @@ fn candidates_for(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<Can
         match host {
             CloudHost::AwsBedrock => bedrock_candidates(input, model, out),
             CloudHost::GcpVertex => vertex_candidates(input, model, out),
+            CloudHost::AzureFoundry => foundry_candidates(input, model, out),
         }
     }
     direct_candidate(input, model, out);
@@ -198,6 +221,30 @@ fn vertex_candidates(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<
         model_ref,
         target: target.clone(),
         family: model.family,
+    });
+}
+
+/// Claude on Azure AI Foundry (Chat Completions callers are translated to a
+/// Messages body), when the caller has a target and the model is not turned
+/// off there; the deployment is the model's setting, else the catalog id.
+fn foundry_candidates(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<Candidate>) {
+    if model.family != Family::Anthropic {
+        return;
+    }
+    let Some(target) = &input.azure else {
+        return;
+    };
+    let own = hosts(input.settings, &model.id).map(|h| &h.azure_foundry);
+    if own.is_some_and(|f| !f.enabled) {
+        return;
+    }
+    let deployment = own
+        .and_then(|f| f.deployment.clone())
+        .unwrap_or_else(|| model.id.clone());
+    out.push(Candidate::Foundry {
+        model: model.id.clone(),
+        deployment,
+        target: target.clone(),
     });
 }
 
@@ -375,6 +422,7 @@ mod tests {
                 region: "us-east-1".into(),
             }),
             vertex: None,
+            azure: None,
             direct_anthropic: true,
             direct_openai: true,
             format: ApiFormat::Anthropic,

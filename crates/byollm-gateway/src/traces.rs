@@ -12,6 +12,7 @@ pub(crate) fn gen_ai_system(c: &Candidate) -> &'static str {
     match c {
         Candidate::Bedrock { .. } => "aws.bedrock",
         Candidate::Vertex { .. } => "gcp.vertex_ai",
+        Candidate::Foundry { .. } => "azure.ai.inference",
         Candidate::Direct { family, .. } => match family {
             Family::Anthropic => "anthropic",
             Family::Openai => "openai",
@@ -25,6 +26,7 @@ pub(crate) fn gen_ai_system(c: &Candidate) -> &'static str {
 pub(crate) fn upstream_model(c: &Candidate) -> &str {
     match c {
         Candidate::Bedrock { model_ref, .. } | Candidate::Vertex { model_ref, .. } => model_ref,
+        Candidate::Foundry { deployment, .. } => deployment,
         Candidate::Direct { direct_id, .. } => direct_id,
     }
 }

@@ -362,6 +362,7 @@ pub fn gateway_config(cfg: &ServerConfig) -> Result<GatewayConfig, StartError> {
     Ok(GatewayConfig {
         aws_endpoint_url: u.aws_endpoint_url.clone(),
         gcp_endpoint_url: u.gcp_endpoint_url.clone(),
+        azure_endpoint_url: u.azure_endpoint_url.clone(),
         direct_anthropic: endpoint(
             &u.direct_anthropic_url,
             &u.direct_anthropic_key,

@@ -13,6 +13,7 @@
 )]
 
 mod agent_runs;
+mod azure;
 mod body_limit;
 mod fallback;
 mod gemini;
