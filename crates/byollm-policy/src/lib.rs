@@ -10,12 +10,16 @@
 //! - [`gcp`]: Google Cloud's side: workload identity pool and provider setup
 //!   (gcloud script, Terraform), the CEL of attribute mappings and conditions,
 //!   and which subjects a provider admits;
+//! - [`azure`]: Microsoft Azure's side: the managed identity, one federated
+//!   identity credential per subject, the Foundry roles (az script,
+//!   Terraform);
 //! - [`explain`]: which subjects a trust policy admits, decided by the evaluator,
 //!   plus lint findings.
 //!
 //! The AWS behaviour implemented here is documented, with sources, in
 //! `reference/aws-facts.md` §3, §4 and §6 of the shared design folder.
 
+pub mod azure;
 pub mod conditions;
 pub mod eval;
 pub mod explain;

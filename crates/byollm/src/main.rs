@@ -3,6 +3,7 @@
 
 mod agent_cmd;
 mod aws_cmd;
+mod azure_cmd;
 mod chat_cmd;
 mod cloudsim_cmd;
 mod credentials;
@@ -53,6 +54,12 @@ enum Command {
         #[command(subcommand)]
         cmd: gcp_cmd::GcpCommand,
     },
+    /// Microsoft Azure setup tooling: setup script (managed identity, federated
+    /// identity credentials, Foundry roles).
+    Azure {
+        #[command(subcommand)]
+        cmd: azure_cmd::AzureCommand,
+    },
     /// A strict local cloud emulator: AWS (IAM, STS, Bedrock Runtime), Google Cloud
     /// (STS, IAM, Vertex AI), Microsoft Entra, and the direct vendor APIs. `awsim` is its old name.
     #[command(alias = "awsim")]
@@ -83,6 +90,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Aws { cmd } => aws_cmd::run(cmd),
         Command::Gcp { cmd } => gcp_cmd::run(cmd),
+        Command::Azure { cmd } => azure_cmd::run(cmd),
         Command::Serve(args) => block(operator::serve(args)),
         Command::Admin { cmd } => block(operator::admin(cmd)),
         Command::Keys { cmd } => block(operator::keys(cmd)),

@@ -79,6 +79,16 @@ pub enum GenerateError {
     /// A Google Cloud id, number or service account outside its grammar.
     #[error("invalid Google Cloud {0} `{1}`")]
     Gcp(&'static str, String),
+    /// An Azure id or name outside its grammar.
+    #[error("invalid Azure {what} `{value}`: expected {expected}")]
+    Azure {
+        /// What was given (`subscription id`, `resource group`, …).
+        what: &'static str,
+        /// As given.
+        value: String,
+        /// The form Azure takes.
+        expected: &'static str,
+    },
     /// A model profile that cannot be granted.
     #[error("invalid model profile `{0}`: {1}")]
     Model(String, &'static str),

@@ -8,6 +8,7 @@
     reason = "test helpers outside #[test] functions fail loudly too"
 )]
 
+mod azure_generated;
 mod common;
 mod eval_table;
 mod explain;

@@ -1,0 +1,164 @@
+//! `byollm azure …` as commands (issue 18): the setup script for each
+//! granularity, its Terraform, the warning and the spread past Entra's 20
+//! FICs per identity, and bad input refused with the flag named. The
+//! script's `az` calls are checked against the real az's parser in
+//! byollm-policy's `azure_generated` test.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    clippy::disallowed_methods,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+const ISSUER: &str = "https://byollm.example.com";
+const SUB: &str = "11111111-2222-3333-4444-555555555555";
+
+fn byollm(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_byollm"))
+        .args(args)
+        .env("RUST_LOG", "off")
+        .env_remove("BYOLLM_SERVER")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `azure setup-script` with a valid set of flags, `extra` replacing (or
+/// adding to) them: clap refuses a flag given twice.
+fn setup(extra: &[&str]) -> (i32, String, String) {
+    let mut flags: Vec<(String, String)> = [
+        ("--issuer", ISSUER),
+        ("--team", "t1"),
+        ("--subscription", SUB),
+        ("--resource-group", "rg-ai"),
+        ("--location", "eastus2"),
+        ("--resource", "acme-ai.services.ai.azure.com"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    for pair in extra.chunks(2) {
+        match flags.iter_mut().find(|(k, _)| k == pair[0]) {
+            Some(f) => f.1 = pair[1].to_owned(),
+            None => flags.push((pair[0].to_owned(), pair[1].to_owned())),
+        }
+    }
+    let mut args = vec!["azure".to_owned(), "setup-script".to_owned()];
+    for (k, v) in flags {
+        args.push(k);
+        args.push(v);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    byollm(&args)
+}
+
+#[test]
+fn setup_script_per_granularity() {
+    let (code, out, err) = setup(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("#!/usr/bin/env bash\n"));
+    assert!(out.contains("set -euo pipefail\n"));
+    assert!(out.contains("fic \"$IDENTITY_1\" 'byollm-t1' 'scoped_principal:t1'\n"));
+    assert!(out.contains("ACCOUNT_ID='/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/accounts/acme-ai'\n"));
+    assert!(out.contains("grant \"$principal_1\" 'Azure AI User'\n"));
+    assert!(err.contains("1 federated identity credential(s) at granularity team"));
+
+    let (code, out, _) = setup(&[
+        "--granularity",
+        "actor_type",
+        "--scope",
+        "agents",
+        "--models",
+        "openai",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("'scoped_principal:t1/service_account'"));
+    assert!(!out.contains("'scoped_principal:t1/user'"));
+    assert!(out.contains("grant \"$principal_1\" 'Cognitive Services OpenAI User'\n"));
+    assert!(!out.contains("'Azure AI User'"));
+
+    let (code, out, _) = setup(&[
+        "--granularity",
+        "actor",
+        "--scope",
+        "user:u1,agent:a1",
+        "--format",
+        "terraform",
+        "--identity-name",
+        "team-t1",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("resource \"azurerm_user_assigned_identity\" \"byollm_1\""));
+    assert!(out.contains("\"team-t1\""));
+    assert!(out.contains("subject             = \"scoped_principal:t1/service_account:a1\""));
+}
+
+#[test]
+fn past_twenty_fics_it_warns_and_spreads() {
+    let agents: Vec<String> = (1..=30).map(|i| format!("a{i}")).collect();
+    let scope = format!("agent:{}", agents.join(","));
+    let (code, out, err) = setup(&["--granularity", "actor", "--scope", &scope]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning: 30 FICs exceed Entra's 20 per identity; spread over 2 identities (byollm, byollm-2)"), "{err}");
+    assert!(out.contains("# warning: 30 FICs exceed Entra's 20 per identity"));
+    assert!(out.contains("IDENTITY_2='byollm-2'\n"));
+    assert_eq!(out.matches("fic \"$IDENTITY_2\"").count(), 10);
+}
+
+#[test]
+fn bad_input_names_the_flag() {
+    for (args, want) in [
+        (
+            vec!["--subscription", "nope"],
+            "--subscription: invalid Azure subscription id `nope`",
+        ),
+        (
+            vec!["--resource-group", "rg;id"],
+            "--resource-group: invalid Azure resource group",
+        ),
+        (
+            vec!["--location", "East US"],
+            "--location: invalid Azure location",
+        ),
+        (
+            vec!["--identity-name", "a b"],
+            "--identity-name: invalid Azure identity name",
+        ),
+        (
+            vec!["--resource", "https://acme-ai.openai.azure.com"],
+            "--resource: invalid Azure Foundry resource",
+        ),
+        (
+            vec!["--granularity", "member"],
+            "--granularity: invalid Azure granularity `member`",
+        ),
+        (
+            vec!["--granularity", "actor"],
+            "--scope: invalid Azure scope `team`",
+        ),
+        (
+            vec!["--scope", "users"],
+            "--scope: invalid Azure scope `users`",
+        ),
+        (
+            vec!["--models", "gpt"],
+            "--models: invalid Azure models `gpt`",
+        ),
+        (vec!["--team", "t/1"], "--team: invalid team uid"),
+    ] {
+        let (code, out, err) = setup(&args);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let (code, _, err) = byollm(&["azure", "setup-script", "--team", "t1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--issuer"), "{err}");
+}
