@@ -12,7 +12,7 @@
 //!   and which subjects a provider admits;
 //! - [`azure`]: Microsoft Azure's side: the managed identity, one federated
 //!   identity credential per subject, the Foundry roles (az script,
-//!   Terraform);
+//!   Terraform), and which members and agents a set of FICs admits;
 //! - [`explain`]: which subjects a trust policy admits, decided by the evaluator,
 //!   plus lint findings.
 //!

@@ -55,7 +55,7 @@ enum Command {
         cmd: gcp_cmd::GcpCommand,
     },
     /// Microsoft Azure setup tooling: setup script (managed identity, federated
-    /// identity credentials, Foundry roles).
+    /// identity credentials, Foundry roles), FIC explainer.
     Azure {
         #[command(subcommand)]
         cmd: azure_cmd::AzureCommand,

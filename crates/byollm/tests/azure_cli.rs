@@ -1,6 +1,8 @@
 //! `byollm azure …` as commands (issue 18): the setup script for each
 //! granularity, its Terraform, the warning and the spread past Entra's 20
-//! FICs per identity, and bad input refused with the flag named. The
+//! FICs per identity, and bad input refused with the flag named; the
+//! explainer reading a generated script, `az identity federated-credential
+//! list`'s JSON and bare subjects, naming why each actor is refused. The
 //! script's `az` calls are checked against the real az's parser in
 //! byollm-policy's `azure_generated` test.
 
@@ -161,4 +163,115 @@ fn bad_input_names_the_flag() {
     let (code, _, err) = byollm(&["azure", "setup-script", "--team", "t1"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--issuer"), "{err}");
+}
+
+#[test]
+fn explain_reads_a_generated_script_and_az_list_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, script, _) = setup(&["--granularity", "actor_type", "--scope", "agents"]);
+    assert_eq!(code, 0);
+    let path = dir.path().join("setup-azure.sh");
+    std::fs::write(&path, script).unwrap();
+    let (code, out, err) = byollm(&[
+        "azure",
+        "explain",
+        "--team",
+        "t1",
+        "--granularity",
+        "actor_type",
+        "--script",
+        path.to_str().unwrap(),
+        "--actor",
+        "user:u1,agent:a1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("FICs for team t1 (granularity actor_type):\n  admit 1 of 2\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "ADMITTED  agent a1 (scoped_principal:t1/service_account) by FIC byollm-t1-agents"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("refused   user u1 (scoped_principal:t1/user)"),
+        "{out}"
+    );
+
+    // As `az identity federated-credential list` prints them.
+    let fics = serde_json::json!([
+        {"audiences": ["api://AzureADTokenExchange"], "issuer": ISSUER, "name": "byollm-t1",
+         "resourceGroup": "rg-ai", "subject": "scoped_principal:T1",
+         "type": "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials"}
+    ]);
+    let path = dir.path().join("fics.json");
+    std::fs::write(&path, fics.to_string()).unwrap();
+    let (code, out, err) = byollm(&[
+        "azure",
+        "explain",
+        "--team",
+        "t1",
+        "--issuer",
+        ISSUER,
+        "--fic-file",
+        path.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["granularity"], "team");
+    let actors = v["actors"].as_array().unwrap();
+    assert_eq!(actors.len(), 2);
+    assert!(actors.iter().all(|a| a["admitted"] == false));
+    assert!(
+        actors[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("case-sensitively"),
+        "{out}"
+    );
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "admits_nobody")
+    );
+
+    let (code, out, err) = byollm(&[
+        "azure",
+        "explain",
+        "--team",
+        "t1",
+        "--granularity",
+        "actor",
+        "--subject",
+        "scoped_principal:t1/service_account:a1",
+        "--actor",
+        "agent:a1,a2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ADMITTED  agent a1"), "{out}");
+    assert!(out.contains("refused   agent a2"), "{out}");
+
+    let (code, _, err) = byollm(&["azure", "explain", "--team", "t1"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("give the FICs"), "{err}");
+    let (code, _, err) = byollm(&[
+        "azure",
+        "explain",
+        "--team",
+        "t1",
+        "--granularity",
+        "actors",
+        "--subject",
+        "x",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--granularity: invalid Azure granularity"),
+        "{err}"
+    );
 }

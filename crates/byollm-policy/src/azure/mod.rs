@@ -2,7 +2,8 @@
 //! user-assigned managed identity, one federated identity credential (FIC) per
 //! subject the team's granularity mints, the inference roles on the Foundry
 //! account, as a bash script of `az` commands ([`script`]) or Terraform
-//! ([`terraform`]).
+//! ([`terraform`]); and which of the team's members and agents a set of FICs
+//! admits ([`explain`]).
 //!
 //! Invariants: an FIC matches issuer, subject and audience exactly and
 //! case-sensitively, with no wildcards for an issuer like ours (azure-facts
@@ -15,6 +16,7 @@
 //! quote, `$`, backslash, wildcard or whitespace, so it is safe inside single
 //! quotes and HCL strings. Output is deterministic.
 
+pub mod explain;
 pub mod script;
 pub mod terraform;
 

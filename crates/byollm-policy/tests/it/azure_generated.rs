@@ -230,3 +230,58 @@ fn azs_parser_accepts_every_call_of_the_script() {
         assert_eq!(settings["subject_granularity"], opts.granularity.as_str());
     }
 }
+
+/// The explainer agrees with the generator: the FICs of each plan admit the
+/// scope's members and agents, and nobody else.
+#[test]
+fn generated_fics_admit_exactly_the_scope() {
+    use byollm_policy::azure::AZURE_AUDIENCE;
+    use byollm_policy::azure::explain::{FicRecord, explain_fics};
+    use byollm_policy::generate::Actor;
+
+    let actors = vec![
+        (Actor::User, "u1".to_owned()),
+        (Actor::User, "u2".to_owned()),
+        (Actor::Agent, "a1".to_owned()),
+        (Actor::Agent, "a21".to_owned()),
+        (Actor::Agent, "a99".to_owned()),
+    ];
+    let expect: [(&str, &str, &[bool]); 4] = [
+        ("team", "team", &[true; 5]),
+        ("actor_type", "agents", &[false, false, true, true, true]),
+        (
+            "actor",
+            "user:u1,agent:a1",
+            &[true, false, true, false, false],
+        ),
+        ("actor", "", &[true, false, true, true, false]),
+    ];
+    for (granularity, scope, want) in expect {
+        let scope = match scope {
+            "" => spread_scope(),
+            s => s.to_owned(),
+        };
+        let opts = setup(granularity, &scope);
+        let fics: Vec<FicRecord> = opts
+            .plan()
+            .unwrap()
+            .into_iter()
+            .flat_map(|p| p.fics)
+            .map(|f| FicRecord {
+                name: f.name,
+                issuer: Some(opts.issuer.url().to_owned()),
+                subject: f.subject,
+                audiences: vec![AZURE_AUDIENCE.to_owned()],
+            })
+            .collect();
+        let e = explain_fics(
+            "t1",
+            opts.granularity,
+            Some(opts.issuer.url()),
+            &fics,
+            &actors,
+        );
+        let got: Vec<bool> = e.actors.iter().map(|v| v.admitted).collect();
+        assert_eq!(got, want, "{granularity} {scope}:\n{}", e.to_text());
+    }
+}

@@ -1,10 +1,12 @@
 //! `byollm azure …`: the Microsoft Azure setup tooling of issue 18 — the setup
-//! script (az CLI or Terraform) and the FIC explainer.
+//! script (az CLI or Terraform) and the FIC explainer (`explain`).
 //!
 //! As for `byollm gcp`: documents go to stdout, notes and warnings to stderr,
 //! bad input exits non-zero with a one-line reason naming the flag. The work
 //! is in `byollm-policy::azure`; this module parses flags, validates them and
 //! reads files.
+
+mod explain;
 
 use std::io::Write as _;
 
@@ -29,6 +31,9 @@ pub enum AzureCommand {
     /// subject of the granularity (spread over more identities past Entra's 20),
     /// and the inference roles on the Foundry account.
     SetupScript(SetupArgs),
+    /// Explain which of the team's members and agents a set of federated
+    /// identity credentials admits (and why not), at the team's granularity.
+    Explain(explain::ExplainArgs),
 }
 
 /// The output format of `setup-script`.
@@ -100,6 +105,7 @@ pub const DEFAULT_IDENTITY: &str = "byollm";
 pub fn run(cmd: AzureCommand) -> anyhow::Result<()> {
     let out = match cmd {
         AzureCommand::SetupScript(args) => setup(&args)?,
+        AzureCommand::Explain(args) => explain::run(&args)?,
     };
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(out.as_bytes())?;
