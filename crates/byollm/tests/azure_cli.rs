@@ -275,3 +275,103 @@ fn explain_reads_a_generated_script_and_az_list_json() {
         "{err}"
     );
 }
+
+/// `--from-server`: the issuer, team, granularity and resource come from the
+/// team's settings, and the explainer checks every member and agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_server_reads_the_team() {
+    use std::sync::Arc;
+
+    use byollm_api::clock::SystemClock;
+    use byollm_core::config::CoreConfig;
+    use byollm_server::app;
+    use byollm_server::config::ServerConfig;
+    use secrecy::SecretString;
+
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cfg = ServerConfig::new(addr, dir.path().join("data"), CoreConfig::new(ISSUER));
+    let gw = app::gateway_config(&cfg).unwrap();
+    let core = app::build_core(&cfg, Arc::new(SystemClock)).await.unwrap();
+    let boot =
+        byollm_core::service::bootstrap_team(core.store(), &SystemClock, "Acme", "o@acme.example")
+            .await
+            .unwrap();
+    let _server = app::serve_on(listener, core, gw).await.unwrap();
+    let base = format!("http://{addr}");
+    let key = boot.api_key.expose().to_owned();
+    let team = boot.team_uid.to_string();
+    let c = byollm_api::client::Client::new(&base, Some(SecretString::from(key.clone()))).unwrap();
+    c.patch_llm_settings(&serde_json::json!({"hosts": {"azure_foundry": {
+        "enabled": true,
+        "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "client_id": "0d3c1f2e-5b6a-4c8d-9e0f-1a2b3c4d5e6f",
+        "resource": "acme-ai.openai.azure.com",
+        "subject_granularity": "actor_type"
+    }}}))
+    .await
+    .unwrap();
+    let agent = c
+        .create_agent(&serde_json::from_value(serde_json::json!({"name": "helper"})).unwrap())
+        .await
+        .unwrap();
+
+    let run = |args: Vec<String>| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_byollm"))
+            .args(&args)
+            .env("BYOLLM_API_KEY", &key)
+            .env("BYOLLM_SERVER", &base)
+            .env("BYOLLM_CONFIG_DIR", dir.path().join("config"))
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let args = |s: &[&str]| s.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        run(args(&[
+            "azure",
+            "setup-script",
+            "--from-server",
+            "--subscription",
+            SUB,
+            "--resource-group",
+            "rg-ai",
+            "--location",
+            "eastus2",
+            "--scope",
+            "agents",
+        ]))
+    });
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("ISSUER_URL='{ISSUER}'")), "{out}");
+    assert!(
+        out.contains(&format!("'scoped_principal:{team}/service_account'")),
+        "{out}"
+    );
+    assert!(out.contains("ACCOUNT='acme-ai'"), "{out}");
+    assert!(out.contains("GRANULARITY='actor_type'"), "{out}");
+
+    let subject = format!("scoped_principal:{team}/service_account");
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        run(args(&[
+            "azure",
+            "explain",
+            "--from-server",
+            "--subject",
+            &subject,
+        ]))
+    });
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("admit 1 of 2"), "{out}");
+    assert!(
+        out.contains(&format!("ADMITTED  agent {}", agent.uid)),
+        "{out}"
+    );
+    assert!(out.contains("refused   user "), "{out}");
+}
