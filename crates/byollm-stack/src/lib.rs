@@ -1,7 +1,8 @@
 //! The whole system in one process on loopback: the AWS emulator, the server
 //! (issuer, API and gateway on a fresh SQLite store in a temporary directory) and
 //! a bootstrapped team — what `byollm demo` shows and what the doctor's tests
-//! misconfigure — and, on request, a second team on Google Vertex AI ([`gcp`]).
+//! misconfigure — and, on request, a second team on Google Vertex AI ([`gcp`])
+//! and a third on Azure AI Foundry ([`azure`]).
 //!
 //! The issuer keeps a real `https://` URL (`ISSUER`), exactly as in production;
 //! the emulator is told to fetch its discovery document and JWKS from the
@@ -10,6 +11,7 @@
 //! `byollm-policy` generates — the same documents `byollm aws setup-script`
 //! writes — because a fresh machine has no AWS CLI.
 
+pub mod azure;
 pub mod gcp;
 
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! `byollm demo` runs end to end (emulator, server, team, roles, a streamed
 //! Bedrock reply, credits, a refused agent and the doctor's diagnosis, a second
-//! team streaming from Vertex AI through its pool) and exits
+//! team streaming from Vertex AI through its pool, a third from Azure AI Foundry
+//! through its FIC) and exits
 //! 0, printing the lines the README's transcript shows and no secret.
 
 #![allow(
@@ -58,12 +59,35 @@ fn the_demo_runs_and_prints_its_transcript() {
         "x-byollm-route: gcp_vertex:claude-sonnet-4-6@global",
         "Google STS token exchanges: 1",
         "(HTTP 200, route gcp_vertex:claude-sonnet-4-6@global): exchanges still 1",
-        "10. The web console",
+        "10. A third team on Azure AI Foundry",
+        "identity       byollm-uami (user-assigned managed identity, client id 0d3c1f2e-5b6a-4c8d-9e0f-1a2b3c4d5e6f)",
+        "issuer https://issuer.byollm.test, subject scoped_principal:",
+        "audience api://AzureADTokenExchange",
+        "role         Azure AI User on initech-ai",
+        "alg = RS256",
+        "aud = api://AzureADTokenExchange",
+        "> Hello from a byollm member on Azure",
+        "x-byollm-route: azure_foundry:claude-sonnet-4-6@initech-ai",
+        "Entra token exchanges: 1",
+        "(HTTP 200, route azure_foundry:claude-sonnet-4-6@initech-ai): exchanges still 1",
+        "11. The web console",
         "/console/sign-in/link/bsl_",
         "Done in",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
+    // The Azure token's subject is the team (granularity `team`), the member
+    // is in `actor`.
+    let azure = stdout.split("alg = RS256").nth(1).expect("an RS256 token");
+    let sub = azure
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("sub = "))
+        .expect("its sub");
+    assert!(
+        sub.starts_with("scoped_principal:") && !sub.contains('/'),
+        "{sub}"
+    );
+    assert!(azure.contains(&format!("actor = {sub}/user:")), "{azure}");
     // No secret reaches the terminal: keys, workload tokens, JWTs, AWS keys.
     for secret in [
         byollm_core::ids::API_KEY_PREFIX,

@@ -9,7 +9,8 @@
 //! header verbatim, the STS call count and the credit buckets. Then it shows an
 //! agent the AWS side refuses, and the doctor's diagnosis of it; then a second
 //! team whose Claude runs on Google Vertex AI through its workload identity
-//! pool ([`gcp`]).
+//! pool ([`gcp`]), and a third on Azure AI Foundry through its federated
+//! identity credential ([`azure`]).
 //!
 //! Secrets (API keys, workload and identity tokens, AWS credentials) are never
 //! printed; the token's decoded claims are.
@@ -37,6 +38,7 @@ use byollm_stack::{ISSUER, REGION, RoleSpec, Stack};
 
 use crate::out;
 
+mod azure;
 mod gcp;
 
 /// The model the demo's agent uses.
@@ -75,9 +77,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     )]
     let started = Instant::now();
     out::line(
-        "byollm demo: an OIDC issuer and inference gateway, an AWS and Google Cloud emulator, two teams —",
+        "byollm demo: an OIDC issuer and inference gateway, an AWS, Google Cloud and Azure emulator, three teams —",
     );
-    out::line("all on loopback in this process; nothing here talks to AWS or Google.");
+    out::line("all on loopback in this process; nothing here talks to AWS, Google or Microsoft.");
 
     header(1, "Start the AWS emulator and the byollm server");
     let stack = Stack::start("Acme Robotics", "owner@acme.example").await?;
@@ -88,7 +90,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 "A second team on Google Vertex AI, through its workload identity pool",
             );
             match gcp::vertex_team(&stack).await {
-                Ok(()) => console(&stack).await,
+                Ok(()) => {
+                    header(
+                        10,
+                        "A third team on Azure AI Foundry, through its federated identity credential",
+                    );
+                    match azure::foundry_team(&stack).await {
+                        Ok(()) => console(&stack).await,
+                        Err(e) => Err(e),
+                    }
+                }
                 Err(e) => Err(e),
             }
         }
@@ -115,7 +126,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 /// The last step: the web console's URL and a one-time sign-in link for the
 /// owner (printed: it is the way in, works once, for 10 minutes).
 async fn console(stack: &Stack) -> anyhow::Result<()> {
-    header(10, "The web console");
+    header(11, "The web console");
     let link = byollm_core::service::create_sign_in_link(
         &stack.store,
         &byollm_api::clock::SystemClock,
