@@ -111,7 +111,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     out::line("");
     out::line(&format!(
-        "Done in {:.1} s. Try the pieces yourself: byollm cloudsim, byollm serve, byollm aws setup-script, byollm aws doctor, byollm gcp setup-script, byollm gcp doctor.",
+        "Done in {:.1} s. Try the pieces yourself: byollm cloudsim, byollm serve, byollm aws setup-script, byollm aws doctor, byollm gcp setup-script, byollm gcp doctor, byollm azure setup-script.",
         started.elapsed().as_secs_f64()
     ));
     if args.keep_running {
