@@ -29,10 +29,14 @@
 //!   JWKS, token for the team's provider, the provider's condition (when it
 //!   can be read), STS exchange, impersonation, one Vertex AI call — same
 //!   report, outcomes and exit codes.
+//! - The Azure walk ([`azure`], `byollm azure doctor`) too: discovery, a JWKS
+//!   with an RS256 key, the RS256 token at the team's subject granularity, the
+//!   Entra exchange (diagnosed by its `AADSTS` code), one Foundry call.
 //! - Secrets: the API key, workload tokens, identity tokens and AWS credentials
 //!   are never part of the report; the token's decoded claims (`iss`, `aud`,
 //!   `sub`) are.
 
+pub mod azure;
 mod bedrock;
 pub mod gcp;
 mod iam;
@@ -70,6 +74,10 @@ pub enum StepName {
     Impersonation,
     /// A one-token Vertex AI `rawPredict` call (GCP walk).
     Vertex,
+    /// Entra's client-assertion token exchange (Azure walk).
+    Entra,
+    /// A one-token Claude call on Azure AI Foundry (Azure walk).
+    Foundry,
 }
 
 impl StepName {
@@ -86,6 +94,8 @@ impl StepName {
             StepName::GoogleSts => "google_sts",
             StepName::Impersonation => "impersonation",
             StepName::Vertex => "vertex",
+            StepName::Entra => "entra",
+            StepName::Foundry => "foundry",
         }
     }
 }
@@ -191,6 +201,27 @@ pub enum Cause {
     VertexModelNotEnabled,
     /// Vertex AI failed otherwise.
     VertexFailed,
+    /// Azure AI Foundry is off for the team (or the agent), its tenant, client
+    /// or resource is missing, or Entra does not know them.
+    AzureNotConfigured,
+    /// No FIC on the identity has the token's exact subject (`AADSTS70021`,
+    /// `AADSTS700213`).
+    EntraNoMatchingFic,
+    /// The identity's FICs name another issuer (`AADSTS700211`).
+    EntraIssuerMismatch,
+    /// The FIC lacks `api://AzureADTokenExchange` (`AADSTS700212`).
+    EntraAudienceMismatch,
+    /// Entra refused the signing algorithm (`AADSTS5002738`).
+    EntraAlgorithmRefused,
+    /// Entra failed otherwise.
+    EntraFailed,
+    /// The identity lacks "Azure AI User" on the resource (Azure's 401
+    /// `PermissionDenied`).
+    FoundryPermissionDenied,
+    /// The resource has no deployment of that name.
+    FoundryDeploymentMissing,
+    /// Foundry failed otherwise.
+    FoundryFailed,
 }
 
 impl Cause {

@@ -155,3 +155,68 @@ async fn the_doctor_command_names_the_cause_and_exits_accordingly() {
     server.shutdown().await;
     sim.shutdown().await;
 }
+
+/// `byollm azure doctor` on the demo's Azure team: healthy (exit 0, every
+/// step ok), then, with the team's FIC removed, failing (exit 1) at the
+/// Entra step with `entra_no_matching_fic` and a fix naming the subject.
+#[tokio::test]
+async fn azure_doctor_walks_to_foundry_and_names_a_missing_fic() {
+    use byollm_stack::azure::AZURE_CLIENT_ID;
+    use secrecy::ExposeSecret as _;
+    let stack = byollm_stack::Stack::start("Acme", "owner@acme.example")
+        .await
+        .unwrap();
+    let team = stack
+        .bootstrap_azure_team("Initech", "owner@initech.example")
+        .await
+        .unwrap();
+    let run = || async {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_byollm"))
+            .args(["azure", "doctor", "--server", &stack.base])
+            .args(["--azure-endpoint-url", &stack.sim.endpoint_url()])
+            .env("BYOLLM_API_KEY", team.owner_key.expose_secret())
+            .env("RUST_LOG", "off")
+            .env(
+                "BYOLLM_CONFIG_DIR",
+                std::env::temp_dir().join("byollm-doctor-cli-state"),
+            )
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = run().await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    for step in ["server", "discovery", "jwks", "token", "entra", "foundry"] {
+        assert!(
+            stdout.contains(&format!("[ok  ] {step}")),
+            "{step} in:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("byollm azure doctor"), "{stdout}");
+    stack
+        .sim
+        .azure()
+        .remove_fic(AZURE_CLIENT_ID, &team.fic.name);
+    let (code, stdout, stderr) = run().await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("[FAIL] entra"), "{stdout}");
+    assert!(stdout.contains("cause: entra_no_matching_fic"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("--subject scoped_principal:{} ", team.team_uid)),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("the doctor found a problem: entra_no_matching_fic"),
+        "{stderr}"
+    );
+    assert!(
+        !stdout.contains("eyJ") && !stderr.contains("eyJ"),
+        "a token was printed"
+    );
+    stack.shutdown().await;
+}

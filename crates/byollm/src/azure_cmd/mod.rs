@@ -1,11 +1,13 @@
 //! `byollm azure …`: the Microsoft Azure setup tooling of issue 18 — the setup
-//! script (az CLI or Terraform) and the FIC explainer (`explain`).
+//! script (az CLI or Terraform), the FIC explainer (`explain`) and the
+//! doctor's Azure walk (`doctor`).
 //!
 //! As for `byollm gcp`: documents go to stdout, notes and warnings to stderr,
 //! bad input exits non-zero with a one-line reason naming the flag. The work
 //! is in `byollm-policy::azure`; this module parses flags, validates them and
 //! reads files.
 
+pub(crate) mod doctor;
 mod explain;
 
 use std::io::Write as _;
@@ -34,6 +36,10 @@ pub enum AzureCommand {
     /// Explain which of the team's members and agents a set of federated
     /// identity credentials admits (and why not), at the team's granularity.
     Explain(explain::ExplainArgs),
+    /// Walk the path to Azure AI Foundry (discovery, an RS256 key, the token,
+    /// the Entra exchange, one Claude call) and name the failing step, its
+    /// cause (Entra's AADSTS code) and the fix.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// The output format of `setup-script`.
@@ -106,6 +112,9 @@ pub fn run(cmd: AzureCommand) -> anyhow::Result<()> {
     let out = match cmd {
         AzureCommand::SetupScript(args) => setup(&args)?,
         AzureCommand::Explain(args) => explain::run(&args)?,
+        AzureCommand::Doctor(args) => {
+            return crate::operator::runtime()?.block_on(doctor::run(args));
+        }
     };
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(out.as_bytes())?;
