@@ -54,6 +54,7 @@ const RUNNABLE: &[&str] = &[
     "docs/try-it-locally.md",
     "docs/admin-guide-aws-bedrock.md",
     "docs/admin-guide-gcp-vertex.md",
+    "docs/admin-guide-azure-foundry.md",
     "docs/member-guide.md",
     "docs/troubleshooting.md",
 ];
