@@ -562,3 +562,81 @@ pub fn decode_jwt(token: &str) -> Option<(Value, Value)> {
     };
     Some((dec(h)?, dec(p)?))
 }
+
+/// The discovery step the GCP and Azure walks share: the issuer and its
+/// `jwks_uri`, both `https://` (`why` says which cloud requires it, `fix` what
+/// to change), or the failure naming them.
+pub(super) async fn https_discovery(
+    client: &Client,
+    why: &str,
+    fix: &str,
+) -> Result<(String, String), Diagnosis> {
+    let s = StepName::Discovery;
+    let doc = client
+        .discovery()
+        .await
+        .map_err(|e| server_error(s, &format!("GET {}", routes::DISCOVERY), &e))?;
+    let text = |n: &str| {
+        doc.get(n)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (issuer, jwks_uri) = (text("issuer"), text("jwks_uri"));
+    if !issuer.starts_with("https://") || !jwks_uri.starts_with("https://") {
+        return Err(fail(
+            s,
+            Cause::IssuerNotHttps,
+            format!("the issuer is `{issuer}` (keys at `{jwks_uri}`); {why}"),
+            vec![format!(
+                "discovery document: issuer = {issuer}, jwks_uri = {jwks_uri}"
+            )],
+            fix,
+        ));
+    }
+    Ok((issuer, jwks_uri))
+}
+
+/// What minting the walked actor's token gave: the token, or why it could
+/// not be minted with this key (an agent's, with a member's key).
+pub(super) enum Mint {
+    /// The token.
+    Token(SecretString),
+    /// The server refused to mint the agent's token for this key.
+    NotForThisKey(String),
+}
+
+/// Mints the token for `req`: the caller's own, or (with `agent`) the
+/// agent's through the admin's diagnosis route; 403 there is not a failure
+/// of the path, only of this key.
+pub(super) async fn mint(
+    client: &Client,
+    agent: Option<&str>,
+    req: &IdentityTokenRequest,
+) -> Result<Mint, Diagnosis> {
+    let s = StepName::Token;
+    let minted = match agent {
+        None => client
+            .identity_token(req)
+            .await
+            .map_err(|e| server_error(s, &format!("POST {}", routes::IDENTITY_TOKEN), &e))?,
+        Some(agent) => match client.agent_identity_token(agent, req).await {
+            Ok(t) => t,
+            Err(e) if e.status() == Some(403) => {
+                return Ok(Mint::NotForThisKey(format!(
+                    "the server refused to mint the agent's token for this key (an admin's API key can): {e}"
+                )));
+            }
+            Err(e) => {
+                return Err(server_error(
+                    s,
+                    &format!("POST {}", routes::AGENT_IDENTITY_TOKEN),
+                    &e,
+                ));
+            }
+        },
+    };
+    Ok(Mint::Token(SecretString::from(
+        minted.token.expose().to_owned(),
+    )))
+}

@@ -22,7 +22,9 @@ mod diagnose;
 
 use diagnose::{pick_model, sts_failure};
 
-use super::walk::{connect, decode_jwt, fail, jwks_keys, server_error, settle_steps};
+use super::walk::{
+    Mint, connect, decode_jwt, fail, https_discovery, jwks_keys, mint, server_error, settle_steps,
+};
 use super::{Cause, Diagnosis, ModelCheck, Report, Status, Step, StepName};
 
 /// What the GCP doctor checks and with what.
@@ -254,33 +256,16 @@ impl Gcp<'_> {
     }
 
     async fn discovery_step(&mut self) -> Result<String, Diagnosis> {
-        let s = StepName::Discovery;
-        let doc = self
-            .client
-            .discovery()
-            .await
-            .map_err(|e| server_error(s, &format!("GET {}", routes::DISCOVERY), &e))?;
-        let text = |n: &str| {
-            doc.get(n)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let (issuer, jwks_uri) = (text("issuer"), text("jwks_uri"));
-        if !issuer.starts_with("https://") || !jwks_uri.starts_with("https://") {
-            return Err(fail(
-                s,
-                Cause::IssuerNotHttps,
-                format!(
-                    "the issuer is `{issuer}` (keys at `{jwks_uri}`); Google requires an HTTPS issuer URI"
-                ),
-                vec![format!(
-                    "discovery document: issuer = {issuer}, jwks_uri = {jwks_uri}"
-                )],
-                "serve the issuer over https (server.issuer_url) and set the provider's --issuer-uri to exactly that URL",
-            ));
-        }
-        self.ok(s, format!("issuer {issuer}, jwks_uri {jwks_uri}"));
+        let (issuer, jwks_uri) = https_discovery(
+            &self.client,
+            "Google requires an HTTPS issuer URI",
+            "serve the issuer over https (server.issuer_url) and set the provider's --issuer-uri to exactly that URL",
+        )
+        .await?;
+        self.ok(
+            StepName::Discovery,
+            format!("issuer {issuer}, jwks_uri {jwks_uri}"),
+        );
         Ok(issuer)
     }
 
@@ -324,28 +309,13 @@ impl Gcp<'_> {
             audience: host.audience.clone(),
             requested_duration_seconds: 300,
         };
-        let minted = match &self.opts.agent {
-            None => self
-                .client
-                .identity_token(&req)
-                .await
-                .map_err(|e| server_error(s, &format!("POST {}", routes::IDENTITY_TOKEN), &e))?,
-            Some(agent) => match self.client.agent_identity_token(agent, &req).await {
-                Ok(t) => t,
-                Err(e) if e.status() == Some(403) => {
-                    self.skip(s, format!("the server refused to mint the agent's token for this key (an admin's API key can): {e}"));
-                    return Ok(None);
-                }
-                Err(e) => {
-                    return Err(server_error(
-                        s,
-                        &format!("POST {}", routes::AGENT_IDENTITY_TOKEN),
-                        &e,
-                    ));
-                }
-            },
+        let token = match mint(&self.client, self.opts.agent.as_deref(), &req).await? {
+            Mint::Token(t) => t,
+            Mint::NotForThisKey(why) => {
+                self.skip(s, why);
+                return Ok(None);
+            }
         };
-        let token = SecretString::from(minted.token.expose().to_owned());
         let Some((header, claims)) = decode_jwt(token.expose_secret()) else {
             return Err(fail(
                 s,

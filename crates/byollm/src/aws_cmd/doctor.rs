@@ -198,6 +198,35 @@ fn mark_of(status: Status) -> &'static str {
     }
 }
 
+/// How `byollm gcp doctor` and `byollm azure doctor` end: the report as JSON
+/// or as [`text`] under `command`'s name (its all-clear naming `path`), then
+/// the exit status the verdict gives (0, 1 or 3).
+pub(crate) fn finish(report: &Report, json: bool, command: &str, path: &str) -> anyhow::Result<()> {
+    if json {
+        out::json(report)?;
+    } else {
+        let text = text(report)
+            .replacen("byollm aws doctor", command, 1)
+            .replace(
+                "the path to Bedrock is healthy",
+                &format!("the path to {path} is healthy"),
+            );
+        for line in text.lines() {
+            out::line(line);
+        }
+    }
+    match report.outcome {
+        Outcome::Healthy => Ok(()),
+        Outcome::NotVerified => {
+            Err(NotVerified(format!("not verified: {}", report.not_verified.join("; "))).into())
+        }
+        Outcome::Failing => {
+            let cause = report.cause().map(|c| c.code()).unwrap_or_default();
+            bail!("the doctor found a problem: {cause}")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use byollm_doctor::{Cause, Diagnosis, ModelCheck, Step, StepName};

@@ -3,14 +3,11 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use byollm_api::clock::{Clock as _, SystemClock};
-use byollm_doctor::Outcome;
 use byollm_doctor::gcp::GcpOptions;
 use clap::Args;
 use secrecy::SecretString;
-
-use crate::out::{self, NotVerified};
 
 /// `byollm gcp doctor` flags.
 #[derive(Debug, Args)]
@@ -68,27 +65,5 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         now_ms: Arc::new(|| SystemClock.now_ms()),
     };
     let report = byollm_doctor::gcp::run(&opts).await;
-    if args.json {
-        out::json(&report)?;
-    } else {
-        let text = crate::aws_cmd::doctor::text(&report)
-            .replacen("byollm aws doctor", "byollm gcp doctor", 1)
-            .replace(
-                "the path to Bedrock is healthy",
-                "the path to Vertex AI is healthy",
-            );
-        for line in text.lines() {
-            out::line(line);
-        }
-    }
-    match report.outcome {
-        Outcome::Healthy => Ok(()),
-        Outcome::NotVerified => {
-            Err(NotVerified(format!("not verified: {}", report.not_verified.join("; "))).into())
-        }
-        Outcome::Failing => {
-            let cause = report.cause().map(|c| c.code()).unwrap_or_default();
-            bail!("the doctor found a problem: {cause}")
-        }
-    }
+    crate::aws_cmd::doctor::finish(&report, args.json, "byollm gcp doctor", "Vertex AI")
 }
