@@ -50,7 +50,7 @@ impl Store {
         now: i64,
         audit: Option<&AuditEventRow>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO agents (uid, team_uid, name, description, base_model, available, \
              inference_providers, created_at, created_by, name_key) \
@@ -165,7 +165,7 @@ impl Store {
         seen: i64,
         audit: Option<&AuditEventRow>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE agents SET name = $1, description = $2, base_model = $3, available = $4, \
              inference_providers = $5, name_key = $6, version = version + 1 \

@@ -29,7 +29,7 @@ pub struct KeyAfter {
 impl Store {
     /// Stores a key (its hash), with its audit row.
     pub async fn insert_api_key(&self, k: &ApiKeyRow, audit: Option<&AuditEventRow>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, team_uid, owner_type, owner_uid, name, key_hash, prefix, \
              created_at, expires_at, last_used_at) \
@@ -109,7 +109,7 @@ impl Store {
         id: &str,
         audit: Option<&AuditEventRow>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM api_keys WHERE team_uid = $1 AND id = $2")
             .bind(team_uid)
             .bind(id)

@@ -55,7 +55,7 @@ impl Store {
         s: &ConsoleSessionRow,
         audit: Option<&AuditEventRow>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_session_in(&mut tx, s).await?;
         insert_audit_in(&mut tx, audit).await?;
         tx.commit().await?;
@@ -68,7 +68,7 @@ impl Store {
         l: &SignInLinkRow,
         audit: Option<&AuditEventRow>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO console_sign_in_links \
              (token_hash, team_uid, member_uid, created_at, expires_at, used_at) \
@@ -120,7 +120,7 @@ impl Store {
         session: &ConsoleSessionRow,
         audit: Option<&AuditEventRow>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE console_sign_in_links SET used_at = $1 \
              WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1",

@@ -29,7 +29,7 @@ impl Store {
     /// Stores a member's invitation, replacing any earlier one (whose code then
     /// redeems nothing).
     pub async fn put_invitation(&self, inv: &InvitationRow) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM invitations WHERE team_uid = $1 AND member_uid = $2")
             .bind(&inv.team_uid)
             .bind(&inv.member_uid)
@@ -72,7 +72,7 @@ impl Store {
         now: i64,
         make_key: impl FnOnce(&InvitationRow) -> ApiKeyRow,
     ) -> Result<Option<ApiKeyRow>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // The DELETE comes first: it takes the row's lock (the write lock on
         // SQLite), so of two concurrent redemptions only one sees the row.
         let row = sqlx::query(

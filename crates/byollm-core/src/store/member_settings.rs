@@ -40,7 +40,7 @@ impl Store {
         seen: i64,
         audit: Option<&AuditEventRow>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE members SET aws_bedrock_opt_in = $1, version = version + 1 \
              WHERE team_uid = $2 AND uid = $3 AND version = $4",

@@ -49,7 +49,7 @@ impl Store {
         now: i64,
         audit: Option<&AuditEventRow>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO members (uid, team_uid, email, role, aws_bedrock_opt_in, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -144,7 +144,7 @@ impl Store {
         to: Role,
         audit: Option<&AuditEventRow>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let Some(current) = lock_and_read_role(&mut tx, team_uid, uid).await? else {
             return Ok(false);
         };
@@ -183,7 +183,7 @@ impl Store {
             ActorType::User => ("members", ChangeKind::MemberRemoved),
             ActorType::ServiceAccount => ("agents", ChangeKind::AgentRemoved),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         if let Some(expected) = expected_role {
             let Some(current) = lock_and_read_role(&mut tx, team_uid, uid).await? else {
                 return Ok(None);

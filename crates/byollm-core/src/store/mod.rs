@@ -139,6 +139,20 @@ fn b(v: bool) -> i64 {
 }
 
 impl Store {
+    /// Begins a transaction that writes. On SQLite it is `BEGIN IMMEDIATE`:
+    /// a deferred transaction that reads first and then writes cannot wait
+    /// for another connection's write lock (SQLite answers `SQLITE_BUSY` at
+    /// once, without the busy handler, since waiting could deadlock), so
+    /// two concurrent writes failed with "database is locked"; taking the
+    /// write lock at `BEGIN` waits for it under `busy_timeout` instead.
+    /// PostgreSQL's default is right as it is.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Opens (creating if needed, owner-only) the SQLite store `byollm.db` in
     /// `data_dir`.
     pub async fn open_data_dir(data_dir: &Path) -> Result<Store> {

@@ -45,7 +45,7 @@ const RUN_SELECT: &str = "SELECT uid, team_uid, actor_type, actor_uid, triggered
 impl Store {
     /// Stores a new run, with its audit row.
     pub async fn insert_run(&self, r: &RunRow, audit: Option<&AuditEventRow>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO runs (uid, team_uid, actor_type, actor_uid, triggered_by_type, triggered_by_uid, \
              state, model, prompt, token_hash, token_expires_at, created_at, finished_at, \
@@ -210,7 +210,7 @@ impl Store {
         now: i64,
         audit: Option<&AuditEventRow>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE runs SET state = $1, finished_at = $2 WHERE team_uid = $3 AND uid = $4 \
              AND state IN ('queued', 'running') AND token_expires_at > $2",

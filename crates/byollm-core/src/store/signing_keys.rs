@@ -37,7 +37,7 @@ impl Store {
     /// Applies a key-lifecycle change if the keyring is still at `generation`
     /// (compare-and-swap); false when another writer got there first.
     pub async fn apply_key_change(&self, generation: i64, change: &KeyChange) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // The CAS is the transaction's first statement, so on SQLite it takes the
         // write lock before anything is read, and on PostgreSQL a racing updater
         // blocks on the row and then sees the new generation.

@@ -67,7 +67,7 @@ impl Store {
     ) -> Result<bool> {
         let text =
             serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE teams SET llm_settings = $1, settings_version = settings_version + 1 \
              WHERE uid = $2 AND settings_version = $3",

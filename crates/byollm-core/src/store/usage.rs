@@ -39,7 +39,7 @@ impl Store {
         if rows.len() <= ROWS_PER_STATEMENT {
             return insert_chunk(&self.pool, rows).await;
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             insert_chunk(&mut *tx, chunk).await?;
         }

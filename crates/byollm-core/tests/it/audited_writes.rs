@@ -337,3 +337,44 @@ async fn an_administrative_write_whose_audit_row_fails_is_not_applied() {
         assert_eq!(rows.len(), 1, "{name}: {rows:?}");
     }
 }
+
+/// On SQLite a write that reads first (deleting an agent reads its keys and
+/// open runs, then deletes) waits for another connection's write instead of
+/// failing with "database is locked": a deferred transaction cannot wait to
+/// upgrade from reading to writing, so write transactions begin IMMEDIATE.
+#[tokio::test]
+async fn on_sqlite_a_write_that_reads_first_waits_for_another_writer() {
+    let t = stores::sqlite().await;
+    let s = t.store.clone();
+    let clock = FakeClock::new(NOW);
+    let team = bootstrap_team(&s, &clock, "Acme", "owner@acme.example")
+        .await
+        .unwrap();
+    let ag = agent(&team.team_uid, &team.owner_uid, "builder");
+    s.insert_agent(&ag, NOW, None).await.unwrap();
+
+    // Another connection (a CLI, a second process) holds the write lock.
+    let other = sqlx::AnyPool::connect(&t.url).await.unwrap();
+    let mut holder = other.acquire().await.unwrap();
+    holder.execute("BEGIN IMMEDIATE").await.unwrap();
+    let (tu, uid) = (team.team_uid.clone(), ag.agent.uid.clone());
+    let delete = tokio::spawn(async move { s.delete_agent(&tu, &uid, NOW, None).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !delete.is_finished(),
+        "the delete did not wait for the lock"
+    );
+    holder.execute("COMMIT").await.unwrap();
+    let removed = delete.await.unwrap();
+    assert!(
+        matches!(removed, Ok(Some(_))),
+        "the delete failed instead of waiting: {removed:?}"
+    );
+    assert!(
+        t.store
+            .get_agent(&team.team_uid, &ag.agent.uid)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
