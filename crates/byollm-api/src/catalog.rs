@@ -1,7 +1,8 @@
 //! The model catalog (DESIGN §4): every model byollm knows, with its direct-API id,
 //! its Bedrock base model id and the inference profiles built from it
 //! (`reference/aws-facts.md` §6.3), its Vertex AI publisher model and locations
-//! (`reference/gcp-facts.md` §2), its credit price and its rank for `auto`.
+//! (`reference/gcp-facts.md` §2), its Azure OpenAI model and version
+//! (`reference/azure-facts.md` §4), its credit price and its rank for `auto`.
 //! Gemini models have no direct-API and no Bedrock route: Vertex AI is their
 //! only host.
 //!
@@ -59,6 +60,10 @@ pub struct CatalogModel {
     /// How Google Vertex AI serves it, when it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vertex: Option<VertexModel>,
+    /// How Azure OpenAI (in an Azure AI Foundry resource) serves it, when it
+    /// does: what a deployment of it is made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_openai: Option<AzureOpenAiModel>,
     /// Inference credits per million tokens (direct-API requests only).
     pub price: Price,
     /// Higher ranks are preferred by `auto` and tried first on fallback.
@@ -98,6 +103,20 @@ pub struct VertexModel {
     pub model_id: String,
     /// The locations that serve it: `global` (dynamic routing) and regions.
     pub locations: Vec<String>,
+}
+
+/// A model's presence on Azure OpenAI (azure-facts §4.1, §4.2): a
+/// deployment is created from `model_name` at `model_version`
+/// (`az cognitiveservices account deployment create --model-name
+/// --model-version`), and callers then name the deployment, not the model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureOpenAiModel {
+    /// The model's name in Azure's model catalog, e.g. `gpt-4.1`.
+    pub model_name: String,
+    /// The version a new deployment pins, e.g. `2025-04-14`; Azure's answers
+    /// name the model as `{model_name}-{model_version}`.
+    pub model_version: String,
 }
 
 impl VertexModel {

@@ -307,6 +307,16 @@ impl Inner {
             }
             Some(m) => m.to_owned(),
         };
+        self.openai_answer(op, &model, &v)
+    }
+
+    /// OpenAI's answer to a Chat Completions body `v` (its `model` already
+    /// checked), naming `model` in it: a `chat.completion`, or its SSE
+    /// chunks when `stream` is true, with the injected mid-stream failure of
+    /// `op`. The one home of the Chat Completions answer for every host that
+    /// serves OpenAI's wire (OpenAI's API, Anthropic's compatible endpoint,
+    /// Azure OpenAI).
+    pub(crate) fn openai_answer(&self, op: &str, model: &str, v: &Value) -> Response {
         let Some(messages) = v
             .get("messages")
             .and_then(Value::as_array)
@@ -432,7 +442,7 @@ impl Inner {
                        "choices": [], "usage": usage})
             ));
         }
-        if let Some(rule) = self.faults.take_failure(OPENAI_OP, true) {
+        if let Some(rule) = self.faults.take_failure(op, true) {
             chunks.truncate(usize::try_from(rule.after_events.unwrap_or(0)).unwrap_or(usize::MAX));
             let (_, kind, msg) = openai_fault(&rule);
             chunks.push(format!(

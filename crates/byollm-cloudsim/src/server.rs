@@ -12,6 +12,7 @@
 //! | `POST /v1/token`, `POST /v1/projects/…` | Google STS, IAM Credentials, Vertex AI (see [`crate::gcp`]) |
 //! | `POST /{tenant}/oauth2/v2.0/token` | Entra's token endpoint (see [`crate::azure`]) |
 //! | `POST /_azure/{resource}/anthropic/v1/messages` | Claude in Azure AI Foundry (see [`crate::azure`]) |
+//! | `POST /_azure/{resource}/openai/…/chat/completions` | Azure OpenAI, v1 and classic (see [`crate::azure`]) |
 //! | `/_awsim/…` | control: faults, counters, health (see [`crate::control`]); `/_awsim/gcp/…` Google's (see [`crate::gcp`]); `/_awsim/azure/…` Azure's (see [`crate::azure`]) |
 
 use std::sync::Arc;
@@ -133,7 +134,8 @@ pub(crate) async fn dispatch(State(inner): State<Arc<Inner>>, req: Request<Body>
     }
     if (path.ends_with("/oauth2/v2.0/token") || path.starts_with("/_azure/"))
         && let Some(resp) =
-            crate::azure::dispatch(&inner, &parts.method, &path, &parts.headers, &body).await
+            crate::azure::dispatch(&inner, &parts.method, &path, &query, &parts.headers, &body)
+                .await
     {
         return resp;
     }

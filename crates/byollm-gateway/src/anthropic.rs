@@ -234,8 +234,19 @@ impl Gateway {
                 Ok(self.spawn_stream(first, resp, AnthropicPassthrough::default(), call))
             }
             Candidate::Foundry {
-                deployment, target, ..
+                deployment,
+                target,
+                family,
+                ..
             } => {
+                // The plan sends Messages bodies to Claude only; a GPT route
+                // here would be a planning bug, refused as the caller's.
+                if *family != byollm_api::catalog::Family::Anthropic {
+                    return Err(Failure::Client {
+                        status: 400,
+                        message: "this model does not speak the Anthropic Messages API; use POST /v1/chat/completions".into(),
+                    });
+                }
                 let token = call.token.as_ref().ok_or(FailReason::NoCredentials)?;
                 let CloudCredentials::Azure(access) = token.credentials() else {
                     return Err(FailReason::NoCredentials.into());

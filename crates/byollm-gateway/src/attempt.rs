@@ -26,7 +26,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 
-use byollm_api::catalog::Catalog;
+use byollm_api::catalog::{Catalog, Family};
 use byollm_telemetry::Stopwatch;
 use tracing::Instrument as _;
 
@@ -86,6 +86,9 @@ struct Walk {
     refused_roles: Vec<(Candidate, RoleRefused)>,
     /// A Vertex AI candidate failed (the final hint names Google's side).
     vertex_failed: bool,
+    /// The family of the Azure AI Foundry candidate that failed last (the
+    /// final hint names Azure's side and the role that family needs).
+    azure_failed: Option<Family>,
     /// Tried candidates that failed, and how many of them timed out: when
     /// every failure was a timeout the request ends with 504, not 502.
     failures: usize,
@@ -188,8 +191,10 @@ impl Walk {
         if !c.leaves_cloud() {
             self.cloud_failed = true;
         }
-        if matches!(c, Candidate::Vertex { .. }) {
-            self.vertex_failed = true;
+        match c {
+            Candidate::Vertex { .. } => self.vertex_failed = true,
+            Candidate::Foundry { family, .. } => self.azure_failed = Some(*family),
+            _ => {}
         }
         if let Some(a) = self.attempts.last() {
             tracing::info!(route = %a.route, cause = %a.outcome, "attempt failed; trying the next route");
@@ -214,7 +219,22 @@ impl Walk {
         } else {
             StatusCode::UNPROCESSABLE_ENTITY
         };
-        let hint = if self.vertex_failed {
+        let azure_hint = self.azure_failed.map(|family| {
+            let kept_in = if allow_outside_cloud {
+                ""
+            } else {
+                "The team keeps requests inside its cloud (allow_fallback_outside_cloud is false). "
+            };
+            format!(
+                "{kept_in}An admin can check the team's Azure side (an FIC on the identity for the tokens' subject, \
+                 the role \"{}\" for the identity on the resource, the deployment) and `hosts.azure_foundry`, \
+                 or enable another model or host.",
+                crate::foundry::required_role(family)
+            )
+        });
+        let hint = if let (Some(h), false) = (&azure_hint, self.vertex_failed) {
+            h.as_str()
+        } else if self.vertex_failed {
             "An admin can check the team's Google Cloud side (the pool provider's attribute condition, \
              the IAM bindings on the project, the model enabled in Model Garden, quota) and `hosts.gcp_vertex`, \
              or the AWS side with `byollm aws doctor`, or enable another model or host."

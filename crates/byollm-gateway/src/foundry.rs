@@ -1,19 +1,25 @@
-//! Azure AI Foundry (azure-facts §4.3): Claude through
-//! `POST https://{resource}.services.ai.azure.com/anthropic/v1/messages`
+//! Azure AI Foundry (azure-facts §4): one Foundry resource serves Claude
+//! through `POST https://{resource}.services.ai.azure.com/anthropic/v1/messages`
+//! and OpenAI's models through Azure OpenAI v1, `POST
+//! https://{resource}.openai.azure.com/openai/v1/chat/completions`, both
 //! with the caller's brokered Entra access token, over one `reqwest`
 //! connection pool.
 //!
-//! - The body is the caller's Anthropic Messages body with `model` set to
-//!   the deployment name (and `stream: true` for a stream); the
+//! - Claude: the body is the caller's Anthropic Messages body with `model`
+//!   set to the deployment name (and `stream: true` for a stream); the
 //!   `anthropic-version` header is the caller's (or `2023-06-01`).
-//! - The base is `https://{resource}.services.ai.azure.com`, or with the
-//!   endpoint override (`--azure-endpoint-url`, the emulator, which is one
-//!   loopback endpoint) `{url}/_azure/{resource}` for every resource.
+//! - GPT: the body is the caller's Chat Completions body with `model` set to
+//!   the deployment name (the v1 API takes it there, no `api-version`), tools
+//!   and `stream` passed through.
+//! - The base is the resource's host, or with the endpoint override
+//!   (`--azure-endpoint-url`, the emulator, which is one loopback endpoint)
+//!   `{url}/_azure/{resource}` for every resource.
 //! - Azure's errors ([`classify`]) become the same [`Failure`]s the other
 //!   clouds' do: 429 and 5xx may pass, `PermissionDenied` (which Azure
-//!   answers with 401) and 403 are permanent refusals, any other 401 renews
-//!   the token once, 404 `DeploymentNotFound` is a missing route, any other
-//!   4xx is the caller's request.
+//!   answers with 401) and 403 are permanent refusals that name the role the
+//!   identity lacks, any other 401 renews the token once, 404
+//!   `DeploymentNotFound` is a missing route, any other 4xx is the caller's
+//!   request.
 //! - The access token is sent as a sensitive header and never logged.
 
 use std::time::Duration;
@@ -22,12 +28,23 @@ use http::HeaderValue;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
+use byollm_api::catalog::Family;
 use byollm_core::settings::azure::FoundryTarget;
 
 use crate::outcome::{FailReason, Failure};
 
 /// The `anthropic-version` sent when the caller sent none.
 pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// The data-plane role an identity needs for `family`'s models on a
+/// Foundry resource (azure-facts §3.5): named in refusals so that the admin
+/// knows what to grant.
+pub fn required_role(family: Family) -> &'static str {
+    match family {
+        Family::Openai => "Cognitive Services OpenAI User",
+        Family::Anthropic | Family::Google => "Azure AI User",
+    }
+}
 
 /// Azure AI Foundry's endpoints (or the emulator's).
 #[derive(Debug)]
@@ -63,6 +80,27 @@ impl Foundry {
         }
     }
 
+    /// The Azure OpenAI v1 Chat Completions URL of `resource` (its bare name).
+    pub fn chat_url(&self, resource: &str) -> String {
+        match &self.endpoint_url {
+            Some(url) => format!("{url}/_azure/{resource}/openai/v1/chat/completions"),
+            None => format!("https://{resource}.openai.azure.com/openai/v1/chat/completions"),
+        }
+    }
+
+    /// Sends a Chat Completions body (its `model` already the deployment
+    /// name) to Azure OpenAI on `target`'s resource; the response (JSON, or
+    /// SSE when the body asks to stream) once its status is a success.
+    pub async fn chat_completions(
+        &self,
+        target: &FoundryTarget,
+        token: &SecretString,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, Failure> {
+        let req = self.http.post(self.chat_url(&target.resource));
+        self.send(req, target, Family::Openai, token, body).await
+    }
+
     /// Sends an Anthropic Messages body to `deployment`; the response (JSON,
     /// or SSE when `stream`) once its status is a success.
     #[expect(clippy::too_many_arguments, reason = "one call's parts, all needed")]
@@ -83,21 +121,33 @@ impl Foundry {
             body.remove("stream");
         }
         let bytes = serde_json::to_vec(&body).map_err(|e| FailReason::Encode(e.to_string()))?;
-        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-            .map_err(|_| FailReason::CredentialsRefused("unusable access token".into()))?;
-        bearer.set_sensitive(true);
-        let mut req = self
-            .http
-            .post(self.messages_url(&target.resource))
-            .header(http::header::AUTHORIZATION, bearer)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(
-                "anthropic-version",
-                version.unwrap_or(DEFAULT_ANTHROPIC_VERSION),
-            );
+        let mut req = self.http.post(self.messages_url(&target.resource)).header(
+            "anthropic-version",
+            version.unwrap_or(DEFAULT_ANTHROPIC_VERSION),
+        );
         if let Some(beta) = anthropic_beta {
             req = req.header("anthropic-beta", beta);
         }
+        self.send(req, target, Family::Anthropic, token, bytes)
+            .await
+    }
+
+    /// Sends `req` with the bearer token and a JSON body; its response once
+    /// its status is a success, else the [`classify`]d failure.
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        target: &FoundryTarget,
+        family: Family,
+        token: &SecretString,
+        bytes: Vec<u8>,
+    ) -> Result<reqwest::Response, Failure> {
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+            .map_err(|_| FailReason::CredentialsRefused("unusable access token".into()))?;
+        bearer.set_sensitive(true);
+        let mut req = req
+            .header(http::header::AUTHORIZATION, bearer)
+            .header(http::header::CONTENT_TYPE, "application/json");
         if let Some(tp) = byollm_telemetry::trace::current_traceparent() {
             req = req.header(crate::HDR_TRACEPARENT, tp);
         }
@@ -113,14 +163,17 @@ impl Foundry {
         }
         let status = resp.status().as_u16();
         let text = resp.bytes().await.unwrap_or_default();
-        Err(classify(status, &text))
+        Err(classify(status, &text, family, &target.resource))
     }
 }
 
-/// Maps an Azure AI Foundry error answer to what the gateway does next.
-/// Azure's bodies are `{"error": {"code", "message"}}`; Anthropic's (the body
-/// itself refused) `{"type": "error", "error": {"type", "message"}}`.
-pub fn classify(status: u16, body: &[u8]) -> Failure {
+/// Maps an Azure AI Foundry error answer for a `family` model on `resource`
+/// to what the gateway does next. Azure's bodies are `{"error": {"code",
+/// "message"}}`; Anthropic's (the body itself refused) `{"type": "error",
+/// "error": {"type", "message"}}`; OpenAI's `{"error": {"message", "type",
+/// "param", "code"}}`. A `PermissionDenied` names the role to grant: Azure's
+/// own message names only a data action.
+pub fn classify(status: u16, body: &[u8], family: Family, resource: &str) -> Failure {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let err = &v["error"];
     let code = err["code"]
@@ -135,7 +188,10 @@ pub fn classify(status: u16, body: &[u8]) -> Failure {
     let text = format!("Azure AI Foundry {status} {code}: {message}");
     let reason = match (status, code.as_str()) {
         (429, _) => FailReason::Throttled(text),
-        (_, "PermissionDenied") | (403, _) => FailReason::AccessDenied(text),
+        (_, "PermissionDenied") | (403, _) => FailReason::AccessDenied(format!(
+            "{text} (the Entra identity needs the role \"{}\" on the resource `{resource}`)",
+            required_role(family)
+        )),
         (401, _) => FailReason::CredentialsRefused(text),
         (404, _) => FailReason::NotFound(text),
         (500.., _) => FailReason::Unavailable {
@@ -154,25 +210,37 @@ mod tests {
     #[test]
     fn azure_errors_become_failures() {
         let denied = br#"{"error":{"code":"PermissionDenied","message":"The principal `x` lacks the required data action"}}"#;
-        let Failure::Fallback(r) = classify(401, denied) else {
+        let Failure::Fallback(r) = classify(401, denied, Family::Openai, "acme-ai") else {
             panic!("a refusal falls back")
         };
         assert!(!r.is_transient() && r.is_permission(), "{r}");
+        assert!(
+            r.to_string().contains(
+                "needs the role \"Cognitive Services OpenAI User\" on the resource `acme-ai`"
+            ),
+            "{r}"
+        );
         assert!(matches!(
             classify(
                 401,
-                br#"{"error":{"code":"401","message":"Unauthorized."}}"#
+                br#"{"error":{"code":"401","message":"Unauthorized."}}"#,
+                Family::Anthropic,
+                "acme-ai"
             ),
             Failure::Fallback(FailReason::CredentialsRefused(_))
         ));
-        let Failure::Fallback(r) = classify(429, br#"{"error":{"code":"429","message":"x"}}"#)
-        else {
+        let Failure::Fallback(r) = classify(
+            429,
+            br#"{"error":{"code":"429","message":"x"}}"#,
+            Family::Anthropic,
+            "acme-ai",
+        ) else {
             panic!("throttling falls back")
         };
         assert!(r.is_transient());
         let bad = br#"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: Field required"}}"#;
         assert_eq!(
-            classify(400, bad),
+            classify(400, bad, Family::Anthropic, "acme-ai"),
             Failure::Client {
                 status: 400,
                 message: "max_tokens: Field required".into()
@@ -195,6 +263,14 @@ mod tests {
         assert_eq!(
             sim.messages_url("acme-ai"),
             "http://127.0.0.1:4566/_azure/acme-ai/anthropic/v1/messages"
+        );
+        assert_eq!(
+            azure.chat_url("acme-ai"),
+            "https://acme-ai.openai.azure.com/openai/v1/chat/completions"
+        );
+        assert_eq!(
+            sim.chat_url("acme-ai"),
+            "http://127.0.0.1:4566/_azure/acme-ai/openai/v1/chat/completions"
         );
     }
 }

@@ -2,8 +2,9 @@
 //! through `Converse` / `ConverseStream` with a faithful translation, Claude
 //! on Vertex AI through the same translation bridged to Anthropic Messages
 //! (`translate::converse_to_anthropic`), Gemini on Vertex AI bridged to
-//! `generateContent` (`translate::converse_to_gemini`), or the vendors' APIs
-//! (OpenAI's, and Anthropic's OpenAI-compatible endpoint).
+//! `generateContent` (`translate::converse_to_gemini`), Claude on Azure AI
+//! Foundry bridged the same way, GPT on Azure OpenAI passed through, or the
+//! vendors' APIs (OpenAI's, and Anthropic's OpenAI-compatible endpoint).
 
 use std::sync::Arc;
 
@@ -205,11 +206,38 @@ impl Gateway {
                 deployment,
                 target,
                 model,
+                family,
             } => {
                 let token = call.token.as_ref().ok_or(FailReason::NoCredentials)?;
                 let CloudCredentials::Azure(access) = token.credentials() else {
                     return Err(FailReason::NoCredentials.into());
                 };
+                if *family == Family::Openai {
+                    // Azure OpenAI speaks the caller's wire: the body passes
+                    // through (tools included) with the deployment as `model`.
+                    let bytes = openai_body(req, deployment, stream)?;
+                    let mut resp = self
+                        .foundry
+                        .chat_completions(target, &access.token, bytes)
+                        .await?;
+                    if !stream {
+                        let (body, v) = whole_body(resp).await?;
+                        let (i, o) = openai_usage(&v);
+                        record_usage(i, o, finish_reasons(&v).as_deref());
+                        return Ok(Served::Whole {
+                            body,
+                            input: i.unwrap_or(0),
+                            output: o.unwrap_or(0),
+                        });
+                    }
+                    let first = crate::vertex::first_chunk(&mut resp).await?;
+                    return Ok(self.spawn_stream(
+                        first,
+                        resp,
+                        OpenAiPassthrough::new(include_usage),
+                        call,
+                    ));
+                }
                 let converse =
                     translate::openai_to_converse(&Value::Object(req.clone()), DEFAULT_MAX_TOKENS)
                         .map_err(|e| Failure::Client {
@@ -248,26 +276,7 @@ impl Gateway {
             Candidate::Direct {
                 direct_id, family, ..
             } => {
-                let mut set = vec![("model", Value::String(direct_id.clone()))];
-                if stream {
-                    // Ask for usage so the request can be billed; the extra chunk is
-                    // dropped when the caller did not ask for it.
-                    let mut opts = req
-                        .get("stream_options")
-                        .cloned()
-                        .unwrap_or_else(|| Value::Object(Default::default()));
-                    if let Some(o) = opts.as_object_mut() {
-                        o.insert("include_usage".into(), Value::Bool(true));
-                    }
-                    set.push(("stream_options", opts));
-                }
-                let bytes = crate::body::Patched {
-                    base: req,
-                    drop: &[],
-                    set: &set,
-                }
-                .to_vec()
-                .map_err(|e| FailReason::Encode(e.to_string()))?;
+                let bytes = openai_body(req, direct_id, stream)?;
                 let mut resp = self
                     .direct
                     .send(*family, ApiFormat::OpenAi, bytes, None, None)
@@ -287,4 +296,33 @@ impl Gateway {
             }
         }
     }
+}
+
+/// The caller's Chat Completions body for an upstream that speaks it, with
+/// `model` set to the upstream's name for the model; a stream asks for usage
+/// so the request can be accounted (the extra chunk is dropped when the
+/// caller did not ask for it).
+fn openai_body(
+    req: &serde_json::Map<String, Value>,
+    model: &str,
+    stream: bool,
+) -> Result<Vec<u8>, Failure> {
+    let mut set = vec![("model", Value::String(model.to_owned()))];
+    if stream {
+        let mut opts = req
+            .get("stream_options")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        if let Some(o) = opts.as_object_mut() {
+            o.insert("include_usage".into(), Value::Bool(true));
+        }
+        set.push(("stream_options", opts));
+    }
+    crate::body::Patched {
+        base: req,
+        drop: &[],
+        set: &set,
+    }
+    .to_vec()
+    .map_err(|e| FailReason::Encode(e.to_string()).into())
 }

@@ -5,7 +5,8 @@
 //!    or, when Bedrock serves none, the highest-ranked model enabled at all.
 //! 2. For the model, then the next enabled models by rank (at most
 //!    `max_fallback_attempts` models): the in-customer-cloud hosts in the team's
-//!    `host_order` (default Bedrock, then Vertex AI), each when the team enabled
+//!    `host_order` (default Bedrock, then Vertex AI, then Azure AI Foundry —
+//!    Claude and GPT alike), each when the team enabled
 //!    it, for this model, and the caller has a target there — Bedrock's global
 //!    profile, and behind it the geographic profile of the source region, tried
 //!    only when the global one is refused; Vertex AI's publisher model in the
@@ -63,8 +64,8 @@ pub enum Candidate {
         /// Vertex AI method and body.
         family: Family,
     },
-    /// The customer's Azure AI Foundry: Claude through its Anthropic
-    /// Messages endpoint.
+    /// The customer's Azure AI Foundry resource: Claude through its
+    /// Anthropic Messages endpoint, GPT through Azure OpenAI v1.
     Foundry {
         /// The public model id.
         model: String,
@@ -72,6 +73,9 @@ pub enum Candidate {
         deployment: String,
         /// The resource and the Entra identity.
         target: FoundryTarget,
+        /// Which endpoint serves it: `Anthropic` (Messages) or `Openai`
+        /// (Chat Completions).
+        family: Family,
     },
     /// The vendor's own API.
     Direct {
@@ -224,11 +228,19 @@ fn vertex_candidates(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<
     });
 }
 
-/// Claude on Azure AI Foundry (Chat Completions callers are translated to a
-/// Messages body), when the caller has a target and the model is not turned
-/// off there; the deployment is the model's setting, else the catalog id.
+/// Claude (Chat Completions callers are translated to a Messages body) and
+/// the catalog's Azure OpenAI models (Chat Completions callers only:
+/// `serves_format` keeps Messages callers away) on the caller's Azure AI
+/// Foundry resource, when the caller has a target and the model is not
+/// turned off there; the deployment is the model's setting, else the
+/// catalog id.
 fn foundry_candidates(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec<Candidate>) {
-    if model.family != Family::Anthropic {
+    let served = match model.family {
+        Family::Anthropic => true,
+        Family::Openai => model.azure_openai.is_some(),
+        Family::Google => false,
+    };
+    if !served {
         return;
     }
     let Some(target) = &input.azure else {
@@ -245,6 +257,7 @@ fn foundry_candidates(input: &PlanInput<'_>, model: &CatalogModel, out: &mut Vec
         model: model.id.clone(),
         deployment,
         target: target.clone(),
+        family: model.family,
     });
 }
 
@@ -620,5 +633,56 @@ mod tests {
         };
         assert_eq!(c[0].route(), "gcp_vertex:claude-sonnet-4-6@global");
         assert!(!c[0].leaves_cloud());
+    }
+
+    fn foundry_target() -> FoundryTarget {
+        FoundryTarget {
+            resource: "acme-ai".into(),
+            granularity: byollm_api::types::SubjectGranularity::Team,
+            entra: byollm_federation::azure::EntraTarget {
+                tenant_id: "72f988bf-86f1-41af-91ab-2d7cd011db47".into(),
+                client_id: "0d3c1f2e-5b6a-4c8d-9e0f-1a2b3c4d5e6f".into(),
+                scope: byollm_federation::azure::COGNITIVE_SERVICES_SCOPE.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn gpt_and_claude_share_the_foundry_host_in_the_teams_order() {
+        let mut s = bedrock_team();
+        s.host_order = vec![CloudHost::AzureFoundry];
+        let mut i = input(&s);
+        i.azure = Some(foundry_target());
+        i.format = ApiFormat::OpenAi;
+        let routes = |i: &PlanInput<'_>, model: &str| -> Vec<String> {
+            plan(Catalog::builtin(), model, i)
+                .unwrap()
+                .iter()
+                .map(Candidate::route)
+                .collect()
+        };
+        assert_eq!(
+            routes(&i, "gpt-5"),
+            ["azure_foundry:gpt-5@acme-ai", "direct_api:gpt-5"]
+        );
+        let claude = routes(&i, "claude-sonnet-4-6");
+        assert_eq!(claude[0], "azure_foundry:claude-sonnet-4-6@acme-ai");
+        assert!(claude[1].starts_with("aws_bedrock:global."), "{claude:?}");
+        // The model's deployment setting; off for the model: no Azure route.
+        let mut named = ModelHosts::default();
+        named.azure_foundry.deployment = Some("prod-gpt41".into());
+        s.models.insert("gpt-4.1".into(), named);
+        let mut off = ModelHosts::default();
+        off.azure_foundry.enabled = false;
+        s.models.insert("gpt-5".into(), off);
+        let mut i = input(&s);
+        i.azure = Some(foundry_target());
+        i.format = ApiFormat::OpenAi;
+        assert_eq!(routes(&i, "gpt-4.1")[0], "azure_foundry:prod-gpt41@acme-ai");
+        assert_eq!(routes(&i, "gpt-5"), ["direct_api:gpt-5"]);
+        // Gemini never goes to Azure; Messages callers never reach GPT.
+        assert!(plan(Catalog::builtin(), "gemini-2.5-pro", &i).is_err());
+        i.format = ApiFormat::Anthropic;
+        assert!(plan(Catalog::builtin(), "gpt-4.1", &i).is_err());
     }
 }

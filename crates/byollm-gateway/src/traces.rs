@@ -12,7 +12,10 @@ pub(crate) fn gen_ai_system(c: &Candidate) -> &'static str {
     match c {
         Candidate::Bedrock { .. } => "aws.bedrock",
         Candidate::Vertex { .. } => "gcp.vertex_ai",
-        Candidate::Foundry { .. } => "azure.ai.inference",
+        Candidate::Foundry { family, .. } => match family {
+            Family::Openai => "azure.ai.openai",
+            Family::Anthropic | Family::Google => "azure.ai.inference",
+        },
         Candidate::Direct { family, .. } => match family {
             Family::Anthropic => "anthropic",
             Family::Openai => "openai",

@@ -22,14 +22,14 @@ use axum::response::Response;
 use byollm_api::catalog::Family;
 use serde_json::{Value, json};
 
-use super::{AZURE_AI_USER, COGNITIVE_SERVICES_USER, FOUNDRY_MESSAGES_OP};
+use super::{AZURE_AI_USER, AzureIssued, COGNITIVE_SERVICES_USER, FOUNDRY_MESSAGES_OP};
 use crate::Inner;
 use crate::direct::{anthropic_error, is_version, model_known};
 use crate::gcp::json_response;
 use crate::util::{UPPER_ALNUM, random_chars};
 
 /// Azure's error body (`{"error": {"code", "message"}}`).
-fn azure_error(status: u16, code: &str, message: &str) -> Response {
+pub(crate) fn azure_error(status: u16, code: &str, message: &str) -> Response {
     json_response(
         status,
         &json!({"error": {"code": code, "message": message}}),
@@ -46,6 +46,20 @@ pub(crate) fn unauthorized() -> Response {
 }
 
 impl Inner {
+    /// The access token an Azure inference call carries in `Authorization:
+    /// Bearer`, when this emulator's Entra issued it and it has not expired
+    /// (`None`: answer [`unauthorized`]). Every inference endpoint asks this
+    /// first.
+    pub(crate) fn azure_caller(&self, headers: &HeaderMap) -> Option<AzureIssued> {
+        let now = self.clock.now();
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|t| self.azure.token(t))
+            .filter(|t| t.expires > now)
+    }
+
     /// `POST /_azure/{resource}/anthropic/v1/messages`.
     pub(crate) fn foundry_messages(
         &self,
@@ -54,15 +68,7 @@ impl Inner {
         body: &[u8],
     ) -> Response {
         self.faults.count(FOUNDRY_MESSAGES_OP);
-        let now = self.clock.now();
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let Some(issued) = bearer
-            .and_then(|t| self.azure.token(t))
-            .filter(|t| t.expires > now)
-        else {
+        let Some(issued) = self.azure_caller(headers) else {
             return unauthorized();
         };
         let roles = [AZURE_AI_USER, COGNITIVE_SERVICES_USER];

@@ -11,6 +11,9 @@
 //! | `POST /_awsim/azure/fics` | control: an FIC (`{"clientId", "name", "issuer", "subject", "audiences"}`) |
 //! | `POST /_azure/{resource}/anthropic/v1/messages` | Claude in Azure AI Foundry on `{resource}.services.ai.azure.com` ([`foundry`]) |
 //! | `POST /_awsim/azure/role-assignments` | control: a data-plane role (`{"clientId", "role", "resource"}`) |
+//! | `POST /_azure/{resource}/openai/v1/chat/completions` | Azure OpenAI v1 on `{resource}.openai.azure.com` ([`openai`]) |
+//! | `POST /_azure/{resource}/openai/deployments/{deployment}/chat/completions?api-version=…` | Azure OpenAI, classic ([`openai`]) |
+//! | `POST /_awsim/azure/deployments` | control: a model deployment (`{"resource", "name", "model"}`) |
 //!
 //! Invariants: an FIC matches by exact, case-sensitive string equality on
 //! issuer, subject and audience (no wildcards); an identity holds at most
@@ -22,6 +25,7 @@
 
 mod entra;
 mod foundry;
+mod openai;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -36,6 +40,13 @@ use crate::gcp::json_response;
 pub const TOKEN_OP: &str = "azure:entra.token";
 /// Counter and fault scope of Foundry's Anthropic Messages endpoint.
 pub const FOUNDRY_MESSAGES_OP: &str = "azure:foundry.messages";
+/// Counter and fault scope of Azure OpenAI's Chat Completions (v1 and
+/// classic paths alike).
+pub const OPENAI_CHAT_OP: &str = "azure:openai.chat_completions";
+/// The role OpenAI models need (azure-facts §3.5).
+pub const COGNITIVE_SERVICES_OPENAI_USER: &str = "Cognitive Services OpenAI User";
+/// A role that includes the OpenAI User's data actions.
+pub const COGNITIVE_SERVICES_OPENAI_CONTRIBUTOR: &str = "Cognitive Services OpenAI Contributor";
 /// The role Claude and other Foundry models need (azure-facts §3.5).
 pub const AZURE_AI_USER: &str = "Azure AI User";
 /// The legacy role that also grants Foundry models (azure-facts §3.5).
@@ -105,6 +116,20 @@ pub struct RoleAssignment {
     pub resource: String,
 }
 
+/// A model deployment on a resource, as `az cognitiveservices account
+/// deployment create` makes it: callers name `name`, Azure serves `model`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Deployment {
+    /// The resource's bare name (`acme-ai`).
+    pub resource: String,
+    /// The deployment's name, unique per resource (`gpt-4.1`, `prod-gpt`).
+    pub name: String,
+    /// The catalog model it serves (`gpt-4.1`): one with an `azure_openai`
+    /// entry.
+    pub model: String,
+}
+
 #[derive(Debug, Clone)]
 struct StoredFic {
     fic: Fic,
@@ -119,6 +144,7 @@ pub struct AzureState {
     fics: RwLock<Vec<StoredFic>>,
     tokens: RwLock<HashMap<String, AzureIssued>>,
     roles: RwLock<Vec<RoleAssignment>>,
+    deployments: RwLock<Vec<Deployment>>,
     /// Seconds a new FIC stays invisible to exchanges (default 0).
     propagation_secs: RwLock<i64>,
 }
@@ -218,6 +244,56 @@ impl AzureState {
             .any(|a| a.client_id == client_id && a.role == role && a.resource == resource)
     }
 
+    /// Creates (or replaces) a deployment of an Azure OpenAI catalog model;
+    /// `Err` names the field that is wrong.
+    pub fn create_deployment(&self, deployment: Deployment) -> Result<(), String> {
+        for (field, v) in [
+            ("resource", &deployment.resource),
+            ("name", &deployment.name),
+        ] {
+            // Azure's deployment and account names: letters, digits, `-`,
+            // `_`, `.`, and no `/` (they are path segments here).
+            let ok = !v.is_empty()
+                && v.len() <= 64
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !ok {
+                return Err(format!(
+                    "{field}: must be 1-64 letters, digits, '-', '_' or '.'"
+                ));
+            }
+        }
+        let known = byollm_api::catalog::Catalog::builtin()
+            .get(&deployment.model)
+            .is_some_and(|m| m.azure_openai.is_some());
+        if !known {
+            return Err(format!(
+                "model: `{}` is not an Azure OpenAI model of the catalog",
+                deployment.model
+            ));
+        }
+        let mut all = self.deployments.write();
+        all.retain(|d| !(d.resource == deployment.resource && d.name == deployment.name));
+        all.push(deployment);
+        Ok(())
+    }
+
+    /// Deletes a deployment.
+    pub fn remove_deployment(&self, resource: &str, name: &str) {
+        self.deployments
+            .write()
+            .retain(|d| !(d.resource == resource && d.name == name));
+    }
+
+    /// The deployment `name` on `resource`, if it exists.
+    pub fn deployment(&self, resource: &str, name: &str) -> Option<Deployment> {
+        self.deployments
+            .read()
+            .iter()
+            .find(|d| d.resource == resource && d.name == name)
+            .cloned()
+    }
+
     /// Deletes an identity's FIC by name.
     pub fn remove_fic(&self, client_id: &str, name: &str) {
         self.fics
@@ -285,8 +361,8 @@ impl AzureState {
     }
 }
 
-/// `POST /_awsim/azure/identities`, `/_awsim/azure/fics` and
-/// `/_awsim/azure/role-assignments`.
+/// `POST /_awsim/azure/identities`, `/_awsim/azure/fics`,
+/// `/_awsim/azure/role-assignments` and `/_awsim/azure/deployments`.
 pub(crate) fn control(state: &AzureState, what: &str, body: &[u8], now: i64) -> Response {
     let bad =
         |e: String| json_response(400, &json!({"error": {"code": "BadRequest", "message": e}}));
@@ -312,6 +388,13 @@ pub(crate) fn control(state: &AzureState, what: &str, body: &[u8], now: i64) -> 
             },
             Err(e) => bad(e.to_string()),
         },
+        "deployments" => match serde_json::from_slice::<Deployment>(body) {
+            Ok(d) => match state.create_deployment(d) {
+                Ok(()) => json_response(200, &json!({})),
+                Err(e) => bad(e),
+            },
+            Err(e) => bad(e.to_string()),
+        },
         _ => json_response(
             404,
             &json!({"error": {"code": "NotFound", "message": "unknown control resource"}}),
@@ -319,13 +402,16 @@ pub(crate) fn control(state: &AzureState, what: &str, body: &[u8], now: i64) -> 
     }
 }
 
-/// Routes `POST /{tenant}/oauth2/v2.0/token` and `POST
-/// /_azure/{resource}/anthropic/v1/messages`; `None` when the path is
-/// neither.
+/// Routes `POST /{tenant}/oauth2/v2.0/token`, `POST
+/// /_azure/{resource}/anthropic/v1/messages` and Azure OpenAI's `POST
+/// /_azure/{resource}/openai/v1/chat/completions` and `POST
+/// /_azure/{resource}/openai/deployments/{deployment}/chat/completions`;
+/// `None` when the path is none of them.
 pub(crate) async fn dispatch(
     inner: &crate::Inner,
     method: &axum::http::Method,
     path: &str,
+    query: &str,
     headers: &axum::http::HeaderMap,
     body: &[u8],
 ) -> Option<Response> {
@@ -333,11 +419,23 @@ pub(crate) async fn dispatch(
         return None;
     }
     if let Some(rest) = path.strip_prefix("/_azure/") {
-        let resource = rest.strip_suffix("/anthropic/v1/messages")?;
-        if resource.is_empty() || resource.contains('/') {
+        let (resource, rest) = rest.split_once('/')?;
+        if resource.is_empty() {
             return None;
         }
-        return Some(inner.foundry_messages(resource, headers, body));
+        if rest == "anthropic/v1/messages" {
+            return Some(inner.foundry_messages(resource, headers, body));
+        }
+        if rest == "openai/v1/chat/completions" {
+            return Some(inner.azure_openai_chat(resource, None, query, headers, body));
+        }
+        let deployment = rest
+            .strip_prefix("openai/deployments/")?
+            .strip_suffix("/chat/completions")?;
+        if deployment.is_empty() || deployment.contains('/') {
+            return None;
+        }
+        return Some(inner.azure_openai_chat(resource, Some(deployment), query, headers, body));
     }
     let tenant = path.strip_prefix('/')?.strip_suffix("/oauth2/v2.0/token")?;
     if tenant.is_empty() || tenant.contains('/') {

@@ -16,6 +16,7 @@
 mod azure;
 mod azure_e2e;
 mod azure_foundry;
+mod azure_openai;
 mod bedrock;
 mod common;
 mod direct;

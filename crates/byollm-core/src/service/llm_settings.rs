@@ -129,6 +129,9 @@ impl Core {
 /// audiences).
 fn chooses_credentials_differently(old: &LlmSettings, new: &LlmSettings) -> bool {
     old.hosts.aws_bedrock != new.hosts.aws_bedrock
+        // The subject granularity chooses which FIC an Azure token matches: a
+        // token exchanged under the old one must not outlive the change.
+        || old.hosts.azure_foundry != new.hosts.azure_foundry
         || old.subject_template != new.subject_template
         || old.session_tags != new.session_tags
         || old.source_identity != new.source_identity

@@ -14,6 +14,8 @@
 
 mod agent_runs;
 mod azure;
+mod azure_granularity;
+mod azure_openai;
 mod body_limit;
 mod fallback;
 mod gemini;
