@@ -1,14 +1,17 @@
 //! Claude in Azure AI Foundry on the emulator
 //! (`POST /_azure/{resource}/anthropic/v1/messages`): the Entra bearer token
 //! and the "Azure AI User" role assignment checked on every call, Azure's
-//! error bodies, and Anthropic's Messages answers, plain and streamed.
+//! error bodies, and Anthropic's Messages answers, plain and streamed —
+//! through raw HTTP and through Anthropic's own `AnthropicFoundry` client
+//! (with `azure_ad_token_provider`, posting the client assertion to the
+//! emulator's Entra itself: azure-identity insists on https).
 
 use byollm_cloudsim::azure::{AZURE_AI_USER, RoleAssignment};
 use byollm_federation::Exchange as _;
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
-use crate::azure::{Azure, CLIENT, TEAM};
+use crate::azure::{Azure, CLIENT, TEAM, TENANT};
 
 const RESOURCE: &str = "acme-ai";
 
@@ -137,4 +140,78 @@ async fn foundry_checks_the_token_and_the_role_then_answers_as_anthropic() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "401");
     assert_eq!(az.w.sim.call_count("azure:foundry.messages"), 9);
+}
+
+/// Anthropic's `AnthropicFoundry` client against the emulator: a plain and a
+/// streamed Messages call with the Entra token from a provider callable.
+const FOUNDRY_SCRIPT: &str = r#"
+import json, os, urllib.parse, urllib.request, anthropic
+from anthropic import AnthropicFoundry
+sim, tenant, client = os.environ["SIM"], os.environ["TENANT"], os.environ["CLIENT"]
+def token():
+    form = urllib.parse.urlencode({
+        "client_id": client, "grant_type": "client_credentials",
+        "scope": "https://cognitiveservices.azure.com/.default",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": os.environ["ASSERTION"]}).encode()
+    with urllib.request.urlopen(f"{sim}/{tenant}/oauth2/v2.0/token", form) as r:
+        return json.load(r)["access_token"]
+c = AnthropicFoundry(base_url=f"{sim}/_azure/acme-ai/anthropic/", azure_ad_token_provider=token,
+                     max_retries=0)
+done = c.messages.create(model="claude-sonnet-4-6", max_tokens=64,
+    messages=[{"role": "user", "content": "hello foundry"}])
+assert done.content[0].text == "hello foundry", done
+text = ""
+with c.messages.stream(model="claude-sonnet-4-6", max_tokens=64,
+        messages=[{"role": "user", "content": "streamed foundry"}]) as s:
+    for t in s.text_stream:
+        text += t
+assert text == "streamed foundry", text
+print("foundry ok")
+"#;
+
+fn have_anthropic_foundry() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "from anthropic import AnthropicFoundry"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test]
+async fn anthropics_foundry_client_reaches_the_emulated_foundry() {
+    if !byollm_core::testing::require(
+        "anthropics_foundry_client_reaches_the_emulated_foundry",
+        "Anthropic's Python SDK with AnthropicFoundry (pip install anthropic)",
+        have_anthropic_foundry(),
+    ) {
+        return;
+    }
+    let az = Azure::new(&[TEAM]).await;
+    az.w.sim
+        .azure()
+        .assign_role(assignment(AZURE_AI_USER))
+        .unwrap();
+    let assertion = az.token(TEAM).expose_secret().to_owned();
+    let endpoint = az.w.sim.endpoint_url();
+    // The blocking Python call runs off the runtime so the emulator can answer.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args(["-c", FOUNDRY_SCRIPT])
+            .env("SIM", endpoint)
+            .env("TENANT", TENANT)
+            .env("CLIENT", CLIENT)
+            .env("ASSERTION", assertion)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("foundry ok"), "{stdout}");
+    assert_eq!(az.w.sim.call_count("azure:foundry.messages"), 2);
 }
