@@ -123,15 +123,19 @@ impl Core {
     }
 }
 
-/// Whether the team's AWS credentials were chosen under settings that no
-/// longer hold: the Bedrock host (on, role, region, enforcement) or what the
-/// identity tokens exchanged for them say (subject, tags, source identity,
-/// audiences).
+/// Whether the team's brokered cloud credentials were chosen under settings
+/// that no longer hold: a cloud's host (Bedrock's role, region and
+/// enforcement; Vertex AI's pool, provider and service account; Azure's
+/// identity and subject granularity) or what the identity tokens exchanged
+/// for them say (subject, tags, source identity, audiences).
 fn chooses_credentials_differently(old: &LlmSettings, new: &LlmSettings) -> bool {
     old.hosts.aws_bedrock != new.hosts.aws_bedrock
         // The subject granularity chooses which FIC an Azure token matches: a
         // token exchanged under the old one must not outlive the change.
         || old.hosts.azure_foundry != new.hosts.azure_foundry
+        // Likewise a Google access token: the pool, provider or service
+        // account it was exchanged for may be the ones just changed.
+        || old.hosts.gcp_vertex != new.hosts.gcp_vertex
         || old.subject_template != new.subject_template
         || old.session_tags != new.session_tags
         || old.source_identity != new.source_identity

@@ -26,6 +26,7 @@ mod prometheus;
 mod python_sdks;
 mod refresh;
 mod streams;
+mod three_clouds;
 mod timeouts;
 #[path = "../support/tools.rs"]
 mod tools;

@@ -19,10 +19,10 @@ const NUMBER: &str = "123456789012";
 const POOL: &str =
     "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/byollm-pool";
 const STS_OP: &str = "gcp:sts.token";
-const RAW_PREDICT: &str = "gcp:vertex.rawPredict";
+pub(crate) const RAW_PREDICT: &str = "gcp:vertex.rawPredict";
 
 /// The team's Vertex host.
-fn gcp_vertex() -> Value {
+pub(crate) fn gcp_vertex() -> Value {
     json!({"enabled": true, "project_id": "acme-ml-prod", "project_number": NUMBER,
            "pool_id": "byollm-pool", "provider_id": "byollm-issuer", "location": "global"})
 }
@@ -600,5 +600,36 @@ async fn anthropic_vertex_client_reaches_claude_through_the_gateway() {
         routes.contains(&"gcp_vertex:claude-haiku-4-5@20251001@global"),
         "{routes:?}"
     );
+    env.stop().await;
+}
+
+/// A change to `hosts.gcp_vertex` drops the team's brokered Google tokens:
+/// the next request exchanges again instead of using a token obtained under
+/// the old settings.
+#[tokio::test]
+async fn changing_the_vertex_host_drops_the_teams_google_tokens() {
+    let env = vertex_env(None, false, json!({})).await;
+    for _ in 0..2 {
+        let r = env
+            .owner_asks(routes::MESSAGES, "claude-sonnet-4-6", false)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    assert_eq!(env.sim.call_count(STS_OP), 1, "the token is reused");
+    let mut host = gcp_vertex();
+    host["location"] = json!("us-east5");
+    env.put_settings(json!({"hosts": {
+        "aws_bedrock": {"enabled": false, "role_arn": env.role_arn, "region": "us-east-1"},
+        "gcp_vertex": host}}))
+        .await;
+    let r = env
+        .owner_asks(routes::MESSAGES, "claude-sonnet-4-6", false)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.header("x-byollm-route"),
+        Some("gcp_vertex:claude-sonnet-4-6@us-east5")
+    );
+    assert_eq!(env.sim.call_count(STS_OP), 2, "exchanged again");
     env.stop().await;
 }
