@@ -8,14 +8,12 @@
 //! `/v1/chat/completions`, streamed and whole.
 
 use byollm_api::routes;
-use byollm_cloudsim::azure::{AZURE_AI_USER, AzureIdentity, Fic, RoleAssignment};
+use byollm_cloudsim::azure::{AZURE_AI_USER, RoleAssignment};
 use serde_json::{Value, json};
 
-use crate::harness::{Env, ISSUER, chat_body, messages_body};
+use crate::azure_side::{self, CLIENT, RESOURCE, TENANT};
+use crate::harness::{Env, chat_body, messages_body};
 
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const CLIENT: &str = "0d3c1f2e-5b6a-4c8d-9e0f-1a2b3c4d5e6f";
-const RESOURCE: &str = "acme-ai";
 const ENTRA_OP: &str = "azure:entra.token";
 const FOUNDRY_OP: &str = "azure:foundry.messages";
 
@@ -24,32 +22,8 @@ const FOUNDRY_OP: &str = "azure:foundry.messages";
 /// resource; the team's settings with Azure on and the other hosts off.
 async fn azure_env(role: bool) -> Env {
     let env = Env::start().await;
-    let az = env.sim.azure();
-    az.create_identity(AzureIdentity {
-        tenant_id: TENANT.into(),
-        client_id: CLIENT.into(),
-        name: "byollm-uami".into(),
-    })
-    .unwrap();
-    az.add_fic(
-        Fic {
-            client_id: CLIENT.into(),
-            name: "byollm-team".into(),
-            issuer: ISSUER.into(),
-            subject: format!("scoped_principal:{}", env.team),
-            audiences: vec!["api://AzureADTokenExchange".into()],
-        },
-        0,
-    )
-    .unwrap();
-    if role {
-        az.assign_role(RoleAssignment {
-            client_id: CLIENT.into(),
-            role: AZURE_AI_USER.into(),
-            resource: RESOURCE.into(),
-        })
-        .unwrap();
-    }
+    let roles: &[&str] = if role { &[AZURE_AI_USER] } else { &[] };
+    azure_side::identity(&env, &[azure_side::team_subject(&env)], roles);
     env.put_settings(json!({"hosts": {
         "aws_bedrock": {"enabled": false, "role_arn": env.role_arn, "region": "us-east-1"},
         "direct_api": {"enabled": false},

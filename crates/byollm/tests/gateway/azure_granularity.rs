@@ -7,37 +7,20 @@
 use std::time::Duration;
 
 use byollm_api::routes;
-use byollm_cloudsim::azure::{
-    AZURE_AI_USER, AzureIdentity, COGNITIVE_SERVICES_OPENAI_USER, Deployment, Fic, RoleAssignment,
-};
+use byollm_cloudsim::azure::{AZURE_AI_USER, COGNITIVE_SERVICES_OPENAI_USER, Deployment};
 use serde_json::json;
 
-use crate::harness::{Env, ISSUER, chat_body, messages_body};
+use crate::azure_side::{self, CLIENT, RESOURCE, TENANT};
+use crate::harness::{Env, chat_body, messages_body};
 
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const CLIENT: &str = "0d3c1f2e-5b6a-4c8d-9e0f-1a2b3c4d5e6f";
-const RESOURCE: &str = "acme-ai";
 const ENTRA_OP: &str = "azure:entra.token";
 
 /// The emulated identity with both roles on the resource and a `gpt-5`
 /// deployment, but no FIC yet.
 async fn azure_world() -> Env {
     let env = Env::start().await;
+    azure_side::identity(&env, &[], &[AZURE_AI_USER, COGNITIVE_SERVICES_OPENAI_USER]);
     let az = env.sim.azure();
-    az.create_identity(AzureIdentity {
-        tenant_id: TENANT.into(),
-        client_id: CLIENT.into(),
-        name: "byollm-uami".into(),
-    })
-    .unwrap();
-    for role in [AZURE_AI_USER, COGNITIVE_SERVICES_OPENAI_USER] {
-        az.assign_role(RoleAssignment {
-            client_id: CLIENT.into(),
-            role: role.into(),
-            resource: RESOURCE.into(),
-        })
-        .unwrap();
-    }
     az.create_deployment(Deployment {
         resource: RESOURCE.into(),
         name: "gpt-5".into(),
@@ -54,19 +37,7 @@ async fn use_granularity(env: &Env, granularity: &str, subjects: &[String]) {
     for f in az.fics(CLIENT) {
         az.remove_fic(CLIENT, &f.name);
     }
-    for (i, subject) in subjects.iter().enumerate() {
-        az.add_fic(
-            Fic {
-                client_id: CLIENT.into(),
-                name: format!("byollm-{granularity}-{i}"),
-                issuer: ISSUER.into(),
-                subject: subject.clone(),
-                audiences: vec!["api://AzureADTokenExchange".into()],
-            },
-            0,
-        )
-        .unwrap();
-    }
+    azure_side::add_fics(env, &format!("byollm-{granularity}"), subjects);
     env.put_settings(json!({"hosts": {
         "aws_bedrock": {"enabled": false, "role_arn": env.role_arn, "region": "us-east-1"},
         "direct_api": {"enabled": false},

@@ -8,26 +8,18 @@
 //! and the official `openai` Python SDK through the gateway.
 
 use byollm_api::routes;
-use byollm_cloudsim::azure::{
-    AzureIdentity, COGNITIVE_SERVICES_OPENAI_USER, Deployment, Fic, RoleAssignment,
-};
+use byollm_cloudsim::azure::{COGNITIVE_SERVICES_OPENAI_USER, Deployment, RoleAssignment};
 use serde_json::{Value, json};
 
-use crate::harness::{Env, ISSUER, chat_body};
+use crate::azure_side::{self, CLIENT, RESOURCE, TENANT};
+use crate::harness::{Env, chat_body};
 
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const CLIENT: &str = "0d3c1f2e-5b6a-4c8d-9e0f-1a2b3c4d5e6f";
-const RESOURCE: &str = "acme-ai";
 const ENTRA_OP: &str = "azure:entra.token";
 const CHAT_OP: &str = "azure:openai.chat_completions";
 const DIRECT_OP: &str = "openai:ChatCompletions";
 
 fn role() -> RoleAssignment {
-    RoleAssignment {
-        client_id: CLIENT.into(),
-        role: COGNITIVE_SERVICES_OPENAI_USER.into(),
-        resource: RESOURCE.into(),
-    }
+    azure_side::role(COGNITIVE_SERVICES_OPENAI_USER)
 }
 
 /// The team's Azure settings (the other clouds off), with `extra` merged in.
@@ -48,24 +40,8 @@ fn settings(env: &Env, direct: bool, allow_outside: bool, models: Value) -> Valu
 /// OpenAI role; the team's settings with Azure on and the other hosts off.
 async fn gpt_env(granted: bool) -> Env {
     let env = Env::start().await;
+    azure_side::identity(&env, &[azure_side::team_subject(&env)], &[]);
     let az = env.sim.azure();
-    az.create_identity(AzureIdentity {
-        tenant_id: TENANT.into(),
-        client_id: CLIENT.into(),
-        name: "byollm-uami".into(),
-    })
-    .unwrap();
-    az.add_fic(
-        Fic {
-            client_id: CLIENT.into(),
-            name: "byollm-team".into(),
-            issuer: ISSUER.into(),
-            subject: format!("scoped_principal:{}", env.team),
-            audiences: vec!["api://AzureADTokenExchange".into()],
-        },
-        0,
-    )
-    .unwrap();
     for (name, model) in [("gpt-5", "gpt-5"), ("prod-gpt41", "gpt-4.1")] {
         az.create_deployment(Deployment {
             resource: RESOURCE.into(),

@@ -16,6 +16,7 @@ mod agent_runs;
 mod azure;
 mod azure_granularity;
 mod azure_openai;
+mod azure_side;
 mod body_limit;
 mod fallback;
 mod gemini;

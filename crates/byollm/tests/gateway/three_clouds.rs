@@ -6,25 +6,19 @@
 //! Entra's exact `AADSTS` code in the caller's error.
 
 use byollm_api::routes;
-use byollm_cloudsim::azure::{AZURE_AI_USER, AzureIdentity, Fic, RoleAssignment};
+use byollm_cloudsim::azure::{AZURE_AI_USER, RoleAssignment};
 use serde_json::{Value, json};
 
-use crate::harness::{Env, ISSUER};
+use crate::azure_side::{self, CLIENT, RESOURCE, TENANT};
+use crate::harness::Env;
 use crate::vertex::{RAW_PREDICT, attempts, gcp_vertex, vertex_env};
 
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const CLIENT: &str = "0d3c1f2e-5b6a-4c8d-9e0f-1a2b3c4d5e6f";
-const RESOURCE: &str = "acme-ai";
 const FOUNDRY: &str = "azure_foundry:claude-sonnet-4-6@acme-ai";
 const VERTEX: &str = "gcp_vertex:claude-sonnet-4-6@global";
 const BEDROCK: &str = "aws_bedrock:global.anthropic.claude-sonnet-4-6@us-east-1";
 
 fn role() -> RoleAssignment {
-    RoleAssignment {
-        client_id: CLIENT.into(),
-        role: AZURE_AI_USER.into(),
-        resource: RESOURCE.into(),
-    }
+    azure_side::role(AZURE_AI_USER)
 }
 
 /// Bedrock (the harness's role), Vertex AI (the team's pool) and Azure (the
@@ -32,26 +26,8 @@ fn role() -> RoleAssignment {
 /// on, in `order`; nothing outside the customer's clouds.
 async fn three_clouds(order: &[&str], fic_subject: Option<&str>) -> Env {
     let env = vertex_env(None, true, json!({})).await;
-    let az = env.sim.azure();
-    az.create_identity(AzureIdentity {
-        tenant_id: TENANT.into(),
-        client_id: CLIENT.into(),
-        name: "byollm-uami".into(),
-    })
-    .unwrap();
-    let team_subject = format!("scoped_principal:{}", env.team);
-    az.add_fic(
-        Fic {
-            client_id: CLIENT.into(),
-            name: "byollm-team".into(),
-            issuer: ISSUER.into(),
-            subject: fic_subject.unwrap_or(&team_subject).to_owned(),
-            audiences: vec!["api://AzureADTokenExchange".into()],
-        },
-        0,
-    )
-    .unwrap();
-    az.assign_role(role()).unwrap();
+    let subject = fic_subject.map_or_else(|| azure_side::team_subject(&env), str::to_owned);
+    azure_side::identity(&env, &[subject], &[AZURE_AI_USER]);
     env.put_settings(json!({"hosts": {
         "aws_bedrock": {"enabled": true, "role_arn": env.role_arn, "region": "us-east-1"},
         "gcp_vertex": gcp_vertex(),
