@@ -19,10 +19,10 @@ use byollm_core::settings::azure::{FoundryTarget, effective_azure};
 use byollm_federation::azure::{EntraTokenEndpoint, aadsts_code};
 use byollm_federation::gcp::NowMs;
 use secrecy::{ExposeSecret as _, SecretString};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::walk::{
-    Mint, connect, decode_jwt, fail, https_discovery, jwks_keys, mint, server_error, settle_steps,
+    Mint, connect, fail, https_discovery, mint, server_error, settle_steps, text, usable_kids,
 };
 use super::{Cause, Diagnosis, ModelCheck, Report, Status, Step, StepName};
 
@@ -226,32 +226,18 @@ impl Azure<'_> {
     }
 
     async fn jwks_step(&mut self) -> Result<Vec<String>, Diagnosis> {
-        let s = StepName::Jwks;
-        let jwks = self
-            .client
-            .jwks()
-            .await
-            .map_err(|e| server_error(s, &format!("GET {}", routes::JWKS), &e))?;
-        let keys = jwks_keys(&jwks);
-        let rsa: Vec<String> = keys
-            .iter()
-            .filter(|(_, alg)| alg == "RS256")
-            .map(|(kid, _)| kid.clone())
-            .collect();
-        if rsa.is_empty() {
-            return Err(fail(
-                s,
-                Cause::DiscoveryBroken,
-                "the JWKS has no RS256 key, and Entra verifies RS256 only (it answers AADSTS5002738 to ES256)",
-                vec![format!("keys: {keys:?}")],
-                "upgrade the server (it adds an RS256 key beside the ES256 one) or run `byollm keys rotate`",
-            ));
-        }
+        let (all, usable) = usable_kids(
+            &self.client,
+            &["RS256"],
+            "the JWKS has no RS256 key, and Entra verifies RS256 only (it answers AADSTS5002738 to ES256)",
+            "upgrade the server (it adds an RS256 key beside the ES256 one) or run `byollm keys rotate`",
+        )
+        .await?;
         self.ok(
-            s,
-            format!("{} key(s), {} RS256 for Entra", keys.len(), rsa.len()),
+            StepName::Jwks,
+            format!("{all} key(s), {} RS256 for Entra", usable.len()),
         );
-        Ok(rsa)
+        Ok(usable)
     }
 
     async fn token_step(
@@ -264,28 +250,18 @@ impl Azure<'_> {
             audience: AZURE_AUDIENCE.to_owned(),
             requested_duration_seconds: 300,
         };
-        let token = match mint(&self.client, self.opts.agent.as_deref(), &req).await? {
-            Mint::Token(t) => t,
-            Mint::NotForThisKey(why) => {
-                self.skip(s, why);
-                return Ok(None);
-            }
-        };
-        let Some((header, claims)) = decode_jwt(token.expose_secret()) else {
-            return Err(fail(
-                s,
-                Cause::TokenRefused,
-                "the server returned a token that is not a JWT",
-                vec![],
-                "report this as a bug",
-            ));
-        };
-        let text = |v: &Value, n: &str| {
-            v.get(n)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let (token, header, claims) =
+            match mint(&self.client, self.opts.agent.as_deref(), &req).await? {
+                Mint::Token {
+                    token,
+                    header,
+                    claims,
+                } => (token, header, claims),
+                Mint::NotForThisKey(why) => {
+                    self.skip(s, why);
+                    return Ok(None);
+                }
+            };
         let (iss, sub, alg, kid) = (
             text(&claims, "iss"),
             text(&claims, "sub"),

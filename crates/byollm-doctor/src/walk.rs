@@ -597,13 +597,61 @@ pub(super) async fn https_discovery(
     Ok((issuer, jwks_uri))
 }
 
-/// What minting the walked actor's token gave: the token, or why it could
-/// not be minted with this key (an agent's, with a member's key).
+/// What minting the walked actor's token gave: the token with its decoded
+/// header and claims, or why it could not be minted with this key (an
+/// agent's, with a member's key).
 pub(super) enum Mint {
-    /// The token.
-    Token(SecretString),
+    /// The token, its JOSE header and its claims.
+    Token {
+        /// The token itself (never printed).
+        token: SecretString,
+        /// Its header (`alg`, `kid`).
+        header: Value,
+        /// Its claims.
+        claims: Value,
+    },
     /// The server refused to mint the agent's token for this key.
     NotForThisKey(String),
+}
+
+/// The string claim or header member `name` of `v`, empty when absent.
+pub(super) fn text(v: &Value, name: &str) -> String {
+    v.get(name)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The JWKS step the GCP and Azure walks share: the kids of the keys whose
+/// `alg` is one of `algs` with the count of all keys, or the failure saying
+/// `why` none is usable and `fix`.
+pub(super) async fn usable_kids(
+    client: &Client,
+    algs: &[&str],
+    why: &str,
+    fix: &str,
+) -> Result<(usize, Vec<String>), Diagnosis> {
+    let s = StepName::Jwks;
+    let jwks = client
+        .jwks()
+        .await
+        .map_err(|e| server_error(s, &format!("GET {}", routes::JWKS), &e))?;
+    let keys = jwks_keys(&jwks);
+    let usable: Vec<String> = keys
+        .iter()
+        .filter(|(_, alg)| algs.contains(&alg.as_str()))
+        .map(|(kid, _)| kid.clone())
+        .collect();
+    if usable.is_empty() {
+        return Err(fail(
+            s,
+            Cause::DiscoveryBroken,
+            why,
+            vec![format!("keys: {keys:?}")],
+            fix,
+        ));
+    }
+    Ok((keys.len(), usable))
 }
 
 /// Mints the token for `req`: the caller's own, or (with `agent`) the
@@ -636,7 +684,19 @@ pub(super) async fn mint(
             }
         },
     };
-    Ok(Mint::Token(SecretString::from(
-        minted.token.expose().to_owned(),
-    )))
+    let token = SecretString::from(minted.token.expose().to_owned());
+    let Some((header, claims)) = decode_jwt(token.expose_secret()) else {
+        return Err(fail(
+            s,
+            Cause::TokenRefused,
+            "the server returned a token that is not a JWT",
+            vec![],
+            "report this as a bug",
+        ));
+    };
+    Ok(Mint::Token {
+        token,
+        header,
+        claims,
+    })
 }

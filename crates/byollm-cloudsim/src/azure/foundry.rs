@@ -60,6 +60,54 @@ impl Inner {
             .filter(|t| t.expires > now)
     }
 
+    /// The refusal of an Azure inference call that fails the checks every
+    /// endpoint makes first, in Azure's order: a bearer token this Entra
+    /// issued (401 `Unauthorized`), then one of `roles` on `resource` (401
+    /// `PermissionDenied` naming the principal, the `data_action` it lacks
+    /// and the `operation`); `None` when the call may go on.
+    pub(crate) fn azure_refusal(
+        &self,
+        headers: &HeaderMap,
+        resource: &str,
+        roles: &[&str],
+        data_action: &str,
+        operation: &str,
+    ) -> Option<Response> {
+        let Some(issued) = self.azure_caller(headers) else {
+            return Some(unauthorized());
+        };
+        if roles
+            .iter()
+            .any(|r| self.azure.has_role(&issued.client_id, r, resource))
+        {
+            return None;
+        }
+        tracing::debug!(client_id = %issued.client_id, %resource, ?roles, "no role for the call");
+        Some(azure_error(
+            401,
+            "PermissionDenied",
+            &format!(
+                "The principal `{}` lacks the required data action `{data_action}` to perform `{operation}` operation.",
+                issued.client_id
+            ),
+        ))
+    }
+
+    /// The injected fault for `op`, in Azure's shape: a 429 saying
+    /// `throttled` when the rate is exceeded, else a scripted failure (its
+    /// code as the status); `None` when there is none.
+    pub(crate) fn azure_fault(&self, op: &str, throttled: &str) -> Option<Response> {
+        if !self.faults.admit(op) {
+            return Some(azure_error(429, "429", throttled));
+        }
+        let rule = self.faults.take_failure(op, false)?;
+        let status = rule.error.parse::<u16>().unwrap_or(500);
+        let msg = rule
+            .message
+            .unwrap_or_else(|| "Internal server error".to_owned());
+        Some(azure_error(status, &status.to_string(), &msg))
+    }
+
     /// `POST /_azure/{resource}/anthropic/v1/messages`.
     pub(crate) fn foundry_messages(
         &self,
@@ -68,23 +116,14 @@ impl Inner {
         body: &[u8],
     ) -> Response {
         self.faults.count(FOUNDRY_MESSAGES_OP);
-        let Some(issued) = self.azure_caller(headers) else {
-            return unauthorized();
-        };
-        let roles = [AZURE_AI_USER, COGNITIVE_SERVICES_USER];
-        if !roles
-            .iter()
-            .any(|r| self.azure.has_role(&issued.client_id, r, resource))
-        {
-            tracing::debug!(client_id = %issued.client_id, %resource, "no Azure AI User");
-            return azure_error(
-                401,
-                "PermissionDenied",
-                &format!(
-                    "The principal `{}` lacks the required data action `Microsoft.CognitiveServices/accounts/MaaS/*` to perform `POST /anthropic/v1/messages` operation.",
-                    issued.client_id
-                ),
-            );
+        if let Some(refused) = self.azure_refusal(
+            headers,
+            resource,
+            &[AZURE_AI_USER, COGNITIVE_SERVICES_USER],
+            "Microsoft.CognitiveServices/accounts/MaaS/*",
+            "POST /anthropic/v1/messages",
+        ) {
+            return refused;
         }
         match headers
             .get("anthropic-version")
@@ -106,19 +145,11 @@ impl Inner {
                 );
             }
         }
-        if !self.faults.admit(FOUNDRY_MESSAGES_OP) {
-            return azure_error(
-                429,
-                "429",
-                "Requests to the Anthropic Messages API have exceeded the call rate limit of your current pricing tier. Please retry after 60 seconds.",
-            );
-        }
-        if let Some(rule) = self.faults.take_failure(FOUNDRY_MESSAGES_OP, false) {
-            let status = rule.error.parse::<u16>().unwrap_or(500);
-            let msg = rule
-                .message
-                .unwrap_or_else(|| "Internal server error".to_owned());
-            return azure_error(status, &status.to_string(), &msg);
+        if let Some(fault) = self.azure_fault(
+            FOUNDRY_MESSAGES_OP,
+            "Requests to the Anthropic Messages API have exceeded the call rate limit of your current pricing tier. Please retry after 60 seconds.",
+        ) {
+            return fault;
         }
         let Ok(v) = serde_json::from_slice::<Value>(body) else {
             return anthropic_error(

@@ -25,7 +25,7 @@ use axum::response::Response;
 use byollm_api::catalog::Catalog;
 use serde_json::Value;
 
-use super::foundry::{azure_error, unauthorized};
+use super::foundry::azure_error;
 use super::{
     COGNITIVE_SERVICES_OPENAI_CONTRIBUTOR, COGNITIVE_SERVICES_OPENAI_USER, COGNITIVE_SERVICES_USER,
     OPENAI_CHAT_OP,
@@ -64,22 +64,14 @@ impl Inner {
         body: &[u8],
     ) -> Response {
         self.faults.count(OPENAI_CHAT_OP);
-        let Some(issued) = self.azure_caller(headers) else {
-            return unauthorized();
-        };
-        if !OPENAI_ROLES
-            .iter()
-            .any(|r| self.azure.has_role(&issued.client_id, r, resource))
-        {
-            tracing::debug!(client_id = %issued.client_id, %resource, "no Cognitive Services OpenAI User");
-            return azure_error(
-                401,
-                "PermissionDenied",
-                &format!(
-                    "The principal `{}` lacks the required data action `Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action` to perform `POST /openai/deployments/{{deployment-id}}/chat/completions` operation.",
-                    issued.client_id
-                ),
-            );
+        if let Some(refused) = self.azure_refusal(
+            headers,
+            resource,
+            &OPENAI_ROLES,
+            "Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action",
+            "POST /openai/deployments/{deployment-id}/chat/completions",
+        ) {
+            return refused;
         }
         if deployment.is_some() && api_version(query).is_none() {
             // Azure answers a classic path without a version as an unknown
@@ -90,19 +82,11 @@ impl Inner {
                 "Resource not found: the api-version query parameter is required on /openai/deployments/ paths",
             );
         }
-        if !self.faults.admit(OPENAI_CHAT_OP) {
-            return azure_error(
-                429,
-                "429",
-                "Requests to the ChatCompletions_Create Operation have exceeded call rate limit of your current OpenAI S0 pricing tier. Please retry after 60 seconds.",
-            );
-        }
-        if let Some(rule) = self.faults.take_failure(OPENAI_CHAT_OP, false) {
-            let status = rule.error.parse::<u16>().unwrap_or(500);
-            let msg = rule
-                .message
-                .unwrap_or_else(|| "Internal server error".to_owned());
-            return azure_error(status, &status.to_string(), &msg);
+        if let Some(fault) = self.azure_fault(
+            OPENAI_CHAT_OP,
+            "Requests to the ChatCompletions_Create Operation have exceeded call rate limit of your current OpenAI S0 pricing tier. Please retry after 60 seconds.",
+        ) {
+            return fault;
         }
         let Ok(v) = serde_json::from_slice::<Value>(body) else {
             return openai_error(

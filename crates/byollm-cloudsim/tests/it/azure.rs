@@ -34,7 +34,55 @@ pub(crate) struct Azure {
     pub(crate) entra: EntraTokenEndpoint,
 }
 
+/// The Python prelude the SDK tests share: `token()` posts the client
+/// assertion (`$ASSERTION`) to the emulator's Entra (`$SIM`, `$TENANT`,
+/// `$CLIENT`) and returns the access token, as an `azure_ad_token_provider`
+/// would (azure-identity itself insists on https, facts §5.4).
+pub(crate) const PY_ENTRA_TOKEN: &str = r#"
+import json, os, urllib.parse, urllib.request
+sim, tenant, client = os.environ["SIM"], os.environ["TENANT"], os.environ["CLIENT"]
+calls = []
+def token():
+    form = urllib.parse.urlencode({
+        "client_id": client, "grant_type": "client_credentials",
+        "scope": "https://cognitiveservices.azure.com/.default",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": os.environ["ASSERTION"]}).encode()
+    with urllib.request.urlopen(f"{sim}/{tenant}/oauth2/v2.0/token", form) as r:
+        calls.append(1)
+        return json.load(r)["access_token"]
+"#;
+
 impl Azure {
+    /// Runs `script` after [`PY_ENTRA_TOKEN`] with `subject`'s identity
+    /// token as the assertion, off the runtime so the emulator can answer;
+    /// panics with Python's output unless it exits 0, and returns stdout.
+    pub(crate) async fn run_python(&self, subject: &str, script: &str) -> String {
+        use secrecy::ExposeSecret as _;
+        let assertion = self.token(subject).expose_secret().to_owned();
+        let endpoint = self.w.sim.endpoint_url();
+        let program = format!("{PY_ENTRA_TOKEN}{script}");
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("python3")
+                .args(["-c", &program])
+                .env("SIM", endpoint)
+                .env("TENANT", TENANT)
+                .env("CLIENT", CLIENT)
+                .env("ASSERTION", assertion)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "python failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
     /// The world with an RS256 key `r1` beside its ES256 `k1`, and one
     /// identity with an FIC for each subject in `subjects`.
     pub(crate) async fn new(subjects: &[&str]) -> Azure {

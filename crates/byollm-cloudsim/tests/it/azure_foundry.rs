@@ -11,7 +11,7 @@ use byollm_federation::Exchange as _;
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
-use crate::azure::{Azure, CLIENT, TEAM, TENANT};
+use crate::azure::{Azure, CLIENT, TEAM};
 
 const RESOURCE: &str = "acme-ai";
 
@@ -145,17 +145,8 @@ async fn foundry_checks_the_token_and_the_role_then_answers_as_anthropic() {
 /// Anthropic's `AnthropicFoundry` client against the emulator: a plain and a
 /// streamed Messages call with the Entra token from a provider callable.
 const FOUNDRY_SCRIPT: &str = r#"
-import json, os, urllib.parse, urllib.request, anthropic
+import anthropic
 from anthropic import AnthropicFoundry
-sim, tenant, client = os.environ["SIM"], os.environ["TENANT"], os.environ["CLIENT"]
-def token():
-    form = urllib.parse.urlencode({
-        "client_id": client, "grant_type": "client_credentials",
-        "scope": "https://cognitiveservices.azure.com/.default",
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": os.environ["ASSERTION"]}).encode()
-    with urllib.request.urlopen(f"{sim}/{tenant}/oauth2/v2.0/token", form) as r:
-        return json.load(r)["access_token"]
 c = AnthropicFoundry(base_url=f"{sim}/_azure/acme-ai/anthropic/", azure_ad_token_provider=token,
                      max_retries=0)
 done = c.messages.create(model="claude-sonnet-4-6", max_tokens=64,
@@ -191,27 +182,7 @@ async fn anthropics_foundry_client_reaches_the_emulated_foundry() {
         .azure()
         .assign_role(assignment(AZURE_AI_USER))
         .unwrap();
-    let assertion = az.token(TEAM).expose_secret().to_owned();
-    let endpoint = az.w.sim.endpoint_url();
-    // The blocking Python call runs off the runtime so the emulator can answer.
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args(["-c", FOUNDRY_SCRIPT])
-            .env("SIM", endpoint)
-            .env("TENANT", TENANT)
-            .env("CLIENT", CLIENT)
-            .env("ASSERTION", assertion)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = az.run_python(TEAM, FOUNDRY_SCRIPT).await;
     assert!(stdout.contains("foundry ok"), "{stdout}");
     assert_eq!(az.w.sim.call_count("azure:foundry.messages"), 2);
 }

@@ -15,7 +15,7 @@ use byollm_federation::Exchange as _;
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
-use crate::azure::{Azure, CLIENT, TEAM, TENANT};
+use crate::azure::{Azure, CLIENT, TEAM};
 
 const RESOURCE: &str = "acme-ai";
 const OP: &str = "azure:openai.chat_completions";
@@ -199,18 +199,7 @@ async fn azure_openai_checks_the_token_the_role_and_the_deployment() {
 /// posts the client assertion to the emulator's Entra itself and hands the
 /// access token to each client through a callable.
 const SCRIPT: &str = r#"
-import json, os, urllib.parse, urllib.request, openai
-sim, tenant, client = os.environ["SIM"], os.environ["TENANT"], os.environ["CLIENT"]
-calls = []
-def token():
-    form = urllib.parse.urlencode({
-        "client_id": client, "grant_type": "client_credentials",
-        "scope": "https://cognitiveservices.azure.com/.default",
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": os.environ["ASSERTION"]}).encode()
-    with urllib.request.urlopen(f"{sim}/{tenant}/oauth2/v2.0/token", form) as r:
-        calls.append(1)
-        return json.load(r)["access_token"]
+import openai
 
 az = openai.AzureOpenAI(azure_endpoint=f"{sim}/_azure/acme-ai", api_version="2024-10-21",
                         azure_ad_token_provider=token, max_retries=0)
@@ -273,27 +262,7 @@ async fn the_official_openai_python_client_reaches_the_emulated_azure_openai() {
         model: "gpt-5".into(),
     })
     .unwrap();
-    let assertion = az.token(TEAM).expose_secret().to_owned();
-    let endpoint = az.w.sim.endpoint_url();
-    // The blocking Python call runs off the runtime so the emulator can answer.
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args(["-c", SCRIPT])
-            .env("SIM", endpoint)
-            .env("TENANT", TENANT)
-            .env("CLIENT", CLIENT)
-            .env("ASSERTION", assertion)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = az.run_python(TEAM, SCRIPT).await;
     assert!(stdout.contains("azure openai ok"), "{stdout}");
     // Three classic calls (AzureOpenAI) and two v1 calls, all checked.
     assert_eq!(az.w.sim.call_count(OP), 5);

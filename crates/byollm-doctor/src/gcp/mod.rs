@@ -23,7 +23,7 @@ mod diagnose;
 use diagnose::{pick_model, sts_failure};
 
 use super::walk::{
-    Mint, connect, decode_jwt, fail, https_discovery, jwks_keys, mint, server_error, settle_steps,
+    Mint, connect, fail, https_discovery, mint, server_error, settle_steps, text, usable_kids,
 };
 use super::{Cause, Diagnosis, ModelCheck, Report, Status, Step, StepName};
 
@@ -270,30 +270,16 @@ impl Gcp<'_> {
     }
 
     async fn jwks_step(&mut self) -> Result<Vec<String>, Diagnosis> {
-        let s = StepName::Jwks;
-        let jwks = self
-            .client
-            .jwks()
-            .await
-            .map_err(|e| server_error(s, &format!("GET {}", routes::JWKS), &e))?;
-        let keys = jwks_keys(&jwks);
-        let usable: Vec<String> = keys
-            .iter()
-            .filter(|(_, alg)| alg == "RS256" || alg == "ES256")
-            .map(|(kid, _)| kid.clone())
-            .collect();
-        if usable.is_empty() {
-            return Err(fail(
-                s,
-                Cause::DiscoveryBroken,
-                "the JWKS has no key Google can verify (Google STS takes RS256 or ES256 only)",
-                vec![format!("keys: {keys:?}")],
-                "rotate to an ES256 or RS256 key: byollm keys rotate",
-            ));
-        }
+        let (all, usable) = usable_kids(
+            &self.client,
+            &["RS256", "ES256"],
+            "the JWKS has no key Google can verify (Google STS takes RS256 or ES256 only)",
+            "rotate to an ES256 or RS256 key: byollm keys rotate",
+        )
+        .await?;
         self.ok(
-            s,
-            format!("{} key(s), {} usable by Google", keys.len(), usable.len()),
+            StepName::Jwks,
+            format!("{all} key(s), {} usable by Google", usable.len()),
         );
         Ok(usable)
     }
@@ -309,28 +295,18 @@ impl Gcp<'_> {
             audience: host.audience.clone(),
             requested_duration_seconds: 300,
         };
-        let token = match mint(&self.client, self.opts.agent.as_deref(), &req).await? {
-            Mint::Token(t) => t,
-            Mint::NotForThisKey(why) => {
-                self.skip(s, why);
-                return Ok(None);
-            }
-        };
-        let Some((header, claims)) = decode_jwt(token.expose_secret()) else {
-            return Err(fail(
-                s,
-                Cause::TokenRefused,
-                "the server returned a token that is not a JWT",
-                vec![],
-                "report this as a bug",
-            ));
-        };
-        let text = |v: &Value, n: &str| {
-            v.get(n)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let (token, header, claims) =
+            match mint(&self.client, self.opts.agent.as_deref(), &req).await? {
+                Mint::Token {
+                    token,
+                    header,
+                    claims,
+                } => (token, header, claims),
+                Mint::NotForThisKey(why) => {
+                    self.skip(s, why);
+                    return Ok(None);
+                }
+            };
         let (iss, aud, sub, kid) = (
             text(&claims, "iss"),
             text(&claims, "aud"),
