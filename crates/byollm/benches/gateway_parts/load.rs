@@ -3,9 +3,13 @@
 //! nginx in front of it, and byollm (`/v1/messages` → the direct API), so
 //! each byollm figure has the floor's beside it.
 
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
 use serde_json::{Value, json};
 
 use byollm_api::routes;
@@ -41,58 +45,222 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// Constant arrival rate for `seconds`; latency from each request's scheduled
-/// send time (queueing counted, not hidden).
+/// Constant arrival rate for `seconds`, from a load generator on a thread and
+/// runtime of its own (as a separate load-generator process would be: it does
+/// not share the gateway's worker threads). Latency is measured from each
+/// request's scheduled send time, so queueing anywhere counts.
 pub async fn open_loop(target: &Arc<Target>, body: &Value, rate: f64, seconds: f64) -> Value {
-    let http = client();
-    let body = Arc::new(serde_json::to_vec(body).unwrap());
-    let total = (rate * seconds) as usize;
-    let start = Instant::now() + Duration::from_millis(50);
-    let mut tasks = Vec::with_capacity(total);
-    for i in 0..total {
-        let scheduled = start + Duration::from_secs_f64(i as f64 / rate);
-        let (http, target, body) = (http.clone(), target.clone(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            tokio::time::sleep_until(scheduled.into()).await;
-            let sent = Instant::now();
-            let req = target
-                .post(&http)
-                .header("content-type", "application/json")
-                .body(body.to_vec());
-            let ok = match req.send().await {
-                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                Err(_) => false,
-            };
-            (
-                ok,
-                scheduled.elapsed().as_secs_f64() * 1e6,
-                sent.elapsed().as_secs_f64() * 1e6,
-            )
-        }));
-    }
-    let mut lat = Vec::with_capacity(total);
-    let mut from_send = Vec::with_capacity(total);
-    let mut errors = 0;
-    for t in tasks {
-        let (ok, us, sent_us) = t.await.unwrap();
-        if ok {
-            lat.push(us);
-            from_send.push(sent_us);
-        } else {
-            errors += 1;
-        }
-    }
-    let elapsed = start.elapsed().as_secs_f64();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (target2, body) = (target.clone(), Bytes::from(serde_json::to_vec(body).unwrap()));
+    std::thread::Builder::new()
+        .name("bench-load".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let local = tokio::task::LocalSet::new();
+            let _ = tx.send(local.block_on(&rt, generate(target2, body, rate, seconds)));
+        })
+        .unwrap();
+    let Generated {
+        mut lat,
+        mut from_send,
+        errors,
+        elapsed,
+        connections,
+    } = rx.await.unwrap();
+    let total = lat.len() + errors;
+    lat.shrink_to_fit();
+    from_send.shrink_to_fit();
     let mut s = summary(lat);
     s["path"] = json!(target.name);
     s["rate_target"] = json!(rate);
     s["achieved_rps"] = json!(total as f64 / elapsed);
     s["errors"] = json!(errors);
-    // tokio's timer releases scheduled sends on a 1 ms grid, so latency from the
-    // scheduled time carries up to ~1 ms of generator slack; this one does not
-    // (but hides queueing before the send).
+    s["connections_opened"] = json!(connections);
+    // Latency counts from each request's scheduled time; this one from the
+    // moment the request went to its connection (it hides queueing before
+    // the send: the generator's own lag and waits for a free connection).
     s["from_send"] = summary(from_send);
     s
+}
+
+/// What one open-loop run measured.
+struct Generated {
+    lat: Vec<f64>,
+    from_send: Vec<f64>,
+    errors: usize,
+    elapsed: f64,
+    connections: usize,
+}
+
+/// Most connections the generator opens to one target; a request that finds
+/// all of them busy waits for one (its wait counts in its latency).
+const MAX_CONNECTIONS: usize = 4096;
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// The generator's connections: a free list, no waiter queue to scan.
+struct Conns {
+    addr: String,
+    free: RefCell<Vec<Sender>>,
+    /// Open now (at most [`MAX_CONNECTIONS`]).
+    opened: Cell<usize>,
+    /// Opened in all.
+    made: Cell<usize>,
+    returned: tokio::sync::Notify,
+}
+
+impl Conns {
+    async fn take(&self) -> Option<Sender> {
+        loop {
+            if let Some(s) = self.free.borrow_mut().pop() {
+                return Some(s);
+            }
+            if self.opened.get() < MAX_CONNECTIONS {
+                self.opened.set(self.opened.get() + 1);
+                self.made.set(self.made.get() + 1);
+                let connected = async {
+                    let tcp = tokio::net::TcpStream::connect(&self.addr).await.ok()?;
+                    tcp.set_nodelay(true).ok()?;
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                        .await
+                        .ok()
+                };
+                let Some((sender, conn)) = connected.await else {
+                    self.lost();
+                    return None;
+                };
+                tokio::task::spawn_local(conn);
+                return Some(sender);
+            }
+            self.returned.notified().await;
+        }
+    }
+
+    /// A connection failed and is dropped: its slot is free.
+    fn lost(&self) {
+        self.opened.set(self.opened.get() - 1);
+        self.returned.notify_one();
+    }
+
+    fn give_back(&self, s: Sender) {
+        self.free.borrow_mut().push(s);
+        self.returned.notify_one();
+    }
+}
+
+async fn generate(target: Arc<Target>, body: Bytes, rate: f64, seconds: f64) -> Generated {
+    let rest = target.url.strip_prefix("http://").expect("an http:// target");
+    let (addr, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let conns = Rc::new(Conns {
+        addr: addr.to_owned(),
+        free: RefCell::new(Vec::new()),
+        opened: Cell::new(0),
+        made: Cell::new(0),
+        returned: tokio::sync::Notify::new(),
+    });
+    let request = {
+        let (host, path, target) = (addr.to_owned(), path.to_owned(), target.clone());
+        move |body: Bytes| {
+            let mut r = hyper::Request::post(&path)
+                .header("host", &host)
+                .header("content-type", "application/json");
+            for (k, v) in &target.headers {
+                r = r.header(*k, v);
+            }
+            r.body(Full::new(body)).unwrap()
+        }
+    };
+    let total = (rate * seconds) as usize;
+    let start = Instant::now() + Duration::from_millis(50);
+    // The pacer: a thread of its own that sleeps until each request's time
+    // (nanosleep: tens of µs late, where tokio's timer is up to ~2 ms late)
+    // and releases every request due, by index.
+    let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    std::thread::Builder::new()
+        .name("bench-pacer".into())
+        .spawn(move || {
+            let mut released = 0usize;
+            while released < total {
+                let next = start + Duration::from_secs_f64(released as f64 / rate);
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                }
+                let elapsed = start.elapsed().as_secs_f64();
+                let due = ((elapsed * rate).floor() as usize + 1).min(total);
+                if due_tx.send(due).is_err() {
+                    return;
+                }
+                released = due;
+            }
+        })
+        .unwrap();
+    let mut tasks = Vec::with_capacity(total);
+    let mut released = 0usize;
+    while let Some(due) = due_rx.recv().await {
+        for i in released..due {
+            let scheduled = start + Duration::from_secs_f64(i as f64 / rate);
+            let (conns, req) = (conns.clone(), request(body.clone()));
+            tasks.push(tokio::task::spawn_local(async move {
+                let Some(mut sender) = conns.take().await else {
+                    return (false, 0.0, 0.0);
+                };
+                let sent = Instant::now();
+                let ok = match sender.send_request(req).await {
+                    Ok(r) => {
+                        let status = r.status();
+                        r.into_body().collect().await.is_ok() && status.is_success()
+                    }
+                    Err(_) => false,
+                };
+                let done = (
+                    ok,
+                    scheduled.elapsed().as_secs_f64() * 1e6,
+                    sent.elapsed().as_secs_f64() * 1e6,
+                );
+                if ok {
+                    conns.give_back(sender);
+                } else {
+                    drop(sender);
+                    conns.lost();
+                }
+                done
+            }));
+        }
+        released = due;
+    }
+    let mut out = Generated {
+        lat: Vec::with_capacity(total),
+        from_send: Vec::with_capacity(total),
+        errors: 0,
+        elapsed: 0.0,
+        connections: 0,
+    };
+    // `BENCH_TIMELINE=path`: each request's scheduled time (ms from the
+    // start) and latency (µs) as lines, to see stalls over time.
+    let mut timeline = std::env::var_os("BENCH_TIMELINE").map(|_| String::new());
+    for (i, t) in tasks.into_iter().enumerate() {
+        let (ok, us, sent_us) = t.await.unwrap();
+        if let Some(tl) = timeline.as_mut() {
+            use std::fmt::Write as _;
+            let _ = writeln!(tl, "{:.3} {us:.0} {ok}", i as f64 * 1000.0 / rate);
+        }
+        if ok {
+            out.lat.push(us);
+            out.from_send.push(sent_us);
+        } else {
+            out.errors += 1;
+        }
+    }
+    if let (Some(tl), Some(path)) = (timeline, std::env::var_os("BENCH_TIMELINE")) {
+        std::fs::write(path, tl).unwrap();
+    }
+    out.elapsed = start.elapsed().as_secs_f64();
+    out.connections = conns.made.get();
+    out
 }
 
 /// One line of a sweep: byollm's p99 beside the others' and its ratio to nginx's.
