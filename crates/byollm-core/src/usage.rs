@@ -10,9 +10,15 @@
 //! [`UsageSink::record`] returns once the row is committed: the gateway calls
 //! it before a whole response is sent and before a stream's final event, so a
 //! crash after the caller has the last byte cannot lose the row. The cost is
-//! kept small by group commit: one writer task takes every row queued while it
-//! was busy and commits them in one transaction, with no fixed linger (a lone
-//! row is written at once; under load batches grow by themselves).
+//! kept small two ways. A row that finds nothing queued, no commit in flight
+//! and no inline commit just before it ([`INLINE_GAP`]) is committed by the
+//! request itself (inline: no hand-off to another task; on SQLite on the
+//! request's own thread, [`Store::insert_usage_now`]). Otherwise it is
+//! queued, and one writer task takes every row queued while it was busy and
+//! commits them in one transaction, with no fixed linger (under load batches
+//! grow by themselves). At most one commit runs at a time, inline or batched
+//! (the write "turn"): two would only queue on the database's write lock
+//! (SQLite's busy handler sleeps milliseconds at a time).
 //!
 //! A failed commit is retried with backoff, never dropped (the insert is
 //! idempotent on the row id, so a commit whose answer was lost is not counted
@@ -26,12 +32,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use byollm_api::catalog::Price;
 
-use crate::store::{Store, UsageRow};
+use crate::store::{Direct, Store, UsageRow};
 
 /// Platform credits per cloud run.
 pub const PLATFORM_CREDITS_PER_RUN: f64 = 1.0;
@@ -43,6 +49,11 @@ pub const COMPUTE_CREDITS_PER_MINUTE: f64 = 0.1;
 const BATCH: usize = 512;
 /// Rows queued and not yet committed before [`UsageSink::record`] waits for room.
 pub const QUEUE: usize = 16_384;
+/// A row commits inline only when no inline commit ended within this long:
+/// more often than that (over ~4,000 rows/s from one replica), rows go to the
+/// writer, where one commit carries many (a commit's cost hardly depends on
+/// its rows) instead of each row paying for its own.
+pub const INLINE_GAP: Duration = Duration::from_micros(250);
 /// Longest a request waits for its row's commit before it finishes anyway
 /// (the row stays queued and is retried). Long enough to ride out a brief
 /// database hiccup, short enough that an outage does not hang every caller.
@@ -51,6 +62,18 @@ pub const COMMIT_WAIT: Duration = Duration::from_secs(5);
 const RETRY_FIRST: Duration = Duration::from_millis(50);
 /// Longest delay between retries of a failed commit.
 const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// The monotonic clock, for [`INLINE_GAP`] only.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "chooses between two equivalent ways of committing a row (inline or \
+              batched) by how recently one committed; what is stored, and when \
+              `record` returns, do not depend on it, so there is nothing for a \
+              fake clock to test"
+)]
+fn monotonic_now() -> std::time::Instant {
+    std::time::Instant::now()
+}
 
 /// Inference credits for a request (micro-credits).
 pub fn inference_microcredits(price: &Price, input_tokens: u64, output_tokens: u64) -> i64 {
@@ -96,6 +119,9 @@ pub struct UsageStats {
     pub rows_retried: u64,
     /// Transactions committed.
     pub commits: u64,
+    /// Of those, rows committed by their own request (nothing was queued and
+    /// no commit in flight), without the writer task.
+    pub committed_inline: u64,
     /// Rows queued or being written, not yet committed (queue depth).
     pub queue_depth: u64,
     /// Requests that finished before their row was committed (the wait ran out).
@@ -109,6 +135,7 @@ struct Counters {
     rows_written: AtomicU64,
     rows_retried: AtomicU64,
     commits: AtomicU64,
+    committed_inline: AtomicU64,
     queue_depth: AtomicU64,
     answered_before_commit: AtomicU64,
     rows_lost: AtomicU64,
@@ -120,6 +147,15 @@ pub struct UsageSink {
     tx: mpsc::Sender<Msg>,
     counters: Arc<Counters>,
     commit_wait: Duration,
+    store: Store,
+    /// Where the log checkpoints after inline commits run.
+    tasks: TaskTracker,
+    /// When the last inline commit ended (µs since `epoch`).
+    last_inline: Arc<AtomicU64>,
+    epoch: std::time::Instant,
+    /// Held by whoever commits (a request inline, or the writer task), and
+    /// by the store's other hot writer ([`Store::write_turn`]).
+    turn: Arc<Mutex<()>>,
 }
 
 impl UsageSink {
@@ -134,23 +170,103 @@ impl UsageSink {
     pub fn start_with_wait(store: Store, tasks: &TaskTracker, commit_wait: Duration) -> UsageSink {
         let (tx, rx) = mpsc::channel::<Msg>(QUEUE);
         let counters = Arc::new(Counters::default());
-        tasks.spawn(write_loop(store, rx, counters.clone()));
+        let turn = store.write_turn().clone();
+        tasks.spawn(write_loop(
+            store.clone(),
+            rx,
+            counters.clone(),
+            turn.clone(),
+        ));
         UsageSink {
             tx,
             counters,
             commit_wait,
+            store,
+            tasks: tasks.clone(),
+            last_inline: Arc::new(AtomicU64::new(0)),
+            epoch: monotonic_now(),
+            turn,
+        }
+    }
+
+    /// µs since this sink started.
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Commits `row` in the caller's task when nothing is queued, no commit
+    /// is in flight and none ended within [`INLINE_GAP`]; `false` (and
+    /// nothing written) otherwise or when the one try fails, so the row takes
+    /// the queue (which batches and retries).
+    async fn commit_inline(&self, row: &UsageRow, wait: Duration) -> bool {
+        let c = &self.counters;
+        if c.queue_depth.load(Ordering::Relaxed) > 0 {
+            return false;
+        }
+        let gap = u64::try_from(INLINE_GAP.as_micros()).unwrap_or(u64::MAX);
+        let last = self.last_inline.load(Ordering::Relaxed);
+        if last != 0 && self.now_us().saturating_sub(last) < gap {
+            return false;
+        }
+        let Ok(_turn) = self.turn.try_lock() else {
+            return false;
+        };
+        tracing::trace!(target: "byollm::phase", phase = "usage.inline");
+        // On SQLite, on this thread (tens of µs, never waiting for a lock);
+        // else, or when that path is busy, through the pool.
+        let inserted = match self.store.insert_usage_now(row) {
+            Ok(Direct::Committed) => Ok(Ok(())),
+            Ok(Direct::CommittedCheckpointDue) => {
+                let store = self.store.clone();
+                self.tasks.spawn(async move {
+                    if let Err(e) = store.checkpoint().await {
+                        tracing::warn!(error = %e, "checkpointing the database's log failed; the next one retries");
+                    }
+                });
+                Ok(Ok(()))
+            }
+            Ok(Direct::Declined) => {
+                tokio::time::timeout(wait, self.store.insert_usage(std::slice::from_ref(row))).await
+            }
+            Err(e) => Ok(Err(e)),
+        };
+        tracing::trace!(target: "byollm::phase", phase = "usage.inserted");
+        self.last_inline
+            .store(self.now_us().max(1), Ordering::Relaxed);
+        match inserted {
+            Ok(Ok(())) => {
+                c.rows_written.fetch_add(1, Ordering::Relaxed);
+                c.commits.fetch_add(1, Ordering::Relaxed);
+                c.committed_inline.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            // Failed or slow: the queue takes the row and retries it (a
+            // commit that landed after all is not counted twice: the insert
+            // skips a stored id).
+            Ok(Err(e)) => {
+                c.rows_retried.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "writing a usage row failed; it is queued for retry");
+                false
+            }
+            Err(_) => false,
         }
     }
 
     /// Queues `row` and waits until it is committed, or at most the commit
     /// wait (then it stays queued and is retried in the background).
     pub async fn record(&self, row: UsageRow) -> Recorded {
+        // The whole wait, the inline try's included, runs from here.
+        let wait = tokio::time::sleep(self.commit_wait);
+        tokio::pin!(wait);
+        if self.commit_inline(&row, self.commit_wait).await {
+            return Recorded::Committed;
+        }
         let (done, committed) = oneshot::channel();
         let msg = Msg::Row(Box::new(row), done);
         let counters = &self.counters;
-        let wait = tokio::time::sleep(self.commit_wait);
-        tokio::pin!(wait);
         let permit = tokio::select! {
+            // A free slot wins over a wait the inline try already used up.
+            biased;
             permit = self.tx.reserve() => permit,
             () = &mut wait => {
                 counters.rows_lost.fetch_add(1, Ordering::Relaxed);
@@ -197,6 +313,7 @@ impl UsageSink {
             rows_written: c.rows_written.load(Ordering::Relaxed),
             rows_retried: c.rows_retried.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
+            committed_inline: c.committed_inline.load(Ordering::Relaxed),
             queue_depth: c.queue_depth.load(Ordering::Relaxed),
             answered_before_commit: c.answered_before_commit.load(Ordering::Relaxed),
             rows_lost: c.rows_lost.load(Ordering::Relaxed),
@@ -206,7 +323,12 @@ impl UsageSink {
 
 /// The writer: takes what is queued (at most a batch), commits it in one
 /// transaction (retrying until it succeeds), then tells the waiters.
-async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>, counters: Arc<Counters>) {
+async fn write_loop(
+    store: Store,
+    mut rx: mpsc::Receiver<Msg>,
+    counters: Arc<Counters>,
+    turn: Arc<Mutex<()>>,
+) {
     let mut rows: Vec<UsageRow> = Vec::with_capacity(BATCH);
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::with_capacity(BATCH);
     while let Some(first) = rx.recv().await {
@@ -225,6 +347,7 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>, counters: Arc<Cou
             }
         }
         if !rows.is_empty() {
+            let _turn = turn.lock().await;
             commit(&store, &rows, &counters).await;
             let n = rows.len() as u64;
             counters.rows_written.fetch_add(n, Ordering::Relaxed);

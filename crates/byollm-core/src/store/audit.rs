@@ -1,25 +1,86 @@
 //! The `token_audit` table: one row per issued identity token.
 
-use super::{AuditRow, Result, Store};
+use tokio::sync::oneshot;
+
+use super::{AuditRow, Engine, Result, Store, StoreError};
+
+/// Rows per `INSERT`: 64 × 9 parameters stays under SQLite's historical
+/// limit of 999 bound parameters.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// Group commit of token audit rows. Each minting request puts its row in
+/// `pending` and then either takes the write turn ([`Store::write_turn`]),
+/// committing every pending
+/// row in one transaction, or is answered by whoever holds the turn and took
+/// its row. A lone row is thus committed by its own request with no hand-off,
+/// and under load one commit carries many tokens' rows. No background task:
+/// every row's request waits until its row is committed (or has failed), so a
+/// row can be left pending only by a request that stopped waiting, and the
+/// next commit takes it.
+#[derive(Debug, Default)]
+pub(super) struct AuditBatch {
+    pending: parking_lot::Mutex<Vec<(AuditRow, oneshot::Sender<Outcome>)>>,
+}
+
+/// A commit's outcome, as each of its rows' requests gets it.
+type Outcome = std::result::Result<(), (bool, String)>;
 
 impl Store {
-    /// Records an issued token (never the token itself).
+    /// Records an issued token (never the token itself); returns once the row
+    /// is committed, so a token is handed out only with its audit row stored.
+    /// Concurrent calls share commits ([`AuditBatch`]).
     pub async fn insert_audit(&self, a: &AuditRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO token_audit (jti, team_uid, sub, aud, kid, iat, exp, requested_by, actor) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&a.jti)
-        .bind(&a.team_uid)
-        .bind(&a.sub)
-        .bind(&a.aud)
-        .bind(&a.kid)
-        .bind(a.iat)
-        .bind(a.exp)
-        .bind(&a.requested_by)
-        .bind(&a.actor)
-        .execute(&self.pool)
-        .await?;
+        let batch = &self.audit;
+        loop {
+            let (done, mut answer) = oneshot::channel();
+            batch.pending.lock().push((a.clone(), done));
+            let turn = tokio::select! {
+                // Another request's commit took the row.
+                r = &mut answer => match r {
+                    Ok(outcome) => return outcome.map_err(batch_error),
+                    // That request stopped (it was cancelled mid-commit):
+                    // whether the row landed is unknown, so it goes again.
+                    Err(_) => continue,
+                },
+                turn = self.write_turn.lock() => turn,
+            };
+            // Our turn; a commit before it may have taken the row already.
+            if let Ok(outcome) = answer.try_recv() {
+                return outcome.map_err(batch_error);
+            }
+            let rows: Vec<_> = std::mem::take(&mut *batch.pending.lock());
+            let outcome = self
+                .insert_audit_rows(rows.iter().map(|(r, _)| r))
+                .await
+                .map_err(|e| (e.is_unavailable(), e.to_string()));
+            drop(turn);
+            for (_, done) in rows {
+                let _ = done.send(outcome.clone());
+            }
+            match answer.try_recv() {
+                Ok(outcome) => return outcome.map_err(batch_error),
+                // Not ours after all (cannot happen: our row was pending
+                // until this commit took it); go again rather than guess.
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// One transaction for `rows` (a single statement up to
+    /// [`ROWS_PER_STATEMENT`]).
+    async fn insert_audit_rows<'a>(
+        &self,
+        rows: impl ExactSizeIterator<Item = &'a AuditRow>,
+    ) -> Result<()> {
+        let rows: Vec<&AuditRow> = rows.collect();
+        if rows.len() <= ROWS_PER_STATEMENT {
+            return insert_audit_chunk(&self.pool, &rows, self.engine).await;
+        }
+        let mut tx = self.begin_write().await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            insert_audit_chunk(&mut *tx, chunk, self.engine).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -35,4 +96,57 @@ impl Store {
         .await?;
         rows.iter().map(AuditRow::from_row).collect()
     }
+}
+
+/// The error a row's request gets when the commit that carried it failed.
+fn batch_error((unavailable, message): (bool, String)) -> StoreError {
+    StoreError::Batch {
+        unavailable,
+        message,
+    }
+}
+
+/// One multi-row `INSERT` of audit rows (anonymous parameters on SQLite, as
+/// for usage rows: see `usage::insert_statement`).
+async fn insert_audit_chunk<'c, E>(db: E, rows: &[&AuditRow], engine: Engine) -> Result<()>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO token_audit (jti, team_uid, sub, aud, kid, iat, exp, requested_by, actor) VALUES ",
+    );
+    for r in 0..rows.len() {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..9 {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            match engine {
+                Engine::Sqlite => sql.push('?'),
+                Engine::Postgres => sql.push_str(&format!("${}", r * 9 + c + 1)),
+            }
+        }
+        sql.push(')');
+    }
+    let mut q = sqlx::query(&sql);
+    for a in rows {
+        q = q
+            .bind(a.jti.clone())
+            .bind(a.team_uid.clone())
+            .bind(a.sub.clone())
+            .bind(a.aud.clone())
+            .bind(a.kid.clone())
+            .bind(a.iat)
+            .bind(a.exp)
+            .bind(a.requested_by.clone())
+            .bind(a.actor.clone());
+    }
+    q.execute(db).await?;
+    Ok(())
 }

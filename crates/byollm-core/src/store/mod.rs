@@ -47,6 +47,7 @@ pub use invitations::InvitationRow;
 pub use members::{LAST_OWNER, MemberAfter, ROLE_CHANGED, RemovedActor};
 pub use rows::*;
 pub use runs::{ExpiredRun, RunFilter};
+pub use usage::{COMMITS_PER_CHECKPOINT, Direct};
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +70,18 @@ pub enum StoreError {
     /// The store URL is not SQLite or PostgreSQL.
     #[error("unsupported store URL; expected sqlite://PATH or postgres://…")]
     Url,
+    /// The usage ledger's own SQLite connection failed.
+    #[error("database error: {0}")]
+    Direct(String),
+    /// A write shared with other requests (group commit) failed; `unavailable`
+    /// when the database could not be reached (see [`StoreError::is_unavailable`]).
+    #[error("database error: {message}")]
+    Batch {
+        /// Whether the database was unreachable.
+        unavailable: bool,
+        /// The failure, as the commit saw it.
+        message: String,
+    },
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -79,8 +92,10 @@ impl StoreError {
     /// starting up), as opposed to a statement it refused: a transient state
     /// the caller may retry after.
     pub fn is_unavailable(&self) -> bool {
-        let StoreError::Db(e) = self else {
-            return false;
+        let e = match self {
+            StoreError::Db(e) => e,
+            StoreError::Batch { unavailable, .. } => return *unavailable,
+            _ => return false,
         };
         match e {
             sqlx::Error::Io(_)
@@ -117,6 +132,14 @@ pub struct Store {
     listen_url: Option<std::sync::Arc<secrecy::SecretString>>,
     /// A random id per handle, carried by its change notifications.
     origin: std::sync::Arc<str>,
+    /// Token audit rows waiting for, or in, a shared commit.
+    audit: std::sync::Arc<audit::AuditBatch>,
+    /// See [`Store::write_turn`].
+    write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The SQLite database file (`None` on PostgreSQL).
+    sqlite_path: Option<std::sync::Arc<std::path::PathBuf>>,
+    /// See [`Store::insert_usage_now`].
+    direct: std::sync::Arc<usage::DirectWriter>,
 }
 
 /// Longest a statement waits for a PostgreSQL connection (a free one, or a new
@@ -217,7 +240,21 @@ impl Store {
             engine,
             listen_url,
             origin: crate::ids::new_id("origin").into(),
+            audit: std::sync::Arc::default(),
+            write_turn: std::sync::Arc::default(),
+            sqlite_path: (engine == Engine::Sqlite)
+                .then(|| sqlite_file(url))
+                .flatten()
+                .map(std::sync::Arc::new),
+            direct: std::sync::Arc::default(),
         })
+    }
+
+    /// Held by each of the hot writers (usage rows, token audit rows) while it
+    /// commits, so that they take turns here instead of in SQLite, whose busy
+    /// handler makes a second writer sleep milliseconds at a time.
+    pub fn write_turn(&self) -> &std::sync::Arc<tokio::sync::Mutex<()>> {
+        &self.write_turn
     }
 
     /// The engine in use.
@@ -230,6 +267,18 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+}
+
+/// The file of a `sqlite://PATH[?…]` or `sqlite:PATH[?…]` URL; `None` for an
+/// in-memory database (which another connection could not see).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory =
+        path.is_empty() || path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory");
+    (!memory).then(|| std::path::PathBuf::from(path))
 }
 
 /// Creates `dir` (0700) and an empty database file `db` (0600) unless they

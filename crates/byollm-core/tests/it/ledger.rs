@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use byollm_core::store::{UsageFilter, UsageRow};
+use byollm_core::store::{COMMITS_PER_CHECKPOINT, Direct, UsageFilter, UsageRow};
 use byollm_core::usage::{Recorded, UsageSink, UsageStats};
 use sqlx::Connection as _;
 use tokio_util::task::TaskTracker;
@@ -60,6 +60,9 @@ async fn a_failing_commit_is_retried_until_the_row_is_stored() {
             "{}",
             t.name
         );
+        // Nothing queued, no commit in flight: the request committed its row
+        // itself, without a hand-off to the writer task.
+        assert_eq!(s.committed_inline, 1, "{}", t.name);
 
         // The table goes away: the commit fails, the request stops waiting,
         // the row stays queued and the writer keeps retrying.
@@ -117,13 +120,99 @@ async fn rows_queued_together_commit_together() {
     assert!(results.iter().all(|r| *r == Recorded::Committed));
     let s = sink.stats();
     assert_eq!(s.rows_written, 200);
-    // Group commit: rows that queued while the writer was busy share a
-    // transaction (the first commit takes one row, the rest batch up).
+    // Group commit: rows that queued while a commit was in flight share a
+    // transaction (the first row is committed inline, the rest batch up).
     assert!(s.commits < 200, "{s:?}");
+    assert!(s.committed_inline >= 1, "{s:?}");
+    assert!(s.committed_inline < 200, "{s:?}");
     let stored = t
         .store
         .list_usage("ta", &UsageFilter::default(), None, 1000)
         .await
         .unwrap();
     assert_eq!(stored.len(), 200);
+}
+
+#[tokio::test]
+async fn on_sqlite_a_lone_row_is_committed_on_the_callers_thread_and_never_waits_for_the_lock() {
+    sqlx::any::install_default_drivers();
+    for t in stores::all().await {
+        let wrote = t.store.insert_usage_now(&row("use_now")).unwrap();
+        if t.name != "sqlite" {
+            assert_eq!(wrote, Direct::Declined, "{}: no direct path", t.name);
+            continue;
+        }
+        assert_eq!(wrote, Direct::Committed);
+        // Idempotent, as the pool's insert: the same id is stored once.
+        assert_eq!(
+            t.store.insert_usage_now(&row("use_now")).unwrap(),
+            Direct::Committed
+        );
+
+        // Another connection holds the write lock: the direct path declines
+        // at once (it never sleeps in SQLite's busy handler on the caller's
+        // thread), writing nothing, and works again once the lock is gone.
+        let mut other = sqlx::AnyConnection::connect(&t.url).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let asked = std::time::Instant::now();
+        assert_eq!(
+            t.store.insert_usage_now(&row("use_locked")).unwrap(),
+            Direct::Declined
+        );
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "waited for the lock: {:?}",
+            asked.elapsed()
+        );
+        sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+        other.close().await.unwrap();
+        assert_eq!(
+            t.store.insert_usage_now(&row("use_locked")).unwrap(),
+            Direct::Committed
+        );
+
+        let ids: Vec<String> = t
+            .store
+            .list_usage("ta", &UsageFilter::default(), None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["use_locked", "use_now"]);
+    }
+}
+
+/// The direct connection never checkpoints the log itself; every
+/// `COMMITS_PER_CHECKPOINT` commits it says one is due, and the checkpoint
+/// through the pool puts every frame of the log back in the database.
+#[tokio::test]
+async fn direct_commits_ask_for_a_checkpoint_that_the_pool_runs() {
+    let t = stores::sqlite().await;
+    let mut due = Vec::new();
+    for n in 0..2 * COMMITS_PER_CHECKPOINT {
+        let d = t
+            .store
+            .insert_usage_now(&row(&format!("use_{n:04}")))
+            .unwrap();
+        if d == Direct::CommittedCheckpointDue {
+            due.push(n + 1);
+        }
+    }
+    assert_eq!(due, [COMMITS_PER_CHECKPOINT, 2 * COMMITS_PER_CHECKPOINT]);
+    t.store.checkpoint().await.unwrap();
+    let mut c = sqlx::AnyConnection::connect(&t.url).await.unwrap();
+    let (busy, log, done): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        (busy, log),
+        (0, done),
+        "every frame of the log is in the database"
+    );
+    c.close().await.unwrap();
 }
