@@ -64,6 +64,11 @@ use serde_json::{Value, json};
 
 use harness::{Env, chat_body, messages_body};
 
+/// The allocator `byollm serve` runs with (its `main.rs`), so the gateway in
+/// this process allocates as the server does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -204,6 +209,60 @@ async fn idle_streams(env: &Arc<Env>, n: usize) -> Value {
            "bytes_per_stream_upper_bound": per_stream})
 }
 
+/// The team's token audit rows now.
+async fn audit_rows(env: &Env) -> i64 {
+    let rows = env
+        .core
+        .store()
+        .list_audit(&env.team, i64::MAX)
+        .await
+        .unwrap();
+    i64::try_from(rows.len()).unwrap()
+}
+
+/// S6: the identity-token endpoint (ES256 signing, an audit row per token)
+/// under the open-loop generator, up to 20,000/s; `BENCH_RATES` and
+/// `BENCH_SECONDS` override the sweep.
+async fn s6(env: &Env, quick: bool) -> Vec<Value> {
+    let rates: Vec<f64> = match std::env::var("BENCH_RATES") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|r| r.trim().parse().ok())
+            .collect(),
+        Err(_) if quick => vec![500.0],
+        Err(_) => vec![2500.0, 5000.0, 10000.0, 20000.0],
+    };
+    let seconds: f64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if quick { 1.0 } else { 3.0 });
+    let mint = Arc::new(load::Target {
+        name: "byollm",
+        url: format!("{}{}", env.base, routes::IDENTITY_TOKEN),
+        headers: vec![("x-api-key", env.owner_key.clone())],
+    });
+    let body = json!({"audience": "sts.amazonaws.com", "requested_duration_seconds": 900});
+    let mut out = Vec::new();
+    for rate in rates {
+        let before = audit_rows(env).await;
+        let mut r = load::open_loop(&mint, &body, rate, seconds).await;
+        let after = audit_rows(env).await;
+        r["audit_rows_written"] = json!(after - before);
+        println!(
+            "S6  {rate} mints/s: achieved {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} errors, {} audit rows for {} tokens",
+            r["achieved_rps"].as_f64().unwrap_or(0.0),
+            r["p50_us"].as_f64().unwrap_or(f64::NAN) / 1000.0,
+            r["p99_us"].as_f64().unwrap_or(f64::NAN) / 1000.0,
+            r["errors"],
+            r["audit_rows_written"],
+            r["n"],
+        );
+        out.push(r);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    out
+}
+
 /// S1, S1b, S2, S6, S4/S5 (everything but the floor).
 async fn sections(quick: bool, n: usize) -> Value {
     let env = Arc::new(Env::start().await);
@@ -226,25 +285,7 @@ async fn sections(quick: bool, n: usize) -> Value {
     env.put_settings(json!({"hosts": {"aws_bedrock": {"enabled": false}}}))
         .await;
     let (s2, s4) = load::floor_sections(&env, quick).await;
-    // S6: the identity-token endpoint (ES256 signing, audit row per token).
-    let mut s6 = Vec::new();
-    let mint_rates: &[f64] = if quick {
-        &[500.0]
-    } else {
-        &[2500.0, 5000.0, 10000.0, 20000.0]
-    };
-    let mint = Arc::new(load::Target {
-        name: "byollm",
-        url: format!("{}{}", env.base, routes::IDENTITY_TOKEN),
-        headers: vec![("x-api-key", env.owner_key.clone())],
-    });
-    for &rate in mint_rates {
-        let body = json!({"audience": "sts.amazonaws.com", "requested_duration_seconds": 900});
-        let r = load::open_loop(&mint, &body, rate, if quick { 1.0 } else { 3.0 }).await;
-        println!("S6  {rate} mints/s: {r}");
-        s6.push(r);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let s6 = s6(&env, quick).await;
     let s5 = idle_streams(&env, if quick { 100 } else { 1024 }).await;
     println!("S4/S5: {s5}");
     json!({"s1": s1, "s1b": s1b, "s2": s2, "s4_ttft": s4, "s4_s5": s5, "s6": s6})
@@ -252,8 +293,9 @@ async fn sections(quick: bool, n: usize) -> Value {
 
 fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
-    // `BENCH_ONLY=floor|phases|s2`: one section alone (the floor and telemetry
-    // cost; the phase breakdown; the S2 sweep and S4's time to first token).
+    // `BENCH_ONLY=floor|phases|s2|s6`: one section alone (the floor and
+    // telemetry cost; the phase breakdown; the S2 sweep and S4's time to first
+    // token; the identity-token endpoint).
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -273,6 +315,7 @@ fn main() {
         match only.as_str() {
             "floor" => report["floor"] = floor::floor(&log, n).await,
             "phases" => report["phases"] = phases::phases(n).await,
+            "s6" => report["s6"] = json!(s6(&Env::start().await, quick).await),
             "s2" => {
                 let env = Env::start().await;
                 env.put_settings(json!({"hosts": {"aws_bedrock": {"enabled": false}}}))

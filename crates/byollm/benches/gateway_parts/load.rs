@@ -51,7 +51,10 @@ pub fn client() -> reqwest::Client {
 /// request's scheduled send time, so queueing anywhere counts.
 pub async fn open_loop(target: &Arc<Target>, body: &Value, rate: f64, seconds: f64) -> Value {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let (target2, body) = (target.clone(), Bytes::from(serde_json::to_vec(body).unwrap()));
+    let (target2, body) = (
+        target.clone(),
+        Bytes::from(serde_json::to_vec(body).unwrap()),
+    );
     std::thread::Builder::new()
         .name("bench-load".into())
         .spawn(move || {
@@ -152,7 +155,10 @@ impl Conns {
 }
 
 async fn generate(target: Arc<Target>, body: Bytes, rate: f64, seconds: f64) -> Generated {
-    let rest = target.url.strip_prefix("http://").expect("an http:// target");
+    let rest = target
+        .url
+        .strip_prefix("http://")
+        .expect("an http:// target");
     let (addr, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let conns = Rc::new(Conns {
         addr: addr.to_owned(),
