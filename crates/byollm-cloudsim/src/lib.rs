@@ -243,7 +243,17 @@ impl Cloudsim {
                 "{bad:?} is not a region name (e.g. us-east-1)"
             )));
         }
-        let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+        // A backlog above `TcpListener::bind`'s 128: a burst of new connections from a
+        // loaded gateway must not be dropped at the SYN (a client retries a
+        // second later), as a cloud's front end would not.
+        let socket = if cfg.listen.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(cfg.listen)?;
+        let listener = socket.listen(8192)?;
         let addr = listener.local_addr()?;
         let listener = listener.tap_io(|tcp| {
             // Nagle's algorithm meeting delayed ACKs costs 40 ms per small response.

@@ -309,7 +309,7 @@ impl Server {
 pub async fn start(cfg: &ServerConfig, clock: Arc<dyn Clock>) -> Result<Server, StartError> {
     let gateway_cfg = gateway_config(cfg)?;
     let core = build_core(cfg, clock).await?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    let listener = crate::conn::bind(cfg.listen)?;
     let mut server = serve_with(listener, core, gateway_cfg, cfg.connections.clone()).await?;
     server.set_shutdown(cfg.shutdown);
     match cfg.telemetry.metrics_listen {
@@ -381,12 +381,7 @@ pub async fn start_with(
     core: Arc<Core>,
     gateway_cfg: GatewayConfig,
 ) -> Result<Server, StartError> {
-    serve_on(
-        tokio::net::TcpListener::bind(listen).await?,
-        core,
-        gateway_cfg,
-    )
-    .await
+    serve_on(crate::conn::bind(listen)?, core, gateway_cfg).await
 }
 
 /// Serves on a listener bound beforehand (when the address must be known before

@@ -40,6 +40,31 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
+/// Listen backlog of the public listener: connections the kernel completes
+/// before the accept loop takes them. A burst of new connections (clients
+/// opening more when answers slow down) beyond it is dropped at the SYN and
+/// retried by the client a whole second later (`TcpExtListenOverflows`), which
+/// turned a millisecond hiccup into seconds of latency under load.
+/// `TcpListener::bind` listens with 128. The kernel caps the backlog at
+/// `net.core.somaxconn` (4,096 on current Linux).
+pub const LISTEN_BACKLOG: u32 = 8192;
+
+/// Binds `addr` for the public listener, with [`LISTEN_BACKLOG`].
+///
+/// # Errors
+/// When the socket cannot be made, bound or put to listening.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted server rebinds at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Connection cap when none is configured (also clamped to the descriptor limit).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default time allowed for a complete request head.
@@ -418,6 +443,31 @@ impl AsyncWrite for Tracked {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A burst of connections far beyond `TcpListener::bind`'s backlog (128) all
+    /// complete their handshake while nothing accepts yet: none is dropped at
+    /// the SYN (which a client retries only a second later).
+    #[tokio::test]
+    async fn a_burst_beyond_the_default_backlog_is_not_dropped() {
+        let _ = raise_nofile_limit();
+        let burst = 1_500;
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut tries = tokio::task::JoinSet::new();
+        for _ in 0..burst {
+            tries.spawn(async move {
+                tokio::time::timeout(Duration::from_millis(800), TcpStream::connect(addr)).await
+            });
+        }
+        let mut open = Vec::new();
+        while let Some(r) = tries.join_next().await {
+            if let Ok(Ok(Ok(stream))) = r {
+                open.push(stream);
+            }
+        }
+        assert_eq!(open.len(), burst, "connections dropped at the backlog");
+        drop(listener);
+    }
 
     #[test]
     fn the_cap_stays_below_the_descriptor_limit() {

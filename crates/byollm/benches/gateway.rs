@@ -185,27 +185,37 @@ async fn idle_streams(env: &Arc<Env>, n: usize) -> Value {
     env.sim
         .faults()
         .set_stream_event_delay(Duration::from_secs(30));
-    let before = rss_kb();
-    let held: Vec<_> = (0..n)
-        .map(|_| {
-            let (http, body, env) = (http.clone(), body.clone(), env.clone());
-            tokio::spawn(async move {
-                http.post(format!("{}{}", env.base, routes::MESSAGES))
-                    .header("x-api-key", &env.owner_key)
-                    .json(&body)
-                    .send()
-                    .await
+    // RSS is read with half the streams open and with all of them, both
+    // after a settle, and the growth per stream is the slope between the two:
+    // a baseline read before any stream opens would also count memory the
+    // allocator gives back from earlier sections meanwhile (mimalloc returns
+    // freed pages), which once made the difference negative.
+    let open = |count: usize| -> Vec<_> {
+        (0..count)
+            .map(|_| {
+                let (http, body, env) = (http.clone(), body.clone(), env.clone());
+                tokio::spawn(async move {
+                    http.post(format!("{}{}", env.base, routes::MESSAGES))
+                        .header("x-api-key", &env.owner_key)
+                        .json(&body)
+                        .send()
+                        .await
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
+    let mut held = open(n / 2);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = rss_kb();
+    held.extend(open(n - n / 2));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = rss_kb();
-    let per_stream = (after.saturating_sub(before)) as f64 * 1024.0 / n as f64;
+    let per_stream = (after.saturating_sub(before)) as f64 * 1024.0 / (n - n / 2) as f64;
     for h in held {
         h.abort();
     }
     env.sim.faults().set_stream_event_delay(Duration::ZERO);
-    json!({"streams": n, "rss_before_kb": before, "rss_after_kb": after,
+    json!({"streams": n, "rss_at_half_kb": before, "rss_at_all_kb": after,
            "bytes_per_stream_upper_bound": per_stream})
 }
 
@@ -293,9 +303,9 @@ async fn sections(quick: bool, n: usize) -> Value {
 
 fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
-    // `BENCH_ONLY=floor|phases|s2|s6`: one section alone (the floor and
+    // `BENCH_ONLY=floor|phases|s2|s5|s6`: one section alone (the floor and
     // telemetry cost; the phase breakdown; the S2 sweep and S4's time to first
-    // token; the identity-token endpoint).
+    // token; RSS per held stream; the identity-token endpoint).
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -316,6 +326,12 @@ fn main() {
             "floor" => report["floor"] = floor::floor(&log, n).await,
             "phases" => report["phases"] = phases::phases(n).await,
             "s6" => report["s6"] = json!(s6(&Env::start().await, quick).await),
+            "s5" => {
+                let env = Arc::new(Env::start().await);
+                let s5 = idle_streams(&env, if quick { 100 } else { 1024 }).await;
+                println!("S4/S5: {s5}");
+                report["s4_s5"] = s5;
+            }
             "s2" => {
                 let env = Env::start().await;
                 env.put_settings(json!({"hosts": {"aws_bedrock": {"enabled": false}}}))

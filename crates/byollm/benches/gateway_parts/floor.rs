@@ -103,7 +103,7 @@ impl Nginx {
              http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
                fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
                upstream up {{ server {upstream}; keepalive 64; }}\n\
-               server {{\n    listen 127.0.0.1:{port};\n    tcp_nodelay on;\n    keepalive_requests 1000000;\n\
+               server {{\n    listen 127.0.0.1:{port} backlog=8192;\n    tcp_nodelay on;\n    keepalive_requests 1000000;\n\
                  location / {{\n      proxy_pass http://up;\n      proxy_http_version 1.1;\n\
                    proxy_set_header Connection \"\";\n      proxy_buffering off;\n    }}\n  }}\n}}\n",
             d = dir.path().display()

@@ -99,8 +99,11 @@ struct Generated {
 }
 
 /// Most connections the generator opens to one target; a request that finds
-/// all of them busy waits for one (its wait counts in its latency).
-const MAX_CONNECTIONS: usize = 4096;
+/// all of them busy waits for one (its wait counts in its latency, from its
+/// scheduled time). 512, as a fleet of clients with keep-alive pools would
+/// hold, rather than a new connection per late answer: thousands opened in a
+/// burst overflow any listen backlog and turn into 1 s SYN retries.
+const MAX_CONNECTIONS: usize = 512;
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 

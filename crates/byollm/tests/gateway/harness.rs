@@ -94,7 +94,7 @@ impl Env {
         core: CoreConfig,
     ) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = byollm_server::conn::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let sim = Cloudsim::start(CloudsimConfig {
             resolve: vec![(ISSUER_HOST.into(), addr)],
