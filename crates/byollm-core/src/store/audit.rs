@@ -2,7 +2,7 @@
 
 use tokio::sync::oneshot;
 
-use super::{AuditRow, Engine, Result, Store, StoreError};
+use super::{AuditRow, Engine, Result, Store, StoreError, push_value_rows};
 
 /// Rows per `INSERT`: 64 × 9 parameters stays under SQLite's historical
 /// limit of 999 bound parameters.
@@ -106,8 +106,7 @@ fn batch_error((unavailable, message): (bool, String)) -> StoreError {
     }
 }
 
-/// One multi-row `INSERT` of audit rows (anonymous parameters on SQLite, as
-/// for usage rows: see `usage::insert_statement`).
+/// One multi-row `INSERT` of audit rows.
 async fn insert_audit_chunk<'c, E>(db: E, rows: &[&AuditRow], engine: Engine) -> Result<()>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
@@ -118,22 +117,7 @@ where
     let mut sql = String::from(
         "INSERT INTO token_audit (jti, team_uid, sub, aud, kid, iat, exp, requested_by, actor) VALUES ",
     );
-    for r in 0..rows.len() {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for c in 0..9 {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            match engine {
-                Engine::Sqlite => sql.push('?'),
-                Engine::Postgres => sql.push_str(&format!("${}", r * 9 + c + 1)),
-            }
-        }
-        sql.push(')');
-    }
+    push_value_rows(&mut sql, rows.len(), 9, engine);
     let mut q = sqlx::query(&sql);
     for a in rows {
         q = q

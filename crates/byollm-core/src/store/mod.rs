@@ -157,6 +157,31 @@ fn map_unique(e: sqlx::Error, what: &str) -> StoreError {
     }
 }
 
+/// Appends `rows` parenthesised tuples of `cols` parameters to a multi-row
+/// `INSERT … VALUES `. On SQLite the parameters are anonymous (`?`, bound in
+/// order, as the arguments are): sqlx maps each numbered one (`$N`) to its
+/// argument by asking SQLite for its name, a linear search per parameter, so
+/// a 64-row statement's ~900 `$N`s cost ~400,000 comparisons per commit (3%
+/// of the server's CPU under load). PostgreSQL takes `$N`.
+fn push_value_rows(sql: &mut String, rows: usize, cols: usize, engine: Engine) {
+    use std::fmt::Write as _;
+    for r in 0..rows {
+        sql.push_str(if r > 0 { ", (" } else { "(" });
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            match engine {
+                Engine::Sqlite => sql.push('?'),
+                Engine::Postgres => {
+                    let _ = write!(sql, "${}", r * cols + c + 1);
+                }
+            }
+        }
+        sql.push(')');
+    }
+}
+
 fn b(v: bool) -> i64 {
     i64::from(v)
 }
@@ -322,4 +347,21 @@ where
     T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
     row.try_get(name).map_err(StoreError::Db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite gets anonymous parameters (no name lookup per parameter);
+    /// PostgreSQL numbers them across the rows.
+    #[test]
+    fn value_rows_are_anonymous_on_sqlite_and_numbered_on_postgres() {
+        let mut lite = String::new();
+        push_value_rows(&mut lite, 2, 3, Engine::Sqlite);
+        assert_eq!(lite, "(?, ?, ?), (?, ?, ?)");
+        let mut pg = String::new();
+        push_value_rows(&mut pg, 2, 3, Engine::Postgres);
+        assert_eq!(pg, "($1, $2, $3), ($4, $5, $6)");
+    }
 }

@@ -3,39 +3,19 @@
 
 use std::path::Path;
 
-use super::{Engine, Result, Store, StoreError, UsageFilter, UsageKey, UsageRow};
+use super::{Engine, Result, Store, StoreError, UsageFilter, UsageKey, UsageRow, push_value_rows};
 
 /// Rows per `INSERT` statement: 64 × 14 parameters stays under SQLite's
 /// historical limit of 999 bound parameters.
 const ROWS_PER_STATEMENT: usize = 64;
 
-/// One multi-row `INSERT` for `rows` (at most [`ROWS_PER_STATEMENT`]). On
-/// SQLite the parameters are anonymous (`?`): sqlx maps each numbered one
-/// (`$N`) to its argument by asking SQLite for its name, a linear search per
-/// parameter, so a 64-row statement's 896 `$N`s cost ~400,000 comparisons per
-/// commit (3% of the server's CPU under load); `?`s bind in order, as the
-/// arguments are.
+/// One multi-row `INSERT` for `rows` (at most [`ROWS_PER_STATEMENT`]).
 fn insert_statement(rows: usize, engine: Engine) -> String {
     let mut sql = String::from(
         "INSERT INTO usage_requests (id, team_uid, run_id, actor_type, actor_uid, member_uid, agent_uid, \
          model, route, attempts, input_tokens, output_tokens, inference_microcredits, created_at) VALUES ",
     );
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for c in 0..14 {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            match engine {
-                Engine::Sqlite => sql.push('?'),
-                Engine::Postgres => sql.push_str(&format!("${}", r * 14 + c + 1)),
-            }
-        }
-        sql.push(')');
-    }
+    push_value_rows(&mut sql, rows, 14, engine);
     sql.push_str(" ON CONFLICT (id) DO NOTHING");
     sql
 }

@@ -23,6 +23,17 @@ fn row(id: &str) -> UsageRow {
     }
 }
 
+/// The ids of team `ta`'s stored rows, in `(created_at, id)` order.
+async fn stored_ids(store: &byollm_core::store::Store) -> Vec<String> {
+    store
+        .list_usage("ta", &UsageFilter::default(), None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
 async fn exec(url: &str, sql: &str) {
     let mut c = sqlx::AnyConnection::connect(url).await.unwrap();
     sqlx::query(sql).execute(&mut c).await.unwrap();
@@ -98,14 +109,7 @@ async fn a_failing_commit_is_retried_until_the_row_is_stored() {
             "{}",
             t.name
         );
-        let ids: Vec<String> = t
-            .store
-            .list_usage("ta", &UsageFilter::default(), None, 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
+        let ids = stored_ids(&t.store).await;
         assert_eq!(ids, ["use_a", "use_b"], "{}", t.name);
     }
 }
@@ -174,14 +178,7 @@ async fn on_sqlite_a_lone_row_is_committed_on_the_callers_thread_and_never_waits
             Direct::Committed
         );
 
-        let ids: Vec<String> = t
-            .store
-            .list_usage("ta", &UsageFilter::default(), None, 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
+        let ids = stored_ids(&t.store).await;
         assert_eq!(ids, ["use_locked", "use_now"]);
     }
 }
