@@ -118,6 +118,10 @@ where
         "INSERT INTO token_audit (jti, team_uid, sub, aud, kid, iat, exp, requested_by, actor) VALUES ",
     );
     push_value_rows(&mut sql, rows.len(), 9, engine);
+    // A row whose commit's request was cancelled goes again with the next
+    // commit, and that first commit may have landed: the same token's row is
+    // then skipped, not a conflict that would refuse every token of the batch.
+    sql.push_str(" ON CONFLICT (jti) DO NOTHING");
     let mut q = sqlx::query(&sql);
     for a in rows {
         q = q

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use byollm_core::store::{COMMITS_PER_CHECKPOINT, Direct, UsageFilter, UsageRow};
+use byollm_core::store::{AuditRow, COMMITS_PER_CHECKPOINT, Direct, UsageFilter, UsageRow};
 use byollm_core::usage::{Recorded, UsageSink, UsageStats};
 use sqlx::Connection as _;
 use tokio_util::task::TaskTracker;
@@ -212,4 +212,32 @@ async fn direct_commits_ask_for_a_checkpoint_that_the_pool_runs() {
         "every frame of the log is in the database"
     );
     c.close().await.unwrap();
+}
+
+/// Token audit rows: concurrent mints share commits and every row is stored;
+/// the same token's row written again (a commit retried after its request
+/// was cancelled mid-commit) is skipped, not a conflict.
+#[tokio::test]
+async fn audit_rows_of_concurrent_tokens_are_all_stored_and_a_repeat_is_skipped() {
+    sqlx::any::install_default_drivers();
+    for t in stores::all().await {
+        let rows: Vec<AuditRow> = (0..100)
+            .map(|n| AuditRow {
+                jti: format!("jti-{n:03}"),
+                team_uid: "ta".into(),
+                sub: "scoped_principal:ta/user:m1".into(),
+                aud: "sts.amazonaws.com".into(),
+                kid: "k1".into(),
+                iat: 1_800_000_000,
+                exp: 1_800_000_900,
+                requested_by: "member:m1".into(),
+                actor: None,
+            })
+            .collect();
+        let results = futures::future::join_all(rows.iter().map(|r| t.store.insert_audit(r))).await;
+        assert!(results.iter().all(Result::is_ok), "{}: {results:?}", t.name);
+        t.store.insert_audit(&rows[0]).await.unwrap();
+        let stored = t.store.list_audit("ta", 1000).await.unwrap();
+        assert_eq!(stored.len(), 100, "{}", t.name);
+    }
 }
