@@ -250,6 +250,7 @@ async fn s6(env: &Env, quick: bool) -> Vec<Value> {
         name: "byollm",
         url: format!("{}{}", env.base, routes::IDENTITY_TOKEN),
         headers: vec![("x-api-key", env.owner_key.clone())],
+        other_pid: None,
     });
     let body = json!({"audience": "sts.amazonaws.com", "requested_duration_seconds": 900});
     let mut out = Vec::new();

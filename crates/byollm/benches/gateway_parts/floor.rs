@@ -140,6 +140,11 @@ impl Nginx {
         })
     }
 
+    /// The nginx process (one, `master_process off`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `nginx -v`'s answer.
     pub fn version() -> String {
         nginx_binary()

@@ -24,6 +24,30 @@ pub struct Target {
     pub name: &'static str,
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
+    /// Another process on the path whose CPU time counts too (nginx).
+    pub other_pid: Option<u32>,
+}
+
+/// CPU seconds (user + system) of a process so far, from `/proc/<pid>/stat`
+/// (clock ticks of 1/100 s, Linux's USER_HZ).
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 14th and 15th of the line, the 12th and 13th after it.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
+/// CPU seconds of this process and of `target`'s other process.
+fn path_cpu_seconds(target: &Target) -> f64 {
+    cpu_seconds("self")
+        + target
+            .other_pid
+            .map_or(0.0, |p| cpu_seconds(&p.to_string()))
 }
 
 impl Target {
@@ -51,6 +75,7 @@ pub fn client() -> reqwest::Client {
 /// request's scheduled send time, so queueing anywhere counts.
 pub async fn open_loop(target: &Arc<Target>, body: &Value, rate: f64, seconds: f64) -> Value {
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let cpu_before = path_cpu_seconds(target);
     let (target2, body) = (
         target.clone(),
         Bytes::from(serde_json::to_vec(body).unwrap()),
@@ -73,6 +98,7 @@ pub async fn open_loop(target: &Arc<Target>, body: &Value, rate: f64, seconds: f
         elapsed,
         connections,
     } = rx.await.unwrap();
+    let cpu = path_cpu_seconds(target) - cpu_before;
     let total = lat.len() + errors;
     lat.shrink_to_fit();
     from_send.shrink_to_fit();
@@ -82,6 +108,11 @@ pub async fn open_loop(target: &Arc<Target>, body: &Value, rate: f64, seconds: f
     s["achieved_rps"] = json!(total as f64 / elapsed);
     s["errors"] = json!(errors);
     s["connections_opened"] = json!(connections);
+    // Everything on the path: the load generator, the emulator, byollm (all
+    // in this process) and nginx's process when it is on the path; the
+    // difference between two paths' figures is what the extra hop costs.
+    s["cpu_seconds"] = json!(cpu);
+    s["cpu_us_per_request"] = json!(cpu * 1e6 / total.max(1) as f64);
     // Latency counts from each request's scheduled time; this one from the
     // moment the request went to its connection (it hides queueing before
     // the send: the generator's own lag and waits for a free connection).
@@ -292,16 +323,25 @@ pub fn print_rate(section: &str, rate: f64, rows: &[Value]) {
             .unwrap_or_default()
     };
     let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.2} ms", v / 1000.0));
+    let cpu = |name: &str| {
+        rows.iter()
+            .find(|r| r["path"] == name)
+            .and_then(|r| r["cpu_us_per_request"].as_f64())
+            .map_or("-".into(), |c| format!("{c:.0}"))
+    };
     let ratio = match (p99("byollm"), p99("nginx")) {
         (Some(b), Some(n)) => format!("{:.2}×", b / n),
         _ => "-".into(),
     };
     println!(
-        "{section} {rate} rps: p99 upstream {} | nginx {} | byollm {} ({}) | byollm/nginx {ratio}",
+        "{section} {rate} rps: p99 upstream {} | nginx {} | byollm {} ({}) | byollm/nginx {ratio} | CPU µs/request upstream {} nginx {} byollm {}",
         ms(p99("upstream")),
         ms(p99("nginx")),
         ms(p99("byollm")),
         achieved("byollm"),
+        cpu("upstream"),
+        cpu("nginx"),
+        cpu("byollm"),
     );
 }
 
@@ -336,22 +376,28 @@ pub async fn ttft(target: &Target, body: &Value, n: usize) -> Vec<f64> {
 /// The three paths to the emulator's direct Anthropic API (nginx when installed).
 pub fn targets(env: &Env, nginx: Option<&Nginx>) -> Vec<Arc<Target>> {
     let key = env.sim.direct_api_key().to_owned();
-    let upstream = |name, base: &str| Target {
+    let upstream = |name, base: &str, other_pid| Target {
         name,
         url: format!("{base}/anthropic/v1/messages"),
         headers: vec![
             ("x-api-key", key.clone()),
             ("anthropic-version", "2023-06-01".to_owned()),
         ],
+        other_pid,
     };
-    let mut v = vec![Arc::new(upstream("upstream", &env.sim.endpoint_url()))];
+    let mut v = vec![Arc::new(upstream(
+        "upstream",
+        &env.sim.endpoint_url(),
+        None,
+    ))];
     if let Some(n) = nginx {
-        v.push(Arc::new(upstream("nginx", &n.base)));
+        v.push(Arc::new(upstream("nginx", &n.base, Some(n.pid()))));
     }
     v.push(Arc::new(Target {
         name: "byollm",
         url: format!("{}{}", env.base, routes::MESSAGES),
         headers: vec![("x-api-key", env.owner_key.clone())],
+        other_pid: None,
     }));
     v
 }
