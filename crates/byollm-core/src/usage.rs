@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use byollm_api::catalog::Price;
@@ -153,9 +153,6 @@ pub struct UsageSink {
     /// When the last inline commit ended (µs since `epoch`).
     last_inline: Arc<AtomicU64>,
     epoch: std::time::Instant,
-    /// Held by whoever commits (a request inline, or the writer task), and
-    /// by the store's other hot writer ([`Store::write_turn`]).
-    turn: Arc<Mutex<()>>,
 }
 
 impl UsageSink {
@@ -170,13 +167,7 @@ impl UsageSink {
     pub fn start_with_wait(store: Store, tasks: &TaskTracker, commit_wait: Duration) -> UsageSink {
         let (tx, rx) = mpsc::channel::<Msg>(QUEUE);
         let counters = Arc::new(Counters::default());
-        let turn = store.write_turn().clone();
-        tasks.spawn(write_loop(
-            store.clone(),
-            rx,
-            counters.clone(),
-            turn.clone(),
-        ));
+        tasks.spawn(write_loop(store.clone(), rx, counters.clone()));
         UsageSink {
             tx,
             counters,
@@ -185,7 +176,6 @@ impl UsageSink {
             tasks: tasks.clone(),
             last_inline: Arc::new(AtomicU64::new(0)),
             epoch: monotonic_now(),
-            turn,
         }
     }
 
@@ -208,7 +198,9 @@ impl UsageSink {
         if last != 0 && self.now_us().saturating_sub(last) < gap {
             return false;
         }
-        let Ok(_turn) = self.turn.try_lock() else {
+        // The store's write turn, held by whoever commits: a request inline,
+        // the writer task, or the store's other hot writer.
+        let Ok(_turn) = self.store.write_turn().try_lock() else {
             return false;
         };
         tracing::trace!(target: "byollm::phase", phase = "usage.inline");
@@ -323,12 +315,7 @@ impl UsageSink {
 
 /// The writer: takes what is queued (at most a batch), commits it in one
 /// transaction (retrying until it succeeds), then tells the waiters.
-async fn write_loop(
-    store: Store,
-    mut rx: mpsc::Receiver<Msg>,
-    counters: Arc<Counters>,
-    turn: Arc<Mutex<()>>,
-) {
+async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>, counters: Arc<Counters>) {
     let mut rows: Vec<UsageRow> = Vec::with_capacity(BATCH);
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::with_capacity(BATCH);
     while let Some(first) = rx.recv().await {
@@ -347,7 +334,7 @@ async fn write_loop(
             }
         }
         if !rows.is_empty() {
-            let _turn = turn.lock().await;
+            let _turn = store.write_turn().lock().await;
             commit(&store, &rows, &counters).await;
             let n = rows.len() as u64;
             counters.rows_written.fetch_add(n, Ordering::Relaxed);

@@ -50,7 +50,7 @@ impl Store {
             }
             let rows: Vec<_> = std::mem::take(&mut *batch.pending.lock());
             let outcome = self
-                .insert_audit_rows(rows.iter().map(|(r, _)| r))
+                .insert_audit_rows(&rows.iter().map(|(r, _)| r).collect::<Vec<_>>())
                 .await
                 .map_err(|e| (e.is_unavailable(), e.to_string()));
             drop(turn);
@@ -68,13 +68,9 @@ impl Store {
 
     /// One transaction for `rows` (a single statement up to
     /// [`ROWS_PER_STATEMENT`]).
-    async fn insert_audit_rows<'a>(
-        &self,
-        rows: impl ExactSizeIterator<Item = &'a AuditRow>,
-    ) -> Result<()> {
-        let rows: Vec<&AuditRow> = rows.collect();
+    async fn insert_audit_rows(&self, rows: &[&AuditRow]) -> Result<()> {
         if rows.len() <= ROWS_PER_STATEMENT {
-            return insert_audit_chunk(&self.pool, &rows, self.engine).await;
+            return insert_audit_chunk(&self.pool, rows, self.engine).await;
         }
         let mut tx = self.begin_write().await?;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {

@@ -20,11 +20,9 @@ fn insert_statement(rows: usize, engine: Engine) -> String {
     sql
 }
 
-/// The one-row insert of [`Store::insert_usage_now`].
-const INSERT_ONE: &str = "INSERT INTO usage_requests (id, team_uid, run_id, actor_type, actor_uid, \
-     member_uid, agent_uid, model, route, attempts, input_tokens, output_tokens, \
-     inference_microcredits, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-     ON CONFLICT (id) DO NOTHING";
+/// The one-row insert of [`Store::insert_usage_now`] (SQLite), built once.
+static INSERT_ONE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| insert_statement(1, Engine::Sqlite));
 
 /// What became of [`Store::insert_usage_now`]'s row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +100,7 @@ impl Store {
             Some(c) => c,
             None => open_direct(path)?,
         };
-        let done = conn.prepare_cached(INSERT_ONE).and_then(|mut st| {
+        let done = conn.prepare_cached(&INSERT_ONE).and_then(|mut st| {
             st.execute(rusqlite::params![
                 u.id,
                 u.team_uid,
