@@ -16,6 +16,7 @@ pub mod direct;
 pub mod error;
 pub mod foundry;
 pub mod gateway;
+mod hop;
 pub mod limits;
 mod models;
 mod openai;
