@@ -110,18 +110,28 @@ async fn gateway_call(env: &Env, http: &reqwest::Client, path: &str, body: &Valu
     t.elapsed().as_secs_f64() * 1e6
 }
 
-/// Pairs of (gateway, direct) latencies, interleaved.
-async fn pairs(env: &Env, n: usize, openai: bool) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+/// A user message of about `bytes` bytes ("hello" when 0).
+fn prompt(bytes: usize) -> String {
+    if bytes == 0 {
+        return "hello".to_owned();
+    }
+    "lorem ipsum dolor sit amet ".repeat(bytes / 27 + 1)[..bytes].to_owned()
+}
+
+/// Pairs of (gateway, direct) latencies, interleaved; the user message is
+/// [`prompt`]`(bytes)`.
+async fn pairs(env: &Env, n: usize, openai: bool, bytes: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .build()
         .unwrap();
     let direct = direct_client(env);
-    let anth = messages_body("claude-sonnet-4-6", "hello", false);
-    let chat = chat_body("claude-sonnet-4-6", "hello", false);
+    let text = prompt(bytes);
+    let anth = messages_body("claude-sonnet-4-6", &text, false);
+    let chat = chat_body("claude-sonnet-4-6", &text, false);
     let raw = serde_json::to_vec(
         &json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64,
-        "messages": [{"role": "user", "content": "hello"}]}),
+        "messages": [{"role": "user", "content": text}]}),
     )
     .unwrap();
     let (mut g, mut d, mut added) = (Vec::new(), Vec::new(), Vec::new());
@@ -139,7 +149,7 @@ async fn pairs(env: &Env, n: usize, openai: bool) -> (Vec<f64>, Vec<f64>, Vec<f6
                 .messages(
                     Message::builder()
                         .role(ConversationRole::User)
-                        .content(ContentBlock::Text("hello".into()))
+                        .content(ContentBlock::Text(text.clone()))
                         .build()
                         .unwrap(),
                 )
@@ -274,23 +284,30 @@ async fn s6(env: &Env, quick: bool) -> Vec<Value> {
     out
 }
 
+/// S1b on Bedrock: three rounds of `n` pairs for each path (InvokeModel from
+/// an Anthropic body, Converse from an OpenAI body) and body size (a short
+/// prompt, 1 KiB and 32 KiB), each against the same call made with the AWS SDK
+/// straight to the emulator.
+async fn s1b(env: &Env, n: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    for rep in 0..3 {
+        for (path, openai) in [("invoke_model", false), ("converse", true)] {
+            for bytes in [0, 1024, 32 * 1024] {
+                let (g, d, a) = pairs(env, n, openai, bytes).await;
+                let r = json!({"rep": rep, "path": path, "body_bytes": bytes,
+                    "gateway": summary(g), "direct": summary(d), "added": summary(a)});
+                println!("S1b rep {rep} {path} {bytes} B: added {}", r["added"]);
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
 /// S1, S1b, S2, S6, S4/S5 (everything but the floor).
 async fn sections(quick: bool, n: usize) -> Value {
     let env = Arc::new(Env::start().await);
-    let mut s1 = Vec::new();
-    let mut s1b = Vec::new();
-    for rep in 0..3 {
-        let (g, d, a) = pairs(&env, n, false).await;
-        let r =
-            json!({"rep": rep, "gateway": summary(g), "direct": summary(d), "added": summary(a)});
-        println!("S1  rep {rep}: added {}", r["added"]);
-        s1.push(r);
-        let (g, d, a) = pairs(&env, n, true).await;
-        let r =
-            json!({"rep": rep, "gateway": summary(g), "direct": summary(d), "added": summary(a)});
-        println!("S1b rep {rep}: added {}", r["added"]);
-        s1b.push(r);
-    }
+    let s1b = s1b(&env, n).await;
     // S2 and S4 on the floor's upstream: byollm → the direct API, beside nginx
     // and the upstream alone.
     env.put_settings(json!({"hosts": {"aws_bedrock": {"enabled": false}}}))
@@ -299,12 +316,12 @@ async fn sections(quick: bool, n: usize) -> Value {
     let s6 = s6(&env, quick).await;
     let s5 = idle_streams(&env, if quick { 100 } else { 1024 }).await;
     println!("S4/S5: {s5}");
-    json!({"s1": s1, "s1b": s1b, "s2": s2, "s4_ttft": s4, "s4_s5": s5, "s6": s6})
+    json!({"s1b": s1b, "s2": s2, "s4_ttft": s4, "s4_s5": s5, "s6": s6})
 }
 
 fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
-    // `BENCH_ONLY=floor|phases|s2|s5|s6`: one section alone (the floor and
+    // `BENCH_ONLY=floor|phases|s1b|s2|s5|s6`: one section alone (the floor and
     // telemetry cost; the phase breakdown; the S2 sweep and S4's time to first
     // token; RSS per held stream; the identity-token endpoint).
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
@@ -327,6 +344,7 @@ fn main() {
             "floor" => report["floor"] = floor::floor(&log, n).await,
             "phases" => report["phases"] = phases::phases(n).await,
             "s6" => report["s6"] = json!(s6(&Env::start().await, quick).await),
+            "s1b" => report["s1b"] = json!(s1b(&Env::start().await, n).await),
             "s5" => {
                 let env = Arc::new(Env::start().await);
                 let s5 = idle_streams(&env, if quick { 100 } else { 1024 }).await;
