@@ -112,14 +112,19 @@ struct Prepared {
 #[derive(Debug)]
 enum Target {
     Url(reqwest::Url),
-    Raw(String),
+    /// Not a URL: kept for reqwest to refuse with its own error; `error` is
+    /// why, for the own client's refusal.
+    Raw {
+        url: String,
+        error: url::ParseError,
+    },
 }
 
 impl Target {
     fn new(url: String) -> Target {
         match reqwest::Url::parse(&url) {
             Ok(u) => Target::Url(u),
-            Err(_) => Target::Raw(url),
+            Err(error) => Target::Raw { url, error },
         }
     }
 
@@ -147,10 +152,7 @@ impl Prepared {
         let chat = Target::new(format!("{base}/v1/chat/completions"));
         let origin = match &messages {
             Target::Url(u) => Origin::new(u, tls, connect_timeout).map(Arc::new),
-            Target::Raw(s) => Err(match reqwest::Url::parse(s) {
-                Err(e) => format!("base_url is not a URL: {e}"),
-                Ok(_) => "base_url is not a URL".to_owned(),
-            }),
+            Target::Raw { error, .. } => Err(format!("base_url is not a URL: {error}")),
         };
         let sensitive = |v: &str| {
             HeaderValue::from_str(v).ok().map(|mut h| {
@@ -305,7 +307,7 @@ impl Direct {
             Transport::Proxied(http) => {
                 let req = match target {
                     Target::Url(u) => http.post(u.clone()),
-                    Target::Raw(s) => http.post(s.as_str()),
+                    Target::Raw { url, .. } => http.post(url.as_str()),
                 };
                 req.headers(headers).body(body).send().await.map_err(|e| {
                     if e.is_timeout() {

@@ -234,33 +234,7 @@ impl Origin {
     }
 
     async fn open(&self) -> io::Result<Io> {
-        let tcp = match &self.host {
-            Host::Ip(ip) => TcpStream::connect(SocketAddr::new(*ip, self.port)).await?,
-            Host::Name(name) => {
-                let mut last = None;
-                let mut found = None;
-                for addr in tokio::net::lookup_host((name.as_str(), self.port)).await? {
-                    match TcpStream::connect(addr).await {
-                        Ok(s) => {
-                            found = Some(s);
-                            break;
-                        }
-                        Err(e) => last = Some(e),
-                    }
-                }
-                match found {
-                    Some(s) => s,
-                    None => {
-                        return Err(last.unwrap_or_else(|| {
-                            io::Error::new(
-                                io::ErrorKind::NotFound,
-                                format!("{name} has no address"),
-                            )
-                        }));
-                    }
-                }
-            }
-        };
+        let tcp = self.tcp().await?;
         tcp.set_nodelay(true)?;
         match &self.tls {
             None => Ok(Io::Plain(tcp)),
@@ -268,6 +242,24 @@ impl Origin {
                 connector.connect(name.clone(), tcp).await?,
             ))),
         }
+    }
+
+    /// A TCP connection to the host's first address that takes one.
+    async fn tcp(&self) -> io::Result<TcpStream> {
+        let name = match &self.host {
+            Host::Ip(ip) => return TcpStream::connect(SocketAddr::new(*ip, self.port)).await,
+            Host::Name(name) => name,
+        };
+        let mut last = None;
+        for addr in tokio::net::lookup_host((name.as_str(), self.port)).await? {
+            match TcpStream::connect(addr).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("{name} has no address"))
+        }))
     }
 }
 
@@ -314,25 +306,25 @@ struct Live {
     conn: Option<Conn>,
 }
 
-impl Live {
-    /// Polls the connection; drops it when it has ended (its pending request
-    /// and body then fail).
-    fn drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(conn) = self.conn.as_mut() else {
-            return Poll::Ready(());
-        };
-        match Pin::new(conn).poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(r) => {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "upstream connection ended");
-                }
-                self.conn = None;
-                Poll::Ready(())
+/// Polls a connection; drops it when it has ended (what is pending on it then
+/// fails, and a request it never wrote comes back).
+fn drive(conn: &mut Option<Conn>, cx: &mut Context<'_>) -> Poll<()> {
+    let Some(c) = conn.as_mut() else {
+        return Poll::Ready(());
+    };
+    match Pin::new(c).poll(cx) {
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(r) => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "upstream connection ended");
             }
+            *conn = None;
+            Poll::Ready(())
         }
     }
+}
 
+impl Live {
     /// Writes `req` and waits for the answer's head, driving the connection.
     async fn round_trip(
         &mut self,
@@ -370,16 +362,9 @@ impl Live {
                         error: e.into_error(),
                     }));
                 }
-                if let Some(c) = conn.as_mut()
-                    && let Poll::Ready(r) = Pin::new(c).poll(cx)
-                {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "upstream connection ended");
-                    }
-                    // Ended: dropping it fails what is pending on it (the
-                    // request comes back if it was never written).
-                    *conn = None;
-                }
+                // An ended connection is dropped; the request's side sees
+                // that on the next pass.
+                let _ = drive(conn, cx);
             }
             Poll::Pending
         })
@@ -419,6 +404,9 @@ impl Body for HopBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
         let live = this.live.get_mut().unwrap_or_else(PoisonError::into_inner);
+        // The body, then (once) the connection and the body again: what the
+        // connection just read is seen without another wake-up.
+        let mut driven = false;
         loop {
             if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
                 if frame.is_none()
@@ -431,19 +419,14 @@ impl Body for HopBody {
             let Some(l) = live.as_mut() else {
                 return Poll::Pending;
             };
-            if l.drive(cx).is_pending() {
-                // One more look: what the connection just read may be there.
-                return Pin::new(&mut this.inner).poll_frame(cx).map(|frame| {
-                    if frame.is_none()
-                        && let Some(l) = live.take()
-                    {
-                        this.origin.put_back(l);
-                    }
-                    frame
-                });
+            if driven {
+                return Poll::Pending;
             }
-            // The connection ended: its body has what it will ever have.
-            *live = None;
+            driven = true;
+            if drive(&mut l.conn, cx).is_ready() {
+                // The connection ended: its body has what it will ever have.
+                *live = None;
+            }
         }
     }
 

@@ -25,7 +25,8 @@ static TASKS: std::sync::LazyLock<tokio_util::task::TaskTracker> =
 enum After {
     /// Keeps it open for the next request.
     KeepAlive,
-    /// Closes it (without saying so in the answer).
+    /// Closes it, without saying so in the answer, once the test says
+    /// ([`Counts::close_now`]): the client has it idle in its pool by then.
     Close,
 }
 
@@ -51,11 +52,8 @@ async fn read_request<S: AsyncRead + Unpin>(s: &mut S) -> Option<Vec<u8>> {
 }
 
 /// Answers every request on `s` with its own body echoed after `answer:`.
-async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
-    mut s: S,
-    after: After,
-    requests: Arc<AtomicUsize>,
-) {
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, after: After, counts: Arc<Counts>) {
+    let requests = &counts.requests;
     while let Some(req) = read_request(&mut s).await {
         requests.fetch_add(1, Ordering::SeqCst);
         let text = String::from_utf8_lossy(&req).into_owned();
@@ -86,26 +84,59 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
         if let After::Close = after {
+            counts.close_now.notified().await;
             let _ = s.shutdown().await;
+            drop(s);
+            counts.closed.notify_one();
             return;
         }
     }
 }
 
-/// A plain server; returns its address and its connection and request counts.
-async fn server(after: After) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+/// What a test server saw.
+#[derive(Default)]
+struct Counts {
+    conns: AtomicUsize,
+    requests: AtomicUsize,
+    /// Tells the server to close the connection it has answered ([`After::Close`]).
+    close_now: tokio::sync::Notify,
+    /// Notified each time the server has closed a connection.
+    closed: tokio::sync::Notify,
+}
+
+/// A server on loopback, over TLS when given an acceptor; returns its URL
+/// (`https://localhost:…` with TLS, else `http://127.0.0.1:…`) and what it saw.
+async fn serve(after: After, tls: Option<tokio_rustls::TlsAcceptor>) -> (String, Arc<Counts>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let conns = Arc::new(AtomicUsize::new(0));
-    let requests = Arc::new(AtomicUsize::new(0));
-    let (c, r) = (conns.clone(), requests.clone());
+    let port = listener.local_addr().unwrap().port();
+    let url = match tls {
+        Some(_) => format!("https://localhost:{port}"),
+        None => format!("http://127.0.0.1:{port}"),
+    };
+    let counts = Arc::new(Counts::default());
+    let c = counts.clone();
     TASKS.spawn(async move {
         while let Ok((s, _)) = listener.accept().await {
-            c.fetch_add(1, Ordering::SeqCst);
-            TASKS.spawn(answer(s, after, r.clone()));
+            c.conns.fetch_add(1, Ordering::SeqCst);
+            let (c, tls) = (c.clone(), tls.clone());
+            TASKS.spawn(async move {
+                match tls {
+                    None => answer(s, after, c).await,
+                    Some(acceptor) => {
+                        if let Ok(s) = acceptor.accept(s).await {
+                            answer(s, after, c).await;
+                        }
+                    }
+                }
+            });
         }
     });
-    (format!("http://{addr}"), conns, requests)
+    (url, counts)
+}
+
+/// A plain server.
+async fn server(after: After) -> (String, Arc<Counts>) {
+    serve(after, None).await
 }
 
 fn origin(url: &str) -> Arc<Origin> {
@@ -134,7 +165,7 @@ async fn text(resp: http::Response<super::HopBody>) -> String {
 
 #[tokio::test]
 async fn one_connection_serves_requests_one_after_another() {
-    let (url, conns, requests) = server(After::KeepAlive).await;
+    let (url, counts) = server(After::KeepAlive).await;
     let o = origin(&url);
     for i in 0..5 {
         let resp = o.send(post(&format!("n{i}"))).await.unwrap();
@@ -143,9 +174,9 @@ async fn one_connection_serves_requests_one_after_another() {
         assert_eq!(text(resp).await, format!("answer:n{i}|host:{host}"));
         assert_eq!(o.idle_count(), 1, "the connection went back to the pool");
     }
-    assert_eq!(requests.load(Ordering::SeqCst), 5);
+    assert_eq!(counts.requests.load(Ordering::SeqCst), 5);
     assert_eq!(
-        conns.load(Ordering::SeqCst),
+        counts.conns.load(Ordering::SeqCst),
         1,
         "every request reused the one connection"
     );
@@ -153,7 +184,7 @@ async fn one_connection_serves_requests_one_after_another() {
 
 #[tokio::test]
 async fn concurrent_requests_open_connections_and_all_return_to_the_pool() {
-    let (url, conns, requests) = server(After::KeepAlive).await;
+    let (url, counts) = server(After::KeepAlive).await;
     let o = origin(&url);
     let calls = (0..8).map(|i| {
         let o = o.clone();
@@ -163,28 +194,36 @@ async fn concurrent_requests_open_connections_and_all_return_to_the_pool() {
     for (i, a) in answers.iter().enumerate() {
         assert!(a.starts_with(&format!("answer:c{i}|")), "{a}");
     }
-    assert_eq!(requests.load(Ordering::SeqCst), 8);
-    let opened = conns.load(Ordering::SeqCst);
+    assert_eq!(counts.requests.load(Ordering::SeqCst), 8);
+    let opened = counts.conns.load(Ordering::SeqCst);
     assert_eq!(o.idle_count(), opened, "each connection is idle again");
 }
 
 #[tokio::test]
 async fn an_idle_connection_the_server_closed_is_replaced_and_the_request_still_goes() {
-    let (url, conns, requests) = server(After::Close).await;
+    let (url, counts) = server(After::Close).await;
     let o = origin(&url);
     for i in 0..3 {
         let resp = o.send(post(&format!("r{i}"))).await.unwrap();
         assert!(text(resp).await.starts_with(&format!("answer:r{i}|")));
-        // Let the server's FIN arrive before the next request takes the
-        // connection from the pool.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(o.idle_count(), 1, "the connection is idle in the pool");
+        // The server closes it (its FIN is on loopback) before the next
+        // request takes it from the pool.
+        counts.close_now.notify_one();
+        tokio::time::timeout(Duration::from_secs(5), counts.closed.notified())
+            .await
+            .expect("the server closes each connection after its answer");
     }
     assert_eq!(
-        requests.load(Ordering::SeqCst),
+        counts.requests.load(Ordering::SeqCst),
         3,
         "each request was answered once"
     );
-    assert_eq!(conns.load(Ordering::SeqCst), 3, "a new connection for each");
+    assert_eq!(
+        counts.conns.load(Ordering::SeqCst),
+        3,
+        "a new connection for each"
+    );
 }
 
 #[tokio::test]
@@ -254,31 +293,12 @@ fn tls_server() -> (
     (cert, Arc::new(cfg))
 }
 
-async fn tls_listener(cfg: Arc<rustls::ServerConfig>) -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let requests = Arc::new(AtomicUsize::new(0));
-    let r = requests.clone();
-    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
-    TASKS.spawn(async move {
-        while let Ok((s, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            let r = r.clone();
-            TASKS.spawn(async move {
-                if let Ok(s) = acceptor.accept(s).await {
-                    answer(s, After::KeepAlive, r).await;
-                }
-            });
-        }
-    });
-    (port, requests)
-}
-
 #[tokio::test]
 async fn https_speaks_tls_to_a_trusted_certificate_and_refuses_an_untrusted_one() {
     let (cert, cfg) = tls_server();
-    let (port, requests) = tls_listener(cfg).await;
-    let url = reqwest::Url::parse(&format!("https://localhost:{port}/v1/messages")).unwrap();
+    let (base, counts) = serve(After::KeepAlive, Some(tokio_rustls::TlsAcceptor::from(cfg))).await;
+    let url = reqwest::Url::parse(&format!("{base}/v1/messages")).unwrap();
+    let port = url.port().unwrap();
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert).unwrap();
@@ -307,7 +327,7 @@ async fn https_speaks_tls_to_a_trusted_certificate_and_refuses_an_untrusted_one(
         "an unknown issuer is refused: {err}"
     );
     assert_eq!(
-        requests.load(Ordering::SeqCst),
+        counts.requests.load(Ordering::SeqCst),
         2,
         "nothing reached the server untrusted"
     );
@@ -320,7 +340,7 @@ async fn the_direct_api_goes_over_either_transport_with_the_key_and_the_body() {
     use crate::direct::{Direct, DirectEndpoint};
     use crate::error::ApiFormat;
 
-    let (url, conns, requests) = server(After::KeepAlive).await;
+    let (url, counts) = server(After::KeepAlive).await;
     // `proxied` is reqwest, as when the environment names a proxy (none is
     // named here, so it goes straight to the server).
     for proxied in [false, true] {
@@ -355,9 +375,9 @@ async fn the_direct_api_goes_over_either_transport_with_the_key_and_the_body() {
             );
         }
     }
-    assert_eq!(requests.load(Ordering::SeqCst), 4);
+    assert_eq!(counts.requests.load(Ordering::SeqCst), 4);
     assert_eq!(
-        conns.load(Ordering::SeqCst),
+        counts.conns.load(Ordering::SeqCst),
         2,
         "each transport reused its connection"
     );
