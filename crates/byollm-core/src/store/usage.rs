@@ -24,6 +24,21 @@ fn insert_statement(rows: usize, engine: Engine) -> String {
 static INSERT_ONE: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| insert_statement(1, Engine::Sqlite));
 
+/// The `WHERE` clause of a usage query for `filter` (`$1` team, `$2` run,
+/// `$3` agent, `$4` member). A run filter is a plain `run_id = $2`: the run
+/// index holds only rows with a run id (migration 0010), and a planner uses
+/// it only where the query implies `run_id IS NOT NULL`, which
+/// `$2 IS NULL OR run_id = $2` does not.
+fn usage_filter_sql(filter: &UsageFilter) -> &'static str {
+    if filter.run_id.is_some() {
+        "WHERE team_uid = $1 AND run_id = $2 AND ($3 IS NULL OR agent_uid = $3) \
+         AND ($4 IS NULL OR member_uid = $4)"
+    } else {
+        "WHERE team_uid = $1 AND ($2 IS NULL OR run_id = $2) AND ($3 IS NULL OR agent_uid = $3) \
+         AND ($4 IS NULL OR member_uid = $4)"
+    }
+}
+
 /// What became of [`Store::insert_usage_now`]'s row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direct {
@@ -186,13 +201,12 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<UsageRow>> {
         const COLUMNS: &str = "SELECT id, team_uid, run_id, actor_type, actor_uid, member_uid, agent_uid, model, \
-             route, attempts, input_tokens, output_tokens, inference_microcredits, created_at FROM usage_requests \
-             WHERE team_uid = $1 AND ($2 IS NULL OR run_id = $2) AND ($3 IS NULL OR agent_uid = $3) \
-             AND ($4 IS NULL OR member_uid = $4)";
+             route, attempts, input_tokens, output_tokens, inference_microcredits, created_at FROM usage_requests";
+        let filter_sql = usage_filter_sql(filter);
         let sql = match after {
-            None => format!("{COLUMNS} ORDER BY created_at, id LIMIT $5"),
+            None => format!("{COLUMNS} {filter_sql} ORDER BY created_at, id LIMIT $5"),
             Some(_) => format!(
-                "{COLUMNS} AND (created_at > $6 OR (created_at = $6 AND id > $7)) \
+                "{COLUMNS} {filter_sql} AND (created_at > $6 OR (created_at = $6 AND id > $7)) \
                  ORDER BY created_at, id LIMIT $5"
             ),
         };
@@ -216,17 +230,17 @@ impl Store {
         team_uid: &str,
         filter: &UsageFilter,
     ) -> Result<i64> {
-        let total: i64 = sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(inference_microcredits), 0) AS BIGINT) FROM usage_requests \
-             WHERE team_uid = $1 AND ($2 IS NULL OR run_id = $2) AND ($3 IS NULL OR agent_uid = $3) \
-             AND ($4 IS NULL OR member_uid = $4)",
-        )
-        .bind(team_uid)
-        .bind(filter.run_id.clone())
-        .bind(filter.agent_uid.clone())
-        .bind(filter.member_uid.clone())
-        .fetch_one(&self.pool)
-        .await?;
+        let sql = format!(
+            "SELECT CAST(COALESCE(SUM(inference_microcredits), 0) AS BIGINT) FROM usage_requests {}",
+            usage_filter_sql(filter)
+        );
+        let total: i64 = sqlx::query_scalar(&sql)
+            .bind(team_uid)
+            .bind(filter.run_id.clone())
+            .bind(filter.agent_uid.clone())
+            .bind(filter.member_uid.clone())
+            .fetch_one(&self.pool)
+            .await?;
         Ok(total)
     }
 

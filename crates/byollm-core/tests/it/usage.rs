@@ -157,3 +157,49 @@ async fn inserting_a_row_twice_stores_it_once() {
         );
     }
 }
+
+/// The run index holds only rows that have a run (an interactive request's
+/// commit writes one B-tree page fewer), and a page of a run's usage comes
+/// from it in order, without scanning the team's rows or sorting.
+#[tokio::test]
+async fn the_run_index_holds_only_rows_with_a_run_and_serves_queries_by_run() {
+    use sqlx::{Connection as _, Row as _};
+    sqlx::any::install_default_drivers();
+    for t in stores::all().await {
+        let mut c = sqlx::AnyConnection::connect(&t.url).await.unwrap();
+        let def: String = if t.name == "sqlite" {
+            sqlx::query("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'usage_run'")
+        } else {
+            sqlx::query("SELECT indexdef FROM pg_indexes WHERE indexname = 'usage_run'")
+        }
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+        .get(0);
+        assert!(
+            def.to_lowercase()
+                .replace(['(', ')'], "")
+                .contains("where run_id is not null"),
+            "{}: {def}",
+            t.name
+        );
+        if t.name == "sqlite" {
+            let plan: Vec<String> = sqlx::query(
+                "EXPLAIN QUERY PLAN SELECT id FROM usage_requests \
+                 WHERE team_uid = 'ta' AND run_id = 'r1' ORDER BY created_at, id LIMIT 10",
+            )
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>(3))
+            .collect();
+            assert!(
+                plan.iter().any(|d| d.contains("INDEX usage_run"))
+                    && !plan.iter().any(|d| d.contains("TEMP B-TREE")),
+                "a run's page of usage should come from the run index, in order: {plan:?}"
+            );
+        }
+        c.close().await.unwrap();
+    }
+}
