@@ -16,7 +16,10 @@
 //! request's own thread, [`Store::insert_usage_now`]). Otherwise it is
 //! queued, and one writer task takes every row queued while it was busy and
 //! commits them in one transaction, with no fixed linger (under load batches
-//! grow by themselves). At most one commit runs at a time, inline or batched
+//! grow by themselves); on SQLite a batch of up to [`DIRECT_BATCH`] rows is
+//! committed on the writer's own thread through the same connection (sqlx's
+//! worker thread and the hand-offs to it and back cost more CPU under load
+//! than the commit). At most one commit runs at a time, inline or batched
 //! (the write "turn"): two would only queue on the database's write lock
 //! (SQLite's busy handler sleeps milliseconds at a time).
 //!
@@ -47,6 +50,9 @@ pub const COMPUTE_CREDITS_PER_MINUTE: f64 = 0.1;
 /// Most rows one transaction writes (a bound on the statement work a single
 /// commit holds the write lock for, not a wait).
 const BATCH: usize = 512;
+/// Most rows the writer commits on its own thread (a few hundred µs); a
+/// larger batch goes through the pool's worker thread.
+const DIRECT_BATCH: usize = 64;
 /// Rows queued and not yet committed before [`UsageSink::record`] waits for room.
 pub const QUEUE: usize = 16_384;
 /// A row commits inline only when no inline commit ended within this long:
@@ -167,7 +173,12 @@ impl UsageSink {
     pub fn start_with_wait(store: Store, tasks: &TaskTracker, commit_wait: Duration) -> UsageSink {
         let (tx, rx) = mpsc::channel::<Msg>(QUEUE);
         let counters = Arc::new(Counters::default());
-        tasks.spawn(write_loop(store.clone(), rx, counters.clone()));
+        tasks.spawn(write_loop(
+            store.clone(),
+            rx,
+            counters.clone(),
+            tasks.clone(),
+        ));
         UsageSink {
             tx,
             counters,
@@ -206,15 +217,10 @@ impl UsageSink {
         tracing::trace!(target: "byollm::phase", phase = "usage.inline");
         // On SQLite, on this thread (tens of µs, never waiting for a lock);
         // else, or when that path is busy, through the pool.
-        let inserted = match self.store.insert_usage_now(row) {
+        let inserted = match self.store.insert_usage_now(std::slice::from_ref(row)) {
             Ok(Direct::Committed) => Ok(Ok(())),
             Ok(Direct::CommittedCheckpointDue) => {
-                let store = self.store.clone();
-                self.tasks.spawn(async move {
-                    if let Err(e) = store.checkpoint().await {
-                        tracing::warn!(error = %e, "checkpointing the database's log failed; the next one retries");
-                    }
-                });
+                spawn_checkpoint(&self.store, &self.tasks);
                 Ok(Ok(()))
             }
             Ok(Direct::Declined) => {
@@ -315,7 +321,12 @@ impl UsageSink {
 
 /// The writer: takes what is queued (at most a batch), commits it in one
 /// transaction (retrying until it succeeds), then tells the waiters.
-async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>, counters: Arc<Counters>) {
+async fn write_loop(
+    store: Store,
+    mut rx: mpsc::Receiver<Msg>,
+    counters: Arc<Counters>,
+    tasks: TaskTracker,
+) {
     let mut rows: Vec<UsageRow> = Vec::with_capacity(BATCH);
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::with_capacity(BATCH);
     while let Some(first) = rx.recv().await {
@@ -335,7 +346,7 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>, counters: Arc<Cou
         }
         if !rows.is_empty() {
             let _turn = store.write_turn().lock().await;
-            commit(&store, &rows, &counters).await;
+            commit(&store, &rows, &counters, &tasks).await;
             let n = rows.len() as u64;
             counters.rows_written.fetch_add(n, Ordering::Relaxed);
             counters.commits.fetch_add(1, Ordering::Relaxed);
@@ -349,8 +360,36 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>, counters: Arc<Cou
     }
 }
 
-/// Commits `rows`, retrying with backoff until the store takes them.
-async fn commit(store: &Store, rows: &[UsageRow], counters: &Counters) {
+/// Runs a checkpoint of the log through the pool, off the caller's thread.
+fn spawn_checkpoint(store: &Store, tasks: &TaskTracker) {
+    let store = store.clone();
+    tasks.spawn(async move {
+        if let Err(e) = store.checkpoint().await {
+            tracing::warn!(error = %e, "checkpointing the database's log failed; the next one retries");
+        }
+    });
+}
+
+/// Commits `rows`, retrying with backoff until the store takes them. A batch
+/// of at most [`DIRECT_BATCH`] rows first tries the ledger's own SQLite
+/// connection on this thread (the write turn is held, so it is free): one
+/// commit without the hand-offs to sqlx's worker thread and back, which under
+/// load cost more CPU than the commit itself.
+async fn commit(store: &Store, rows: &[UsageRow], counters: &Counters, tasks: &TaskTracker) {
+    if rows.len() <= DIRECT_BATCH {
+        match store.insert_usage_now(rows) {
+            Ok(Direct::Committed) => return,
+            Ok(Direct::CommittedCheckpointDue) => {
+                spawn_checkpoint(store, tasks);
+                return;
+            }
+            // The pool below writes them, and retries.
+            Ok(Direct::Declined) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, rows = rows.len(), "direct usage commit failed; through the pool");
+            }
+        }
+    }
     let mut delay = RETRY_FIRST;
     let mut failures = 0u32;
     loop {

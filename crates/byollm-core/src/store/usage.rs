@@ -92,11 +92,33 @@ fn open_direct(path: &Path) -> Result<rusqlite::Connection> {
     Ok(conn)
 }
 
+/// Inserts `u` with the cached one-row statement (a duplicate id is skipped).
+fn insert_one(conn: &rusqlite::Connection, u: &UsageRow) -> rusqlite::Result<()> {
+    let mut st = conn.prepare_cached(&INSERT_ONE)?;
+    st.execute(rusqlite::params![
+        u.id,
+        u.team_uid,
+        u.run_id,
+        u.actor.actor_type.as_str(),
+        u.actor.uid,
+        u.member_uid,
+        u.agent_uid,
+        u.model,
+        u.route,
+        u.attempts,
+        u.input_tokens,
+        u.output_tokens,
+        u.inference_microcredits,
+        u.created_at,
+    ])?;
+    Ok(())
+}
+
 impl Store {
-    /// Commits one usage row on the calling thread, through the ledger's own
-    /// SQLite connection: no hand-off to a connection's worker thread, so a
-    /// lone row costs the commit itself (tens of µs) and nothing around it.
-    /// Idempotent like [`Store::insert_usage`].
+    /// Commits usage rows, all in one transaction, on the calling thread,
+    /// through the ledger's own SQLite connection: no hand-off to a
+    /// connection's worker thread, so a lone row costs the commit itself (tens
+    /// of µs) and nothing around it. Idempotent like [`Store::insert_usage`].
     ///
     /// `Ok(Direct::Declined)`, with nothing written, when this path is not
     /// available: on PostgreSQL, while another thread uses the connection, or
@@ -104,37 +126,36 @@ impl Store {
     /// it); the caller then writes the row the usual way.
     /// `Ok(Direct::CommittedCheckpointDue)`: committed, and the caller should
     /// run [`Store::checkpoint`] off its thread.
-    pub fn insert_usage_now(&self, u: &UsageRow) -> Result<Direct> {
+    pub fn insert_usage_now(&self, rows: &[UsageRow]) -> Result<Direct> {
         let Some(path) = self.sqlite_path.as_deref() else {
             return Ok(Direct::Declined);
         };
+        if rows.is_empty() {
+            return Ok(Direct::Committed);
+        }
         let Some(mut slot) = self.direct.conn.try_lock() else {
             return Ok(Direct::Declined);
         };
-        let conn = match slot.take() {
+        let mut conn = match slot.take() {
             Some(c) => c,
             None => open_direct(path)?,
         };
-        let done = conn.prepare_cached(&INSERT_ONE).and_then(|mut st| {
-            st.execute(rusqlite::params![
-                u.id,
-                u.team_uid,
-                u.run_id,
-                u.actor.actor_type.as_str(),
-                u.actor.uid,
-                u.member_uid,
-                u.agent_uid,
-                u.model,
-                u.route,
-                u.attempts,
-                u.input_tokens,
-                u.output_tokens,
-                u.inference_microcredits,
-                u.created_at,
-            ])
-        });
+        let done = if let [u] = rows {
+            // One row: one statement, its own transaction.
+            insert_one(&conn, u)
+        } else {
+            // Several: one transaction, taking the write lock at its start
+            // (never waiting for it: `busy_timeout` is 0).
+            conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .and_then(|tx| {
+                    for u in rows {
+                        insert_one(&tx, u)?;
+                    }
+                    tx.commit()
+                })
+        };
         match done {
-            Ok(_) => {
+            Ok(()) => {
                 *slot = Some(conn);
                 let n = self
                     .direct

@@ -141,7 +141,7 @@ async fn rows_queued_together_commit_together() {
 async fn on_sqlite_a_lone_row_is_committed_on_the_callers_thread_and_never_waits_for_the_lock() {
     sqlx::any::install_default_drivers();
     for t in stores::all().await {
-        let wrote = t.store.insert_usage_now(&row("use_now")).unwrap();
+        let wrote = t.store.insert_usage_now(&[row("use_now")]).unwrap();
         if t.name != "sqlite" {
             assert_eq!(wrote, Direct::Declined, "{}: no direct path", t.name);
             continue;
@@ -149,7 +149,7 @@ async fn on_sqlite_a_lone_row_is_committed_on_the_callers_thread_and_never_waits
         assert_eq!(wrote, Direct::Committed);
         // Idempotent, as the pool's insert: the same id is stored once.
         assert_eq!(
-            t.store.insert_usage_now(&row("use_now")).unwrap(),
+            t.store.insert_usage_now(&[row("use_now")]).unwrap(),
             Direct::Committed
         );
 
@@ -163,7 +163,7 @@ async fn on_sqlite_a_lone_row_is_committed_on_the_callers_thread_and_never_waits
             .unwrap();
         let asked = std::time::Instant::now();
         assert_eq!(
-            t.store.insert_usage_now(&row("use_locked")).unwrap(),
+            t.store.insert_usage_now(&[row("use_locked")]).unwrap(),
             Direct::Declined
         );
         assert!(
@@ -174,13 +174,42 @@ async fn on_sqlite_a_lone_row_is_committed_on_the_callers_thread_and_never_waits
         sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
         other.close().await.unwrap();
         assert_eq!(
-            t.store.insert_usage_now(&row("use_locked")).unwrap(),
+            t.store.insert_usage_now(&[row("use_locked")]).unwrap(),
             Direct::Committed
         );
 
         let ids = stored_ids(&t.store).await;
         assert_eq!(ids, ["use_locked", "use_now"]);
     }
+}
+
+/// Several rows on the direct path commit in one transaction: all or none.
+/// While another connection holds the write lock none is written, and the
+/// same batch later stores each row once, beside the rows already there.
+#[tokio::test]
+async fn on_sqlite_a_batch_on_the_direct_path_commits_all_or_nothing() {
+    sqlx::any::install_default_drivers();
+    let t = stores::sqlite().await;
+    assert_eq!(
+        t.store.insert_usage_now(&[row("use_b")]).unwrap(),
+        Direct::Committed
+    );
+    let batch: Vec<UsageRow> = ["use_a", "use_b", "use_c"].into_iter().map(row).collect();
+    let mut other = sqlx::AnyConnection::connect(&t.url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    assert_eq!(t.store.insert_usage_now(&batch).unwrap(), Direct::Declined);
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    other.close().await.unwrap();
+    assert_eq!(
+        stored_ids(&t.store).await,
+        ["use_b"],
+        "nothing of the declined batch"
+    );
+    assert_eq!(t.store.insert_usage_now(&batch).unwrap(), Direct::Committed);
+    assert_eq!(stored_ids(&t.store).await, ["use_a", "use_b", "use_c"]);
 }
 
 /// The direct connection never checkpoints the log itself; every
@@ -193,7 +222,7 @@ async fn direct_commits_ask_for_a_checkpoint_that_the_pool_runs() {
     for n in 0..2 * COMMITS_PER_CHECKPOINT {
         let d = t
             .store
-            .insert_usage_now(&row(&format!("use_{n:04}")))
+            .insert_usage_now(&[row(&format!("use_{n:04}"))])
             .unwrap();
         if d == Direct::CommittedCheckpointDue {
             due.push(n + 1);
