@@ -50,9 +50,10 @@ pub enum Direct {
     Declined,
 }
 
-/// A SQLite connection of the usage ledger's own, used on the caller's
-/// thread ([`Store::insert_usage_now`]); opened on first use, dropped after an
-/// error (the next use opens a fresh one).
+/// A SQLite connection of the ledgers' own (usage rows and token audit rows),
+/// used on the caller's thread ([`Store::insert_usage_now`],
+/// [`Store::insert_audit`]); opened on first use, dropped after an error (the
+/// next use opens a fresh one).
 #[derive(Debug, Default)]
 pub(super) struct DirectWriter {
     conn: parking_lot::Mutex<Option<rusqlite::Connection>>,
@@ -127,12 +128,35 @@ impl Store {
     /// `Ok(Direct::CommittedCheckpointDue)`: committed, and the caller should
     /// run [`Store::checkpoint`] off its thread.
     pub fn insert_usage_now(&self, rows: &[UsageRow]) -> Result<Direct> {
-        let Some(path) = self.sqlite_path.as_deref() else {
-            return Ok(Direct::Declined);
-        };
         if rows.is_empty() {
             return Ok(Direct::Committed);
         }
+        self.commit_direct(|conn| {
+            if let [u] = rows {
+                // One row: one statement, its own transaction.
+                return insert_one(conn, u);
+            }
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for u in rows {
+                insert_one(&tx, u)?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// Runs `write` (one transaction, taking the write lock at its start) on
+    /// the ledger's own SQLite connection on this thread: `Declined` on
+    /// PostgreSQL, while another thread uses the connection or while another
+    /// connection holds the write lock (`busy_timeout` is 0: it never waits);
+    /// on any other error the connection is dropped and the next use opens a
+    /// fresh one. Counts commits towards the next checkpoint.
+    pub(super) fn commit_direct(
+        &self,
+        write: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<()>,
+    ) -> Result<Direct> {
+        let Some(path) = self.sqlite_path.as_deref() else {
+            return Ok(Direct::Declined);
+        };
         let Some(mut slot) = self.direct.conn.try_lock() else {
             return Ok(Direct::Declined);
         };
@@ -140,21 +164,7 @@ impl Store {
             Some(c) => c,
             None => open_direct(path)?,
         };
-        let done = if let [u] = rows {
-            // One row: one statement, its own transaction.
-            insert_one(&conn, u)
-        } else {
-            // Several: one transaction, taking the write lock at its start
-            // (never waiting for it: `busy_timeout` is 0).
-            conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .and_then(|tx| {
-                    for u in rows {
-                        insert_one(&tx, u)?;
-                    }
-                    tx.commit()
-                })
-        };
-        match done {
+        match write(&mut conn) {
             Ok(()) => {
                 *slot = Some(conn);
                 let n = self

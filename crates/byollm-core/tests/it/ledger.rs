@@ -270,3 +270,38 @@ async fn audit_rows_of_concurrent_tokens_are_all_stored_and_a_repeat_is_skipped(
         assert_eq!(stored.len(), 100, "{}", t.name);
     }
 }
+
+/// On SQLite token audit rows commit through the direct connection, which
+/// never checkpoints the log itself: the request whose commit makes a
+/// checkpoint due runs it, so a stream of tokens alone keeps the log
+/// bounded. Without those checkpoints 1,000 lone commits (three B-tree pages
+/// each) would leave a log of ~12 MB.
+#[tokio::test]
+async fn on_sqlite_audit_commits_keep_the_log_checkpointed() {
+    let t = stores::sqlite().await;
+    for n in 0..5 * COMMITS_PER_CHECKPOINT {
+        t.store
+            .insert_audit(&AuditRow {
+                jti: format!("jti-{n:05}"),
+                team_uid: "ta".into(),
+                sub: "scoped_principal:ta/user:m1".into(),
+                aud: "sts.amazonaws.com".into(),
+                kid: "k1".into(),
+                iat: 1_800_000_000 + i64::from(n),
+                exp: 1_800_000_900,
+                requested_by: "member:m1".into(),
+                actor: None,
+            })
+            .await
+            .unwrap();
+    }
+    let wal = t.url.trim_start_matches("sqlite://").to_owned() + "-wal";
+    let size = std::fs::metadata(&wal).unwrap().len();
+    let unbounded = u64::from(5 * COMMITS_PER_CHECKPOINT) * 3 * 4096;
+    assert!(
+        size > 0 && size < unbounded / 2,
+        "log of {size} bytes after {} commits (unchecked it would be ~{unbounded})",
+        5 * COMMITS_PER_CHECKPOINT
+    );
+    assert_eq!(t.store.list_audit("ta", 10_000).await.unwrap().len(), 1000);
+}
