@@ -217,15 +217,10 @@ impl UsageSink {
         tracing::trace!(target: "byollm::phase", phase = "usage.inline");
         // On SQLite, on this thread (tens of µs, never waiting for a lock);
         // else, or when that path is busy, through the pool.
-        let inserted = match self.store.insert_usage_now(std::slice::from_ref(row)) {
-            Ok(Direct::Committed) => Ok(Ok(())),
-            Ok(Direct::CommittedCheckpointDue) => {
-                spawn_checkpoint(&self.store, &self.tasks);
-                Ok(Ok(()))
-            }
-            Ok(Direct::Declined) => {
-                tokio::time::timeout(wait, self.store.insert_usage(std::slice::from_ref(row))).await
-            }
+        let rows = std::slice::from_ref(row);
+        let inserted = match try_direct(&self.store, rows, &self.tasks) {
+            Ok(true) => Ok(Ok(())),
+            Ok(false) => tokio::time::timeout(wait, self.store.insert_usage(rows)).await,
             Err(e) => Ok(Err(e)),
         };
         tracing::trace!(target: "byollm::phase", phase = "usage.inserted");
@@ -360,14 +355,28 @@ async fn write_loop(
     }
 }
 
-/// Runs a checkpoint of the log through the pool, off the caller's thread.
-fn spawn_checkpoint(store: &Store, tasks: &TaskTracker) {
-    let store = store.clone();
-    tasks.spawn(async move {
-        if let Err(e) = store.checkpoint().await {
-            tracing::warn!(error = %e, "checkpointing the database's log failed; the next one retries");
+/// Commits `rows` on the ledgers' own SQLite connection on this thread
+/// ([`Store::insert_usage_now`]; the caller holds the write turn) and, when
+/// that makes a checkpoint of the log due, runs one through the pool on
+/// `tasks`. `Ok(false)`: declined, nothing written.
+fn try_direct(
+    store: &Store,
+    rows: &[UsageRow],
+    tasks: &TaskTracker,
+) -> Result<bool, crate::store::StoreError> {
+    match store.insert_usage_now(rows)? {
+        Direct::Committed => Ok(true),
+        Direct::CommittedCheckpointDue => {
+            let store = store.clone();
+            tasks.spawn(async move {
+                if let Err(e) = store.checkpoint().await {
+                    tracing::warn!(error = %e, "checkpointing the database's log failed; the next one retries");
+                }
+            });
+            Ok(true)
         }
-    });
+        Direct::Declined => Ok(false),
+    }
 }
 
 /// Commits `rows`, retrying with backoff until the store takes them. A batch
@@ -377,14 +386,10 @@ fn spawn_checkpoint(store: &Store, tasks: &TaskTracker) {
 /// load cost more CPU than the commit itself.
 async fn commit(store: &Store, rows: &[UsageRow], counters: &Counters, tasks: &TaskTracker) {
     if rows.len() <= DIRECT_BATCH {
-        match store.insert_usage_now(rows) {
-            Ok(Direct::Committed) => return,
-            Ok(Direct::CommittedCheckpointDue) => {
-                spawn_checkpoint(store, tasks);
-                return;
-            }
-            // The pool below writes them, and retries.
-            Ok(Direct::Declined) => {}
+        // Declined or failed: the pool below writes them, and retries.
+        match try_direct(store, rows, tasks) {
+            Ok(true) => return,
+            Ok(false) => {}
             Err(e) => {
                 tracing::debug!(error = %e, rows = rows.len(), "direct usage commit failed; through the pool");
             }

@@ -4,15 +4,39 @@ use tokio::sync::oneshot;
 
 use super::{AuditRow, Direct, Engine, Result, Store, StoreError, push_value_rows};
 
-/// The one-row audit insert of the direct path (SQLite), built once.
-static INSERT_AUDIT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+/// One multi-row `INSERT` for `rows` audit rows. A row whose commit's
+/// request was cancelled goes again with the next commit, and that first
+/// commit may have landed: the same token's row is then skipped, not a
+/// conflict that would refuse every token of the batch.
+fn insert_statement(rows: usize, engine: Engine) -> String {
     let mut sql = String::from(
         "INSERT INTO token_audit (jti, team_uid, sub, aud, kid, iat, exp, requested_by, actor) VALUES ",
     );
-    push_value_rows(&mut sql, 1, 9, Engine::Sqlite);
+    push_value_rows(&mut sql, rows, 9, engine);
     sql.push_str(" ON CONFLICT (jti) DO NOTHING");
     sql
-});
+}
+
+/// The one-row audit insert of the direct path (SQLite), built once.
+static INSERT_AUDIT_ONE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| insert_statement(1, Engine::Sqlite));
+
+/// Inserts `a` with the cached one-row statement (a repeated token is skipped).
+fn insert_audit_one(conn: &rusqlite::Connection, a: &&AuditRow) -> rusqlite::Result<()> {
+    let mut st = conn.prepare_cached(&INSERT_AUDIT_ONE)?;
+    st.execute(rusqlite::params![
+        a.jti,
+        a.team_uid,
+        a.sub,
+        a.aud,
+        a.kid,
+        a.iat,
+        a.exp,
+        a.requested_by,
+        a.actor,
+    ])?;
+    Ok(())
+}
 
 /// Rows per `INSERT`: 64 × 9 parameters stays under SQLite's historical
 /// limit of 999 bound parameters.
@@ -94,47 +118,24 @@ impl Store {
     /// holds the write turn, so it is free): no hand-off to sqlx's worker
     /// thread and back. `Ok(true)`: committed, and a checkpoint is due.
     async fn insert_audit_rows(&self, rows: &[&AuditRow]) -> Result<bool> {
-        // A bounded batch only: a few hundred µs at most on this thread.
-        if rows.len() <= ROWS_PER_STATEMENT {
-            let direct = self.commit_direct(|conn| {
-                let tx =
-                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                {
-                    let mut st = tx.prepare_cached(&INSERT_AUDIT_ONE)?;
-                    for a in rows {
-                        st.execute(rusqlite::params![
-                            a.jti,
-                            a.team_uid,
-                            a.sub,
-                            a.aud,
-                            a.kid,
-                            a.iat,
-                            a.exp,
-                            a.requested_by,
-                            a.actor,
-                        ])?;
-                    }
-                }
-                tx.commit()
-            });
-            match direct {
-                Ok(Direct::Committed) => return Ok(false),
-                Ok(Direct::CommittedCheckpointDue) => return Ok(true),
-                Ok(Direct::Declined) => {}
-                Err(e) => {
-                    tracing::debug!(error = %e, rows = rows.len(), "direct audit commit failed; through the pool");
-                }
+        if rows.len() > ROWS_PER_STATEMENT {
+            let mut tx = self.begin_write().await?;
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                insert_audit_chunk(&mut *tx, chunk, self.engine).await?;
             }
-        }
-        if rows.len() <= ROWS_PER_STATEMENT {
-            insert_audit_chunk(&self.pool, rows, self.engine).await?;
+            tx.commit().await?;
             return Ok(false);
         }
-        let mut tx = self.begin_write().await?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            insert_audit_chunk(&mut *tx, chunk, self.engine).await?;
+        // A bounded batch: a few hundred µs at most on this thread.
+        match self.commit_direct(rows, insert_audit_one) {
+            Ok(Direct::Committed) => return Ok(false),
+            Ok(Direct::CommittedCheckpointDue) => return Ok(true),
+            Ok(Direct::Declined) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, rows = rows.len(), "direct audit commit failed; through the pool");
+            }
         }
-        tx.commit().await?;
+        insert_audit_chunk(&self.pool, rows, self.engine).await?;
         Ok(false)
     }
 
@@ -168,14 +169,7 @@ where
     if rows.is_empty() {
         return Ok(());
     }
-    let mut sql = String::from(
-        "INSERT INTO token_audit (jti, team_uid, sub, aud, kid, iat, exp, requested_by, actor) VALUES ",
-    );
-    push_value_rows(&mut sql, rows.len(), 9, engine);
-    // A row whose commit's request was cancelled goes again with the next
-    // commit, and that first commit may have landed: the same token's row is
-    // then skipped, not a conflict that would refuse every token of the batch.
-    sql.push_str(" ON CONFLICT (jti) DO NOTHING");
+    let sql = insert_statement(rows.len(), engine);
     let mut q = sqlx::query(&sql);
     for a in rows {
         q = q

@@ -39,7 +39,7 @@ fn usage_filter_sql(filter: &UsageFilter) -> &'static str {
     }
 }
 
-/// What became of [`Store::insert_usage_now`]'s row.
+/// What became of a direct commit ([`Store::insert_usage_now`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direct {
     /// Committed.
@@ -128,32 +128,25 @@ impl Store {
     /// `Ok(Direct::CommittedCheckpointDue)`: committed, and the caller should
     /// run [`Store::checkpoint`] off its thread.
     pub fn insert_usage_now(&self, rows: &[UsageRow]) -> Result<Direct> {
+        self.commit_direct(rows, insert_one)
+    }
+
+    /// Commits `rows` on the ledgers' own SQLite connection on this thread,
+    /// each written by `insert` (a cached one-row statement): a lone row as
+    /// one statement, several in one transaction that takes the write lock at
+    /// its start, so all or none are stored. `Declined` on PostgreSQL, while
+    /// another thread uses the connection or while another connection holds
+    /// the write lock (`busy_timeout` is 0: it never waits); on any other
+    /// error the connection is dropped and the next use opens a fresh one.
+    /// Counts commits towards the next checkpoint.
+    pub(super) fn commit_direct<T>(
+        &self,
+        rows: &[T],
+        insert: impl Fn(&rusqlite::Connection, &T) -> rusqlite::Result<()>,
+    ) -> Result<Direct> {
         if rows.is_empty() {
             return Ok(Direct::Committed);
         }
-        self.commit_direct(|conn| {
-            if let [u] = rows {
-                // One row: one statement, its own transaction.
-                return insert_one(conn, u);
-            }
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            for u in rows {
-                insert_one(&tx, u)?;
-            }
-            tx.commit()
-        })
-    }
-
-    /// Runs `write` (one transaction, taking the write lock at its start) on
-    /// the ledger's own SQLite connection on this thread: `Declined` on
-    /// PostgreSQL, while another thread uses the connection or while another
-    /// connection holds the write lock (`busy_timeout` is 0: it never waits);
-    /// on any other error the connection is dropped and the next use opens a
-    /// fresh one. Counts commits towards the next checkpoint.
-    pub(super) fn commit_direct(
-        &self,
-        write: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<()>,
-    ) -> Result<Direct> {
         let Some(path) = self.sqlite_path.as_deref() else {
             return Ok(Direct::Declined);
         };
@@ -164,7 +157,16 @@ impl Store {
             Some(c) => c,
             None => open_direct(path)?,
         };
-        match write(&mut conn) {
+        let written = match rows {
+            [row] => insert(&conn, row),
+            _ => conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .and_then(|tx| {
+                    rows.iter().try_for_each(|row| insert(&tx, row))?;
+                    tx.commit()
+                }),
+        };
+        match written {
             Ok(()) => {
                 *slot = Some(conn);
                 let n = self
